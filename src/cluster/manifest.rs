@@ -1,0 +1,235 @@
+//! The Job manifest: one pure function from a stored submission to the `batch/v1` Job the
+//! service creates for it. No I/O here, so the whole manifest is pinned by a snapshot test.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::domain::{
+    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, SUBMISSION_ID_LABEL, Submission,
+};
+
+/// The name of the one container in every payload pod.
+pub const CONTAINER_NAME: &str = "payload";
+const VOLUME_NAME: &str = "data";
+
+/// The labels on a submission's Job and pods: ours first, so a user label can never replace them
+/// (the domain refuses such labels; this order makes sure of it).
+pub fn labels(submission: &Submission) -> BTreeMap<String, String> {
+    let mut labels = submission.spec.labels.clone();
+    if let Some(name) = &submission.spec.name {
+        labels.insert(NAME_LABEL.into(), name.clone());
+    }
+    labels.insert(APP_LABEL.into(), APP_LABEL_VALUE.into());
+    labels.insert(SUBMISSION_ID_LABEL.into(), submission.id.to_string());
+    labels
+}
+
+/// The Job that runs `submission`'s payload.
+///
+/// The command is passed as one argument of `bash -cl`, never spliced into a shell string, so no
+/// quoting in it can escape. Payload pods get no service account token: the service's own
+/// credentials must never reach user code.
+pub fn job(submission: &Submission) -> Job {
+    let spec = &submission.spec;
+    let labels = labels(submission);
+
+    let (volumes, volume_mounts) = match &spec.volume {
+        Some(volume) => (
+            Some(vec![Volume {
+                name: VOLUME_NAME.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: volume.claim.clone(),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            }]),
+            Some(vec![VolumeMount {
+                name: VOLUME_NAME.into(),
+                mount_path: volume.mount_path.clone(),
+                ..VolumeMount::default()
+            }]),
+        ),
+        None => (None, None),
+    };
+
+    let env: Vec<EnvVar> = spec
+        .env
+        .iter()
+        .map(|(name, value)| EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            value_from: None,
+        })
+        .collect();
+
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(spec.image.clone()),
+        command: Some(vec!["bash".into(), "-cl".into(), spec.command.clone()]),
+        env: (!env.is_empty()).then_some(env),
+        resources: resources(&spec.resources.requests, &spec.resources.limits),
+        volume_mounts,
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+
+    Job {
+        metadata: ObjectMeta {
+            name: Some(submission.job_name.clone()),
+            namespace: Some(submission.namespace.clone()),
+            labels: Some(labels.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(spec.backoff_limit),
+            active_deadline_seconds: spec.active_deadline_seconds,
+            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    image_pull_secrets: spec
+                        .registry_secret
+                        .as_ref()
+                        .map(|name| vec![LocalObjectReference { name: name.clone() }]),
+                    volumes,
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn resources(requests: &Amounts, limits: &Amounts) -> Option<ResourceRequirements> {
+    let to_map = |amounts: &Amounts| {
+        let map: BTreeMap<String, Quantity> = [("cpu", &amounts.cpu), ("memory", &amounts.memory)]
+            .into_iter()
+            .filter_map(|(name, amount)| Some((name.to_owned(), Quantity(amount.clone()?))))
+            .collect();
+        (!map.is_empty()).then_some(map)
+    };
+    let (requests, limits) = (to_map(requests), to_map(limits));
+    (requests.is_some() || limits.is_some()).then(|| ResourceRequirements {
+        requests,
+        limits,
+        ..ResourceRequirements::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::domain::{Progress, Resources, SubmissionId, SubmissionSpec, Volume as SpecVolume};
+
+    fn submission(spec: SubmissionSpec) -> Submission {
+        let id = SubmissionId::from_str("01935f2e-8c4a-7b3d-9e2f-123456789abc").expect("uuid");
+        Submission {
+            id,
+            job_name: id.job_name(),
+            namespace: "analysis".into(),
+            spec,
+            created_at: jiff::Timestamp::UNIX_EPOCH,
+            progress: Progress::queued(),
+        }
+    }
+
+    fn full_spec() -> SubmissionSpec {
+        SubmissionSpec {
+            name: Some("ttbar-2018".into()),
+            image: "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample".into(),
+            command:
+                "analyze config/master/analyze.cfg --restrict \"/bkg/[ee+mm]\" && echo '$HOME'"
+                    .into(),
+            registry_secret: Some("sh-k8s-registry-secret".into()),
+            volume: Some(SpecVolume {
+                claim: "ntuples-claim".into(),
+                mount_path: "/ntuples".into(),
+            }),
+            env: BTreeMap::from([
+                ("CAF_CONFIG".into(), "analyze.cfg".into()),
+                ("NEVENTS".into(), "1000".into()),
+            ]),
+            labels: BTreeMap::from([("campaign".into(), "mc16e".into())]),
+            resources: Resources {
+                requests: Amounts {
+                    cpu: Some("500m".into()),
+                    memory: Some("1Gi".into()),
+                },
+                limits: Amounts {
+                    cpu: None,
+                    memory: Some("2Gi".into()),
+                },
+            },
+            backoff_limit: 2,
+            active_deadline_seconds: Some(3600),
+            ttl_seconds_after_finished: Some(86400),
+        }
+    }
+
+    #[test]
+    fn the_job_manifest_has_every_field_the_seed_describes() {
+        let job = job(&submission(full_spec()));
+
+        insta::assert_yaml_snapshot!(job);
+    }
+
+    #[test]
+    fn a_submission_without_secret_volume_or_resources_gets_none() {
+        let mut spec = full_spec();
+        spec.registry_secret = None;
+        spec.volume = None;
+        spec.resources = Resources::default();
+        spec.env.clear();
+
+        let job = job(&submission(spec));
+
+        insta::assert_yaml_snapshot!(job);
+    }
+
+    #[test]
+    fn the_command_is_one_argument_of_bash_login_shell() {
+        let spec = full_spec();
+        let command = spec.command.clone();
+
+        let job = job(&submission(spec));
+
+        let container = job
+            .spec
+            .and_then(|spec| spec.template.spec)
+            .map(|pod| pod.containers)
+            .and_then(|containers| containers.into_iter().next())
+            .expect("one container");
+        assert_eq!(
+            container.command,
+            Some(vec!["bash".to_string(), "-cl".to_string(), command])
+        );
+    }
+}

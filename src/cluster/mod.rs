@@ -1,0 +1,225 @@
+//! The cluster side: the Job manifest, the calls the service makes to the API server, the
+//! dispatcher that creates Jobs for stored submissions, the watchers that keep their status
+//! current, and the kubectl-like views of Jobs and pods.
+//!
+//! Everything goes through the service's own credentials (`kube::Config::infer()`: the
+//! kubeconfig in the standard place, or the pod's service account in a cluster) and stays in one
+//! namespace.
+
+pub mod dispatch;
+pub mod logs;
+pub mod manifest;
+pub mod views;
+pub mod watch;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, Config};
+
+use crate::domain::{APP_LABEL, APP_LABEL_VALUE, SUBMISSION_ID_LABEL, SubmissionId};
+
+/// What can go wrong talking to the cluster.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no cluster is configured: {0}")]
+    NotConfigured(String),
+    /// The API server answered with an error status.
+    #[error("the API server answered {code} {reason}: {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("the API server could not be reached: {0}")]
+    Unreachable(String),
+}
+
+impl ClusterError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClusterError::Api { code: 404, .. })
+    }
+
+    /// The API server refused the object itself; sending it again cannot succeed.
+    pub fn is_invalid(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Api {
+                code: 400 | 422,
+                ..
+            }
+        )
+    }
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => ClusterError::Api {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            other => ClusterError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
+
+/// The label selector every object of ours carries (`app=submission-helper`).
+pub fn app_selector() -> String {
+    format!("{APP_LABEL}={APP_LABEL_VALUE}")
+}
+
+/// The selector for one submission's Job and pods.
+pub fn submission_selector(id: SubmissionId) -> String {
+    format!("{},{SUBMISSION_ID_LABEL}={id}", app_selector())
+}
+
+/// Whether the first create of a Job happened now or before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Now,
+    /// The Job already existed (409): an earlier attempt reached the API server.
+    Before,
+}
+
+/// The service's handle on the cluster: a client (if one could be configured) and the namespace.
+#[derive(Clone)]
+pub struct Cluster {
+    client: std::result::Result<Client, String>,
+    namespace: String,
+}
+
+impl Cluster {
+    /// Connects the way kubectl does: kubeconfig, or the in-cluster service account.
+    ///
+    /// A missing configuration is not fatal: the service still accepts and stores submissions,
+    /// `/readyz` says why the cluster is unavailable, and Jobs are created once it is configured.
+    pub async fn infer(namespace: Option<String>) -> Self {
+        match Config::infer().await {
+            Ok(config) => {
+                let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
+                match Client::try_from(config) {
+                    Ok(client) => Cluster::new(client, namespace),
+                    Err(error) => Cluster::unconfigured(error.to_string(), namespace),
+                }
+            }
+            Err(error) => Cluster::unconfigured(
+                error.to_string(),
+                namespace.unwrap_or_else(|| "default".into()),
+            ),
+        }
+    }
+
+    pub fn new(client: Client, namespace: String) -> Self {
+        Cluster {
+            client: Ok(client),
+            namespace,
+        }
+    }
+
+    pub fn unconfigured(reason: String, namespace: String) -> Self {
+        Cluster {
+            client: Err(reason),
+            namespace,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn is_configured(&self) -> bool {
+        self.client.is_ok()
+    }
+
+    fn client(&self) -> Result<Client> {
+        self.client.clone().map_err(ClusterError::NotConfigured)
+    }
+
+    pub fn jobs(&self) -> Result<Api<Job>> {
+        Ok(Api::namespaced(self.client()?, &self.namespace))
+    }
+
+    pub fn pods(&self) -> Result<Api<Pod>> {
+        Ok(Api::namespaced(self.client()?, &self.namespace))
+    }
+
+    /// Checks the API server answers and lets us list Jobs (for `/readyz`).
+    pub async fn probe(&self) -> Result<()> {
+        self.jobs()?
+            .list_metadata(&ListParams::default().labels(&app_selector()).limit(1))
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_job(&self, job: &Job) -> Result<Created> {
+        match self.jobs()?.create(&PostParams::default(), job).await {
+            Ok(_) => Ok(Created::Now),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Before),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes a Job and, through background propagation, its pods (as `kubectl delete job`).
+    /// A Job that is already gone counts as deleted.
+    pub async fn delete_job(&self, name: &str) -> Result<()> {
+        match self.jobs()?.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = ClusterError::from(error);
+                if error.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// A submission's pods, oldest first.
+    pub async fn pods_of(&self, id: SubmissionId) -> Result<Vec<Pod>> {
+        let mut pods = self
+            .pods()?
+            .list(&ListParams::default().labels(&submission_selector(id)))
+            .await?
+            .items;
+        pods.sort_by(|a, b| {
+            let key = |pod: &Pod| {
+                (
+                    pod.metadata.creation_timestamp.clone(),
+                    pod.metadata.name.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(pods)
+    }
+
+    /// Our Jobs, narrowed by an extra label selector.
+    pub async fn list_jobs(&self, extra_selector: Option<&str>) -> Result<Vec<Job>> {
+        Ok(self
+            .jobs()?
+            .list(&ListParams::default().labels(&selector_with(extra_selector)))
+            .await?
+            .items)
+    }
+
+    /// Our pods, narrowed by an extra label selector.
+    pub async fn list_pods(&self, extra_selector: Option<&str>) -> Result<Vec<Pod>> {
+        Ok(self
+            .pods()?
+            .list(&ListParams::default().labels(&selector_with(extra_selector)))
+            .await?
+            .items)
+    }
+}
+
+fn selector_with(extra: Option<&str>) -> String {
+    match extra.map(str::trim).filter(|extra| !extra.is_empty()) {
+        Some(extra) => format!("{},{extra}", app_selector()),
+        None => app_selector(),
+    }
+}

@@ -1,0 +1,373 @@
+//! Keeps stored status current by watching our Jobs and pods.
+//!
+//! One watch stream per kind (kube's `watcher`, which re-lists after a restart or an expired
+//! resource version) feeds the database; request handlers only read the database. What a Job or
+//! pod says is turned into the submission's next progress by the pure functions below, which the
+//! state machine keeps from ever moving backwards.
+
+use std::str::FromStr;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+use super::{Cluster, app_selector};
+use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
+use crate::storage::Store;
+
+/// The message recorded when a Job disappears before it ended and nobody cancelled it.
+pub const DELETED_BEHIND_OUR_BACK: &str =
+    "the Job was deleted from the cluster before it finished (not by this service)";
+
+/// Next progress of a submission, given its Job as the API server reports it.
+pub fn progress_from_job(submission: &Submission, job: &Job) -> Option<Progress> {
+    let current = &submission.progress;
+    if current.state.is_final() {
+        return None;
+    }
+    let status = job.status.clone().unwrap_or_default();
+    let mut next = current.clone();
+    next.active = status.active.unwrap_or(0).into();
+    next.succeeded = status.succeeded.unwrap_or(0).into();
+    next.failed = status.failed.unwrap_or(0).into();
+
+    let condition = |kind: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|condition| condition.type_ == kind && condition.status == "True")
+    };
+    let target = if let Some(complete) = condition("Complete") {
+        next.finished_at = status
+            .completion_time
+            .as_ref()
+            .or(complete.last_transition_time.as_ref())
+            .map(|at| at.0);
+        next.message = None;
+        State::Succeeded
+    } else if let Some(failed) = condition("Failed") {
+        next.finished_at = failed.last_transition_time.as_ref().map(|at| at.0);
+        next.message = Some(
+            match (failed.reason.as_deref(), failed.message.as_deref()) {
+                (Some(reason), Some(message)) => format!("{reason}: {message}"),
+                (Some(text), None) | (None, Some(text)) => text.to_owned(),
+                (None, None) => "the Job failed".to_owned(),
+            },
+        );
+        State::Failed
+    } else {
+        State::Pending
+    };
+    if current.state.can_become(target) {
+        next.state = target;
+    }
+    if next.state.is_final() && next.started_at.is_none() {
+        next.started_at = status.start_time.as_ref().map(|at| at.0);
+    }
+    if next.state.is_final() && next.finished_at.is_none() {
+        next.finished_at = Some(Timestamp::now());
+    }
+    Some(next)
+}
+
+/// Next progress of a submission, given one of its pods.
+///
+/// A pod can only tell that the payload started (or why it cannot start); whether the
+/// submission succeeded or failed is the Job's to say, after its retries.
+pub fn progress_from_pod(submission: &Submission, pod: &Pod) -> Option<Progress> {
+    let current = &submission.progress;
+    if current.state.is_final() {
+        return None;
+    }
+    let status = pod.status.clone().unwrap_or_default();
+    let containers = status.container_statuses.unwrap_or_default();
+    let started_at = containers.iter().find_map(|container| {
+        let state = container.state.as_ref()?;
+        state
+            .running
+            .as_ref()
+            .and_then(|running| running.started_at.clone())
+            .or_else(|| {
+                state
+                    .terminated
+                    .as_ref()
+                    .and_then(|terminated| terminated.started_at.clone())
+            })
+    });
+    let phase = status.phase.as_deref().unwrap_or("Pending");
+
+    let mut next = current.clone();
+    if phase == "Running" && current.state.can_become(State::Running) {
+        next.state = State::Running;
+        next.message = None;
+    }
+    if next.started_at.is_none() && phase != "Pending" {
+        next.started_at = started_at
+            .map(|at| at.0)
+            .or(status.start_time.map(|at| at.0));
+    }
+    if next.state != State::Running {
+        // Tell the user why nothing runs yet: a bad image, a missing secret or volume claim.
+        let waiting = containers.iter().find_map(|container| {
+            let waiting = container.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            (reason != "ContainerCreating").then(|| match waiting.message.as_deref() {
+                Some(message) => format!("{reason}: {message}"),
+                None => reason.to_owned(),
+            })
+        });
+        if waiting.is_some() {
+            next.message = waiting;
+        }
+    }
+    Some(next)
+}
+
+/// Next progress of a submission whose Job was deleted.
+pub fn progress_after_job_deleted(submission: &Submission) -> Option<Progress> {
+    let current = &submission.progress;
+    if current.state.is_final() || current.state == State::Queued {
+        return None;
+    }
+    Some(Progress {
+        state: State::Failed,
+        message: Some(DELETED_BEHIND_OUR_BACK.into()),
+        active: 0,
+        finished_at: Some(Timestamp::now()),
+        ..current.clone()
+    })
+}
+
+fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
+    let labels = object.meta().labels.as_ref()?;
+    SubmissionId::from_str(labels.get(SUBMISSION_ID_LABEL)?).ok()
+}
+
+/// Watches our Jobs until the stream ends (never, unless the task is aborted).
+pub async fn watch_jobs(cluster: Cluster, store: Store) {
+    let Ok(api) = cluster.jobs() else { return };
+    let config = watcher::Config::default().labels(&app_selector());
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(job) | Event::InitApply(job)) => {
+                on_job(&cluster, &store, &job).await;
+            }
+            Ok(Event::Delete(job)) => {
+                let Some(id) = submission_id(&job) else {
+                    continue;
+                };
+                if let Err(error) = store.update(id, progress_after_job_deleted).await {
+                    tracing::warn!(submission_id = %id, %error, "could not record a deleted Job");
+                }
+            }
+            Ok(Event::Init | Event::InitDone) => {}
+            Err(error) => tracing::warn!(%error, "watching Jobs failed; retrying"),
+        }
+    }
+}
+
+async fn on_job(cluster: &Cluster, store: &Store, job: &Job) {
+    let Some(id) = submission_id(job) else { return };
+    match store
+        .update(id, |submission| progress_from_job(submission, job))
+        .await
+    {
+        Ok(Some(updated)) => {
+            // A Job of a cancelled submission is still there: the delete after the cancel did
+            // not reach the API server. Finish it now.
+            let cancelled = updated.submission.progress.state == State::Cancelled;
+            if cancelled
+                && job.metadata.deletion_timestamp.is_none()
+                && let Err(error) = cluster.delete_job(&updated.submission.job_name).await
+            {
+                tracing::warn!(submission_id = %id, %error, "could not delete the Job of a cancelled submission");
+            }
+            if updated.changed {
+                tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
+            }
+        }
+        Ok(None) => {
+            tracing::debug!(submission_id = %id, "a Job with our label has no stored submission")
+        }
+        Err(error) => {
+            tracing::warn!(submission_id = %id, %error, "could not record a Job's status")
+        }
+    }
+}
+
+/// Watches our pods until the stream ends.
+pub async fn watch_pods(cluster: Cluster, store: Store) {
+    let Ok(api) = cluster.pods() else { return };
+    let config = watcher::Config::default().labels(&app_selector());
+    let mut pods = watcher::watcher(api, config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    while let Some(pod) = pods.next().await {
+        let pod = match pod {
+            Ok(pod) => pod,
+            Err(error) => {
+                tracing::warn!(%error, "watching pods failed; retrying");
+                continue;
+            }
+        };
+        let Some(id) = submission_id(&pod) else {
+            continue;
+        };
+        match store
+            .update(id, |submission| progress_from_pod(submission, &pod))
+            .await
+        {
+            Ok(Some(updated)) if updated.changed => {
+                tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(submission_id = %id, %error, "could not record a pod's status")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
+
+    fn submission(state: State) -> Submission {
+        let spec = SubmissionSpec::parse(
+            SubmissionRequest {
+                image: Some("img".into()),
+                command: Some("true".into()),
+                ..Default::default()
+            },
+            &SubmitDefaults::default(),
+        )
+        .expect("valid");
+        let mut submission = Submission::new(spec, "default");
+        submission.progress.state = state;
+        submission
+    }
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "j"}, "status": status}))
+            .expect("job")
+    }
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
+            .expect("pod")
+    }
+
+    #[test]
+    fn a_new_job_makes_a_queued_submission_pending() {
+        let next = progress_from_job(
+            &submission(State::Queued),
+            &job(serde_json::json!({"active": 1})),
+        );
+
+        let next = next.expect("progress");
+        assert_eq!((next.state, next.active), (State::Pending, 1));
+    }
+
+    #[test]
+    fn a_complete_job_succeeds_with_its_completion_time() {
+        let status = serde_json::json!({
+            "succeeded": 1, "startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:00Z",
+            "conditions": [{"type": "Complete", "status": "True"}]
+        });
+
+        let next = progress_from_job(&submission(State::Running), &job(status)).expect("progress");
+
+        assert_eq!(next.state, State::Succeeded);
+        assert_eq!(next.succeeded, 1);
+        assert_eq!(
+            next.finished_at.map(|at| at.to_string()).as_deref(),
+            Some("2026-01-01T00:01:00Z")
+        );
+    }
+
+    #[test]
+    fn a_failed_job_fails_with_its_reason() {
+        let status = serde_json::json!({
+            "failed": 2,
+            "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit"}]
+        });
+
+        let next = progress_from_job(&submission(State::Running), &job(status)).expect("progress");
+
+        assert_eq!(next.state, State::Failed);
+        assert_eq!(
+            next.message.as_deref(),
+            Some("BackoffLimitExceeded: Job has reached the specified backoff limit")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_submission_ignores_its_job() {
+        let status = serde_json::json!({"conditions": [{"type": "Complete", "status": "True"}]});
+
+        assert_eq!(
+            progress_from_job(&submission(State::Cancelled), &job(status)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_running_pod_makes_the_submission_running() {
+        let status = serde_json::json!({"phase": "Running", "containerStatuses": [{
+            "name": "payload", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"running": {"startedAt": "2026-01-01T00:00:05Z"}}
+        }]});
+
+        let next = progress_from_pod(&submission(State::Pending), &pod(status)).expect("progress");
+
+        assert_eq!(next.state, State::Running);
+        assert_eq!(
+            next.started_at.map(|at| at.to_string()).as_deref(),
+            Some("2026-01-01T00:00:05Z")
+        );
+    }
+
+    #[test]
+    fn a_retry_pod_that_is_pending_does_not_move_a_running_submission_back() {
+        let next = progress_from_pod(
+            &submission(State::Running),
+            &pod(serde_json::json!({"phase": "Pending"})),
+        )
+        .expect("progress");
+
+        assert_eq!(next.state, State::Running);
+    }
+
+    #[test]
+    fn an_image_that_cannot_be_pulled_is_explained() {
+        let status = serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "payload", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}
+        }]});
+
+        let next = progress_from_pod(&submission(State::Pending), &pod(status)).expect("progress");
+
+        assert_eq!(next.message.as_deref(), Some("ErrImagePull: not found"));
+    }
+
+    #[test]
+    fn a_job_deleted_behind_our_back_fails_the_submission() {
+        let next = progress_after_job_deleted(&submission(State::Running)).expect("progress");
+
+        assert_eq!(next.state, State::Failed);
+        assert_eq!(next.message.as_deref(), Some(DELETED_BEHIND_OUR_BACK));
+        assert_eq!(
+            progress_after_job_deleted(&submission(State::Succeeded)),
+            None
+        );
+    }
+}

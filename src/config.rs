@@ -1,0 +1,157 @@
+//! The command line, with an environment variable for every option (for containers).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::{SubmitDefaults, kube_rules};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "submission-helper",
+    version,
+    about = "Run batch payloads on Kubernetes over plain HTTP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Print the OpenAPI document of the API.
+    Openapi,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+    /// `sqlite://FILE` (created and migrated on start) or `postgres://...`.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_DATABASE_URL",
+        default_value = "sqlite://submission-helper.db"
+    )]
+    pub database_url: String,
+    /// Namespace for the Jobs. Default: the in-cluster namespace or the kubeconfig context's.
+    #[arg(long, env = "SUBMISSION_HELPER_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Image for submissions that name none. Without it, every submission must name its image.
+    #[arg(long = "k8s-image", env = "SUBMISSION_HELPER_K8S_IMAGE")]
+    pub image: Option<String>,
+    /// Image pull secret for submissions that name none; empty for none.
+    #[arg(
+        long = "k8s-registry-secret",
+        env = "SUBMISSION_HELPER_K8S_REGISTRY_SECRET",
+        default_value = "sh-k8s-registry-secret"
+    )]
+    pub registry_secret: String,
+    /// PersistentVolumeClaim for submissions that name none; empty for none.
+    #[arg(
+        long = "k8s-volume-claim",
+        env = "SUBMISSION_HELPER_K8S_VOLUME_CLAIM",
+        default_value = "ntuples-claim"
+    )]
+    pub volume_claim: String,
+    /// Where the claim is mounted for submissions that name no mount path.
+    #[arg(
+        long = "k8s-mount-path",
+        env = "SUBMISSION_HELPER_K8S_MOUNT_PATH",
+        default_value = "/ntuples"
+    )]
+    pub mount_path: String,
+    /// How long a log follow waits for a pod to start before giving up.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_LOG_WAIT_SECONDS",
+        default_value_t = 120
+    )]
+    pub log_wait_seconds: u64,
+}
+
+impl ServeArgs {
+    /// The defaults for submissions, checked with the rules a submission's own fields obey,
+    /// so a bad flag stops the server at start instead of failing every submission.
+    pub fn submit_defaults(&self) -> Result<SubmitDefaults, String> {
+        let optional = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        let defaults = SubmitDefaults {
+            image: self.image.clone().filter(|image| !image.is_empty()),
+            registry_secret: optional(&self.registry_secret),
+            volume_claim: optional(&self.volume_claim),
+            mount_path: self.mount_path.clone(),
+        };
+        if let Some(image) = &defaults.image {
+            kube_rules::image_reference(image).map_err(|reason| format!("--k8s-image {reason}"))?;
+        }
+        if let Some(secret) = &defaults.registry_secret {
+            kube_rules::dns1123_subdomain(secret)
+                .map_err(|reason| format!("--k8s-registry-secret {reason}"))?;
+        }
+        if let Some(claim) = &defaults.volume_claim {
+            kube_rules::dns1123_subdomain(claim)
+                .map_err(|reason| format!("--k8s-volume-claim {reason}"))?;
+        }
+        kube_rules::mount_path(&defaults.mount_path)
+            .map_err(|reason| format!("--k8s-mount-path {reason}"))?;
+        if let Some(namespace) = &self.namespace {
+            kube_rules::dns1123_label(namespace)
+                .map_err(|reason| format!("--namespace {reason}"))?;
+        }
+        Ok(defaults)
+    }
+
+    pub fn log_wait(&self) -> Duration {
+        Duration::from_secs(self.log_wait_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["submission-helper", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Serve(args) => args,
+            Command::Openapi => panic!("expected serve"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_the_seeds() {
+        let defaults = args(&[]).submit_defaults().expect("valid");
+
+        assert_eq!(defaults, SubmitDefaults::default());
+    }
+
+    #[test]
+    fn empty_secret_and_claim_flags_mean_none() {
+        let defaults = args(&["--k8s-registry-secret", "", "--k8s-volume-claim", ""])
+            .submit_defaults()
+            .expect("valid");
+
+        assert_eq!(
+            (defaults.registry_secret, defaults.volume_claim),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn a_bad_flag_is_refused_at_start() {
+        let error = args(&["--k8s-mount-path", "relative"])
+            .submit_defaults()
+            .expect_err("invalid");
+
+        assert!(error.starts_with("--k8s-mount-path"), "{error}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The domain: submissions, what makes one valid, and the states it goes through.
+//!
+//! Nothing here does I/O. The HTTP layer parses requests into these types, storage keeps them,
+//! and the cluster side turns them into Jobs.
+
+pub mod kube_rules;
+mod state;
+mod submission;
+
+pub use state::{State, UnknownState};
+pub use submission::{
+    APP_LABEL, APP_LABEL_VALUE, Amounts, FieldError, LABEL_PREFIX, MAX_BACKOFF_LIMIT,
+    MAX_COMMAND_BYTES, NAME_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, Submission,
+    SubmissionId, SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume,
+};

@@ -1,0 +1,142 @@
+//! The life of a submission, as an explicit state machine.
+//!
+//! A submission is `queued` once it is stored, `pending` once its Job exists, `running` once a pod
+//! of it runs, and ends `succeeded`, `failed` or `cancelled`. Final states never change again, and
+//! a submission never moves backwards (a retried pod that is pending again leaves it `running`),
+//! so events that arrive late or twice cannot undo what users already saw.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Where a submission is in its life. Stored as its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Stored; its Job has not been created yet.
+    Queued,
+    /// Its Job exists; no pod of it has started running.
+    Pending,
+    /// A pod of its Job is running (or has run and is being retried).
+    Running,
+    /// The Job completed.
+    Succeeded,
+    /// The Job failed, or the API server refused to create it.
+    Failed,
+    /// Cancelled by a user; its Job and pods are deleted.
+    Cancelled,
+}
+
+impl State {
+    pub const ALL: [State; 6] = [
+        State::Queued,
+        State::Pending,
+        State::Running,
+        State::Succeeded,
+        State::Failed,
+        State::Cancelled,
+    ];
+
+    /// The states a user can still cancel.
+    pub const ACTIVE: [State; 3] = [State::Queued, State::Pending, State::Running];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Pending => "pending",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        match self {
+            State::Queued | State::Pending | State::Running => false,
+            State::Succeeded | State::Failed | State::Cancelled => true,
+        }
+    }
+
+    /// Order along the normal path, used to refuse moving backwards.
+    fn rank(self) -> u8 {
+        match self {
+            State::Queued => 0,
+            State::Pending => 1,
+            State::Running => 2,
+            State::Succeeded | State::Failed | State::Cancelled => 3,
+        }
+    }
+
+    /// Whether a submission in `self` may move to `next`.
+    ///
+    /// Staying put is not a transition. Any active state may end in any final state
+    /// (a fast pod can finish before we ever see it running; a Job refused by the API server
+    /// fails straight from `queued`).
+    pub fn can_become(self, next: State) -> bool {
+        !self.is_final() && next.rank() > self.rank()
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A text that is not the name of a state.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown state {0:?}; expected one of queued, pending, running, succeeded, failed, cancelled"
+)]
+pub struct UnknownState(pub String);
+
+impl std::str::FromStr for State {
+    type Err = UnknownState;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        State::ALL
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or_else(|| UnknownState(text.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State::{self, *};
+
+    #[test]
+    fn every_state_round_trips_through_its_text() {
+        for state in State::ALL {
+            assert_eq!(state.as_str().parse::<State>().ok(), Some(state));
+        }
+        assert!("Running".parse::<State>().is_err());
+    }
+
+    #[test]
+    fn the_normal_path_moves_forward_only() {
+        assert!(Queued.can_become(Pending));
+        assert!(Pending.can_become(Running));
+        assert!(Running.can_become(Succeeded));
+        assert!(!Running.can_become(Pending));
+        assert!(!Running.can_become(Running));
+    }
+
+    #[test]
+    fn any_active_state_can_end_in_any_final_state() {
+        for from in State::ACTIVE {
+            for to in [Succeeded, Failed, Cancelled] {
+                assert!(from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn final_states_never_change() {
+        for from in [Succeeded, Failed, Cancelled] {
+            for to in State::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Submissions: what a user asks to run, parsed once at the boundary into types that are valid
+//! by construction, and the record the service keeps of each one.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::kube_rules;
+use super::state::State;
+
+/// Labels the service sets itself; users may not set or override them.
+pub const APP_LABEL: &str = "app";
+pub const APP_LABEL_VALUE: &str = "submission-helper";
+pub const LABEL_PREFIX: &str = "submission-helper.io/";
+pub const SUBMISSION_ID_LABEL: &str = "submission-helper.io/submission-id";
+pub const NAME_LABEL: &str = "submission-helper.io/name";
+
+/// Size limits that keep one request from filling the database or the API server's etcd.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+pub const MAX_ENV_VARS: usize = 256;
+pub const MAX_ENV_VALUE_BYTES: usize = 32 * 1024;
+pub const MAX_USER_LABELS: usize = 32;
+pub const MAX_BACKOFF_LIMIT: i64 = 100;
+
+/// A submission's id: a UUIDv7, so ids sort by creation time and "newest first" is an index scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubmissionId(Uuid);
+
+impl SubmissionId {
+    pub fn new() -> Self {
+        SubmissionId(Uuid::now_v7())
+    }
+
+    /// The name of the submission's Job: stable, so a second create of the same submission is
+    /// refused by the API server (409) instead of running the payload twice.
+    pub fn job_name(&self) -> String {
+        format!("sh-{}", self.0.simple())
+    }
+}
+
+impl Default for SubmissionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for SubmissionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl std::str::FromStr for SubmissionId {
+    type Err = uuid::Error;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Uuid::try_parse(text).map(SubmissionId)
+    }
+}
+
+/// One field the user got wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// Where in the request, e.g. `env.1PATH` or `submissions[3].image`.
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// CPU and memory for the payload container, as Kubernetes quantities.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Amounts::is_empty")]
+    pub requests: Amounts,
+    #[serde(default, skip_serializing_if = "Amounts::is_empty")]
+    pub limits: Amounts,
+}
+
+/// An amount of CPU (`500m`, `2`) and memory (`512Mi`, `2Gi`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Amounts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "500m")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2Gi")]
+    pub memory: Option<String>,
+}
+
+impl Amounts {
+    pub fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory.is_none()
+    }
+
+    fn pairs(&self) -> [(&'static str, Option<&String>); 2] {
+        [("cpu", self.cpu.as_ref()), ("memory", self.memory.as_ref())]
+    }
+}
+
+/// A request to run one payload, as the user sends it.
+///
+/// Fields left out take the server's defaults (the `--k8s-*` flags); `registry_secret` and
+/// `volume_claim` may be `null` to ask for no pull secret or no volume at all.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionRequest {
+    /// A short name to find the submission by; also set as the Job label `submission-helper.io/name`.
+    #[schema(example = "ttbar-2018")]
+    pub name: Option<String>,
+    /// The container image; required unless the server has a default image.
+    #[schema(example = "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample")]
+    pub image: Option<String>,
+    /// Run as `bash -cl "<command>"` in the image, so the image's `.bashrc` sets up the environment.
+    #[schema(example = "analyze config/master/analyze.cfg")]
+    pub command: Option<String>,
+    /// Name of the image pull secret; `null` for none. Default: the server's (`sh-k8s-registry-secret`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub registry_secret: Option<Option<String>>,
+    /// PersistentVolumeClaim with the input data; `null` for no volume. Default: the server's (`ntuples-claim`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub volume_claim: Option<Option<String>>,
+    /// Where the claim is mounted in the container. Default: the server's (`/ntuples`).
+    pub mount_path: Option<String>,
+    /// Environment variables for the payload.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Extra labels on the Job and its pods.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub resources: Option<Resources>,
+    /// Retries of a failed pod before the Job fails. Default 0.
+    pub backoff_limit: Option<i64>,
+    /// The Job fails once it has been active this long.
+    pub active_deadline_seconds: Option<i64>,
+    /// Kubernetes deletes the finished Job (and its pods) this long after it ends.
+    pub ttl_seconds_after_finished: Option<i64>,
+}
+
+/// Keeps "absent" (outer `None`) apart from "explicitly null" (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// The server's defaults for what a request leaves out (the seed's `--k8s-*` options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitDefaults {
+    pub image: Option<String>,
+    pub registry_secret: Option<String>,
+    pub volume_claim: Option<String>,
+    pub mount_path: String,
+}
+
+impl Default for SubmitDefaults {
+    fn default() -> Self {
+        SubmitDefaults {
+            image: None,
+            registry_secret: Some("sh-k8s-registry-secret".into()),
+            volume_claim: Some("ntuples-claim".into()),
+            mount_path: "/ntuples".into(),
+        }
+    }
+}
+
+/// A volume claim and where it is mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub claim: String,
+    pub mount_path: String,
+}
+
+/// What to run, complete and valid: every default resolved at submit time, so a later change of
+/// the server's flags never changes a stored submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubmissionSpec {
+    pub name: Option<String>,
+    pub image: String,
+    pub command: String,
+    pub registry_secret: Option<String>,
+    pub volume: Option<Volume>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub resources: Resources,
+    pub backoff_limit: i32,
+    pub active_deadline_seconds: Option<i64>,
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl SubmissionSpec {
+    /// Parses a request, collecting every field error at once.
+    pub fn parse(
+        request: SubmissionRequest,
+        defaults: &SubmitDefaults,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut check = |field: &str, result: Result<(), String>| {
+            if let Err(reason) = result {
+                errors.push(FieldError::new(field, reason));
+            }
+        };
+
+        if let Some(name) = &request.name {
+            check(
+                "name",
+                if name.is_empty() {
+                    Err("must not be empty".into())
+                } else {
+                    kube_rules::label_value(name)
+                },
+            );
+        }
+
+        let image = request.image.or_else(|| defaults.image.clone());
+        match &image {
+            Some(image) => check("image", kube_rules::image_reference(image)),
+            None => check(
+                "image",
+                Err("is required: this server has no default image".into()),
+            ),
+        }
+
+        match &request.command {
+            None => check("command", Err("is required".into())),
+            Some(command) if command.trim().is_empty() => {
+                check("command", Err("must not be empty".into()))
+            }
+            Some(command) if command.len() > MAX_COMMAND_BYTES => check(
+                "command",
+                Err(format!("must be at most {MAX_COMMAND_BYTES} bytes")),
+            ),
+            Some(command) if command.contains('\0') => {
+                check("command", Err("must not contain NUL characters".into()))
+            }
+            Some(_) => {}
+        }
+
+        let registry_secret = request
+            .registry_secret
+            .unwrap_or_else(|| defaults.registry_secret.clone());
+        if let Some(secret) = &registry_secret {
+            check("registry_secret", kube_rules::dns1123_subdomain(secret));
+        }
+
+        let volume_claim = request
+            .volume_claim
+            .unwrap_or_else(|| defaults.volume_claim.clone());
+        let mount_path = request
+            .mount_path
+            .clone()
+            .unwrap_or_else(|| defaults.mount_path.clone());
+        if let Some(claim) = &volume_claim {
+            check("volume_claim", kube_rules::dns1123_subdomain(claim));
+            check("mount_path", kube_rules::mount_path(&mount_path));
+        } else if request.mount_path.is_some() {
+            check(
+                "mount_path",
+                Err("has no effect when volume_claim is null".into()),
+            );
+        }
+
+        if request.env.len() > MAX_ENV_VARS {
+            check(
+                "env",
+                Err(format!("must have at most {MAX_ENV_VARS} variables")),
+            );
+        }
+        for (key, value) in &request.env {
+            check(&format!("env.{key}"), kube_rules::env_var_name(key));
+            if value.len() > MAX_ENV_VALUE_BYTES {
+                check(
+                    &format!("env.{key}"),
+                    Err(format!("value must be at most {MAX_ENV_VALUE_BYTES} bytes")),
+                );
+            }
+        }
+
+        if request.labels.len() > MAX_USER_LABELS {
+            check(
+                "labels",
+                Err(format!("must have at most {MAX_USER_LABELS} labels")),
+            );
+        }
+        for (key, value) in &request.labels {
+            let field = format!("labels.{key}");
+            if key == APP_LABEL || key.starts_with(LABEL_PREFIX) {
+                check(
+                    &field,
+                    Err("is set by the service and cannot be chosen".into()),
+                );
+                continue;
+            }
+            check(&field, kube_rules::label_key(key));
+            check(&field, kube_rules::label_value(value));
+        }
+
+        let resources = request.resources.unwrap_or_default();
+        let mut parsed = BTreeMap::new();
+        for (kind, amounts) in [
+            ("requests", &resources.requests),
+            ("limits", &resources.limits),
+        ] {
+            for (resource, amount) in amounts.pairs() {
+                let Some(amount) = amount else { continue };
+                match kube_rules::quantity(amount) {
+                    Ok(value) => {
+                        parsed.insert((kind, resource), value);
+                    }
+                    Err(reason) => check(&format!("resources.{kind}.{resource}"), Err(reason)),
+                }
+            }
+        }
+        for resource in ["cpu", "memory"] {
+            if let (Some(request), Some(limit)) = (
+                parsed.get(&("requests", resource)),
+                parsed.get(&("limits", resource)),
+            ) && request > limit
+            {
+                check(
+                    &format!("resources.requests.{resource}"),
+                    Err(format!("must not exceed resources.limits.{resource}")),
+                );
+            }
+        }
+
+        let backoff_limit = request.backoff_limit.unwrap_or(0);
+        if !(0..=MAX_BACKOFF_LIMIT).contains(&backoff_limit) {
+            check(
+                "backoff_limit",
+                Err(format!("must be between 0 and {MAX_BACKOFF_LIMIT}")),
+            );
+        }
+        if let Some(seconds) = request.active_deadline_seconds
+            && seconds < 1
+        {
+            check("active_deadline_seconds", Err("must be at least 1".into()));
+        }
+        if let Some(seconds) = request.ttl_seconds_after_finished
+            && !(0..=i64::from(i32::MAX)).contains(&seconds)
+        {
+            check(
+                "ttl_seconds_after_finished",
+                Err(format!("must be between 0 and {}", i32::MAX)),
+            );
+        }
+
+        let (Some(image), Some(command), true) = (image, request.command, errors.is_empty()) else {
+            return Err(errors);
+        };
+        Ok(SubmissionSpec {
+            name: request.name,
+            image,
+            command,
+            registry_secret,
+            volume: volume_claim.map(|claim| Volume { claim, mount_path }),
+            env: request.env,
+            labels: request.labels,
+            resources,
+            // Both were range-checked above.
+            backoff_limit: i32::try_from(backoff_limit).unwrap_or_default(),
+            active_deadline_seconds: request.active_deadline_seconds,
+            ttl_seconds_after_finished: request
+                .ttl_seconds_after_finished
+                .and_then(|seconds| i32::try_from(seconds).ok()),
+        })
+    }
+}
+
+/// What the service knows of a submission's progress, kept current from the cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub state: State,
+    /// Why it is in that state, when there is more to say (a failure reason, a refused create).
+    pub message: Option<String>,
+    pub active: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+impl Progress {
+    pub fn queued() -> Self {
+        Progress {
+            state: State::Queued,
+            message: None,
+            active: 0,
+            succeeded: 0,
+            failed: 0,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+/// A stored submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    pub id: SubmissionId,
+    pub spec: SubmissionSpec,
+    pub namespace: String,
+    pub job_name: String,
+    pub created_at: Timestamp,
+    pub progress: Progress,
+}
+
+impl Submission {
+    /// A new submission, not yet stored, to run in `namespace`.
+    pub fn new(spec: SubmissionSpec, namespace: &str) -> Self {
+        let id = SubmissionId::new();
+        Submission {
+            id,
+            job_name: id.job_name(),
+            namespace: namespace.to_owned(),
+            spec,
+            created_at: Timestamp::now(),
+            progress: Progress::queued(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(command: &str) -> SubmissionRequest {
+        SubmissionRequest {
+            image: Some("atlas/analysisbase:21.2.171".into()),
+            command: Some(command.into()),
+            ..Default::default()
+        }
+    }
+
+    fn fields(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|error| error.field).collect()
+    }
+
+    #[test]
+    fn a_minimal_request_takes_the_seed_defaults() {
+        let spec = SubmissionSpec::parse(request("echo hi"), &SubmitDefaults::default());
+
+        let spec = spec.expect("valid");
+        assert_eq!(
+            spec.registry_secret.as_deref(),
+            Some("sh-k8s-registry-secret")
+        );
+        assert_eq!(
+            spec.volume,
+            Some(Volume {
+                claim: "ntuples-claim".into(),
+                mount_path: "/ntuples".into()
+            })
+        );
+        assert_eq!(spec.backoff_limit, 0);
+    }
+
+    #[test]
+    fn null_asks_for_no_secret_and_no_volume() {
+        let request: SubmissionRequest = serde_json::from_str(
+            r#"{"image": "img", "command": "true", "registry_secret": null, "volume_claim": null}"#,
+        )
+        .expect("json");
+
+        let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
+
+        assert_eq!(spec.registry_secret, None);
+        assert_eq!(spec.volume, None);
+    }
+
+    #[test]
+    fn the_server_default_image_is_used_when_none_is_given() {
+        let defaults = SubmitDefaults {
+            image: Some("default/image:1".into()),
+            ..Default::default()
+        };
+        let mut request = request("true");
+        request.image = None;
+
+        let spec = SubmissionSpec::parse(request, &defaults).expect("valid");
+
+        assert_eq!(spec.image, "default/image:1");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let request = SubmissionRequest {
+            name: Some("bad name".into()),
+            image: None,
+            command: Some("  ".into()),
+            registry_secret: Some(Some("Bad_Secret".into())),
+            volume_claim: Some(Some("claim".into())),
+            mount_path: Some("relative".into()),
+            env: BTreeMap::from([("1X".into(), "v".into())]),
+            labels: BTreeMap::from([
+                ("app".into(), "mine".into()),
+                ("ok".into(), "bad value".into()),
+            ]),
+            resources: Some(Resources {
+                requests: Amounts {
+                    cpu: Some("2".into()),
+                    memory: Some("lots".into()),
+                },
+                limits: Amounts {
+                    cpu: Some("1".into()),
+                    memory: None,
+                },
+            }),
+            backoff_limit: Some(-1),
+            active_deadline_seconds: Some(0),
+            ttl_seconds_after_finished: Some(-5),
+        };
+
+        let errors =
+            SubmissionSpec::parse(request, &SubmitDefaults::default()).expect_err("invalid");
+
+        assert_eq!(
+            fields(errors),
+            [
+                "name",
+                "image",
+                "command",
+                "registry_secret",
+                "mount_path",
+                "env.1X",
+                "labels.app",
+                "labels.ok",
+                "resources.requests.memory",
+                "resources.requests.cpu",
+                "backoff_limit",
+                "active_deadline_seconds",
+                "ttl_seconds_after_finished",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_mount_path_without_a_volume_is_refused() {
+        let mut request = request("true");
+        request.volume_claim = Some(None);
+        request.mount_path = Some("/data".into());
+
+        let errors =
+            SubmissionSpec::parse(request, &SubmitDefaults::default()).expect_err("invalid");
+
+        assert_eq!(fields(errors), ["mount_path"]);
+    }
+
+    #[test]
+    fn job_names_are_valid_dns_labels_and_stable() {
+        let id = SubmissionId::new();
+
+        assert_eq!(id.job_name(), id.job_name());
+        assert!(kube_rules::dns1123_label(&id.job_name()).is_ok());
+        assert_eq!(id.to_string().parse::<SubmissionId>().ok(), Some(id));
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let first = SubmissionId::new();
+        let second = SubmissionId::new();
+
+        assert!(first.to_string() < second.to_string());
+    }
+}

@@ -1,0 +1,201 @@
+//! The HTTP layer's one error type, and the one place it becomes an RFC 9457
+//! `application/problem+json` response.
+//!
+//! Handlers return `Result<_, ApiError>` and never build error responses by hand. Internal
+//! errors (database, unexpected cluster answers) are logged here with their detail and reach the
+//! client only as a generic 500, so no SQL or credentials leak.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::cluster::ClusterError;
+use crate::cluster::logs::LogError;
+use crate::domain::FieldError;
+use crate::storage::StorageError;
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:submission-helper:problem:invalid-request")]
+    pub kind: String,
+    #[schema(example = "Invalid request")]
+    pub title: String,
+    #[schema(example = 422)]
+    pub status: u16,
+    pub detail: String,
+    /// Every field that was refused, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is well-formed but some fields are invalid.
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    /// The request could not be read (malformed JSON, bad query string).
+    #[error("{detail}")]
+    BadRequest {
+        detail: String,
+        errors: Vec<FieldError>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The cluster is needed for this answer and cannot be asked right now.
+    #[error("{0}")]
+    ClusterUnavailable(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::Invalid(vec![FieldError::new(field, reason)])
+    }
+
+    pub fn bad_request(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let error = FieldError::new(field, reason);
+        ApiError::BadRequest {
+            detail: format!("{}: {}", error.field, error.reason),
+            errors: vec![error],
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Invalid(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-request",
+                "Invalid request",
+            ),
+            ApiError::BadRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+            ),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Request too large",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            ApiError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            ApiError::ClusterUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cluster-unavailable",
+                "Cluster unavailable",
+            ),
+            ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", "Timed out"),
+            ApiError::Storage(_) | ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+        }
+    }
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(error: ClusterError) -> Self {
+        match error {
+            ClusterError::NotConfigured(_) | ClusterError::Unreachable(_) => {
+                ApiError::ClusterUnavailable(error.to_string())
+            }
+            ClusterError::Api { code: 404, .. } => ApiError::NotFound(error.to_string()),
+            ClusterError::Api { code: 403, .. } => ApiError::ClusterUnavailable(format!(
+                "the service's account is not allowed to do this: {error}"
+            )),
+            ClusterError::Api { code, .. } if code >= 500 => {
+                ApiError::ClusterUnavailable(error.to_string())
+            }
+            ClusterError::Api { .. } => ApiError::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<LogError> for ApiError {
+    fn from(error: LogError) -> Self {
+        match error {
+            LogError::NoSuchPod(..) => ApiError::NotFound(error.to_string()),
+            LogError::NotStarted => {
+                ApiError::Conflict(format!("{error}; ask with follow=true to wait for it"))
+            }
+            LogError::Timeout(_) => ApiError::Timeout(error.to_string()),
+            LogError::Cluster(ClusterError::Api {
+                code: 400, message, ..
+            }) => ApiError::Conflict(message),
+            LogError::Cluster(error) => error.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title) = self.parts();
+        let detail = match &self {
+            ApiError::Storage(error) => {
+                tracing::error!(%error, "storage failed");
+                "the service could not complete the request; it has been logged".to_owned()
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "internal error");
+                "the service could not complete the request; it has been logged".to_owned()
+            }
+            ApiError::Invalid(errors) => format!(
+                "{} field(s) are invalid: {}",
+                errors.len(),
+                errors
+                    .iter()
+                    .map(|error| format!("{} {}", error.field, error.reason))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => other.to_string(),
+        };
+        let errors = match self {
+            ApiError::Invalid(errors) | ApiError::BadRequest { errors, .. } => errors,
+            _ => Vec::new(),
+        };
+        let problem = Problem {
+            kind: format!("urn:submission-helper:problem:{kind}"),
+            title: title.to_owned(),
+            status: status.as_u16(),
+            detail,
+            errors,
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

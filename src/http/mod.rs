@@ -1,0 +1,116 @@
+//! The HTTP layer: routes, the shared context handed to handlers, the OpenAPI document.
+//!
+//! Routes are registered through utoipa-axum's `OpenApiRouter`, so a route cannot exist without
+//! its documentation, and `/openapi.json` is always the API that is served.
+
+mod cluster;
+pub mod error;
+mod extract;
+mod health;
+pub mod submissions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use tokio::sync::Notify;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::cluster::Cluster;
+use crate::domain::SubmitDefaults;
+use crate::storage::Store;
+use error::ApiError;
+
+/// What every handler can reach. Cheap to clone: the pool and the client are shared handles.
+#[derive(Clone)]
+pub struct Context {
+    pub store: Store,
+    pub cluster: Cluster,
+    pub defaults: Arc<SubmitDefaults>,
+    /// Wakes the dispatcher after new submissions are stored.
+    pub dispatch: Arc<Notify>,
+    /// How long a log follow waits for a pod to start.
+    pub log_wait: Duration,
+}
+
+/// Bodies of one submission are small; a batch of 10,000 is not.
+const SUBMISSION_BODY_LIMIT: usize = 1024 * 1024;
+const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "submission-helper",
+        description = "Run batch payloads on Kubernetes over plain HTTP. Each submission becomes a \
+                       `batch/v1` Job labelled `app=submission-helper` that runs the command with \
+                       `bash -cl` in the given image, with a registry pull secret and a volume claim \
+                       mounted for the input data.",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "submissions", description = "Submit payloads and follow them"),
+        (name = "cluster", description = "Live views of the cluster's Jobs and pods, as kubectl shows them"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+/// The routes and their documentation, without state (also used to print the document).
+fn api() -> OpenApiRouter<Context> {
+    let batch = OpenApiRouter::new()
+        .routes(routes!(submissions::submit_batch))
+        .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(submissions::list, submissions::submit))
+        .routes(routes!(submissions::get))
+        .routes(routes!(submissions::pods))
+        .routes(routes!(submissions::logs))
+        .routes(routes!(submissions::cancel))
+        .routes(routes!(submissions::cancel_matching))
+        .routes(routes!(cluster::jobs))
+        .routes(routes!(cluster::pods))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .layer(DefaultBodyLimit::max(SUBMISSION_BODY_LIMIT))
+        .merge(batch)
+}
+
+/// The OpenAPI document of the served API, as committed under `openapi/`.
+pub fn openapi_json() -> String {
+    let (_, openapi) = api().split_for_parts();
+    let mut json = openapi.to_pretty_json().unwrap_or_default();
+    json.push('\n');
+    json
+}
+
+/// The whole application: routes, documentation, request ids and tracing.
+pub fn router(context: Context) -> Router {
+    let (router, openapi) = api().split_for_parts();
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .fallback(|| async { ApiError::NotFound("there is nothing at this path".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this path does not answer to that method".into())
+        })
+        .with_state(context)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

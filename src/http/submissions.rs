@@ -1,0 +1,548 @@
+//! `/v1/submissions`: submit, list, inspect, follow logs of, and cancel submissions.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State as AppState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
+
+use super::Context;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::{AppJson, QueryPairs};
+use crate::cluster::logs::{self, LogRequest};
+use crate::cluster::views::{self, PodDetail};
+use crate::domain::{
+    FieldError, Resources, State, Submission, SubmissionId, SubmissionRequest, SubmissionSpec,
+    kube_rules,
+};
+use crate::storage::{Filter, Page};
+
+/// The most submissions one batch may carry.
+pub const MAX_BATCH: usize = 10_000;
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+
+/// A submission: what was asked for, and what Kubernetes says of it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionView {
+    #[schema(example = "01935f2e-8c4a-7b3d-9e2f-123456789abc")]
+    pub id: String,
+    pub name: Option<String>,
+    pub state: State,
+    /// Why it is in this state, when there is more to say: the Job's failure reason, an image
+    /// that cannot be pulled, a Job the API server refused.
+    pub message: Option<String>,
+    /// The Job's name (`kubectl get job NAME`).
+    #[schema(example = "sh-01935f2e8c4a7b3d9e2f123456789abc")]
+    pub job_name: String,
+    pub namespace: String,
+    /// Pods running now.
+    pub active: i64,
+    /// Pods that succeeded.
+    pub succeeded: i64,
+    /// Pods that failed.
+    pub failed: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    pub image: String,
+    pub command: String,
+    pub registry_secret: Option<String>,
+    pub volume_claim: Option<String>,
+    pub mount_path: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub resources: Resources,
+    pub backoff_limit: i32,
+    pub active_deadline_seconds: Option<i64>,
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl From<Submission> for SubmissionView {
+    fn from(submission: Submission) -> Self {
+        let Submission {
+            id,
+            spec,
+            namespace,
+            job_name,
+            created_at,
+            progress,
+        } = submission;
+        let (volume_claim, mount_path) = match spec.volume {
+            Some(volume) => (Some(volume.claim), Some(volume.mount_path)),
+            None => (None, None),
+        };
+        SubmissionView {
+            id: id.to_string(),
+            name: spec.name,
+            state: progress.state,
+            message: progress.message,
+            job_name,
+            namespace,
+            active: progress.active,
+            succeeded: progress.succeeded,
+            failed: progress.failed,
+            created_at,
+            started_at: progress.started_at,
+            finished_at: progress.finished_at,
+            image: spec.image,
+            command: spec.command,
+            registry_secret: spec.registry_secret,
+            volume_claim,
+            mount_path,
+            env: spec.env,
+            labels: spec.labels,
+            resources: spec.resources,
+            backoff_limit: spec.backoff_limit,
+            active_deadline_seconds: spec.active_deadline_seconds,
+            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+        }
+    }
+}
+
+/// Many submissions at once, stored all or none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 10,000 submissions.
+    pub submissions: Vec<SubmissionRequest>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// The stored submissions, in the order they were sent.
+    pub submissions: Vec<SubmissionView>,
+}
+
+/// One page of submissions, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionPage {
+    pub items: Vec<SubmissionView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PodList {
+    pub items: Vec<PodDetail>,
+}
+
+/// Which active submissions to cancel. At least one criterion is required; all given must match.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelFilter {
+    /// Labels the submission must carry (all of them).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Only submissions in these states (`queued`, `pending`, `running`).
+    #[serde(default)]
+    pub state: Vec<State>,
+    /// Only submissions with this name.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CancelResponse {
+    /// The submissions this request cancelled, newest first.
+    pub cancelled: Vec<SubmissionView>,
+}
+
+fn parse_id(text: &str) -> ApiResult<SubmissionId> {
+    SubmissionId::from_str(text)
+        .map_err(|_| ApiError::NotFound(format!("there is no submission with id {text:?}")))
+}
+
+async fn find(context: &Context, id: &str) -> ApiResult<Submission> {
+    let id = parse_id(id)?;
+    context
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no submission with id {id}")))
+}
+
+fn parse_spec(
+    context: &Context,
+    request: SubmissionRequest,
+    prefix: &str,
+) -> Result<Submission, Vec<FieldError>> {
+    SubmissionSpec::parse(request, &context.defaults)
+        .map(|spec| Submission::new(spec, context.cluster.namespace()))
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|error| FieldError::new(format!("{prefix}{}", error.field), error.reason))
+                .collect()
+        })
+}
+
+/// Submit a payload to run as a Kubernetes Job.
+///
+/// The submission is stored before anything reaches the cluster; its Job is created right
+/// after. Fields left out take the server's defaults.
+#[utoipa::path(
+    post,
+    path = "/v1/submissions",
+    tag = "submissions",
+    request_body = SubmissionRequest,
+    responses(
+        (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
+         headers(("Location" = String, description = "The submission's URL"))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Some fields are invalid", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn submit(
+    AppState(context): AppState<Context>,
+    AppJson(request): AppJson<SubmissionRequest>,
+) -> ApiResult<Response> {
+    let submission = parse_spec(&context, request, "").map_err(ApiError::Invalid)?;
+    context
+        .store
+        .insert(std::slice::from_ref(&submission))
+        .await?;
+    context.dispatch.notify_one();
+    tracing::info!(submission_id = %submission.id, "submission stored");
+    let location = format!("/v1/submissions/{}", submission.id);
+    let mut response =
+        (StatusCode::CREATED, Json(SubmissionView::from(submission))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Submit many payloads at once (up to 10,000): all are stored, or none.
+#[utoipa::path(
+    post,
+    path = "/v1/submissions/batch",
+    tag = "submissions",
+    request_body = BatchRequest,
+    responses(
+        (status = 201, description = "All stored", body = BatchResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Some fields are invalid (`submissions[i].field`); nothing was stored", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn submit_batch(
+    AppState(context): AppState<Context>,
+    AppJson(request): AppJson<BatchRequest>,
+) -> ApiResult<(StatusCode, Json<BatchResponse>)> {
+    if request.submissions.len() > MAX_BATCH {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a batch holds at most {MAX_BATCH} submissions, this one has {}",
+            request.submissions.len()
+        )));
+    }
+    if request.submissions.is_empty() {
+        return Err(ApiError::invalid("submissions", "must not be empty"));
+    }
+    let mut submissions = Vec::with_capacity(request.submissions.len());
+    let mut errors = Vec::new();
+    for (index, request) in request.submissions.into_iter().enumerate() {
+        match parse_spec(&context, request, &format!("submissions[{index}].")) {
+            Ok(submission) => submissions.push(submission),
+            Err(mut field_errors) => errors.append(&mut field_errors),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    context.store.insert(&submissions).await?;
+    context.dispatch.notify_one();
+    tracing::info!(count = submissions.len(), "batch stored");
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchResponse {
+            submissions: submissions.into_iter().map(SubmissionView::from).collect(),
+        }),
+    ))
+}
+
+/// List submissions, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions",
+    tag = "submissions",
+    params(
+        ("state" = Option<Vec<State>>, Query, description = "Only these states; repeat or separate with commas"),
+        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several labels"),
+        ("name" = Option<String>, Query, description = "Only submissions with this name"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = SubmissionPage),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(
+    AppState(context): AppState<Context>,
+    query: QueryPairs,
+) -> ApiResult<Json<SubmissionPage>> {
+    query.only(&["state", "label", "name", "limit", "cursor"])?;
+    let mut filter = Filter::default();
+    for text in query.all("state").flat_map(|value| value.split(',')) {
+        let state = State::from_str(text.trim())
+            .map_err(|error| ApiError::bad_request("state", error.to_string()))?;
+        filter.states.push(state);
+    }
+    for text in query.all("label") {
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(ApiError::bad_request("label", "must be key=value"));
+        };
+        kube_rules::label_key(key)
+            .map_err(|reason| ApiError::bad_request("label", format!("key {reason}")))?;
+        filter.labels.push((key.to_owned(), value.to_owned()));
+    }
+    filter.name = query.single("name")?.map(str::to_owned);
+    let limit = query.number("limit", 1..=MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
+    let before = query
+        .single("cursor")?
+        .map(|cursor| {
+            SubmissionId::from_str(cursor).map_err(|_| {
+                ApiError::bad_request("cursor", "is not a cursor this service returned")
+            })
+        })
+        .transpose()?;
+
+    let items = context.store.list(&filter, Page { limit, before }).await?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|last| last.id.to_string()))
+        .flatten();
+    Ok(Json(SubmissionPage {
+        items: items.into_iter().map(SubmissionView::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One submission, with the status Kubernetes reports for its Job.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{id}",
+    tag = "submissions",
+    params(("id" = String, Path, description = "The submission's id")),
+    responses(
+        (status = 200, body = SubmissionView),
+        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get(
+    AppState(context): AppState<Context>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SubmissionView>> {
+    Ok(Json(find(&context, &id).await?.into()))
+}
+
+/// The pods of a submission's Job, like `kubectl get pods -l`.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{id}/pods",
+    tag = "submissions",
+    params(("id" = String, Path, description = "The submission's id")),
+    responses(
+        (status = 200, body = PodList),
+        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn pods(
+    AppState(context): AppState<Context>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PodList>> {
+    let submission = find(&context, &id).await?;
+    let pods = context.cluster.pods_of(submission.id).await?;
+    Ok(Json(PodList {
+        items: pods.iter().map(views::pod_detail).collect(),
+    }))
+}
+
+/// The payload's log, like `kubectl logs [-f]`.
+///
+/// Without `pod`, the newest pod that has started. With `follow=true` the response streams
+/// lines as they are written and ends when the container ends; if no pod has started yet it
+/// first waits for one (bounded by the server's `--log-wait-seconds`).
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{id}/logs",
+    tag = "submissions",
+    params(
+        ("id" = String, Path, description = "The submission's id"),
+        ("follow" = Option<bool>, Query, description = "Stream new lines until the container ends"),
+        ("tail_lines" = Option<i64>, Query, description = "Only the last N lines"),
+        ("timestamps" = Option<bool>, Query, description = "Prefix each line with its RFC 3339 time"),
+        ("pod" = Option<String>, Query, description = "A pod of this submission (see its pods)"),
+    ),
+    responses(
+        (status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn logs(
+    AppState(context): AppState<Context>,
+    Path(id): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    query.only(&["follow", "tail_lines", "timestamps", "pod"])?;
+    let request = LogRequest {
+        pod: query.single("pod")?.map(str::to_owned),
+        follow: query.flag("follow")?,
+        tail_lines: query.number("tail_lines", 0..=1_000_000)?,
+        timestamps: query.flag("timestamps")?,
+    };
+    let submission = find(&context, &id).await?;
+    if request.follow && submission.progress.state == State::Cancelled && request.pod.is_none() {
+        return Err(ApiError::Conflict(
+            "the submission was cancelled; its pods are deleted".into(),
+        ));
+    }
+    let pod = logs::choose_pod(&context.cluster, submission.id, &request, context.log_wait).await?;
+    let reader = logs::stream(&context.cluster, &pod, &request)
+        .await
+        .map_err(logs::LogError::from)?;
+    let body = Body::from_stream(ReaderStream::new(reader.compat()).map(|chunk| {
+        chunk.inspect_err(|error| tracing::warn!(%error, "log stream ended with an error"))
+    }));
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(&pod) {
+        headers.insert("x-pod-name", value);
+    }
+    Ok((headers, body).into_response())
+}
+
+/// Cancel a submission: its Job and pods are deleted, the record stays as `cancelled`.
+///
+/// Cancelling a cancelled submission again is not an error.
+#[utoipa::path(
+    post,
+    path = "/v1/submissions/{id}/cancel",
+    tag = "submissions",
+    params(("id" = String, Path, description = "The submission's id")),
+    responses(
+        (status = 200, description = "Cancelled (now or before)", body = SubmissionView),
+        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It already succeeded or failed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel(
+    AppState(context): AppState<Context>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SubmissionView>> {
+    let id = parse_id(&id)?;
+    let filter = Filter {
+        ids: vec![id],
+        ..Filter::default()
+    };
+    let cancelled = context
+        .store
+        .cancel_matching(&filter, CANCELLED_MESSAGE)
+        .await?;
+    delete_jobs(&context, &cancelled).await;
+    let submission = match cancelled.into_iter().next() {
+        Some(submission) => submission,
+        None => find(&context, &id.to_string()).await?,
+    };
+    match submission.progress.state {
+        State::Cancelled => Ok(Json(submission.into())),
+        state => Err(ApiError::Conflict(format!(
+            "the submission already {state}; there is nothing to cancel"
+        ))),
+    }
+}
+
+const CANCELLED_MESSAGE: &str = "cancelled by request";
+
+/// Cancel every active submission that matches, like `kubectl delete jobs -l ...`.
+#[utoipa::path(
+    post,
+    path = "/v1/submissions/cancel",
+    tag = "submissions",
+    request_body = CancelFilter,
+    responses(
+        (status = 200, description = "What was cancelled (possibly nothing)", body = CancelResponse),
+        (status = 422, description = "The filter is invalid or empty", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn cancel_matching(
+    AppState(context): AppState<Context>,
+    AppJson(request): AppJson<CancelFilter>,
+) -> ApiResult<Json<CancelResponse>> {
+    let mut errors = Vec::new();
+    if request.labels.is_empty() && request.state.is_empty() && request.name.is_none() {
+        errors.push(FieldError::new(
+            "body",
+            "give at least one of labels, state, name (to cancel everything, list the three active states)",
+        ));
+    }
+    for (key, value) in &request.labels {
+        for result in [kube_rules::label_key(key), kube_rules::label_value(value)] {
+            if let Err(reason) = result {
+                errors.push(FieldError::new(format!("labels.{key}"), reason));
+            }
+        }
+    }
+    for state in &request.state {
+        if state.is_final() {
+            errors.push(FieldError::new(
+                "state",
+                format!("{state} submissions cannot be cancelled; use queued, pending or running"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let filter = Filter {
+        states: request.state,
+        name: request.name,
+        labels: request.labels.into_iter().collect(),
+        ids: Vec::new(),
+    };
+    let cancelled = context
+        .store
+        .cancel_matching(&filter, CANCELLED_MESSAGE)
+        .await?;
+    delete_jobs(&context, &cancelled).await;
+    tracing::info!(count = cancelled.len(), "submissions cancelled");
+    Ok(Json(CancelResponse {
+        cancelled: cancelled.into_iter().map(SubmissionView::from).collect(),
+    }))
+}
+
+/// Deletes the Jobs of newly cancelled submissions. A delete that fails now is finished by the
+/// Job watcher when it next sees the Job, so the cancel itself always holds.
+async fn delete_jobs(context: &Context, cancelled: &[Submission]) {
+    if !context.cluster.is_configured() {
+        return;
+    }
+    futures::stream::iter(cancelled)
+        .for_each_concurrent(8, |submission| async move {
+            if let Err(error) = context.cluster.delete_job(&submission.job_name).await {
+                tracing::warn!(submission_id = %submission.id, %error, "could not delete a cancelled submission's Job yet");
+            }
+        })
+        .await;
+}

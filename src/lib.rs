@@ -1,0 +1,38 @@
+//! submission-helper: run batch payloads on Kubernetes over plain HTTP.
+//!
+//! A submission (an image, a command run with `bash -cl`, a pull secret, a volume claim) is
+//! stored first ([`storage`]), then turned into a `batch/v1` Job ([`cluster::manifest`]) that the
+//! dispatcher creates; watchers keep its status current; the HTTP layer ([`http`]) only reads and
+//! writes the store and asks the cluster for live views and logs.
+
+pub mod cluster;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod storage;
+
+use config::ServeArgs;
+use startup::{Application, Settings};
+
+/// `submission-helper serve`: connect to the database and the cluster, then serve until SIGTERM.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let defaults = args.submit_defaults().map_err(anyhow::Error::msg)?;
+    let store = storage::Store::connect(&args.database_url).await?;
+    let cluster = cluster::Cluster::infer(args.namespace.clone()).await;
+    if !cluster.is_configured() {
+        tracing::warn!(
+            "no cluster configuration found (kubeconfig or in-cluster service account); \
+             submissions are stored and wait until the service is restarted with one"
+        );
+    }
+    let settings = Settings {
+        listen: args.listen,
+        defaults,
+        log_wait: args.log_wait(),
+    };
+    let app = Application::build(settings, store, cluster.clone()).await?;
+    tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
+    app.run_until(startup::shutdown_signal()).await?;
+    Ok(())
+}

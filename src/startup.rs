@@ -1,0 +1,132 @@
+//! Builds the application from its parts and runs it: the HTTP server, the dispatcher and the
+//! watchers. `build` binds the listener and returns, so tests start the real server on port 0
+//! and learn the port it got.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::cluster::{Cluster, dispatch, watch};
+use crate::domain::SubmitDefaults;
+use crate::http::{self, Context};
+use crate::storage::Store;
+
+/// How long in-flight requests (log follows included) may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Everything `build` needs, resolved from the command line (or by a test).
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub defaults: SubmitDefaults,
+    pub log_wait: Duration,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    context: Context,
+}
+
+impl Application {
+    /// Binds the listener. Nothing runs until [`Application::run_until`].
+    pub async fn build(
+        settings: Settings,
+        store: Store,
+        cluster: Cluster,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(settings.listen).await?;
+        let context = Context {
+            store,
+            cluster,
+            defaults: Arc::new(settings.defaults),
+            dispatch: Arc::new(Notify::new()),
+            log_wait: settings.log_wait,
+        };
+        Ok(Application { listener, context })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests for a bounded time.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application { listener, context } = self;
+        let mut background = JoinSet::new();
+        if context.cluster.is_configured() {
+            background.spawn(dispatch::run(
+                context.cluster.clone(),
+                context.store.clone(),
+                context.dispatch.clone(),
+            ));
+            background.spawn(watch::watch_jobs(
+                context.cluster.clone(),
+                context.store.clone(),
+            ));
+            background.spawn(watch::watch_pods(
+                context.cluster.clone(),
+                context.store.clone(),
+            ));
+        }
+        let app = http::router(context);
+
+        let stop = Arc::new(Notify::new());
+        let signal = stop.clone();
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            signal.notify_waiters();
+        });
+        let served = tokio::spawn(async move { served.await });
+        let drained = async {
+            stop.notified().await;
+            tokio::time::sleep(DRAIN).await;
+        };
+        tokio::pin!(served);
+        let result = tokio::select! {
+            result = &mut served => result.unwrap_or_else(|error| Err(std::io::Error::other(error))),
+            () = drained => {
+                tracing::warn!("requests still open after the drain period; closing them");
+                served.abort();
+                Ok(())
+            }
+        };
+        background.shutdown().await;
+        result
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
