@@ -1,0 +1,70 @@
+use reqwest::StatusCode;
+
+use crate::on_both_databases;
+use crate::support::{Backend, json, problem, spawn_app};
+
+async fn healthz_answers_while_the_cluster_is_unavailable(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let response = app.get("/healthz").await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"));
+}
+on_both_databases!(healthz_answers_while_the_cluster_is_unavailable);
+
+async fn readyz_says_why_the_cluster_is_not_ready(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let body = json(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
+
+    assert_eq!(body["ready"], false);
+    assert_eq!(body["database"], "ok");
+    assert!(
+        body["cluster"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no cluster is configured"),
+        "{body}"
+    );
+}
+on_both_databases!(readyz_says_why_the_cluster_is_not_ready);
+
+async fn cluster_views_say_the_cluster_is_unavailable(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let submission = app
+        .submit(serde_json::json!({"image": "busybox", "command": "true"}))
+        .await;
+    let id = submission["id"].as_str().unwrap_or_default();
+
+    for path in [
+        "/v1/jobs".to_owned(),
+        "/v1/pods".to_owned(),
+        format!("/v1/submissions/{id}/pods"),
+        format!("/v1/submissions/{id}/logs"),
+    ] {
+        let body = problem(app.get(&path).await, StatusCode::SERVICE_UNAVAILABLE).await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no cluster"),
+            "{path}: {body}"
+        );
+    }
+}
+on_both_databases!(cluster_views_say_the_cluster_is_unavailable);
+
+async fn unknown_paths_and_methods_get_problems(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    problem(app.get("/v2/nothing").await, StatusCode::NOT_FOUND).await;
+    let response = app
+        .client
+        .delete(app.url("/v1/submissions"))
+        .send()
+        .await
+        .expect("request");
+    problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
+}
+on_both_databases!(unknown_paths_and_methods_get_problems);

@@ -1,0 +1,243 @@
+//! Starts the real service on 127.0.0.1:0 with its own database, as a user would reach it.
+//!
+//! Every test gets a fresh database: an SQLite file in its own temporary directory, or its own
+//! database on the Postgres server named by `SH_TEST_POSTGRES_URL` (started by `tests/run.sh`).
+
+use std::time::Duration;
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::Value;
+use submission_helper::cluster::Cluster;
+use submission_helper::domain::SubmitDefaults;
+use submission_helper::startup::{Application, Settings};
+use submission_helper::storage::Store;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test against both databases: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if $crate::support::postgres_url().is_some() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        }
+    };
+}
+
+/// The Postgres server for tests, or `None` (with a note) when it is not set up.
+///
+/// Under CI a missing server is an error, so the Postgres half of the suite can never be
+/// skipped silently.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("SH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("SH_TEST_POSTGRES_URL is not set: run the suite with tests/run.sh")
+        }
+        _ => {
+            eprintln!(
+                "skipped on Postgres: SH_TEST_POSTGRES_URL is not set (tests/run.sh sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh, empty database; the temporary directory lives as long as the value.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    /// The same database again; the original keeps its files alive.
+    pub fn shared(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.url.clone(),
+            _dir: None,
+        }
+    }
+
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("submissions.db").display());
+                TestDatabase {
+                    url,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let server = postgres_url().expect("postgres");
+                let name = format!("test_{}", uuid::Uuid::now_v7().simple());
+                let admin = sqlx::PgPool::connect(&server)
+                    .await
+                    .expect("postgres server");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create database");
+                admin.close().await;
+                let (base, _) = server
+                    .rsplit_once('/')
+                    .expect("postgres url with a database");
+                TestDatabase {
+                    url: format!("{base}/{name}"),
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub database: TestDatabase,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A service with no cluster configured: submissions are stored and stay `queued`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let database = TestDatabase::new(backend).await;
+    let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
+    spawn_app_with(database, cluster, SubmitDefaults::default()).await
+}
+
+pub async fn spawn_app_with(
+    database: TestDatabase,
+    cluster: Cluster,
+    defaults: SubmitDefaults,
+) -> TestApp {
+    let store = Store::connect(&database.url).await.expect("database");
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        defaults,
+        log_wait: Duration::from_secs(60),
+    };
+    let app = Application::build(settings, store, cluster)
+        .await
+        .expect("bind");
+    let address = format!("http://{}", app.local_addr().expect("address"));
+    let server = tokio::spawn(async move {
+        app.run_until(std::future::pending()).await.expect("serve");
+    });
+    TestApp {
+        address,
+        client: Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("client"),
+        database,
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Submits and returns the stored submission, asserting it was created.
+    pub async fn submit(&self, body: Value) -> Value {
+        let response = self.post_json("/v1/submissions", &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "{:?}",
+            response.text().await
+        );
+        response.json().await.expect("json")
+    }
+
+    /// Every submission, following the cursor through all pages.
+    pub async fn list_all(&self, query: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/submissions?limit=7{query}");
+            if let Some(cursor) = &cursor {
+                path.push_str(&format!("&cursor={cursor}"));
+            }
+            let page: Value = json(self.get(&path).await, StatusCode::OK).await;
+            all.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return all,
+            }
+        }
+    }
+}
+
+/// The JSON body, after asserting the status.
+pub async fn json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+}
+
+/// The problem document, after asserting the status and the media type.
+pub async fn problem(response: Response, status: StatusCode) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = json(response, status).await;
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    assert_eq!(body["status"], status.as_u16(), "{body}");
+    body
+}
+
+/// The fields a problem names.
+pub fn fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|error| error["field"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
