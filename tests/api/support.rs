@@ -2,6 +2,8 @@
 //!
 //! Every test gets a fresh database: an SQLite file in its own temporary directory, or its own
 //! database on the Postgres server named by `SH_TEST_POSTGRES_URL` (started by `tests/run.sh`).
+//! Shared by the `api` and `e2e` test binaries; each uses part of it.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -45,7 +47,7 @@ macro_rules! on_both_databases {
 pub fn postgres_url() -> Option<String> {
     match std::env::var("SH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+        _ if must_run_everything() => {
             panic!("SH_TEST_POSTGRES_URL is not set: run the suite with tests/run.sh")
         }
         _ => {
@@ -55,6 +57,29 @@ pub fn postgres_url() -> Option<String> {
             None
         }
     }
+}
+
+/// Tells the person running `cargo test` what was left out, once per test binary.
+///
+/// Written to the process's stderr directly, past libtest's capture, so it shows even when the
+/// tests pass.
+pub fn say_once_skipped(what: &str) {
+    use std::io::Write;
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut said) = SAID.lock() else { return };
+    if !said.iter().any(|done| done == what) {
+        said.push(what.to_owned());
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: skipped {what}; tests/run.sh sets up everything and runs it all"
+        );
+    }
+}
+
+/// Under CI, or when `tests/run.sh` set things up, no part of the suite may be skipped.
+pub fn must_run_everything() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true")
+        || std::env::var("SH_TEST_REQUIRE_ALL").is_ok_and(|all| all == "1")
 }
 
 /// A fresh, empty database; the temporary directory lives as long as the value.

@@ -1,0 +1,214 @@
+//! A namespace per test, the shipped RBAC applied in it, and the service started with that
+//! service account's token, talking to the control plane named by `SH_TEST_KUBECONFIG`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::Value;
+use submission_helper::cluster::Cluster;
+use submission_helper::domain::SubmitDefaults;
+
+use crate::support::{
+    Backend, TestApp, TestDatabase, must_run_everything, say_once_skipped, spawn_app_with,
+};
+
+/// Waits until `check` returns something, or fails the test after `deadline` saying what it
+/// waited for.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "gave up after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn kubeconfig_path() -> Option<PathBuf> {
+    match std::env::var("SH_TEST_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ if must_run_everything() => {
+            panic!("SH_TEST_KUBECONFIG is not set: run the suite with tests/run.sh")
+        }
+        _ => {
+            say_once_skipped(
+                "the end-to-end suite: SH_TEST_KUBECONFIG (the local control plane) is not set",
+            );
+            None
+        }
+    }
+}
+
+async fn client_from(kubeconfig: Kubeconfig) -> Client {
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig");
+    Client::try_from(config).expect("client")
+}
+
+/// A namespace of our own on the test control plane.
+pub struct TestCluster {
+    pub admin: Client,
+    pub namespace: String,
+    kubeconfig: PathBuf,
+    pub scratch: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// `None` (the test then passes without running) when no control plane is set up and the
+    /// suite is not required to run everything.
+    pub async fn new() -> Option<Self> {
+        let kubeconfig = kubeconfig_path()?;
+        let admin = client_from(Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig")).await;
+        let namespace = format!("e2e-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+        let namespaces: Api<Namespace> = Api::all(admin.clone());
+        let object: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))
+                .expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("create namespace");
+        let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), &namespace);
+        eventually(
+            "the namespace's default service account",
+            Duration::from_secs(60),
+            || async { accounts.get_opt("default").await.ok().flatten() },
+        )
+        .await;
+        Some(TestCluster {
+            admin,
+            namespace,
+            kubeconfig,
+            scratch: tempfile::tempdir().expect("scratch directory"),
+        })
+    }
+
+    /// Applies an RBAC manifest into our namespace with kubectl, as an operator would.
+    pub fn apply_rbac(&self, manifest: &str) {
+        let manifest = manifest.replace(
+            "namespace: submission-helper",
+            &format!("namespace: {}", self.namespace),
+        );
+        let file = self.scratch.path().join("rbac.yaml");
+        std::fs::write(&file, manifest).expect("write manifest");
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "-f"])
+            .arg(&file)
+            .output()
+            .expect("run kubectl");
+        assert!(
+            output.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// A client that acts as the `submission-helper` service account (token from its secret).
+    pub async fn service_account_client(&self) -> Client {
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let token = eventually(
+            "the service account's token",
+            Duration::from_secs(60),
+            || async {
+                let account = accounts.get_opt("submission-helper").await.ok().flatten()?;
+                for reference in account.secrets.unwrap_or_default() {
+                    let secret = secrets
+                        .get_opt(reference.name.as_deref()?)
+                        .await
+                        .ok()
+                        .flatten()?;
+                    if let Some(token) = secret.data.and_then(|data| data.get("token").cloned()) {
+                        return String::from_utf8(token.0).ok();
+                    }
+                }
+                None
+            },
+        )
+        .await;
+        let mut kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        for user in &mut kubeconfig.auth_infos {
+            if let Some(auth) = user.auth_info.as_mut() {
+                *auth =
+                    serde_json::from_value(serde_json::json!({"token": token})).expect("auth info");
+            }
+        }
+        client_from(kubeconfig).await
+    }
+
+    /// The service, as the shipped service account, in our namespace.
+    pub async fn spawn_service(&self, backend: Backend) -> TestApp {
+        self.apply_rbac(include_str!("../../docker/rbac.yaml"));
+        self.spawn_service_as(backend, self.service_account_client().await)
+            .await
+    }
+
+    pub async fn spawn_service_as(&self, backend: Backend, client: Client) -> TestApp {
+        let cluster = Cluster::new(client, self.namespace.clone());
+        spawn_app_with(
+            TestDatabase::new(backend).await,
+            cluster,
+            SubmitDefaults::default(),
+        )
+        .await
+    }
+
+    /// A file the payloads wait for: the test decides when they go on.
+    pub fn gate(&self, name: &str) -> Gate {
+        Gate(self.scratch.path().join(name))
+    }
+}
+
+/// A file a payload waits for (`while [ ! -e $GATE ]`), created by the test to let it go on.
+pub struct Gate(PathBuf);
+
+impl Gate {
+    pub fn open(&self) {
+        std::fs::write(&self.0, b"go").expect("open gate");
+    }
+
+    /// A shell snippet that blocks until the gate is opened.
+    pub fn wait_command(&self) -> String {
+        format!("while [ ! -e '{}' ]; do sleep 0.05; done", self.0.display())
+    }
+}
+
+/// Polls a submission until it is in one of `until`, recording each state seen on the way.
+pub async fn follow_states(app: &TestApp, id: &str, until: &[&str]) -> (Value, Vec<String>) {
+    let deadline = Duration::from_secs(90);
+    let start = Instant::now();
+    let path = format!("/v1/submissions/{id}");
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let submission: Value = app.get(&path).await.json().await.expect("submission");
+        let state = submission["state"].as_str().unwrap_or_default().to_owned();
+        if seen.last() != Some(&state) {
+            seen.push(state.clone());
+        }
+        if until.contains(&state.as_str()) {
+            return (submission, seen);
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "gave up after {deadline:?} waiting for {id} to reach one of {until:?}; states seen: {seen:?}; last: {submission}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

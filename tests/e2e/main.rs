@@ -1,0 +1,11 @@
+//! The service's whole story against a real kube-apiserver, job controller and garbage
+//! collector, with a simulated node that runs the payloads (`tests/run.sh` starts them all).
+//!
+//! The service runs as a service account bound to the Role shipped in `docker/rbac.yaml` and
+//! nothing more, each test in its own namespace with its own database.
+
+#[path = "../api/support.rs"]
+mod support;
+
+mod harness;
+mod story;

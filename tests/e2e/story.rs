@@ -1,0 +1,389 @@
+//! What a user does, end to end: submit, watch the state, read logs, cancel.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use reqwest::StatusCode;
+use serde_json::{Value, json as body};
+
+use crate::harness::{TestCluster, eventually, follow_states};
+use crate::on_both_databases;
+use crate::support::{Backend, json};
+
+fn id(submission: &Value) -> String {
+    submission["id"].as_str().expect("id").to_owned()
+}
+
+async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("go");
+    let command = format!("echo started; {}; echo finished", gate.wait_command());
+
+    let created = app
+        .submit(body!({"name": "story", "image": "busybox", "command": command}))
+        .await;
+    let id = id(&created);
+    assert_eq!(created["state"], "queued");
+
+    let (running, seen_before) = follow_states(&app, &id, &["running"]).await;
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let listed = jobs
+        .list(&ListParams::default().labels("app=submission-helper"))
+        .await
+        .expect("list jobs");
+    assert_eq!(
+        listed.items.len(),
+        1,
+        "kubectl get jobs -l app=submission-helper lists it"
+    );
+    let job = &listed.items[0];
+    assert_eq!(job.metadata.name.as_deref(), running["job_name"].as_str());
+    let pod_spec = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.clone())
+        .expect("pod spec");
+    assert_eq!(
+        pod_spec.containers[0].command,
+        Some(vec!["bash".into(), "-cl".into(), command.clone()])
+    );
+    assert_eq!(pod_spec.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(pod_spec.automount_service_account_token, Some(false));
+    assert_eq!(
+        pod_spec
+            .image_pull_secrets
+            .map(|secrets| secrets.into_iter().map(|s| s.name).collect::<Vec<_>>()),
+        Some(vec!["sh-k8s-registry-secret".to_string()])
+    );
+    assert_eq!(running["active"], 1);
+    assert!(running["started_at"].is_string(), "{running}");
+
+    gate.open();
+    let (succeeded, seen_after) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+
+    assert_eq!(succeeded["state"], "succeeded", "{succeeded}");
+    assert_eq!(succeeded["succeeded"], 1);
+    let order = ["queued", "pending", "running", "succeeded"];
+    let seen: Vec<String> = seen_before.into_iter().chain(seen_after).collect();
+    let ranks: Vec<usize> = seen
+        .iter()
+        .filter_map(|state| order.iter().position(|o| o == state))
+        .collect();
+    assert!(
+        ranks.windows(2).all(|pair| pair[0] <= pair[1]),
+        "states went backwards: {seen:?}"
+    );
+    let (created_at, started_at, finished_at) = (
+        created["created_at"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<jiff::Timestamp>()
+            .expect("created_at"),
+        succeeded["started_at"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<jiff::Timestamp>()
+            .expect("started_at"),
+        succeeded["finished_at"]
+            .as_str()
+            .unwrap_or_default()
+            .parse::<jiff::Timestamp>()
+            .expect("finished_at"),
+    );
+    assert!(started_at <= finished_at, "{succeeded}");
+    assert!(
+        created_at.as_second() <= started_at.as_second(),
+        "{created} {succeeded}"
+    );
+
+    let log = app.get(&format!("/v1/submissions/{id}/logs")).await;
+    assert_eq!(log.status(), StatusCode::OK);
+    assert_eq!(log.text().await.expect("log"), "started\nfinished\n");
+}
+on_both_databases!(a_submission_runs_to_success_through_every_state);
+
+async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+
+    let created = app
+        .submit(body!({"image": "busybox", "command": "echo trying; exit 3", "backoff_limit": 1}))
+        .await;
+    let id = id(&created);
+
+    let (failed, _) = follow_states(&app, &id, &["failed", "succeeded"]).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("BackoffLimitExceeded"),
+        "{failed}"
+    );
+    assert!(failed["finished_at"].is_string());
+
+    let pods = json(
+        app.get(&format!("/v1/submissions/{id}/pods")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let pods = pods["items"].as_array().expect("pods");
+    assert_eq!(pods.len(), 2, "the job controller retried once: {pods:?}");
+    for pod in pods {
+        assert_eq!(pod["phase"], "Failed", "{pod}");
+        assert_eq!(pod["containers"][0]["state"], "terminated", "{pod}");
+        assert_eq!(pod["containers"][0]["exit_code"], 3, "{pod}");
+    }
+}
+on_both_databases!(a_failing_payload_is_retried_then_fails_with_the_reason);
+
+async fn following_logs_streams_lines_while_the_payload_writes_them(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("second-line");
+    let command = format!("echo first line; {}; echo second line", gate.wait_command());
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": command}))
+        .await);
+
+    // Asked right after the submit: the follow waits for the pod instead of failing.
+    let response = app
+        .get(&format!("/v1/submissions/{id}/logs?follow=true"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.bytes_stream();
+    let mut received = String::new();
+    let first = tokio::time::timeout(Duration::from_secs(60), async {
+        while !received.contains("first line\n") {
+            let chunk = stream.next().await.expect("stream open").expect("chunk");
+            received.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(
+        first.is_ok(),
+        "the first line did not arrive while the payload ran: {received:?}"
+    );
+    assert!(!received.contains("second line"));
+
+    gate.open();
+    let rest = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(chunk) = stream.next().await {
+            received.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
+        }
+    })
+    .await;
+    assert!(
+        rest.is_ok(),
+        "the stream did not end when the payload exited: {received:?}"
+    );
+    assert_eq!(received, "first line\nsecond line\n");
+
+    let tail = app
+        .get(&format!("/v1/submissions/{id}/logs?tail_lines=1"))
+        .await;
+    assert_eq!(tail.text().await.expect("tail"), "second line\n");
+}
+on_both_databases!(following_logs_streams_lines_while_the_payload_writes_them);
+
+async fn cancel_removes_the_job_and_its_pods(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("never");
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
+        .await);
+    let (running, _) = follow_states(&app, &id, &["running"]).await;
+    let job_name = running["job_name"].as_str().expect("job name").to_owned();
+
+    let cancelled = json(
+        app.post_json(&format!("/v1/submissions/{id}/cancel"), &body!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cancelled["state"], "cancelled");
+
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let selector = format!("job-name={job_name}");
+    eventually(
+        "the Job and its pods to be deleted",
+        Duration::from_secs(60),
+        || async {
+            let job = jobs.get_opt(&job_name).await.ok()?;
+            let pods = pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .ok()?;
+            (job.is_none() && pods.items.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let again = json(
+        app.post_json(&format!("/v1/submissions/{id}/cancel"), &body!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(again["state"], "cancelled");
+    let stored = json(
+        app.get(&format!("/v1/submissions/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        stored["state"], "cancelled",
+        "the watcher must not overwrite a cancel: {stored}"
+    );
+}
+on_both_databases!(cancel_removes_the_job_and_its_pods);
+
+async fn bulk_cancel_by_label_leaves_the_others_running(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("release");
+    let mut ids = Vec::new();
+    for campaign in ["mc16a", "mc16e", "mc16e"] {
+        let request = body!({"image": "busybox", "command": gate.wait_command(), "labels": {"campaign": campaign}});
+        ids.push(id(&app.submit(request).await));
+    }
+    for id in &ids {
+        follow_states(&app, id, &["running"]).await;
+    }
+
+    let response = app
+        .post_json(
+            "/v1/submissions/cancel",
+            &body!({"labels": {"campaign": "mc16e"}}),
+        )
+        .await;
+
+    let cancelled = json(response, StatusCode::OK).await;
+    let mut cancelled: Vec<String> = cancelled["cancelled"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(id)
+        .collect();
+    cancelled.sort();
+    let mut expected = vec![ids[1].clone(), ids[2].clone()];
+    expected.sort();
+    assert_eq!(cancelled, expected);
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let remaining = eventually(
+        "only the unmatched Job to remain",
+        Duration::from_secs(60),
+        || async {
+            let listed = jobs
+                .list(&ListParams::default().labels("app=submission-helper"))
+                .await
+                .ok()?;
+            (listed.items.len() == 1).then_some(listed.items)
+        },
+    )
+    .await;
+    assert_eq!(
+        remaining[0]
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("campaign"))
+            .map(String::as_str),
+        Some("mc16a")
+    );
+
+    gate.open();
+    let (survivor, _) = follow_states(&app, &ids[0], &["succeeded", "failed"]).await;
+    assert_eq!(survivor["state"], "succeeded");
+}
+on_both_databases!(bulk_cancel_by_label_leaves_the_others_running);
+
+async fn the_cluster_views_show_what_kubectl_shows(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": "echo done", "labels": {"team": "top"}}))
+        .await);
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded");
+
+    let jobs = json(
+        app.get("/v1/jobs?label_selector=team%3Dtop").await,
+        StatusCode::OK,
+    )
+    .await;
+    let pods = json(app.get("/v1/pods").await, StatusCode::OK).await;
+    let none = json(
+        app.get("/v1/jobs?label_selector=team%3Dnobody").await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(jobs["items"].as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs["items"][0]["completions"], "1/1");
+    assert_eq!(jobs["items"][0]["submission_id"], id.as_str());
+    assert_eq!(pods["items"][0]["status"], "Completed", "{pods}");
+    assert_eq!(pods["items"][0]["ready"], "0/1");
+    assert_eq!(none["items"], body!([]));
+    let ready = json(app.get("/readyz").await, StatusCode::OK).await;
+    assert_eq!(ready["ready"], true);
+}
+on_both_databases!(the_cluster_views_show_what_kubectl_shows);
+
+async fn a_role_without_create_leaves_submissions_queued_with_a_clear_message(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let narrowed = include_str!("../../docker/rbac.yaml").replace(
+        r#"["create", "get", "list", "watch", "delete"]"#,
+        r#"["get", "list", "watch", "delete"]"#,
+    );
+    cluster.apply_rbac(&narrowed);
+    let app = cluster
+        .spawn_service_as(backend, cluster.service_account_client().await)
+        .await;
+
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": "true"}))
+        .await);
+
+    let path = format!("/v1/submissions/{id}");
+    let waiting = eventually(
+        "the refusal to be explained",
+        Duration::from_secs(60),
+        || async {
+            let submission: Value = app.get(&path).await.json().await.ok()?;
+            submission["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("forbidden"))
+                .then_some(submission)
+        },
+    )
+    .await;
+    assert_eq!(waiting["state"], "queued", "{waiting}");
+    assert!(
+        waiting["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot create resource \"jobs\""),
+        "{waiting}"
+    );
+}
+on_both_databases!(a_role_without_create_leaves_submissions_queued_with_a_clear_message);
