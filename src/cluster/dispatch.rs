@@ -156,3 +156,149 @@ impl Outcome {
         })
     }
 }
+
+/// Fast tests of how each answer to a create is recorded, against a fake API server (kube's
+/// `tower_test` mock, one scenario per answer). The end-to-end suite runs the real one.
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use kube::Client;
+    use kube::client::Body;
+    use serde_json::json;
+    use tower_test::mock;
+
+    use super::*;
+    use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
+
+    struct Scenario {
+        store: Store,
+        submission: Submission,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn stored_submission() -> Scenario {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let store = Store::connect(&url).await.expect("store");
+        let request = SubmissionRequest {
+            image: Some("busybox".into()),
+            command: Some("true".into()),
+            ..SubmissionRequest::default()
+        };
+        let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
+        let submission = Submission::new(spec, "default");
+        store
+            .insert(std::slice::from_ref(&submission))
+            .await
+            .expect("insert");
+        Scenario {
+            store,
+            submission,
+            _dir: dir,
+        }
+    }
+
+    /// Dispatches one submission against a fake API server that answers the create with
+    /// `status` and `body`, and returns what was stored.
+    async fn dispatch_against_fake(status: u16, body: serde_json::Value) -> (Progress, bool) {
+        let scenario = stored_submission().await;
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let job_name = scenario.submission.job_name.clone();
+        let fake = tokio::spawn(async move {
+            let mut handle = pin!(handle);
+            let (request, send) = handle.next_request().await.expect("no create was sent");
+            assert_eq!(request.method(), http::Method::POST);
+            assert_eq!(
+                request.uri().path(),
+                "/apis/batch/v1/namespaces/default/jobs"
+            );
+            let sent: serde_json::Value =
+                serde_json::from_slice(&request.into_body().collect_bytes().await.expect("body"))
+                    .expect("json");
+            assert_eq!(sent["metadata"]["name"], job_name);
+            let response = Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response");
+            send.send_response(response);
+        });
+
+        let reached = dispatch_one(&cluster, &scenario.store, scenario.submission.clone()).await;
+
+        tokio::time::timeout(Duration::from_secs(5), fake)
+            .await
+            .expect("the fake API server was never called")
+            .expect("the fake API server's checks");
+        let stored = scenario
+            .store
+            .get(scenario.submission.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        (stored.progress, reached)
+    }
+
+    fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "code": code, "reason": reason, "message": message})
+    }
+
+    #[tokio::test]
+    async fn a_created_job_makes_the_submission_pending() {
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sh-x"}});
+
+        let (progress, reached) = dispatch_against_fake(201, job).await;
+
+        assert_eq!((progress.state, reached), (State::Pending, true));
+    }
+
+    #[tokio::test]
+    async fn a_job_that_already_exists_counts_as_created() {
+        let conflict = status(409, "AlreadyExists", "jobs.batch \"sh-x\" already exists");
+
+        let (progress, _) = dispatch_against_fake(409, conflict).await;
+
+        assert_eq!(progress.state, State::Pending);
+    }
+
+    #[tokio::test]
+    async fn a_job_the_api_server_refuses_fails_with_its_message() {
+        let invalid = status(
+            422,
+            "Invalid",
+            "Job.batch \"sh-x\" is invalid: spec.template.spec.containers[0].image: Required value",
+        );
+
+        let (progress, reached) = dispatch_against_fake(422, invalid).await;
+
+        assert_eq!((progress.state, reached), (State::Failed, true));
+        assert!(
+            progress
+                .message
+                .as_deref()
+                .is_some_and(|message| message.contains("containers[0].image: Required value")),
+            "{:?}",
+            progress.message
+        );
+        assert!(progress.finished_at.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_api_server_leaves_the_submission_queued_with_the_reason() {
+        let unavailable = status(503, "ServiceUnavailable", "etcdserver: leader changed");
+
+        let (progress, reached) = dispatch_against_fake(503, unavailable).await;
+
+        assert_eq!((progress.state, reached), (State::Queued, false));
+        assert!(
+            progress
+                .message
+                .as_deref()
+                .is_some_and(|message| message.contains("leader changed"))
+        );
+    }
+}
