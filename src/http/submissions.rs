@@ -342,6 +342,7 @@ pub async fn list(
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn get(
     AppState(context): AppState<Context>,
     Path(id): Path<String>,
@@ -361,6 +362,7 @@ pub async fn get(
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn pods(
     AppState(context): AppState<Context>,
     Path(id): Path<String>,
@@ -396,6 +398,7 @@ pub async fn pods(
         (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn logs(
     AppState(context): AppState<Context>,
     Path(id): Path<String>,
@@ -409,12 +412,19 @@ pub async fn logs(
         timestamps: query.flag("timestamps")?,
     };
     let submission = find(&context, &id).await?;
-    if request.follow && submission.progress.state == State::Cancelled && request.pod.is_none() {
-        return Err(ApiError::Conflict(
-            "the submission was cancelled; its pods are deleted".into(),
-        ));
+    let state = submission.progress.state;
+    let gone = || {
+        ApiError::Conflict(format!(
+            "the submission {state} and none of its pods exists any more; logs are not kept once a pod is deleted"
+        ))
+    };
+    if state == State::Cancelled && request.pod.is_none() {
+        return Err(gone());
     }
-    let pod = logs::choose_pod(&context.cluster, submission.id, &request, context.log_wait).await?;
+    let pod = match logs::choose_pod(&context.cluster, submission.id, &request, context.log_wait).await {
+        Err(logs::LogError::NotStarted) if state.is_final() => return Err(gone()),
+        other => other?,
+    };
     let reader = logs::stream(&context.cluster, &pod, &request)
         .await
         .map_err(logs::LogError::from)?;
@@ -447,6 +457,7 @@ pub async fn logs(
         (status = 409, description = "It already succeeded or failed", body = Problem, content_type = "application/problem+json"),
     )
 )]
+#[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn cancel(
     AppState(context): AppState<Context>,
     Path(id): Path<String>,
