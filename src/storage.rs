@@ -48,6 +48,23 @@ pub struct Page {
     pub before: Option<SubmissionId>,
 }
 
+/// An `Idempotency-Key` and the fingerprint of the request body it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub fingerprint: String,
+}
+
+/// What an idempotent insert did.
+#[derive(Debug)]
+pub enum Stored {
+    New,
+    /// The key was used before with the same body: these are that request's submissions.
+    Replayed(Vec<Submission>),
+    /// The key was used before with another body.
+    KeyReused,
+}
+
 /// The result of asking for an update: whether the row changed, and the row as it is now.
 #[derive(Debug, Clone)]
 pub struct Updated {
@@ -107,61 +124,70 @@ impl Store {
     /// Stores new submissions, all or none, in one transaction.
     pub async fn insert(&self, submissions: &[Submission]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        for chunk in submissions.chunks(INSERT_CHUNK) {
-            let specs = chunk
-                .iter()
-                .map(|submission| serde_json::to_string(&submission.spec))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| StorageError::Corrupt {
-                    id: "new".into(),
-                    reason: error.to_string(),
-                })?;
-            let sql = format!(
-                "INSERT INTO submissions (id, name, spec, namespace, job_name, state, created_at, updated_at) VALUES {}",
-                placeholders(chunk.len(), 8)
-            );
-            let mut query = sqlx::query(AssertSqlSafe(sql));
-            for (submission, spec) in chunk.iter().zip(specs) {
-                let created_at = submission.created_at.to_string();
-                query = query
-                    .bind(submission.id.to_string())
-                    .bind(submission.spec.name.clone())
-                    .bind(spec)
-                    .bind(submission.namespace.clone())
-                    .bind(submission.job_name.clone())
-                    .bind(submission.progress.state.as_str())
-                    .bind(created_at.clone())
-                    .bind(created_at);
-            }
-            query.execute(&mut *tx).await?;
-
-            let labels: Vec<_> = chunk
-                .iter()
-                .flat_map(|submission| {
-                    submission
-                        .spec
-                        .labels
-                        .iter()
-                        .map(move |(key, value)| (submission.id, key, value))
-                })
-                .collect();
-            for labels in labels.chunks(INSERT_CHUNK * 4) {
-                let sql = format!(
-                    "INSERT INTO submission_labels (submission_id, key, value) VALUES {}",
-                    placeholders(labels.len(), 3)
-                );
-                let mut query = sqlx::query(AssertSqlSafe(sql));
-                for (id, key, value) in labels {
-                    query = query
-                        .bind(id.to_string())
-                        .bind(key.to_string())
-                        .bind(value.to_string());
-                }
-                query.execute(&mut *tx).await?;
-            }
-        }
+        insert_rows(&mut tx, submissions).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores new submissions under an idempotency key, unless the key was used before: then
+    /// nothing is stored and the earlier request's submissions are returned (same body) or the
+    /// reuse is reported (another body). Concurrent requests with one key store once.
+    pub async fn insert_idempotent(
+        &self,
+        key: &IdempotencyKey,
+        submissions: &[Submission],
+    ) -> Result<Stored> {
+        let ids: Vec<String> = submissions.iter().map(|s| s.id.to_string()).collect();
+        let ids = serde_json::to_string(&ids).map_err(|error| StorageError::Corrupt {
+            id: "new".into(),
+            reason: error.to_string(),
+        })?;
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, submission_ids, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key.key.clone())
+        .bind(key.fingerprint.clone())
+        .bind(ids)
+        .bind(Timestamp::now().to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if claimed {
+            insert_rows(&mut tx, submissions).await?;
+            tx.commit().await?;
+            return Ok(Stored::New);
+        }
+        tx.rollback().await?;
+
+        let row =
+            sqlx::query("SELECT request_hash, submission_ids FROM idempotency_keys WHERE key = $1")
+                .bind(key.key.clone())
+                .fetch_one(&self.pool)
+                .await?;
+        let hash: String = row.try_get("request_hash")?;
+        if hash != key.fingerprint {
+            return Ok(Stored::KeyReused);
+        }
+        let ids_text: String = row.try_get("submission_ids")?;
+        let corrupt = |reason: String| StorageError::Corrupt {
+            id: key.key.clone(),
+            reason,
+        };
+        let ids: Vec<String> =
+            serde_json::from_str(&ids_text).map_err(|error| corrupt(error.to_string()))?;
+        let mut earlier = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = SubmissionId::from_str(&id).map_err(|error| corrupt(error.to_string()))?;
+            let submission = self
+                .get(id)
+                .await?
+                .ok_or_else(|| corrupt(format!("submission {id} is missing")))?;
+            earlier.push(submission);
+        }
+        Ok(Stored::Replayed(earlier))
     }
 
     pub async fn get(&self, id: SubmissionId) -> Result<Option<Submission>> {
@@ -296,6 +322,67 @@ impl Store {
         cancelled.sort_by_key(|submission| std::cmp::Reverse(submission.id));
         Ok(cancelled)
     }
+}
+
+/// Inserts submissions and their labels inside `tx`, in multi-row statements.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    submissions: &[Submission],
+) -> Result<()> {
+    for chunk in submissions.chunks(INSERT_CHUNK) {
+        let specs = chunk
+            .iter()
+            .map(|submission| serde_json::to_string(&submission.spec))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| StorageError::Corrupt {
+                id: "new".into(),
+                reason: error.to_string(),
+            })?;
+        let sql = format!(
+            "INSERT INTO submissions (id, name, spec, namespace, job_name, state, created_at, updated_at) VALUES {}",
+            placeholders(chunk.len(), 8)
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for (submission, spec) in chunk.iter().zip(specs) {
+            let created_at = submission.created_at.to_string();
+            query = query
+                .bind(submission.id.to_string())
+                .bind(submission.spec.name.clone())
+                .bind(spec)
+                .bind(submission.namespace.clone())
+                .bind(submission.job_name.clone())
+                .bind(submission.progress.state.as_str())
+                .bind(created_at.clone())
+                .bind(created_at);
+        }
+        query.execute(&mut **tx).await?;
+
+        let labels: Vec<_> = chunk
+            .iter()
+            .flat_map(|submission| {
+                submission
+                    .spec
+                    .labels
+                    .iter()
+                    .map(move |(key, value)| (submission.id, key, value))
+            })
+            .collect();
+        for labels in labels.chunks(INSERT_CHUNK * 4) {
+            let sql = format!(
+                "INSERT INTO submission_labels (submission_id, key, value) VALUES {}",
+                placeholders(labels.len(), 3)
+            );
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for (id, key, value) in labels {
+                query = query
+                    .bind(id.to_string())
+                    .bind(key.to_string())
+                    .bind(value.to_string());
+            }
+            query.execute(&mut **tx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes a plain SQLite URL create its file on first start, as users of the default expect.

@@ -43,6 +43,9 @@ pub enum ApiError {
         detail: String,
         errors: Vec<FieldError>,
     },
+    /// The request is understood but cannot be done as asked (not tied to one field).
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -88,6 +91,11 @@ impl ApiError {
                 StatusCode::BAD_REQUEST,
                 "malformed-request",
                 "Malformed request",
+            ),
+            ApiError::Unprocessable(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                "Request cannot be processed",
             ),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),

@@ -6,8 +6,11 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
 use serde::de::DeserializeOwned;
 
+use sha2::{Digest, Sha256};
+
 use super::error::ApiError;
 use crate::domain::FieldError;
+use crate::storage::IdempotencyKey;
 
 /// A JSON body, read with the path of the first field that failed to deserialize.
 pub struct AppJson<T>(pub T);
@@ -20,32 +23,93 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(';').next())
-            .map(str::trim)
-            .is_some_and(|mime| {
-                mime.eq_ignore_ascii_case("application/json")
-                    || (mime.starts_with("application/") && mime.ends_with("+json"))
-            });
-        if !is_json {
-            return Err(ApiError::UnsupportedMediaType(
-                "the body must be JSON, with Content-Type: application/json".into(),
-            ));
-        }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(rejection.body_text())
-                } else {
-                    ApiError::bad_request("body", rejection.body_text())
-                }
-            })?;
+        let bytes = json_bytes(request, state).await?;
         parse_json(&bytes).map(AppJson)
     }
+}
+
+/// A submit body with its `Idempotency-Key`, if the client sent one.
+pub struct Submitted<T> {
+    pub body: T,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl<S, T> FromRequest<S> for Submitted<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let key = match request.headers().get(IDEMPOTENCY_KEY) {
+            None => None,
+            Some(value) => {
+                let key = value
+                    .to_str()
+                    .ok()
+                    .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
+                    .filter(|key| key.bytes().all(|b| b.is_ascii_graphic()))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "Idempotency-Key",
+                            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+                        )
+                    })?;
+                Some(key.to_owned())
+            }
+        };
+        let bytes = json_bytes(request, state).await?;
+        let body = parse_json(&bytes)?;
+        let idempotency = key.map(|key| IdempotencyKey {
+            key,
+            fingerprint: fingerprint(&bytes),
+        });
+        Ok(Submitted { body, idempotency })
+    }
+}
+
+/// SHA-256 of the body as canonical JSON (keys sorted, no white space), so a retry that
+/// re-serializes the same request still matches.
+fn fingerprint(bytes: &[u8]) -> String {
+    let canonical = serde_json::from_slice::<serde_json::Value>(bytes)
+        .and_then(|value| serde_json::to_vec(&value))
+        .unwrap_or_else(|_| bytes.to_vec());
+    Sha256::digest(&canonical)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// The body of a request declared as JSON, within the route's size limit.
+async fn json_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(str::trim)
+        .is_some_and(|mime| {
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body must be JSON, with Content-Type: application/json".into(),
+        ));
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(rejection.body_text())
+            } else {
+                ApiError::bad_request("body", rejection.body_text())
+            }
+        })
 }
 
 /// Deserializes JSON, reporting where it went wrong: 400 for bytes that are not JSON, 422 for

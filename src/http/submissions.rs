@@ -17,14 +17,14 @@ use utoipa::ToSchema;
 
 use super::Context;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::{AppJson, QueryPairs};
+use super::extract::{AppJson, QueryPairs, Submitted};
 use crate::cluster::logs::{self, LogRequest};
 use crate::cluster::views::{self, PodDetail};
 use crate::domain::{
     FieldError, Resources, State, Submission, SubmissionId, SubmissionRequest, SubmissionSpec,
     kube_rules,
 };
-use crate::storage::{Filter, Page};
+use crate::storage::{Filter, IdempotencyKey, Page, Stored};
 
 /// The most submissions one batch may carry.
 pub const MAX_BATCH: usize = 10_000;
@@ -191,39 +191,77 @@ fn parse_spec(
 /// Submit a payload to run as a Kubernetes Job.
 ///
 /// The submission is stored before anything reaches the cluster; its Job is created right
-/// after. Fields left out take the server's defaults.
+/// after. Fields left out take the server's defaults. With an `Idempotency-Key`, a retry of the
+/// same request returns the submission the first one stored instead of storing another.
 #[utoipa::path(
     post,
     path = "/v1/submissions",
     tag = "submissions",
     request_body = SubmissionRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result")),
     responses(
         (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
          headers(("Location" = String, description = "The submission's URL"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Some fields are invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Some fields are invalid, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn submit(
     AppState(context): AppState<Context>,
-    AppJson(request): AppJson<SubmissionRequest>,
+    submitted: Submitted<SubmissionRequest>,
 ) -> ApiResult<Response> {
-    let submission = parse_spec(&context, request, "").map_err(ApiError::Invalid)?;
-    context
-        .store
-        .insert(std::slice::from_ref(&submission))
-        .await?;
-    context.dispatch.notify_one();
-    tracing::info!(submission_id = %submission.id, "submission stored");
+    let submission = parse_spec(&context, submitted.body, "").map_err(ApiError::Invalid)?;
+    let (stored, replayed) = store(&context, vec![submission], submitted.idempotency).await?;
+    let submission = stored
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("an idempotency key recorded no submission".into()))?;
     let location = format!("/v1/submissions/{}", submission.id);
     let mut response =
         (StatusCode::CREATED, Json(SubmissionView::from(submission))).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
+    mark_replayed(&mut response, replayed);
     Ok(response)
+}
+
+/// Stores new submissions, or, for a repeated `Idempotency-Key` with the same body, returns
+/// what the first request stored (and `true`).
+async fn store(
+    context: &Context,
+    submissions: Vec<Submission>,
+    idempotency: Option<IdempotencyKey>,
+) -> ApiResult<(Vec<Submission>, bool)> {
+    let Some(key) = idempotency else {
+        context.store.insert(&submissions).await?;
+        context.dispatch.notify_one();
+        tracing::info!(count = submissions.len(), "submissions stored");
+        return Ok((submissions, false));
+    };
+    match context.store.insert_idempotent(&key, &submissions).await? {
+        Stored::New => {
+            context.dispatch.notify_one();
+            tracing::info!(count = submissions.len(), "submissions stored");
+            Ok((submissions, false))
+        }
+        Stored::Replayed(earlier) => Ok((earlier, true)),
+        Stored::KeyReused => Err(ApiError::Unprocessable(
+            "this Idempotency-Key was already used with a different body; use a new key for a new request"
+                .into(),
+        )),
+    }
+}
+
+/// Tells the client its request was a repeat, answered from what the first one stored.
+fn mark_replayed(response: &mut Response, replayed: bool) {
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
 }
 
 /// Submit many payloads at once (up to 10,000): all are stored, or none.
@@ -232,6 +270,7 @@ pub async fn submit(
     path = "/v1/submissions/batch",
     tag = "submissions",
     request_body = BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result")),
     responses(
         (status = 201, description = "All stored", body = BatchResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -241,8 +280,9 @@ pub async fn submit(
 )]
 pub async fn submit_batch(
     AppState(context): AppState<Context>,
-    AppJson(request): AppJson<BatchRequest>,
-) -> ApiResult<(StatusCode, Json<BatchResponse>)> {
+    submitted: Submitted<BatchRequest>,
+) -> ApiResult<Response> {
+    let request = submitted.body;
     if request.submissions.len() > MAX_BATCH {
         return Err(ApiError::PayloadTooLarge(format!(
             "a batch holds at most {MAX_BATCH} submissions, this one has {}",
@@ -263,15 +303,13 @@ pub async fn submit_batch(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    context.store.insert(&submissions).await?;
-    context.dispatch.notify_one();
-    tracing::info!(count = submissions.len(), "batch stored");
-    Ok((
-        StatusCode::CREATED,
-        Json(BatchResponse {
-            submissions: submissions.into_iter().map(SubmissionView::from).collect(),
-        }),
-    ))
+    let (stored, replayed) = store(&context, submissions, submitted.idempotency).await?;
+    let body = BatchResponse {
+        submissions: stored.into_iter().map(SubmissionView::from).collect(),
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    mark_replayed(&mut response, replayed);
+    Ok(response)
 }
 
 /// List submissions, newest first.
@@ -421,10 +459,11 @@ pub async fn logs(
     if state == State::Cancelled && request.pod.is_none() {
         return Err(gone());
     }
-    let pod = match logs::choose_pod(&context.cluster, submission.id, &request, context.log_wait).await {
-        Err(logs::LogError::NotStarted) if state.is_final() => return Err(gone()),
-        other => other?,
-    };
+    let pod =
+        match logs::choose_pod(&context.cluster, submission.id, &request, context.log_wait).await {
+            Err(logs::LogError::NotStarted) if state.is_final() => return Err(gone()),
+            other => other?,
+        };
     let reader = logs::stream(&context.cluster, &pod, &request)
         .await
         .map_err(logs::LogError::from)?;

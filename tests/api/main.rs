@@ -6,6 +6,7 @@
 mod support;
 
 mod health;
+mod idempotency;
 mod openapi;
 mod submissions;
 mod validation;
