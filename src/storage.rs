@@ -237,6 +237,17 @@ impl Store {
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
     }
 
+    /// Submissions whose Job has been created and has not ended, for reconciling with the cluster.
+    pub async fn with_live_jobs(&self) -> Result<Vec<Submission>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM submissions WHERE state IN ('pending', 'running') ORDER BY id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
+    }
+
     /// Reads a submission, lets `decide` compute its next progress, and writes it if it is
     /// still the version that was read; retries when another writer got there first.
     ///

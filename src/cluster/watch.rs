@@ -5,6 +5,7 @@
 //! pod says is turned into the submission's next progress by the pure functions below, which the
 //! state machine keeps from ever moving backwards.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use futures::StreamExt;
@@ -20,8 +21,8 @@ use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, Submission
 use crate::storage::Store;
 
 /// The message recorded when a Job disappears before it ended and nobody cancelled it.
-pub const DELETED_BEHIND_OUR_BACK: &str =
-    "the Job was deleted from the cluster before it finished (not by this service)";
+pub const DELETED_BEHIND_OUR_BACK: &str = "the Job was deleted from the cluster before it was \
+     seen to finish (not by this service; it may have ended while the service was not watching)";
 
 /// Next progress of a submission, given its Job as the API server reports it.
 pub fn progress_from_job(submission: &Submission, job: &Job) -> Option<Progress> {
@@ -149,15 +150,30 @@ fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
 }
 
 /// Watches our Jobs until the stream ends (never, unless the task is aborted).
+///
+/// Every (re)list, at start and after the watch was lost, is also a reconciliation: a submission
+/// whose Job should exist but was not listed was deleted while nobody watched, and no delete
+/// event will ever say so.
 pub async fn watch_jobs(cluster: Cluster, store: Store) {
     let Ok(api) = cluster.jobs() else { return };
     let config = watcher::Config::default().labels(&app_selector());
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut listed: Option<HashSet<SubmissionId>> = None;
     while let Some(event) = events.next().await {
         match event {
-            Ok(Event::Apply(job) | Event::InitApply(job)) => {
+            Ok(Event::Init) => listed = Some(HashSet::new()),
+            Ok(Event::InitApply(job)) => {
+                if let (Some(listed), Some(id)) = (listed.as_mut(), submission_id(&job)) {
+                    listed.insert(id);
+                }
                 on_job(&cluster, &store, &job).await;
             }
+            Ok(Event::InitDone) => {
+                if let Some(listed) = listed.take() {
+                    reconcile_unlisted(&cluster, &store, &listed).await;
+                }
+            }
+            Ok(Event::Apply(job)) => on_job(&cluster, &store, &job).await,
             Ok(Event::Delete(job)) => {
                 let Some(id) = submission_id(&job) else {
                     continue;
@@ -166,8 +182,39 @@ pub async fn watch_jobs(cluster: Cluster, store: Store) {
                     tracing::warn!(submission_id = %id, %error, "could not record a deleted Job");
                 }
             }
-            Ok(Event::Init | Event::InitDone) => {}
             Err(error) => tracing::warn!(%error, "watching Jobs failed; retrying"),
+        }
+    }
+}
+
+/// Records as deleted the live submissions whose Job a full list did not contain.
+///
+/// Each is confirmed with a direct read first: a Job created after the list was taken exists
+/// and is left alone.
+async fn reconcile_unlisted(cluster: &Cluster, store: &Store, listed: &HashSet<SubmissionId>) {
+    let live = match store.with_live_jobs().await {
+        Ok(live) => live,
+        Err(error) => {
+            tracing::warn!(%error, "could not reconcile stored submissions with the cluster");
+            return;
+        }
+    };
+    let Ok(jobs) = cluster.jobs() else { return };
+    for submission in live.into_iter().filter(|s| !listed.contains(&s.id)) {
+        match jobs.get_opt(&submission.job_name).await {
+            Ok(None) => {
+                tracing::warn!(submission_id = %submission.id, "its Job is gone");
+                if let Err(error) = store
+                    .update(submission.id, progress_after_job_deleted)
+                    .await
+                {
+                    tracing::warn!(submission_id = %submission.id, %error, "could not record a deleted Job");
+                }
+            }
+            Ok(Some(job)) => on_job(cluster, store, &job).await,
+            Err(error) => {
+                tracing::warn!(submission_id = %submission.id, %error, "could not check a Job")
+            }
         }
     }
 }

@@ -161,13 +161,28 @@ impl TestCluster {
     }
 
     pub async fn spawn_service_as(&self, backend: Backend, client: Client) -> TestApp {
+        self.spawn_service_on(TestDatabase::new(backend).await, client)
+            .await
+    }
+
+    /// The service on a given database, e.g. the one a stopped service used.
+    pub async fn spawn_service_on(&self, database: TestDatabase, client: Client) -> TestApp {
         let cluster = Cluster::new(client, self.namespace.clone());
-        spawn_app_with(
-            TestDatabase::new(backend).await,
-            cluster,
-            SubmitDefaults::default(),
-        )
-        .await
+        spawn_app_with(database, cluster, SubmitDefaults::default()).await
+    }
+
+    /// A client for an API server that does not answer (a closed port on loopback).
+    pub async fn unreachable_client(&self) -> Client {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("address").port();
+        drop(closed);
+        let mut kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        for cluster in &mut kubeconfig.clusters {
+            if let Some(cluster) = cluster.cluster.as_mut() {
+                cluster.server = Some(format!("https://127.0.0.1:{port}"));
+            }
+        }
+        client_from(kubeconfig).await
     }
 
     /// A file the payloads wait for: the test decides when they go on.

@@ -8,4 +8,5 @@
 mod support;
 
 mod harness;
+mod recovery;
 mod story;

@@ -1,0 +1,200 @@
+//! Status stays true when the cluster changes behind the service's back or the service is away.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use reqwest::StatusCode;
+use serde_json::{Value, json as body};
+
+use crate::harness::{TestCluster, follow_states};
+use crate::on_both_databases;
+use crate::support::{Backend, json};
+
+fn id(submission: &Value) -> String {
+    submission["id"].as_str().expect("id").to_owned()
+}
+
+async fn a_job_deleted_by_hand_is_recorded_as_deleted(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("never");
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
+        .await);
+    let (running, _) = follow_states(&app, &id, &["running"]).await;
+
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    jobs.delete(
+        running["job_name"].as_str().expect("job name"),
+        &DeleteParams::background(),
+    )
+    .await
+    .expect("kubectl delete job");
+
+    let (failed, _) = follow_states(&app, &id, &["failed"]).await;
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deleted"),
+        "{failed}"
+    );
+}
+on_both_databases!(a_job_deleted_by_hand_is_recorded_as_deleted);
+
+async fn a_job_deleted_while_the_service_was_away_is_found_at_restart(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let first = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("never");
+    let id = id(&first
+        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
+        .await);
+    let (running, _) = follow_states(&first, &id, &["running"]).await;
+    let database = first.database.shared();
+    drop(first);
+
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    jobs.delete(
+        running["job_name"].as_str().expect("job name"),
+        &DeleteParams::background(),
+    )
+    .await
+    .expect("kubectl delete job");
+    let second = cluster
+        .spawn_service_on(database, cluster.service_account_client().await)
+        .await;
+
+    let (failed, _) = follow_states(&second, &id, &["failed"]).await;
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deleted"),
+        "{failed}"
+    );
+}
+on_both_databases!(a_job_deleted_while_the_service_was_away_is_found_at_restart);
+
+async fn a_pod_deleted_by_hand_is_replaced_and_the_submission_still_succeeds(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("finish");
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
+        .await);
+    follow_states(&app, &id, &["running"]).await;
+    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let selector = format!("submission-helper.io/submission-id={id}");
+    let first = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .expect("pods")
+        .items;
+    let first_name = first[0].metadata.name.clone().expect("pod name");
+
+    pods.delete(&first_name, &DeleteParams::default())
+        .await
+        .expect("kubectl delete pod");
+
+    let listed = crate::harness::eventually(
+        "a replacement pod to run",
+        Duration::from_secs(60),
+        || async {
+            let listed = json(
+                app.get(&format!("/v1/submissions/{id}/pods")).await,
+                StatusCode::OK,
+            )
+            .await;
+            let items = listed["items"].as_array()?.clone();
+            items
+                .iter()
+                .any(|pod| pod["name"] != first_name.as_str() && pod["phase"] == "Running")
+                .then_some(items)
+        },
+    )
+    .await;
+    assert!(
+        listed
+            .iter()
+            .all(|pod| pod["name"] != first_name.as_str() || pod["status"] == "Terminating"),
+        "{listed:?}"
+    );
+    gate.open();
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+}
+on_both_databases!(a_pod_deleted_by_hand_is_replaced_and_the_submission_still_succeeds);
+
+async fn submissions_wait_for_an_unreachable_api_server_and_run_once_it_answers(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    let away = cluster
+        .spawn_service_as(backend, cluster.unreachable_client().await)
+        .await;
+    let requests: Vec<Value> = (0..20)
+        .map(|i| body!({"image": "busybox", "command": format!("echo {i}")}))
+        .collect();
+    let stored = json(
+        away.post_json("/v1/submissions/batch", &body!({"submissions": requests}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ids: Vec<String> = stored["submissions"]
+        .as_array()
+        .expect("submissions")
+        .iter()
+        .map(id)
+        .collect();
+    let waiting = crate::harness::eventually(
+        "the wait to be explained",
+        Duration::from_secs(60),
+        || async {
+            let submission = json(
+                away.get(&format!("/v1/submissions/{}", ids[0])).await,
+                StatusCode::OK,
+            )
+            .await;
+            submission["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("waiting to create the Job"))
+                .then_some(submission)
+        },
+    )
+    .await;
+    assert_eq!(waiting["state"], "queued");
+    let ready = json(away.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(ready["database"], "ok");
+    let database = away.database.shared();
+    drop(away);
+
+    let back = cluster
+        .spawn_service_on(database, cluster.service_account_client().await)
+        .await;
+
+    for id in &ids {
+        let (done, _) = follow_states(&back, id, &["succeeded", "failed"]).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let listed = jobs
+        .list(&ListParams::default().labels("app=submission-helper"))
+        .await
+        .expect("jobs");
+    assert_eq!(
+        listed.items.len(),
+        ids.len(),
+        "exactly one Job per submission"
+    );
+}
+on_both_databases!(submissions_wait_for_an_unreachable_api_server_and_run_once_it_answers);
