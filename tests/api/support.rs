@@ -180,6 +180,18 @@ pub async fn spawn_app_with(
 }
 
 impl TestApp {
+    /// Stops the service (as a crash would: nothing drains) and hands back its database.
+    pub fn stop(mut self) -> TestDatabase {
+        self.server.abort();
+        std::mem::replace(
+            &mut self.database,
+            TestDatabase {
+                url: String::new(),
+                _dir: None,
+            },
+        )
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

@@ -199,9 +199,15 @@ impl Gate {
         std::fs::write(&self.0, b"go").expect("open gate");
     }
 
-    /// A shell snippet that blocks until the gate is opened.
+    /// A shell snippet that blocks until the gate is opened, or the test is over (its scratch
+    /// directory is gone), so no payload outlives its test.
     pub fn wait_command(&self) -> String {
-        format!("while [ ! -e '{}' ]; do sleep 0.05; done", self.0.display())
+        let scratch = self.0.parent().unwrap_or(&self.0);
+        format!(
+            "while [ ! -e '{}' ] && [ -d '{}' ]; do sleep 0.05; done",
+            self.0.display(),
+            scratch.display()
+        )
     }
 }
 

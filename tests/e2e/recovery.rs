@@ -56,8 +56,7 @@ async fn a_job_deleted_while_the_service_was_away_is_found_at_restart(backend: B
         .submit(body!({"image": "busybox", "command": gate.wait_command()}))
         .await);
     let (running, _) = follow_states(&first, &id, &["running"]).await;
-    let database = first.database.shared();
-    drop(first);
+    let database = first.stop();
 
     let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
     jobs.delete(
@@ -175,8 +174,7 @@ async fn submissions_wait_for_an_unreachable_api_server_and_run_once_it_answers(
     assert_eq!(waiting["state"], "queued");
     let ready = json(away.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(ready["database"], "ok");
-    let database = away.database.shared();
-    drop(away);
+    let database = away.stop();
 
     let back = cluster
         .spawn_service_on(database, cluster.service_account_client().await)

@@ -61,8 +61,17 @@ async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
             .map(|secrets| secrets.into_iter().map(|s| s.name).collect::<Vec<_>>()),
         Some(vec!["sh-k8s-registry-secret".to_string()])
     );
-    assert_eq!(running["active"], 1);
     assert!(running["started_at"].is_string(), "{running}");
+    let path = format!("/v1/submissions/{id}");
+    eventually(
+        "the Job's active pod to be counted",
+        Duration::from_secs(30),
+        || async {
+            let submission: Value = app.get(&path).await.json().await.ok()?;
+            (submission["active"] == 1).then_some(())
+        },
+    )
+    .await;
 
     gate.open();
     let (succeeded, seen_after) = follow_states(&app, &id, &["succeeded", "failed"]).await;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs and starts what the tests talk to
+# (a Postgres server, a local Kubernetes control plane with a simulated node, all on 127.0.0.1),
+# checks formatting and lints, runs every test, and stops everything it started.
+#
+#   tests/run.sh              everything
+#   tests/run.sh -- FILTER    only tests whose name contains FILTER (passed to cargo test)
+#
+# Slow builds are cached under ~/.cache/submission-helper/ (the control plane's binaries and
+# cargo's target directory); a missing or stale cache only makes the run slower.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cache="${SUBMISSION_HELPER_CACHE:-$HOME/.cache/submission-helper}"
+mkdir -p "$cache"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+
+filter=()
+if [ "${1:-}" = "--" ]; then
+  shift
+  filter=("$@")
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-tests.XXXXXX")
+node_pid=""
+cleanup() {
+  status=$?
+  if [ -n "$node_pid" ]; then
+    kill "$node_pid" 2>/dev/null || true
+    wait "$node_pid" 2>/dev/null || true
+  fi
+  "$root/tests/control-plane.sh" down "$work/cluster" >/dev/null 2>&1 || true
+  "$root/tests/postgres.sh" down "$work/postgres" >/dev/null 2>&1 || true
+  if [ "$status" -ne 0 ]; then
+    for log in "$work"/cluster/*.log "$work"/node-sim.log; do
+      [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 40 "$log"; }
+    done
+  fi
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Postgres"
+tests/postgres.sh up "$work/postgres"
+# shellcheck disable=SC1091
+source "$work/postgres/env"
+
+step "Kubernetes control plane"
+tests/control-plane.sh install
+tests/control-plane.sh up "$work/cluster"
+# shellcheck disable=SC1091
+source "$work/cluster/env"
+export SH_TEST_KUBECONFIG="$KUBECONFIG"
+
+step "Build"
+cargo build --workspace --all-targets
+
+step "Simulated node"
+"$CARGO_TARGET_DIR/debug/node-sim" --kubeconfig "$KUBECONFIG" --work-dir "$work/node" \
+  >"$work/node-sim.out" 2>"$work/node-sim.log" &
+node_pid=$!
+for _ in $(seq 1 300); do
+  grep -q "node-sim ready" "$work/node-sim.out" 2>/dev/null && break
+  kill -0 "$node_pid" 2>/dev/null || { echo "node-sim exited"; exit 1; }
+  sleep 0.2
+done
+grep -q "node-sim ready" "$work/node-sim.out" || { echo "node-sim did not become ready"; exit 1; }
+cat "$work/node-sim.out"
+
+step "Format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Tests"
+export CI="${CI:-}"
+export SH_TEST_REQUIRE_ALL=1
+cargo test --workspace -- "${filter[@]}"
