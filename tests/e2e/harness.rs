@@ -233,3 +233,15 @@ pub async fn follow_states(app: &TestApp, id: &str, until: &[&str]) -> (Value, V
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A submission's id.
+pub fn id(submission: &Value) -> String {
+    submission["id"].as_str().expect("id").to_owned()
+}
+
+/// Submits a payload that runs until `gate` opens, waits until it runs, and returns it.
+pub async fn run_gated(app: &TestApp, gate: &Gate) -> Value {
+    let request = serde_json::json!({"image": "busybox", "command": gate.wait_command()});
+    let id = id(&app.submit(request).await);
+    follow_states(app, &id, &["running"]).await.0
+}

@@ -8,13 +8,9 @@ use kube::api::{Api, DeleteParams, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, follow_states};
+use crate::harness::{TestCluster, follow_states, id, run_gated};
 use crate::on_both_databases;
 use crate::support::{Backend, json};
-
-fn id(submission: &Value) -> String {
-    submission["id"].as_str().expect("id").to_owned()
-}
 
 async fn a_job_deleted_by_hand_is_recorded_as_deleted(backend: Backend) {
     let Some(cluster) = TestCluster::new().await else {
@@ -22,10 +18,8 @@ async fn a_job_deleted_by_hand_is_recorded_as_deleted(backend: Backend) {
     };
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("never");
-    let id = id(&app
-        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
-        .await);
-    let (running, _) = follow_states(&app, &id, &["running"]).await;
+    let running = run_gated(&app, &gate).await;
+    let id = id(&running);
 
     let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
     jobs.delete(
@@ -52,10 +46,8 @@ async fn a_job_deleted_while_the_service_was_away_is_found_at_restart(backend: B
     };
     let first = cluster.spawn_service(backend).await;
     let gate = cluster.gate("never");
-    let id = id(&first
-        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
-        .await);
-    let (running, _) = follow_states(&first, &id, &["running"]).await;
+    let running = run_gated(&first, &gate).await;
+    let id = id(&running);
     let database = first.stop();
 
     let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
@@ -86,10 +78,7 @@ async fn a_pod_deleted_by_hand_is_replaced_and_the_submission_still_succeeds(bac
     };
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("finish");
-    let id = id(&app
-        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
-        .await);
-    follow_states(&app, &id, &["running"]).await;
+    let id = id(&run_gated(&app, &gate).await);
     let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
     let selector = format!("submission-helper.io/submission-id={id}");
     let first = pods

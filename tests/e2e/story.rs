@@ -9,13 +9,9 @@ use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, eventually, follow_states};
+use crate::harness::{TestCluster, eventually, follow_states, id, run_gated};
 use crate::on_both_databases;
 use crate::support::{Backend, json};
-
-fn id(submission: &Value) -> String {
-    submission["id"].as_str().expect("id").to_owned()
-}
 
 async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
     let Some(cluster) = TestCluster::new().await else {
@@ -211,10 +207,8 @@ async fn cancel_removes_the_job_and_its_pods(backend: Backend) {
     };
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("never");
-    let id = id(&app
-        .submit(body!({"image": "busybox", "command": gate.wait_command()}))
-        .await);
-    let (running, _) = follow_states(&app, &id, &["running"]).await;
+    let running = run_gated(&app, &gate).await;
+    let id = id(&running);
     let job_name = running["job_name"].as_str().expect("job name").to_owned();
 
     let cancelled = json(
@@ -396,3 +390,42 @@ async fn a_role_without_create_leaves_submissions_queued_with_a_clear_message(ba
     );
 }
 on_both_databases!(a_role_without_create_leaves_submissions_queued_with_a_clear_message);
+
+async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let client = cluster.service_account_client().await;
+    let ready = json(app.get("/readyz").await, StatusCode::OK).await;
+    assert_eq!(ready["ready"], true);
+
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), &cluster.namespace);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &cluster.namespace);
+    let elsewhere: Api<Job> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(body!({
+        "metadata": {"name": "direct"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .expect("pod");
+
+    let forbidden = |result: Result<(), kube::Error>| matches!(result, Err(kube::Error::Api(status)) if status.code == 403);
+    assert!(
+        forbidden(secrets.list(&ListParams::default()).await.map(drop)),
+        "secrets are readable"
+    );
+    assert!(
+        forbidden(pods.create(&Default::default(), &pod).await.map(drop)),
+        "pods can be created directly"
+    );
+    assert!(
+        forbidden(pods.delete("direct", &Default::default()).await.map(drop)),
+        "pods can be deleted"
+    );
+    assert!(
+        forbidden(elsewhere.list(&ListParams::default()).await.map(drop)),
+        "Jobs of another namespace are visible"
+    );
+}
+on_both_databases!(the_shipped_role_grants_nothing_beyond_what_the_service_uses);
