@@ -78,4 +78,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "Tests"
 export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
-cargo test --workspace -- "${filter[@]}"
+set +e
+cargo test --workspace -- "${filter[@]}" 2>&1 | tee "$work/tests.log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$work/tests.log"
+exit "$status"
