@@ -14,6 +14,7 @@ use kube::runtime::watcher;
 
 use super::{Cluster, ClusterError, manifest, submission_selector};
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
+use crate::storage::{ArchivedLog, Store};
 
 /// Why no log can be shown.
 #[derive(Debug, thiserror::Error)]
@@ -150,4 +151,184 @@ pub async fn stream(
         ..LogParams::default()
     };
     Ok(cluster.pods()?.log_stream(pod, &params).await?)
+}
+
+/// The most of one pod's log the archive keeps: its last 4 MiB.
+pub const ARCHIVE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Archives the logs of a submission's pods, so they outlive the pods (TTL, cancel, node loss).
+///
+/// Pods whose container ended are archived once; with `running_too`, pods still running are
+/// archived as they are now (before a cancel deletes them). Failures are logged: a missing
+/// archive must never stop a submission from being recorded as finished or cancelled.
+pub async fn archive(cluster: &Cluster, store: &Store, id: SubmissionId, running_too: bool) {
+    let pods = match cluster.pods_of(id).await {
+        Ok(pods) => pods,
+        Err(error) => {
+            tracing::warn!(submission_id = %id, %error, "cannot list pods to archive their logs");
+            return;
+        }
+    };
+    let archived = store.archived_pods(id).await.unwrap_or_default();
+    for pod in &pods {
+        let done = pod
+            .metadata
+            .name
+            .as_ref()
+            .is_some_and(|name| archived.contains(name));
+        if has_started(pod) && (running_too || (has_ended(pod) && !done)) {
+            archive_pod(cluster, store, id, pod).await;
+        }
+    }
+}
+
+/// Whether the pod ran to its end.
+pub fn has_ended(pod: &Pod) -> bool {
+    matches!(
+        pod.status
+            .as_ref()
+            .and_then(|status| status.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+/// Archives one pod's log as it is now.
+pub async fn archive_pod(cluster: &Cluster, store: &Store, id: SubmissionId, pod: &Pod) {
+    let Some(name) = pod.metadata.name.as_deref() else {
+        return;
+    };
+    let log = match read_tail(cluster, name).await {
+        Ok(log) => log,
+        Err(error) => {
+            tracing::warn!(submission_id = %id, pod = %name, %error, "cannot read a log to archive");
+            return;
+        }
+    };
+    let created = pod
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or_else(jiff::Timestamp::now, |at| at.0);
+    match store.archive_log(id, created, &log).await {
+        Ok(()) => {
+            tracing::info!(submission_id = %id, pod = %name, bytes = log.content.len(), "log archived")
+        }
+        Err(error) => {
+            tracing::warn!(submission_id = %id, pod = %name, %error, "cannot archive a log")
+        }
+    }
+}
+
+/// A pod's whole log, keeping only its last [`ARCHIVE_LIMIT`] bytes in memory.
+async fn read_tail(cluster: &Cluster, pod: &str) -> Result<ArchivedLog, ClusterError> {
+    use futures::AsyncReadExt;
+    let reader = stream(cluster, pod, &LogRequest::default()).await?;
+    let mut reader = std::pin::pin!(reader);
+    let mut content = Vec::new();
+    let mut dropped = 0u64;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let read = reader
+            .read(&mut chunk)
+            .await
+            .map_err(|error| ClusterError::Unreachable(error.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        content.extend_from_slice(&chunk[..read]);
+        if content.len() > 2 * ARCHIVE_LIMIT {
+            let excess = content.len() - ARCHIVE_LIMIT;
+            content.drain(..excess);
+            dropped += excess as u64;
+        }
+    }
+    if content.len() > ARCHIVE_LIMIT {
+        let excess = content.len() - ARCHIVE_LIMIT;
+        content.drain(..excess);
+        dropped += excess as u64;
+    }
+    Ok(ArchivedLog {
+        pod_name: pod.to_owned(),
+        content,
+        truncated_bytes: dropped,
+    })
+}
+
+/// What the archive serves: the kept bytes, after a visible marker if the start was dropped,
+/// or only the last `tail_lines` lines if asked.
+pub fn archived_view(log: &ArchivedLog, tail_lines: Option<i64>) -> Vec<u8> {
+    if let Some(tail) = tail_lines.and_then(|tail| usize::try_from(tail).ok()) {
+        let kept = last_lines(&log.content, tail);
+        if kept.len() < log.content.len() {
+            return kept.to_vec();
+        }
+    }
+    let mut view = Vec::with_capacity(log.content.len() + 100);
+    if log.truncated_bytes > 0 {
+        let marker = format!(
+            "[submission-helper: log truncated, the first {} bytes were dropped; the last {} bytes follow]\n",
+            log.truncated_bytes,
+            log.content.len()
+        );
+        view.extend_from_slice(marker.as_bytes());
+    }
+    view.extend_from_slice(&log.content);
+    view
+}
+
+/// The last `count` lines of `content` (a final line without a newline counts as a line).
+fn last_lines(content: &[u8], count: usize) -> &[u8] {
+    if count == 0 {
+        return &[];
+    }
+    let body = content.strip_suffix(b"\n").unwrap_or(content);
+    let mut seen = 0;
+    for (at, byte) in body.iter().enumerate().rev() {
+        if *byte == b'\n' {
+            seen += 1;
+            if seen == count {
+                return &content[at + 1..];
+            }
+        }
+    }
+    content
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(content: &str, truncated_bytes: u64) -> ArchivedLog {
+        ArchivedLog {
+            pod_name: "p".into(),
+            content: content.as_bytes().to_vec(),
+            truncated_bytes,
+        }
+    }
+
+    #[test]
+    fn an_archive_is_served_byte_for_byte() {
+        assert_eq!(archived_view(&log("a\nb\n", 0), None), b"a\nb\n");
+    }
+
+    #[test]
+    fn a_truncated_archive_says_so_first() {
+        let view = String::from_utf8(archived_view(&log("end\n", 10), None)).expect("text");
+
+        assert!(
+            view.starts_with("[submission-helper: log truncated, the first 10 bytes"),
+            "{view}"
+        );
+        assert!(view.ends_with("\nend\n"));
+    }
+
+    #[test]
+    fn tail_lines_keeps_the_last_lines_of_an_archive() {
+        let archive = log("one\ntwo\nthree\n", 0);
+
+        assert_eq!(archived_view(&archive, Some(2)), b"two\nthree\n");
+        assert_eq!(archived_view(&archive, Some(1)), b"three\n");
+        assert_eq!(archived_view(&archive, Some(5)), b"one\ntwo\nthree\n");
+        assert_eq!(archived_view(&archive, Some(0)), b"");
+    }
 }

@@ -16,7 +16,7 @@ use kube::Resource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
-use super::{Cluster, app_selector};
+use super::{Cluster, app_selector, logs};
 use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
 use crate::storage::Store;
 
@@ -129,6 +129,16 @@ pub fn progress_from_pod(submission: &Submission, pod: &Pod) -> Option<Progress>
     Some(next)
 }
 
+/// Whether the Job completed or failed.
+fn has_ended(job: &Job) -> bool {
+    job.status
+        .iter()
+        .flat_map(|status| status.conditions.iter().flatten())
+        .any(|condition| {
+            matches!(condition.type_.as_str(), "Complete" | "Failed") && condition.status == "True"
+        })
+}
+
 /// Next progress of a submission whose Job was deleted.
 pub fn progress_after_job_deleted(submission: &Submission) -> Option<Progress> {
     let current = &submission.progress;
@@ -221,6 +231,13 @@ async fn reconcile_unlisted(cluster: &Cluster, store: &Store, listed: &HashSet<S
 
 async fn on_job(cluster: &Cluster, store: &Store, job: &Job) {
     let Some(id) = submission_id(job) else { return };
+    if has_ended(job)
+        && let Ok(Some(stored)) = store.get(id).await
+        && !stored.progress.state.is_final()
+    {
+        // Before the end is recorded, so a finished submission always has its logs archived.
+        logs::archive(cluster, store, id, false).await;
+    }
     match store
         .update(id, |submission| progress_from_job(submission, job))
         .await
@@ -267,6 +284,14 @@ pub async fn watch_pods(cluster: Cluster, store: Store) {
         let Some(id) = submission_id(&pod) else {
             continue;
         };
+        if logs::has_ended(&pod) {
+            // Now, while the pod exists: it may be deleted at any moment after (TTL, node loss).
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let archived = store.archived_pods(id).await.unwrap_or_default();
+            if !archived.contains(&name) {
+                logs::archive_pod(&cluster, &store, id, &pod).await;
+            }
+        }
         match store
             .update(id, |submission| progress_from_pod(submission, &pod))
             .await

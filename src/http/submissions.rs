@@ -416,7 +416,9 @@ pub async fn pods(
 ///
 /// Without `pod`, the newest pod that has started. With `follow=true` the response streams
 /// lines as they are written and ends when the container ends; if no pod has started yet it
-/// first waits for one (bounded by the server's `--log-wait-seconds`).
+/// first waits for one (bounded by the server's `--log-wait-seconds`). Once a pod is gone
+/// (TTL, cancel, node loss) its archived log is served (`X-Log-Source: archive`): its last
+/// 4 MiB, after a marker line if the start was dropped.
 #[utoipa::path(
     get,
     path = "/v1/submissions/{id}/logs",
@@ -451,31 +453,51 @@ pub async fn logs(
     };
     let submission = find(&context, &id).await?;
     let state = submission.progress.state;
-    let gone = || {
-        ApiError::Conflict(format!(
-            "the submission {state} and none of its pods exists any more; logs are not kept once a pod is deleted"
-        ))
+    // A finished submission's pods will not start any more: do not wait for one.
+    let choose = LogRequest {
+        follow: request.follow && !state.is_final(),
+        ..request.clone()
     };
-    if state == State::Cancelled && request.pod.is_none() {
-        return Err(gone());
-    }
-    let pod =
-        match logs::choose_pod(&context.cluster, submission.id, &request, context.log_wait).await {
-            Err(logs::LogError::NotStarted) if state.is_final() => return Err(gone()),
-            other => other?,
+    let live =
+        match logs::choose_pod(&context.cluster, submission.id, &choose, context.log_wait).await {
+            Ok(pod) => match logs::stream(&context.cluster, &pod, &request).await {
+                Ok(reader) => Ok((pod, reader)),
+                Err(error) => Err(logs::LogError::from(error)),
+            },
+            Err(error) => Err(error),
         };
-    let reader = logs::stream(&context.cluster, &pod, &request)
-        .await
-        .map_err(logs::LogError::from)?;
-    let body = Body::from_stream(ReaderStream::new(reader.compat()).map(|chunk| {
-        chunk.inspect_err(|error| tracing::warn!(%error, "log stream ended with an error"))
-    }));
+    let (pod, body, source) = match live {
+        Ok((pod, reader)) => {
+            let body = Body::from_stream(ReaderStream::new(reader.compat()).map(|chunk| {
+                chunk.inspect_err(|error| tracing::warn!(%error, "log stream ended with an error"))
+            }));
+            (pod, body, "cluster")
+        }
+        // The pod is gone (or the cluster cannot be asked): what was archived is the log.
+        Err(error) => match context
+            .store
+            .archived_log(submission.id, request.pod.as_deref())
+            .await?
+        {
+            Some(archived) => {
+                let view = logs::archived_view(&archived, request.tail_lines);
+                (archived.pod_name, Body::from(view), "archive")
+            }
+            None if state.is_final() && matches!(error, logs::LogError::NotStarted) => {
+                return Err(ApiError::Conflict(format!(
+                    "the submission {state} and none of its pods exists any more; no log was archived"
+                )));
+            }
+            None => return Err(error.into()),
+        },
+    };
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-log-source", HeaderValue::from_static(source));
     if let Ok(value) = HeaderValue::from_str(&pod) {
         headers.insert("x-pod-name", value);
     }
@@ -582,7 +604,10 @@ pub async fn cancel_matching(
     }))
 }
 
-/// Deletes the Jobs of newly cancelled submissions. A delete that fails now is finished by the
+/// How long a cancel waits for the logs of its pods to be archived before deleting them.
+const ARCHIVE_BEFORE_CANCEL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Deletes the Jobs of newly cancelled submissions, after archiving what their pods logged. A delete that fails now is finished by the
 /// Job watcher when it next sees the Job, so the cancel itself always holds.
 async fn delete_jobs(context: &Context, cancelled: &[Submission]) {
     if !context.cluster.is_configured() {
@@ -590,6 +615,10 @@ async fn delete_jobs(context: &Context, cancelled: &[Submission]) {
     }
     futures::stream::iter(cancelled)
         .for_each_concurrent(8, |submission| async move {
+            let archived = logs::archive(&context.cluster, &context.store, submission.id, true);
+            if tokio::time::timeout(ARCHIVE_BEFORE_CANCEL, archived).await.is_err() {
+                tracing::warn!(submission_id = %submission.id, "archiving logs before the cancel took too long");
+            }
             if let Err(error) = context.cluster.delete_job(&submission.job_name).await {
                 tracing::warn!(submission_id = %submission.id, %error, "could not delete a cancelled submission's Job yet");
             }

@@ -7,6 +7,7 @@
 #[path = "../api/support.rs"]
 mod support;
 
+mod archive;
 mod harness;
 mod recovery;
 mod story;

@@ -1,0 +1,147 @@
+//! Logs outlive pods: once a pod is gone (deleted by hand, by the TTL controller, by a cancel)
+//! its archived log is served, byte for byte.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams};
+use reqwest::StatusCode;
+use serde_json::json as body;
+
+use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::on_both_databases;
+use crate::support::{Backend, TestApp, json};
+
+/// What the payloads print: several lines, tabs, non-ASCII text, a long line.
+const PRINTS: &str = r#"printf 'first line\n\tindented\nüñíçødé ✓\n'; head -c 5000 /dev/zero | tr '\0' x; echo; echo last"#;
+const PRINTED_LINES: usize = 5;
+
+async fn log(app: &TestApp, id: &str, query: &str) -> (Option<String>, String) {
+    let response = app.get(&format!("/v1/submissions/{id}/logs{query}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let source = response
+        .headers()
+        .get("x-log-source")
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    (source, response.text().await.expect("log"))
+}
+
+async fn pods_gone(cluster: &TestCluster, id: &str) {
+    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let selector = format!("submission-helper.io/submission-id={id}");
+    eventually("the pods to be gone", Duration::from_secs(60), || async {
+        let listed = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .ok()?;
+        listed.items.is_empty().then_some(())
+    })
+    .await;
+}
+
+async fn the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": PRINTS}))
+        .await);
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let (source, live) = log(&app, &id, "").await;
+    assert_eq!(source.as_deref(), Some("cluster"));
+    assert_eq!(live.lines().count(), PRINTED_LINES, "{live:?}");
+
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    jobs.delete(
+        done["job_name"].as_str().expect("job"),
+        &DeleteParams::background(),
+    )
+    .await
+    .expect("kubectl delete job");
+    pods_gone(&cluster, &id).await;
+
+    let (source, archived) = log(&app, &id, "").await;
+    assert_eq!(source.as_deref(), Some("archive"));
+    assert_eq!(archived, live);
+    let (_, tail) = log(&app, &id, "?tail_lines=1").await;
+    assert_eq!(tail, "last\n");
+    let (_, followed) = log(&app, &id, "?follow=true").await;
+    assert_eq!(followed, live);
+}
+on_both_databases!(the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte);
+
+async fn the_log_of_a_job_removed_by_its_ttl_is_still_served(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let request = body!({"image": "busybox", "command": "echo kept after the TTL", "ttl_seconds_after_finished": 2});
+
+    let id = id(&app.submit(request).await);
+
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let job_name = done["job_name"].as_str().expect("job").to_owned();
+    eventually(
+        "the TTL controller to delete the Job",
+        Duration::from_secs(60),
+        || async { jobs.get_opt(&job_name).await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+    pods_gone(&cluster, &id).await;
+    let (source, archived) = log(&app, &id, "").await;
+    assert_eq!(
+        (source.as_deref(), archived.as_str()),
+        (Some("archive"), "kept after the TTL\n")
+    );
+    let stored = json(
+        app.get(&format!("/v1/submissions/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        stored["state"], "succeeded",
+        "a Job removed by its TTL is not a failure: {stored}"
+    );
+}
+on_both_databases!(the_log_of_a_job_removed_by_its_ttl_is_still_served);
+
+async fn a_cancelled_submission_keeps_what_it_logged(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("never");
+    let command = format!("echo working on it; {}", gate.wait_command());
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": command}))
+        .await);
+    follow_states(&app, &id, &["running"]).await;
+    eventually(
+        "the first line to be logged",
+        Duration::from_secs(30),
+        || async {
+            let response = app.get(&format!("/v1/submissions/{id}/logs")).await;
+            (response.text().await.ok()? == "working on it\n").then_some(())
+        },
+    )
+    .await;
+
+    let cancelled = app
+        .post_json(&format!("/v1/submissions/{id}/cancel"), &body!({}))
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    pods_gone(&cluster, &id).await;
+
+    let (source, archived) = log(&app, &id, "").await;
+    assert_eq!(
+        (source.as_deref(), archived.as_str()),
+        (Some("archive"), "working on it\n")
+    );
+}
+on_both_databases!(a_cancelled_submission_keeps_what_it_logged);
