@@ -6,6 +6,7 @@
 #   tests/control-plane.sh install     install packages; build or reuse the binaries
 #   tests/control-plane.sh up DIR      start everything with its state in DIR; writes DIR/env
 #   tests/control-plane.sh down DIR    stop what `up DIR` started
+#   tests/control-plane.sh stop-apiserver DIR | start-apiserver DIR   (fault-injection tests)
 #
 # The binaries are built from Debian's source package `kubernetes` (1.20, Go dependencies
 # vendored), since nothing but Debian's packages can be fetched here, and cached under
@@ -160,6 +161,20 @@ current-context: local
 CONFIG
 }
 
+# Starts kube-apiserver with the arguments `up` recorded, and waits until it is ready. Also
+# used to bring it back after `stop-apiserver` (fault-injection tests).
+start_apiserver() {
+  local dir=$1
+  local args=()
+  mapfile -t args <"$dir/kube-apiserver.args"
+  "$(cat "$dir/kube-apiserver.bin")" "${args[@]}" >>"$dir/kube-apiserver.log" 2>&1 &
+  echo $! >"$dir/kube-apiserver.pid"
+  local probe=()
+  mapfile -t probe <"$dir/kube-apiserver.probe"
+  wait_for 120 kube-apiserver "$dir/kube-apiserver.pid" curl -fsS --cacert "$dir/ca.crt" \
+    -H "Authorization: Bearer ${probe[1]}" "${probe[0]}/readyz" || fail_with_log "$dir" kube-apiserver
+}
+
 up() {
   local dir=$1
   mkdir -p "$dir"
@@ -191,31 +206,35 @@ up() {
   echo $! >"$dir/etcd.pid"
   wait_for 60 etcd "$dir/etcd.pid" curl -fsS "http://127.0.0.1:$etcd_port/health" || fail_with_log "$dir" etcd
 
-  "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --tls-cert-file "$dir/apiserver.crt" --tls-private-key-file "$dir/apiserver.key" \
-    --client-ca-file "$dir/ca.crt" \
-    --token-auth-file "$dir/tokens.csv" \
-    --authorization-mode Node,RBAC \
-    --service-account-key-file "$dir/service-accounts.pub" \
-    --service-account-signing-key-file "$dir/service-accounts.key" \
-    --service-account-issuer "https://kubernetes.default.svc" \
-    --service-cluster-ip-range 10.0.0.0/24 \
-    --kubelet-preferred-address-types InternalIP \
-    --enable-admission-plugins NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota \
-    --feature-gates TTLAfterFinished=true \
-    --allow-privileged=false \
-    >"$dir/kube-apiserver.log" 2>&1 &
-  echo $! >"$dir/kube-apiserver.pid"
+  cat >"$dir/kube-apiserver.args" <<ARGS
+--etcd-servers=http://127.0.0.1:$etcd_port
+--bind-address=127.0.0.1
+--advertise-address=127.0.0.1
+--secure-port=$api_port
+--tls-cert-file=$dir/apiserver.crt
+--tls-private-key-file=$dir/apiserver.key
+--client-ca-file=$dir/ca.crt
+--token-auth-file=$dir/tokens.csv
+--authorization-mode=Node,RBAC
+--service-account-key-file=$dir/service-accounts.pub
+--service-account-signing-key-file=$dir/service-accounts.key
+--service-account-issuer=https://kubernetes.default.svc
+--service-cluster-ip-range=10.0.0.0/24
+--kubelet-preferred-address-types=InternalIP
+--enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota
+--feature-gates=TTLAfterFinished=true
+--allow-privileged=false
+ARGS
+  echo "$bin/kube-apiserver" >"$dir/kube-apiserver.bin"
+  printf '%s\n%s\n' "https://127.0.0.1:$api_port" "$admin_token" >"$dir/kube-apiserver.probe"
+  start_apiserver "$dir"
   local server="https://127.0.0.1:$api_port"
-  wait_for 120 kube-apiserver "$dir/kube-apiserver.pid" curl -fsS --cacert "$dir/ca.crt" -H "Authorization: Bearer $admin_token" "$server/readyz" \
-    || fail_with_log "$dir" kube-apiserver
 
   kubeconfig "$dir/kubeconfig" "$server" "$dir/ca.crt" "$admin_token"
   kubeconfig "$dir/controller-manager.kubeconfig" "$server" "$dir/ca.crt" "$controller_token"
 
   "$bin/kube-controller-manager" \
+    --kube-api-qps 200 --kube-api-burst 400 \
     --kubeconfig "$dir/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -269,5 +288,7 @@ case "${1:-}" in
   install) install ;;
   up) [ $# -eq 2 ] || die "usage: $0 up DIR"; up "$2" ;;
   down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
-  *) die "usage: $0 install | up DIR | down DIR" ;;
+  stop-apiserver) [ $# -eq 2 ] || die "usage: $0 stop-apiserver DIR"; stop_pid "$2/kube-apiserver.pid" ;;
+  start-apiserver) [ $# -eq 2 ] || die "usage: $0 start-apiserver DIR"; start_apiserver "$2" ;;
+  *) die "usage: $0 install | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR" ;;
 esac

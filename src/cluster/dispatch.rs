@@ -13,7 +13,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
-use super::{Cluster, manifest};
+use super::{Cluster, Created, manifest};
 use crate::domain::{Progress, State, Submission};
 use crate::storage::Store;
 
@@ -88,7 +88,8 @@ async fn dispatch_queued(cluster: &Cluster, store: &Store) -> Round {
 /// not be reached (the submission stays queued).
 #[tracing::instrument(skip_all, fields(submission_id = %submission.id))]
 async fn dispatch_one(cluster: &Cluster, store: &Store, submission: Submission) -> bool {
-    let outcome = match cluster.create_job(&manifest::job(&submission)).await {
+    let created = cluster.create_job(&manifest::job(&submission)).await;
+    let outcome = match &created {
         Ok(_) => Outcome::Created,
         Err(error) if error.is_invalid() => {
             tracing::warn!(%error, "the API server refused a Job");
@@ -103,13 +104,17 @@ async fn dispatch_one(cluster: &Cluster, store: &Store, submission: Submission) 
         .update(submission.id, |stored| outcome.progress(stored))
         .await
     {
-        // Cancelled while we were creating its Job: the Job must not stay.
+        // A Job this call created for a submission that is no longer queued must not stay: it
+        // was cancelled meanwhile, or another replica created its Job and that Job is already
+        // gone (so ours would run the payload a second time).
         Ok(Some(updated))
-            if outcome == Outcome::Created
-                && updated.submission.progress.state == State::Cancelled =>
+            if matches!(created, Ok(Created::Now))
+                && !updated.changed
+                && updated.submission.progress.state != State::Queued =>
         {
+            tracing::warn!(state = %updated.submission.progress.state, "deleting a Job created for a submission that had moved on");
             if let Err(error) = cluster.delete_job(&submission.job_name).await {
-                tracing::warn!(%error, "could not delete the Job of a cancelled submission");
+                tracing::warn!(%error, "could not delete an unwanted Job");
             }
         }
         Ok(_) => {}
@@ -300,5 +305,62 @@ mod tests {
                 .as_deref()
                 .is_some_and(|message| message.contains("leader changed"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_job_created_while_its_submission_was_cancelled_is_deleted() {
+        let scenario = stored_submission().await;
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let (store, id) = (scenario.store.clone(), scenario.submission.id);
+        let fake = tokio::spawn(async move {
+            let mut handle = pin!(handle);
+            let (create, send) = handle.next_request().await.expect("no create was sent");
+            assert_eq!(create.method(), http::Method::POST);
+            // The user cancels while the create is on its way.
+            let filter = crate::storage::Filter {
+                ids: vec![id],
+                ..Default::default()
+            };
+            store
+                .cancel_matching(&filter, "cancelled")
+                .await
+                .expect("cancel");
+            let job =
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sh-x"}});
+            send.send_response(
+                Response::builder()
+                    .status(201)
+                    .body(Body::from(serde_json::to_vec(&job).expect("json")))
+                    .expect("response"),
+            );
+            let (delete, send) = handle
+                .next_request()
+                .await
+                .expect("the Job was not deleted");
+            assert_eq!(delete.method(), http::Method::DELETE);
+            assert!(
+                delete.uri().path().ends_with(&id.job_name()),
+                "{}",
+                delete.uri()
+            );
+            send.send_response(
+                Response::builder()
+                    .status(200)
+                    .body(Body::from(
+                        serde_json::to_vec(&status(200, "", "")).expect("json"),
+                    ))
+                    .expect("response"),
+            );
+        });
+
+        dispatch_one(&cluster, &scenario.store, scenario.submission.clone()).await;
+
+        tokio::time::timeout(Duration::from_secs(5), fake)
+            .await
+            .expect("the fake API server was not called as expected")
+            .expect("the fake API server's checks");
+        let stored = scenario.store.get(id).await.expect("read").expect("stored");
+        assert_eq!(stored.progress.state, State::Cancelled);
     }
 }

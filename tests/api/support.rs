@@ -76,6 +76,12 @@ pub fn say_once_skipped(what: &str) {
     }
 }
 
+/// Prints a line of figures into the test output, even when the test passes.
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// Under CI, or when `tests/run.sh` set things up, no part of the suite may be skipped.
 pub fn must_run_everything() -> bool {
     std::env::var("CI").is_ok_and(|ci| ci == "true")

@@ -1,5 +1,8 @@
 //! A namespace per test, the shipped RBAC applied in it, and the service started with that
 //! service account's token, talking to the control plane named by `SH_TEST_KUBECONFIG`.
+//! Shared by the `e2e` and `faults` test binaries; each uses part of it.
+
+#![allow(dead_code)]
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -122,6 +125,25 @@ impl TestCluster {
 
     /// A client that acts as the `submission-helper` service account (token from its secret).
     pub async fn service_account_client(&self) -> Client {
+        client_from(self.service_account_kubeconfig().await).await
+    }
+
+    /// A kubeconfig for the `submission-helper` service account, written to a file (for the
+    /// service run as a process), in our namespace.
+    pub async fn service_account_kubeconfig_file(&self) -> PathBuf {
+        let mut kubeconfig = self.service_account_kubeconfig().await;
+        for context in &mut kubeconfig.contexts {
+            if let Some(context) = context.context.as_mut() {
+                context.namespace = Some(self.namespace.clone());
+            }
+        }
+        let file = self.scratch.path().join("service-account.kubeconfig");
+        std::fs::write(&file, serde_json::to_vec(&kubeconfig).expect("json"))
+            .expect("write kubeconfig");
+        file
+    }
+
+    async fn service_account_kubeconfig(&self) -> Kubeconfig {
         let accounts: Api<ServiceAccount> = Api::namespaced(self.admin.clone(), &self.namespace);
         let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), &self.namespace);
         let token = eventually(
@@ -150,7 +172,7 @@ impl TestCluster {
                     serde_json::from_value(serde_json::json!({"token": token})).expect("auth info");
             }
         }
-        client_from(kubeconfig).await
+        kubeconfig
     }
 
     /// The service, as the shipped service account, in our namespace.

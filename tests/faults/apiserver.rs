@@ -1,0 +1,133 @@
+//! The API server stops in the middle of a burst: submissions are still accepted and wait as
+//! `queued`, `/readyz` says why, and everything is created, once, when it is back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, ListParams};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{TestCluster, eventually};
+use crate::on_both_databases;
+use crate::support::{Backend, json as json_body};
+
+fn control_plane(command: &str) {
+    let dir = std::env::var("SH_TEST_CONTROL_PLANE_DIR")
+        .expect("SH_TEST_CONTROL_PLANE_DIR (tests/run.sh sets it)");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/control-plane.sh");
+    let status = Command::new(script)
+        .args([command, &dir])
+        .status()
+        .expect("run control-plane.sh");
+    assert!(status.success(), "control-plane.sh {command} failed");
+}
+
+async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let app = cluster.spawn_service(backend).await;
+    let batch = |from: usize| {
+        let submissions: Vec<Value> = (from..from + 20)
+            .map(|i| json!({"name": format!("b-{i}"), "image": "busybox", "command": "true"}))
+            .collect();
+        json!({"submissions": submissions})
+    };
+    let before = json_body(
+        app.post_json("/v1/submissions/batch", &batch(0)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    control_plane("stop-apiserver");
+    let during = app.post_json("/v1/submissions/batch", &batch(20)).await;
+    let during_status = during.status();
+    let readiness = json_body(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
+    let queued = json_body(
+        app.get("/v1/submissions?state=queued&limit=1000").await,
+        StatusCode::OK,
+    )
+    .await;
+    control_plane("start-apiserver");
+
+    assert_eq!(
+        during_status,
+        StatusCode::CREATED,
+        "submissions are accepted while the API server is down"
+    );
+    assert_eq!(readiness["database"], "ok");
+    assert!(
+        readiness["cluster"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not be reached"),
+        "{readiness}"
+    );
+    let waiting = queued["items"].as_array().map_or(0, Vec::len);
+    let after = json_body(
+        app.post_json("/v1/submissions/batch", &batch(40)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let total = 60;
+    let finished = eventually(
+        "all 60 submissions to finish",
+        Duration::from_secs(300),
+        || async {
+            let page: Value = app
+                .get("/v1/submissions?limit=1000")
+                .await
+                .json()
+                .await
+                .ok()?;
+            let items = page["items"].as_array()?.clone();
+            (items.len() == total
+                && items
+                    .iter()
+                    .all(|s| s["state"] == "succeeded" || s["state"] == "failed"))
+            .then_some(items)
+        },
+    )
+    .await;
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let listed = jobs
+        .list(&ListParams::default().labels("app=submission-helper"))
+        .await
+        .expect("jobs")
+        .items;
+    let mut per_submission: BTreeMap<String, usize> = BTreeMap::new();
+    for job in &listed {
+        let id = job
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("submission-helper.io/submission-id"))
+            .cloned();
+        *per_submission.entry(id.unwrap_or_default()).or_default() += 1;
+    }
+    let succeeded = finished
+        .iter()
+        .filter(|s| s["state"] == "succeeded")
+        .count();
+    crate::support::report(&format!(
+        "api server outage ({backend:?}): {total} submissions, {waiting} queued during the outage, \
+         {succeeded} succeeded, {} Jobs, duplicates found: {}",
+        listed.len(),
+        per_submission.values().filter(|count| **count > 1).count()
+    ));
+    assert_eq!(before["submissions"].as_array().map(Vec::len), Some(20));
+    assert_eq!(after["submissions"].as_array().map(Vec::len), Some(20));
+    assert!(
+        waiting >= 20,
+        "the submissions made during the outage waited as queued ({waiting})"
+    );
+    assert_eq!(succeeded, total);
+    assert_eq!(listed.len(), total);
+    assert!(per_submission.values().all(|count| *count == 1));
+}
+on_both_databases!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);

@@ -1,0 +1,205 @@
+//! SIGKILL the service again and again during a burst of submissions: afterwards every
+//! acknowledged submission exists exactly once, with exactly one Job, in a final state, and
+//! nothing was half-created.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+
+use crate::harness::{TestCluster, eventually};
+use crate::on_both_databases;
+use crate::process::ServiceProcess;
+use crate::support::{Backend, TestDatabase};
+
+const SUBMISSIONS: usize = 500;
+
+async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
+    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    let kubeconfig = cluster.service_account_kubeconfig_file().await;
+    let database = TestDatabase::new(backend).await;
+    let log = cluster.scratch.path().join("service.log");
+    let mut service = ServiceProcess::start(&database.url, &kubeconfig, &log).await;
+    let url = service.url.clone();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+
+    // The burst: each submission sent once, while the service is killed at irregular intervals.
+    let done = AtomicBool::new(false);
+    let burst = async {
+        let outcomes = futures::stream::iter(0..SUBMISSIONS)
+            .map(|i| {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    // Spread over about 8 seconds, so the kills land all through the burst.
+                    tokio::time::sleep(Duration::from_millis(16 * i as u64)).await;
+                    let name = format!("burst-{i}");
+                    let request = json!({"name": name, "image": "busybox", "command": "true"});
+                    let sent = client
+                        .post(format!("{url}/v1/submissions"))
+                        .json(&request)
+                        .send()
+                        .await;
+                    (
+                        name,
+                        sent.is_ok_and(|response| response.status().is_success()),
+                    )
+                }
+            })
+            .buffer_unordered(SUBMISSIONS)
+            .collect::<Vec<_>>()
+            .await;
+        done.store(true, Ordering::SeqCst);
+        outcomes
+    };
+    let killer = async {
+        let pauses = [350u64, 600, 250, 900, 450, 700, 300, 800];
+        let mut kills = 0;
+        while !done.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(pauses[kills % pauses.len()])).await;
+            service.kill_and_restart().await;
+            kills += 1;
+        }
+        kills
+    };
+    let (outcomes, kills) = tokio::time::timeout(Duration::from_secs(300), async {
+        tokio::join!(burst, killer)
+    })
+    .await
+    .expect("the burst did not finish in 5 minutes");
+    let acknowledged: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(name, _)| name.clone())
+        .collect();
+
+    // After the storm: everything stored reaches a final state, once.
+    let stored = eventually(
+        "every stored submission to finish",
+        Duration::from_secs(600),
+        || async {
+            let all = list_all(&client, &url).await?;
+            all.iter()
+                .all(|s| s["state"] == "succeeded" || s["state"] == "failed")
+                .then_some(all)
+        },
+    )
+    .await;
+    let mut by_name: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for submission in &stored {
+        by_name
+            .entry(submission["name"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(submission);
+    }
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let listed = jobs
+        .list(&ListParams::default().labels("app=submission-helper"))
+        .await
+        .expect("jobs")
+        .items;
+    let mut jobs_per_submission: BTreeMap<String, usize> = BTreeMap::new();
+    for job in &listed {
+        let id = job
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("submission-helper.io/submission-id"))
+            .cloned();
+        *jobs_per_submission
+            .entry(id.unwrap_or_default())
+            .or_default() += 1;
+    }
+    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for pod in pods
+        .list(&ListParams::default().labels("app=submission-helper"))
+        .await
+        .expect("pods")
+        .items
+    {
+        let id = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("submission-helper.io/submission-id"))
+            .cloned();
+        *runs.entry(id.unwrap_or_default()).or_default() += 1;
+    }
+    let ran_twice = runs.values().filter(|count| **count > 1).count();
+    let duplicates = by_name.values().filter(|copies| copies.len() > 1).count();
+    let lost = acknowledged
+        .iter()
+        .filter(|name| !by_name.contains_key(*name))
+        .count();
+    let stored_after_error = by_name
+        .keys()
+        .filter(|name| !acknowledged.contains(*name))
+        .count();
+    let without_one_job = stored
+        .iter()
+        .filter(|s| jobs_per_submission.get(s["id"].as_str().unwrap_or_default()) != Some(&1))
+        .count();
+    let orphan_jobs = jobs_per_submission
+        .keys()
+        .filter(|id| !stored.iter().any(|s| s["id"].as_str() == Some(id.as_str())))
+        .count();
+    let failed = stored.iter().filter(|s| s["state"] != "succeeded").count();
+    crate::support::report(&format!(
+        "sigkill burst ({backend:?}): {SUBMISSIONS} submissions, {kills} kills, {} acknowledged, \
+         {} errors ({stored_after_error} of them stored whole), {} stored, {} Jobs; \
+         duplicates found: {duplicates}, lost found: {lost}, without exactly one Job: {without_one_job}, \
+         Jobs without a submission: {orphan_jobs}, payloads run more than once: {ran_twice}, \
+         not succeeded: {failed}",
+        acknowledged.len(),
+        SUBMISSIONS - acknowledged.len(),
+        stored.len(),
+        listed.len(),
+    ));
+    assert!(kills >= 5, "the service was killed only {kills} times");
+    assert_eq!(
+        (
+            duplicates,
+            lost,
+            without_one_job,
+            orphan_jobs,
+            ran_twice,
+            failed
+        ),
+        (0, 0, 0, 0, 0, 0)
+    );
+    service.kill().await;
+}
+on_both_databases!(every_acknowledged_submission_runs_exactly_once_across_sigkills);
+
+/// Every submission, through all pages; `None` while the service does not answer.
+pub async fn list_all(client: &reqwest::Client, url: &str) -> Option<Vec<Value>> {
+    let mut all = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!("{url}/v1/submissions?limit=1000{cursor}"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        all.extend(page["items"].as_array()?.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return Some(all),
+        }
+    }
+}

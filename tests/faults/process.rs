@@ -1,0 +1,90 @@
+//! The service as a separate process, so it can be killed like a real one.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::harness::eventually;
+
+pub struct ServiceProcess {
+    child: Child,
+    pub url: String,
+    port: u16,
+    database_url: String,
+    kubeconfig: std::path::PathBuf,
+    log: std::path::PathBuf,
+    pub restarts: usize,
+}
+
+impl ServiceProcess {
+    /// Starts `submission-helper serve` on a free loopback port, and waits until it answers.
+    pub async fn start(database_url: &str, kubeconfig: &Path, log: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let child = spawn(port, database_url, kubeconfig, log);
+        let process = ServiceProcess {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            database_url: database_url.to_owned(),
+            kubeconfig: kubeconfig.to_owned(),
+            log: log.to_owned(),
+            restarts: 0,
+        };
+        process.wait_healthy().await;
+        process
+    }
+
+    async fn wait_healthy(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/healthz", self.url);
+        eventually("the service to answer", Duration::from_secs(60), || async {
+            client
+                .get(&url)
+                .send()
+                .await
+                .ok()?
+                .status()
+                .is_success()
+                .then_some(())
+        })
+        .await;
+    }
+
+    /// SIGKILL, then a new process on the same port and database.
+    pub async fn kill_and_restart(&mut self) {
+        self.kill().await;
+        self.child = spawn(self.port, &self.database_url, &self.kubeconfig, &self.log);
+        self.restarts += 1;
+        self.wait_healthy().await;
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn spawn(port: u16, database_url: &str, kubeconfig: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("service log");
+    Command::new(env!("CARGO_BIN_EXE_submission-helper"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", database_url])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the service")
+}

@@ -1,0 +1,174 @@
+//! Two replicas on one Postgres database: both dispatch and watch, and the work is idempotent
+//! (Job names derive from submission ids, so a second create is refused; status updates are
+//! optimistic and only move forward), so they never double-create or fight over status.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{TestCluster, eventually};
+use crate::support::{Backend, TestDatabase, json as json_body, postgres_url};
+
+#[tokio::test]
+async fn two_replicas_on_one_database_create_each_job_once_and_agree_on_status() {
+    if postgres_url().is_none() {
+        return;
+    }
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
+    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    let database = TestDatabase::new(Backend::Postgres).await;
+    let first = cluster
+        .spawn_service_on(database.shared(), cluster.service_account_client().await)
+        .await;
+    let second = cluster
+        .spawn_service_on(database.shared(), cluster.service_account_client().await)
+        .await;
+    let gate = cluster.gate("cancelled-one");
+
+    for round in 0..10 {
+        let app = if round % 2 == 0 { &first } else { &second };
+        let submissions: Vec<Value> = (0..10)
+            .map(
+                |i| json!({"name": format!("r{round}-{i}"), "image": "busybox", "command": "true"}),
+            )
+            .collect();
+        json_body(
+            app.post_json(
+                "/v1/submissions/batch",
+                &json!({"submissions": submissions}),
+            )
+            .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let blocked = first
+        .submit(json!({"image": "busybox", "command": gate.wait_command()}))
+        .await;
+    let blocked_id = blocked["id"].as_str().expect("id").to_owned();
+    eventually(
+        "the blocked one to run",
+        Duration::from_secs(120),
+        || async {
+            let seen: Value = second
+                .get(&format!("/v1/submissions/{blocked_id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (seen["state"] == "running").then_some(())
+        },
+    )
+    .await;
+    let cancelled = json_body(
+        second
+            .post_json(&format!("/v1/submissions/{blocked_id}/cancel"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cancelled["state"], "cancelled");
+
+    let finished = eventually(
+        "all 101 submissions to finish",
+        Duration::from_secs(300),
+        || async {
+            let one: Value = first
+                .get("/v1/submissions?limit=1000")
+                .await
+                .json()
+                .await
+                .ok()?;
+            let other: Value = second
+                .get("/v1/submissions?limit=1000")
+                .await
+                .json()
+                .await
+                .ok()?;
+            let items = one["items"].as_array()?.clone();
+            let done = items.len() == 101
+                && items.iter().all(|s| {
+                    ["succeeded", "failed", "cancelled"]
+                        .contains(&s["state"].as_str().unwrap_or_default())
+                });
+            (done && one == other).then_some(items)
+        },
+    )
+    .await;
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let listed = eventually(
+        "the cancelled one's Job to be deleted",
+        Duration::from_secs(60),
+        || async {
+            let listed = jobs
+                .list(&ListParams::default().labels("app=submission-helper"))
+                .await
+                .ok()?
+                .items;
+            (listed.len() == 100).then_some(listed)
+        },
+    )
+    .await;
+    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
+    for pod in pods
+        .list(&ListParams::default().labels("app=submission-helper"))
+        .await
+        .expect("pods")
+        .items
+    {
+        let id = pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("submission-helper.io/submission-id"))
+            .cloned();
+        *runs.entry(id.unwrap_or_default()).or_default() += 1;
+    }
+    let mut per_submission: BTreeMap<String, usize> = BTreeMap::new();
+    for job in &listed {
+        let id = job
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("submission-helper.io/submission-id"))
+            .cloned();
+        *per_submission.entry(id.unwrap_or_default()).or_default() += 1;
+    }
+    let succeeded = finished
+        .iter()
+        .filter(|s| s["state"] == "succeeded")
+        .count();
+    crate::support::report(&format!(
+        "two replicas: 101 submissions, {succeeded} succeeded, 1 cancelled, {} Jobs, {} pods; \
+         duplicates found: {}, payloads run more than once: {}",
+        listed.len(),
+        runs.values().sum::<usize>(),
+        per_submission.values().filter(|count| **count > 1).count(),
+        runs.values().filter(|count| **count > 1).count()
+    ));
+    assert!(
+        runs.values().all(|count| *count == 1),
+        "a payload ran twice: {runs:?}"
+    );
+    assert_eq!(succeeded, 100);
+    assert!(per_submission.values().all(|count| *count == 1));
+    let final_cancelled: Value = first
+        .get(&format!("/v1/submissions/{blocked_id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        final_cancelled["state"], "cancelled",
+        "the other replica must not undo a cancel"
+    );
+}
