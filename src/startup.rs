@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::cluster::{Cluster, dispatch, watch};
 use crate::domain::SubmitDefaults;
@@ -45,6 +46,7 @@ impl Application {
             defaults: Arc::new(settings.defaults),
             dispatch: Arc::new(Notify::new()),
             log_wait: settings.log_wait,
+            shutdown: CancellationToken::new(),
         };
         Ok(Application { listener, context })
     }
@@ -75,17 +77,17 @@ impl Application {
                 context.store.clone(),
             ));
         }
+        let stopping = context.shutdown.clone();
         let app = http::router(context);
 
-        let stop = Arc::new(Notify::new());
-        let signal = stop.clone();
+        let signal = stopping.clone();
         let served = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.await;
-            signal.notify_waiters();
+            signal.cancel();
         });
         let served = tokio::spawn(async move { served.await });
         let drained = async {
-            stop.notified().await;
+            stopping.cancelled().await;
             tokio::time::sleep(DRAIN).await;
         };
         tokio::pin!(served);

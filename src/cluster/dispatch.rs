@@ -104,17 +104,14 @@ async fn dispatch_one(cluster: &Cluster, store: &Store, submission: Submission) 
         .update(submission.id, |stored| outcome.progress(stored))
         .await
     {
-        // A Job this call created for a submission that is no longer queued must not stay: it
-        // was cancelled meanwhile, or another replica created its Job and that Job is already
-        // gone (so ours would run the payload a second time).
+        // Cancelled while this call created its Job: the Job must not stay. (Any other state
+        // than `queued` is fine: the Job watcher may have recorded the new Job first.)
         Ok(Some(updated))
             if matches!(created, Ok(Created::Now))
-                && !updated.changed
-                && updated.submission.progress.state != State::Queued =>
+                && updated.submission.progress.state == State::Cancelled =>
         {
-            tracing::warn!(state = %updated.submission.progress.state, "deleting a Job created for a submission that had moved on");
             if let Err(error) = cluster.delete_job(&submission.job_name).await {
-                tracing::warn!(%error, "could not delete an unwanted Job");
+                tracing::warn!(%error, "could not delete the Job of a cancelled submission");
             }
         }
         Ok(_) => {}

@@ -16,6 +16,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -38,6 +39,8 @@ pub struct Context {
     pub dispatch: Arc<Notify>,
     /// How long a log follow waits for a pod to start.
     pub log_wait: Duration,
+    /// Cancelled when the service shuts down, so log follows end cleanly instead of being cut.
+    pub shutdown: CancellationToken,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.

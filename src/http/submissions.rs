@@ -458,20 +458,30 @@ pub async fn logs(
         follow: request.follow && !state.is_final(),
         ..request.clone()
     };
-    let live =
-        match logs::choose_pod(&context.cluster, submission.id, &choose, context.log_wait).await {
-            Ok(pod) => match logs::stream(&context.cluster, &pod, &request).await {
-                Ok(reader) => Ok((pod, reader)),
-                Err(error) => Err(logs::LogError::from(error)),
-            },
-            Err(error) => Err(error),
-        };
+    let chosen = tokio::select! {
+        chosen = logs::choose_pod(&context.cluster, submission.id, &choose, context.log_wait) => chosen,
+        () = context.shutdown.cancelled() => {
+            return Err(ApiError::ClusterUnavailable("the service is shutting down".into()));
+        }
+    };
+    let live = match chosen {
+        Ok(pod) => match logs::stream(&context.cluster, &pod, &request).await {
+            Ok(reader) => Ok((pod, reader)),
+            Err(error) => Err(logs::LogError::from(error)),
+        },
+        Err(error) => Err(error),
+    };
     let (pod, body, source) = match live {
         Ok((pod, reader)) => {
-            let body = Body::from_stream(ReaderStream::new(reader.compat()).map(|chunk| {
-                chunk.inspect_err(|error| tracing::warn!(%error, "log stream ended with an error"))
-            }));
-            (pod, body, "cluster")
+            // A follow ends cleanly when the service shuts down, instead of being cut off.
+            let stream = ReaderStream::new(reader.compat())
+                .map(|chunk| {
+                    chunk.inspect_err(
+                        |error| tracing::warn!(%error, "log stream ended with an error"),
+                    )
+                })
+                .take_until(context.shutdown.clone().cancelled_owned());
+            (pod, Body::from_stream(stream), "cluster")
         }
         // The pod is gone (or the cluster cannot be asked): what was archived is the log.
         Err(error) => match context

@@ -161,6 +161,12 @@ pub async fn spawn_app_with(
     cluster: Cluster,
     defaults: SubmitDefaults,
 ) -> TestApp {
+    // The service's log, shown with a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("submission_helper=info"))
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
     let store = Store::connect(&database.url).await.expect("database");
     let settings = Settings {
         listen: "127.0.0.1:0".parse().expect("address"),

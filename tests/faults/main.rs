@@ -12,6 +12,7 @@ mod apiserver;
 mod kill;
 mod process;
 mod replicas;
+mod shutdown;
 
 /// Held by every test here: they change the shared control plane or load it heavily.
 pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

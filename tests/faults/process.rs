@@ -63,6 +63,19 @@ impl ServiceProcess {
         self.wait_healthy().await;
     }
 
+    /// SIGTERM, then the exit status (or `None` if it did not exit within `deadline`).
+    pub async fn terminate(&mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id()?;
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &pid.to_string()])
+            .status()
+            .await;
+        tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .ok()?
+            .ok()
+    }
+
     pub async fn kill(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
