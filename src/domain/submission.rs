@@ -118,23 +118,40 @@ impl Amounts {
 #[serde(deny_unknown_fields)]
 pub struct SubmissionRequest {
     /// A short name to find the submission by; also set as the Job label `submission-helper.io/name`.
-    #[schema(example = "ttbar-2018")]
+    #[schema(
+        example = "ttbar-2018",
+        min_length = 1,
+        max_length = 63,
+        pattern = "^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+    )]
     pub name: Option<String>,
     /// The container image; required unless the server has a default image.
-    #[schema(example = "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample")]
+    #[schema(
+        example = "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample",
+        min_length = 1,
+        max_length = 1024,
+        pattern = "^[A-Za-z0-9_][A-Za-z0-9._/:@-]*$"
+    )]
     pub image: Option<String>,
     /// Run as `bash -cl "<command>"` in the image, so the image's `.bashrc` sets up the environment.
-    #[schema(example = "analyze config/master/analyze.cfg")]
+    #[schema(
+        required = true,
+        example = "analyze config/master/analyze.cfg",
+        min_length = 1,
+        max_length = 65536,
+        pattern = "\\S"
+    )]
     pub command: Option<String>,
     /// Name of the image pull secret; `null` for none. Default: the server's (`sh-k8s-registry-secret`).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 253, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
     pub registry_secret: Option<Option<String>>,
     /// PersistentVolumeClaim with the input data; `null` for no volume. Default: the server's (`ntuples-claim`).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 253, pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
     pub volume_claim: Option<Option<String>>,
     /// Where the claim is mounted in the container. Default: the server's (`/ntuples`).
+    #[schema(max_length = 1024, pattern = "^/[^:]*[^/:][^:]*$")]
     pub mount_path: Option<String>,
     /// Environment variables for the payload.
     #[serde(default)]
@@ -144,10 +161,13 @@ pub struct SubmissionRequest {
     pub labels: BTreeMap<String, String>,
     pub resources: Option<Resources>,
     /// Retries of a failed pod before the Job fails. Default 0.
+    #[schema(minimum = 0, maximum = 100)]
     pub backoff_limit: Option<i64>,
     /// The Job fails once it has been active this long.
+    #[schema(minimum = 1)]
     pub active_deadline_seconds: Option<i64>,
     /// Kubernetes deletes the finished Job (and its pods) this long after it ends.
+    #[schema(minimum = 0, maximum = 2147483647)]
     pub ttl_seconds_after_finished: Option<i64>,
 }
 

@@ -117,6 +117,7 @@ impl From<Submission> for SubmissionView {
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// Up to 10,000 submissions.
+    #[schema(min_items = 1, max_items = 10000)]
     pub submissions: Vec<SubmissionRequest>,
 }
 
@@ -142,6 +143,7 @@ pub struct PodList {
 /// Which active submissions to cancel. At least one criterion is required; all given must match.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct CancelFilter {
     /// Labels the submission must carry (all of them).
     #[serde(default)]
@@ -198,7 +200,7 @@ fn parse_spec(
     path = "/v1/submissions",
     tag = "submissions",
     request_body = SubmissionRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
          headers(("Location" = String, description = "The submission's URL"))),
@@ -270,11 +272,12 @@ fn mark_replayed(response: &mut Response, replayed: bool) {
     path = "/v1/submissions/batch",
     tag = "submissions",
     request_body = BatchRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
         (status = 201, description = "All stored", body = BatchResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Some fields are invalid (`submissions[i].field`); nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -319,9 +322,9 @@ pub async fn submit_batch(
     tag = "submissions",
     params(
         ("state" = Option<Vec<State>>, Query, description = "Only these states; repeat or separate with commas"),
-        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several labels"),
+        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several labels", pattern = "^[^=]+=.*$"),
         ("name" = Option<String>, Query, description = "Only submissions with this name"),
-        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(
@@ -352,6 +355,7 @@ pub async fn list(
     let limit = query.number("limit", 1..=MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
     let before = query
         .single("cursor")?
+        .filter(|cursor| !cursor.is_empty())
         .map(|cursor| {
             SubmissionId::from_str(cursor).map_err(|_| {
                 ApiError::bad_request("cursor", "is not a cursor this service returned")
@@ -426,12 +430,13 @@ pub async fn pods(
     params(
         ("id" = String, Path, description = "The submission's id"),
         ("follow" = Option<bool>, Query, description = "Stream new lines until the container ends"),
-        ("tail_lines" = Option<i64>, Query, description = "Only the last N lines"),
+        ("tail_lines" = Option<i64>, Query, description = "Only the last N lines", minimum = 0, maximum = 1000000),
         ("timestamps" = Option<bool>, Query, description = "Prefix each line with its RFC 3339 time"),
         ("pod" = Option<String>, Query, description = "A pod of this submission (see its pods)"),
     ),
     responses(
         (status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
@@ -565,6 +570,8 @@ const CANCELLED_MESSAGE: &str = "cancelled by request";
     request_body = CancelFilter,
     responses(
         (status = 200, description = "What was cancelled (possibly nothing)", body = CancelResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The filter is invalid or empty", body = Problem, content_type = "application/problem+json"),
     )
 )]
