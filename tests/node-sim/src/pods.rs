@@ -303,13 +303,11 @@ impl Node {
         if let Ok(mut started) = self.started.lock() {
             started.insert(uid, None);
         }
-        let deleted = self
-            .pods(&namespace)
-            .get_opt(&name)
-            .await
-            .ok()
-            .flatten()
-            .is_none_or(|pod| pod.metadata.deletion_timestamp.is_some());
+        // A pod being deleted is not reported on; if the API server cannot say, report anyway.
+        let deleted = match self.pods(&namespace).get_opt(&name).await {
+            Ok(pod) => pod.is_none_or(|pod| pod.metadata.deletion_timestamp.is_some()),
+            Err(_) => false,
+        };
         if deleted {
             return;
         }
@@ -328,13 +326,24 @@ impl Node {
         .await;
     }
 
+    /// Reports a pod's status, retrying while the API server cannot be reached (a kubelet
+    /// keeps syncing until it gets through); gives up only when the pod is gone.
     async fn report(&self, namespace: &str, name: &str, status: Value) {
-        if let Err(error) = self
-            .pods(namespace)
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-            .await
-        {
-            tracing::warn!(%namespace, pod = %name, %error, "could not report status");
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let patched = self
+                .pods(namespace)
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+                .await;
+            match patched {
+                Ok(_) => return,
+                Err(kube::Error::Api(status)) if status.code == 404 => return,
+                Err(error) => {
+                    tracing::warn!(%namespace, pod = %name, %error, "could not report status; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
         }
     }
 
