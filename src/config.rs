@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::{SubmitDefaults, kube_rules};
+use crate::cluster::manifest::PodSettings;
+use crate::domain::{AllowLists, SubmitDefaults, kube_rules};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the API.
     Openapi,
 }
@@ -69,6 +70,34 @@ pub struct ServeArgs {
         default_value = "/ntuples"
     )]
     pub mount_path: String,
+    /// Allow only images starting with this prefix (repeat for several; comma-separated in the
+    /// environment). Default: any image.
+    #[arg(
+        long = "allowed-image-prefix",
+        env = "SUBMISSION_HELPER_ALLOWED_IMAGE_PREFIXES",
+        value_delimiter = ','
+    )]
+    pub allowed_image_prefixes: Vec<String>,
+    /// Allow only these volume claims (repeat for several). Default: any.
+    #[arg(
+        long = "allowed-volume-claim",
+        env = "SUBMISSION_HELPER_ALLOWED_VOLUME_CLAIMS",
+        value_delimiter = ','
+    )]
+    pub allowed_volume_claims: Vec<String>,
+    /// Allow only these image pull secrets (repeat for several). Default: any.
+    #[arg(
+        long = "allowed-registry-secret",
+        env = "SUBMISSION_HELPER_ALLOWED_REGISTRY_SECRETS",
+        value_delimiter = ','
+    )]
+    pub allowed_registry_secrets: Vec<String>,
+    /// Run payload containers as this user id (and as non-root when it is not 0).
+    #[arg(long, env = "SUBMISSION_HELPER_RUN_AS_USER")]
+    pub run_as_user: Option<i64>,
+    /// Run payload containers with this primary group id.
+    #[arg(long, env = "SUBMISSION_HELPER_RUN_AS_GROUP")]
+    pub run_as_group: Option<i64>,
     /// How long a log follow waits for a pod to start before giving up.
     #[arg(
         long,
@@ -88,9 +117,16 @@ impl ServeArgs {
             registry_secret: optional(&self.registry_secret),
             volume_claim: optional(&self.volume_claim),
             mount_path: self.mount_path.clone(),
+            allowed: AllowLists {
+                image_prefixes: self.allowed_image_prefixes.clone(),
+                volume_claims: self.allowed_volume_claims.clone(),
+                registry_secrets: self.allowed_registry_secrets.clone(),
+            },
         };
         if let Some(image) = &defaults.image {
-            kube_rules::image_reference(image).map_err(|reason| format!("--k8s-image {reason}"))?;
+            kube_rules::image_reference(image)
+                .and_then(|()| defaults.allowed.check_image(image))
+                .map_err(|reason| format!("--k8s-image {reason}"))?;
         }
         if let Some(secret) = &defaults.registry_secret {
             kube_rules::dns1123_subdomain(secret)
@@ -109,6 +145,13 @@ impl ServeArgs {
         Ok(defaults)
     }
 
+    pub fn pod_settings(&self) -> PodSettings {
+        PodSettings {
+            run_as_user: self.run_as_user,
+            run_as_group: self.run_as_group,
+        }
+    }
+
     pub fn log_wait(&self) -> Duration {
         Duration::from_secs(self.log_wait_seconds)
     }
@@ -122,7 +165,7 @@ mod tests {
         let mut argv = vec!["submission-helper", "serve"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).expect("parses").command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
             Command::Openapi => panic!("expected serve"),
         }
     }
@@ -144,6 +187,20 @@ mod tests {
             (defaults.registry_secret, defaults.volume_claim),
             (None, None)
         );
+    }
+
+    #[test]
+    fn a_default_outside_the_allow_lists_is_refused_at_start() {
+        let error = args(&[
+            "--k8s-image",
+            "docker.io/x",
+            "--allowed-image-prefix",
+            "registry.example.org/",
+        ])
+        .submit_defaults()
+        .expect_err("invalid");
+
+        assert!(error.starts_with("--k8s-image is not allowed"), "{error}");
     }
 
     #[test]

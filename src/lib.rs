@@ -29,6 +29,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings {
         listen: args.listen,
         defaults,
+        pods: args.pod_settings(),
         log_wait: args.log_wait(),
     };
     let app = Application::build(settings, store, cluster.clone()).await?;

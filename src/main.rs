@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
                     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
                 )
                 .init();
-            submission_helper::serve(args).await
+            submission_helper::serve(*args).await
         }
     }
 }

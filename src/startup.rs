@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, dispatch, watch};
 use crate::domain::SubmitDefaults;
 use crate::http::{self, Context};
@@ -24,12 +25,15 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub struct Settings {
     pub listen: SocketAddr,
     pub defaults: SubmitDefaults,
+    /// What every payload pod gets from the server (run-as user and group).
+    pub pods: PodSettings,
     pub log_wait: Duration,
 }
 
 pub struct Application {
     listener: TcpListener,
     context: Context,
+    pods: PodSettings,
 }
 
 impl Application {
@@ -48,7 +52,11 @@ impl Application {
             log_wait: settings.log_wait,
             shutdown: CancellationToken::new(),
         };
-        Ok(Application { listener, context })
+        Ok(Application {
+            listener,
+            context,
+            pods: settings.pods,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -60,13 +68,18 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Application { listener, context } = self;
+        let Application {
+            listener,
+            context,
+            pods,
+        } = self;
         let mut background = JoinSet::new();
         if context.cluster.is_configured() {
             background.spawn(dispatch::run(
                 context.cluster.clone(),
                 context.store.clone(),
                 context.dispatch.clone(),
+                pods,
             ));
             background.spawn(watch::watch_jobs(
                 context.cluster.clone(),

@@ -13,7 +13,8 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use tokio::sync::Notify;
 
-use super::{Cluster, Created, manifest};
+use super::manifest::{self, PodSettings};
+use super::{Cluster, Created};
 use crate::domain::{Progress, State, Submission};
 use crate::storage::Store;
 
@@ -27,10 +28,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// Runs until the task is aborted. `wake` is notified after new submissions are stored.
-pub async fn run(cluster: Cluster, store: Store, wake: Arc<Notify>) {
+pub async fn run(cluster: Cluster, store: Store, wake: Arc<Notify>, pods: PodSettings) {
     let mut backoff = Duration::from_millis(250);
     loop {
-        let outcome = dispatch_queued(&cluster, &store).await;
+        let outcome = dispatch_queued(&cluster, &store, &pods).await;
         let pause = match outcome {
             Round::MoreWaiting => continue,
             Round::Idle => {
@@ -58,7 +59,7 @@ enum Round {
     ClusterUnavailable,
 }
 
-async fn dispatch_queued(cluster: &Cluster, store: &Store) -> Round {
+async fn dispatch_queued(cluster: &Cluster, store: &Store, pods: &PodSettings) -> Round {
     if !cluster.is_configured() {
         return Round::ClusterUnavailable;
     }
@@ -71,7 +72,7 @@ async fn dispatch_queued(cluster: &Cluster, store: &Store) -> Round {
     };
     let full = queued.len() == BATCH as usize;
     let results: Vec<bool> = futures::stream::iter(queued)
-        .map(|submission| dispatch_one(cluster, store, submission))
+        .map(|submission| dispatch_one(cluster, store, submission, pods))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -87,8 +88,13 @@ async fn dispatch_queued(cluster: &Cluster, store: &Store) -> Round {
 /// Creates one submission's Job and records the outcome. Returns false if the cluster could
 /// not be reached (the submission stays queued).
 #[tracing::instrument(skip_all, fields(submission_id = %submission.id))]
-async fn dispatch_one(cluster: &Cluster, store: &Store, submission: Submission) -> bool {
-    let created = cluster.create_job(&manifest::job(&submission)).await;
+async fn dispatch_one(
+    cluster: &Cluster,
+    store: &Store,
+    submission: Submission,
+    pods: &PodSettings,
+) -> bool {
+    let created = cluster.create_job(&manifest::job(&submission, pods)).await;
     let outcome = match &created {
         Ok(_) => Outcome::Created,
         Err(error) if error.is_invalid() => {
@@ -229,7 +235,13 @@ mod tests {
             send.send_response(response);
         });
 
-        let reached = dispatch_one(&cluster, &scenario.store, scenario.submission.clone()).await;
+        let reached = dispatch_one(
+            &cluster,
+            &scenario.store,
+            scenario.submission.clone(),
+            &PodSettings::default(),
+        )
+        .await;
 
         tokio::time::timeout(Duration::from_secs(5), fake)
             .await
@@ -351,7 +363,13 @@ mod tests {
             );
         });
 
-        dispatch_one(&cluster, &scenario.store, scenario.submission.clone()).await;
+        dispatch_one(
+            &cluster,
+            &scenario.store,
+            scenario.submission.clone(),
+            &PodSettings::default(),
+        )
+        .await;
 
         tokio::time::timeout(Duration::from_secs(5), fake)
             .await

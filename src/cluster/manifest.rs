@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource,
-    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume,
-    VolumeMount,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -32,12 +32,19 @@ pub fn labels(submission: &Submission) -> BTreeMap<String, String> {
     labels
 }
 
+/// The server's settings for every payload pod (not chosen by users).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PodSettings {
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+}
+
 /// The Job that runs `submission`'s payload.
 ///
 /// The command is passed as one argument of `bash -cl`, never spliced into a shell string, so no
 /// quoting in it can escape. Payload pods get no service account token: the service's own
 /// credentials must never reach user code.
-pub fn job(submission: &Submission) -> Job {
+pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
     let spec = &submission.spec;
     let labels = labels(submission);
 
@@ -112,6 +119,7 @@ pub fn job(submission: &Submission) -> Job {
                     containers: vec![container],
                     restart_policy: Some("Never".into()),
                     automount_service_account_token: Some(false),
+                    security_context: pod_security(settings),
                     image_pull_secrets: spec
                         .registry_secret
                         .as_ref()
@@ -124,6 +132,19 @@ pub fn job(submission: &Submission) -> Job {
         }),
         status: None,
     }
+}
+
+fn pod_security(settings: &PodSettings) -> Option<PodSecurityContext> {
+    let PodSettings {
+        run_as_user,
+        run_as_group,
+    } = *settings;
+    (run_as_user.is_some() || run_as_group.is_some()).then(|| PodSecurityContext {
+        run_as_user,
+        run_as_group,
+        run_as_non_root: run_as_user.map(|uid| uid != 0),
+        ..PodSecurityContext::default()
+    })
 }
 
 fn resources(requests: &Amounts, limits: &Amounts) -> Option<ResourceRequirements> {
@@ -196,7 +217,12 @@ mod tests {
 
     #[test]
     fn the_job_manifest_has_every_field_the_seed_describes() {
-        let job = job(&submission(full_spec()));
+        let settings = PodSettings {
+            run_as_user: Some(1000),
+            run_as_group: Some(1000),
+        };
+
+        let job = job(&submission(full_spec()), &settings);
 
         insta::assert_yaml_snapshot!(job);
     }
@@ -209,7 +235,7 @@ mod tests {
         spec.resources = Resources::default();
         spec.env.clear();
 
-        let job = job(&submission(spec));
+        let job = job(&submission(spec), &PodSettings::default());
 
         insta::assert_yaml_snapshot!(job);
     }
@@ -219,7 +245,7 @@ mod tests {
         let spec = full_spec();
         let command = spec.command.clone();
 
-        let job = job(&submission(spec));
+        let job = job(&submission(spec), &PodSettings::default());
 
         let container = job
             .spec

@@ -9,7 +9,7 @@ mod submission;
 
 pub use state::{State, UnknownState};
 pub use submission::{
-    APP_LABEL, APP_LABEL_VALUE, Amounts, FieldError, LABEL_PREFIX, MAX_BACKOFF_LIMIT,
+    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, FieldError, LABEL_PREFIX, MAX_BACKOFF_LIMIT,
     MAX_COMMAND_BYTES, NAME_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, Submission,
     SubmissionId, SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume,
 };

@@ -180,13 +180,62 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// The server's defaults for what a request leaves out (the seed's `--k8s-*` options).
+/// The server's defaults for what a request leaves out (the seed's `--k8s-*` options), and what
+/// it allows users to name at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitDefaults {
     pub image: Option<String>,
     pub registry_secret: Option<String>,
     pub volume_claim: Option<String>,
     pub mount_path: String,
+    pub allowed: AllowLists,
+}
+
+/// What users may name; an empty list allows anything valid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowLists {
+    /// Image references must start with one of these (e.g. `gitlab-registry.cern.ch/atlas/`).
+    pub image_prefixes: Vec<String>,
+    pub volume_claims: Vec<String>,
+    pub registry_secrets: Vec<String>,
+}
+
+impl AllowLists {
+    /// Why `image` may not be used here, if it may not.
+    pub fn check_image(&self, image: &str) -> Result<(), String> {
+        if self.image_prefixes.is_empty()
+            || self
+                .image_prefixes
+                .iter()
+                .any(|prefix| image.starts_with(prefix.as_str()))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "is not allowed on this server: images must start with one of {}",
+                self.image_prefixes.join(", ")
+            ))
+        }
+    }
+
+    pub fn check_volume_claim(&self, claim: &str) -> Result<(), String> {
+        check_listed(&self.volume_claims, claim)
+    }
+
+    pub fn check_registry_secret(&self, secret: &str) -> Result<(), String> {
+        check_listed(&self.registry_secrets, secret)
+    }
+}
+
+fn check_listed(allowed: &[String], name: &str) -> Result<(), String> {
+    if allowed.is_empty() || allowed.iter().any(|listed| listed == name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "is not allowed on this server; allowed: {}",
+            allowed.join(", ")
+        ))
+    }
 }
 
 impl Default for SubmitDefaults {
@@ -196,6 +245,7 @@ impl Default for SubmitDefaults {
             registry_secret: Some("sh-k8s-registry-secret".into()),
             volume_claim: Some("ntuples-claim".into()),
             mount_path: "/ntuples".into(),
+            allowed: AllowLists::default(),
         }
     }
 }
@@ -250,7 +300,11 @@ impl SubmissionSpec {
 
         let image = request.image.or_else(|| defaults.image.clone());
         match &image {
-            Some(image) => check("image", kube_rules::image_reference(image)),
+            Some(image) => check(
+                "image",
+                kube_rules::image_reference(image)
+                    .and_then(|()| defaults.allowed.check_image(image)),
+            ),
             None => check(
                 "image",
                 Err("is required: this server has no default image".into()),
@@ -276,7 +330,11 @@ impl SubmissionSpec {
             .registry_secret
             .unwrap_or_else(|| defaults.registry_secret.clone());
         if let Some(secret) = &registry_secret {
-            check("registry_secret", kube_rules::dns1123_subdomain(secret));
+            check(
+                "registry_secret",
+                kube_rules::dns1123_subdomain(secret)
+                    .and_then(|()| defaults.allowed.check_registry_secret(secret)),
+            );
         }
 
         let volume_claim = request
@@ -287,7 +345,11 @@ impl SubmissionSpec {
             .clone()
             .unwrap_or_else(|| defaults.mount_path.clone());
         if let Some(claim) = &volume_claim {
-            check("volume_claim", kube_rules::dns1123_subdomain(claim));
+            check(
+                "volume_claim",
+                kube_rules::dns1123_subdomain(claim)
+                    .and_then(|()| defaults.allowed.check_volume_claim(claim)),
+            );
             check("mount_path", kube_rules::mount_path(&mount_path));
         } else if request.mount_path.is_some() {
             check(
@@ -568,6 +630,34 @@ mod tests {
                 "ttl_seconds_after_finished",
             ]
         );
+    }
+
+    #[test]
+    fn names_outside_the_server_allow_lists_are_refused() {
+        let defaults = SubmitDefaults {
+            registry_secret: None,
+            volume_claim: None,
+            allowed: AllowLists {
+                image_prefixes: vec!["registry.example.org/atlas/".into()],
+                volume_claims: vec!["ntuples-claim".into()],
+                registry_secrets: vec!["sh-k8s-registry-secret".into()],
+            },
+            ..SubmitDefaults::default()
+        };
+        let mut allowed = request("true");
+        allowed.image = Some("registry.example.org/atlas/cafexample:1".into());
+        allowed.volume_claim = Some(Some("ntuples-claim".into()));
+        let refused = SubmissionRequest {
+            image: Some("docker.io/evil/miner".into()),
+            command: Some("true".into()),
+            volume_claim: Some(Some("other-claim".into())),
+            registry_secret: Some(Some("someone-elses-secret".into())),
+            ..SubmissionRequest::default()
+        };
+
+        assert!(SubmissionSpec::parse(allowed, &defaults).is_ok());
+        let errors = SubmissionSpec::parse(refused, &defaults).expect_err("refused");
+        assert_eq!(fields(errors), ["image", "registry_secret", "volume_claim"]);
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub async fn spawn_app_with(
     let settings = Settings {
         listen: "127.0.0.1:0".parse().expect("address"),
         defaults,
+        pods: Default::default(),
         log_wait: Duration::from_secs(60),
     };
     let app = Application::build(settings, store, cluster)

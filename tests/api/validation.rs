@@ -226,3 +226,36 @@ async fn a_bad_batch_names_the_submission_and_field(backend: Backend) {
     assert!(app.list_all("").await.is_empty());
 }
 on_both_databases!(a_bad_batch_names_the_submission_and_field);
+
+async fn names_outside_the_server_allow_lists_are_refused(backend: Backend) {
+    let defaults = submission_helper::domain::SubmitDefaults {
+        registry_secret: None,
+        volume_claim: None,
+        allowed: submission_helper::domain::AllowLists {
+            image_prefixes: vec!["registry.example.org/atlas/".into()],
+            volume_claims: vec!["ntuples-claim".into()],
+            registry_secrets: vec!["sh-k8s-registry-secret".into()],
+        },
+        ..Default::default()
+    };
+    let database = crate::support::TestDatabase::new(backend).await;
+    let cluster =
+        submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
+    let app = crate::support::spawn_app_with(database, cluster, defaults).await;
+
+    refused(
+        &app,
+        body!({"image": "docker.io/someone/miner", "command": "x"}),
+        "image",
+    )
+    .await;
+    refused(
+        &app,
+        body!({"image": "registry.example.org/atlas/a:1", "command": "x", "volume_claim": "other"}),
+        "volume_claim",
+    )
+    .await;
+    refused(&app, body!({"image": "registry.example.org/atlas/a:1", "command": "x", "registry_secret": "theirs"}), "registry_secret").await;
+    app.submit(body!({"image": "registry.example.org/atlas/a:1", "command": "x", "volume_claim": "ntuples-claim"})).await;
+}
+on_both_databases!(names_outside_the_server_allow_lists_are_refused);
