@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
@@ -205,6 +206,28 @@ impl TestCluster {
             }
         }
         client_from(kubeconfig).await
+    }
+
+    /// How many `K` objects (Jobs, pods) each submission has in our namespace, by its id label.
+    pub async fn count_per_submission<K>(&self) -> BTreeMap<String, usize>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let listed = api
+            .list(&kube::api::ListParams::default().labels("app=submission-helper"))
+            .await
+            .expect("list");
+        let mut counts = BTreeMap::new();
+        for object in &listed.items {
+            let labels = object.meta().labels.as_ref();
+            let id = labels.and_then(|labels| labels.get("submission-helper.io/submission-id"));
+            *counts.entry(id.cloned().unwrap_or_default()).or_default() += 1;
+        }
+        counts
     }
 
     /// A file the payloads wait for: the test decides when they go on.

@@ -1,13 +1,11 @@
 //! The API server stops in the middle of a burst: submissions are still accepted and wait as
 //! `queued`, `/readyz` says why, and everything is created, once, when it is back.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -94,22 +92,8 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
         },
     )
     .await;
-    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
-    let listed = jobs
-        .list(&ListParams::default().labels("app=submission-helper"))
-        .await
-        .expect("jobs")
-        .items;
-    let mut per_submission: BTreeMap<String, usize> = BTreeMap::new();
-    for job in &listed {
-        let id = job
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("submission-helper.io/submission-id"))
-            .cloned();
-        *per_submission.entry(id.unwrap_or_default()).or_default() += 1;
-    }
+    let per_submission = cluster.count_per_submission::<Job>().await;
+    let jobs_total: usize = per_submission.values().sum();
     let succeeded = finished
         .iter()
         .filter(|s| s["state"] == "succeeded")
@@ -117,7 +101,7 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
     crate::support::report(&format!(
         "api server outage ({backend:?}): {total} submissions, {waiting} queued during the outage, \
          {succeeded} succeeded, {} Jobs, duplicates found: {}",
-        listed.len(),
+        jobs_total,
         per_submission.values().filter(|count| **count > 1).count()
     ));
     assert_eq!(before["submissions"].as_array().map(Vec::len), Some(20));
@@ -127,7 +111,7 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
         "the submissions made during the outage waited as queued ({waiting})"
     );
     assert_eq!(succeeded, total);
-    assert_eq!(listed.len(), total);
+    assert_eq!(jobs_total, total);
     assert!(per_submission.values().all(|count| *count == 1));
 }
 on_both_databases!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);

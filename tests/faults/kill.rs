@@ -9,7 +9,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::harness::{TestCluster, eventually};
@@ -103,40 +102,8 @@ async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend
             .or_default()
             .push(submission);
     }
-    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
-    let listed = jobs
-        .list(&ListParams::default().labels("app=submission-helper"))
-        .await
-        .expect("jobs")
-        .items;
-    let mut jobs_per_submission: BTreeMap<String, usize> = BTreeMap::new();
-    for job in &listed {
-        let id = job
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("submission-helper.io/submission-id"))
-            .cloned();
-        *jobs_per_submission
-            .entry(id.unwrap_or_default())
-            .or_default() += 1;
-    }
-    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
-    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
-    for pod in pods
-        .list(&ListParams::default().labels("app=submission-helper"))
-        .await
-        .expect("pods")
-        .items
-    {
-        let id = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("submission-helper.io/submission-id"))
-            .cloned();
-        *runs.entry(id.unwrap_or_default()).or_default() += 1;
-    }
+    let jobs_per_submission = cluster.count_per_submission::<Job>().await;
+    let runs = cluster.count_per_submission::<Pod>().await;
     let ran_twice = runs.values().filter(|count| **count > 1).count();
     let duplicates = by_name.values().filter(|copies| copies.len() > 1).count();
     let lost = acknowledged
@@ -165,7 +132,7 @@ async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend
         acknowledged.len(),
         SUBMISSIONS - acknowledged.len(),
         stored.len(),
-        listed.len(),
+        jobs_per_submission.values().sum::<usize>(),
     ));
     assert!(kills >= 5, "the service was killed only {kills} times");
     assert_eq!(

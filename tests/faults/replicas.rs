@@ -2,7 +2,6 @@
 //! (Job names derive from submission ids, so a second create is refused; status updates are
 //! optimistic and only move forward), so they never double-create or fight over status.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -117,32 +116,8 @@ async fn two_replicas_on_one_database_create_each_job_once_and_agree_on_status()
         },
     )
     .await;
-    let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
-    let mut runs: BTreeMap<String, usize> = BTreeMap::new();
-    for pod in pods
-        .list(&ListParams::default().labels("app=submission-helper"))
-        .await
-        .expect("pods")
-        .items
-    {
-        let id = pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("submission-helper.io/submission-id"))
-            .cloned();
-        *runs.entry(id.unwrap_or_default()).or_default() += 1;
-    }
-    let mut per_submission: BTreeMap<String, usize> = BTreeMap::new();
-    for job in &listed {
-        let id = job
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("submission-helper.io/submission-id"))
-            .cloned();
-        *per_submission.entry(id.unwrap_or_default()).or_default() += 1;
-    }
+    let runs = cluster.count_per_submission::<Pod>().await;
+    let per_submission = cluster.count_per_submission::<Job>().await;
     let succeeded = finished
         .iter()
         .filter(|s| s["state"] == "succeeded")
