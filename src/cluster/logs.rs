@@ -1,8 +1,11 @@
-//! Pod logs, as `kubectl logs [-f]` shows them.
+//! Pod logs, as `kubectl logs [-f]` shows them, and the archive that keeps them once the pods
+//! are gone.
 //!
 //! Right after a submit no pod may have started yet; a user who follows the logs expects to see
 //! them once the payload runs, not an error. So a follow first waits (bounded) for a pod of the
-//! submission whose container has started, watching rather than polling.
+//! submission whose container has started, watching rather than polling. When a pod ends (or is
+//! about to be deleted by a cancel) its log is copied into the database, so TTL deletion, cancels
+//! and lost nodes do not take the log with them.
 
 use std::time::Duration;
 
