@@ -51,9 +51,7 @@ pub fn postgres_url() -> Option<String> {
             panic!("SH_TEST_POSTGRES_URL is not set: run the suite with tests/run.sh")
         }
         _ => {
-            eprintln!(
-                "skipped on Postgres: SH_TEST_POSTGRES_URL is not set (tests/run.sh sets it)"
-            );
+            say_once_skipped("the Postgres half of this suite: SH_TEST_POSTGRES_URL is not set");
             None
         }
     }
