@@ -25,6 +25,42 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the API.
     Openapi,
+    /// Manage API tokens (shown once at creation, stored only as hashes).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The service's database.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_DATABASE_URL",
+        default_value = "sqlite://submission-helper.db",
+        global = true
+    )]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for a user and print it (it cannot be shown again).
+    Create {
+        /// The user the token acts as (a label value: letters, digits, '-', '_', '.').
+        #[arg(long)]
+        user: String,
+        /// May see and cancel every user's submissions.
+        #[arg(long)]
+        admin: bool,
+        /// May act on behalf of any user with the X-On-Behalf-Of header (portals, dashboards).
+        #[arg(long)]
+        delegate: bool,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -166,7 +202,7 @@ mod tests {
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).expect("parses").command {
             Command::Serve(args) => *args,
-            Command::Openapi => panic!("expected serve"),
+            _ => panic!("expected serve"),
         }
     }
 

@@ -12,7 +12,7 @@ pub mod http;
 pub mod startup;
 pub mod storage;
 
-use config::ServeArgs;
+use config::{ServeArgs, TokenArgs, TokenCommand};
 use startup::{Application, Settings};
 
 /// `submission-helper serve`: connect to the database and the cluster, then serve until SIGTERM.
@@ -35,5 +35,47 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
     app.run_until(startup::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// `submission-helper token ...`: create, list and revoke API tokens in the service's database.
+pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let store = storage::Store::connect(&args.database_url).await?;
+    match args.command {
+        TokenCommand::Create {
+            user,
+            admin,
+            delegate,
+        } => {
+            let user = domain::parse_user_name(&user)
+                .map_err(|reason| anyhow::anyhow!("--user {reason}"))?;
+            let (token, secret) = store.create_token(&user, admin, delegate).await?;
+            eprintln!(
+                "created token {} for user {} (admin: {}, delegate: {}); it is shown only now:",
+                token.id, token.user, token.admin, token.delegate
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            println!("ID\tUSER\tADMIN\tDELEGATE\tCREATED\tREVOKED");
+            for token in store.tokens().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    token.id,
+                    token.user,
+                    token.admin,
+                    token.delegate,
+                    token.created_at,
+                    token.revoked_at.as_deref().unwrap_or("-")
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.revoke_token(&id).await? {
+                anyhow::bail!("no active token with id {id}");
+            }
+            eprintln!("revoked token {id}");
+        }
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", submission_helper::http::openapi_json());
             Ok(())
         }
+        Command::Token(args) => submission_helper::token(args).await,
         Command::Serve(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(

@@ -37,6 +37,8 @@ type Result<T, E = StorageError> = std::result::Result<T, E>;
 /// Which submissions a list or bulk cancel is about. Empty criteria match everything.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// Only this user's submissions.
+    pub owner: Option<String>,
     pub ids: Vec<SubmissionId>,
     pub states: Vec<State>,
     pub name: Option<String>,
@@ -76,6 +78,26 @@ pub struct ArchivedLog {
     pub truncated_bytes: u64,
 }
 
+/// An API token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub user: String,
+    pub admin: bool,
+    pub delegate: bool,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// The stored form of a token's secret.
+fn secret_hash(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// The result of asking for an update: whether the row changed, and the row as it is now.
 #[derive(Debug, Clone)]
 pub struct Updated {
@@ -84,7 +106,7 @@ pub struct Updated {
 }
 
 const COLUMNS: &str = "id, spec, namespace, job_name, state, message, active, succeeded, failed, \
-                       created_at, started_at, finished_at, version";
+                       created_at, started_at, finished_at, version, owner, submitted_by";
 
 /// Rows per multi-row INSERT: well under SQLite's limit of 32766 bound parameters.
 const INSERT_CHUNK: usize = 500;
@@ -259,6 +281,74 @@ impl Store {
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
     }
 
+    /// Creates a token for `user` and returns it with its secret, which is not stored.
+    pub async fn create_token(
+        &self,
+        user: &str,
+        admin: bool,
+        delegate: bool,
+    ) -> Result<(Token, String)> {
+        let secret = format!(
+            "sht_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let token = Token {
+            id: uuid::Uuid::now_v7().to_string(),
+            user: user.to_owned(),
+            admin,
+            delegate,
+            created_at: Timestamp::now().to_string(),
+            revoked_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.id.clone())
+        .bind(token.user.clone())
+        .bind(secret_hash(&secret))
+        .bind(i64::from(admin))
+        .bind(i64::from(delegate))
+        .bind(token.created_at.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok((token, secret))
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<Token>> {
+        let rows = sqlx::query(
+            "SELECT id, user_name, admin, delegate, created_at, revoked_at FROM tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes a token; false if there is no such token or it was revoked already.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let result =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(Timestamp::now().to_string())
+                .bind(id.to_owned())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The unrevoked token with this secret.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
+        let row = sqlx::query(
+            "SELECT id, user_name, admin, delegate, created_at, revoked_at FROM tokens \
+             WHERE secret_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(secret_hash(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
     /// Keeps a pod's log (replacing an earlier copy of the same pod's log).
     pub async fn archive_log(
         &self,
@@ -428,8 +518,8 @@ async fn insert_rows(
                 reason: error.to_string(),
             })?;
         let sql = format!(
-            "INSERT INTO submissions (id, name, spec, namespace, job_name, state, created_at, updated_at) VALUES {}",
-            placeholders(chunk.len(), 8)
+            "INSERT INTO submissions (id, name, spec, namespace, job_name, state, created_at, updated_at, owner, submitted_by) VALUES {}",
+            placeholders(chunk.len(), 10)
         );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for (submission, spec) in chunk.iter().zip(specs) {
@@ -442,7 +532,9 @@ async fn insert_rows(
                 .bind(submission.job_name.clone())
                 .bind(submission.progress.state.as_str())
                 .bind(created_at.clone())
-                .bind(created_at);
+                .bind(created_at)
+                .bind(submission.owner.clone())
+                .bind(submission.submitted_by.clone());
         }
         query.execute(&mut **tx).await?;
 
@@ -528,6 +620,9 @@ impl Conditions {
                 .join(" OR ");
             conditions.clauses.push(format!("({ids})"));
         }
+        if let Some(owner) = &filter.owner {
+            conditions.push("s.owner = $?", owner.clone());
+        }
         if !filter.states.is_empty() {
             // States are a closed set of our own words, so they are inlined, not bound.
             let states: Vec<String> = filter
@@ -573,6 +668,19 @@ impl Conditions {
     }
 }
 
+fn token_from_row(row: &AnyRow) -> Result<Token> {
+    let admin: i64 = row.try_get("admin")?;
+    let delegate: i64 = row.try_get("delegate")?;
+    Ok(Token {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        admin: admin != 0,
+        delegate: delegate != 0,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
 fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
     let id_text: String = row.try_get("id")?;
     let corrupt = |reason: String| StorageError::Corrupt {
@@ -595,6 +703,8 @@ fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
     let submission = Submission {
         id,
         spec,
+        owner: row.try_get("owner")?,
+        submitted_by: row.try_get("submitted_by")?,
         namespace: row.try_get("namespace")?,
         job_name: row.try_get("job_name")?,
         created_at: timestamp("created_at")?.ok_or_else(|| corrupt("created_at is null".into()))?,

@@ -179,6 +179,14 @@ mod tests {
     use tower_test::mock;
 
     use super::*;
+
+    fn test_caller() -> crate::domain::Caller {
+        crate::domain::Caller {
+            user: "alice".into(),
+            submitted_by: "alice".into(),
+            admin: false,
+        }
+    }
     use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
 
     struct Scenario {
@@ -197,7 +205,7 @@ mod tests {
             ..SubmissionRequest::default()
         };
         let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
-        let submission = Submission::new(spec, "default");
+        let submission = Submission::new(spec, "default", &test_caller());
         store
             .insert(std::slice::from_ref(&submission))
             .await

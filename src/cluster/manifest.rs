@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::domain::{
-    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, SUBMISSION_ID_LABEL, Submission,
+    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, SUBMISSION_ID_LABEL, Submission,
 };
 
 /// The name of the one container in every payload pod.
@@ -27,6 +27,7 @@ pub fn labels(submission: &Submission) -> BTreeMap<String, String> {
     if let Some(name) = &submission.spec.name {
         labels.insert(NAME_LABEL.into(), name.clone());
     }
+    labels.insert(OWNER_LABEL.into(), submission.owner.clone());
     labels.insert(APP_LABEL.into(), APP_LABEL_VALUE.into());
     labels.insert(SUBMISSION_ID_LABEL.into(), submission.id.to_string());
     labels
@@ -174,6 +175,8 @@ mod tests {
         let id = SubmissionId::from_str("01935f2e-8c4a-7b3d-9e2f-123456789abc").expect("uuid");
         Submission {
             id,
+            owner: "alice".into(),
+            submitted_by: "portal".into(),
             job_name: id.job_name(),
             namespace: "analysis".into(),
             spec,

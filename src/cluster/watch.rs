@@ -310,6 +310,14 @@ pub async fn watch_pods(cluster: Cluster, store: Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_caller() -> crate::domain::Caller {
+        crate::domain::Caller {
+            user: "alice".into(),
+            submitted_by: "alice".into(),
+            admin: false,
+        }
+    }
     use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
 
     fn submission(state: State) -> Submission {
@@ -322,7 +330,7 @@ mod tests {
             &SubmitDefaults::default(),
         )
         .expect("valid");
-        let mut submission = Submission::new(spec, "default");
+        let mut submission = Submission::new(spec, "default", &test_caller());
         submission.progress.state = state;
         submission
     }

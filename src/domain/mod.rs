@@ -3,13 +3,15 @@
 //! Nothing here does I/O. The HTTP layer parses requests into these types, storage keeps them,
 //! and the cluster side turns them into Jobs.
 
+mod identity;
 pub mod kube_rules;
 mod state;
 mod submission;
 
+pub use identity::{Caller, parse_user_name};
 pub use state::{State, UnknownState};
 pub use submission::{
     APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, FieldError, LABEL_PREFIX, MAX_BACKOFF_LIMIT,
-    MAX_COMMAND_BYTES, NAME_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, Submission,
-    SubmissionId, SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume,
+    MAX_COMMAND_BYTES, NAME_LABEL, OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL,
+    Submission, SubmissionId, SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume,
 };

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::identity::Caller;
 use super::kube_rules;
 use super::state::State;
 
@@ -17,6 +18,7 @@ pub const APP_LABEL_VALUE: &str = "submission-helper";
 pub const LABEL_PREFIX: &str = "submission-helper.io/";
 pub const SUBMISSION_ID_LABEL: &str = "submission-helper.io/submission-id";
 pub const NAME_LABEL: &str = "submission-helper.io/name";
+pub const OWNER_LABEL: &str = "submission-helper.io/owner";
 
 /// Size limits that keep one request from filling the database or the API server's etcd.
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -497,6 +499,10 @@ impl Progress {
 pub struct Submission {
     pub id: SubmissionId,
     pub spec: SubmissionSpec,
+    /// The user it belongs to.
+    pub owner: String,
+    /// The token user who sent it: the owner, or a delegate acting for them.
+    pub submitted_by: String,
     pub namespace: String,
     pub job_name: String,
     pub created_at: Timestamp,
@@ -504,11 +510,13 @@ pub struct Submission {
 }
 
 impl Submission {
-    /// A new submission, not yet stored, to run in `namespace`.
-    pub fn new(spec: SubmissionSpec, namespace: &str) -> Self {
+    /// A new submission of `caller`'s, not yet stored, to run in `namespace`.
+    pub fn new(spec: SubmissionSpec, namespace: &str, caller: &Caller) -> Self {
         let id = SubmissionId::new();
         Submission {
             id,
+            owner: caller.user.clone(),
+            submitted_by: caller.submitted_by.clone(),
             job_name: id.job_name(),
             namespace: namespace.to_owned(),
             spec,

@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use crate::cluster::ClusterError;
 use crate::cluster::views::{self, JobRow, PodRow};
+use crate::domain::{Caller, OWNER_LABEL};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobTable {
@@ -24,9 +25,18 @@ pub struct PodTable {
     pub items: Vec<PodRow>,
 }
 
-fn selector(query: &QueryPairs) -> ApiResult<Option<String>> {
+/// The caller's selector, narrowed to their own objects unless they are an admin.
+fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Option<String>> {
     query.only(&["label_selector"])?;
-    Ok(query.single("label_selector")?.map(str::to_owned))
+    let asked = query
+        .single("label_selector")?
+        .filter(|selector| !selector.trim().is_empty());
+    let own = (!caller.admin).then(|| format!("{OWNER_LABEL}={}", caller.user));
+    Ok(match (asked, own) {
+        (Some(asked), Some(own)) => Some(format!("{asked},{own}")),
+        (Some(asked), None) => Some(asked.to_owned()),
+        (None, own) => own,
+    })
 }
 
 /// A selector the API server cannot parse is the user's mistake, not ours.
@@ -46,6 +56,7 @@ fn refused_selector(error: ClusterError) -> ApiError {
     tag = "cluster",
     params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, body = JobTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
@@ -53,9 +64,10 @@ fn refused_selector(error: ClusterError) -> ApiError {
 )]
 pub async fn jobs(
     AppState(context): AppState<Context>,
+    caller: Caller,
     query: QueryPairs,
 ) -> ApiResult<Json<JobTable>> {
-    let selector = selector(&query)?;
+    let selector = selector(&query, &caller)?;
     let jobs = context
         .cluster
         .list_jobs(selector.as_deref())
@@ -74,6 +86,7 @@ pub async fn jobs(
     tag = "cluster",
     params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, body = PodTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
@@ -81,9 +94,10 @@ pub async fn jobs(
 )]
 pub async fn pods(
     AppState(context): AppState<Context>,
+    caller: Caller,
     query: QueryPairs,
 ) -> ApiResult<Json<PodTable>> {
-    let selector = selector(&query)?;
+    let selector = selector(&query, &caller)?;
     let pods = context
         .cluster
         .list_pods(selector.as_deref())

@@ -3,6 +3,7 @@
 //! Routes are registered through utoipa-axum's `OpenApiRouter`, so a route cannot exist without
 //! its documentation, and `/openapi.json` is always the API that is served.
 
+mod auth;
 mod cluster;
 pub mod error;
 mod extract;
@@ -57,6 +58,8 @@ const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
                        mounted for the input data.",
         license(name = "Apache-2.0")
     ),
+    security(("bearer" = [])),
+    modifiers(&BearerTokens),
     tags(
         (name = "submissions", description = "Submit payloads and follow them"),
         (name = "cluster", description = "Live views of the cluster's Jobs and pods, as kubectl shows them"),
@@ -64,6 +67,22 @@ const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
     )
 )]
 struct ApiDoc;
+
+/// Documents the bearer tokens every `/v1` route needs (`submission-helper token create`).
+struct BearerTokens;
+
+impl utoipa::Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
 
 /// The routes and their documentation, without state (also used to print the document).
 fn api() -> OpenApiRouter<Context> {

@@ -21,8 +21,8 @@ use super::extract::{AppJson, QueryPairs, Submitted};
 use crate::cluster::logs::{self, LogRequest};
 use crate::cluster::views::{self, PodDetail};
 use crate::domain::{
-    FieldError, Resources, State, Submission, SubmissionId, SubmissionRequest, SubmissionSpec,
-    kube_rules,
+    Caller, FieldError, Resources, State, Submission, SubmissionId, SubmissionRequest,
+    SubmissionSpec, kube_rules,
 };
 use crate::storage::{Filter, IdempotencyKey, Page, Stored};
 
@@ -37,6 +37,10 @@ pub struct SubmissionView {
     #[schema(example = "01935f2e-8c4a-7b3d-9e2f-123456789abc")]
     pub id: String,
     pub name: Option<String>,
+    /// The user it belongs to.
+    pub owner: String,
+    /// Who sent it: the owner, or a delegate acting for them.
+    pub submitted_by: String,
     pub state: State,
     /// Why it is in this state, when there is more to say: the Job's failure reason, an image
     /// that cannot be pulled, a Job the API server refused.
@@ -75,6 +79,8 @@ impl From<Submission> for SubmissionView {
         let Submission {
             id,
             spec,
+            owner,
+            submitted_by,
             namespace,
             job_name,
             created_at,
@@ -87,6 +93,8 @@ impl From<Submission> for SubmissionView {
         SubmissionView {
             id: id.to_string(),
             name: spec.name,
+            owner,
+            submitted_by,
             state: progress.state,
             message: progress.message,
             job_name,
@@ -153,6 +161,9 @@ pub struct CancelFilter {
     pub state: Vec<State>,
     /// Only submissions with this name.
     pub name: Option<String>,
+    /// Admins only: cancel matching submissions of every user, not only their own.
+    #[serde(default)]
+    pub all_users: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -166,22 +177,26 @@ fn parse_id(text: &str) -> ApiResult<SubmissionId> {
         .map_err(|_| ApiError::NotFound(format!("there is no submission with id {text:?}")))
 }
 
-async fn find(context: &Context, id: &str) -> ApiResult<Submission> {
+/// The submission, if it exists and the caller may see it (others' are "not found", so ids
+/// reveal nothing).
+async fn find(context: &Context, caller: &Caller, id: &str) -> ApiResult<Submission> {
     let id = parse_id(id)?;
     context
         .store
         .get(id)
         .await?
+        .filter(|submission| caller.may_access(&submission.owner))
         .ok_or_else(|| ApiError::NotFound(format!("there is no submission with id {id}")))
 }
 
 fn parse_spec(
     context: &Context,
+    caller: &Caller,
     request: SubmissionRequest,
     prefix: &str,
 ) -> Result<Submission, Vec<FieldError>> {
     SubmissionSpec::parse(request, &context.defaults)
-        .map(|spec| Submission::new(spec, context.cluster.namespace()))
+        .map(|spec| Submission::new(spec, context.cluster.namespace(), caller))
         .map_err(|errors| {
             errors
                 .into_iter()
@@ -202,6 +217,7 @@ fn parse_spec(
     request_body = SubmissionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
          headers(("Location" = String, description = "The submission's URL"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -212,10 +228,13 @@ fn parse_spec(
 )]
 pub async fn submit(
     AppState(context): AppState<Context>,
+    caller: Caller,
     submitted: Submitted<SubmissionRequest>,
 ) -> ApiResult<Response> {
-    let submission = parse_spec(&context, submitted.body, "").map_err(ApiError::Invalid)?;
-    let (stored, replayed) = store(&context, vec![submission], submitted.idempotency).await?;
+    let submission =
+        parse_spec(&context, &caller, submitted.body, "").map_err(ApiError::Invalid)?;
+    let (stored, replayed) =
+        store(&context, &caller, vec![submission], submitted.idempotency).await?;
     let submission = stored
         .into_iter()
         .next()
@@ -234,9 +253,15 @@ pub async fn submit(
 /// what the first request stored (and `true`).
 async fn store(
     context: &Context,
+    caller: &Caller,
     submissions: Vec<Submission>,
     idempotency: Option<IdempotencyKey>,
 ) -> ApiResult<(Vec<Submission>, bool)> {
+    // Keys are per user: two users' keys never collide.
+    let idempotency = idempotency.map(|key| IdempotencyKey {
+        key: format!("{}\n{}", caller.user, key.key),
+        ..key
+    });
     let Some(key) = idempotency else {
         context.store.insert(&submissions).await?;
         context.dispatch.notify_one();
@@ -274,6 +299,7 @@ fn mark_replayed(response: &mut Response, replayed: bool) {
     request_body = BatchRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "All stored", body = BatchResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
@@ -283,6 +309,7 @@ fn mark_replayed(response: &mut Response, replayed: bool) {
 )]
 pub async fn submit_batch(
     AppState(context): AppState<Context>,
+    caller: Caller,
     submitted: Submitted<BatchRequest>,
 ) -> ApiResult<Response> {
     let request = submitted.body;
@@ -298,7 +325,12 @@ pub async fn submit_batch(
     let mut submissions = Vec::with_capacity(request.submissions.len());
     let mut errors = Vec::new();
     for (index, request) in request.submissions.into_iter().enumerate() {
-        match parse_spec(&context, request, &format!("submissions[{index}].")) {
+        match parse_spec(
+            &context,
+            &caller,
+            request,
+            &format!("submissions[{index}]."),
+        ) {
             Ok(submission) => submissions.push(submission),
             Err(mut field_errors) => errors.append(&mut field_errors),
         }
@@ -306,7 +338,7 @@ pub async fn submit_batch(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
-    let (stored, replayed) = store(&context, submissions, submitted.idempotency).await?;
+    let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
     let body = BatchResponse {
         submissions: stored.into_iter().map(SubmissionView::from).collect(),
     };
@@ -326,18 +358,31 @@ pub async fn submit_batch(
         ("name" = Option<String>, Query, description = "Only submissions with this name"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("owner" = Option<String>, Query, description = "Only this user's submissions (admins; others see only their own)"),
     ),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, body = SubmissionPage),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list(
     AppState(context): AppState<Context>,
+    caller: Caller,
     query: QueryPairs,
 ) -> ApiResult<Json<SubmissionPage>> {
-    query.only(&["state", "label", "name", "limit", "cursor"])?;
+    query.only(&["state", "label", "name", "limit", "cursor", "owner"])?;
     let mut filter = Filter::default();
+    filter.owner = match query.single("owner")? {
+        Some(owner) if caller.admin => Some(owner.to_owned()),
+        Some(owner) if owner != caller.user => {
+            return Err(ApiError::Forbidden(
+                "only admins may list other users' submissions".into(),
+            ));
+        }
+        _ if caller.admin => None,
+        _ => Some(caller.user.clone()),
+    };
     for text in query.all("state").flat_map(|value| value.split(',')) {
         let state = State::from_str(text.trim())
             .map_err(|error| ApiError::bad_request("state", error.to_string()))?;
@@ -380,6 +425,7 @@ pub async fn list(
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, body = SubmissionView),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
     )
@@ -387,9 +433,10 @@ pub async fn list(
 #[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn get(
     AppState(context): AppState<Context>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubmissionView>> {
-    Ok(Json(find(&context, &id).await?.into()))
+    Ok(Json(find(&context, &caller, &id).await?.into()))
 }
 
 /// The pods of a submission's Job, like `kubectl get pods -l`.
@@ -399,6 +446,7 @@ pub async fn get(
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, body = PodList),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
@@ -407,9 +455,10 @@ pub async fn get(
 #[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn pods(
     AppState(context): AppState<Context>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<PodList>> {
-    let submission = find(&context, &id).await?;
+    let submission = find(&context, &caller, &id).await?;
     let pods = context.cluster.pods_of(submission.id).await?;
     Ok(Json(PodList {
         items: pods.iter().map(views::pod_detail).collect(),
@@ -435,6 +484,7 @@ pub async fn pods(
         ("pod" = Option<String>, Query, description = "A pod of this submission (see its pods)"),
     ),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "The log", body = String, content_type = "text/plain"),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
@@ -446,6 +496,7 @@ pub async fn pods(
 #[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn logs(
     AppState(context): AppState<Context>,
+    caller: Caller,
     Path(id): Path<String>,
     query: QueryPairs,
 ) -> ApiResult<Response> {
@@ -456,7 +507,7 @@ pub async fn logs(
         tail_lines: query.number("tail_lines", 0..=1_000_000)?,
         timestamps: query.flag("timestamps")?,
     };
-    let submission = find(&context, &id).await?;
+    let submission = find(&context, &caller, &id).await?;
     let state = submission.progress.state;
     // A finished submission's pods will not start any more: do not wait for one.
     let choose = LogRequest {
@@ -528,6 +579,7 @@ pub async fn logs(
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "Cancelled (now or before)", body = SubmissionView),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It already succeeded or failed", body = Problem, content_type = "application/problem+json"),
@@ -536,11 +588,13 @@ pub async fn logs(
 #[tracing::instrument(skip_all, fields(submission_id = %id))]
 pub async fn cancel(
     AppState(context): AppState<Context>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubmissionView>> {
     let id = parse_id(&id)?;
     let filter = Filter {
         ids: vec![id],
+        owner: (!caller.admin).then(|| caller.user.clone()),
         ..Filter::default()
     };
     let cancelled = context
@@ -550,7 +604,7 @@ pub async fn cancel(
     delete_jobs(&context, &cancelled).await;
     let submission = match cancelled.into_iter().next() {
         Some(submission) => submission,
-        None => find(&context, &id.to_string()).await?,
+        None => find(&context, &caller, &id.to_string()).await?,
     };
     match submission.progress.state {
         State::Cancelled => Ok(Json(submission.into())),
@@ -569,6 +623,7 @@ const CANCELLED_MESSAGE: &str = "cancelled by request";
     tag = "submissions",
     request_body = CancelFilter,
     responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
         (status = 200, description = "What was cancelled (possibly nothing)", body = CancelResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
@@ -577,6 +632,7 @@ const CANCELLED_MESSAGE: &str = "cancelled by request";
 )]
 pub async fn cancel_matching(
     AppState(context): AppState<Context>,
+    caller: Caller,
     AppJson(request): AppJson<CancelFilter>,
 ) -> ApiResult<Json<CancelResponse>> {
     let mut errors = Vec::new();
@@ -604,11 +660,17 @@ pub async fn cancel_matching(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    if request.all_users && !caller.admin {
+        return Err(ApiError::Forbidden(
+            "only admins may cancel other users' submissions".into(),
+        ));
+    }
     let filter = Filter {
         states: request.state,
         name: request.name,
         labels: request.labels.into_iter().collect(),
         ids: Vec::new(),
+        owner: (!request.all_users).then(|| caller.user.clone()),
     };
     let cancelled = context
         .store

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auth;
 mod health;
 mod idempotency;
 mod openapi;

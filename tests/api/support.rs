@@ -136,7 +136,9 @@ impl TestDatabase {
 
 pub struct TestApp {
     pub address: String,
+    /// Sends `token` (user `alice`) with every request.
     pub client: Client,
+    pub token: String,
     pub database: TestDatabase,
     server: tokio::task::JoinHandle<()>,
 }
@@ -145,6 +147,21 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// The user whose token `TestApp::client` sends.
+pub const USER: &str = "alice";
+
+/// An HTTP client that sends `token` with every request.
+pub fn client_with_token(token: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
 }
 
 /// A service with no cluster configured: submissions are stored and stay `queued`.
@@ -166,6 +183,7 @@ pub async fn spawn_app_with(
         .with_ansi(false)
         .try_init();
     let store = Store::connect(&database.url).await.expect("database");
+    let (_, token) = store.create_token(USER, false, false).await.expect("token");
     let settings = Settings {
         listen: "127.0.0.1:0".parse().expect("address"),
         defaults,
@@ -181,10 +199,8 @@ pub async fn spawn_app_with(
     });
     TestApp {
         address,
-        client: Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .expect("client"),
+        client: client_with_token(&token),
+        token,
         database,
         server,
     }
@@ -201,6 +217,16 @@ impl TestApp {
                 _dir: None,
             },
         )
+    }
+
+    /// A client with a new token for `user` in this service's database.
+    pub async fn client_for(&self, user: &str, admin: bool, delegate: bool) -> Client {
+        let store = Store::connect(&self.database.url).await.expect("database");
+        let (_, token) = store
+            .create_token(user, admin, delegate)
+            .await
+            .expect("token");
+        client_with_token(&token)
     }
 
     pub fn url(&self, path: &str) -> String {

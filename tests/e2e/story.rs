@@ -345,6 +345,23 @@ async fn the_cluster_views_show_what_kubectl_shows(backend: Backend) {
     assert_eq!(pods["items"][0]["status"], "Completed", "{pods}");
     assert_eq!(pods["items"][0]["ready"], "0/1");
     assert_eq!(none["items"], body!([]));
+    let bob = app.client_for("bob", false, false).await;
+    let bobs_view = bob.get(app.url("/v1/jobs")).send().await.expect("request");
+    assert_eq!(
+        json(bobs_view, StatusCode::OK).await["items"],
+        body!([]),
+        "users see only their own Jobs"
+    );
+    let jobs_api: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let owned = jobs_api
+        .list(&ListParams::default().labels("submission-helper.io/owner=alice"))
+        .await
+        .expect("jobs");
+    assert_eq!(
+        owned.items.len(),
+        1,
+        "kubectl get jobs -l submission-helper.io/owner=alice"
+    );
     let ready = json(app.get("/readyz").await, StatusCode::OK).await;
     assert_eq!(ready["ready"], true);
 }

@@ -29,10 +29,7 @@ async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend
     let log = cluster.scratch.path().join("service.log");
     let mut service = ServiceProcess::start(&database.url, &kubeconfig, &log).await;
     let url = service.url.clone();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
+    let client = crate::support::client_with_token(&service.token);
 
     // The burst: each submission sent once, while the service is killed at irregular intervals.
     let done = AtomicBool::new(false);

@@ -11,6 +11,8 @@ use crate::harness::eventually;
 pub struct ServiceProcess {
     child: Child,
     pub url: String,
+    /// A token of user `alice` in the service's database.
+    pub token: String,
     port: u16,
     database_url: String,
     kubeconfig: std::path::PathBuf,
@@ -25,10 +27,18 @@ impl ServiceProcess {
             .and_then(|listener| listener.local_addr())
             .expect("free port")
             .port();
+        let store = submission_helper::storage::Store::connect(database_url)
+            .await
+            .expect("database");
+        let (_, token) = store
+            .create_token(crate::support::USER, false, false)
+            .await
+            .expect("token");
         let child = spawn(port, database_url, kubeconfig, log);
         let process = ServiceProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            token,
             port,
             database_url: database_url.to_owned(),
             kubeconfig: kubeconfig.to_owned(),

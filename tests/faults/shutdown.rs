@@ -21,7 +21,7 @@ async fn sigterm_ends_log_follows_cleanly_and_exits() {
     let database = TestDatabase::new(crate::support::Backend::Sqlite).await;
     let log = cluster.scratch.path().join("service.log");
     let mut service = ServiceProcess::start(&database.url, &kubeconfig, &log).await;
-    let client = reqwest::Client::new();
+    let client = crate::support::client_with_token(&service.token);
     let gate = cluster.gate("never");
     let command = format!("echo still running; {}", gate.wait_command());
     let created: Value = client

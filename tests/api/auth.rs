@@ -1,0 +1,323 @@
+//! Who may do what: every `/v1` call needs a token; users see and cancel only their own
+//! submissions; admins see all; delegates act for users only through `X-On-Behalf-Of`.
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json as body};
+
+use crate::on_both_databases;
+use crate::support::{Backend, TestApp, json, problem, spawn_app};
+
+async fn submit_as(app: &TestApp, client: &Client, name: &str) -> Value {
+    let request = body!({"name": name, "image": "busybox", "command": "true"});
+    let response = client
+        .post(app.url("/v1/submissions"))
+        .json(&request)
+        .send()
+        .await
+        .expect("request");
+    json(response, StatusCode::CREATED).await
+}
+
+async fn names(app: &TestApp, client: &Client, query: &str) -> Vec<String> {
+    let response = client
+        .get(app.url(&format!("/v1/submissions{query}")))
+        .send()
+        .await
+        .expect("request");
+    let page = json(response, StatusCode::OK).await;
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|s| s["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn every_v1_call_needs_a_valid_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let anonymous = Client::new();
+
+    for (method, path) in [
+        ("GET", "/v1/submissions"),
+        ("POST", "/v1/submissions"),
+        ("GET", "/v1/jobs"),
+        ("POST", "/v1/submissions/cancel"),
+    ] {
+        let request = anonymous
+            .request(method.parse().expect("method"), app.url(path))
+            .json(&body!({}));
+        let response = request.send().await.expect("request");
+        assert_eq!(
+            response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer"),
+            "{method} {path}"
+        );
+        problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+    let wrong = crate::support::client_with_token("sht_not-a-token");
+    problem(
+        wrong
+            .get(app.url("/v1/submissions"))
+            .send()
+            .await
+            .expect("request"),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(
+        anonymous
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        anonymous
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .expect("request")
+            .status(),
+        StatusCode::OK
+    );
+}
+on_both_databases!(every_v1_call_needs_a_valid_token);
+
+async fn users_see_and_cancel_only_their_own_submissions(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.client_for("bob", false, false).await;
+    let alices = app
+        .submit(body!({"name": "alices", "image": "busybox", "command": "true"}))
+        .await;
+    let bobs = submit_as(&app, &bob, "bobs").await;
+    let alices_id = alices["id"].as_str().expect("id");
+
+    assert_eq!(names(&app, &bob, "").await, ["bobs"]);
+    assert_eq!(names(&app, &app.client, "").await, ["alices"]);
+    assert_eq!(alices["owner"], "alice");
+    assert_eq!(bobs["owner"], "bob");
+    for path in [
+        format!("/v1/submissions/{alices_id}"),
+        format!("/v1/submissions/{alices_id}/pods"),
+        format!("/v1/submissions/{alices_id}/logs"),
+    ] {
+        problem(
+            bob.get(app.url(&path)).send().await.expect("request"),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+    }
+    let cancel = bob
+        .post(app.url(&format!("/v1/submissions/{alices_id}/cancel")))
+        .send()
+        .await
+        .expect("request");
+    problem(cancel, StatusCode::NOT_FOUND).await;
+    let bulk = bob
+        .post(app.url("/v1/submissions/cancel"))
+        .json(&body!({"state": ["queued"]}))
+        .send()
+        .await
+        .expect("request");
+    let bulk = json(bulk, StatusCode::OK).await;
+    assert_eq!(bulk["cancelled"].as_array().map(Vec::len), Some(1));
+    assert_eq!(bulk["cancelled"][0]["name"], "bobs");
+    let still = json(
+        app.get(&format!("/v1/submissions/{alices_id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(still["state"], "queued");
+    let others = bob
+        .get(app.url("/v1/submissions?owner=alice"))
+        .send()
+        .await
+        .expect("request");
+    problem(others, StatusCode::FORBIDDEN).await;
+    let widen = bob
+        .post(app.url("/v1/submissions/cancel"))
+        .json(&body!({"state": ["queued"], "all_users": true}))
+        .send()
+        .await
+        .expect("request");
+    problem(widen, StatusCode::FORBIDDEN).await;
+}
+on_both_databases!(users_see_and_cancel_only_their_own_submissions);
+
+async fn admins_see_everyone_and_widen_bulk_cancel_explicitly(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.client_for("bob", false, false).await;
+    let admin = app.client_for("operator", true, false).await;
+    app.submit(body!({"name": "alices", "image": "busybox", "command": "true"}))
+        .await;
+    submit_as(&app, &bob, "bobs").await;
+
+    assert_eq!(names(&app, &admin, "").await, ["bobs", "alices"]);
+    assert_eq!(names(&app, &admin, "?owner=alice").await, ["alices"]);
+    let own_only = admin
+        .post(app.url("/v1/submissions/cancel"))
+        .json(&body!({"state": ["queued"]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(json(own_only, StatusCode::OK).await["cancelled"], body!([]));
+    let everyone = admin
+        .post(app.url("/v1/submissions/cancel"))
+        .json(&body!({"state": ["queued"], "all_users": true}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        json(everyone, StatusCode::OK).await["cancelled"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
+on_both_databases!(admins_see_everyone_and_widen_bulk_cancel_explicitly);
+
+async fn a_delegate_acts_for_a_user_only_through_the_header(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let portal = app.client_for("portal", false, true).await;
+    let bob = app.client_for("bob", false, false).await;
+    let request = body!({"name": "via-portal", "image": "busybox", "command": "true"});
+
+    let response = portal
+        .post(app.url("/v1/submissions"))
+        .header("x-on-behalf-of", "bob")
+        .json(&request)
+        .send()
+        .await
+        .expect("request");
+    let created = json(response, StatusCode::CREATED).await;
+
+    assert_eq!(
+        (created["owner"].as_str(), created["submitted_by"].as_str()),
+        (Some("bob"), Some("portal"))
+    );
+    assert_eq!(names(&app, &bob, "").await, ["via-portal"]);
+    let as_bob = portal
+        .get(app.url("/v1/submissions"))
+        .header("x-on-behalf-of", "bob")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        json(as_bob, StatusCode::OK).await["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert!(
+        names(&app, &portal, "").await.is_empty(),
+        "without the header the portal acts as itself"
+    );
+    let forged = bob
+        .post(app.url("/v1/submissions"))
+        .header("x-on-behalf-of", "alice")
+        .json(&request)
+        .send()
+        .await
+        .expect("request");
+    problem(forged, StatusCode::FORBIDDEN).await;
+    let bad = portal
+        .get(app.url("/v1/submissions"))
+        .header("x-on-behalf-of", "not a user")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        crate::support::fields(&problem(bad, StatusCode::BAD_REQUEST).await),
+        ["X-On-Behalf-Of"]
+    );
+}
+on_both_databases!(a_delegate_acts_for_a_user_only_through_the_header);
+
+async fn idempotency_keys_belong_to_their_user(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let bob = app.client_for("bob", false, false).await;
+    let request = body!({"image": "busybox", "command": "true"});
+
+    let alices = app
+        .client
+        .post(app.url("/v1/submissions"))
+        .header("idempotency-key", "k1")
+        .json(&request)
+        .send()
+        .await
+        .expect("request");
+    let bobs = bob
+        .post(app.url("/v1/submissions"))
+        .header("idempotency-key", "k1")
+        .json(&request)
+        .send()
+        .await
+        .expect("request");
+
+    let (alices, bobs) = (
+        json(alices, StatusCode::CREATED).await,
+        json(bobs, StatusCode::CREATED).await,
+    );
+    assert_ne!(alices["id"], bobs["id"]);
+    assert_eq!(bobs["owner"], "bob");
+}
+on_both_databases!(idempotency_keys_belong_to_their_user);
+
+#[tokio::test]
+async fn tokens_are_managed_from_the_command_line() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_submission-helper"))
+            .arg("token")
+            .args(args)
+            .args(["--database-url", &app.database.url])
+            .output()
+            .expect("run the command")
+    };
+
+    let created = cli(&["create", "--user", "carol"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let secret = String::from_utf8(created.stdout)
+        .expect("text")
+        .trim()
+        .to_owned();
+    let carol = crate::support::client_with_token(&secret);
+    let listed = submit_as(&app, &carol, "carols").await;
+    assert_eq!(listed["owner"], "carol");
+
+    let list = String::from_utf8(cli(&["list"]).stdout).expect("text");
+    assert!(list.contains("\tcarol\t"), "{list}");
+    assert!(
+        !list.contains(&secret),
+        "a listing must never show a secret"
+    );
+    let id = list
+        .lines()
+        .find(|line| line.contains("\tcarol\t"))
+        .and_then(|line| line.split('\t').next())
+        .expect("id");
+    assert!(cli(&["revoke", id]).status.success());
+    problem(
+        carol
+            .get(app.url("/v1/submissions"))
+            .send()
+            .await
+            .expect("request"),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert!(
+        !cli(&["revoke", id]).status.success(),
+        "revoking twice says so"
+    );
+    assert!(!cli(&["create", "--user", "not valid"]).status.success());
+}
