@@ -134,6 +134,13 @@ pub struct ServeArgs {
     /// Run payload containers with this primary group id.
     #[arg(long, env = "SUBMISSION_HELPER_RUN_AS_GROUP")]
     pub run_as_group: Option<i64>,
+    /// Requests a minute each token may send (in bursts of up to a minute's worth); 0 for no limit.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_RATE_LIMIT_PER_MINUTE",
+        default_value_t = 6000
+    )]
+    pub rate_limit_per_minute: u32,
     /// How long a log follow waits for a pod to start before giving up.
     #[arg(
         long,

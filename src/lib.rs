@@ -30,6 +30,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen: args.listen,
         defaults,
         pods: args.pod_settings(),
+        rate_limit_per_minute: args.rate_limit_per_minute,
         log_wait: args.log_wait(),
     };
     let app = Application::build(settings, store, cluster.clone()).await?;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, dispatch, watch};
 use crate::domain::SubmitDefaults;
+use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
 use crate::storage::Store;
 
@@ -27,6 +28,8 @@ pub struct Settings {
     pub defaults: SubmitDefaults,
     /// What every payload pod gets from the server (run-as user and group).
     pub pods: PodSettings,
+    /// Requests a minute per token; 0 for no limit.
+    pub rate_limit_per_minute: u32,
     pub log_wait: Duration,
 }
 
@@ -51,6 +54,7 @@ impl Application {
             dispatch: Arc::new(Notify::new()),
             log_wait: settings.log_wait,
             shutdown: CancellationToken::new(),
+            rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
         };
         Ok(Application {
             listener,

@@ -35,6 +35,12 @@ impl FromRequestParts<Context> for Caller {
             .authenticate(secret)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("this token is unknown or revoked".into()))?;
+        if let Err(wait) = context
+            .rate_limit
+            .check(&token.id, std::time::Instant::now())
+        {
+            return Err(ApiError::TooManyRequests(wait));
+        }
         let on_behalf_of = match parts.headers.get(ON_BEHALF_OF) {
             None => None,
             Some(value) => {

@@ -51,6 +51,9 @@ pub enum ApiError {
     /// No token, or one that is unknown or revoked.
     #[error("{0}")]
     Unauthorized(String),
+    /// The token used up its requests for now; retry after the duration.
+    #[error("this token sent too many requests; retry in {} seconds", .0.as_secs().max(1))]
+    TooManyRequests(std::time::Duration),
     /// A valid token that may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -110,6 +113,11 @@ impl ApiError {
                 "Authentication required",
             ),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -198,6 +206,10 @@ impl IntoResponse for ApiError {
             ),
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests(wait) => Some(wait.as_secs().max(1)),
+            _ => None,
+        };
         let errors = match self {
             ApiError::Invalid(errors) | ApiError::BadRequest { errors, .. } => errors,
             _ => Vec::new(),
@@ -210,6 +222,11 @@ impl IntoResponse for ApiError {
             errors,
         };
         let mut response = (status, axum::Json(problem)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

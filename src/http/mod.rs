@@ -8,6 +8,7 @@ mod cluster;
 pub mod error;
 mod extract;
 mod health;
+pub mod rate_limit;
 pub mod submissions;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct Context {
     pub log_wait: Duration,
     /// Cancelled when the service shuts down, so log follows end cleanly instead of being cut.
     pub shutdown: CancellationToken,
+    /// Requests a minute per token.
+    pub rate_limit: rate_limit::RateLimiter,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.

@@ -372,8 +372,7 @@ pub async fn list(
     query: QueryPairs,
 ) -> ApiResult<Json<SubmissionPage>> {
     query.only(&["state", "label", "name", "limit", "cursor", "owner"])?;
-    let mut filter = Filter::default();
-    filter.owner = match query.single("owner")? {
+    let owner = match query.single("owner")? {
         Some(owner) if caller.admin => Some(owner.to_owned()),
         Some(owner) if owner != caller.user => {
             return Err(ApiError::Forbidden(
@@ -382,6 +381,10 @@ pub async fn list(
         }
         _ if caller.admin => None,
         _ => Some(caller.user.clone()),
+    };
+    let mut filter = Filter {
+        owner,
+        ..Filter::default()
     };
     for text in query.all("state").flat_map(|value| value.split(',')) {
         let state = State::from_str(text.trim())

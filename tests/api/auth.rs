@@ -321,3 +321,36 @@ async fn tokens_are_managed_from_the_command_line() {
     );
     assert!(!cli(&["create", "--user", "not valid"]).status.success());
 }
+
+async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {
+    let database = crate::support::TestDatabase::new(backend).await;
+    let cluster =
+        submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
+    let app = crate::support::spawn_app_limited(database, cluster, Default::default(), 3).await;
+    let bob = app.client_for("bob", false, false).await;
+
+    for _ in 0..3 {
+        assert_eq!(app.get("/v1/submissions").await.status(), StatusCode::OK);
+    }
+    let limited = app.get("/v1/submissions").await;
+
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=20).contains(&retry_after), "{retry_after}");
+    problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+    let others = bob
+        .get(app.url("/v1/submissions"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        others.status(),
+        StatusCode::OK,
+        "each token has its own budget"
+    );
+}
+on_both_databases!(a_token_over_its_rate_limit_is_told_when_to_retry);

@@ -176,6 +176,16 @@ pub async fn spawn_app_with(
     cluster: Cluster,
     defaults: SubmitDefaults,
 ) -> TestApp {
+    spawn_app_limited(database, cluster, defaults, 6000).await
+}
+
+/// As [`spawn_app_with`], with `per_minute` requests a minute per token.
+pub async fn spawn_app_limited(
+    database: TestDatabase,
+    cluster: Cluster,
+    defaults: SubmitDefaults,
+    per_minute: u32,
+) -> TestApp {
     // The service's log, shown with a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("submission_helper=info"))
@@ -188,6 +198,7 @@ pub async fn spawn_app_with(
         listen: "127.0.0.1:0".parse().expect("address"),
         defaults,
         pods: Default::default(),
+        rate_limit_per_minute: per_minute,
         log_wait: Duration::from_secs(60),
     };
     let app = Application::build(settings, store, cluster)

@@ -1,0 +1,87 @@
+//! Per-token rate limiting: a token bucket per token, in memory, so one client (or one runaway
+//! script) cannot starve the others. Each replica limits on its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Allows `per_minute` requests a minute per token, in bursts of up to a minute's worth.
+#[derive(Clone)]
+pub struct RateLimiter {
+    per_minute: u32,
+    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl RateLimiter {
+    /// `per_minute` of 0 turns limiting off.
+    pub fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute,
+            buckets: Arc::default(),
+        }
+    }
+
+    /// Takes one request from `key`'s budget, or says how long until one is available.
+    pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let capacity = f64::from(self.per_minute);
+        let per_second = capacity / 60.0;
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            refilled: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
+        bucket.refilled = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_gets_its_budget_then_waits_for_the_refill() {
+        let limiter = RateLimiter::new(60);
+        let start = Instant::now();
+
+        for _ in 0..60 {
+            assert!(limiter.check("a", start).is_ok());
+        }
+        let wait = limiter.check("a", start).expect_err("limited");
+
+        assert!(
+            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
+            "{wait:?}"
+        );
+        assert!(
+            limiter.check("b", start).is_ok(),
+            "tokens have their own budgets"
+        );
+        assert!(limiter.check("a", start + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn zero_turns_limiting_off() {
+        let limiter = RateLimiter::new(0);
+        let now = Instant::now();
+
+        assert!((0..10_000).all(|_| limiter.check("a", now).is_ok()));
+    }
+}
