@@ -7,6 +7,7 @@ mod support;
 
 mod auth;
 mod health;
+mod hostile;
 mod idempotency;
 mod openapi;
 mod submissions;
