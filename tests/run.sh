@@ -26,6 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-tests.XXXXXX")
 node_pid=""
 cleanup() {
   status=$?
+  [ -n "${fuzz_pid:-}" ] && kill "$fuzz_pid" 2>/dev/null
   if [ -n "$node_pid" ]; then
     kill "$node_pid" 2>/dev/null || true
     wait "$node_pid" 2>/dev/null || true
@@ -74,6 +75,35 @@ cat "$work/node-sim.out"
 step "Format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+
+step "Schemathesis against the served OpenAPI document"
+# Generated requests from the OpenAPI document, against a service with no cluster (so no
+# payload runs on this machine); any 5xx fails the run. Bounded in examples and time.
+venv="$cache/schemathesis-4.32.5"
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q schemathesis==4.32.5
+fi
+fuzz_db="sqlite://$work/schemathesis.db"
+fuzz_token=$("$CARGO_TARGET_DIR/debug/submission-helper" token create --user schemathesis --database-url "$fuzz_db" 2>/dev/null)
+fuzz_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+KUBECONFIG=/nonexistent SUBMISSION_HELPER_LISTEN="127.0.0.1:$fuzz_port" SUBMISSION_HELPER_DATABASE_URL="$fuzz_db" \
+  "$CARGO_TARGET_DIR/debug/submission-helper" serve >"$work/schemathesis-service.log" 2>&1 &
+fuzz_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$fuzz_port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+set +e
+timeout 600 "$venv/bin/schemathesis" run "http://127.0.0.1:$fuzz_port/openapi.json" \
+  --checks not_a_server_error -H "Authorization: Bearer $fuzz_token" \
+  --exclude-path-regex '^/v1/(jobs|pods)$|/pods$|/logs$|^/readyz$' \
+  --max-examples 25 --workers 2 --seed 1
+fuzz_status=$?
+set -e
+kill "$fuzz_pid" 2>/dev/null || true
+[ "$fuzz_status" -eq 0 ] || { echo "schemathesis found server errors (service log: $work/schemathesis-service.log)"; tail -n 30 "$work/schemathesis-service.log"; exit 1; }
 
 step "Tests"
 export CI="${CI:-}"

@@ -165,7 +165,10 @@ impl Node {
                 let node = self.clone();
                 tokio::spawn(async move { node.terminate(pod).await });
             }
-            None => self.bind(&pod).await,
+            None => {
+                let node = self.clone();
+                tokio::spawn(async move { node.bind(&pod).await });
+            }
             Some(_) if ended => {}
             Some(_) => {
                 let uid = pod.uid().unwrap_or_default();
@@ -195,13 +198,13 @@ impl Node {
             "metadata": {"name": name},
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
         });
-        let bound: Result<Value, _> = self
-            .pods(&namespace)
-            .create_subresource("binding", &name, &PostParams::default(), &binding)
-            .await;
-        match bound {
-            Ok(_) => tracing::info!(%namespace, pod = %name, "bound"),
-            Err(error) => tracing::warn!(%namespace, pod = %name, %error, "could not bind"),
+        let (pods, post) = (self.pods(&namespace), PostParams::default());
+        let bound = until_answered("bind", &namespace, &name, || {
+            pods.create_subresource::<_, Value>("binding", &name, &post, &binding)
+        })
+        .await;
+        if bound.is_some() {
+            tracing::info!(%namespace, pod = %name, "bound");
         }
     }
 
@@ -329,22 +332,15 @@ impl Node {
     /// Reports a pod's status, retrying while the API server cannot be reached (a kubelet
     /// keeps syncing until it gets through); gives up only when the pod is gone.
     async fn report(&self, namespace: &str, name: &str, status: Value) {
-        let mut pause = Duration::from_millis(200);
-        loop {
-            let patched = self
-                .pods(namespace)
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-                .await;
-            match patched {
-                Ok(_) => return,
-                Err(kube::Error::Api(status)) if status.code == 404 => return,
-                Err(error) => {
-                    tracing::warn!(%namespace, pod = %name, %error, "could not report status; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        let (pods, params, patch) = (
+            self.pods(namespace),
+            PatchParams::default(),
+            Patch::Merge(&status),
+        );
+        until_answered("report status", namespace, name, || {
+            pods.patch_status(name, &params, &patch)
+        })
+        .await;
     }
 
     /// Stops a deleted pod's process (SIGTERM, then SIGKILL after the grace period) and removes
@@ -379,10 +375,12 @@ impl Node {
             }),
             ..DeleteParams::default()
         };
-        match self.pods(&namespace).delete(&name, &params).await {
-            Ok(_) => tracing::info!(%namespace, pod = %name, "removed"),
-            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(error) => tracing::warn!(%namespace, pod = %name, %error, "could not remove"),
+        let pods = self.pods(&namespace);
+        if until_answered("remove", &namespace, &name, || pods.delete(&name, &params))
+            .await
+            .is_some()
+        {
+            tracing::info!(%namespace, pod = %name, "removed");
         }
     }
 
@@ -401,6 +399,36 @@ impl Node {
             .unwrap_or_default();
         for pid in pids {
             signal(pid, "KILL").await;
+        }
+    }
+}
+
+/// Calls `attempt` until the API server answers it, as a kubelet keeps retrying what it must
+/// tell the API server. Returns `None` for an answer retrying cannot change (4xx: the pod is
+/// gone, already bound elsewhere, ...).
+async fn until_answered<T, F, Fut>(
+    what: &str,
+    namespace: &str,
+    name: &str,
+    mut attempt: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
+                tracing::debug!(%namespace, pod = %name, code = status.code, "{what}: refused");
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(%namespace, pod = %name, %error, "{what} failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }
