@@ -9,21 +9,14 @@ use crate::support::{Backend, TestApp, json, problem, spawn_app};
 
 async fn submit_as(app: &TestApp, client: &Client, name: &str) -> Value {
     let request = body!({"name": name, "image": "busybox", "command": "true"});
-    let response = client
-        .post(app.url("/v1/submissions"))
-        .json(&request)
-        .send()
-        .await
-        .expect("request");
+    let response = app.post_as(client, "/v1/submissions", &request).await;
     json(response, StatusCode::CREATED).await
 }
 
 async fn names(app: &TestApp, client: &Client, query: &str) -> Vec<String> {
-    let response = client
-        .get(app.url(&format!("/v1/submissions{query}")))
-        .send()
-        .await
-        .expect("request");
+    let response = app
+        .get_as(client, &format!("/v1/submissions{query}"))
+        .await;
     let page = json(response, StatusCode::OK).await;
     page["items"]
         .as_array()
@@ -59,30 +52,16 @@ async fn every_v1_call_needs_a_valid_token(backend: Backend) {
     }
     let wrong = crate::support::client_with_token("sht_not-a-token");
     problem(
-        wrong
-            .get(app.url("/v1/submissions"))
-            .send()
-            .await
-            .expect("request"),
+        app.get_as(&wrong, "/v1/submissions").await,
         StatusCode::UNAUTHORIZED,
     )
     .await;
     assert_eq!(
-        anonymous
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("request")
-            .status(),
+        app.get_as(&anonymous, "/healthz").await.status(),
         StatusCode::OK
     );
     assert_eq!(
-        anonymous
-            .get(app.url("/openapi.json"))
-            .send()
-            .await
-            .expect("request")
-            .status(),
+        app.get_as(&anonymous, "/openapi.json").await.status(),
         StatusCode::OK
     );
 }
@@ -106,11 +85,7 @@ async fn users_see_and_cancel_only_their_own_submissions(backend: Backend) {
         format!("/v1/submissions/{alices_id}/pods"),
         format!("/v1/submissions/{alices_id}/logs"),
     ] {
-        problem(
-            bob.get(app.url(&path)).send().await.expect("request"),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        problem(app.get_as(&bob, &path).await, StatusCode::NOT_FOUND).await;
     }
     let cancel = bob
         .post(app.url(&format!("/v1/submissions/{alices_id}/cancel")))
@@ -118,12 +93,13 @@ async fn users_see_and_cancel_only_their_own_submissions(backend: Backend) {
         .await
         .expect("request");
     problem(cancel, StatusCode::NOT_FOUND).await;
-    let bulk = bob
-        .post(app.url("/v1/submissions/cancel"))
-        .json(&body!({"state": ["queued"]}))
-        .send()
-        .await
-        .expect("request");
+    let bulk = app
+        .post_as(
+            &bob,
+            "/v1/submissions/cancel",
+            &body!({"state": ["queued"]}),
+        )
+        .await;
     let bulk = json(bulk, StatusCode::OK).await;
     assert_eq!(bulk["cancelled"].as_array().map(Vec::len), Some(1));
     assert_eq!(bulk["cancelled"][0]["name"], "bobs");
@@ -133,18 +109,15 @@ async fn users_see_and_cancel_only_their_own_submissions(backend: Backend) {
     )
     .await;
     assert_eq!(still["state"], "queued");
-    let others = bob
-        .get(app.url("/v1/submissions?owner=alice"))
-        .send()
-        .await
-        .expect("request");
+    let others = app.get_as(&bob, "/v1/submissions?owner=alice").await;
     problem(others, StatusCode::FORBIDDEN).await;
-    let widen = bob
-        .post(app.url("/v1/submissions/cancel"))
-        .json(&body!({"state": ["queued"], "all_users": true}))
-        .send()
-        .await
-        .expect("request");
+    let widen = app
+        .post_as(
+            &bob,
+            "/v1/submissions/cancel",
+            &body!({"state": ["queued"], "all_users": true}),
+        )
+        .await;
     problem(widen, StatusCode::FORBIDDEN).await;
 }
 on_both_databases!(users_see_and_cancel_only_their_own_submissions);
@@ -159,19 +132,21 @@ async fn admins_see_everyone_and_widen_bulk_cancel_explicitly(backend: Backend) 
 
     assert_eq!(names(&app, &admin, "").await, ["bobs", "alices"]);
     assert_eq!(names(&app, &admin, "?owner=alice").await, ["alices"]);
-    let own_only = admin
-        .post(app.url("/v1/submissions/cancel"))
-        .json(&body!({"state": ["queued"]}))
-        .send()
-        .await
-        .expect("request");
+    let own_only = app
+        .post_as(
+            &admin,
+            "/v1/submissions/cancel",
+            &body!({"state": ["queued"]}),
+        )
+        .await;
     assert_eq!(json(own_only, StatusCode::OK).await["cancelled"], body!([]));
-    let everyone = admin
-        .post(app.url("/v1/submissions/cancel"))
-        .json(&body!({"state": ["queued"], "all_users": true}))
-        .send()
-        .await
-        .expect("request");
+    let everyone = app
+        .post_as(
+            &admin,
+            "/v1/submissions/cancel",
+            &body!({"state": ["queued"], "all_users": true}),
+        )
+        .await;
     assert_eq!(
         json(everyone, StatusCode::OK).await["cancelled"]
             .as_array()
@@ -307,11 +282,7 @@ async fn tokens_are_managed_from_the_command_line() {
         .expect("id");
     assert!(cli(&["revoke", id]).status.success());
     problem(
-        carol
-            .get(app.url("/v1/submissions"))
-            .send()
-            .await
-            .expect("request"),
+        app.get_as(&carol, "/v1/submissions").await,
         StatusCode::UNAUTHORIZED,
     )
     .await;
@@ -342,11 +313,7 @@ async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {
         .expect("Retry-After in seconds");
     assert!((1..=20).contains(&retry_after), "{retry_after}");
     problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
-    let others = bob
-        .get(app.url("/v1/submissions"))
-        .send()
-        .await
-        .expect("request");
+    let others = app.get_as(&bob, "/v1/submissions").await;
     assert_eq!(
         others.status(),
         StatusCode::OK,

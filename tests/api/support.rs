@@ -244,6 +244,21 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// A GET sent with another client's token.
+    pub async fn get_as(&self, client: &Client, path: &str) -> Response {
+        client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// A POST of `body` as JSON sent with another client's token.
+    pub async fn post_as(&self, client: &Client, path: &str, body: &Value) -> Response {
+        client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client
             .get(self.url(path))
