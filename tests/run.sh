@@ -26,7 +26,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-tests.XXXXXX")
 node_pid=""
 cleanup() {
   status=$?
-  [ -n "${fuzz_pid:-}" ] && kill "$fuzz_pid" 2>/dev/null
+  if [ -n "${fuzz_pid:-}" ]; then
+    kill "$fuzz_pid" 2>/dev/null || true
+  fi
   if [ -n "$node_pid" ]; then
     kill "$node_pid" 2>/dev/null || true
     wait "$node_pid" 2>/dev/null || true
