@@ -14,9 +14,7 @@ async fn submit_as(app: &TestApp, client: &Client, name: &str) -> Value {
 }
 
 async fn names(app: &TestApp, client: &Client, query: &str) -> Vec<String> {
-    let response = app
-        .get_as(client, &format!("/v1/submissions{query}"))
-        .await;
+    let response = app.get_as(client, &format!("/v1/submissions{query}")).await;
     let page = json(response, StatusCode::OK).await;
     page["items"]
         .as_array()
