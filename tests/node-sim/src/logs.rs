@@ -1,20 +1,15 @@
-//! Container logs: written line by line with their time, as a kubelet's runtime keeps them,
-//! and served on the kubelet's `/containerLogs/{namespace}/{pod}/{container}` endpoint so the
-//! API server's `pods/log` proxy (and `kubectl logs -f`) works for real.
+//! Container logs on disk. Each container's output is kept in one file in the CRI format a
+//! kubelet's runtime writes (`<RFC 3339 nano time> <stream> F <text>`), so every line keeps
+//! the time it was written: that is what `timestamps`, `sinceSeconds` and `sinceTime` need.
+//! Followers are told when new lines are on disk and when the container has ended.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
 /// A container's log, named as the kubelet's endpoint names it.
@@ -25,18 +20,157 @@ pub struct LogKey {
     pub container: String,
 }
 
-/// How much of a live log is written, and whether the container has ended.
-#[derive(Debug, Clone, Copy, Default)]
-struct Written {
-    bytes: u64,
-    done: bool,
+/// Which output of the process a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
 }
 
-/// Every container log on this node, and the followers waiting for more of each.
+/// One line of output, with the time it was read.
+#[derive(Debug)]
+pub struct Line {
+    pub time: Timestamp,
+    pub stream: Stream,
+    pub text: Vec<u8>,
+}
+
+/// The stored form of a line: `<time> <stream> F <text>\n`.
+pub fn encode(line: &Line) -> Vec<u8> {
+    let stream = match line.stream {
+        Stream::Stdout => "stdout",
+        Stream::Stderr => "stderr",
+    };
+    let mut encoded = format!("{} {stream} F ", line.time).into_bytes();
+    encoded.extend_from_slice(&line.text);
+    encoded.push(b'\n');
+    encoded
+}
+
+/// A stored line taken apart: its time as written, and its text (without the newline).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub time: &'a str,
+    pub text: &'a [u8],
+}
+
+/// Parses one stored line (without its newline); None for anything not in the CRI format.
+pub fn decode(line: &[u8]) -> Option<Entry<'_>> {
+    let mut parts = line.splitn(4, |byte| *byte == b' ');
+    let time = std::str::from_utf8(parts.next()?).ok()?;
+    let _stream = parts.next()?;
+    let _tag = parts.next()?;
+    let text = parts.next().unwrap_or_default();
+    Some(Entry { time, text })
+}
+
+/// The kubelet's query parameters for container logs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogQuery {
+    #[serde(default)]
+    pub follow: bool,
+    pub tail_lines: Option<i64>,
+    #[serde(default)]
+    pub timestamps: bool,
+    pub limit_bytes: Option<i64>,
+    pub since_seconds: Option<i64>,
+    pub since_time: Option<Timestamp>,
+    #[serde(default)]
+    pub previous: bool,
+}
+
+impl LogQuery {
+    /// The oldest line to show, if the client asked for recent lines only.
+    fn since(&self, now: Timestamp) -> Option<Timestamp> {
+        self.since_time.or_else(|| {
+            self.since_seconds
+                .map(|seconds| now - SignedDuration::from_secs(seconds))
+        })
+    }
+
+    /// A line as the client asked to see it: with its time or without.
+    pub fn render(&self, entry: &Entry<'_>) -> Vec<u8> {
+        let mut rendered = Vec::with_capacity(entry.time.len() + entry.text.len() + 2);
+        if self.timestamps {
+            rendered.extend_from_slice(entry.time.as_bytes());
+            rendered.push(b' ');
+        }
+        rendered.extend_from_slice(entry.text);
+        rendered.push(b'\n');
+        rendered
+    }
+
+    /// The lines of `stored` (whole stored lines) the client asked for, rendered.
+    pub fn select(&self, stored: &[u8], now: Timestamp) -> Vec<Vec<u8>> {
+        let since = self.since(now);
+        let entries: Vec<Entry<'_>> = stored
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .filter_map(decode)
+            .filter(|entry| match since {
+                None => true,
+                Some(since) => entry
+                    .time
+                    .parse::<Timestamp>()
+                    .is_ok_and(|time| time >= since),
+            })
+            .collect();
+        let skip = self.tail_lines.map_or(0, |tail| {
+            entries
+                .len()
+                .saturating_sub(usize::try_from(tail).unwrap_or(0))
+        });
+        entries[skip..]
+            .iter()
+            .map(|entry| self.render(entry))
+            .collect()
+    }
+
+    /// How many bytes the client accepts in all (`limitBytes`).
+    pub fn budget(&self) -> Budget {
+        Budget(
+            self.limit_bytes
+                .map_or(usize::MAX, |limit| usize::try_from(limit).unwrap_or(0)),
+        )
+    }
+}
+
+/// What is left of `limitBytes`: output is cut at that many bytes, as a kubelet cuts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget(usize);
+
+impl Budget {
+    /// `chunk`, cut to what is left; None once nothing is left.
+    pub fn spend(&mut self, mut chunk: Vec<u8>) -> Option<Vec<u8>> {
+        if self.0 == 0 {
+            return None;
+        }
+        chunk.truncate(self.0);
+        self.0 -= chunk.len();
+        Some(chunk)
+    }
+}
+
+/// How much of a live log is on disk, and whether its container has ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    pub bytes: u64,
+    pub done: bool,
+}
+
+/// Every container log on this node, and the progress of those still being written.
 #[derive(Clone)]
 pub struct LogStore {
     dir: PathBuf,
-    live: Arc<Mutex<HashMap<LogKey, watch::Receiver<Written>>>>,
+    live: Arc<Mutex<HashMap<LogKey, LiveLog>>>,
+}
+
+/// A log being written by this process.
+struct LiveLog {
+    /// The pod it belongs to (a later pod may have the same name).
+    uid: String,
+    progress: watch::Receiver<Written>,
 }
 
 impl LogStore {
@@ -47,221 +181,147 @@ impl LogStore {
         }
     }
 
-    fn path(&self, key: &LogKey) -> PathBuf {
+    pub fn path(&self, key: &LogKey) -> PathBuf {
         self.dir
             .join(&key.namespace)
             .join(&key.pod)
             .join(format!("{}.log", key.container))
     }
 
-    /// Starts a container's log (replacing an earlier one of the same name).
-    pub async fn writer(&self, key: LogKey) -> std::io::Result<LogWriter> {
+    /// Starts a container's log for the pod with `uid` (replacing one of an earlier pod of the
+    /// same name).
+    pub async fn writer(&self, key: LogKey, uid: &str) -> std::io::Result<LogWriter> {
         let path = self.path(&key);
+        let (progress, receiver) = watch::channel(Written::default());
+        // Claimed before the file exists, so removing an earlier pod's logs leaves it alone.
+        if let Ok(mut live) = self.live.lock() {
+            let uid = uid.to_owned();
+            live.insert(
+                key,
+                LiveLog {
+                    uid,
+                    progress: receiver,
+                },
+            );
+        }
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
         let file = tokio::fs::File::create(&path).await?;
-        let (sender, receiver) = watch::channel(Written::default());
-        if let Ok(mut live) = self.live.lock() {
-            live.insert(key, receiver);
-        }
         Ok(LogWriter {
             file,
-            sender,
+            progress,
             written: 0,
         })
     }
 
-    fn follower(&self, key: &LogKey) -> Option<watch::Receiver<Written>> {
-        self.live.lock().ok()?.get(key).cloned()
+    /// The progress of a log being written by this process; None for logs of an earlier run.
+    pub fn progress(&self, key: &LogKey) -> Option<watch::Receiver<Written>> {
+        self.live
+            .lock()
+            .ok()?
+            .get(key)
+            .map(|log| log.progress.clone())
+    }
+
+    /// Forgets a pod's logs once the pod is gone, as a kubelet does, unless a newer pod of
+    /// the same name has started writing its own.
+    pub fn remove_pod(&self, namespace: &str, pod: &str, uid: &str) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        let of_pod = |key: &LogKey| key.namespace == namespace && key.pod == pod;
+        if live.iter().any(|(key, log)| of_pod(key) && log.uid != uid) {
+            return;
+        }
+        live.retain(|key, _| !of_pod(key));
+        let _ = std::fs::remove_dir_all(self.dir.join(namespace).join(pod));
     }
 }
 
-/// Appends lines to one container's log; followers see each line once it is whole on disk.
+/// Appends lines to one container's log; followers hear of each line once it is on disk.
 pub struct LogWriter {
     file: tokio::fs::File,
-    sender: watch::Sender<Written>,
+    progress: watch::Sender<Written>,
     written: u64,
 }
 
 impl LogWriter {
-    pub async fn line(&mut self, text: &str) -> std::io::Result<()> {
-        let line = format!("{} {text}\n", Timestamp::now());
-        self.file.write_all(line.as_bytes()).await?;
+    async fn write(&mut self, line: &Line) -> std::io::Result<()> {
+        let encoded = encode(line);
+        self.file.write_all(&encoded).await?;
         self.file.flush().await?;
-        self.written += line.len() as u64;
+        self.written += encoded.len() as u64;
         let bytes = self.written;
-        self.sender.send_modify(|written| written.bytes = bytes);
+        self.progress.send_modify(|written| written.bytes = bytes);
         Ok(())
     }
 
-    /// Writes every line that arrives on `lines` until all senders are gone, then marks the
-    /// log complete.
-    pub async fn drain(mut self, mut lines: mpsc::Receiver<String>) {
+    /// Writes every line that arrives until all senders are gone, then marks the log complete.
+    pub async fn drain(mut self, mut lines: mpsc::Receiver<Line>) {
         while let Some(line) = lines.recv().await {
-            if let Err(error) = self.line(&line).await {
+            if let Err(error) = self.write(&line).await {
                 tracing::warn!(%error, "could not write a log line");
             }
         }
-        self.sender.send_modify(|written| written.done = true);
+        self.progress.send_modify(|written| written.done = true);
     }
-}
-
-/// The kubelet's query parameters for container logs.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LogQuery {
-    #[serde(default)]
-    pub follow: bool,
-    pub tail_lines: Option<usize>,
-    #[serde(default)]
-    pub timestamps: bool,
-    pub limit_bytes: Option<usize>,
-    pub since_seconds: Option<i64>,
-}
-
-/// Turns stored lines (`<RFC 3339 time> <text>`) into what the client asked for.
-pub fn select(stored: &str, query: &LogQuery, now: Timestamp) -> Vec<String> {
-    let since = query
-        .since_seconds
-        .map(|seconds| now - jiff::SignedDuration::from_secs(seconds));
-    let lines: Vec<&str> = stored
-        .lines()
-        .filter(|line| match since {
-            None => true,
-            Some(since) => line
-                .split_once(' ')
-                .and_then(|(time, _)| time.parse::<Timestamp>().ok())
-                .is_none_or(|time| time >= since),
-        })
-        .collect();
-    let start = query
-        .tail_lines
-        .map_or(0, |tail| lines.len().saturating_sub(tail));
-    lines[start..]
-        .iter()
-        .map(|line| format_line(line, query.timestamps))
-        .collect()
-}
-
-fn format_line(stored: &str, timestamps: bool) -> String {
-    if timestamps {
-        format!("{stored}\n")
-    } else {
-        let text = stored.split_once(' ').map_or(stored, |(_, text)| text);
-        format!("{text}\n")
-    }
-}
-
-pub fn router(store: LogStore) -> Router {
-    Router::new()
-        .route(
-            "/containerLogs/{namespace}/{pod}/{container}",
-            get(container_logs),
-        )
-        .with_state(store)
-}
-
-async fn container_logs(
-    State(store): State<LogStore>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
-    Query(query): Query<LogQuery>,
-) -> Response {
-    let key = LogKey {
-        namespace,
-        pod,
-        container,
-    };
-    let path = store.path(&key);
-    let follower = store.follower(&key);
-    let Ok(mut file) = tokio::fs::File::open(&path).await else {
-        return (StatusCode::NOT_FOUND, "no such container log").into_response();
-    };
-    let (sender, receiver) = mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(64);
-    tokio::spawn(async move {
-        let mut budget = query.limit_bytes.unwrap_or(usize::MAX);
-        // limitBytes cuts the output at a byte count, as the kubelet does.
-        let mut emit = |line: String| {
-            let mut line = line.into_bytes();
-            line.truncate(budget);
-            budget -= line.len();
-            bytes::Bytes::from(line)
-        };
-        let mut stored = String::new();
-        let mut offset = match file.read_to_string(&mut stored).await {
-            Ok(read) => read as u64,
-            Err(error) => {
-                let _ = sender.send(Err(error)).await;
-                return;
-            }
-        };
-        // Only whole lines: a follower picks up the rest when it is complete.
-        let whole = stored.rfind('\n').map_or(0, |at| at + 1);
-        offset -= (stored.len() - whole) as u64;
-        for line in select(&stored[..whole], &query, Timestamp::now()) {
-            let line = emit(line);
-            if line.is_empty() || sender.send(Ok(line)).await.is_err() {
-                return;
-            }
-        }
-        let (true, Some(mut follower)) = (query.follow, follower) else {
-            return;
-        };
-        loop {
-            let written = *follower.borrow_and_update();
-            if written.bytes > offset {
-                let mut more = String::new();
-                if file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-                    return;
-                }
-                let read = (&mut file)
-                    .take(written.bytes - offset)
-                    .read_to_string(&mut more)
-                    .await;
-                let Ok(read) = read else { return };
-                offset += read as u64;
-                for line in more.lines() {
-                    let line = emit(format_line(line, query.timestamps));
-                    if line.is_empty() || sender.send(Ok(line)).await.is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-            if written.done || follower.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(receiver));
-    ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const STORED: &str =
-        "2026-01-01T00:00:00Z first\n2026-01-01T00:00:10Z second\n2026-01-01T00:00:20Z third\n";
+    const STORED: &[u8] = b"2026-01-01T00:00:00Z stdout F first\n\
+2026-01-01T00:00:10.5Z stderr F second line\n\
+2026-01-01T00:00:20.123456789Z stdout F \n\
+2026-01-01T00:00:25Z stdout F last\n";
 
     fn now() -> Timestamp {
         "2026-01-01T00:00:30Z".parse().expect("time")
     }
 
+    fn text(lines: Vec<Vec<u8>>) -> Vec<String> {
+        lines
+            .into_iter()
+            .map(|line| String::from_utf8_lossy(&line).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_line_is_stored_with_its_nanosecond_time_and_stream() {
+        let line = Line {
+            time: "2026-01-01T00:00:00.000000012Z".parse().expect("time"),
+            stream: Stream::Stderr,
+            text: b"oops".to_vec(),
+        };
+
+        let encoded = encode(&line);
+
+        assert_eq!(encoded, b"2026-01-01T00:00:00.000000012Z stderr F oops\n");
+        let entry = decode(&encoded[..encoded.len() - 1]).expect("decodes");
+        assert_eq!(entry.time, "2026-01-01T00:00:00.000000012Z");
+        assert_eq!(entry.text, b"oops");
+    }
+
+    #[test]
+    fn text_keeps_its_spaces_and_bytes() {
+        let entry = decode(b"2026-01-01T00:00:00Z stdout F  two  spaces \xff").expect("decodes");
+
+        assert_eq!(entry.text, b" two  spaces \xff");
+    }
+
     #[test]
     fn lines_lose_their_time_unless_timestamps_are_asked_for() {
-        let plain = select(STORED, &LogQuery::default(), now());
-        let stamped = select(
-            STORED,
-            &LogQuery {
-                timestamps: true,
-                ..LogQuery::default()
-            },
-            now(),
-        );
+        let plain = LogQuery::default().select(STORED, now());
+        let stamped = LogQuery {
+            timestamps: true,
+            ..LogQuery::default()
+        }
+        .select(STORED, now());
 
-        assert_eq!(plain, ["first\n", "second\n", "third\n"]);
-        assert_eq!(stamped[0], "2026-01-01T00:00:00Z first\n");
+        assert_eq!(text(plain), ["first\n", "second line\n", "\n", "last\n"]);
+        assert_eq!(text(stamped)[1], "2026-01-01T00:00:10.5Z second line\n");
     }
 
     #[test]
@@ -270,17 +330,68 @@ mod tests {
             tail_lines: Some(2),
             ..LogQuery::default()
         };
-
-        assert_eq!(select(STORED, &query, now()), ["second\n", "third\n"]);
-    }
-
-    #[test]
-    fn since_seconds_drops_older_lines() {
-        let query = LogQuery {
-            since_seconds: Some(15),
+        let none = LogQuery {
+            tail_lines: Some(0),
+            ..LogQuery::default()
+        };
+        let more_than_there_are = LogQuery {
+            tail_lines: Some(10),
             ..LogQuery::default()
         };
 
-        assert_eq!(select(STORED, &query, now()), ["third\n"]);
+        assert_eq!(text(query.select(STORED, now())), ["\n", "last\n"]);
+        assert!(none.select(STORED, now()).is_empty());
+        assert_eq!(more_than_there_are.select(STORED, now()).len(), 4);
+    }
+
+    #[test]
+    fn since_drops_older_lines() {
+        let seconds = LogQuery {
+            since_seconds: Some(15),
+            ..LogQuery::default()
+        };
+        let time = LogQuery {
+            since_time: Some("2026-01-01T00:00:10Z".parse().expect("time")),
+            ..LogQuery::default()
+        };
+
+        assert_eq!(text(seconds.select(STORED, now())), ["\n", "last\n"]);
+        assert_eq!(
+            text(time.select(STORED, now())),
+            ["second line\n", "\n", "last\n"]
+        );
+    }
+
+    #[test]
+    fn limit_bytes_cuts_the_output() {
+        let mut budget = LogQuery {
+            limit_bytes: Some(8),
+            ..LogQuery::default()
+        }
+        .budget();
+
+        assert_eq!(budget.spend(b"first\n".to_vec()), Some(b"first\n".to_vec()));
+        assert_eq!(budget.spend(b"second\n".to_vec()), Some(b"se".to_vec()));
+        assert_eq!(budget.spend(b"third\n".to_vec()), None);
+    }
+
+    #[test]
+    fn the_kubelet_query_parameters_are_understood() {
+        let query: LogQuery = serde_urlencoded_like(
+            "follow=true&tailLines=3&timestamps=true&limitBytes=10&sinceTime=2026-01-01T00:00:00Z",
+        );
+
+        assert!(query.follow && query.timestamps);
+        assert_eq!(query.tail_lines, Some(3));
+        assert_eq!(query.limit_bytes, Some(10));
+        assert!(query.since_time.is_some());
+    }
+
+    /// Decodes a query string the way axum's `Query` does.
+    fn serde_urlencoded_like(query: &str) -> LogQuery {
+        let uri: axum::http::Uri = format!("/?{query}").parse().expect("uri");
+        axum::extract::Query::<LogQuery>::try_from_uri(&uri)
+            .expect("query")
+            .0
     }
 }

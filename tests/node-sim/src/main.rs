@@ -1,27 +1,27 @@
 //! node-sim: a simulated Kubernetes node for the end-to-end tests.
 //!
 //! No kubelet or container runtime runs on the test machines, so this process plays one: it
-//! registers a Ready node, binds pods to it, runs each pod's command locally (the image is
-//! ignored), reports their status, honours deletion, and serves their logs over HTTPS the way
-//! a kubelet does, so the API server's `pods/log` proxy works for real.
+//! registers a Ready node, binds pods to it (there is no scheduler either), runs each pod's
+//! commands locally (the image is ignored), reports their status, honours deletion, and
+//! serves their logs over HTTPS the way a kubelet does, so the API server's `pods/log` proxy
+//! works for real. It prints `node-sim ready node=NAME kubelet=ADDRESS` once registered.
 
+mod containers;
+mod kubelet_server;
 mod logs;
 mod node;
+mod pod_status;
 mod pods;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -29,15 +29,20 @@ use tokio_rustls::TlsAcceptor;
     about = "A simulated Kubernetes node that runs pods' commands locally"
 )]
 struct Args {
-    /// Kubeconfig of the control plane (default: KUBECONFIG or the standard place).
+    /// Kubeconfig of the control plane (default: KUBECONFIG, then the usual places).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// The name the node registers under.
     #[arg(long, default_value = "sim-node")]
     node_name: String,
-    /// Address of the kubelet HTTPS endpoint (logs).
+    /// Only take pods of this namespace (default: every namespace).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Address of the kubelet HTTPS endpoint (container logs); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Where container logs are kept; payloads run here.
+    /// Where container logs and process records are kept; payloads run here unless their
+    /// container names an existing working directory.
     #[arg(long)]
     work_dir: PathBuf,
 }
@@ -53,44 +58,6 @@ async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-/// A TLS acceptor with a self-signed certificate: the API server does not verify a kubelet's
-/// certificate unless told to, and in the test cluster it is not.
-fn tls() -> anyhow::Result<TlsAcceptor> {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der())
-        .map_err(anyhow::Error::msg)?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(vec![certified.cert.der().clone()], key)?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-async fn serve_logs(listener: TcpListener, tls: TlsAcceptor, store: logs::LogStore) {
-    let router = logs::router(store);
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let (tls, router) = (tls.clone(), router.clone());
-        tokio::spawn(async move {
-            let Ok(stream) = tls.accept(stream).await else {
-                return;
-            };
-            let service = TowerToHyperService::new(router);
-            if let Err(error) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "log connection ended");
-            }
-        });
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -104,35 +71,44 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.work_dir).context("creating the work directory")?;
     let work_dir = args.work_dir.canonicalize()?;
+    let groups = containers::ProcessGroups::new(work_dir.join("processes"))
+        .context("creating the process records directory")?;
+    groups.kill_leftovers();
     let client = client(args.kubeconfig.as_ref()).await?;
 
-    let listener = TcpListener::bind(args.listen).await?;
-    let port = listener.local_addr()?.port();
-    let store = logs::LogStore::new(work_dir.join("logs"));
-    tokio::spawn(serve_logs(listener, tls()?, store.clone()));
-
-    let since = node::register(&client, &args.node_name, port)
+    let listener = TcpListener::bind(args.listen)
         .await
-        .context("registering the node")?;
-    tokio::spawn(node::heartbeat(
-        client.clone(),
-        args.node_name.clone(),
-        port,
-        since,
-    ));
-    let node = pods::Node::new(client, args.node_name.clone(), store, work_dir);
-    let watching = tokio::spawn(node.clone().run());
-    println!(
-        "node-sim ready node={} kubelet=127.0.0.1:{port}",
-        args.node_name
-    );
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let kubelet = listener.local_addr()?;
+    let store = logs::LogStore::new(work_dir.join("logs"));
+    let tls = kubelet_server::tls_acceptor().context("making the kubelet certificate")?;
+    tokio::spawn(kubelet_server::serve(listener, tls, store.clone()));
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let registration =
+        node::Registration::register(client.clone(), args.node_name.clone(), kubelet.port())
+            .await
+            .context("registering the node")?;
+    tokio::spawn(registration.heartbeat());
+
+    let node = pods::Node::new(
+        client,
+        args.node_name.clone(),
+        args.namespace.clone(),
+        store,
+        work_dir,
+        groups,
+    );
+    let watching = tokio::spawn(node.clone().run());
+    println!("node-sim ready node={} kubelet={kubelet}", args.node_name);
+
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-        _ = watching => {}
+        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
+        _ = watching => tracing::error!("the pod watch ended"),
     }
-    node.kill_all().await;
+    node.stop();
+    tracing::info!("stopped");
     Ok(())
 }

@@ -1,11 +1,11 @@
-//! Pods on the simulated node: binding unscheduled pods here (there is no scheduler), running
-//! each pod's container command as a local process, reporting its status through the pod's
-//! status subresource, and honouring deletion (kill, then remove the pod) as a kubelet does.
+//! Pods on the simulated node. There is no scheduler, so unscheduled pods are bound here; each
+//! pod bound here gets its own task that runs its containers, reports their status through
+//! the pod's status subresource, and honours deletion as a kubelet does (stop the processes,
+//! then remove the pod). A failure on one pod is logged and retried, never fatal to the node.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,441 +13,425 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
+use crate::containers::{Exit, Launch, ProcessGroups, Running};
 use crate::logs::{LogKey, LogStore};
+use crate::pod_status::{self, State};
 
-/// The longest a deleted pod's process gets between SIGTERM and SIGKILL; tests need no more.
-const MAX_GRACE: Duration = Duration::from_secs(3);
+/// The longest a deleted pod's processes get between SIGTERM and SIGKILL; tests need no more.
+const MAX_GRACE: Duration = Duration::from_secs(5);
 
-/// The argv to run for a container: `bash -cl X` becomes `bash -c X`, so no login profile of
-/// this machine is read; everything else runs as given.
-pub fn argv(container: &Container) -> Vec<String> {
-    let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
-    argv.extend(container.args.clone().unwrap_or_default());
-    if argv.len() >= 2 && argv[0] == "bash" && argv[1] == "-cl" {
-        argv[1] = "-c".into();
-    }
-    argv
-}
-
-/// Kubernetes times are whole seconds in RFC 3339.
-pub fn k8s_time(time: Timestamp) -> String {
-    time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn conditions(ready: bool, now: &str) -> Value {
-    let status = |on: bool| if on { "True" } else { "False" };
-    json!([
-        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-        {"type": "Ready", "status": status(ready), "lastTransitionTime": now},
-        {"type": "ContainersReady", "status": status(ready), "lastTransitionTime": now},
-        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-    ])
-}
-
-fn container_status(container: &Container, ready: bool, state: Value) -> Value {
-    json!({
-        "name": container.name,
-        "image": container.image.clone().unwrap_or_default(),
-        "imageID": "",
-        "ready": ready,
-        "started": ready,
-        "restartCount": 0,
-        "state": state,
+/// The grace period of a deleted pod: what the deletion asked for, else the pod's own, capped.
+pub fn grace_period(pod: &Pod) -> Duration {
+    let seconds = pod.metadata.deletion_grace_period_seconds.or_else(|| {
+        pod.spec
+            .as_ref()
+            .and_then(|spec| spec.termination_grace_period_seconds)
+    });
+    seconds.map_or(MAX_GRACE, |seconds| {
+        Duration::from_secs(seconds.max(0).unsigned_abs()).min(MAX_GRACE)
     })
 }
 
-/// The status of a pod whose container runs since `started`.
-pub fn running_status(container: &Container, started: Timestamp) -> Value {
-    let started = k8s_time(started);
-    json!({"status": {
-        "phase": "Running",
-        "hostIP": "127.0.0.1",
-        "podIP": "127.0.0.1",
-        "startTime": started,
-        "conditions": conditions(true, &started),
-        "containerStatuses": [container_status(container, true, json!({"running": {"startedAt": started}}))],
-    }})
+fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|spec| spec.node_name.as_deref())
+        .filter(|name| !name.is_empty())
 }
 
-/// The status of a pod whose container ended with `exit_code`.
-pub fn terminated_status(
-    container: &Container,
-    started: Timestamp,
-    finished: Timestamp,
-    exit_code: i32,
-    message: Option<&str>,
-) -> Value {
-    let (phase, reason) = if exit_code == 0 {
-        ("Succeeded", "Completed")
-    } else {
-        ("Failed", "Error")
-    };
-    let mut terminated = json!({
-        "exitCode": exit_code,
-        "reason": reason,
-        "startedAt": k8s_time(started),
-        "finishedAt": k8s_time(finished),
-    });
-    if let Some(message) = message {
-        terminated["message"] = json!(message);
-    }
-    json!({"status": {
-        "phase": phase,
-        "hostIP": "127.0.0.1",
-        "podIP": "127.0.0.1",
-        "startTime": k8s_time(started),
-        "conditions": conditions(false, &k8s_time(finished)),
-        "containerStatuses": [container_status(container, false, json!({"terminated": terminated}))],
-    }})
+/// Whether the API server's answer is one that retrying cannot change (a 4xx other than 408
+/// and 429); connection failures and 5xx are worth retrying, as a kubelet keeps retrying.
+fn is_final(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status)
+        if (400..500).contains(&status.code) && !matches!(status.code, 408 | 429))
 }
 
-/// A process this node runs for a pod.
-struct Running {
-    pid: u32,
-    /// Becomes true when the process has exited.
-    exited: watch::Receiver<bool>,
+fn is_deleting(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
 }
 
+/// The latest version of a pod as a pod task sees it; None once it is gone from the API.
+type Updates = watch::Receiver<Option<Pod>>;
+
+/// The simulated node's pods, and what it needs to run them.
 #[derive(Clone)]
 pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     client: Client,
     name: String,
+    namespace: Option<String>,
     logs: LogStore,
     work_dir: PathBuf,
-    /// By pod uid: started pods (a pod runs at most once), and their process while it runs.
-    started: Arc<Mutex<HashMap<String, Option<Running>>>>,
+    groups: ProcessGroups,
+    /// By pod uid, the channel to the task handling that pod; an entry lives as long as its
+    /// pod does, so a pod runs at most once.
+    tasks: Mutex<HashMap<String, watch::Sender<Option<Pod>>>>,
+    stopping: AtomicBool,
 }
 
 impl Node {
-    pub fn new(client: Client, name: String, logs: LogStore, work_dir: PathBuf) -> Self {
+    pub fn new(
+        client: Client,
+        name: String,
+        namespace: Option<String>,
+        logs: LogStore,
+        work_dir: PathBuf,
+        groups: ProcessGroups,
+    ) -> Self {
         Node {
-            client,
-            name,
-            logs,
-            work_dir,
-            started: Arc::default(),
+            inner: Arc::new(Inner {
+                client,
+                name,
+                namespace,
+                logs,
+                work_dir,
+                groups,
+                tasks: Mutex::default(),
+                stopping: AtomicBool::new(false),
+            }),
         }
     }
 
     fn pods(&self, namespace: &str) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), namespace)
+        Api::namespaced(self.inner.client.clone(), namespace)
     }
 
-    /// Watches every pod until the stream ends, acting on each change.
+    /// Watches pods (re-listing after every break, with backoff) and hands each change to the
+    /// pod's task. A pod missing from a re-list was deleted while nobody watched.
     pub async fn run(self) {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let mut pods = watcher::watcher(api, watcher::Config::default())
+        let api: Api<Pod> = match &self.inner.namespace {
+            Some(namespace) => Api::namespaced(self.inner.client.clone(), namespace),
+            None => Api::all(self.inner.client.clone()),
+        };
+        let mut events = watcher(api, watcher::Config::default())
             .default_backoff()
-            .applied_objects()
             .boxed();
-        while let Some(pod) = pods.next().await {
-            match pod {
-                Ok(pod) => self.on_pod(pod).await,
+        let mut listed: Option<HashSet<String>> = None;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                Ok(watcher::Event::InitApply(pod)) => {
+                    if let Some(listed) = listed.as_mut() {
+                        listed.insert(pod.uid().unwrap_or_default());
+                    }
+                    self.observe(pod);
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed.take() {
+                        self.forget_all_but(&listed);
+                    }
+                }
+                Ok(watcher::Event::Apply(pod)) => self.observe(pod),
+                Ok(watcher::Event::Delete(pod)) => self.forget(&pod.uid().unwrap_or_default()),
                 Err(error) => tracing::warn!(%error, "watching pods failed; retrying"),
             }
         }
     }
 
-    async fn on_pod(&self, pod: Pod) {
-        let node = pod.spec.as_ref().and_then(|spec| spec.node_name.clone());
-        let phase = pod.status.as_ref().and_then(|status| status.phase.clone());
-        let ended = matches!(phase.as_deref(), Some("Succeeded" | "Failed"));
-        match node {
-            Some(node) if node != self.name => {}
-            _ if pod.metadata.deletion_timestamp.is_some() => {
-                let node = self.clone();
-                tokio::spawn(async move { node.terminate(pod).await });
+    /// Passes a pod's new version to its task, starting one for a pod new to this node.
+    fn observe(&self, pod: Pod) {
+        let Some(uid) = pod.uid() else { return };
+        if node_of(&pod).is_some_and(|node| node != self.inner.name) {
+            self.forget(&uid);
+            return;
+        }
+        let Ok(mut tasks) = self.inner.tasks.lock() else {
+            return;
+        };
+        if let Some(task) = tasks.get(&uid) {
+            task.send_replace(Some(pod));
+            return;
+        }
+        if node_of(&pod).is_none() && is_deleting(&pod) {
+            // The API server removes unscheduled pods by itself.
+            return;
+        }
+        let (sender, updates) = watch::channel(Some(pod));
+        tasks.insert(uid, sender);
+        let node = self.clone();
+        tokio::spawn(async move { node.handle(updates).await });
+    }
+
+    fn forget(&self, uid: &str) {
+        let task = self
+            .inner
+            .tasks
+            .lock()
+            .ok()
+            .and_then(|mut tasks| tasks.remove(uid));
+        if let Some(task) = task {
+            task.send_replace(None);
+        }
+    }
+
+    fn forget_all_but(&self, listed: &HashSet<String>) {
+        let gone: Vec<String> = self
+            .inner
+            .tasks
+            .lock()
+            .map(|tasks| {
+                tasks
+                    .keys()
+                    .filter(|uid| !listed.contains(*uid))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for uid in gone {
+            self.forget(&uid);
+        }
+    }
+
+    /// The whole life of one pod on this node.
+    async fn handle(self, mut updates: Updates) {
+        let Some(pod) = self.bound(&mut updates).await else {
+            return;
+        };
+        let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        if is_deleting(&pod) || pod_status::has_ended(&pod) {
+            // Deleted before it started, or finished earlier: nothing to run.
+        } else if pod_status::was_started(&pod) {
+            // Started by an earlier run of this node, whose processes ended with it.
+            let now = Timestamp::now();
+            let states = pod_status::lost(&pod, now);
+            let start = pod_status::start_time(&pod).unwrap_or(now);
+            tracing::info!(%namespace, pod = %name, "reporting containers of an earlier run lost");
+            self.report(&pod, &states, start, &updates).await;
+        } else {
+            self.run_containers(&pod, &mut updates).await;
+        }
+        self.until_gone(&mut updates).await;
+        let uid = pod.uid().unwrap_or_default();
+        self.inner.logs.remove_pod(&namespace, &name, &uid);
+    }
+
+    /// Binds the pod here if it is unscheduled, and returns it once it is bound here; None if
+    /// it is gone or another node's.
+    async fn bound(&self, updates: &mut Updates) -> Option<Pod> {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let pod = updates.borrow_and_update().clone()?;
+            let retry = match node_of(&pod) {
+                Some(node) if node == self.inner.name => return Some(pod),
+                Some(_) => return None,
+                None if is_deleting(&pod) => false,
+                None => !self.bind(&pod).await,
+            };
+            if retry {
+                tokio::select! {
+                    changed = updates.changed() => changed.ok()?,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            } else {
+                updates.changed().await.ok()?;
             }
-            None => {
-                let node = self.clone();
-                tokio::spawn(async move { node.bind(&pod).await });
+        }
+    }
+
+    /// Binds the pod to this node; false if that should be tried again.
+    async fn bind(&self, pod: &Pod) -> bool {
+        let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        let binding = json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "uid": pod.uid()},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.inner.name},
+        });
+        let bound: Result<Value, _> = self
+            .pods(&namespace)
+            .create_subresource("binding", &name, &PostParams::default(), &binding)
+            .await;
+        match bound {
+            Ok(_) => {
+                tracing::info!(%namespace, pod = %name, "bound");
+                true
             }
-            Some(_) if ended => {}
-            Some(_) => {
-                let uid = pod.uid().unwrap_or_default();
-                let first = self
-                    .started
-                    .lock()
-                    .is_ok_and(|mut started| match started.entry(uid) {
-                        Entry::Vacant(entry) => {
-                            entry.insert(None);
-                            true
-                        }
-                        Entry::Occupied(_) => false,
+            // Bound meanwhile, gone, or refused: the next update tells.
+            Err(error) if is_final(&error) => {
+                tracing::debug!(%namespace, pod = %name, %error, "binding refused");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%namespace, pod = %name, %error, "could not bind; retrying");
+                false
+            }
+        }
+    }
+
+    /// Runs the pod's containers until they have all ended (reporting each change), or until
+    /// the pod is deleted (stopping them, then removing the pod).
+    async fn run_containers(&self, pod: &Pod, updates: &mut Updates) {
+        let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
+        let uid = pod.uid().unwrap_or_default();
+        let containers: Vec<Container> = pod
+            .spec
+            .as_ref()
+            .map(|spec| spec.containers.clone())
+            .unwrap_or_default();
+        let start = Timestamp::now();
+        let (stop, stop_requested) = watch::channel(None);
+        let mut states = Vec::with_capacity(containers.len());
+        let mut running = JoinSet::new();
+        let launch = Launch {
+            pod_name: &name,
+            work_dir: &self.inner.work_dir,
+            groups: &self.inner.groups,
+        };
+        for (index, container) in containers.iter().enumerate() {
+            let key = LogKey {
+                namespace: namespace.clone(),
+                pod: name.clone(),
+                container: container.name.clone(),
+            };
+            let started = match self.inner.logs.writer(key, &uid).await {
+                Ok(log) => Running::start(container, &launch, log),
+                Err(error) => Err(format!("cannot write the container's log: {error}")),
+            };
+            match started {
+                Ok(process) => {
+                    tracing::info!(%namespace, pod = %name, container = %container.name,
+                        argv = ?crate::containers::argv(container), "started");
+                    states.push(State::Running {
+                        started: process.started,
+                        id: process.container_id(),
                     });
-                if first {
-                    let node = self.clone();
-                    tokio::spawn(async move { node.start(pod).await });
+                    let (stop, id) = (stop_requested.clone(), process.container_id());
+                    running.spawn(async move { (index, process.wait(stop).await, id) });
+                }
+                Err(message) => {
+                    tracing::warn!(%namespace, pod = %name, container = %container.name, %message, "could not start");
+                    states.push(State::Terminated {
+                        exit: Exit::start_error(message, Timestamp::now()),
+                        id: None,
+                    });
+                }
+            }
+        }
+        self.report(pod, &states, start, updates).await;
+
+        let mut deleted = false;
+        while !running.is_empty() {
+            tokio::select! {
+                ended = running.join_next() => {
+                    let Some(Ok((index, exit, id))) = ended else { continue };
+                    tracing::info!(%namespace, pod = %name, container = %containers[index].name,
+                        exit_code = exit.exit_code, "exited");
+                    states[index] = State::Terminated { exit, id: Some(id) };
+                    if !deleted {
+                        self.report(pod, &states, start, updates).await;
+                    }
+                }
+                changed = updates.changed(), if !deleted => {
+                    let current = changed.ok().and_then(|()| updates.borrow_and_update().clone());
+                    let grace = match &current {
+                        Some(pod) if is_deleting(pod) => grace_period(pod),
+                        Some(_) => continue,
+                        // Gone from the API without a graceful deletion: no grace to give.
+                        None => Duration::ZERO,
+                    };
+                    tracing::info!(%namespace, pod = %name, ?grace, "deleted; stopping its containers");
+                    deleted = true;
+                    stop.send_replace(Some(grace));
                 }
             }
         }
     }
 
-    async fn bind(&self, pod: &Pod) {
-        let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let binding = json!({
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": {"name": name},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": self.name},
-        });
-        let (pods, post) = (self.pods(&namespace), PostParams::default());
-        let bound = until_answered("bind", &namespace, &name, || {
-            pods.create_subresource::<_, Value>("binding", &name, &post, &binding)
-        })
-        .await;
-        if bound.is_some() {
-            tracing::info!(%namespace, pod = %name, "bound");
+    /// Waits until the pod is gone from the API, removing it once it is being deleted.
+    async fn until_gone(&self, updates: &mut Updates) {
+        loop {
+            let current = updates.borrow_and_update().clone();
+            match current {
+                None => return,
+                Some(pod) if is_deleting(&pod) => self.remove(&pod).await,
+                Some(_) => {}
+            }
+            if updates.changed().await.is_err() {
+                return;
+            }
         }
     }
 
-    async fn start(&self, pod: Pod) {
+    /// Reports the pod's status, retrying while the API server cannot take it (a kubelet
+    /// keeps syncing until it gets through); gives up once the pod is gone or being deleted,
+    /// or when this node is stopping (its processes die with it, which is no pod failure).
+    async fn report(&self, pod: &Pod, states: &[State], start: Timestamp, updates: &Updates) {
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let uid = pod.uid().unwrap_or_default();
-        let Some(container) = pod
+        let containers = pod
             .spec
             .as_ref()
-            .and_then(|spec| spec.containers.first())
-            .cloned()
-        else {
-            return;
-        };
-        let started = Timestamp::now();
-        let argv = argv(&container);
-        let key = LogKey {
-            namespace: namespace.clone(),
-            pod: name.clone(),
-            container: container.name.clone(),
-        };
-        let writer = match self.logs.writer(key).await {
-            Ok(writer) => writer,
-            Err(error) => {
-                tracing::error!(%error, "cannot write logs");
+            .map(|spec| spec.containers.as_slice())
+            .unwrap_or_default();
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let deleting = updates.borrow().as_ref().is_none_or(is_deleting);
+            if deleting || self.inner.stopping.load(Ordering::SeqCst) {
                 return;
             }
-        };
-        let Some((program, arguments)) = argv.split_first() else {
-            self.report(
-                &namespace,
-                &name,
-                terminated_status(
-                    &container,
-                    started,
-                    Timestamp::now(),
-                    128,
-                    Some("no command"),
-                ),
-            )
-            .await;
-            return;
-        };
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(arguments)
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .current_dir(&self.work_dir);
-        if let Some(dir) = container
-            .working_dir
-            .as_deref()
-            .filter(|dir| std::path::Path::new(dir).is_dir())
-        {
-            command.current_dir(dir);
-        }
-        for variable in container.env.clone().unwrap_or_default() {
-            if let Some(value) = variable.value {
-                command.env(variable.name, value);
-            }
-        }
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) => {
-                let message = format!("cannot run {program}: {error}");
-                self.report(
-                    &namespace,
-                    &name,
-                    terminated_status(&container, started, Timestamp::now(), 128, Some(&message)),
-                )
+            let status = pod_status::pod_status(containers, states, start, Timestamp::now());
+            let patched = self
+                .pods(&namespace)
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
                 .await;
-                return;
+            match patched {
+                Ok(_) => return,
+                Err(error) if is_final(&error) => {
+                    tracing::warn!(%namespace, pod = %name, %error, "status refused");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(%namespace, pod = %name, %error, "could not report status; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
             }
-        };
-        let (exited_sender, exited) = watch::channel(false);
-        if let (Some(pid), Ok(mut runs)) = (child.id(), self.started.lock()) {
-            runs.insert(uid.clone(), Some(Running { pid, exited }));
         }
-        tracing::info!(%namespace, pod = %name, ?argv, "started");
-
-        let (lines, received) = mpsc::channel(256);
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(forward(BufReader::new(stdout), lines.clone()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(forward(BufReader::new(stderr), lines.clone()));
-        }
-        drop(lines);
-        let logged = tokio::spawn(writer.drain(received));
-        self.report(&namespace, &name, running_status(&container, started))
-            .await;
-
-        let status = child.wait().await;
-        let _ = logged.await;
-        let _ = exited_sender.send(true);
-        if let Ok(mut started) = self.started.lock() {
-            started.insert(uid, None);
-        }
-        // A pod being deleted is not reported on; if the API server cannot say, report anyway.
-        let deleted = match self.pods(&namespace).get_opt(&name).await {
-            Ok(pod) => pod.is_none_or(|pod| pod.metadata.deletion_timestamp.is_some()),
-            Err(_) => false,
-        };
-        if deleted {
-            return;
-        }
-        let exit_code = match status {
-            Ok(status) => status.code().unwrap_or_else(|| {
-                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-            }),
-            Err(_) => 128,
-        };
-        tracing::info!(%namespace, pod = %name, exit_code, "exited");
-        self.report(
-            &namespace,
-            &name,
-            terminated_status(&container, started, Timestamp::now(), exit_code, None),
-        )
-        .await;
     }
 
-    /// Reports a pod's status, retrying while the API server cannot be reached (a kubelet
-    /// keeps syncing until it gets through); gives up only when the pod is gone.
-    async fn report(&self, namespace: &str, name: &str, status: Value) {
-        let (pods, params, patch) = (
-            self.pods(namespace),
-            PatchParams::default(),
-            Patch::Merge(&status),
-        );
-        until_answered("report status", namespace, name, || {
-            pods.patch_status(name, &params, &patch)
-        })
-        .await;
-    }
-
-    /// Stops a deleted pod's process (SIGTERM, then SIGKILL after the grace period) and removes
-    /// the pod, as a kubelet confirms a deletion.
-    async fn terminate(&self, pod: Pod) {
+    /// Removes a pod being deleted whose processes have stopped: a deletion with no grace
+    /// period, for this very pod (uid precondition), as a kubelet confirms one.
+    async fn remove(&self, pod: &Pod) {
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let uid = pod.uid().unwrap_or_default();
-        let running = self
-            .started
-            .lock()
-            .ok()
-            .and_then(|mut started| started.get_mut(&uid).and_then(Option::take));
-        if let Some(mut running) = running {
-            let grace = pod
-                .spec
-                .as_ref()
-                .and_then(|spec| spec.termination_grace_period_seconds)
-                .map_or(MAX_GRACE, |seconds| {
-                    Duration::from_secs(seconds.max(0).unsigned_abs()).min(MAX_GRACE)
-                });
-            signal(running.pid, "TERM").await;
-            let exited = async { running.exited.wait_for(|exited| *exited).await.is_ok() };
-            if tokio::time::timeout(grace, exited).await.is_err() {
-                signal(running.pid, "KILL").await;
-            }
-        }
         let params = DeleteParams {
             grace_period_seconds: Some(0),
             preconditions: Some(Preconditions {
-                uid: Some(uid),
+                uid: pod.uid(),
                 resource_version: None,
             }),
             ..DeleteParams::default()
         };
-        let pods = self.pods(&namespace);
-        if until_answered("remove", &namespace, &name, || pods.delete(&name, &params))
-            .await
-            .is_some()
-        {
-            tracing::info!(%namespace, pod = %name, "removed");
-        }
-    }
-
-    /// Kills every process this node runs (on shutdown).
-    pub async fn kill_all(&self) {
-        let pids: Vec<u32> = self
-            .started
-            .lock()
-            .map(|started| {
-                started
-                    .values()
-                    .flatten()
-                    .map(|running| running.pid)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for pid in pids {
-            signal(pid, "KILL").await;
-        }
-    }
-}
-
-/// Calls `attempt` until the API server answers it, as a kubelet keeps retrying what it must
-/// tell the API server. Returns `None` for an answer retrying cannot change (4xx: the pod is
-/// gone, already bound elsewhere, ...).
-async fn until_answered<T, F, Fut>(
-    what: &str,
-    namespace: &str,
-    name: &str,
-    mut attempt: F,
-) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
-{
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match attempt().await {
-            Ok(value) => return Some(value),
-            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
-                tracing::debug!(%namespace, pod = %name, code = status.code, "{what}: refused");
-                return None;
-            }
-            Err(error) => {
-                tracing::warn!(%namespace, pod = %name, %error, "{what} failed; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.pods(&namespace).delete(&name, &params).await {
+                Ok(_) => {
+                    tracing::info!(%namespace, pod = %name, "removed");
+                    return;
+                }
+                // Gone already (404), a new pod of the same name (409), or refused.
+                Err(error) if is_final(&error) => return,
+                Err(error) => {
+                    tracing::warn!(%namespace, pod = %name, %error, "could not remove; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
             }
         }
     }
-}
 
-/// Signals a process group (each payload runs in its own).
-async fn signal(pid: u32, signal: &str) {
-    let _ = tokio::process::Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status()
-        .await;
-}
-
-async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R, lines: mpsc::Sender<String>) {
-    let mut reader = reader.lines();
-    while let Ok(Some(line)) = reader.next_line().await {
-        if lines.send(line).await.is_err() {
-            return;
-        }
+    /// Stops reporting and kills every process this node runs (on shutdown).
+    pub fn stop(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.groups.kill_all();
     }
 }
 
@@ -455,41 +439,43 @@ async fn forward<R: tokio::io::AsyncBufRead + Unpin>(reader: R, lines: mpsc::Sen
 mod tests {
     use super::*;
 
-    fn container(command: &[&str]) -> Container {
-        Container {
-            name: "payload".into(),
-            command: Some(command.iter().map(|part| part.to_string()).collect()),
-            ..Container::default()
-        }
+    fn pod(value: Value) -> Pod {
+        serde_json::from_value(value).expect("pod")
     }
 
     #[test]
-    fn a_login_shell_becomes_a_plain_shell() {
-        assert_eq!(
-            argv(&container(&["bash", "-cl", "echo hi"])),
-            ["bash", "-c", "echo hi"]
-        );
-        assert_eq!(argv(&container(&["sleep", "1"])), ["sleep", "1"]);
+    fn the_grace_period_is_the_deletions_then_the_pods_and_is_capped() {
+        let asked = pod(json!({"metadata": {"deletionGracePeriodSeconds": 1},
+            "spec": {"containers": [], "terminationGracePeriodSeconds": 3}}));
+        let own = pod(json!({"spec": {"containers": [], "terminationGracePeriodSeconds": 2}}));
+        let long = pod(json!({"metadata": {"deletionGracePeriodSeconds": 30}}));
+        let none = pod(json!({"metadata": {"deletionGracePeriodSeconds": 0}}));
+
+        assert_eq!(grace_period(&asked), Duration::from_secs(1));
+        assert_eq!(grace_period(&own), Duration::from_secs(2));
+        assert_eq!(grace_period(&long), MAX_GRACE);
+        assert_eq!(grace_period(&none), Duration::ZERO);
     }
 
     #[test]
-    fn a_failed_container_reports_its_exit_code() {
-        let at: Timestamp = "2026-01-01T00:00:00.5Z".parse().expect("time");
+    fn only_refusals_are_final() {
+        let answer =
+            |code| kube::Error::Api(kube::core::Status::failure("", "").with_code(code).boxed());
 
-        let status = terminated_status(&container(&["false"]), at, at, 3, None);
-
-        assert_eq!(status["status"]["phase"], "Failed");
-        let state = &status["status"]["containerStatuses"][0]["state"]["terminated"];
-        assert_eq!(state["exitCode"], 3);
-        assert_eq!(state["reason"], "Error");
-        assert_eq!(state["startedAt"], "2026-01-01T00:00:00Z");
+        assert!(is_final(&answer(404)));
+        assert!(is_final(&answer(409)));
+        assert!(is_final(&answer(422)));
+        assert!(!is_final(&answer(429)));
+        assert!(!is_final(&answer(500)));
+        assert!(!is_final(&answer(503)));
     }
 
     #[test]
-    fn a_running_container_is_ready() {
-        let status = running_status(&container(&["true"]), Timestamp::UNIX_EPOCH);
+    fn an_empty_node_name_is_unscheduled() {
+        let unscheduled = pod(json!({"spec": {"containers": [], "nodeName": ""}}));
+        let bound = pod(json!({"spec": {"containers": [], "nodeName": "sim-node"}}));
 
-        assert_eq!(status["status"]["phase"], "Running");
-        assert_eq!(status["status"]["containerStatuses"][0]["ready"], true);
+        assert_eq!(node_of(&unscheduled), None);
+        assert_eq!(node_of(&bound), Some("sim-node"));
     }
 }
