@@ -13,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token(args) => submission_helper::token(args).await,
         Command::Serve(args) => {
             tracing_subscriber::fmt()
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
                 .with_env_filter(
                     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
                 )

@@ -319,3 +319,91 @@ async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {
     );
 }
 on_both_databases!(a_token_over_its_rate_limit_is_told_when_to_retry);
+
+/// Runs the real binary with debug logging, sends a token and an environment secret through
+/// every kind of request, and reads the service's log: neither may appear in it.
+#[tokio::test]
+async fn tokens_and_environment_values_never_reach_the_log() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let database = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let store = submission_helper::storage::Store::connect(&database)
+        .await
+        .expect("database");
+    let (_, token) = store
+        .create_token("alice", false, false)
+        .await
+        .expect("token");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let log_path = dir.path().join("service.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut service = tokio::process::Command::new(env!("CARGO_BIN_EXE_submission-helper"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &database,
+        ])
+        .env("KUBECONFIG", "/nonexistent")
+        .env("RUST_LOG", "debug")
+        .stdout(log)
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the service");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = crate::support::client_with_token(&token);
+    let mut answered = false;
+    for _ in 0..100 {
+        if client.get(format!("{url}/healthz")).send().await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(answered, "the service did not start");
+    let secret = "s3cr3t-value-that-must-not-be-logged";
+    let request = body!({"image": "busybox", "command": "true", "env": {"PASSWORD": secret}});
+
+    let created = client
+        .post(format!("{url}/v1/submissions"))
+        .json(&request)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let refused = client
+        .post(format!("{url}/v1/submissions"))
+        .json(&body!({"image": "bad image", "command": "x", "env": {"1BAD": secret}}))
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    client
+        .get(format!("{url}/v1/submissions"))
+        .send()
+        .await
+        .expect("list");
+    Client::new()
+        .get(format!("{url}/v1/submissions"))
+        .header("authorization", format!("Bearer {token}x"))
+        .send()
+        .await
+        .expect("wrong token");
+    let _ = service.start_kill();
+    let _ = service.wait().await;
+
+    let logged = std::fs::read_to_string(&log_path).expect("log");
+    assert!(
+        logged.contains("submissions stored"),
+        "the log was written: {logged}"
+    );
+    assert!(
+        !logged.contains(secret),
+        "an environment value reached the log"
+    );
+    assert!(!logged.contains(&token), "a token reached the log");
+}
