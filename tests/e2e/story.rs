@@ -446,3 +446,61 @@ async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: B
     );
 }
 on_both_databases!(the_shipped_role_grants_nothing_beyond_what_the_service_uses);
+
+async fn another_user_can_neither_see_follow_nor_cancel_a_running_submission(backend: Backend) {
+    let Some(cluster) = TestCluster::new().await else {
+        return;
+    };
+    let app = cluster.spawn_service(backend).await;
+    let bob = app.client_for("bob", false, false).await;
+    let portal = app.client_for("portal", false, true).await;
+    let gate = cluster.gate("alices-gate");
+    let running = run_gated(&app, &gate).await;
+    let id = id(&running);
+
+    for path in [
+        format!("/v1/submissions/{id}"),
+        format!("/v1/submissions/{id}/pods"),
+        format!("/v1/submissions/{id}/logs?follow=true"),
+    ] {
+        let response = app.get_as(&bob, &path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let cancel = app
+        .post_as(&bob, &format!("/v1/submissions/{id}/cancel"), &body!({}))
+        .await;
+    assert_eq!(cancel.status(), StatusCode::NOT_FOUND);
+    let bulk = app
+        .post_as(
+            &bob,
+            "/v1/submissions/cancel",
+            &body!({"state": ["running"]}),
+        )
+        .await;
+    assert_eq!(json(bulk, StatusCode::OK).await["cancelled"], body!([]));
+    let still = json(
+        app.get(&format!("/v1/submissions/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        still["state"], "running",
+        "bob's requests left alice's payload alone"
+    );
+
+    let for_alice = portal
+        .get(app.url(&format!("/v1/submissions/{id}/pods")))
+        .header("x-on-behalf-of", "alice")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        for_alice.status(),
+        StatusCode::OK,
+        "a delegate acts for alice through the header"
+    );
+    gate.open();
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded");
+}
+on_both_databases!(another_user_can_neither_see_follow_nor_cancel_a_running_submission);
