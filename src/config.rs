@@ -141,6 +141,9 @@ pub struct ServeArgs {
         default_value_t = 6000
     )]
     pub rate_limit_per_minute: u32,
+    /// Serve `/metrics` without a token (for a scraper in a trusted network).
+    #[arg(long, env = "SUBMISSION_HELPER_PUBLIC_METRICS")]
+    pub public_metrics: bool,
     /// How long a log follow waits for a pod to start before giving up.
     #[arg(
         long,

@@ -31,6 +31,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         defaults,
         pods: args.pod_settings(),
         rate_limit_per_minute: args.rate_limit_per_minute,
+        public_metrics: args.public_metrics,
         log_wait: args.log_wait(),
     };
     let app = Application::build(settings, store, cluster.clone()).await?;

@@ -30,6 +30,8 @@ pub struct Settings {
     pub pods: PodSettings,
     /// Requests a minute per token; 0 for no limit.
     pub rate_limit_per_minute: u32,
+    /// Whether `/metrics` answers without a token.
+    pub public_metrics: bool,
     pub log_wait: Duration,
 }
 
@@ -55,6 +57,7 @@ impl Application {
             log_wait: settings.log_wait,
             shutdown: CancellationToken::new(),
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
+            public_metrics: settings.public_metrics,
         };
         Ok(Application {
             listener,

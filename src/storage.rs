@@ -270,6 +270,24 @@ impl Store {
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
     }
 
+    /// How many submissions are in each state (for `/metrics`).
+    pub async fn count_by_state(&self) -> Result<Vec<(State, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM submissions GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = Vec::new();
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            let count: i64 = row.try_get("count")?;
+            let state = State::from_str(&state).map_err(|error| StorageError::Corrupt {
+                id: "state count".into(),
+                reason: error.to_string(),
+            })?;
+            counts.push((state, count));
+        }
+        Ok(counts)
+    }
+
     /// Submissions whose Job has been created and has not ended, for reconciling with the cluster.
     pub async fn with_live_jobs(&self) -> Result<Vec<Submission>> {
         let sql = format!(

@@ -8,6 +8,7 @@ mod cluster;
 pub mod error;
 mod extract;
 mod health;
+mod metrics;
 pub mod rate_limit;
 pub mod submissions;
 
@@ -45,6 +46,8 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Requests a minute per token.
     pub rate_limit: rate_limit::RateLimiter,
+    /// Whether `/metrics` answers without a token.
+    pub public_metrics: bool,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.
@@ -103,6 +106,7 @@ fn api() -> OpenApiRouter<Context> {
         .routes(routes!(cluster::pods))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
         .layer(DefaultBodyLimit::max(SUBMISSION_BODY_LIMIT))
         .merge(batch)
 }

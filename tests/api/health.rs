@@ -68,3 +68,44 @@ async fn unknown_paths_and_methods_get_problems(backend: Backend) {
     problem(response, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 on_both_databases!(unknown_paths_and_methods_get_problems);
+
+async fn metrics_count_submissions_by_state_and_need_a_token_unless_public(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.submit(serde_json::json!({"image": "busybox", "command": "true"}))
+        .await;
+    let anonymous = reqwest::Client::new();
+
+    let refused = anonymous
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("request");
+    let text = app.get("/metrics").await.text().await.expect("text");
+
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        text.contains("submission_helper_submissions{state=\"queued\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("submission_helper_submissions{state=\"running\"} 0\n"),
+        "{text}"
+    );
+
+    let database = crate::support::TestDatabase::new(backend).await;
+    let cluster =
+        submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
+    let public =
+        crate::support::spawn_app_full(database, cluster, Default::default(), 6000, true).await;
+    let open = anonymous
+        .get(public.url("/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        open.status(),
+        StatusCode::OK,
+        "--public-metrics needs no token"
+    );
+}
+on_both_databases!(metrics_count_submissions_by_state_and_need_a_token_unless_public);

@@ -186,6 +186,17 @@ pub async fn spawn_app_limited(
     defaults: SubmitDefaults,
     per_minute: u32,
 ) -> TestApp {
+    spawn_app_full(database, cluster, defaults, per_minute, false).await
+}
+
+/// As [`spawn_app_limited`], with `/metrics` open to anyone if `public_metrics`.
+pub async fn spawn_app_full(
+    database: TestDatabase,
+    cluster: Cluster,
+    defaults: SubmitDefaults,
+    per_minute: u32,
+    public_metrics: bool,
+) -> TestApp {
     // The service's log, shown with a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("submission_helper=info"))
@@ -199,6 +210,7 @@ pub async fn spawn_app_limited(
         defaults,
         pods: Default::default(),
         rate_limit_per_minute: per_minute,
+        public_metrics,
         log_wait: Duration::from_secs(60),
     };
     let app = Application::build(settings, store, cluster)
