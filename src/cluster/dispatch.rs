@@ -180,13 +180,6 @@ mod tests {
 
     use super::*;
 
-    fn test_caller() -> crate::domain::Caller {
-        crate::domain::Caller {
-            user: "alice".into(),
-            submitted_by: "alice".into(),
-            admin: false,
-        }
-    }
     use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
 
     struct Scenario {
@@ -205,7 +198,7 @@ mod tests {
             ..SubmissionRequest::default()
         };
         let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
-        let submission = Submission::new(spec, "default", &test_caller());
+        let submission = Submission::new(spec, "default", &crate::domain::Caller::user("alice"));
         store
             .insert(std::slice::from_ref(&submission))
             .await

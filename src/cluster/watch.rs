@@ -311,13 +311,6 @@ pub async fn watch_pods(cluster: Cluster, store: Store) {
 mod tests {
     use super::*;
 
-    fn test_caller() -> crate::domain::Caller {
-        crate::domain::Caller {
-            user: "alice".into(),
-            submitted_by: "alice".into(),
-            admin: false,
-        }
-    }
     use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
 
     fn submission(state: State) -> Submission {
@@ -330,7 +323,8 @@ mod tests {
             &SubmitDefaults::default(),
         )
         .expect("valid");
-        let mut submission = Submission::new(spec, "default", &test_caller());
+        let mut submission =
+            Submission::new(spec, "default", &crate::domain::Caller::user("alice"));
         submission.progress.state = state;
         submission
     }

@@ -24,6 +24,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A user acting for themself, without admin rights.
+    pub fn user(name: &str) -> Self {
+        Caller {
+            user: name.to_owned(),
+            submitted_by: name.to_owned(),
+            admin: false,
+        }
+    }
+
     /// Whether this caller may see and act on a submission owned by `owner`.
     pub fn may_access(&self, owner: &str) -> bool {
         self.admin || self.user == owner
