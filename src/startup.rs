@@ -1,6 +1,6 @@
-//! Builds the application from its parts and runs it: the HTTP server, the dispatcher and the
-//! watchers. `build` binds the listener and returns, so tests start the real server on port 0
-//! and learn the port it got.
+//! Builds the application from its parts and runs it: the HTTP server, the dispatcher, the
+//! watchers and the database upkeep. `build` binds the listener and returns, so tests start the
+//! real server on port 0 and learn the port it got.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,6 +81,7 @@ impl Application {
             pods,
         } = self;
         let mut background = JoinSet::new();
+        background.spawn(context.store.clone().keep_wal_bounded());
         if context.cluster.is_configured() {
             background.spawn(dispatch::run(
                 context.cluster.clone(),

@@ -1,7 +1,12 @@
 //! The HTTP API, driven over a real socket against real SQLite files and a real Postgres server.
 //!
 //! These tests run with no cluster configured (submissions stay `queued`); what needs a cluster
-//! is proven against a real API server by the end-to-end suite in `tests/e2e`.
+//! is proven against a real API server by the end-to-end suite in `tests/e2e`. The `storage`
+//! tests also call the store directly, for what the API cannot reach.
+//!
+//! Every test runs on SQLite; its `postgres` twin is ignored unless asked for with
+//! `cargo test -- --include-ignored` (as `tests/run.sh` does), and then needs the server named by
+//! `SH_TEST_POSTGRES_URL`.
 
 mod support;
 
@@ -10,5 +15,6 @@ mod health;
 mod hostile;
 mod idempotency;
 mod openapi;
+mod storage;
 mod submissions;
 mod validation;

@@ -2,9 +2,10 @@
 //!
 //! Every test gets a fresh database: an SQLite file in its own temporary directory, or its own
 //! database on the Postgres server named by `SH_TEST_POSTGRES_URL` (started by `tests/run.sh`).
-//! Shared by the `api` and `e2e` test binaries; each uses part of it.
+//! Shared by the `api`, `e2e` and `faults` test binaries; each uses part of it.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::{Client, Response, StatusCode};
@@ -20,7 +21,17 @@ pub enum Backend {
     Postgres,
 }
 
+/// Why a Postgres test is ignored by plain `cargo test`, and the panic message when it is run
+/// (`cargo test -- --include-ignored`, as `tests/run.sh` does) without a server.
+///
+/// The `#[ignore = "..."]` attributes spell the same text out: an attribute needs a literal.
+pub const NEEDS_POSTGRES: &str =
+    "needs Postgres: tests/run.sh starts one and sets SH_TEST_POSTGRES_URL";
+
 /// Runs a test against both databases: `name::sqlite` and `name::postgres`.
+///
+/// The Postgres half is `#[ignore]`d, so plain `cargo test` lists it as ignored (never as passed)
+/// when no server was set up; run with `--include-ignored`, it fails without one.
 #[macro_export]
 macro_rules! on_both_databases {
     ($name:ident) => {
@@ -31,18 +42,25 @@ macro_rules! on_both_databases {
             }
 
             #[tokio::test]
+            #[ignore = "needs Postgres: tests/run.sh starts one and sets SH_TEST_POSTGRES_URL"]
             async fn postgres() {
-                if $crate::support::postgres_url().is_some() {
-                    super::$name($crate::support::Backend::Postgres).await
-                }
+                super::$name($crate::support::Backend::Postgres).await
             }
         }
     };
 }
 
-/// The Postgres server for tests, or `None` (with a note) when it is not set up.
+/// The Postgres server every Postgres test needs; panics with [`NEEDS_POSTGRES`] without one.
+pub fn required_postgres_url() -> String {
+    match std::env::var("SH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => panic!("{NEEDS_POSTGRES}"),
+    }
+}
+
+/// The Postgres server for the cluster suites, or `None` (with a note) when it is not set up.
 ///
-/// Under CI a missing server is an error, so the Postgres half of the suite can never be
+/// Under CI a missing server is an error, so the Postgres half of those suites can never be
 /// skipped silently.
 pub fn postgres_url() -> Option<String> {
     match std::env::var("SH_TEST_POSTGRES_URL") {
@@ -93,6 +111,11 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// The SQLite database file, or `None` for a Postgres database.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        self.url.strip_prefix("sqlite://").map(PathBuf::from)
+    }
+
     /// The same database again; the original keeps its files alive.
     pub fn shared(&self) -> TestDatabase {
         TestDatabase {
@@ -112,11 +135,12 @@ impl TestDatabase {
                 }
             }
             Backend::Postgres => {
-                let server = postgres_url().expect("postgres");
+                let server = required_postgres_url();
                 let name = format!("test_{}", uuid::Uuid::now_v7().simple());
                 let admin = sqlx::PgPool::connect(&server)
                     .await
                     .expect("postgres server");
+                // A database name cannot be bound; this one is ours (`test_` and a UUID).
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&admin)
                     .await

@@ -1,0 +1,197 @@
+//! Storage: every SQL statement the service runs, against SQLite or PostgreSQL.
+//!
+//! One set of statements serves both databases through sqlx's `Any` driver: the SQL is the common
+//! subset (`RETURNING`, `ON CONFLICT`, text and bigint columns), so the same test suite proves
+//! both. Rows are written with optimistic locking (a `version` column) so the watchers, the
+//! dispatcher and request handlers can update one submission concurrently without losing a write.
+//!
+//! This module owns the [`Store`] (the pool, migrations, the error type and how a statement is
+//! sent); each table has its own file:
+//! - `submissions`: submissions and their labels (insert, list, update, cancel);
+//! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
+//! - `logs`: logs of finished pods, archived so they outlive the pods;
+//! - `tokens`: API tokens, stored as hashes;
+//! - `wal`: keeping SQLite's write-ahead log from growing without bound.
+//!
+//! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends on
+//! a request (filters, multi-row inserts) are assembled with sqlx's [`QueryBuilder`] from our own
+//! SQL fragments and `push_bind`, so every value a user sent is bound, never spliced.
+
+mod idempotency;
+mod logs;
+mod submissions;
+mod tokens;
+mod wal;
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, AssertSqlSafe, Execute as _, QueryBuilder};
+
+use crate::domain::SubmissionId;
+
+pub use idempotency::{IdempotencyKey, Stored};
+pub use logs::ArchivedLog;
+pub use submissions::{Filter, Page, Updated};
+pub use tokens::Token;
+pub use wal::Checkpoint;
+
+/// What can go wrong in storage. Never shown to clients as is: the HTTP layer logs it and
+/// answers with a generic 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored row {id} is unreadable: {reason}")]
+    Corrupt { id: String, reason: String },
+    #[error("submission {0} kept changing under concurrent updates")]
+    Contended(SubmissionId),
+}
+
+type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Which database the pool talks to. The SQL is the same; only the spelling of a built
+/// statement's placeholders and the upkeep of SQLite's write-ahead log differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database, shared by every part of the service (cloning shares the pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    wal: Arc<wal::Upkeep>,
+}
+
+impl Store {
+    /// Connects, creating an SQLite file if needed, and runs the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let url = sqlite_creates_file(url);
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        sqlx::raw_sql(wal::SQLITE_PRAGMAS)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend,
+            wal: Arc::default(),
+        })
+    }
+
+    /// Checks the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The statement `builder` assembled, ready to run on this store's database.
+    ///
+    /// `QueryBuilder<Any>` writes every placeholder as `?`, which SQLite reads but PostgreSQL
+    /// refuses (sqlx issue #3000: the `Any` driver does not know the backend until the statement
+    /// runs). For PostgreSQL the placeholders are renamed `$1, $2, ...` in the order they were
+    /// pushed, which is the order `push_bind` recorded the values in.
+    fn built<'q>(
+        &self,
+        builder: &'q mut QueryBuilder<Any>,
+    ) -> Result<Query<'q, Any, AnyArguments>> {
+        let mut query = builder.build();
+        if self.backend == Backend::Sqlite {
+            return Ok(query);
+        }
+        let arguments = query
+            .take_arguments()
+            .map_err(sqlx::Error::Encode)?
+            .unwrap_or_default();
+        let sql = postgres_placeholders(query.sql().as_str());
+        // The text is the builder's: our own SQL fragments and its placeholders, nothing a user
+        // sent, so it is as safe as the builder's own output.
+        Ok(sqlx::query_with(AssertSqlSafe(sql), arguments))
+    }
+}
+
+/// `sql` with each `?` placeholder renamed `$1`, `$2`, ... in order; a `?` inside a quoted
+/// literal is left alone (our fragments hold none, but a literal is never a placeholder).
+fn postgres_placeholders(sql: &str) -> String {
+    let mut numbered = String::with_capacity(sql.len() + sql.len() / 4);
+    let mut quoted = false;
+    let mut next = 1_usize;
+    for character in sql.chars() {
+        match character {
+            '\'' => {
+                quoted = !quoted;
+                numbered.push(character);
+            }
+            '?' if !quoted => {
+                numbered.push('$');
+                numbered.push_str(&next.to_string());
+                next += 1;
+            }
+            _ => numbered.push(character),
+        }
+    }
+    numbered
+}
+
+/// Makes a plain SQLite URL create its file on first start, as users of the default expect.
+fn sqlite_creates_file(url: &str) -> String {
+    if !url.starts_with("sqlite:") || url.contains("mode=") || url.contains(":memory:") {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}mode=rwc")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_in_the_order_values_were_bound() {
+        assert_eq!(
+            postgres_placeholders("a = ? AND b IN (?, ?) AND c = 'x?' AND d = ?"),
+            "a = $1 AND b IN ($2, $3) AND c = 'x?' AND d = $4"
+        );
+    }
+
+    #[test]
+    fn sqlite_urls_create_their_file_unless_told_otherwise() {
+        assert_eq!(
+            sqlite_creates_file("sqlite://a.db"),
+            "sqlite://a.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_creates_file("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
+        assert_eq!(
+            sqlite_creates_file("postgres://u@h/db"),
+            "postgres://u@h/db"
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! The `submissions` and `submission_labels` tables: storing new submissions (all or none),
+//! reading them back one at a time or as filtered, newest-first pages, moving their progress
+//! forward with optimistic locking, and cancelling every active one a filter matches.
+
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use sqlx::any::AnyRow;
+use sqlx::{Any, QueryBuilder, Row};
+
+use super::{Result, StorageError, Store};
+use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec};
+
+/// Which submissions a list or bulk cancel is about. Empty criteria match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this user's submissions.
+    pub owner: Option<String>,
+    /// Any of these submissions.
+    pub ids: Vec<SubmissionId>,
+    /// In any of these states.
+    pub states: Vec<State>,
+    pub name: Option<String>,
+    /// Carrying every one of these labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// A page of a newest-first listing: at most `limit` rows older than `before`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: u32,
+    pub before: Option<SubmissionId>,
+}
+
+/// The result of asking for an update: whether the row changed, and the row as it is now.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub changed: bool,
+    pub submission: Submission,
+}
+
+/// The columns [`from_row`] reads. A macro, so fixed statements stay `&'static str` literals.
+macro_rules! columns {
+    () => {
+        "id, spec, namespace, job_name, state, message, active, succeeded, failed, created_at, \
+         started_at, finished_at, version, owner, submitted_by"
+    };
+}
+
+/// Rows per multi-row INSERT: 10 values a row stays well under SQLite's limit of 32766 bound
+/// parameters (and PostgreSQL's 65535).
+const INSERT_CHUNK: usize = 500;
+
+/// Label rows per multi-row INSERT (3 values a row).
+const LABEL_CHUNK: usize = 2000;
+
+/// Retries of an optimistic update before giving up; contention on one row is brief.
+const UPDATE_ATTEMPTS: usize = 20;
+
+/// The states a bulk cancel stops.
+const ACTIVE: [State; 3] = [State::Queued, State::Pending, State::Running];
+
+impl Store {
+    /// Stores new submissions, all or none, in one transaction.
+    pub async fn insert(&self, submissions: &[Submission]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        self.insert_rows(&mut tx, submissions).await?;
+        tx.commit().await?;
+        self.wal.wrote(submissions.len());
+        Ok(())
+    }
+
+    pub async fn get(&self, id: SubmissionId) -> Result<Option<Submission>> {
+        Ok(self
+            .get_versioned(id)
+            .await?
+            .map(|(submission, _)| submission))
+    }
+
+    async fn get_versioned(&self, id: SubmissionId) -> Result<Option<(Submission, i64)>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM submissions WHERE id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| from_row(&row)).transpose()
+    }
+
+    /// Newest first, filtered, one page.
+    pub async fn list(&self, filter: &Filter, page: Page) -> Result<Vec<Submission>> {
+        let mut builder = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM submissions s"));
+        let mut conditions = Conditions::new();
+        conditions.filter(&mut builder, filter);
+        if let Some(before) = page.before {
+            conditions.next(&mut builder);
+            builder.push("s.id < ").push_bind(before.to_string());
+        }
+        builder
+            .push(" ORDER BY s.id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
+    }
+
+    /// The oldest submissions still waiting for their Job, for the dispatcher.
+    pub async fn queued(&self, limit: u32) -> Result<Vec<Submission>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM submissions WHERE state = 'queued' ORDER BY id LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
+    }
+
+    /// How many submissions are in each state (for `/metrics`).
+    pub async fn count_by_state(&self) -> Result<Vec<(State, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM submissions GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = Vec::new();
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            let count: i64 = row.try_get("count")?;
+            let state = State::from_str(&state).map_err(|error| StorageError::Corrupt {
+                id: "state count".into(),
+                reason: error.to_string(),
+            })?;
+            counts.push((state, count));
+        }
+        Ok(counts)
+    }
+
+    /// Submissions whose Job has been created and has not ended, for reconciling with the cluster.
+    pub async fn with_live_jobs(&self) -> Result<Vec<Submission>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM submissions WHERE state IN ('pending', 'running') ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
+    }
+
+    /// Reads a submission, lets `decide` compute its next progress, and writes it if it is
+    /// still the version that was read; retries when another writer got there first.
+    ///
+    /// `decide` returns `None` to leave the row alone. Returns `None` if there is no such row.
+    pub async fn update(
+        &self,
+        id: SubmissionId,
+        mut decide: impl FnMut(&Submission) -> Option<Progress>,
+    ) -> Result<Option<Updated>> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some((mut submission, version)) = self.get_versioned(id).await? else {
+                return Ok(None);
+            };
+            let Some(progress) = decide(&submission) else {
+                return Ok(Some(Updated {
+                    changed: false,
+                    submission,
+                }));
+            };
+            if progress == submission.progress {
+                return Ok(Some(Updated {
+                    changed: false,
+                    submission,
+                }));
+            }
+            let result = sqlx::query(
+                "UPDATE submissions SET state = $1, message = $2, active = $3, succeeded = $4, \
+                 failed = $5, started_at = $6, finished_at = $7, updated_at = $8, \
+                 version = version + 1 WHERE id = $9 AND version = $10",
+            )
+            .bind(progress.state.as_str())
+            .bind(progress.message.clone())
+            .bind(progress.active)
+            .bind(progress.succeeded)
+            .bind(progress.failed)
+            .bind(progress.started_at.map(|at| at.to_string()))
+            .bind(progress.finished_at.map(|at| at.to_string()))
+            .bind(Timestamp::now().to_string())
+            .bind(id.to_string())
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+            if result.rows_affected() == 1 {
+                submission.progress = progress;
+                return Ok(Some(Updated {
+                    changed: true,
+                    submission,
+                }));
+            }
+        }
+        Err(StorageError::Contended(id))
+    }
+
+    /// Marks every active submission that matches `filter` as cancelled, in one statement,
+    /// and returns them, newest first.
+    pub async fn cancel_matching(&self, filter: &Filter, message: &str) -> Result<Vec<Submission>> {
+        let now = Timestamp::now().to_string();
+        let mut builder = QueryBuilder::new("UPDATE submissions SET state = ");
+        builder
+            .push_bind(State::Cancelled.as_str())
+            .push(", message = ")
+            .push_bind(message.to_owned())
+            .push(", finished_at = ")
+            .push_bind(now.clone())
+            .push(", updated_at = ")
+            .push_bind(now)
+            .push(", version = version + 1 WHERE id IN (SELECT s.id FROM submissions s");
+        let mut conditions = Conditions::new();
+        conditions.filter(&mut builder, filter);
+        conditions.next(&mut builder);
+        push_states(&mut builder, &ACTIVE);
+        builder.push(concat!(") RETURNING ", columns!()));
+        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
+        let mut cancelled = rows
+            .iter()
+            .map(|row| Ok(from_row(row)?.0))
+            .collect::<Result<Vec<_>>>()?;
+        cancelled.sort_by_key(|submission| std::cmp::Reverse(submission.id));
+        Ok(cancelled)
+    }
+
+    /// Inserts submissions and their labels inside `tx`, in multi-row statements.
+    pub(super) async fn insert_rows(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        submissions: &[Submission],
+    ) -> Result<()> {
+        for chunk in submissions.chunks(INSERT_CHUNK) {
+            let rows = chunk
+                .iter()
+                .map(|submission| {
+                    let spec = serde_json::to_string(&submission.spec).map_err(|error| {
+                        StorageError::Corrupt {
+                            id: submission.id.to_string(),
+                            reason: error.to_string(),
+                        }
+                    })?;
+                    Ok((submission, spec))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut builder = QueryBuilder::new(
+                "INSERT INTO submissions (id, name, spec, namespace, job_name, state, created_at, \
+                 updated_at, owner, submitted_by) ",
+            );
+            builder.push_values(rows, |mut row, (submission, spec)| {
+                let created_at = submission.created_at.to_string();
+                row.push_bind(submission.id.to_string())
+                    .push_bind(submission.spec.name.clone())
+                    .push_bind(spec)
+                    .push_bind(submission.namespace.clone())
+                    .push_bind(submission.job_name.clone())
+                    .push_bind(submission.progress.state.as_str())
+                    .push_bind(created_at.clone())
+                    .push_bind(created_at)
+                    .push_bind(submission.owner.clone())
+                    .push_bind(submission.submitted_by.clone());
+            });
+            self.built(&mut builder)?.execute(&mut **tx).await?;
+
+            let labels: Vec<_> = chunk
+                .iter()
+                .flat_map(|submission| {
+                    submission
+                        .spec
+                        .labels
+                        .iter()
+                        .map(move |(key, value)| (submission.id, key, value))
+                })
+                .collect();
+            for labels in labels.chunks(LABEL_CHUNK) {
+                let mut builder =
+                    QueryBuilder::new("INSERT INTO submission_labels (submission_id, key, value) ");
+                builder.push_values(labels, |mut row, (id, key, value)| {
+                    row.push_bind(id.to_string())
+                        .push_bind(key.to_string())
+                        .push_bind(value.to_string());
+                });
+                self.built(&mut builder)?.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Joins the conditions of a WHERE clause: `WHERE` before the first, `AND` before the others.
+///
+/// (`QueryBuilder::separated` cannot be used here: each condition is several pushes, some bound.)
+struct Conditions {
+    any: bool,
+}
+
+impl Conditions {
+    fn new() -> Self {
+        Conditions { any: false }
+    }
+
+    /// Starts the next condition.
+    fn next(&mut self, builder: &mut QueryBuilder<Any>) {
+        builder.push(if self.any { " AND " } else { " WHERE " });
+        self.any = true;
+    }
+
+    /// The conditions of `filter` on the submissions aliased `s`.
+    fn filter(&mut self, builder: &mut QueryBuilder<Any>, filter: &Filter) {
+        if !filter.ids.is_empty() {
+            self.next(builder);
+            builder.push("s.id IN (");
+            let mut ids = builder.separated(", ");
+            for id in &filter.ids {
+                ids.push_bind(id.to_string());
+            }
+            builder.push(")");
+        }
+        if let Some(owner) = &filter.owner {
+            self.next(builder);
+            builder.push("s.owner = ").push_bind(owner.clone());
+        }
+        if !filter.states.is_empty() {
+            self.next(builder);
+            push_states(builder, &filter.states);
+        }
+        if let Some(name) = &filter.name {
+            self.next(builder);
+            builder.push("s.name = ").push_bind(name.clone());
+        }
+        for (key, value) in &filter.labels {
+            self.next(builder);
+            builder
+                .push(
+                    "EXISTS (SELECT 1 FROM submission_labels l WHERE l.submission_id = s.id \
+                     AND l.key = ",
+                )
+                .push_bind(key.clone())
+                .push(" AND l.value = ")
+                .push_bind(value.clone())
+                .push(")");
+        }
+    }
+}
+
+/// `s.state IN (...)`, one bound value per state; `states` must not be empty.
+fn push_states(builder: &mut QueryBuilder<Any>, states: &[State]) {
+    builder.push("s.state IN (");
+    let mut separated = builder.separated(", ");
+    for state in states {
+        separated.push_bind(state.as_str());
+    }
+    builder.push(")");
+}
+
+fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
+    let id_text: String = row.try_get("id")?;
+    let corrupt = |reason: String| StorageError::Corrupt {
+        id: id_text.clone(),
+        reason,
+    };
+    let timestamp = |column: &str| -> Result<Option<Timestamp>> {
+        let text: Option<String> = row.try_get(column)?;
+        text.map(|text| {
+            Timestamp::from_str(&text).map_err(|error| corrupt(format!("{column}: {error}")))
+        })
+        .transpose()
+    };
+    let id = SubmissionId::from_str(&id_text).map_err(|error| corrupt(error.to_string()))?;
+    let spec_text: String = row.try_get("spec")?;
+    let spec: SubmissionSpec =
+        serde_json::from_str(&spec_text).map_err(|error| corrupt(format!("spec: {error}")))?;
+    let state_text: String = row.try_get("state")?;
+    let state = State::from_str(&state_text).map_err(|error| corrupt(error.to_string()))?;
+    let submission = Submission {
+        id,
+        spec,
+        owner: row.try_get("owner")?,
+        submitted_by: row.try_get("submitted_by")?,
+        namespace: row.try_get("namespace")?,
+        job_name: row.try_get("job_name")?,
+        created_at: timestamp("created_at")?.ok_or_else(|| corrupt("created_at is null".into()))?,
+        progress: Progress {
+            state,
+            message: row.try_get("message")?,
+            active: row.try_get("active")?,
+            succeeded: row.try_get("succeeded")?,
+            failed: row.try_get("failed")?,
+            started_at: timestamp("started_at")?,
+            finished_at: timestamp("finished_at")?,
+        },
+    };
+    Ok((submission, row.try_get("version")?))
+}

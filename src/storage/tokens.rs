@@ -1,0 +1,112 @@
+//! The `tokens` table: who may call the API. A token's secret is shown once, when it is
+//! created, and only its SHA-256 hash is stored (secrets are long and random, so a fast hash is
+//! enough and a leaked table reveals no token).
+
+use jiff::Timestamp;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Result, Store};
+
+/// An API token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: String,
+    pub user: String,
+    pub admin: bool,
+    pub delegate: bool,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl Store {
+    /// Creates a token for `user` and returns it with its secret, which is not stored.
+    pub async fn create_token(
+        &self,
+        user: &str,
+        admin: bool,
+        delegate: bool,
+    ) -> Result<(Token, String)> {
+        let secret = format!(
+            "sht_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let token = Token {
+            id: uuid::Uuid::now_v7().to_string(),
+            user: user.to_owned(),
+            admin,
+            delegate,
+            created_at: Timestamp::now().to_string(),
+            revoked_at: None,
+        };
+        sqlx::query(
+            "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token.id.clone())
+        .bind(token.user.clone())
+        .bind(secret_hash(&secret))
+        .bind(i64::from(admin))
+        .bind(i64::from(delegate))
+        .bind(token.created_at.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok((token, secret))
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<Token>> {
+        let rows = sqlx::query(
+            "SELECT id, user_name, admin, delegate, created_at, revoked_at FROM tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Revokes a token; false if there is no such token or it was revoked already.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let result =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(Timestamp::now().to_string())
+                .bind(id.to_owned())
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The unrevoked token with this secret.
+    pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
+        let row = sqlx::query(
+            "SELECT id, user_name, admin, delegate, created_at, revoked_at FROM tokens \
+             WHERE secret_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(secret_hash(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+}
+
+/// The stored form of a token's secret.
+fn secret_hash(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn token_from_row(row: &AnyRow) -> Result<Token> {
+    let admin: i64 = row.try_get("admin")?;
+    let delegate: i64 = row.try_get("delegate")?;
+    Ok(Token {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        admin: admin != 0,
+        delegate: delegate != 0,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}

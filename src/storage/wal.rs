@@ -1,0 +1,153 @@
+//! Keeping SQLite's write-ahead log (the `-wal` file beside the database) bounded.
+//!
+//! SQLite copies the log back into the database at each automatic checkpoint, but it only starts
+//! the log over when no reader still needs it, and it never shrinks the file by itself: under a
+//! steady load of readers (watchers, list requests) a log once grew to 840 MiB beside a 250 MiB
+//! database. Two things keep it small here: `journal_size_limit` cuts the file back whenever the
+//! log starts over, and [`Store::keep_wal_bounded`] runs a `TRUNCATE` checkpoint (which waits for
+//! readers, up to the busy timeout, then empties the file) every [`CHECKPOINT_EVERY`] and soon
+//! after a large batch was stored. PostgreSQL manages its own log: all of this is a no-op there.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::sync::Notify;
+use tokio::time::MissedTickBehavior;
+
+use super::{Backend, Result, Store};
+
+/// Run on every new SQLite connection. WAL lets readers run beside the single writer;
+/// `journal_size_limit` (64 MiB) caps what the log keeps after it starts over; the busy timeout
+/// makes writers (and checkpoints) queue instead of failing; foreign keys are off by default.
+pub(super) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
+     PRAGMA journal_size_limit = 67108864; PRAGMA synchronous = NORMAL; \
+     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+
+/// How often the log is emptied when nothing else asks for it.
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(45);
+
+/// Rows stored since the last checkpoint that make the next one start at once.
+pub(super) const LARGE_BATCH: usize = 1000;
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Every change is in the database file and the log file is empty.
+    Truncated,
+    /// Readers or a writer kept it from finishing within the busy timeout; the next one retries.
+    Busy,
+    /// PostgreSQL manages its own write-ahead log: there was nothing to do.
+    NotNeeded,
+}
+
+/// Counts rows stored since the last checkpoint and wakes [`Store::keep_wal_bounded`] after a
+/// large batch. Shared by every clone of a store.
+#[derive(Debug, Default)]
+pub(super) struct Upkeep {
+    written: AtomicUsize,
+    large_batch: Notify,
+}
+
+impl Upkeep {
+    /// Records that `rows` rows were committed.
+    pub(super) fn wrote(&self, rows: usize) {
+        let total = self.written.fetch_add(rows, Ordering::Relaxed) + rows;
+        if total >= LARGE_BATCH {
+            // Keeps a permit if the upkeep task is busy, so the batch is not forgotten.
+            self.large_batch.notify_one();
+        }
+    }
+}
+
+impl Store {
+    /// Copies the SQLite write-ahead log into the database and truncates it to zero bytes,
+    /// waiting for readers up to the busy timeout. A no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        if self.backend != Backend::Sqlite {
+            return Ok(Checkpoint::NotNeeded);
+        }
+        // Answers one row: busy (0 or 1), pages in the log, pages copied back.
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&self.pool)
+            .await?;
+        let busy: i64 = row.try_get(0)?;
+        Ok(if busy == 0 {
+            Checkpoint::Truncated
+        } else {
+            Checkpoint::Busy
+        })
+    }
+
+    /// Runs checkpoints for as long as it is polled (the service spawns it at start): at once,
+    /// every 45 s, and as soon as 1000 rows were stored since the last one, so a large batch
+    /// leaves no large log behind. Returns at once on PostgreSQL.
+    pub async fn keep_wal_bounded(self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = self.wal.large_batch.notified() => {}
+            }
+            self.wal.written.store(0, Ordering::Relaxed);
+            match self.checkpoint().await {
+                Ok(Checkpoint::Busy) => {
+                    tracing::debug!("WAL checkpoint postponed: the database stayed busy");
+                }
+                Ok(Checkpoint::Truncated | Checkpoint::NotNeeded) => {}
+                Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether the upkeep task would wake now (a permit is waiting).
+    async fn woken(upkeep: &Upkeep) -> bool {
+        tokio::time::timeout(Duration::ZERO, upkeep.large_batch.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn small_writes_add_up_until_they_make_a_large_batch() {
+        let upkeep = Upkeep::default();
+
+        upkeep.wrote(LARGE_BATCH - 1);
+        let early = woken(&upkeep).await;
+        upkeep.wrote(1);
+        let late = woken(&upkeep).await;
+
+        assert!(!early, "{} rows are not a large batch", LARGE_BATCH - 1);
+        assert!(late, "{LARGE_BATCH} rows are");
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_keep_a_write_ahead_log_of_bounded_size() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
+        let store = Store::connect(&url).await.expect("database");
+
+        let mode = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .expect("journal_mode");
+        let limit = sqlx::query("PRAGMA journal_size_limit")
+            .fetch_one(&store.pool)
+            .await
+            .expect("journal_size_limit");
+
+        assert_eq!(mode.try_get::<String, _>(0).expect("text"), "wal");
+        assert_eq!(
+            limit.try_get::<i64, _>(0).expect("number"),
+            64 * 1024 * 1024
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The store itself, where the HTTP API cannot reach: filters that combine every criterion (the
+//! statements `QueryBuilder` assembles), and keeping SQLite's write-ahead log bounded.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use submission_helper::domain::{
+    Caller, Progress, State, Submission, SubmissionId, SubmissionRequest, SubmissionSpec,
+    SubmitDefaults,
+};
+use submission_helper::storage::{Checkpoint, Filter, Page, Store};
+
+use crate::on_both_databases;
+use crate::support::{Backend, TestDatabase, json as json_body, report, spawn_app};
+
+/// A valid submission of `owner`'s, not yet stored.
+fn submission(owner: &str, name: &str, labels: &[(&str, &str)], command: &str) -> Submission {
+    let labels: serde_json::Map<String, Value> = labels
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), json!(value)))
+        .collect();
+    let request: SubmissionRequest = serde_json::from_value(json!({
+        "name": name,
+        "image": "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample",
+        "command": command,
+        "labels": labels,
+        "registry_secret": null,
+        "volume_claim": null,
+    }))
+    .expect("request");
+    let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid spec");
+    let caller = Caller {
+        user: owner.to_owned(),
+        submitted_by: owner.to_owned(),
+        admin: false,
+    };
+    Submission::new(spec, "default", &caller)
+}
+
+/// Every submission `filter` matches, newest first, read page by page.
+async fn list_everything(store: &Store, filter: &Filter) -> Vec<Submission> {
+    let mut all: Vec<Submission> = Vec::new();
+    loop {
+        let page = Page {
+            limit: 1000,
+            before: all.last().map(|last| last.id),
+        };
+        let items = store.list(filter, page).await.expect("list");
+        let done = items.len() < 1000;
+        all.extend(items);
+        if done {
+            return all;
+        }
+    }
+}
+
+fn ids(submissions: &[Submission]) -> Vec<SubmissionId> {
+    submissions.iter().map(|submission| submission.id).collect()
+}
+
+async fn every_filter_criterion_narrows_listing_and_bulk_cancel_together(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let wanted: &[(&str, &str)] = &[("campaign", "mc16e"), ("user", "alice")];
+    let first = submission("alice", "x", wanted, "run 1");
+    let other_label_value = submission(
+        "alice",
+        "x",
+        &[("campaign", "mc16e"), ("user", "bob")],
+        "run 2",
+    );
+    let other_name = submission("alice", "y", wanted, "run 3");
+    let other_owner = submission("bob", "x", wanted, "run 4");
+    let cancelled = submission("alice", "x", wanted, "run 5");
+    let running = submission("alice", "x", wanted, "run 6");
+    let not_asked_for = submission("alice", "x", wanted, "run 7");
+    let all = [
+        first.clone(),
+        other_label_value.clone(),
+        other_name.clone(),
+        other_owner.clone(),
+        cancelled.clone(),
+        running.clone(),
+        not_asked_for.clone(),
+    ];
+    store.insert(&all).await.expect("insert");
+    let only_cancelled = Filter {
+        ids: vec![cancelled.id],
+        ..Filter::default()
+    };
+    store
+        .cancel_matching(&only_cancelled, "by hand")
+        .await
+        .expect("cancel one");
+    store
+        .update(running.id, |current| {
+            Some(Progress {
+                state: State::Running,
+                active: 1,
+                ..current.progress.clone()
+            })
+        })
+        .await
+        .expect("update")
+        .expect("stored");
+    let filter = Filter {
+        owner: Some("alice".into()),
+        ids: all[..6].iter().map(|submission| submission.id).collect(),
+        states: vec![State::Queued, State::Running],
+        name: Some("x".into()),
+        labels: wanted
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect(),
+    };
+
+    let listed = store
+        .list(
+            &filter,
+            Page {
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .expect("list");
+    let first_page = store
+        .list(
+            &filter,
+            Page {
+                limit: 1,
+                before: None,
+            },
+        )
+        .await
+        .expect("list");
+    let older = store
+        .list(
+            &filter,
+            Page {
+                limit: 10,
+                before: Some(running.id),
+            },
+        )
+        .await
+        .expect("list");
+    let stopped = store
+        .cancel_matching(&filter, "cancelled by the test")
+        .await
+        .expect("bulk cancel");
+
+    assert_eq!(ids(&listed), [running.id, first.id]);
+    assert_eq!(ids(&first_page), [running.id]);
+    assert_eq!(ids(&older), [first.id]);
+    assert_eq!(ids(&stopped), [running.id, first.id]);
+    assert!(
+        stopped.iter().all(|submission| {
+            submission.progress.state == State::Cancelled
+                && submission.progress.message.as_deref() == Some("cancelled by the test")
+                && submission.progress.finished_at.is_some()
+        }),
+        "{stopped:#?}"
+    );
+    let still_queued = Filter {
+        states: vec![State::Queued],
+        ..Filter::default()
+    };
+    assert_eq!(
+        ids(&list_everything(&store, &still_queued).await),
+        [
+            not_asked_for.id,
+            other_owner.id,
+            other_name.id,
+            other_label_value.id
+        ]
+    );
+}
+on_both_databases!(every_filter_criterion_narrows_listing_and_bulk_cancel_together);
+
+/// Submissions with a kilobyte-long command each: a few thousand fill several MiB of log.
+fn bulky_batch(count: usize) -> Vec<Submission> {
+    let padding = "x".repeat(1024);
+    (0..count)
+        .map(|i| {
+            submission(
+                "alice",
+                &format!("bulk-{i}"),
+                &[("campaign", "wal"), ("index", &i.to_string())],
+                &format!("echo {i} {padding}"),
+            )
+        })
+        .collect()
+}
+
+/// The size of SQLite's write-ahead log beside `database` (0 if there is none).
+fn wal_size(database: &Path) -> u64 {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).map_or(0, |metadata| metadata.len())
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+async fn a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let batch = bulky_batch(6000);
+    store.insert(&batch).await.expect("insert");
+    let grown = database.sqlite_file().map(|file| wal_size(&file));
+    if let Some(grown) = grown {
+        assert!(
+            grown > 4 * 1024 * 1024,
+            "6000 rows should grow the log past 4 MiB, it has {grown} bytes"
+        );
+    }
+
+    let outcome = store.checkpoint().await.expect("checkpoint");
+
+    let everything = list_everything(&store, &Filter::default()).await;
+    let mut expected = batch;
+    expected.reverse();
+    assert_eq!(everything, expected, "every row reads back as stored");
+    match database.sqlite_file() {
+        Some(file) => {
+            let after = wal_size(&file);
+            report(&format!(
+                "sqlite WAL: {:.1} MiB after 6000 inserts, {after} bytes after the checkpoint \
+                 (database {:.1} MiB)",
+                grown.unwrap_or_default() as f64 / MIB,
+                std::fs::metadata(&file).map_or(0, |metadata| metadata.len()) as f64 / MIB,
+            ));
+            assert_eq!(outcome, Checkpoint::Truncated);
+            assert_eq!(after, 0, "the checkpoint empties the log");
+        }
+        None => assert_eq!(outcome, Checkpoint::NotNeeded),
+    }
+}
+on_both_databases!(a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal);
+
+/// The service checkpoints on its own soon after a large batch, well before its periodic
+/// checkpoint (every 45 s) would: the log of a 6000-submission batch is emptied within 20 s.
+#[tokio::test]
+async fn the_service_empties_the_sqlite_wal_soon_after_a_large_batch() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let file = app.database.sqlite_file().expect("an SQLite database");
+    let padding = "x".repeat(1024);
+    let submissions: Vec<Value> = (0..6000)
+        .map(|i| {
+            json!({
+                "image": "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample",
+                "command": format!("echo {i} {padding}"),
+                "labels": {"campaign": "wal"},
+            })
+        })
+        .collect();
+    let sent = Instant::now();
+    let created = json_body(
+        app.post_json(
+            "/v1/submissions/batch",
+            &json!({ "submissions": submissions }),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let stored_in = sent.elapsed();
+    let just_after = wal_size(&file);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut size = wal_size(&file);
+    while size > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the log still holds {size} bytes 20 s after the batch (it held {just_after} \
+             bytes just after it)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        size = wal_size(&file);
+    }
+
+    report(&format!(
+        "sqlite WAL: {:.1} MiB when the 6000-submission batch was answered ({:.1} s), 0 bytes \
+         {:.1} s later",
+        just_after as f64 / MIB,
+        stored_in.as_secs_f64(),
+        (sent.elapsed() - stored_in).as_secs_f64(),
+    ));
+    let mut listed: Vec<Value> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = json_body(
+            app.get(&format!("/v1/submissions?limit=1000&cursor={cursor}"))
+                .await,
+            StatusCode::OK,
+        )
+        .await;
+        listed.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let mut expected = created["submissions"].as_array().expect("created").clone();
+    expected.reverse();
+    assert_eq!(expected.len(), 6000);
+    assert_eq!(
+        listed, expected,
+        "every submission reads back as it was created"
+    );
+}
