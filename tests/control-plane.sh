@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1 for the end-to-end tests and for trying the
 # service locally: etcd, kube-apiserver and kube-controller-manager (job controller, garbage
-# collector, service-account and TTL controllers). Pods are run by tests/node-sim.
+# collector, service-account, TTL and node lifecycle controllers), and a kubectl of the same
+# release. Pods are run by tests/node-sim.
 #
-#   tests/control-plane.sh install     install packages; build or reuse the binaries
+#   tests/control-plane.sh install     build the binaries, or reuse the cached ones
 #   tests/control-plane.sh up DIR      start everything with its state in DIR; writes DIR/env
 #   tests/control-plane.sh down DIR    stop what `up DIR` started
+#   tests/control-plane.sh version     print the Kubernetes version `install` builds
 #   tests/control-plane.sh stop-apiserver DIR | start-apiserver DIR   (fault-injection tests)
 #
-# The binaries are built from Debian's source package `kubernetes` (1.20, Go dependencies
-# vendored), since nothing but Debian's packages can be fetched here, and cached under
-# ~/.cache/submission-helper/kubernetes-<version>/ (about 10 minutes on 2 cores the first time).
+# Kubernetes is built from the k8s.io/kubernetes module and etcd from go.etcd.io/etcd/server,
+# both fetched through the Go module proxy by a small build module (tests/control-plane/) that
+# pins each k8s.io staging module to the release's matching v0.X.Y. The binaries are cached
+# under ~/.cache/submission-helper/kubernetes-<version>/ and etcd-<version>/ (the first build
+# takes about 15 minutes on 2 cores; Go's module and build caches are kept beside them).
 set -euo pipefail
 
+KUBERNETES_VERSION="${SH_KUBERNETES_VERSION:-1.37.2}"
+ETCD_VERSION="${SH_ETCD_VERSION:-3.7.0}"
+
+here=$(cd "$(dirname "$0")" && pwd)
 cache_root="${SUBMISSION_HELPER_CACHE:-$HOME/.cache/submission-helper}"
 log() { printf 'control-plane: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -32,67 +40,97 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Debian's source list, with deb-src next to deb, signed by the same keyring.
-enable_sources() {
-  local list=/etc/apt/sources.list.d/submission-helper-src.sources
-  [ -f "$list" ] && return 0
-  cat >"$list" <<'SOURCES'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
-  apt-get update -qq
-  apt_updated=1
+binaries_dir() { printf '%s/kubernetes-%s/bin' "$cache_root" "$KUBERNETES_VERSION"; }
+etcd_dir() { printf '%s/etcd-%s/bin' "$cache_root" "$ETCD_VERSION"; }
+
+# Go from PATH; a Go older than a build module asks for is replaced by the toolchain the module
+# names, which the go command itself fetches through the module proxy (GOTOOLCHAIN=auto).
+go_env() {
+  command -v go >/dev/null || apt_install golang-go
+  command -v go >/dev/null || die "no go command"
+  export GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build" GOTOOLCHAIN=auto \
+    GOFLAGS=-mod=mod CGO_ENABLED=0
 }
 
-source_version() {
-  apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ {print $2; exit}'
+# Writes a build module in $1 that requires module $2 at $3 and replaces each module listed in
+# that module's own `replace` block (local paths there, which a dependency cannot use) by the
+# published module at the version `$4` maps it to.
+build_module() {
+  local dir=$1 module=$2 version=$3 replacement=$4
+  mkdir -p "$dir"
+  printf 'module submission-helper/control-plane\n\ngo 1.26.0\n\nrequire %s %s\n' "$module" "$version" >"$dir/go.mod"
+  (cd "$dir" && go mod download -json "$module@$version" >/dev/null)
+  local mod="$GOMODCACHE/cache/download/$module/@v/$version.mod"
+  [ -f "$mod" ] || die "the module proxy gave no go.mod for $module@$version"
+  {
+    echo
+    echo "replace ("
+    sed -n '/^replace (/,/^)/p' "$mod" | awk -v v="$replacement" '$2 == "=>" { printf "\t%s => %s %s\n", $1, $1, v }'
+    echo ")"
+  } >>"$dir/go.mod"
 }
 
-binaries_dir() {
-  local version
-  version=$(source_version)
-  [ -n "$version" ] || die "apt knows no source package 'kubernetes'"
-  printf '%s/kubernetes-%s/bin' "$cache_root" "$version"
+build_kubernetes() {
+  local out=$1 build=$2
+  local minor=${KUBERNETES_VERSION#*.}
+  minor=${minor%%.*}
+  build_module "$build/kubernetes" k8s.io/kubernetes "v$KUBERNETES_VERSION" "v0.${KUBERNETES_VERSION#*.}"
+  local ldflags="-s -w"
+  for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $package.gitVersion=v$KUBERNETES_VERSION -X $package.gitMajor=1"
+    ldflags+=" -X $package.gitMinor=$minor -X $package.gitTreeState=clean"
+  done
+  cp "$here/control-plane/tools.go" "$build/kubernetes/"
+  (
+    cd "$build/kubernetes"
+    go mod tidy >"$build/tidy.log" 2>&1 || { tail -n 30 "$build/tidy.log"; exit 1; }
+    go build -trimpath -ldflags "$ldflags" -o "$out/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kubectl
+  )
+}
+
+build_etcd() {
+  local out=$1 build=$2
+  build_module "$build/etcd" go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" "v$ETCD_VERSION"
+  (
+    cd "$build/etcd"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
+    go mod tidy >"$build/tidy-etcd.log" 2>&1 || { tail -n 30 "$build/tidy-etcd.log"; exit 1; }
+    go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3
+  )
+}
+
+# Builds into a temporary folder and moves the result into place only when whole, so an
+# interrupted build never leaves a cache entry that looks complete.
+cached_build() {
+  local what=$1 bin=$2 builder=$3
+  shift 3
+  local complete=1 file
+  for file in "$@"; do [ -x "$bin/$file" ] || complete=""; done
+  if [ -n "$complete" ]; then
+    log "using cached $what in $bin"
+    return 0
+  fi
+  go_env
+  local build
+  build=$(mktemp -d "$cache_root/build.XXXXXX")
+  log "building $what in $build"
+  local started=$SECONDS
+  "$builder" "$build/out" "$build" || { rm -rf "$build"; die "building $what failed"; }
+  mkdir -p "$(dirname "$bin")"
+  rm -rf "$bin"
+  mv "$build/out" "$bin"
+  rm -rf "$build"
+  log "built $what into $bin in $((SECONDS - started)) s"
 }
 
 install() {
-  apt_install etcd-server openssl ca-certificates curl python3
-  command -v kubectl >/dev/null || apt_install kubernetes-client
-  enable_sources
-  local bin
-  bin=$(binaries_dir)
-  if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ]; then
-    log "using cached binaries in $bin"
-    return 0
-  fi
-  apt_install golang-go rsync make dpkg-dev
-  local build
-  build=$(mktemp -d "$cache_root/build.XXXXXX")
-  log "building kube-apiserver and kube-controller-manager in $build (about 10 minutes)"
-  (
-    cd "$build"
-    apt-get source -qq kubernetes >/dev/null 2>&1 || apt-get source kubernetes
-    local tree
-    tree=$(find . -maxdepth 1 -type d -name 'kubernetes-*' | head -n 1)
-    [ -n "$tree" ] || die "apt-get source produced no tree"
-    export GOPATH="$build/go" GO111MODULE=off CGO_ENABLED=0 GOCACHE="$build/gocache"
-    mkdir -p "$GOPATH/src/k8s.io"
-    ln -s "$(cd "$tree" && pwd)" "$GOPATH/src/k8s.io/kubernetes"
-    cd "$GOPATH/src/k8s.io/kubernetes"
-    make generated_files >"$build/generate.log" 2>&1 || { tail -n 40 "$build/generate.log"; die "make generated_files failed"; }
-    mkdir -p "$build/out"
-    go build -o "$build/out/kube-apiserver" ./cmd/kube-apiserver
-    go build -o "$build/out/kube-controller-manager" ./cmd/kube-controller-manager
-  )
-  mkdir -p "$(dirname "$bin")"
-  rm -rf "$bin.tmp"
-  mv "$build/out" "$bin.tmp"
-  mv "$bin.tmp" "$bin"
-  rm -rf "$build"
-  log "built into $bin"
+  mkdir -p "$cache_root"
+  apt_install openssl ca-certificates curl python3
+  cached_build "etcd $ETCD_VERSION" "$(etcd_dir)" build_etcd etcd
+  cached_build "Kubernetes $KUBERNETES_VERSION" "$(binaries_dir)" build_kubernetes \
+    kube-apiserver kube-controller-manager kubectl
 }
 
 free_port() {
@@ -179,9 +217,10 @@ up() {
   local dir=$1
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  local bin
+  local bin etcd_bin
   bin=$(binaries_dir)
-  [ -x "$bin/kube-apiserver" ] || die "no binaries in $bin: run '$0 install' first"
+  etcd_bin=$(etcd_dir)
+  [ -x "$bin/kube-apiserver" ] && [ -x "$etcd_bin/etcd" ] || die "no binaries in $bin: run '$0 install' first"
 
   certificates "$dir"
   local admin_token controller_token
@@ -198,7 +237,7 @@ up() {
   api_port=$(free_port)
   cm_port=$(free_port)
 
-  etcd --data-dir "$dir/etcd" --name test \
+  "$etcd_bin/etcd" --data-dir "$dir/etcd" --name test \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
     --initial-cluster "test=http://127.0.0.1:$etcd_peer" --unsafe-no-fsync \
@@ -210,6 +249,7 @@ up() {
 --etcd-servers=http://127.0.0.1:$etcd_port
 --bind-address=127.0.0.1
 --advertise-address=127.0.0.1
+--endpoint-reconciler-type=none
 --secure-port=$api_port
 --tls-cert-file=$dir/apiserver.crt
 --tls-private-key-file=$dir/apiserver.key
@@ -222,7 +262,6 @@ up() {
 --service-cluster-ip-range=10.0.0.0/24
 --kubelet-preferred-address-types=InternalIP
 --enable-admission-plugins=NamespaceLifecycle,ServiceAccount,DefaultTolerationSeconds,ResourceQuota
---feature-gates=TTLAfterFinished=true
 --allow-privileged=false
 ARGS
   echo "$bin/kube-apiserver" >"$dir/kube-apiserver.bin"
@@ -238,21 +277,22 @@ ARGS
     --kubeconfig "$dir/controller-manager.kubeconfig" \
     --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$cm_port" --port 0 \
+    --bind-address 127.0.0.1 --secure-port "$cm_port" \
     --leader-elect=false \
     --controllers '*' \
     --use-service-account-credentials \
     --service-account-private-key-file "$dir/service-accounts.key" \
     --root-ca-file "$dir/ca.crt" \
-    --feature-gates TTLAfterFinished=true \
     >"$dir/kube-controller-manager.log" 2>&1 &
   echo $! >"$dir/kube-controller-manager.pid"
   wait_for 120 "the default service account" "$dir/kube-controller-manager.pid" \
-    kubectl --kubeconfig "$dir/kubeconfig" get serviceaccount default -n default \
+    "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get serviceaccount default -n default \
     || fail_with_log "$dir" kube-controller-manager
 
   cat >"$dir/env" <<ENV
+export PATH=$bin:\$PATH
 export KUBECONFIG=$dir/kubeconfig
+export SH_TEST_KUBERNETES_VERSION=v$KUBERNETES_VERSION
 export SH_TEST_APISERVER=$server
 export SH_TEST_ADMIN_TOKEN=$admin_token
 export SH_TEST_CONTROL_PLANE_DIR=$dir
@@ -286,9 +326,10 @@ down() {
 
 case "${1:-}" in
   install) install ;;
+  version) echo "v$KUBERNETES_VERSION" ;;
   up) [ $# -eq 2 ] || die "usage: $0 up DIR"; up "$2" ;;
   down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
   stop-apiserver) [ $# -eq 2 ] || die "usage: $0 stop-apiserver DIR"; stop_pid "$2/kube-apiserver.pid" ;;
   start-apiserver) [ $# -eq 2 ] || die "usage: $0 start-apiserver DIR"; start_apiserver "$2" ;;
-  *) die "usage: $0 install | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR" ;;
+  *) die "usage: $0 install | version | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR" ;;
 esac

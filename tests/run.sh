@@ -58,6 +58,7 @@ tests/control-plane.sh up "$work/cluster"
 # shellcheck disable=SC1091
 source "$work/cluster/env"
 export SH_TEST_KUBECONFIG="$KUBECONFIG"
+kubectl version
 
 step "Build"
 cargo build --workspace --all-targets
@@ -111,7 +112,7 @@ step "Tests"
 export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
 set +e
-cargo test --workspace -- "${filter[@]}" 2>&1 | tee "$work/tests.log"
+cargo test --workspace -- --include-ignored "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1) } }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource,
     PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile,
@@ -44,7 +46,9 @@ pub struct PodSettings {
 ///
 /// The command is passed as one argument of `bash -cl`, never spliced into a shell string, so no
 /// quoting in it can escape. Payload pods get no service account token: the service's own
-/// credentials must never reach user code.
+/// credentials must never reach user code. A payload that exits non-zero uses up one of its
+/// retries (`backoffLimit`); a pod evicted or disrupted (a drain, a preemption, a lost node: the
+/// `DisruptionTarget` condition) is replaced without using one, since the payload did not fail.
 pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
     let spec = &submission.spec;
     let labels = labels(submission);
@@ -111,6 +115,7 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
             backoff_limit: Some(spec.backoff_limit),
             active_deadline_seconds: spec.active_deadline_seconds,
             ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            pod_failure_policy: Some(disruptions_are_not_failures()),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
@@ -132,6 +137,21 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
             ..JobSpec::default()
         }),
         status: None,
+    }
+}
+
+/// The one rule: failures of pods with the `DisruptionTarget` condition are ignored. Every other
+/// failure counts against `backoffLimit`, as without a policy.
+fn disruptions_are_not_failures() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![PodFailurePolicyRule {
+            action: "Ignore".into(),
+            on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                type_: "DisruptionTarget".into(),
+                status: Some("True".into()),
+            }]),
+            on_exit_codes: None,
+        }],
     }
 }
 

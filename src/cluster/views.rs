@@ -18,6 +18,9 @@ pub struct JobRow {
     pub name: String,
     /// The submission the Job belongs to, from its label.
     pub submission_id: Option<String>,
+    /// kubectl's STATUS column: `Running`, `Complete`, `Failed`, `Terminating`, `Suspended`, or
+    /// `FailureTarget` / `SuccessCriteriaMet` while a decided Job waits for its pods to stop.
+    pub status: String,
     /// Succeeded over wanted completions, e.g. `1/1`.
     pub completions: String,
     /// How long it ran (so far), e.g. `2m5s`; empty before it started.
@@ -26,6 +29,10 @@ pub struct JobRow {
     pub active: i32,
     pub succeeded: i32,
     pub failed: i32,
+    /// Pods ready (servers from 1.24 on report it; absent on older ones).
+    pub ready: Option<i32>,
+    /// Pods being deleted that have not stopped yet (servers from 1.28 on; absent on older ones).
+    pub terminating: Option<i32>,
 }
 
 /// One row of `kubectl get pods -l app=submission-helper`.
@@ -90,12 +97,40 @@ pub fn job_row(job: &Job, now: Timestamp) -> JobRow {
     JobRow {
         name: job.metadata.name.clone().unwrap_or_default(),
         submission_id: label(&job.metadata.labels),
+        status: job_status_column(job).into(),
         completions: format!("{succeeded}/{wanted}"),
         duration,
         age: age(job.metadata.creation_timestamp.as_ref().map(|at| at.0), now),
         active: status.active.unwrap_or(0),
         succeeded,
         failed: status.failed.unwrap_or(0),
+        ready: status.ready,
+        terminating: status.terminating,
+    }
+}
+
+/// kubectl's STATUS column of a Job, in kubectl's order of precedence.
+fn job_status_column(job: &Job) -> &'static str {
+    let has = |kind: &str| {
+        job.status
+            .iter()
+            .flat_map(|status| status.conditions.iter().flatten())
+            .any(|condition| condition.type_ == kind && condition.status == "True")
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if job.metadata.deletion_timestamp.is_some() {
+        "Terminating"
+    } else if has("Suspended") {
+        "Suspended"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else {
+        "Running"
     }
 }
 
@@ -406,5 +441,42 @@ mod tests {
         assert_eq!(row.duration, "5m3s");
         assert_eq!(row.age, "60m");
         assert_eq!(row.submission_id.as_deref(), Some("abc"));
+    }
+
+    fn job_with(status: serde_json::Value) -> Job {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "sh-1"}, "status": status}))
+            .expect("job")
+    }
+
+    #[test]
+    fn a_decided_job_waiting_for_its_pods_shows_the_status_kubectl_shows() {
+        let condition =
+            |kind: &str| serde_json::json!({"conditions": [{"type": kind, "status": "True"}]});
+
+        let column = |status| job_row(&job_with(status), Timestamp::now()).status;
+
+        assert_eq!(column(serde_json::json!({"active": 1})), "Running");
+        assert_eq!(column(condition("FailureTarget")), "FailureTarget");
+        assert_eq!(
+            column(condition("SuccessCriteriaMet")),
+            "SuccessCriteriaMet"
+        );
+        assert_eq!(column(condition("Complete")), "Complete");
+        assert_eq!(column(condition("Failed")), "Failed");
+    }
+
+    #[test]
+    fn ready_and_terminating_are_absent_when_an_older_server_does_not_report_them() {
+        let current = job_row(
+            &job_with(serde_json::json!({"active": 2, "ready": 1, "terminating": 1})),
+            Timestamp::now(),
+        );
+        let older = job_row(
+            &job_with(serde_json::json!({"active": 2})),
+            Timestamp::now(),
+        );
+
+        assert_eq!((current.ready, current.terminating), (Some(1), Some(1)));
+        assert_eq!((older.ready, older.terminating), (None, None));
     }
 }

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::runtime::WatchStreamExt;
@@ -25,6 +25,13 @@ pub const DELETED_BEHIND_OUR_BACK: &str = "the Job was deleted from the cluster 
      seen to finish (not by this service; it may have ended while the service was not watching)";
 
 /// Next progress of a submission, given its Job as the API server reports it.
+///
+/// Only the terminal conditions (`Complete`, `Failed`) end a submission: from Kubernetes 1.31 on
+/// the job controller first sets `SuccessCriteriaMet` or `FailureTarget` and adds the terminal
+/// condition once every pod has stopped, so a final state here means nothing of it still runs
+/// and its logs are whole. Meanwhile a `FailureTarget` already tells the user why it will fail.
+/// `ready` (1.24+) moves a submission to running without waiting for a pod event; on servers
+/// that do not report it the pod watch does the same.
 pub fn progress_from_job(submission: &Submission, job: &Job) -> Option<Progress> {
     let current = &submission.progress;
     if current.state.is_final() {
@@ -43,6 +50,14 @@ pub fn progress_from_job(submission: &Submission, job: &Job) -> Option<Progress>
             .flatten()
             .find(|condition| condition.type_ == kind && condition.status == "True")
     };
+    let explain = |condition: &JobCondition, otherwise: &str| match (
+        condition.reason.as_deref(),
+        condition.message.as_deref(),
+    ) {
+        (Some(reason), Some(message)) => format!("{reason}: {message}"),
+        (Some(text), None) | (None, Some(text)) => text.to_owned(),
+        (None, None) => otherwise.to_owned(),
+    };
     let target = if let Some(complete) = condition("Complete") {
         next.finished_at = status
             .completion_time
@@ -53,16 +68,18 @@ pub fn progress_from_job(submission: &Submission, job: &Job) -> Option<Progress>
         State::Succeeded
     } else if let Some(failed) = condition("Failed") {
         next.finished_at = failed.last_transition_time.as_ref().map(|at| at.0);
-        next.message = Some(
-            match (failed.reason.as_deref(), failed.message.as_deref()) {
-                (Some(reason), Some(message)) => format!("{reason}: {message}"),
-                (Some(text), None) | (None, Some(text)) => text.to_owned(),
-                (None, None) => "the Job failed".to_owned(),
-            },
-        );
+        next.message = Some(explain(failed, "the Job failed"));
         State::Failed
     } else {
-        State::Pending
+        if let Some(failing) = condition("FailureTarget") {
+            let why = explain(failing, "the Job is failing");
+            next.message = Some(format!("{why} (stopping its pods)"));
+        }
+        if status.ready.unwrap_or(0) > 0 {
+            State::Running
+        } else {
+            State::Pending
+        }
     };
     if current.state.can_become(target) {
         next.state = target;
@@ -139,11 +156,29 @@ fn has_ended(job: &Job) -> bool {
         })
 }
 
-/// Next progress of a submission whose Job was deleted.
-pub fn progress_after_job_deleted(submission: &Submission) -> Option<Progress> {
+/// Next progress of a submission whose Job was deleted, given the Job's last state if known.
+///
+/// A Job deleted after it ended (its `ttlSecondsAfterFinished`, or by hand) keeps the outcome
+/// it carried: the delete event's object is the Job as it was last, and if that says it ended,
+/// so be it. Without the object (it vanished while nobody watched), a stored count of succeeded
+/// pods is the same evidence, since our Jobs want one completion. Only a Job that vanished
+/// unfinished fails the submission.
+pub fn progress_after_job_deleted(submission: &Submission, last: Option<&Job>) -> Option<Progress> {
     let current = &submission.progress;
     if current.state.is_final() || current.state == State::Queued {
         return None;
+    }
+    if let Some(job) = last.filter(|job| has_ended(job)) {
+        return progress_from_job(submission, job);
+    }
+    if current.succeeded > 0 {
+        return Some(Progress {
+            state: State::Succeeded,
+            message: None,
+            active: 0,
+            finished_at: current.finished_at.or_else(|| Some(Timestamp::now())),
+            ..current.clone()
+        });
     }
     Some(Progress {
         state: State::Failed,
@@ -188,7 +223,12 @@ pub async fn watch_jobs(cluster: Cluster, store: Store) {
                 let Some(id) = submission_id(&job) else {
                     continue;
                 };
-                if let Err(error) = store.update(id, progress_after_job_deleted).await {
+                let recorded = store
+                    .update(id, |submission| {
+                        progress_after_job_deleted(submission, Some(&job))
+                    })
+                    .await;
+                if let Err(error) = recorded {
                     tracing::warn!(submission_id = %id, %error, "could not record a deleted Job");
                 }
             }
@@ -215,7 +255,9 @@ async fn reconcile_unlisted(cluster: &Cluster, store: &Store, listed: &HashSet<S
             Ok(None) => {
                 tracing::warn!(submission_id = %submission.id, "its Job is gone");
                 if let Err(error) = store
-                    .update(submission.id, progress_after_job_deleted)
+                    .update(submission.id, |submission| {
+                        progress_after_job_deleted(submission, None)
+                    })
                     .await
                 {
                     tracing::warn!(submission_id = %submission.id, %error, "could not record a deleted Job");
@@ -435,13 +477,100 @@ mod tests {
 
     #[test]
     fn a_job_deleted_behind_our_back_fails_the_submission() {
-        let next = progress_after_job_deleted(&submission(State::Running)).expect("progress");
+        let unfinished = job(serde_json::json!({"active": 1}));
+
+        let next = progress_after_job_deleted(&submission(State::Running), Some(&unfinished))
+            .expect("progress");
 
         assert_eq!(next.state, State::Failed);
         assert_eq!(next.message.as_deref(), Some(DELETED_BEHIND_OUR_BACK));
         assert_eq!(
-            progress_after_job_deleted(&submission(State::Succeeded)),
+            progress_after_job_deleted(&submission(State::Succeeded), None),
             None
         );
+    }
+
+    #[test]
+    fn a_job_deleted_after_it_completed_keeps_its_success() {
+        let complete = job(serde_json::json!({
+            "succeeded": 1, "completionTime": "2026-01-01T00:01:00Z",
+            "conditions": [{"type": "Complete", "status": "True"}]
+        }));
+
+        let next = progress_after_job_deleted(&submission(State::Running), Some(&complete))
+            .expect("progress");
+
+        assert_eq!((next.state, next.message), (State::Succeeded, None));
+    }
+
+    #[test]
+    fn a_job_deleted_after_it_failed_keeps_its_reason() {
+        let failed = job(serde_json::json!({"failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}));
+
+        let next = progress_after_job_deleted(&submission(State::Running), Some(&failed))
+            .expect("progress");
+
+        assert_eq!(next.state, State::Failed);
+        assert_eq!(next.message.as_deref(), Some("BackoffLimitExceeded"));
+    }
+
+    #[test]
+    fn a_job_gone_while_unwatched_after_a_recorded_success_counts_as_succeeded() {
+        let mut running = submission(State::Running);
+        running.progress.succeeded = 1;
+
+        let next = progress_after_job_deleted(&running, None).expect("progress");
+
+        assert_eq!(next.state, State::Succeeded);
+    }
+
+    #[test]
+    fn a_job_with_a_ready_pod_makes_the_submission_running() {
+        let next = progress_from_job(
+            &submission(State::Pending),
+            &job(serde_json::json!({"active": 1, "ready": 1})),
+        )
+        .expect("progress");
+
+        assert_eq!(next.state, State::Running);
+    }
+
+    #[test]
+    fn a_job_decided_to_fail_says_why_but_ends_only_once_its_pods_stopped() {
+        let failing = serde_json::json!({"active": 1, "terminating": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded",
+             "message": "Job was active longer than specified deadline"}]});
+        let failed = serde_json::json!({"failed": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "DeadlineExceeded"},
+            {"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+             "message": "Job was active longer than specified deadline"}]});
+
+        let meanwhile =
+            progress_from_job(&submission(State::Running), &job(failing)).expect("progress");
+        let end = progress_from_job(&submission(State::Running), &job(failed)).expect("progress");
+
+        assert_eq!(meanwhile.state, State::Running);
+        assert_eq!(
+            meanwhile.message.as_deref(),
+            Some(
+                "DeadlineExceeded: Job was active longer than specified deadline (stopping its pods)"
+            )
+        );
+        assert_eq!(end.state, State::Failed);
+        assert_eq!(
+            end.message.as_deref(),
+            Some("DeadlineExceeded: Job was active longer than specified deadline")
+        );
+    }
+
+    #[test]
+    fn success_criteria_met_waits_for_the_complete_condition() {
+        let met = serde_json::json!({"succeeded": 1, "conditions": [
+            {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"}]});
+
+        let next = progress_from_job(&submission(State::Running), &job(met)).expect("progress");
+
+        assert_eq!((next.state, next.succeeded), (State::Running, 1));
     }
 }

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::json as body;
 
 use crate::harness::{TestCluster, eventually, follow_states, id};
-use crate::on_both_databases;
+use crate::on_the_cluster;
 use crate::support::{Backend, TestApp, json};
 
 /// What the payloads print: several lines, tabs, non-ASCII text, a long line.
@@ -42,9 +42,7 @@ async fn pods_gone(cluster: &TestCluster, id: &str) {
 }
 
 async fn the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let id = id(&app
         .submit(body!({"image": "busybox", "command": PRINTS}))
@@ -72,12 +70,10 @@ async fn the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte(backe
     let (_, followed) = log(&app, &id, "?follow=true").await;
     assert_eq!(followed, live);
 }
-on_both_databases!(the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte);
+on_the_cluster!(the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte);
 
 async fn the_log_of_a_job_removed_by_its_ttl_is_still_served(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let request = body!({"image": "busybox", "command": "echo kept after the TTL", "ttl_seconds_after_finished": 2});
 
@@ -109,12 +105,10 @@ async fn the_log_of_a_job_removed_by_its_ttl_is_still_served(backend: Backend) {
         "a Job removed by its TTL is not a failure: {stored}"
     );
 }
-on_both_databases!(the_log_of_a_job_removed_by_its_ttl_is_still_served);
+on_the_cluster!(the_log_of_a_job_removed_by_its_ttl_is_still_served);
 
 async fn a_cancelled_submission_keeps_what_it_logged(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("never");
     let command = format!("echo working on it; {}", gate.wait_command());
@@ -144,4 +138,4 @@ async fn a_cancelled_submission_keeps_what_it_logged(backend: Backend) {
         (Some("archive"), "working on it\n")
     );
 }
-on_both_databases!(a_cancelled_submission_keeps_what_it_logged);
+on_the_cluster!(a_cancelled_submission_keeps_what_it_logged);

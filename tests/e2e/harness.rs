@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -18,9 +19,7 @@ use serde_json::Value;
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::SubmitDefaults;
 
-use crate::support::{
-    Backend, TestApp, TestDatabase, must_run_everything, say_once_skipped, spawn_app_with,
-};
+use crate::support::{Backend, TestApp, TestDatabase, spawn_app_with};
 
 /// Waits until `check` returns something, or fails the test after `deadline` saying what it
 /// waited for.
@@ -42,18 +41,34 @@ where
     }
 }
 
-fn kubeconfig_path() -> Option<PathBuf> {
+/// Every test that needs the control plane runs on both databases, and is left out of a plain
+/// `cargo test` (reported as ignored, never passed): `tests/run.sh` starts the control plane and
+/// runs them with `--include-ignored`, and then a missing control plane fails them.
+#[macro_export]
+macro_rules! on_the_cluster {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            #[ignore = "needs the local control plane: run tests/run.sh"]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            #[ignore = "needs the local control plane and Postgres: run tests/run.sh"]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+fn kubeconfig_path() -> PathBuf {
     match std::env::var("SH_TEST_KUBECONFIG") {
-        Ok(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if must_run_everything() => {
-            panic!("SH_TEST_KUBECONFIG is not set: run the suite with tests/run.sh")
-        }
-        _ => {
-            say_once_skipped(
-                "the end-to-end suite: SH_TEST_KUBECONFIG (the local control plane) is not set",
-            );
-            None
-        }
+        Ok(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!(
+            "SH_TEST_KUBECONFIG is not set: this test needs the local control plane; run it with tests/run.sh"
+        ),
     }
 }
 
@@ -73,10 +88,9 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// `None` (the test then passes without running) when no control plane is set up and the
-    /// suite is not required to run everything.
-    pub async fn new() -> Option<Self> {
-        let kubeconfig = kubeconfig_path()?;
+    /// A fresh namespace on the control plane named by `SH_TEST_KUBECONFIG`; panics without one.
+    pub async fn new() -> Self {
+        let kubeconfig = kubeconfig_path();
         let admin = client_from(Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig")).await;
         let namespace = format!("e2e-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
         let namespaces: Api<Namespace> = Api::all(admin.clone());
@@ -94,12 +108,17 @@ impl TestCluster {
             || async { accounts.get_opt("default").await.ok().flatten() },
         )
         .await;
-        Some(TestCluster {
+        TestCluster {
             admin,
             namespace,
             kubeconfig,
             scratch: tempfile::tempdir().expect("scratch directory"),
-        })
+        }
+    }
+
+    /// The admin kubeconfig of the test control plane.
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
     }
 
     /// Applies an RBAC manifest into our namespace with kubectl, as an operator would.
@@ -144,25 +163,23 @@ impl TestCluster {
         file
     }
 
+    /// A kubeconfig with a token of the `submission-helper` service account, asked for through
+    /// the TokenRequest API (current servers create no long-lived token secrets).
     async fn service_account_kubeconfig(&self) -> Kubeconfig {
         let accounts: Api<ServiceAccount> = Api::namespaced(self.admin.clone(), &self.namespace);
-        let secrets: Api<Secret> = Api::namespaced(self.admin.clone(), &self.namespace);
+        let request: TokenRequest = serde_json::from_value(serde_json::json!({
+            "spec": {"audiences": [], "expirationSeconds": 7200}
+        }))
+        .expect("token request");
         let token = eventually(
-            "the service account's token",
+            "a token of the service account",
             Duration::from_secs(60),
             || async {
-                let account = accounts.get_opt("submission-helper").await.ok().flatten()?;
-                for reference in account.secrets.unwrap_or_default() {
-                    let secret = secrets
-                        .get_opt(reference.name.as_deref()?)
-                        .await
-                        .ok()
-                        .flatten()?;
-                    if let Some(token) = secret.data.and_then(|data| data.get("token").cloned()) {
-                        return String::from_utf8(token.0).ok();
-                    }
-                }
-                None
+                let answer = accounts
+                    .create_token_request("submission-helper", &PostParams::default(), &request)
+                    .await
+                    .ok()?;
+                answer.status.map(|status| status.token)
             },
         )
         .await;
@@ -233,6 +250,33 @@ impl TestCluster {
     /// A file the payloads wait for: the test decides when they go on.
     pub fn gate(&self, name: &str) -> Gate {
         Gate(self.scratch.path().join(name))
+    }
+
+    /// A file each payload appends a line to when it runs: what really ran, counted apart from
+    /// the Jobs and pods the service and the cluster say exist.
+    pub fn ledger(&self, name: &str) -> Ledger {
+        Ledger(self.scratch.path().join(name))
+    }
+}
+
+/// Where payloads record that they ran (the simulated node runs them on this machine).
+pub struct Ledger(PathBuf);
+
+impl Ledger {
+    /// A payload that records `tag` once each time it runs. Lines this short are appended
+    /// whole even when many payloads write at once (`O_APPEND`).
+    pub fn record_command(&self, tag: &str) -> String {
+        format!("echo '{tag}' >> '{}'", self.0.display())
+    }
+
+    /// How many times each tag was recorded.
+    pub fn runs(&self) -> BTreeMap<String, usize> {
+        let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+        let mut runs = BTreeMap::new();
+        for tag in text.lines() {
+            *runs.entry(tag.to_owned()).or_default() += 1;
+        }
+        runs
     }
 }
 

@@ -9,5 +9,6 @@ mod support;
 
 mod archive;
 mod harness;
+mod kubernetes;
 mod recovery;
 mod story;

@@ -10,13 +10,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
 use crate::harness::{TestCluster, eventually, follow_states, id, run_gated};
-use crate::on_both_databases;
+use crate::on_the_cluster;
 use crate::support::{Backend, json};
 
 async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("go");
     let command = format!("echo started; {}; echo finished", gate.wait_command());
@@ -111,12 +109,10 @@ async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
     assert_eq!(log.status(), StatusCode::OK);
     assert_eq!(log.text().await.expect("log"), "started\nfinished\n");
 }
-on_both_databases!(a_submission_runs_to_success_through_every_state);
+on_the_cluster!(a_submission_runs_to_success_through_every_state);
 
 async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
 
     let created = app
@@ -148,12 +144,10 @@ async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backen
         assert_eq!(pod["containers"][0]["exit_code"], 3, "{pod}");
     }
 }
-on_both_databases!(a_failing_payload_is_retried_then_fails_with_the_reason);
+on_the_cluster!(a_failing_payload_is_retried_then_fails_with_the_reason);
 
 async fn following_logs_streams_lines_while_the_payload_writes_them(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("second-line");
     let command = format!("echo first line; {}; echo second line", gate.wait_command());
@@ -199,12 +193,10 @@ async fn following_logs_streams_lines_while_the_payload_writes_them(backend: Bac
         .await;
     assert_eq!(tail.text().await.expect("tail"), "second line\n");
 }
-on_both_databases!(following_logs_streams_lines_while_the_payload_writes_them);
+on_the_cluster!(following_logs_streams_lines_while_the_payload_writes_them);
 
 async fn cancel_removes_the_job_and_its_pods(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("never");
     let running = run_gated(&app, &gate).await;
@@ -252,12 +244,10 @@ async fn cancel_removes_the_job_and_its_pods(backend: Backend) {
         "the watcher must not overwrite a cancel: {stored}"
     );
 }
-on_both_databases!(cancel_removes_the_job_and_its_pods);
+on_the_cluster!(cancel_removes_the_job_and_its_pods);
 
 async fn bulk_cancel_by_label_leaves_the_others_running(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("release");
     let mut ids = Vec::new();
@@ -314,12 +304,10 @@ async fn bulk_cancel_by_label_leaves_the_others_running(backend: Backend) {
     let (survivor, _) = follow_states(&app, &ids[0], &["succeeded", "failed"]).await;
     assert_eq!(survivor["state"], "succeeded");
 }
-on_both_databases!(bulk_cancel_by_label_leaves_the_others_running);
+on_the_cluster!(bulk_cancel_by_label_leaves_the_others_running);
 
 async fn the_cluster_views_show_what_kubectl_shows(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let id = id(&app
         .submit(body!({"image": "busybox", "command": "echo done", "labels": {"team": "top"}}))
@@ -365,12 +353,10 @@ async fn the_cluster_views_show_what_kubectl_shows(backend: Backend) {
     let ready = json(app.get("/readyz").await, StatusCode::OK).await;
     assert_eq!(ready["ready"], true);
 }
-on_both_databases!(the_cluster_views_show_what_kubectl_shows);
+on_the_cluster!(the_cluster_views_show_what_kubectl_shows);
 
 async fn a_role_without_create_leaves_submissions_queued_with_a_clear_message(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let narrowed = include_str!("../../docker/rbac.yaml").replace(
         r#"["create", "get", "list", "watch", "delete"]"#,
         r#"["get", "list", "watch", "delete"]"#,
@@ -406,12 +392,10 @@ async fn a_role_without_create_leaves_submissions_queued_with_a_clear_message(ba
         "{waiting}"
     );
 }
-on_both_databases!(a_role_without_create_leaves_submissions_queued_with_a_clear_message);
+on_the_cluster!(a_role_without_create_leaves_submissions_queued_with_a_clear_message);
 
 async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let client = cluster.service_account_client().await;
     let ready = json(app.get("/readyz").await, StatusCode::OK).await;
@@ -445,12 +429,10 @@ async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: B
         "Jobs of another namespace are visible"
     );
 }
-on_both_databases!(the_shipped_role_grants_nothing_beyond_what_the_service_uses);
+on_the_cluster!(the_shipped_role_grants_nothing_beyond_what_the_service_uses);
 
 async fn another_user_can_neither_see_follow_nor_cancel_a_running_submission(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let bob = app.client_for("bob", false, false).await;
     let portal = app.client_for("portal", false, true).await;
@@ -503,4 +485,4 @@ async fn another_user_can_neither_see_follow_nor_cancel_a_running_submission(bac
     let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded");
 }
-on_both_databases!(another_user_can_neither_see_follow_nor_cancel_a_running_submission);
+on_the_cluster!(another_user_can_neither_see_follow_nor_cancel_a_running_submission);

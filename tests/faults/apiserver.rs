@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{TestCluster, eventually};
-use crate::on_both_databases;
+use crate::on_the_cluster;
 use crate::support::{Backend, json as json_body};
 
 fn control_plane(command: &str) {
@@ -25,14 +25,16 @@ fn control_plane(command: &str) {
 }
 
 async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backend: Backend) {
-    let Some(cluster) = TestCluster::new().await else {
-        return;
-    };
+    let cluster = TestCluster::new().await;
     let _alone = crate::ONE_AT_A_TIME.lock().await;
     let app = cluster.spawn_service(backend).await;
+    let ledger = cluster.ledger("runs");
     let batch = |from: usize| {
         let submissions: Vec<Value> = (from..from + 20)
-            .map(|i| json!({"name": format!("b-{i}"), "image": "busybox", "command": "true"}))
+            .map(|i| {
+                let name = format!("b-{i}");
+                json!({"name": name, "image": "busybox", "command": ledger.record_command(&name)})
+            })
             .collect();
         json!({"submissions": submissions})
     };
@@ -94,15 +96,17 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
     .await;
     let per_submission = cluster.count_per_submission::<Job>().await;
     let jobs_total: usize = per_submission.values().sum();
+    let runs = ledger.runs();
     let succeeded = finished
         .iter()
         .filter(|s| s["state"] == "succeeded")
         .count();
     crate::support::report(&format!(
         "api server outage ({backend:?}): {total} submissions, {waiting} queued during the outage, \
-         {succeeded} succeeded, {} Jobs, duplicates found: {}",
+         {succeeded} succeeded, {} Jobs, payloads run: {}, more than once: {}",
         jobs_total,
-        per_submission.values().filter(|count| **count > 1).count()
+        runs.len(),
+        runs.values().filter(|count| **count > 1).count()
     ));
     assert_eq!(before["submissions"].as_array().map(Vec::len), Some(20));
     assert_eq!(after["submissions"].as_array().map(Vec::len), Some(20));
@@ -112,6 +116,10 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
     );
     assert_eq!(succeeded, total);
     assert_eq!(jobs_total, total);
-    assert!(per_submission.values().all(|count| *count == 1));
+    assert_eq!(runs.len(), total, "every payload ran: {runs:?}");
+    assert!(
+        runs.values().all(|count| *count == 1),
+        "a payload ran twice: {runs:?}"
+    );
 }
-on_both_databases!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);
+on_the_cluster!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);

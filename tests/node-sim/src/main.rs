@@ -7,6 +7,7 @@
 //! works for real. It prints `node-sim ready node=NAME kubelet=ADDRESS` once registered.
 
 mod containers;
+mod images;
 mod kubelet_server;
 mod logs;
 mod node;
@@ -45,6 +46,10 @@ struct Args {
     /// container names an existing working directory.
     #[arg(long)]
     work_dir: PathBuf,
+    /// Images whose name contains this are missing from their registry: their containers wait
+    /// in ErrImagePull / ImagePullBackOff (repeatable).
+    #[arg(long = "unpullable-image", default_value = "unpullable")]
+    unpullable_images: Vec<String>,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -97,6 +102,9 @@ async fn main() -> anyhow::Result<()> {
         store,
         work_dir,
         groups,
+        images::Registry {
+            unpullable: args.unpullable_images.clone(),
+        },
     );
     let watching = tokio::spawn(node.clone().run());
     println!("node-sim ready node={} kubelet={kubelet}", args.node_name);

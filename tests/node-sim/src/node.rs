@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::pod_status::k8s_time;
 
+/// The kubelet release this node says it runs: the control plane's own.
+const KUBELET_VERSION: &str = "v1.37.2";
 const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How long the Lease holds without renewal (a kubelet's default).
 const LEASE_SECONDS: i32 = 40;
@@ -44,8 +46,8 @@ pub fn status(name: &str, kubelet_port: u16, since: Timestamp, now: Timestamp) -
         "nodeInfo": {
             "machineID": "node-sim", "systemUUID": "node-sim", "bootID": "node-sim",
             "kernelVersion": std::env::consts::OS, "osImage": "node-sim",
-            "containerRuntimeVersion": "node-sim://1", "kubeletVersion": "v1.20.2",
-            "kubeProxyVersion": "v1.20.2", "operatingSystem": "linux",
+            "containerRuntimeVersion": "node-sim://1", "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": KUBELET_VERSION, "operatingSystem": "linux",
             "architecture": std::env::consts::ARCH,
         },
     }})

@@ -15,8 +15,19 @@ pub fn k8s_time(time: Timestamp) -> String {
 /// Where a container is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
-    Running { started: Timestamp, id: String },
-    Terminated { exit: Exit, id: Option<String> },
+    /// Not started, and why (an image that cannot be pulled).
+    Waiting {
+        reason: String,
+        message: String,
+    },
+    Running {
+        started: Timestamp,
+        id: String,
+    },
+    Terminated {
+        exit: Exit,
+        id: Option<String>,
+    },
 }
 
 impl State {
@@ -24,8 +35,35 @@ impl State {
         matches!(self, State::Running { .. })
     }
 
+    fn is_waiting(&self) -> bool {
+        matches!(self, State::Waiting { .. })
+    }
+
+    /// The state a container is left in when its pod is stopped: a container that never
+    /// started is reported as a kubelet reports one it cannot account for.
+    pub fn stopped(self, now: Timestamp) -> State {
+        match self {
+            State::Waiting { .. } => State::Terminated {
+                exit: Exit {
+                    exit_code: 137,
+                    reason: "ContainerStatusUnknown".into(),
+                    message: Some(
+                        "The container could not be located when the pod was terminated".into(),
+                    ),
+                    started: None,
+                    finished: now,
+                },
+                id: None,
+            },
+            other => other,
+        }
+    }
+
     fn to_json(&self) -> Value {
         match self {
+            State::Waiting { reason, message } => {
+                json!({"waiting": {"reason": reason, "message": message}})
+            }
             State::Running { started, .. } => json!({"running": {"startedAt": k8s_time(*started)}}),
             State::Terminated { exit, id } => {
                 let mut terminated = json!({
@@ -49,6 +87,7 @@ impl State {
 
     fn id(&self) -> Option<&str> {
         match self {
+            State::Waiting { .. } => None,
             State::Running { id, .. } => Some(id),
             State::Terminated { id, .. } => id.as_deref(),
         }
@@ -56,9 +95,12 @@ impl State {
 }
 
 /// The pod's phase for a pod that never restarts a container (Jobs' `restartPolicy: Never`):
-/// Running while any container runs, then Succeeded if all exited 0 and Failed otherwise.
+/// Pending while a container has not started, Running while any runs, then Succeeded if all
+/// exited 0 and Failed otherwise.
 pub fn phase(states: &[State]) -> &'static str {
-    if states.iter().any(State::is_running) {
+    if states.iter().any(State::is_waiting) {
+        "Pending"
+    } else if states.iter().any(State::is_running) {
         "Running"
     } else if states
         .iter()
@@ -333,6 +375,43 @@ mod tests {
         assert_eq!(exit.exit_code, 137);
         assert_eq!(exit.started, Some(at("2026-01-01T00:00:00Z")));
         assert!(matches!(&states[1], State::Terminated { exit, .. } if exit.reason == "Completed"));
+    }
+
+    #[test]
+    fn a_container_whose_image_cannot_be_pulled_keeps_the_pod_pending_with_the_reason() {
+        let waiting = State::Waiting {
+            reason: "ImagePullBackOff".into(),
+            message: "Back-off pulling image \"x\"".into(),
+        };
+
+        let status = pod_status(
+            &[container("payload")],
+            std::slice::from_ref(&waiting),
+            at("2026-01-01T00:00:00Z"),
+            at("2026-01-01T00:00:01Z"),
+        );
+
+        assert_eq!(status["status"]["phase"], "Pending");
+        let container = &status["status"]["containerStatuses"][0];
+        assert_eq!(container["ready"], false);
+        assert_eq!(container["state"]["waiting"]["reason"], "ImagePullBackOff");
+        assert_eq!(condition(&status, "Ready")["reason"], "ContainersNotReady");
+        assert_eq!(phase(&[running(), waiting.clone()]), "Pending");
+    }
+
+    #[test]
+    fn a_pod_stopped_before_its_image_was_pulled_fails() {
+        let waiting = State::Waiting {
+            reason: "ErrImagePull".into(),
+            message: "not found".into(),
+        };
+
+        let stopped = waiting.stopped(at("2026-01-01T00:00:02Z"));
+
+        assert_eq!(phase(std::slice::from_ref(&stopped)), "Failed");
+        assert!(
+            matches!(&stopped, State::Terminated { exit, .. } if exit.reason == "ContainerStatusUnknown" && exit.exit_code == 137)
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::containers::{Exit, Launch, ProcessGroups, Running};
+use crate::images::Registry;
 use crate::logs::{LogKey, LogStore};
 use crate::pod_status::{self, State};
 
@@ -36,6 +37,18 @@ pub fn grace_period(pod: &Pod) -> Duration {
     seconds.map_or(MAX_GRACE, |seconds| {
         Duration::from_secs(seconds.max(0).unsigned_abs()).min(MAX_GRACE)
     })
+}
+
+/// How long the kubelet's image pull back-off lasts between reports here (a real one grows to
+/// minutes; tests need to see both reasons soon).
+const PULL_BACK_OFF: Duration = Duration::from_secs(3);
+
+/// Whether a status report is a step along the way, skipped once the pod is being deleted, or
+/// the last one, made after its containers stopped because it was deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Report {
+    Progress,
+    Final,
 }
 
 fn node_of(pod: &Pod) -> Option<&str> {
@@ -72,6 +85,7 @@ struct Inner {
     logs: LogStore,
     work_dir: PathBuf,
     groups: ProcessGroups,
+    registry: Registry,
     /// By pod uid, the channel to the task handling that pod; an entry lives as long as its
     /// pod does, so a pod runs at most once.
     tasks: Mutex<HashMap<String, watch::Sender<Option<Pod>>>>,
@@ -86,6 +100,7 @@ impl Node {
         logs: LogStore,
         work_dir: PathBuf,
         groups: ProcessGroups,
+        registry: Registry,
     ) -> Self {
         Node {
             inner: Arc::new(Inner {
@@ -95,6 +110,7 @@ impl Node {
                 logs,
                 work_dir,
                 groups,
+                registry,
                 tasks: Mutex::default(),
                 stopping: AtomicBool::new(false),
             }),
@@ -197,15 +213,18 @@ impl Node {
             return;
         };
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        if is_deleting(&pod) || pod_status::has_ended(&pod) {
-            // Deleted before it started, or finished earlier: nothing to run.
-        } else if pod_status::was_started(&pod) {
-            // Started by an earlier run of this node, whose processes ended with it.
+        if pod_status::has_ended(&pod) {
+            // Finished earlier: nothing to run.
+        } else if is_deleting(&pod) || pod_status::was_started(&pod) {
+            // Deleted before it started, or started by an earlier run of this node whose
+            // processes ended with it: report it stopped, as a kubelet does, so that a job
+            // controller waiting for a terminal phase can go on.
             let now = Timestamp::now();
             let states = pod_status::lost(&pod, now);
             let start = pod_status::start_time(&pod).unwrap_or(now);
-            tracing::info!(%namespace, pod = %name, "reporting containers of an earlier run lost");
-            self.report(&pod, &states, start, &updates).await;
+            tracing::info!(%namespace, pod = %name, "reporting containers that cannot run any more lost");
+            self.report(&pod, &states, start, &updates, Report::Final)
+                .await;
         } else {
             self.run_containers(&pod, &mut updates).await;
         }
@@ -269,7 +288,9 @@ impl Node {
     }
 
     /// Runs the pod's containers until they have all ended (reporting each change), or until
-    /// the pod is deleted (stopping them, then removing the pod).
+    /// the pod is deleted: then stops them (SIGTERM, SIGKILL after the grace period) and reports
+    /// how each ended, so the pod reaches a terminal phase before it is removed. A container
+    /// whose image cannot be pulled waits, re-reported as the kubelet backs off, until then.
     async fn run_containers(&self, pod: &Pod, updates: &mut Updates) {
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
         let uid = pod.uid().unwrap_or_default();
@@ -287,7 +308,17 @@ impl Node {
             work_dir: &self.inner.work_dir,
             groups: &self.inner.groups,
         };
+        let mut pull_attempt = 0;
         for (index, container) in containers.iter().enumerate() {
+            let image = container.image.as_deref().unwrap_or_default();
+            if let Some(failure) = self.inner.registry.pull(image, pull_attempt) {
+                tracing::info!(%namespace, pod = %name, container = %container.name, reason = failure.reason, "image not pulled");
+                states.push(State::Waiting {
+                    reason: failure.reason.into(),
+                    message: failure.message,
+                });
+                continue;
+            }
             let key = LogKey {
                 namespace: namespace.clone(),
                 pod: name.clone(),
@@ -317,18 +348,26 @@ impl Node {
                 }
             }
         }
-        self.report(pod, &states, start, updates).await;
+        self.report(pod, &states, start, updates, Report::Progress)
+            .await;
 
         let mut deleted = false;
-        while !running.is_empty() {
+        loop {
+            let waiting = !deleted
+                && states
+                    .iter()
+                    .any(|state| matches!(state, State::Waiting { .. }));
+            if running.is_empty() && !waiting {
+                break;
+            }
             tokio::select! {
-                ended = running.join_next() => {
-                    let Some(Ok((index, exit, id))) = ended else { continue };
+                Some(ended) = running.join_next(), if !running.is_empty() => {
+                    let Ok((index, exit, id)) = ended else { continue };
                     tracing::info!(%namespace, pod = %name, container = %containers[index].name,
                         exit_code = exit.exit_code, "exited");
                     states[index] = State::Terminated { exit, id: Some(id) };
                     if !deleted {
-                        self.report(pod, &states, start, updates).await;
+                        self.report(pod, &states, start, updates, Report::Progress).await;
                     }
                 }
                 changed = updates.changed(), if !deleted => {
@@ -343,7 +382,26 @@ impl Node {
                     deleted = true;
                     stop.send_replace(Some(grace));
                 }
+                () = tokio::time::sleep(PULL_BACK_OFF), if waiting => {
+                    pull_attempt += 1;
+                    for (state, container) in states.iter_mut().zip(&containers) {
+                        if let State::Waiting { reason, message } = state {
+                            let image = container.image.as_deref().unwrap_or_default();
+                            if let Some(failure) = self.inner.registry.pull(image, pull_attempt) {
+                                *reason = failure.reason.into();
+                                *message = failure.message;
+                            }
+                        }
+                    }
+                    self.report(pod, &states, start, updates, Report::Progress).await;
+                }
             }
+        }
+        if deleted {
+            let now = Timestamp::now();
+            let states: Vec<State> = states.into_iter().map(|state| state.stopped(now)).collect();
+            self.report(pod, &states, start, updates, Report::Final)
+                .await;
         }
     }
 
@@ -362,10 +420,19 @@ impl Node {
         }
     }
 
-    /// Reports the pod's status, retrying while the API server cannot take it (a kubelet
-    /// keeps syncing until it gets through); gives up once the pod is gone or being deleted,
-    /// or when this node is stopping (its processes die with it, which is no pod failure).
-    async fn report(&self, pod: &Pod, states: &[State], start: Timestamp, updates: &Updates) {
+    /// Reports the pod's status with a strategic merge patch (so conditions others set, such
+    /// as an eviction's `DisruptionTarget`, are kept), retrying while the API server cannot take
+    /// it (a kubelet keeps syncing until it gets through). Gives up once the pod is gone, when a
+    /// progress report finds the pod being deleted (its final report follows), or when this node
+    /// is stopping (its processes die with it, which is no pod failure).
+    async fn report(
+        &self,
+        pod: &Pod,
+        states: &[State],
+        start: Timestamp,
+        updates: &Updates,
+        kind: Report,
+    ) {
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
         let containers = pod
             .spec
@@ -374,14 +441,18 @@ impl Node {
             .unwrap_or_default();
         let mut pause = Duration::from_millis(200);
         loop {
-            let deleting = updates.borrow().as_ref().is_none_or(is_deleting);
-            if deleting || self.inner.stopping.load(Ordering::SeqCst) {
+            let skip = match (updates.borrow().as_ref(), kind) {
+                (None, _) => true,
+                (Some(current), Report::Progress) => is_deleting(current),
+                (Some(_), Report::Final) => false,
+            };
+            if skip || self.inner.stopping.load(Ordering::SeqCst) {
                 return;
             }
             let status = pod_status::pod_status(containers, states, start, Timestamp::now());
             let patched = self
                 .pods(&namespace)
-                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&status))
                 .await;
             match patched {
                 Ok(_) => return,
