@@ -22,21 +22,26 @@ if [ "${1:-}" = "--" ]; then
   filter=("$@")
 fi
 
+# The oldest Kubernetes release the service supports: the end-to-end suite runs against it too,
+# after every suite ran against the current one (tests/control-plane.sh's default).
+oldest_kubernetes="1.30.14"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-tests.XXXXXX")
-node_pid=""
+node_pids=()
 cleanup() {
   status=$?
   if [ -n "${fuzz_pid:-}" ]; then
     kill "$fuzz_pid" 2>/dev/null || true
   fi
-  if [ -n "$node_pid" ]; then
-    kill "$node_pid" 2>/dev/null || true
-    wait "$node_pid" 2>/dev/null || true
-  fi
+  for pid in "${node_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   "$root/tests/control-plane.sh" down "$work/cluster" >/dev/null 2>&1 || true
+  SH_KUBERNETES_VERSION="$oldest_kubernetes" "$root/tests/control-plane.sh" down "$work/oldest" >/dev/null 2>&1 || true
   "$root/tests/postgres.sh" down "$work/postgres" >/dev/null 2>&1 || true
   if [ "$status" -ne 0 ]; then
-    for log in "$work"/cluster/*.log "$work"/node-sim.log; do
+    for log in "$work"/cluster/*.log "$work"/oldest/*.log "$work"/node-sim*.log; do
       [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 40 "$log"; }
     done
   fi
@@ -46,6 +51,22 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Starts a simulated node for the control plane of the kubeconfig $1, logging to node-sim-$2.
+start_node_sim() {
+  local kubeconfig=$1 name=$2
+  "$CARGO_TARGET_DIR/debug/node-sim" --kubeconfig "$kubeconfig" --work-dir "$work/node-$name" \
+    >"$work/node-sim-$name.out" 2>"$work/node-sim-$name.log" &
+  local pid=$!
+  node_pids+=("$pid")
+  for _ in $(seq 1 300); do
+    grep -q "node-sim ready" "$work/node-sim-$name.out" 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { echo "node-sim exited"; exit 1; }
+    sleep 0.2
+  done
+  grep -q "node-sim ready" "$work/node-sim-$name.out" || { echo "node-sim did not become ready"; exit 1; }
+  cat "$work/node-sim-$name.out"
+}
 
 step "Postgres"
 tests/postgres.sh up "$work/postgres"
@@ -64,16 +85,7 @@ step "Build"
 cargo build --workspace --all-targets
 
 step "Simulated node"
-"$CARGO_TARGET_DIR/debug/node-sim" --kubeconfig "$KUBECONFIG" --work-dir "$work/node" \
-  >"$work/node-sim.out" 2>"$work/node-sim.log" &
-node_pid=$!
-for _ in $(seq 1 300); do
-  grep -q "node-sim ready" "$work/node-sim.out" 2>/dev/null && break
-  kill -0 "$node_pid" 2>/dev/null || { echo "node-sim exited"; exit 1; }
-  sleep 0.2
-done
-grep -q "node-sim ready" "$work/node-sim.out" || { echo "node-sim did not become ready"; exit 1; }
-cat "$work/node-sim.out"
+start_node_sim "$KUBECONFIG" current
 
 step "Format and lints"
 cargo fmt --all -- --check
@@ -115,6 +127,25 @@ set +e
 cargo test --workspace -- --include-ignored "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
+
+if [ ${#filter[@]} -eq 0 ]; then
+  step "End-to-end suite on the oldest supported Kubernetes, $oldest_kubernetes"
+  SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh install
+  SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh up "$work/oldest"
+  (
+    # shellcheck disable=SC1091
+    source "$work/oldest/env"
+    export SH_TEST_KUBECONFIG="$KUBECONFIG"
+    kubectl version
+    start_node_sim "$KUBECONFIG" oldest
+    # This subshell's node: stopped when it ends, since the outer cleanup does not know it.
+    trap 'kill "${node_pids[-1]}" 2>/dev/null || true' EXIT
+    set +e
+    cargo test --test e2e -- --include-ignored 2>&1 | tee "$work/oldest.log"
+    exit "${PIPESTATUS[0]}"
+  ) || status=1
+  cat "$work/oldest.log" >>"$work/tests.log"
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1) } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$work/tests.log"
 exit "$status"

@@ -1,6 +1,7 @@
 //! What a current Kubernetes brings, against the control plane `tests/control-plane.sh` built:
 //! its version, pods deleted gracefully behind the job-tracking finalizer, evictions that do
-//! not use up a retry (`podFailurePolicy`), and the shipped manifests accepted by the server.
+//! not use up a retry (`podFailurePolicy`), the kubelet's reasons for an image it cannot pull,
+//! and the shipped manifests accepted by the server.
 
 use std::process::Command;
 use std::time::Duration;
@@ -140,6 +141,55 @@ async fn a_payload_past_its_deadline_is_stopped_and_fails_with_the_reason(backen
     );
 }
 on_the_cluster!(a_payload_past_its_deadline_is_stopped_and_fails_with_the_reason);
+
+async fn an_image_that_cannot_be_pulled_is_explained_and_cancelling_it_leaves_nothing(
+    backend: Backend,
+) {
+    let cluster = TestCluster::new().await;
+    let app = cluster.spawn_service(backend).await;
+    let request = body!({"image": "registry.example.org/analysis/unpullable:1", "command": "true"});
+    let id = id(&app.submit(request).await);
+
+    let explained = eventually(
+        "the kubelet's reason in the submission's message",
+        Duration::from_secs(60),
+        || async {
+            let seen = json(
+                app.get(&format!("/v1/submissions/{id}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            let message = seen["message"].as_str().unwrap_or_default();
+            (message.starts_with("ErrImagePull") || message.starts_with("ImagePullBackOff"))
+                .then_some(seen)
+        },
+    )
+    .await;
+    assert_eq!(explained["state"], "pending", "{explained}");
+    let pods = json(
+        app.get(&format!("/v1/submissions/{id}/pods")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let status = pods["items"][0]["status"].as_str().unwrap_or_default();
+    assert!(
+        status == "ErrImagePull" || status == "ImagePullBackOff",
+        "kubectl's STATUS column: {pods}"
+    );
+
+    let cancelled = json(
+        app.post_json(&format!("/v1/submissions/{id}/cancel"), &body!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(cancelled["state"], "cancelled");
+    eventually("its pod to be gone", Duration::from_secs(60), || async {
+        pods_of(&cluster, &id).await.is_empty().then_some(())
+    })
+    .await;
+}
+on_the_cluster!(an_image_that_cannot_be_pulled_is_explained_and_cancelling_it_leaves_nothing);
 
 /// Runs kubectl (the one built with the control plane) against the test cluster.
 fn kubectl(cluster: &TestCluster, args: &[&str]) -> std::process::Output {
