@@ -56,6 +56,7 @@ step() { printf '\n==> %s\n' "$*"; }
 start_node_sim() {
   local kubeconfig=$1 name=$2
   "$CARGO_TARGET_DIR/debug/node-sim" --kubeconfig "$kubeconfig" --work-dir "$work/node-$name" \
+    --exclude-namespace-prefix lone- \
     >"$work/node-sim-$name.out" 2>"$work/node-sim-$name.log" &
   local pid=$!
   node_pids+=("$pid")
@@ -83,6 +84,8 @@ kubectl version
 
 step "Build"
 cargo build --workspace --all-targets
+# For tests that run a simulated node of their own (in a `lone-` namespace).
+export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/debug/node-sim"
 
 step "Simulated node"
 start_node_sim "$KUBECONFIG" current

@@ -90,9 +90,18 @@ pub struct TestCluster {
 impl TestCluster {
     /// A fresh namespace on the control plane named by `SH_TEST_KUBECONFIG`; panics without one.
     pub async fn new() -> Self {
+        Self::with_namespace_prefix("e2e-").await
+    }
+
+    /// A fresh namespace whose name starts with `prefix`: `lone-` is one the shared simulated
+    /// node leaves alone (`tests/run.sh`), for a test that runs a node of its own.
+    pub async fn with_namespace_prefix(prefix: &str) -> Self {
         let kubeconfig = kubeconfig_path();
         let admin = client_from(Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig")).await;
-        let namespace = format!("e2e-{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+        let namespace = format!(
+            "{prefix}{}",
+            &uuid::Uuid::now_v7().simple().to_string()[24..]
+        );
         let namespaces: Api<Namespace> = Api::all(admin.clone());
         let object: Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))

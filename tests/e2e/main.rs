@@ -10,5 +10,6 @@ mod support;
 mod archive;
 mod harness;
 mod kubernetes;
+mod node;
 mod recovery;
 mod story;

@@ -89,6 +89,16 @@ impl Exit {
         }
     }
 
+    /// How a container that ended because its node failed is reported: the runtime lost it.
+    pub fn lost(self) -> Exit {
+        Exit {
+            exit_code: 137,
+            reason: "ContainerStatusUnknown".into(),
+            message: Some("The container could not be located when the pod was terminated".into()),
+            ..self
+        }
+    }
+
     /// A container whose process could not be started at all.
     pub fn start_error(message: String, now: Timestamp) -> Exit {
         Exit {

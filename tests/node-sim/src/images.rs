@@ -38,7 +38,7 @@ impl Registry {
         {
             return None;
         }
-        Some(if attempt % 2 == 0 {
+        Some(if attempt.is_multiple_of(2) {
             PullFailure {
                 reason: "ErrImagePull",
                 message: format!("failed to pull and unpack image \"{image}\": not found"),

@@ -50,6 +50,10 @@ struct Args {
     /// in ErrImagePull / ImagePullBackOff (repeatable).
     #[arg(long = "unpullable-image", default_value = "unpullable")]
     unpullable_images: Vec<String>,
+    /// Leave pods of namespaces whose name starts with this to another node (repeatable), so
+    /// a test can run a node of its own for its namespace.
+    #[arg(long = "exclude-namespace-prefix")]
+    excluded_namespaces: Vec<String>,
 }
 
 async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<Client> {
@@ -89,32 +93,54 @@ async fn main() -> anyhow::Result<()> {
     let tls = kubelet_server::tls_acceptor().context("making the kubelet certificate")?;
     tokio::spawn(kubelet_server::serve(listener, tls, store.clone()));
 
-    let registration =
-        node::Registration::register(client.clone(), args.node_name.clone(), kubelet.port())
-            .await
-            .context("registering the node")?;
-    tokio::spawn(registration.heartbeat());
-
-    let node = pods::Node::new(
-        client,
+    let health = node::Health::default();
+    let registration = node::Registration::register(
+        client.clone(),
         args.node_name.clone(),
-        args.namespace.clone(),
-        store,
+        kubelet.port(),
+        health.clone(),
+    )
+    .await
+    .context("registering the node")?;
+    let (health_changed, health_changes) = tokio::sync::watch::channel(());
+    tokio::spawn(registration.heartbeat(health_changes));
+
+    let settings = pods::Settings {
+        name: args.node_name.clone(),
+        namespace: args.namespace.clone(),
+        excluded_namespaces: args.excluded_namespaces.clone(),
         work_dir,
-        groups,
-        images::Registry {
+        registry: images::Registry {
             unpullable: args.unpullable_images.clone(),
         },
-    );
+    };
+    let node = pods::Node::new(client, settings, store, groups, health.clone());
     let watching = tokio::spawn(node.clone().run());
     println!("node-sim ready node={} kubelet={kubelet}", args.node_name);
 
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = interrupt.recv() => tracing::info!("SIGINT: stopping"),
-        _ = watching => tracing::error!("the pod watch ended"),
+    let mut fail = signal(SignalKind::user_defined1())?;
+    let mut recover = signal(SignalKind::user_defined2())?;
+    let mut watching = watching;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => { tracing::info!("SIGTERM: stopping"); break }
+            _ = interrupt.recv() => { tracing::info!("SIGINT: stopping"); break }
+            _ = &mut watching => { tracing::error!("the pod watch ended"); break }
+            // SIGUSR1: the node fails (NotReady, its processes lost); SIGUSR2: it recovers.
+            _ = fail.recv() => {
+                health.set_ready(false);
+                node.lose_all_processes();
+                health_changed.send_replace(());
+                println!("node-sim not-ready node={}", args.node_name);
+            }
+            _ = recover.recv() => {
+                health.set_ready(true);
+                health_changed.send_replace(());
+                println!("node-sim ready-again node={}", args.node_name);
+            }
+        }
     }
     node.stop();
     tracing::info!("stopped");

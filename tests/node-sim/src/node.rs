@@ -1,7 +1,10 @@
 //! The Node object: registered Ready with this process's kubelet endpoint, and kept Ready by a
 //! heartbeat (the Ready condition and the node's Lease) so the node lifecycle controller never
-//! marks it NotReady or evicts its pods.
+//! marks it NotReady or evicts its pods, unless a test makes the node unhealthy ([`Health`]):
+//! then it reports itself NotReady, as a kubelet whose container runtime is down does.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -20,8 +23,29 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 const LEASE_SECONDS: i32 = 40;
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 
-/// The node's status: Ready, reachable at 127.0.0.1 with its kubelet port, room for many pods.
-pub fn status(name: &str, kubelet_port: u16, since: Timestamp, now: Timestamp) -> Value {
+/// Whether the simulated node is healthy; shared by the heartbeat, the binder and the pods.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<AtomicBool>);
+
+impl Health {
+    pub fn is_ready(&self) -> bool {
+        !self.0.load(Ordering::SeqCst)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.0.store(!ready, Ordering::SeqCst);
+    }
+}
+
+/// The node's status: Ready (or not), reachable at 127.0.0.1 with its kubelet port, room for
+/// many pods.
+pub fn status(
+    name: &str,
+    kubelet_port: u16,
+    since: Timestamp,
+    now: Timestamp,
+    ready: bool,
+) -> Value {
     let (since, now) = (k8s_time(since), k8s_time(now));
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
         json!({"type": kind, "status": status, "reason": reason, "message": message,
@@ -34,7 +58,11 @@ pub fn status(name: &str, kubelet_port: u16, since: Timestamp, now: Timestamp) -
             condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            condition("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            if ready {
+                condition("Ready", "True", "KubeletReady", "kubelet is posting ready status")
+            } else {
+                condition("Ready", "False", "KubeletNotReady", "container runtime is down (simulated)")
+            },
         ],
         "addresses": [
             {"type": "InternalIP", "address": "127.0.0.1"},
@@ -79,16 +107,23 @@ pub struct Registration {
     name: String,
     kubelet_port: u16,
     since: Timestamp,
+    health: Health,
 }
 
 impl Registration {
     /// Creates the Node if it does not exist, then reports it Ready and takes its Lease.
-    pub async fn register(client: Client, name: String, kubelet_port: u16) -> kube::Result<Self> {
+    pub async fn register(
+        client: Client,
+        name: String,
+        kubelet_port: u16,
+        health: Health,
+    ) -> kube::Result<Self> {
         let registration = Registration {
             client,
             name,
             kubelet_port,
             since: Timestamp::now(),
+            health,
         };
         registration.report().await?;
         Ok(registration)
@@ -96,7 +131,14 @@ impl Registration {
 
     async fn report(&self) -> kube::Result<()> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let status = status(&self.name, self.kubelet_port, self.since, Timestamp::now());
+        let ready = self.health.is_ready();
+        let status = status(
+            &self.name,
+            self.kubelet_port,
+            self.since,
+            Timestamp::now(),
+            ready,
+        );
         let node = match nodes
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&status))
             .await
@@ -137,12 +179,16 @@ impl Registration {
     }
 
     /// Renews the heartbeat until the task is aborted, registering the node again if it was
-    /// deleted; failures are logged and retried at the next beat.
-    pub async fn heartbeat(self) {
+    /// deleted; failures are logged and retried at the next beat. A change of health is
+    /// reported at once (`changed`).
+    pub async fn heartbeat(self, mut changed: tokio::sync::watch::Receiver<()>) {
         let mut beats = tokio::time::interval(HEARTBEAT);
         beats.tick().await;
         loop {
-            beats.tick().await;
+            tokio::select! {
+                _ = beats.tick() => {}
+                result = changed.changed() => if result.is_err() { return },
+            }
             if let Err(error) = self.report().await {
                 tracing::warn!(node = %self.name, %error, "heartbeat failed");
             }
@@ -159,7 +205,7 @@ mod tests {
         let since: Timestamp = "2026-01-01T00:00:00Z".parse().expect("time");
         let now: Timestamp = "2026-01-01T00:00:10.7Z".parse().expect("time");
 
-        let status = status("sim", 10250, since, now);
+        let status = status("sim", 10250, since, now, true);
 
         let ready = status["status"]["conditions"]
             .as_array()
@@ -176,6 +222,20 @@ mod tests {
         assert_eq!(status["status"]["addresses"][0]["type"], "InternalIP");
         assert_eq!(status["status"]["addresses"][0]["address"], "127.0.0.1");
         assert_eq!(status["status"]["allocatable"]["pods"], "1000");
+    }
+
+    #[test]
+    fn an_unhealthy_node_reports_itself_not_ready_with_the_kubelets_reason() {
+        let now: Timestamp = "2026-01-01T00:00:10Z".parse().expect("time");
+
+        let status = status("sim", 10250, now, now, false);
+
+        let ready = status["status"]["conditions"]
+            .as_array()
+            .and_then(|conditions| conditions.iter().find(|c| c["type"] == "Ready"))
+            .expect("Ready condition");
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "KubeletNotReady");
     }
 
     #[test]

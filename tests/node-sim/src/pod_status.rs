@@ -112,15 +112,45 @@ pub fn phase(states: &[State]) -> &'static str {
     }
 }
 
-/// The status subresource patch for a pod whose containers are in `states` (in spec order).
-pub fn pod_status(
+/// Whether every init container exited 0 (true for a pod without any).
+fn initialized(init_states: &[State]) -> bool {
+    init_states
+        .iter()
+        .all(|state| matches!(state, State::Terminated { exit, .. } if exit.exit_code == 0))
+}
+
+/// The state of a container that waits for the pod's init containers.
+pub fn initializing() -> State {
+    State::Waiting {
+        reason: "PodInitializing".into(),
+        message: String::new(),
+    }
+}
+
+/// The status subresource patch for a pod whose init containers and containers are in
+/// `init_states` and `states` (each in spec order). Init containers run one after another before the
+/// containers; one that fails fails the pod (`restartPolicy: Never`), and until all succeeded
+/// the pod is Pending, not `Initialized`, its containers waiting in `PodInitializing`.
+pub fn pod_status_with_init(
+    init_containers: &[Container],
+    init_states: &[State],
     containers: &[Container],
     states: &[State],
     start_time: Timestamp,
     now: Timestamp,
 ) -> Value {
-    let phase = phase(states);
-    let ready = !states.is_empty() && states.iter().all(State::is_running);
+    let init_failed = init_states
+        .iter()
+        .any(|state| matches!(state, State::Terminated { exit, .. } if exit.exit_code != 0));
+    let initialized = initialized(init_states);
+    let phase = if init_failed {
+        "Failed"
+    } else if !initialized {
+        "Pending"
+    } else {
+        phase(states)
+    };
+    let ready = initialized && !states.is_empty() && states.iter().all(State::is_running);
     let now = k8s_time(now);
     let condition = |kind: &str, on: bool| {
         let mut condition = json!({"type": kind, "status": if on { "True" } else { "False" }, "lastProbeTime": null, "lastTransitionTime": now});
@@ -134,39 +164,49 @@ pub fn pod_status(
         }
         condition
     };
-    let statuses: Vec<Value> = containers
-        .iter()
-        .zip(states)
-        .map(|(container, state)| {
-            let mut status = json!({
-                "name": container.name,
-                "image": container.image.clone().unwrap_or_default(),
-                "imageID": "",
-                "ready": state.is_running(),
-                "started": state.is_running(),
-                "restartCount": 0,
-                "state": state.to_json(),
-            });
-            if let Some(id) = state.id() {
-                status["containerID"] = json!(id);
-            }
-            status
-        })
-        .collect();
-    json!({"status": {
+    let statuses = |containers: &[Container], states: &[State]| -> Vec<Value> {
+        containers
+            .iter()
+            .zip(states)
+            .map(|(container, state)| {
+                let mut status = json!({
+                    "name": container.name,
+                    "image": container.image.clone().unwrap_or_default(),
+                    "imageID": "",
+                    "ready": state.is_running(),
+                    "started": state.is_running(),
+                    "restartCount": 0,
+                    "state": state.to_json(),
+                });
+                if let Some(id) = state.id() {
+                    status["containerID"] = json!(id);
+                }
+                status
+            })
+            .collect()
+    };
+    let mut initialized_condition = condition("Initialized", initialized);
+    if !initialized {
+        initialized_condition["reason"] = json!("ContainersNotInitialized");
+    }
+    let mut status = json!({"status": {
         "phase": phase,
         "hostIP": "127.0.0.1",
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": k8s_time(start_time),
         "conditions": [
-            condition("Initialized", true),
+            initialized_condition,
             condition("Ready", ready),
             condition("ContainersReady", ready),
             condition("PodScheduled", true),
         ],
-        "containerStatuses": statuses,
-    }})
+        "containerStatuses": statuses(containers, states),
+    }});
+    if !init_containers.is_empty() {
+        status["status"]["initContainerStatuses"] = json!(statuses(init_containers, init_states));
+    }
+    status
 }
 
 /// Whether the pod ran to its end.
@@ -286,6 +326,16 @@ mod tests {
             exit,
             id: Some("node-sim://7".into()),
         }
+    }
+
+    /// A pod without init containers.
+    fn pod_status(
+        containers: &[Container],
+        states: &[State],
+        start_time: Timestamp,
+        now: Timestamp,
+    ) -> Value {
+        pod_status_with_init(&[], &[], containers, states, start_time, now)
     }
 
     fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
@@ -412,6 +462,67 @@ mod tests {
         assert!(
             matches!(&stopped, State::Terminated { exit, .. } if exit.reason == "ContainerStatusUnknown" && exit.exit_code == 137)
         );
+    }
+
+    #[test]
+    fn a_pod_is_pending_and_not_initialized_while_an_init_container_runs() {
+        let status = pod_status_with_init(
+            &[container("fetch")],
+            &[running()],
+            &[container("payload")],
+            &[initializing()],
+            at("2026-01-01T00:00:00Z"),
+            at("2026-01-01T00:00:01Z"),
+        );
+
+        assert_eq!(status["status"]["phase"], "Pending");
+        assert_eq!(condition(&status, "Initialized")["status"], "False");
+        assert_eq!(
+            condition(&status, "Initialized")["reason"],
+            "ContainersNotInitialized"
+        );
+        assert_eq!(
+            status["status"]["initContainerStatuses"][0]["state"]["running"]["startedAt"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            status["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "PodInitializing"
+        );
+    }
+
+    #[test]
+    fn a_failed_init_container_fails_the_pod_before_its_containers_start() {
+        let status = pod_status_with_init(
+            &[container("fetch")],
+            &[ended(2)],
+            &[container("payload")],
+            &[initializing()],
+            at("2026-01-01T00:00:00Z"),
+            at("2026-01-01T00:00:03Z"),
+        );
+
+        assert_eq!(status["status"]["phase"], "Failed");
+        assert_eq!(
+            status["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+            2
+        );
+    }
+
+    #[test]
+    fn once_init_containers_succeeded_the_containers_decide_the_phase() {
+        let status = pod_status_with_init(
+            &[container("fetch")],
+            &[ended(0)],
+            &[container("payload")],
+            &[running()],
+            at("2026-01-01T00:00:00Z"),
+            at("2026-01-01T00:00:03Z"),
+        );
+
+        assert_eq!(status["status"]["phase"], "Running");
+        assert_eq!(condition(&status, "Initialized")["status"], "True");
+        assert_eq!(condition(&status, "Ready")["status"], "True");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! pod bound here gets its own task that runs its containers, reports their status through
 //! the pod's status subresource, and honours deletion as a kubelet does (stop the processes,
 //! then remove the pod). A failure on one pod is logged and retried, never fatal to the node.
+//! Running a pod's containers is in `run`.
+
+mod run;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -11,17 +14,17 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use crate::containers::{Exit, Launch, ProcessGroups, Running};
+use crate::containers::ProcessGroups;
 use crate::images::Registry;
-use crate::logs::{LogKey, LogStore};
+use crate::logs::LogStore;
+use crate::node::Health;
 use crate::pod_status::{self, State};
 
 /// The longest a deleted pod's processes get between SIGTERM and SIGKILL; tests need no more.
@@ -72,6 +75,19 @@ fn is_deleting(pod: &Pod) -> bool {
 /// The latest version of a pod as a pod task sees it; None once it is gone from the API.
 type Updates = watch::Receiver<Option<Pod>>;
 
+/// What the command line says about the node's pods.
+pub struct Settings {
+    /// The node's name.
+    pub name: String,
+    /// Only pods of this namespace, if given.
+    pub namespace: Option<String>,
+    /// Never pods of namespaces starting with one of these.
+    pub excluded_namespaces: Vec<String>,
+    /// Where payloads run unless their container names an existing working directory.
+    pub work_dir: PathBuf,
+    pub registry: Registry,
+}
+
 /// The simulated node's pods, and what it needs to run them.
 #[derive(Clone)]
 pub struct Node {
@@ -86,6 +102,9 @@ struct Inner {
     work_dir: PathBuf,
     groups: ProcessGroups,
     registry: Registry,
+    health: Health,
+    /// Pods in namespaces whose name starts with one of these are another node's business.
+    excluded_namespaces: Vec<String>,
     /// By pod uid, the channel to the task handling that pod; an entry lives as long as its
     /// pod does, so a pod runs at most once.
     tasks: Mutex<HashMap<String, watch::Sender<Option<Pod>>>>,
@@ -95,13 +114,18 @@ struct Inner {
 impl Node {
     pub fn new(
         client: Client,
-        name: String,
-        namespace: Option<String>,
+        settings: Settings,
         logs: LogStore,
-        work_dir: PathBuf,
         groups: ProcessGroups,
-        registry: Registry,
+        health: Health,
     ) -> Self {
+        let Settings {
+            name,
+            namespace,
+            excluded_namespaces,
+            work_dir,
+            registry,
+        } = settings;
         Node {
             inner: Arc::new(Inner {
                 client,
@@ -111,6 +135,8 @@ impl Node {
                 work_dir,
                 groups,
                 registry,
+                health,
+                excluded_namespaces,
                 tasks: Mutex::default(),
                 stopping: AtomicBool::new(false),
             }),
@@ -156,6 +182,15 @@ impl Node {
     /// Passes a pod's new version to its task, starting one for a pod new to this node.
     fn observe(&self, pod: Pod) {
         let Some(uid) = pod.uid() else { return };
+        let namespace = pod.namespace().unwrap_or_default();
+        if self
+            .inner
+            .excluded_namespaces
+            .iter()
+            .any(|prefix| namespace.starts_with(prefix.as_str()))
+        {
+            return;
+        }
         if node_of(&pod).is_some_and(|node| node != self.inner.name) {
             self.forget(&uid);
             return;
@@ -223,7 +258,7 @@ impl Node {
             let states = pod_status::lost(&pod, now);
             let start = pod_status::start_time(&pod).unwrap_or(now);
             tracing::info!(%namespace, pod = %name, "reporting containers that cannot run any more lost");
-            self.report(&pod, &states, start, &updates, Report::Final)
+            self.report(&pod, (&[], &states), start, &updates, Report::Final)
                 .await;
         } else {
             self.run_containers(&pod, &mut updates).await;
@@ -243,6 +278,8 @@ impl Node {
                 Some(node) if node == self.inner.name => return Some(pod),
                 Some(_) => return None,
                 None if is_deleting(&pod) => false,
+                // A node that is not ready takes no new pods; it tries again when it is.
+                None if !self.inner.health.is_ready() => true,
                 None => !self.bind(&pod).await,
             };
             if retry {
@@ -287,124 +324,6 @@ impl Node {
         }
     }
 
-    /// Runs the pod's containers until they have all ended (reporting each change), or until
-    /// the pod is deleted: then stops them (SIGTERM, SIGKILL after the grace period) and reports
-    /// how each ended, so the pod reaches a terminal phase before it is removed. A container
-    /// whose image cannot be pulled waits, re-reported as the kubelet backs off, until then.
-    async fn run_containers(&self, pod: &Pod, updates: &mut Updates) {
-        let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let uid = pod.uid().unwrap_or_default();
-        let containers: Vec<Container> = pod
-            .spec
-            .as_ref()
-            .map(|spec| spec.containers.clone())
-            .unwrap_or_default();
-        let start = Timestamp::now();
-        let (stop, stop_requested) = watch::channel(None);
-        let mut states = Vec::with_capacity(containers.len());
-        let mut running = JoinSet::new();
-        let launch = Launch {
-            pod_name: &name,
-            work_dir: &self.inner.work_dir,
-            groups: &self.inner.groups,
-        };
-        let mut pull_attempt = 0;
-        for (index, container) in containers.iter().enumerate() {
-            let image = container.image.as_deref().unwrap_or_default();
-            if let Some(failure) = self.inner.registry.pull(image, pull_attempt) {
-                tracing::info!(%namespace, pod = %name, container = %container.name, reason = failure.reason, "image not pulled");
-                states.push(State::Waiting {
-                    reason: failure.reason.into(),
-                    message: failure.message,
-                });
-                continue;
-            }
-            let key = LogKey {
-                namespace: namespace.clone(),
-                pod: name.clone(),
-                container: container.name.clone(),
-            };
-            let started = match self.inner.logs.writer(key, &uid).await {
-                Ok(log) => Running::start(container, &launch, log),
-                Err(error) => Err(format!("cannot write the container's log: {error}")),
-            };
-            match started {
-                Ok(process) => {
-                    tracing::info!(%namespace, pod = %name, container = %container.name,
-                        argv = ?crate::containers::argv(container), "started");
-                    states.push(State::Running {
-                        started: process.started,
-                        id: process.container_id(),
-                    });
-                    let (stop, id) = (stop_requested.clone(), process.container_id());
-                    running.spawn(async move { (index, process.wait(stop).await, id) });
-                }
-                Err(message) => {
-                    tracing::warn!(%namespace, pod = %name, container = %container.name, %message, "could not start");
-                    states.push(State::Terminated {
-                        exit: Exit::start_error(message, Timestamp::now()),
-                        id: None,
-                    });
-                }
-            }
-        }
-        self.report(pod, &states, start, updates, Report::Progress)
-            .await;
-
-        let mut deleted = false;
-        loop {
-            let waiting = !deleted
-                && states
-                    .iter()
-                    .any(|state| matches!(state, State::Waiting { .. }));
-            if running.is_empty() && !waiting {
-                break;
-            }
-            tokio::select! {
-                Some(ended) = running.join_next(), if !running.is_empty() => {
-                    let Ok((index, exit, id)) = ended else { continue };
-                    tracing::info!(%namespace, pod = %name, container = %containers[index].name,
-                        exit_code = exit.exit_code, "exited");
-                    states[index] = State::Terminated { exit, id: Some(id) };
-                    if !deleted {
-                        self.report(pod, &states, start, updates, Report::Progress).await;
-                    }
-                }
-                changed = updates.changed(), if !deleted => {
-                    let current = changed.ok().and_then(|()| updates.borrow_and_update().clone());
-                    let grace = match &current {
-                        Some(pod) if is_deleting(pod) => grace_period(pod),
-                        Some(_) => continue,
-                        // Gone from the API without a graceful deletion: no grace to give.
-                        None => Duration::ZERO,
-                    };
-                    tracing::info!(%namespace, pod = %name, ?grace, "deleted; stopping its containers");
-                    deleted = true;
-                    stop.send_replace(Some(grace));
-                }
-                () = tokio::time::sleep(PULL_BACK_OFF), if waiting => {
-                    pull_attempt += 1;
-                    for (state, container) in states.iter_mut().zip(&containers) {
-                        if let State::Waiting { reason, message } = state {
-                            let image = container.image.as_deref().unwrap_or_default();
-                            if let Some(failure) = self.inner.registry.pull(image, pull_attempt) {
-                                *reason = failure.reason.into();
-                                *message = failure.message;
-                            }
-                        }
-                    }
-                    self.report(pod, &states, start, updates, Report::Progress).await;
-                }
-            }
-        }
-        if deleted {
-            let now = Timestamp::now();
-            let states: Vec<State> = states.into_iter().map(|state| state.stopped(now)).collect();
-            self.report(pod, &states, start, updates, Report::Final)
-                .await;
-        }
-    }
-
     /// Waits until the pod is gone from the API, removing it once it is being deleted.
     async fn until_gone(&self, updates: &mut Updates) {
         loop {
@@ -428,7 +347,7 @@ impl Node {
     async fn report(
         &self,
         pod: &Pod,
-        states: &[State],
+        (init_states, states): (&[State], &[State]),
         start: Timestamp,
         updates: &Updates,
         kind: Report,
@@ -439,6 +358,12 @@ impl Node {
             .as_ref()
             .map(|spec| spec.containers.as_slice())
             .unwrap_or_default();
+        let init_containers = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.init_containers.as_deref())
+            .unwrap_or_default();
+        let init_containers = &init_containers[..init_states.len().min(init_containers.len())];
         let mut pause = Duration::from_millis(200);
         loop {
             let skip = match (updates.borrow().as_ref(), kind) {
@@ -449,7 +374,14 @@ impl Node {
             if skip || self.inner.stopping.load(Ordering::SeqCst) {
                 return;
             }
-            let status = pod_status::pod_status(containers, states, start, Timestamp::now());
+            let status = pod_status::pod_status_with_init(
+                init_containers,
+                init_states,
+                containers,
+                states,
+                start,
+                Timestamp::now(),
+            );
             let patched = self
                 .pods(&namespace)
                 .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&status))
@@ -497,6 +429,12 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// The node failed: every process it runs dies, and the containers are reported lost
+    /// (see `run`), so their pods fail as pods on a failed node do.
+    pub fn lose_all_processes(&self) {
+        self.inner.groups.kill_all();
     }
 
     /// Stops reporting and kills every process this node runs (on shutdown).
