@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::manifest::PodSettings;
-use crate::cluster::{Cluster, dispatch, watch};
+use crate::cluster::{Cluster, dispatch, reconcile, watch};
 use crate::domain::SubmitDefaults;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
@@ -83,6 +83,12 @@ impl Application {
         let mut background = JoinSet::new();
         background.spawn(context.store.clone().keep_wal_bounded());
         if context.cluster.is_configured() {
+            let (retries, failed) = reconcile::Retries::new();
+            background.spawn(reconcile::run(
+                context.cluster.clone(),
+                context.store.clone(),
+                failed,
+            ));
             background.spawn(dispatch::run(
                 context.cluster.clone(),
                 context.store.clone(),
@@ -92,10 +98,12 @@ impl Application {
             background.spawn(watch::watch_jobs(
                 context.cluster.clone(),
                 context.store.clone(),
+                retries.clone(),
             ));
             background.spawn(watch::watch_pods(
                 context.cluster.clone(),
                 context.store.clone(),
+                retries,
             ));
         }
         let stopping = context.shutdown.clone();

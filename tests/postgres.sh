@@ -3,6 +3,7 @@
 #
 #   tests/postgres.sh up DIR      install if needed, start; writes DIR/env (SH_TEST_POSTGRES_URL)
 #   tests/postgres.sh down DIR    stop it
+#   tests/postgres.sh stop DIR | start DIR   stop it and start it again, data kept (fault tests)
 set -euo pipefail
 
 log() { printf 'postgres: %s\n' "$*" >&2; }
@@ -46,12 +47,24 @@ up() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
   as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync >"$dir/initdb.log" 2>&1 \
     || { tail -n 20 "$dir/initdb.log" >&2; die "initdb failed"; }
+  echo "$port" >"$dir/port"
+  start "$dir"
+  {
+    printf 'export SH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:%s/postgres\n' "$port"
+    printf 'export SH_TEST_POSTGRES_DIR=%s\n' "$dir"
+  } >"$dir/env"
+  log "up on 127.0.0.1:$port"
+}
+
+# Starts the server `up` set up in DIR, on the same port, and waits until it answers.
+start() {
+  local dir=$1 bin port
+  bin=$(bindir)
+  port=$(cat "$dir/port")
   as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
     start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; die "the server did not start"; }
   "$bin/pg_isready" -h 127.0.0.1 -p "$port" -t 30 >/dev/null || die "the server does not answer"
-  printf 'export SH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:%s/postgres\n' "$port" >"$dir/env"
-  log "up on 127.0.0.1:$port"
 }
 
 down() {
@@ -62,6 +75,7 @@ down() {
 
 case "${1:-}" in
   up) [ $# -eq 2 ] || die "usage: $0 up DIR"; up "$2" ;;
-  down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
-  *) die "usage: $0 up DIR | down DIR" ;;
+  down | stop) [ $# -eq 2 ] || die "usage: $0 $1 DIR"; down "$2" ;;
+  start) [ $# -eq 2 ] || die "usage: $0 start DIR"; start "$(cd "$2" && pwd)" ;;
+  *) die "usage: $0 up DIR | down DIR | stop DIR | start DIR" ;;
 esac

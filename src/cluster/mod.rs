@@ -9,6 +9,7 @@
 pub mod dispatch;
 pub mod logs;
 pub mod manifest;
+pub mod reconcile;
 pub mod views;
 pub mod watch;
 

@@ -16,6 +16,7 @@ use kube::Resource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
+use super::reconcile::Retries;
 use super::{Cluster, app_selector, logs};
 use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
 use crate::storage::Store;
@@ -147,7 +148,7 @@ pub fn progress_from_pod(submission: &Submission, pod: &Pod) -> Option<Progress>
 }
 
 /// Whether the Job completed or failed.
-fn has_ended(job: &Job) -> bool {
+pub(crate) fn has_ended(job: &Job) -> bool {
     job.status
         .iter()
         .flat_map(|status| status.conditions.iter().flatten())
@@ -199,7 +200,7 @@ fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
 /// Every (re)list, at start and after the watch was lost, is also a reconciliation: a submission
 /// whose Job should exist but was not listed was deleted while nobody watched, and no delete
 /// event will ever say so.
-pub async fn watch_jobs(cluster: Cluster, store: Store) {
+pub async fn watch_jobs(cluster: Cluster, store: Store, retries: Retries) {
     let Ok(api) = cluster.jobs() else { return };
     let config = watcher::Config::default().labels(&app_selector());
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
@@ -211,14 +212,14 @@ pub async fn watch_jobs(cluster: Cluster, store: Store) {
                 if let (Some(listed), Some(id)) = (listed.as_mut(), submission_id(&job)) {
                     listed.insert(id);
                 }
-                on_job(&cluster, &store, &job).await;
+                on_job(&cluster, &store, &retries, &job).await;
             }
             Ok(Event::InitDone) => {
                 if let Some(listed) = listed.take() {
-                    reconcile_unlisted(&cluster, &store, &listed).await;
+                    reconcile_unlisted(&cluster, &store, &retries, &listed).await;
                 }
             }
-            Ok(Event::Apply(job)) => on_job(&cluster, &store, &job).await,
+            Ok(Event::Apply(job)) => on_job(&cluster, &store, &retries, &job).await,
             Ok(Event::Delete(job)) => {
                 let Some(id) = submission_id(&job) else {
                     continue;
@@ -229,7 +230,8 @@ pub async fn watch_jobs(cluster: Cluster, store: Store) {
                     })
                     .await;
                 if let Err(error) = recorded {
-                    tracing::warn!(submission_id = %id, %error, "could not record a deleted Job");
+                    tracing::warn!(submission_id = %id, %error, "could not record a deleted Job; retrying");
+                    retries.push(id);
                 }
             }
             Err(error) => tracing::warn!(%error, "watching Jobs failed; retrying"),
@@ -241,7 +243,12 @@ pub async fn watch_jobs(cluster: Cluster, store: Store) {
 ///
 /// Each is confirmed with a direct read first: a Job created after the list was taken exists
 /// and is left alone.
-async fn reconcile_unlisted(cluster: &Cluster, store: &Store, listed: &HashSet<SubmissionId>) {
+async fn reconcile_unlisted(
+    cluster: &Cluster,
+    store: &Store,
+    retries: &Retries,
+    listed: &HashSet<SubmissionId>,
+) {
     let live = match store.with_live_jobs().await {
         Ok(live) => live,
         Err(error) => {
@@ -260,18 +267,20 @@ async fn reconcile_unlisted(cluster: &Cluster, store: &Store, listed: &HashSet<S
                     })
                     .await
                 {
-                    tracing::warn!(submission_id = %submission.id, %error, "could not record a deleted Job");
+                    tracing::warn!(submission_id = %submission.id, %error, "could not record a deleted Job; retrying");
+                    retries.push(submission.id);
                 }
             }
-            Ok(Some(job)) => on_job(cluster, store, &job).await,
+            Ok(Some(job)) => on_job(cluster, store, retries, &job).await,
             Err(error) => {
-                tracing::warn!(submission_id = %submission.id, %error, "could not check a Job")
+                tracing::warn!(submission_id = %submission.id, %error, "could not check a Job; retrying");
+                retries.push(submission.id);
             }
         }
     }
 }
 
-async fn on_job(cluster: &Cluster, store: &Store, job: &Job) {
+async fn on_job(cluster: &Cluster, store: &Store, retries: &Retries, job: &Job) {
     let Some(id) = submission_id(job) else { return };
     if has_ended(job)
         && let Ok(Some(stored)) = store.get(id).await
@@ -302,13 +311,14 @@ async fn on_job(cluster: &Cluster, store: &Store, job: &Job) {
             tracing::debug!(submission_id = %id, "a Job with our label has no stored submission")
         }
         Err(error) => {
-            tracing::warn!(submission_id = %id, %error, "could not record a Job's status")
+            tracing::warn!(submission_id = %id, %error, "could not record a Job's status; retrying");
+            retries.push(id);
         }
     }
 }
 
 /// Watches our pods until the stream ends.
-pub async fn watch_pods(cluster: Cluster, store: Store) {
+pub async fn watch_pods(cluster: Cluster, store: Store, retries: Retries) {
     let Ok(api) = cluster.pods() else { return };
     let config = watcher::Config::default().labels(&app_selector());
     let mut pods = watcher::watcher(api, config)
@@ -343,7 +353,8 @@ pub async fn watch_pods(cluster: Cluster, store: Store) {
             }
             Ok(_) => {}
             Err(error) => {
-                tracing::warn!(submission_id = %id, %error, "could not record a pod's status")
+                tracing::warn!(submission_id = %id, %error, "could not record a pod's status; retrying");
+                retries.push(id);
             }
         }
     }

@@ -37,6 +37,11 @@ pub use submissions::{Filter, Page, Updated};
 pub use tokens::Token;
 pub use wal::Checkpoint;
 
+/// How long a statement waits for a connection before it fails: a database that is down makes
+/// requests answer 500/503 and the watchers hand their changes to the reconcile queue within
+/// seconds, instead of everything hanging for sqlx's default half minute.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What can go wrong in storage. Never shown to clients as is: the HTTP layer logs it and
 /// answers with a generic 500.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +89,7 @@ impl Store {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {

@@ -1,5 +1,6 @@
 //! Fault injection against the real control plane: the service killed with SIGKILL during a
-//! burst, the API server stopped and started again, two replicas on one database. Each test
+//! burst, the API server stopped and started again, the database stopped while Jobs finish,
+//! two replicas on one database. Each test
 //! prints its figures; they run one at a time, since stopping the API server affects everyone.
 
 #[path = "../api/support.rs"]
@@ -9,6 +10,7 @@ mod support;
 mod harness;
 
 mod apiserver;
+mod database;
 mod kill;
 mod process;
 mod replicas;
