@@ -63,7 +63,7 @@ async fn dispatch_queued(cluster: &Cluster, store: &Store, pods: &PodSettings) -
     if !cluster.is_configured() {
         return Round::ClusterUnavailable;
     }
-    let queued = match store.queued(BATCH).await {
+    let queued = match store.queued(cluster.namespace(), BATCH).await {
         Ok(queued) => queued,
         Err(error) => {
             tracing::error!(%error, "could not read queued submissions");

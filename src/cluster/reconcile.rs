@@ -65,8 +65,12 @@ pub async fn reconcile(
     let Some(submission) = store.get(id).await? else {
         return Ok(());
     };
-    if submission.progress.state.is_final() || submission.progress.state == State::Queued {
-        // Final states never change; a queued one is the dispatcher's.
+    if submission.progress.state.is_final()
+        || submission.progress.state == State::Queued
+        || submission.namespace != cluster.namespace()
+    {
+        // Final states never change; a queued one is the dispatcher's; another namespace's is
+        // for a service that follows that namespace.
         return Ok(());
     }
     for pod in cluster.pods_of(id).await? {

@@ -249,7 +249,7 @@ async fn reconcile_unlisted(
     retries: &Retries,
     listed: &HashSet<SubmissionId>,
 ) {
-    let live = match store.with_live_jobs().await {
+    let live = match store.with_live_jobs(cluster.namespace()).await {
         Ok(live) => live,
         Err(error) => {
             tracing::warn!(%error, "could not reconcile stored submissions with the cluster");

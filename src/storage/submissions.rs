@@ -105,13 +105,14 @@ impl Store {
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
     }
 
-    /// The oldest submissions still waiting for their Job, for the dispatcher.
-    pub async fn queued(&self, limit: u32) -> Result<Vec<Submission>> {
+    /// The oldest submissions of `namespace` still waiting for their Job, for the dispatcher.
+    pub async fn queued(&self, namespace: &str, limit: u32) -> Result<Vec<Submission>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM submissions WHERE state = 'queued' ORDER BY id LIMIT $1"
+            " FROM submissions WHERE state = 'queued' AND namespace = $1 ORDER BY id LIMIT $2"
         ))
+        .bind(namespace.to_owned())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
@@ -136,13 +137,15 @@ impl Store {
         Ok(counts)
     }
 
-    /// Submissions whose Job has been created and has not ended, for reconciling with the cluster.
-    pub async fn with_live_jobs(&self) -> Result<Vec<Submission>> {
+    /// Submissions of `namespace` whose Job has been created and has not ended, for reconciling
+    /// with that namespace's Jobs (a service following another namespace leaves them alone).
+    pub async fn with_live_jobs(&self, namespace: &str) -> Result<Vec<Submission>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM submissions WHERE state IN ('pending', 'running') ORDER BY id"
+            " FROM submissions WHERE state IN ('pending', 'running') AND namespace = $1 ORDER BY id"
         ))
+        .bind(namespace.to_owned())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()

@@ -213,3 +213,43 @@ async fn a_job_removed_by_its_ttl_as_soon_as_it_succeeded_is_recorded_as_succeed
     );
 }
 on_the_cluster!(a_job_removed_by_its_ttl_as_soon_as_it_succeeded_is_recorded_as_succeeded);
+
+async fn a_service_following_another_namespace_leaves_the_first_ones_submissions_alone(
+    backend: Backend,
+) {
+    let first_namespace = TestCluster::new().await;
+    let other_namespace = TestCluster::new().await;
+    let first = first_namespace.spawn_service(backend).await;
+    let gate = first_namespace.gate("finish");
+    let running = id(&run_gated(&first, &gate).await);
+    let database = first.stop();
+
+    // Restarted on the same database with another --namespace: it runs its own work there...
+    other_namespace.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    let other = other_namespace
+        .spawn_service_on(database, other_namespace.service_account_client().await)
+        .await;
+    let own = id(&other
+        .submit(body!({"image": "busybox", "command": "echo here"}))
+        .await);
+    let (done, _) = follow_states(&other, &own, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    // ...and its re-list of that namespace, which does not have the first Job, changed nothing.
+    let untouched = json(
+        other.get(&format!("/v1/submissions/{running}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(untouched["state"], "running", "{untouched}");
+    assert_eq!(untouched["message"], Value::Null, "{untouched}");
+
+    // Back in the first namespace, it is followed to its end.
+    let database = other.stop();
+    let back = first_namespace
+        .spawn_service_on(database, first_namespace.service_account_client().await)
+        .await;
+    gate.open();
+    let (finished, _) = follow_states(&back, &running, &["succeeded", "failed"]).await;
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+}
+on_the_cluster!(a_service_following_another_namespace_leaves_the_first_ones_submissions_alone);
