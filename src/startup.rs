@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::manifest::PodSettings;
-use crate::cluster::{Cluster, dispatch, reconcile, watch};
+use crate::cluster::{Cluster, archiver, dispatch, reconcile, watch};
 use crate::domain::SubmitDefaults;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
@@ -95,15 +95,22 @@ impl Application {
                 context.dispatch.clone(),
                 pods,
             ));
+            let archiver = archiver::Archiver::new(
+                context.cluster.clone(),
+                context.store.clone(),
+                retries.clone(),
+            );
             background.spawn(watch::watch_jobs(
                 context.cluster.clone(),
                 context.store.clone(),
                 retries.clone(),
+                archiver.clone(),
             ));
             background.spawn(watch::watch_pods(
                 context.cluster.clone(),
                 context.store.clone(),
                 retries,
+                archiver,
             ));
         }
         let stopping = context.shutdown.clone();

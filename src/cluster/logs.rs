@@ -200,11 +200,29 @@ pub async fn archive_pod(cluster: &Cluster, store: &Store, id: SubmissionId, pod
     let Some(name) = pod.metadata.name.as_deref() else {
         return;
     };
-    let log = match read_tail(cluster, name).await {
-        Ok(log) => log,
-        Err(error) => {
-            tracing::warn!(submission_id = %id, pod = %name, %error, "cannot read a log to archive");
-            return;
+    let read = tokio::time::timeout(ARCHIVE_TIME_LIMIT, read_tail(cluster, name)).await;
+    let log = match read {
+        Ok(Ok(log)) => log,
+        failed => {
+            let why = match failed {
+                Ok(Err(error)) => error.to_string(),
+                _ => format!(
+                    "reading it took longer than {} seconds",
+                    ARCHIVE_TIME_LIMIT.as_secs()
+                ),
+            };
+            tracing::warn!(submission_id = %id, pod = %name, %why, "cannot read a log to archive");
+            // Said in the archive itself, so whoever asks for the log once the pod is gone
+            // learns why there is none, unless an earlier copy exists.
+            let archived = store.archived_pods(id).await.unwrap_or_default();
+            if archived.iter().any(|done| done == name) {
+                return;
+            }
+            ArchivedLog {
+                pod_name: name.to_owned(),
+                content: not_archived_note(&why).into_bytes(),
+                truncated_bytes: 0,
+            }
         }
     };
     let created = pod
@@ -220,6 +238,14 @@ pub async fn archive_pod(cluster: &Cluster, store: &Store, id: SubmissionId, pod
             tracing::warn!(submission_id = %id, pod = %name, %error, "cannot archive a log")
         }
     }
+}
+
+/// How long reading one pod's log for the archive may take.
+pub const ARCHIVE_TIME_LIMIT: Duration = Duration::from_secs(20);
+
+/// What the archive holds for a pod whose log could not be read.
+pub fn not_archived_note(why: &str) -> String {
+    format!("[submission-helper: this pod's log could not be archived: {why}]\n")
 }
 
 /// A pod's whole log, keeping only its last [`ARCHIVE_LIMIT`] bytes in memory.

@@ -6,6 +6,7 @@
 //! kubeconfig in the standard place, or the pod's service account in a cluster) and stays in one
 //! namespace.
 
+pub mod archiver;
 pub mod dispatch;
 pub mod logs;
 pub mod manifest;

@@ -16,6 +16,7 @@ use kube::Resource;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
+use super::archiver::Archiver;
 use super::reconcile::Retries;
 use super::{Cluster, app_selector, logs};
 use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
@@ -200,7 +201,7 @@ fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
 /// Every (re)list, at start and after the watch was lost, is also a reconciliation: a submission
 /// whose Job should exist but was not listed was deleted while nobody watched, and no delete
 /// event will ever say so.
-pub async fn watch_jobs(cluster: Cluster, store: Store, retries: Retries) {
+pub async fn watch_jobs(cluster: Cluster, store: Store, retries: Retries, archiver: Archiver) {
     let Ok(api) = cluster.jobs() else { return };
     let config = watcher::Config::default().labels(&app_selector());
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
@@ -212,14 +213,14 @@ pub async fn watch_jobs(cluster: Cluster, store: Store, retries: Retries) {
                 if let (Some(listed), Some(id)) = (listed.as_mut(), submission_id(&job)) {
                     listed.insert(id);
                 }
-                on_job(&cluster, &store, &retries, &job).await;
+                on_job(&cluster, &store, &retries, &archiver, &job).await;
             }
             Ok(Event::InitDone) => {
                 if let Some(listed) = listed.take() {
-                    reconcile_unlisted(&cluster, &store, &retries, &listed).await;
+                    reconcile_unlisted(&cluster, &store, &retries, &archiver, &listed).await;
                 }
             }
-            Ok(Event::Apply(job)) => on_job(&cluster, &store, &retries, &job).await,
+            Ok(Event::Apply(job)) => on_job(&cluster, &store, &retries, &archiver, &job).await,
             Ok(Event::Delete(job)) => {
                 let Some(id) = submission_id(&job) else {
                     continue;
@@ -247,6 +248,7 @@ async fn reconcile_unlisted(
     cluster: &Cluster,
     store: &Store,
     retries: &Retries,
+    archiver: &Archiver,
     listed: &HashSet<SubmissionId>,
 ) {
     let live = match store.with_live_jobs(cluster.namespace()).await {
@@ -271,7 +273,7 @@ async fn reconcile_unlisted(
                     retries.push(submission.id);
                 }
             }
-            Ok(Some(job)) => on_job(cluster, store, retries, &job).await,
+            Ok(Some(job)) => on_job(cluster, store, retries, archiver, &job).await,
             Err(error) => {
                 tracing::warn!(submission_id = %submission.id, %error, "could not check a Job; retrying");
                 retries.push(submission.id);
@@ -280,14 +282,22 @@ async fn reconcile_unlisted(
     }
 }
 
-async fn on_job(cluster: &Cluster, store: &Store, retries: &Retries, job: &Job) {
+async fn on_job(
+    cluster: &Cluster,
+    store: &Store,
+    retries: &Retries,
+    archiver: &Archiver,
+    job: &Job,
+) {
     let Some(id) = submission_id(job) else { return };
     if has_ended(job)
         && let Ok(Some(stored)) = store.get(id).await
         && !stored.progress.state.is_final()
     {
-        // Before the end is recorded, so a finished submission always has its logs archived.
-        logs::archive(cluster, store, id, false).await;
+        // Recorded in the background once its logs are archived, so a finished submission
+        // always has them and a slow log read holds up no one else.
+        archiver.finish(id, job.clone());
+        return;
     }
     match store
         .update(id, |submission| progress_from_job(submission, job))
@@ -318,7 +328,7 @@ async fn on_job(cluster: &Cluster, store: &Store, retries: &Retries, job: &Job) 
 }
 
 /// Watches our pods until the stream ends.
-pub async fn watch_pods(cluster: Cluster, store: Store, retries: Retries) {
+pub async fn watch_pods(cluster: Cluster, store: Store, retries: Retries, archiver: Archiver) {
     let Ok(api) = cluster.pods() else { return };
     let config = watcher::Config::default().labels(&app_selector());
     let mut pods = watcher::watcher(api, config)
@@ -341,7 +351,7 @@ pub async fn watch_pods(cluster: Cluster, store: Store, retries: Retries) {
             let name = pod.metadata.name.clone().unwrap_or_default();
             let archived = store.archived_pods(id).await.unwrap_or_default();
             if !archived.contains(&name) {
-                logs::archive_pod(&cluster, &store, id, &pod).await;
+                archiver.archive_pod(id, pod.clone());
             }
         }
         match store

@@ -139,3 +139,64 @@ async fn a_cancelled_submission_keeps_what_it_logged(backend: Backend) {
     );
 }
 on_the_cluster!(a_cancelled_submission_keeps_what_it_logged);
+
+async fn a_log_read_that_hangs_holds_up_no_other_submission(backend: Backend) {
+    let cluster = TestCluster::new().await;
+    let app = cluster.spawn_service(backend).await;
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    // The simulated node never answers a plain read of this payload's log.
+    let held = app
+        .submit(body!({"image": "busybox", "command": "echo 'node-sim: hold this log'"}))
+        .await;
+    let held_job = held["job_name"].as_str().expect("job name").to_owned();
+    let held = id(&held);
+    eventually(
+        "the held one's Job to complete",
+        Duration::from_secs(60),
+        || async {
+            let job = jobs.get_opt(&held_job).await.ok()??;
+            let complete = job
+                .status?
+                .conditions?
+                .into_iter()
+                .any(|condition| condition.type_ == "Complete" && condition.status == "True");
+            complete.then_some(())
+        },
+    )
+    .await;
+
+    // Its log is being read for the archive, and that read hangs: the next one goes on.
+    let next = id(&app
+        .submit(body!({"image": "busybox", "command": "echo next"}))
+        .await);
+    eventually(
+        "the next submission to be recorded succeeded",
+        Duration::from_secs(15),
+        || async {
+            let seen = json(
+                app.get(&format!("/v1/submissions/{next}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            (seen["state"] == "succeeded").then_some(())
+        },
+    )
+    .await;
+
+    // The held one ends too, once its archive gave up (after its time limit).
+    let ended = eventually(
+        "the held one to be recorded succeeded",
+        Duration::from_secs(60),
+        || async {
+            let seen = json(
+                app.get(&format!("/v1/submissions/{held}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            (seen["state"] == "succeeded").then_some(seen)
+        },
+    )
+    .await;
+    assert!(ended["finished_at"].is_string(), "{ended}");
+}
+on_the_cluster!(a_log_read_that_hangs_holds_up_no_other_submission);

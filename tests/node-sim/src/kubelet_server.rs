@@ -118,6 +118,15 @@ async fn container_logs(
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
+/// A payload that prints this line gets a log whose plain reads never answer (follows work),
+/// as a kubelet on an overloaded node may behave.
+pub const HOLD_MARKER: &[u8] = b"node-sim: hold this log";
+
+fn holds(log: &[u8]) -> bool {
+    log.windows(HOLD_MARKER.len())
+        .any(|window| window == HOLD_MARKER)
+}
+
 /// Sends what the client asked for from `file`, then (when following a live log) each new
 /// line as it is written, until the container ends, the budget is spent or the client leaves.
 async fn stream_log(
@@ -139,6 +148,10 @@ async fn stream_log(
 
     let mut stored = Vec::new();
     file.read_to_end(&mut stored).await?;
+    if !query.follow && holds(&stored) {
+        // A log read that never ends, for tests of what a hung read must not hold up.
+        std::future::pending::<()>().await;
+    }
     // Only whole lines: the rest is picked up by the follow once it is complete.
     let whole = stored
         .iter()
@@ -184,5 +197,16 @@ async fn stream_log(
             changed = progress.changed() => if changed.is_err() { return Ok(()) },
             () = chunks.closed() => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_is_held_when_the_marker_is_anywhere_in_it() {
+        assert!(holds(b"start\nnode-sim: hold this log\nend\n"));
+        assert!(!holds(b"start\nnode-sim: hold\n"));
     }
 }
