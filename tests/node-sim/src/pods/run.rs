@@ -16,6 +16,25 @@ use crate::logs::LogKey;
 use crate::pod_status::{self, State};
 
 impl Node {
+    /// Starts one container's process, its output going to its log.
+    async fn start(
+        &self,
+        pod: &Pod,
+        container: &Container,
+        launch: &Launch<'_>,
+    ) -> Result<Running, String> {
+        let key = LogKey {
+            namespace: pod.namespace().unwrap_or_default(),
+            pod: pod.name_any(),
+            container: container.name.clone(),
+        };
+        let uid = pod.uid().unwrap_or_default();
+        match self.inner.logs.writer(key, &uid).await {
+            Ok(log) => Running::start(container, launch, log),
+            Err(error) => Err(format!("cannot write the container's log: {error}")),
+        }
+    }
+
     /// Runs the pod's init containers one after another, reporting each change. Returns their
     /// final states once all exited 0; None when one failed or the pod was deleted meanwhile
     /// (its final status is reported then, and its containers never start).
@@ -26,7 +45,6 @@ impl Node {
         start: Timestamp,
     ) -> Option<Vec<State>> {
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let uid = pod.uid().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
         let init = spec.init_containers.unwrap_or_default();
         let waiting: Vec<State> = spec
@@ -41,15 +59,7 @@ impl Node {
             groups: &self.inner.groups,
         };
         for (index, container) in init.iter().enumerate() {
-            let key = LogKey {
-                namespace: namespace.clone(),
-                pod: name.clone(),
-                container: container.name.clone(),
-            };
-            let started = match self.inner.logs.writer(key, &uid).await {
-                Ok(log) => Running::start(container, &launch, log),
-                Err(error) => Err(format!("cannot write the container's log: {error}")),
-            };
+            let started = self.start(pod, container, &launch).await;
             let process = match started {
                 Ok(process) => process,
                 Err(message) => {
@@ -119,7 +129,6 @@ impl Node {
     /// whose image cannot be pulled waits, re-reported as the kubelet backs off, until then.
     pub(super) async fn run_containers(&self, pod: &Pod, updates: &mut Updates) {
         let (namespace, name) = (pod.namespace().unwrap_or_default(), pod.name_any());
-        let uid = pod.uid().unwrap_or_default();
         let containers: Vec<Container> = pod
             .spec
             .as_ref()
@@ -148,15 +157,7 @@ impl Node {
                 });
                 continue;
             }
-            let key = LogKey {
-                namespace: namespace.clone(),
-                pod: name.clone(),
-                container: container.name.clone(),
-            };
-            let started = match self.inner.logs.writer(key, &uid).await {
-                Ok(log) => Running::start(container, &launch, log),
-                Err(error) => Err(format!("cannot write the container's log: {error}")),
-            };
+            let started = self.start(pod, container, &launch).await;
             match started {
                 Ok(process) => {
                     tracing::info!(%namespace, pod = %name, container = %container.name,
