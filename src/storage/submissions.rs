@@ -221,8 +221,13 @@ impl Store {
         let mut conditions = Conditions::new();
         conditions.filter(&mut builder, filter);
         conditions.next(&mut builder);
-        push_states(&mut builder, &ACTIVE);
-        builder.push(concat!(") RETURNING ", columns!()));
+        push_states(&mut builder, "s.state", &ACTIVE);
+        // Checked again on the row being written: on Postgres a row that changed after the
+        // subquery chose it (a submission that just succeeded) is re-evaluated against this
+        // condition, not against the subquery's snapshot.
+        builder.push(") AND ");
+        push_states(&mut builder, "state", &ACTIVE);
+        builder.push(concat!(" RETURNING ", columns!()));
         let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
         let mut cancelled = rows
             .iter()
@@ -330,7 +335,7 @@ impl Conditions {
         }
         if !filter.states.is_empty() {
             self.next(builder);
-            push_states(builder, &filter.states);
+            push_states(builder, "s.state", &filter.states);
         }
         if let Some(name) = &filter.name {
             self.next(builder);
@@ -352,8 +357,9 @@ impl Conditions {
 }
 
 /// `s.state IN (...)`, one bound value per state; `states` must not be empty.
-fn push_states(builder: &mut QueryBuilder<Any>, states: &[State]) {
-    builder.push("s.state IN (");
+/// `column IN (states...)`, the states bound.
+fn push_states(builder: &mut QueryBuilder<Any>, column: &str, states: &[State]) {
+    builder.push(column).push(" IN (");
     let mut separated = builder.separated(", ");
     for state in states {
         separated.push_bind(state.as_str());

@@ -310,3 +310,94 @@ async fn the_service_empties_the_sqlite_wal_soon_after_a_large_batch() {
         "every submission reads back as it was created"
     );
 }
+
+/// A submission that succeeds while a bulk cancel is being written stays succeeded: the state
+/// check holds at the moment each row is written, not only when the matching rows were chosen.
+/// On Postgres the success is held uncommitted until the cancel is seen waiting for that row;
+/// on SQLite (one writer at a time) the cancel waits for the success's write lock.
+async fn a_success_committed_during_a_bulk_cancel_is_not_overwritten(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("store");
+    let racing = submission("alice", "racing", &[("campaign", "race")], "true");
+    let other = submission("alice", "other", &[("campaign", "race")], "true");
+    store
+        .insert(&[racing.clone(), other.clone()])
+        .await
+        .expect("insert");
+    let filter = Filter {
+        owner: Some("alice".into()),
+        labels: vec![("campaign".into(), "race".into())],
+        ..Filter::default()
+    };
+    let succeed = "UPDATE submissions SET state = 'succeeded', version = version + 1 WHERE id = $1";
+    let racing_id = racing.id.to_string();
+
+    let cancelled = match backend {
+        Backend::Postgres => {
+            use sqlx::{Connection, Executor};
+            let mut success = sqlx::PgConnection::connect(&database.url)
+                .await
+                .expect("connect");
+            let mut watcher = sqlx::PgConnection::connect(&database.url)
+                .await
+                .expect("connect");
+            success.execute("BEGIN").await.expect("begin");
+            sqlx::query(succeed)
+                .bind(&racing_id)
+                .execute(&mut success)
+                .await
+                .expect("succeed");
+            let cancel = tokio::spawn({
+                let (store, filter) = (store.clone(), filter.clone());
+                async move { store.cancel_matching(&filter, "cancelled").await }
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                     AND query LIKE 'UPDATE submissions SET state%'",
+                )
+                .fetch_one(&mut watcher)
+                .await
+                .expect("pg_stat_activity");
+                if waiting > 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the bulk cancel never waited for the row"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            success.execute("COMMIT").await.expect("commit");
+            cancel.await.expect("join").expect("cancel")
+        }
+        Backend::Sqlite => {
+            use sqlx::{Connection, Executor};
+            let mut success = sqlx::SqliteConnection::connect(&database.url)
+                .await
+                .expect("connect");
+            success.execute("BEGIN IMMEDIATE").await.expect("begin");
+            sqlx::query(succeed)
+                .bind(&racing_id)
+                .execute(&mut success)
+                .await
+                .expect("succeed");
+            let cancel = tokio::spawn({
+                let (store, filter) = (store.clone(), filter.clone());
+                async move { store.cancel_matching(&filter, "cancelled").await }
+            });
+            success.execute("COMMIT").await.expect("commit");
+            cancel.await.expect("join").expect("cancel")
+        }
+    };
+
+    assert_eq!(
+        ids(&cancelled),
+        vec![other.id],
+        "only the still active one is cancelled"
+    );
+    let stored = store.get(racing.id).await.expect("get").expect("stored");
+    assert_eq!(stored.progress.state, State::Succeeded);
+}
+on_both_databases!(a_success_committed_during_a_bulk_cancel_is_not_overwritten);
