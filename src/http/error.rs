@@ -15,6 +15,13 @@ use crate::cluster::logs::LogError;
 use crate::domain::FieldError;
 use crate::storage::StorageError;
 
+/// The `Retry-After` for a wait: whole seconds, rounded up (a client that waits what it is told
+/// must find its budget refilled), and at least one.
+pub fn retry_after_seconds(wait: std::time::Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
+}
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -52,7 +59,7 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     /// The token used up its requests for now; retry after the duration.
-    #[error("this token sent too many requests; retry in {} seconds", .0.as_secs().max(1))]
+    #[error("this token sent too many requests; retry in {} seconds", retry_after_seconds(*.0))]
     TooManyRequests(std::time::Duration),
     /// A valid token that may not do this.
     #[error("{0}")]
@@ -207,7 +214,7 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let retry_after = match &self {
-            ApiError::TooManyRequests(wait) => Some(wait.as_secs().max(1)),
+            ApiError::TooManyRequests(wait) => Some(retry_after_seconds(*wait)),
             _ => None,
         };
         let errors = match self {
@@ -241,3 +248,18 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::retry_after_seconds;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_after_seconds(Duration::from_millis(1900)), 2);
+        assert_eq!(retry_after_seconds(Duration::from_secs(2)), 2);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+    }
+}

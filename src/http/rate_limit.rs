@@ -33,9 +33,12 @@ impl RateLimiter {
         }
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
+        // A panic elsewhere while holding the lock leaves the buckets as they were: keep using
+        // them rather than letting every request through.
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: capacity,
             refilled: now,
@@ -75,6 +78,23 @@ mod tests {
             "tokens have their own budgets"
         );
         assert!(limiter.check("a", start + Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn a_poisoned_lock_still_limits() {
+        let limiter = RateLimiter::new(1);
+        let start = Instant::now();
+        let buckets = limiter.buckets.clone();
+        let poisoned = std::thread::spawn(move || {
+            let _held = buckets.lock();
+            panic!("poisoning the lock on purpose");
+        })
+        .join();
+        assert!(poisoned.is_err() && limiter.buckets.is_poisoned());
+
+        assert!(limiter.check("a", start).is_ok());
+
+        assert!(limiter.check("a", start).is_err(), "the budget still holds");
     }
 
     #[test]

@@ -491,6 +491,7 @@ pub async fn pods(
         (status = 200, description = "The log", body = String, content_type = "text/plain"),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`pod` is not a valid pod name", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
@@ -510,7 +511,20 @@ pub async fn logs(
         tail_lines: query.number("tail_lines", 0..=1_000_000)?,
         timestamps: query.flag("timestamps")?,
     };
+    if let Some(pod) = &request.pod {
+        kube_rules::dns1123_label(pod).map_err(|reason| ApiError::invalid("pod", reason))?;
+    }
     let submission = find(&context, &caller, &id).await?;
+    // A pod of this submission's Job is named after the Job: any other name is answered
+    // without asking the API server.
+    if let Some(pod) = &request.pod
+        && !pod.starts_with(&format!("{}-", submission.job_name))
+    {
+        return Err(ApiError::NotFound(format!(
+            "submission {} has no pod named {pod}",
+            submission.id
+        )));
+    }
     let state = submission.progress.state;
     // A finished submission's pods will not start any more: do not wait for one.
     let choose = LogRequest {

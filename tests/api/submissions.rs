@@ -365,3 +365,44 @@ fn unconfigured() -> submission_helper::cluster::Cluster {
         "default".into(),
     )
 }
+
+/// `?pod=` is checked before the cluster is asked: a name that cannot be a pod's is refused,
+/// and one that is not of this submission's Job is not found (this app has no cluster at all).
+async fn a_log_request_for_a_pod_that_cannot_be_the_submissions_is_answered_at_once(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let submitted = app.submit(payload("logs")).await;
+    let id = submitted["id"].as_str().unwrap_or_default().to_owned();
+    let job_name = submitted["job_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+
+    let malformed = app
+        .get(&format!("/v1/submissions/{id}/logs?pod=Not_A_Pod"))
+        .await;
+    let foreign = app
+        .get(&format!("/v1/submissions/{id}/logs?pod=someone-else-abcde"))
+        .await;
+    let ours = app
+        .get(&format!("/v1/submissions/{id}/logs?pod={job_name}-abcde"))
+        .await;
+
+    let malformed = json(malformed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(malformed["errors"][0]["field"], "pod", "{malformed}");
+    let foreign = json(foreign, StatusCode::NOT_FOUND).await;
+    assert!(
+        foreign["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("someone-else-abcde"),
+        "{foreign}"
+    );
+    assert_eq!(
+        ours.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a name that may be its pod's is for the cluster to answer"
+    );
+}
+on_both_databases!(a_log_request_for_a_pod_that_cannot_be_the_submissions_is_answered_at_once);

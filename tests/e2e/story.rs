@@ -108,6 +108,17 @@ async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
     let log = app.get(&format!("/v1/submissions/{id}/logs")).await;
     assert_eq!(log.status(), StatusCode::OK);
     assert_eq!(log.text().await.expect("log"), "started\nfinished\n");
+    let pods = json(
+        app.get(&format!("/v1/submissions/{id}/pods")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let pod = pods["items"][0]["name"].as_str().expect("pod name");
+    let named = app
+        .get(&format!("/v1/submissions/{id}/logs?pod={pod}"))
+        .await;
+    assert_eq!(named.status(), StatusCode::OK);
+    assert_eq!(named.text().await.expect("log"), "started\nfinished\n");
 }
 on_the_cluster!(a_submission_runs_to_success_through_every_state);
 
