@@ -151,6 +151,13 @@ pub struct ServeArgs {
         default_value_t = 120
     )]
     pub log_wait_seconds: u64,
+    /// How long a request may take before it is answered 503 (log follows are exempt).
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub request_timeout_seconds: u64,
 }
 
 impl ServeArgs {
@@ -196,6 +203,10 @@ impl ServeArgs {
             run_as_user: self.run_as_user,
             run_as_group: self.run_as_group,
         }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.max(1))
     }
 
     pub fn log_wait(&self) -> Duration {

@@ -33,6 +33,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limit_per_minute: args.rate_limit_per_minute,
         public_metrics: args.public_metrics,
         log_wait: args.log_wait(),
+        request_timeout: args.request_timeout(),
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");

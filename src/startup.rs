@@ -33,6 +33,8 @@ pub struct Settings {
     /// Whether `/metrics` answers without a token.
     pub public_metrics: bool,
     pub log_wait: Duration,
+    /// How long a request may take (log follows excepted).
+    pub request_timeout: Duration,
 }
 
 pub struct Application {
@@ -55,6 +57,7 @@ impl Application {
             defaults: Arc::new(settings.defaults),
             dispatch: Arc::new(Notify::new()),
             log_wait: settings.log_wait,
+            request_timeout: settings.request_timeout,
             shutdown: CancellationToken::new(),
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
             public_metrics: settings.public_metrics,

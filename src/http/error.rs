@@ -75,6 +75,9 @@ pub enum ApiError {
     /// The cluster is needed for this answer and cannot be asked right now.
     #[error("{0}")]
     ClusterUnavailable(String),
+    /// The request took longer than the server allows; nothing of it was kept.
+    #[error("the request took longer than {} seconds and was abandoned; nothing of it was stored", .0.as_secs())]
+    TookTooLong(std::time::Duration),
     #[error("{0}")]
     Timeout(String),
     #[error(transparent)]
@@ -147,6 +150,11 @@ impl ApiError {
                 "Cluster unavailable",
             ),
             ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout", "Timed out"),
+            ApiError::TookTooLong(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request-timeout",
+                "Request took too long",
+            ),
             ApiError::Storage(_) | ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -215,6 +223,7 @@ impl IntoResponse for ApiError {
         };
         let retry_after = match &self {
             ApiError::TooManyRequests(wait) => Some(retry_after_seconds(*wait)),
+            ApiError::TookTooLong(_) => Some(1),
             _ => None,
         };
         let errors = match self {

@@ -42,6 +42,7 @@ pub struct Context {
     pub dispatch: Arc<Notify>,
     /// How long a log follow waits for a pod to start.
     pub log_wait: Duration,
+    pub request_timeout: Duration,
     /// Cancelled when the service shuts down, so log follows end cleanly instead of being cut.
     pub shutdown: CancellationToken,
     /// Requests a minute per token.
@@ -129,6 +130,10 @@ pub fn router(context: Context) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this path does not answer to that method".into())
         })
+        .layer(axum::middleware::from_fn_with_state(
+            context.request_timeout,
+            time_limit,
+        ))
         .with_state(context)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
@@ -142,4 +147,29 @@ pub fn router(context: Context) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Answers a request that takes longer than `limit` with a 503 problem, dropping the handler
+/// (a statement it had begun is rolled back, so nothing half-done is stored). A log follow is
+/// exempt: it waits for a pod and then streams for as long as the payload runs.
+async fn time_limit(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let follows = request.uri().path().ends_with("/logs")
+        && request.uri().query().is_some_and(|query| {
+            query.split('&').any(|pair| {
+                pair.strip_prefix("follow=")
+                    .is_some_and(|value| !matches!(value, "false" | "0" | ""))
+            })
+        });
+    if follows {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::TookTooLong(limit).into_response(),
+    }
 }

@@ -109,3 +109,52 @@ async fn metrics_count_submissions_by_state_and_need_a_token_unless_public(backe
     );
 }
 on_both_databases!(metrics_count_submissions_by_state_and_need_a_token_unless_public);
+
+/// A request that takes too long is answered with a problem instead of hanging, and nothing of
+/// it is stored: here a submit waits for a SQLite database that another writer holds locked.
+#[tokio::test]
+async fn a_request_held_up_past_the_time_limit_is_answered_503_and_stores_nothing() {
+    use sqlx::{Connection, Executor};
+    let database = crate::support::TestDatabase::new(crate::support::Backend::Sqlite).await;
+    let url = database.url.clone();
+    let app = crate::support::spawn_app_timed(database, std::time::Duration::from_secs(1)).await;
+    let mut writer = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    writer.execute("BEGIN IMMEDIATE").await.expect("lock");
+
+    let started = std::time::Instant::now();
+    let response = app
+        .post_json(
+            "/v1/submissions",
+            &serde_json::json!({"image": "busybox", "command": "true", "name": "held-up"}),
+        )
+        .await;
+    let waited = started.elapsed();
+    writer.execute("ROLLBACK").await.expect("unlock");
+
+    assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let problem: serde_json::Value = response.json().await.expect("problem");
+    assert_eq!(
+        problem["type"], "urn:submission-helper:problem:request-timeout",
+        "{problem}"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(4),
+        "answered after {waited:?}"
+    );
+    let listed: serde_json::Value = app
+        .get("/v1/submissions?name=held-up")
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
+}

@@ -213,6 +213,19 @@ pub async fn spawn_app_limited(
     spawn_app_full(database, cluster, defaults, per_minute, false).await
 }
 
+/// As [`spawn_app_full`], with every request (log follows excepted) limited to `limit`.
+pub async fn spawn_app_timed(database: TestDatabase, limit: Duration) -> TestApp {
+    spawn_app_settings(
+        database,
+        Cluster::unconfigured("no cluster in these tests".into(), "default".into()),
+        SubmitDefaults::default(),
+        6000,
+        false,
+        limit,
+    )
+    .await
+}
+
 /// As [`spawn_app_limited`], with `/metrics` open to anyone if `public_metrics`.
 pub async fn spawn_app_full(
     database: TestDatabase,
@@ -220,6 +233,26 @@ pub async fn spawn_app_full(
     defaults: SubmitDefaults,
     per_minute: u32,
     public_metrics: bool,
+) -> TestApp {
+    let limit = Duration::from_secs(30);
+    spawn_app_settings(
+        database,
+        cluster,
+        defaults,
+        per_minute,
+        public_metrics,
+        limit,
+    )
+    .await
+}
+
+async fn spawn_app_settings(
+    database: TestDatabase,
+    cluster: Cluster,
+    defaults: SubmitDefaults,
+    per_minute: u32,
+    public_metrics: bool,
+    request_timeout: Duration,
 ) -> TestApp {
     // The service's log, shown with a failing test's output.
     let _ = tracing_subscriber::fmt()
@@ -236,6 +269,7 @@ pub async fn spawn_app_full(
         rate_limit_per_minute: per_minute,
         public_metrics,
         log_wait: Duration::from_secs(60),
+        request_timeout,
     };
     let app = Application::build(settings, store, cluster)
         .await
