@@ -61,6 +61,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
             public_metrics: settings.public_metrics,
+            final_counts: Default::default(),
         };
         Ok(Application {
             listener,

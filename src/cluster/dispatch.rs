@@ -18,8 +18,9 @@ use super::{Cluster, Created};
 use crate::domain::{Progress, State, Submission};
 use crate::storage::Store;
 
-/// Jobs created at the same time; the API server's own rate limits make more pointless.
-const CONCURRENCY: usize = 8;
+/// Jobs created at the same time: as many as a plain client needs to reach the API server's
+/// throughput (BENCHMARKS.md); its own limits make more pointless.
+const CONCURRENCY: usize = 16;
 /// Submissions taken from the database per round.
 const BATCH: u32 = 256;
 /// How long to wait before retrying when the cluster is unavailable, at most.

@@ -155,6 +155,11 @@ impl ApiError {
                 "request-timeout",
                 "Request took too long",
             ),
+            ApiError::Storage(error) if error.is_unavailable() => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database-unavailable",
+                "Database unavailable",
+            ),
             ApiError::Storage(_) | ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -202,6 +207,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, title) = self.parts();
         let detail = match &self {
+            ApiError::Storage(error) if error.is_unavailable() => {
+                tracing::warn!(%error, "database unavailable");
+                "the database is busy or unreachable; retry shortly".to_owned()
+            }
             ApiError::Storage(error) => {
                 tracing::error!(%error, "storage failed");
                 "the service could not complete the request; it has been logged".to_owned()
@@ -224,6 +233,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::TooManyRequests(wait) => Some(retry_after_seconds(*wait)),
             ApiError::TookTooLong(_) => Some(1),
+            ApiError::Storage(error) if error.is_unavailable() => Some(1),
             _ => None,
         };
         let errors = match self {
@@ -262,7 +272,10 @@ pub type ApiResult<T> = Result<T, ApiError>;
 mod tests {
     use std::time::Duration;
 
-    use super::retry_after_seconds;
+    use axum::response::IntoResponse as _;
+
+    use super::{ApiError, retry_after_seconds};
+    use crate::storage::StorageError;
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
@@ -270,5 +283,16 @@ mod tests {
         assert_eq!(retry_after_seconds(Duration::from_secs(2)), 2);
         assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
         assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn a_database_with_no_free_connection_is_a_503_to_retry_not_a_500() {
+        let busy = ApiError::Storage(StorageError::Database(sqlx::Error::PoolTimedOut));
+        let broken = ApiError::Storage(StorageError::Database(sqlx::Error::RowNotFound));
+
+        let busy = busy.into_response();
+        assert_eq!(busy.status(), 503);
+        assert_eq!(busy.headers()["retry-after"], "1");
+        assert_eq!(broken.into_response().status(), 500);
     }
 }

@@ -8,7 +8,7 @@ mod cluster;
 pub mod error;
 mod extract;
 mod health;
-mod metrics;
+pub mod metrics;
 pub mod rate_limit;
 pub mod submissions;
 
@@ -49,11 +49,18 @@ pub struct Context {
     pub rate_limit: rate_limit::RateLimiter,
     /// Whether `/metrics` answers without a token.
     pub public_metrics: bool,
+    /// Counts of finished submissions, recounted in the background.
+    pub final_counts: metrics::FinalCounts,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.
 const SUBMISSION_BODY_LIMIT: usize = 1024 * 1024;
 const BATCH_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Batch requests read and stored at once; more wait their turn before their body is read.
+/// The database stores one batch at a time anyway (SQLite) or gains little past a few
+/// (Postgres), and 64 clients' batches of 1,000 read at once held 200 MiB (BENCHMARKS.md).
+const BATCHES_AT_ONCE: usize = 4;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,7 +102,8 @@ impl utoipa::Modify for BearerTokens {
 fn api() -> OpenApiRouter<Context> {
     let batch = OpenApiRouter::new()
         .routes(routes!(submissions::submit_batch))
-        .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(BATCHES_AT_ONCE));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(submissions::list, submissions::submit))
         .routes(routes!(submissions::get))

@@ -41,6 +41,7 @@ impl Store {
             id: "new".into(),
             reason: error.to_string(),
         })?;
+        let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
             "INSERT INTO idempotency_keys (key, request_hash, submission_ids, created_at) \
@@ -55,7 +56,8 @@ impl Store {
         .rows_affected()
             == 1;
         if claimed {
-            self.insert_rows(&mut tx, submissions).await?;
+            let rows: Vec<&Submission> = submissions.iter().collect();
+            self.insert_rows(&mut tx, &rows).await?;
             tx.commit().await?;
             self.wal.wrote(submissions.len());
             return Ok(Stored::New);

@@ -27,6 +27,7 @@ impl Store {
         pod_created_at: Timestamp,
         log: &ArchivedLog,
     ) -> Result<()> {
+        let _turn = self.turn_to_write().await;
         sqlx::query(
             "INSERT INTO pod_logs (submission_id, pod_name, pod_created_at, content_base64, \
              truncated_bytes, archived_at) VALUES ($1, $2, $3, $4, $5, $6) \

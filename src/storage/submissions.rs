@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder, Row};
 
-use super::{Result, StorageError, Store};
+use super::{Backend, Result, StorageError, Store};
 use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec};
 
 /// Which submissions a list or bulk cancel is about. Empty criteria match everything.
@@ -61,10 +61,32 @@ const UPDATE_ATTEMPTS: usize = 20;
 const ACTIVE: [State; 3] = [State::Queued, State::Pending, State::Running];
 
 impl Store {
-    /// Stores new submissions, all or none, in one transaction.
+    /// Stores new submissions, all or none, in one transaction. One submission is stored in
+    /// the next group commit, with those of other requests arriving at the same time.
     pub async fn insert(&self, submissions: &[Submission]) -> Result<()> {
+        match &self.commits {
+            Some(commits) if submissions.len() == 1 => commits.store(submissions.to_vec()).await,
+            _ => {
+                let rows: Vec<&Submission> = submissions.iter().collect();
+                self.insert_unless(&rows, || false).await
+            }
+        }
+    }
+
+    /// Stores `submissions` in one transaction, rolled back if `abandoned()` says so just
+    /// before the commit (a group commit leaves out requests whose client went away).
+    pub(super) async fn insert_unless(
+        &self,
+        submissions: &[&Submission],
+        abandoned: impl Fn() -> bool,
+    ) -> Result<()> {
+        let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         self.insert_rows(&mut tx, submissions).await?;
+        if abandoned() {
+            tx.rollback().await?;
+            return Err(StorageError::Abandoned);
+        }
         tx.commit().await?;
         self.wal.wrote(submissions.len());
         Ok(())
@@ -91,18 +113,23 @@ impl Store {
 
     /// Newest first, filtered, one page.
     pub async fn list(&self, filter: &Filter, page: Page) -> Result<Vec<Submission>> {
-        let mut builder = QueryBuilder::new(concat!("SELECT ", columns!(), " FROM submissions s"));
-        let mut conditions = Conditions::new();
-        conditions.filter(&mut builder, filter);
-        if let Some(before) = page.before {
-            conditions.next(&mut builder);
-            builder.push("s.id < ").push_bind(before.to_string());
-        }
-        builder
-            .push(" ORDER BY s.id DESC LIMIT ")
-            .push_bind(i64::from(page.limit));
+        let mut builder = list_statement("", filter, page);
         let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
+    }
+
+    /// How the database runs [`Store::list`] for `filter` and `page`, one line per step (for
+    /// the benchmark, and for tests that keep every list query on an index).
+    pub async fn list_plan(&self, filter: &Filter, page: Page) -> Result<Vec<String>> {
+        let (explain, column) = match self.backend {
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN ", 3),
+            Backend::Postgres => ("EXPLAIN ", 0),
+        };
+        let mut builder = list_statement(explain, filter, page);
+        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(column)?))
+            .collect()
     }
 
     /// The oldest submissions of `namespace` still waiting for their Job, for the dispatcher.
@@ -119,11 +146,18 @@ impl Store {
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
     }
 
-    /// How many submissions are in each state (for `/metrics`).
-    pub async fn count_by_state(&self) -> Result<Vec<(State, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS count FROM submissions GROUP BY state")
-            .fetch_all(&self.pool)
-            .await?;
+    /// How many submissions are in each of `states` (for `/metrics`); states with none are
+    /// left out. One walk of the state index per state asked for: cheap for the active states,
+    /// which are few, and a scan of most of the table for the final ones.
+    pub async fn count_by_state(&self, states: &[State]) -> Result<Vec<(State, i64)>> {
+        if states.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut builder =
+            QueryBuilder::new("SELECT state, COUNT(*) AS count FROM submissions WHERE ");
+        push_states(&mut builder, "state", states);
+        builder.push(" GROUP BY state");
+        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
         let mut counts = Vec::new();
         for row in &rows {
             let state: String = row.try_get("state")?;
@@ -176,6 +210,7 @@ impl Store {
                     submission,
                 }));
             }
+            let turn = self.turn_to_write().await;
             let result = sqlx::query(
                 "UPDATE submissions SET state = $1, message = $2, active = $3, succeeded = $4, \
                  failed = $5, started_at = $6, finished_at = $7, updated_at = $8, \
@@ -193,6 +228,7 @@ impl Store {
             .bind(version)
             .execute(&self.pool)
             .await?;
+            drop(turn);
             if result.rows_affected() == 1 {
                 submission.progress = progress;
                 return Ok(Some(Updated {
@@ -228,6 +264,7 @@ impl Store {
         builder.push(") AND ");
         push_states(&mut builder, "state", &ACTIVE);
         builder.push(concat!(" RETURNING ", columns!()));
+        let _turn = self.turn_to_write().await;
         let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
         let mut cancelled = rows
             .iter()
@@ -241,7 +278,7 @@ impl Store {
     pub(super) async fn insert_rows(
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
-        submissions: &[Submission],
+        submissions: &[&Submission],
     ) -> Result<()> {
         for chunk in submissions.chunks(INSERT_CHUNK) {
             let rows = chunk
@@ -300,6 +337,84 @@ impl Store {
     }
 }
 
+/// The statement of [`Store::list`], after `prefix` (empty, or the database's EXPLAIN).
+///
+/// Shaped so that every list walks an index in id order and stops after a page, however many
+/// rows the table holds (BENCHMARKS.md has the plans):
+/// - with labels, the walk is over the first label's index entries, newest first, joined to
+///   the submission (`CROSS JOIN` keeps SQLite from walking every newer submission instead);
+/// - with several states and no label, each state is its own index walk of at most a page,
+///   and the pages are merged (an `IN` would read every row of those states and sort them);
+/// - otherwise one walk of the owner, state, name or primary-key index.
+fn list_statement(prefix: &str, filter: &Filter, page: Page) -> QueryBuilder<Any> {
+    let mut builder = QueryBuilder::new(prefix);
+    if filter.labels.is_empty() && filter.states.len() > 1 {
+        for (n, state) in filter.states.iter().enumerate() {
+            if n > 0 {
+                builder.push(" UNION ALL ");
+            }
+            builder.push("SELECT * FROM (");
+            let one_state = Filter {
+                states: vec![*state],
+                ..filter.clone()
+            };
+            push_page(&mut builder, &one_state, page);
+            builder.push(format!(") AS state_{n}"));
+        }
+        builder
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(page.limit));
+    } else {
+        push_page(&mut builder, filter, page);
+    }
+    builder
+}
+
+/// One newest-first walk: a SELECT of at most a page of `filter`'s submissions.
+fn push_page(builder: &mut QueryBuilder<Any>, filter: &Filter, page: Page) {
+    let mut conditions = Conditions::new();
+    let order = match filter.labels.split_first() {
+        Some(((key, value), other_labels)) => {
+            builder
+                .push(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM submission_labels l CROSS JOIN submissions s WHERE l.key = "
+                ))
+                .push_bind(key.clone())
+                .push(" AND l.value = ")
+                .push_bind(value.clone())
+                .push(" AND s.id = l.submission_id");
+            conditions.any = true;
+            conditions.filter(
+                builder,
+                &Filter {
+                    labels: other_labels.to_vec(),
+                    ..filter.clone()
+                },
+            );
+            "l.submission_id"
+        }
+        None => {
+            builder.push(concat!("SELECT ", columns!(), " FROM submissions s"));
+            conditions.filter(builder, filter);
+            "s.id"
+        }
+    };
+    if let Some(before) = page.before {
+        conditions.next(builder);
+        builder
+            .push(order)
+            .push(" < ")
+            .push_bind(before.to_string());
+    }
+    builder
+        .push(" ORDER BY ")
+        .push(order)
+        .push(" DESC LIMIT ")
+        .push_bind(i64::from(page.limit));
+}
+
 /// Joins the conditions of a WHERE clause: `WHERE` before the first, `AND` before the others.
 ///
 /// (`QueryBuilder::separated` cannot be used here: each condition is several pushes, some bound.)
@@ -356,9 +471,14 @@ impl Conditions {
     }
 }
 
-/// `s.state IN (...)`, one bound value per state; `states` must not be empty.
-/// `column IN (states...)`, the states bound.
+/// `column IN (states...)`, the states bound; `states` must not be empty. One state is
+/// written `column = state`: SQLite walks an index in order only for an equality, and sorts
+/// every matching row for a one-value `IN`.
 fn push_states(builder: &mut QueryBuilder<Any>, column: &str, states: &[State]) {
+    if let [state] = states {
+        builder.push(column).push(" = ").push_bind(state.as_str());
+        return;
+    }
     builder.push(column).push(" IN (");
     let mut separated = builder.separated(", ");
     for state in states {

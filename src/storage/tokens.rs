@@ -40,6 +40,7 @@ impl Store {
             created_at: Timestamp::now().to_string(),
             revoked_at: None,
         };
+        let _turn = self.turn_to_write().await;
         sqlx::query(
             "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -67,6 +68,7 @@ impl Store {
 
     /// Revokes a token; false if there is no such token or it was revoked already.
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let _turn = self.turn_to_write().await;
         let result =
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(Timestamp::now().to_string())

@@ -73,6 +73,19 @@ async fn metrics_count_submissions_by_state_and_need_a_token_unless_public(backe
     let app = spawn_app(backend).await;
     app.submit(serde_json::json!({"image": "busybox", "command": "true"}))
         .await;
+    let stopped = app
+        .submit(serde_json::json!({"image": "busybox", "command": "false"}))
+        .await;
+    let cancel = format!(
+        "/v1/submissions/{}/cancel",
+        stopped["id"].as_str().expect("id")
+    );
+    assert_eq!(
+        app.post_json(&cancel, &serde_json::json!({}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
     let anonymous = reqwest::Client::new();
 
     let refused = anonymous
@@ -89,6 +102,10 @@ async fn metrics_count_submissions_by_state_and_need_a_token_unless_public(backe
     );
     assert!(
         text.contains("submission_helper_submissions{state=\"running\"} 0\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("submission_helper_submissions{state=\"cancelled\"} 1\n"),
         "{text}"
     );
 

@@ -1,0 +1,201 @@
+//! End to end on the local control plane: how fast submissions become Jobs through the
+//! service, beside a plain kube client creating the same Jobs with 16 concurrent requests (the
+//! ceiling) and one at a time (how the command-line helper created them).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use submission_helper::cluster::manifest::{self, PodSettings};
+
+use crate::accept::{request_body, submission};
+use crate::harness::{Backend, Database, Scale, Service, Table, expect_success, rate, token};
+
+const CLIENT_CONCURRENCY: usize = 16;
+/// Submissions per batch request when submitting to the service.
+const PER_REQUEST: usize = 100;
+
+pub async fn run(kubeconfig: &Path, scale: Scale) -> anyhow::Result<()> {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let client = Client::try_from(config)?;
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    // `lone-`: the simulated node of the test suite leaves these namespaces alone, so no
+    // payload runs; the job controller still creates every pod.
+    let namespaces = ["service", "direct", "serial"]
+        .map(|kind| format!("lone-bench-{kind}-{}", &suffix[suffix.len() - 8..]));
+    let namespace_api: Api<Namespace> = Api::all(client.clone());
+    for name in &namespaces {
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        namespace_api
+            .create(&PostParams::default(), &namespace)
+            .await?;
+    }
+    let measured = measure(kubeconfig, &client, &namespaces, scale).await;
+    for name in &namespaces {
+        // Background: the namespace controller removes the Jobs and pods.
+        let _ = namespace_api
+            .delete(name, &DeleteParams::background())
+            .await;
+    }
+    let (service, direct, serial) = measured?;
+
+    let table = Table::start(
+        &format!(
+            "End to end: {} submissions to {} Jobs (SQLite)",
+            scale.jobs, scale.jobs
+        ),
+        &[
+            "how",
+            "Jobs/s",
+            "all Jobs created after",
+            "ratio to the direct client",
+        ],
+    );
+    for (how, jobs, took) in [
+        ("through the service (batches of 100)", scale.jobs, service),
+        (
+            "direct kube client, 16 concurrent creates",
+            scale.jobs,
+            direct,
+        ),
+        (
+            "direct kube client, one at a time (the CLI helper)",
+            serial.0,
+            serial.1,
+        ),
+    ] {
+        let per_second = jobs as f64 / took.as_secs_f64();
+        let direct_per_second = scale.jobs as f64 / direct.as_secs_f64();
+        table.row(&[
+            how.into(),
+            rate(per_second),
+            format!("{:.2} s for {jobs}", took.as_secs_f64()),
+            format!("{:.2}", per_second / direct_per_second),
+        ]);
+    }
+    Ok(())
+}
+
+type Figures = (Duration, Duration, (usize, Duration));
+
+async fn measure(
+    kubeconfig: &Path,
+    client: &Client,
+    namespaces: &[String; 3],
+    scale: Scale,
+) -> anyhow::Result<Figures> {
+    let service = through_service(kubeconfig, client, &namespaces[0], scale.jobs).await?;
+    let concurrent = direct(client, &namespaces[1], scale.jobs, CLIENT_CONCURRENCY).await?;
+    let serial_jobs = (scale.jobs / 5).max(1);
+    let serial = direct(client, &namespaces[2], serial_jobs, 1).await?;
+    Ok((service, concurrent, (serial_jobs, serial)))
+}
+
+/// Time from the first submit until the last of `jobs` Jobs exists.
+async fn through_service(
+    kubeconfig: &Path,
+    client: &Client,
+    namespace: &str,
+    jobs: usize,
+) -> anyhow::Result<Duration> {
+    let database = Database::create(Backend::Sqlite).await?;
+    let secret = token(&database, "bench", false).await?;
+    let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let (listed, listed_rx) = tokio::sync::oneshot::channel();
+    let (seen_all, mut seen_rx) = tokio::sync::oneshot::channel();
+    let watch = tokio::spawn(async move {
+        let mut listed = Some(listed);
+        let mut seen = HashSet::new();
+        let mut stream = watcher(
+            api,
+            watcher::Config::default().labels("app=submission-helper"),
+        )
+        .boxed();
+        while let Some(event) = stream.try_next().await? {
+            match event {
+                watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
+                    if let Some(name) = job.metadata.name {
+                        seen.insert(name);
+                    }
+                }
+                watcher::Event::InitDone => {
+                    if let Some(listed) = listed.take() {
+                        let _ = listed.send(());
+                    }
+                }
+                watcher::Event::Init | watcher::Event::Delete(_) => {}
+            }
+            if seen.len() >= jobs {
+                let _ = seen_all.send(Instant::now());
+                return anyhow::Ok(());
+            }
+        }
+        bail!("the watch ended after {} Jobs", seen.len())
+    });
+    // The clock starts once the watch is listed and open.
+    listed_rx
+        .await
+        .context("the watch stopped before its first list")?;
+    let started = Instant::now();
+    for first in (0..jobs).step_by(PER_REQUEST) {
+        let submissions: Vec<Value> = (first..(first + PER_REQUEST).min(jobs))
+            .map(|n| request_body("e2e", n))
+            .collect();
+        expect_success(
+            service
+                .http
+                .post(format!("{}/v1/submissions/batch", service.url))
+                .bearer_auth(&secret)
+                .json(&json!({ "submissions": submissions })),
+        )
+        .await
+        .context("submit")?;
+    }
+    let finished = tokio::select! {
+        seen = &mut seen_rx => seen.context("the watch stopped")?,
+        () = tokio::time::sleep(Duration::from_secs(300)) => bail!("not every Job was created within 5 minutes"),
+    };
+    watch.abort();
+    service.stop().await?;
+    Ok(finished - started)
+}
+
+/// Time for `concurrency` loops of creates to create `jobs` Jobs.
+async fn direct(
+    client: &Client,
+    namespace: &str,
+    jobs: usize,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let manifests = (0..jobs)
+        .map(|n| {
+            let mut submission = submission("e2e", n, "bench")?;
+            submission.namespace = namespace.to_owned();
+            Ok(manifest::job(&submission, &PodSettings::default()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = Instant::now();
+    futures::stream::iter(manifests)
+        .map(|job| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &job).await }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(started.elapsed())
+}

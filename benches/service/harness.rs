@@ -1,0 +1,391 @@
+//! What every section of the benchmark needs: the service as a separate process (so its memory
+//! is its own), fresh databases, a load driver and the figures it prints.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use submission_helper::storage::Store;
+use tokio::process::{Child, Command};
+
+/// How big each section runs: the full benchmark (`cargo bench`) or the smoke run CI does
+/// (`cargo test --bench service`), which only proves every path still works.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub full: bool,
+    /// How long each accept-path figure is measured.
+    pub accept_time: Duration,
+    /// Submissions per batch request.
+    pub batch: usize,
+    /// How long each query figure is measured.
+    pub query_time: Duration,
+    /// Submissions stored before the queries are measured.
+    pub rows: usize,
+    /// Submissions cancelled by one label.
+    pub cancel_rows: usize,
+    /// Jobs created end to end.
+    pub jobs: usize,
+}
+
+impl Scale {
+    pub fn full() -> Self {
+        Scale {
+            full: true,
+            accept_time: Duration::from_secs(3),
+            batch: 1000,
+            query_time: Duration::from_secs(2),
+            rows: 1_000_000,
+            cancel_rows: 10_000,
+            jobs: 500,
+        }
+    }
+
+    pub fn smoke() -> Self {
+        Scale {
+            full: false,
+            accept_time: Duration::from_millis(200),
+            batch: 20,
+            query_time: Duration::from_millis(100),
+            rows: 5_000,
+            cancel_rows: 200,
+            jobs: 20,
+        }
+    }
+}
+
+/// Which database a section runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "Postgres",
+        })
+    }
+}
+
+/// A fresh, empty database: an SQLite file in a temporary folder, or a new database on the
+/// Postgres server named by `SH_TEST_POSTGRES_URL`.
+pub struct Database {
+    pub url: String,
+    folder: Option<tempfile::TempDir>,
+}
+
+impl Database {
+    pub async fn create(backend: Backend) -> anyhow::Result<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let folder = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", folder.path().join("bench.db").display());
+                Ok(Database {
+                    url,
+                    folder: Some(folder),
+                })
+            }
+            Backend::Postgres => {
+                let server = postgres_server().context("no Postgres server")?;
+                let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
+                let admin = sqlx::PgPool::connect(&server).await?;
+                // A database name cannot be bound; this one is ours (`bench_` and a UUID).
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await?;
+                admin.close().await;
+                let (base, _) = server
+                    .rsplit_once('/')
+                    .context("SH_TEST_POSTGRES_URL names no database")?;
+                Ok(Database {
+                    url: format!("{base}/{name}"),
+                    folder: None,
+                })
+            }
+        }
+    }
+
+    /// Bytes the database takes on disk (SQLite: the file and its write-ahead log).
+    pub async fn size(&self) -> anyhow::Result<u64> {
+        match &self.folder {
+            Some(folder) => {
+                let mut bytes = 0;
+                for name in ["bench.db", "bench.db-wal"] {
+                    if let Ok(meta) = std::fs::metadata(folder.path().join(name)) {
+                        bytes += meta.len();
+                    }
+                }
+                Ok(bytes)
+            }
+            None => {
+                let pool = sqlx::PgPool::connect(&self.url).await?;
+                let (bytes,): (i64,) =
+                    sqlx::query_as("SELECT pg_database_size(current_database())")
+                        .fetch_one(&pool)
+                        .await?;
+                pool.close().await;
+                Ok(u64::try_from(bytes)?)
+            }
+        }
+    }
+}
+
+/// The Postgres server to use, if one is set up (`tests/postgres.sh`, `tests/bench.sh`).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("SH_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The control plane's kubeconfig, if one is set up (`tests/control-plane.sh`).
+pub fn kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("SH_TEST_KUBECONFIG")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The service binary, run as users run it, in its own process.
+pub struct Service {
+    child: Child,
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl Service {
+    /// Starts `submission-helper serve` on a free loopback port and waits until it answers.
+    /// Without `cluster` it runs with no kubeconfig at all (stores, never dispatches).
+    pub async fn start(
+        database: &Database,
+        cluster: Option<(&Path, &str)>,
+    ) -> anyhow::Result<Self> {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            listener.local_addr()?.port()
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_submission-helper"));
+        command
+            .arg("serve")
+            .env("SUBMISSION_HELPER_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SUBMISSION_HELPER_DATABASE_URL", &database.url)
+            .env("SUBMISSION_HELPER_RATE_LIMIT_PER_MINUTE", "0")
+            .env("SUBMISSION_HELPER_PUBLIC_METRICS", "true")
+            .env("RUST_LOG", "warn")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        match cluster {
+            Some((kubeconfig, namespace)) => {
+                command
+                    .env("KUBECONFIG", kubeconfig)
+                    .arg("--namespace")
+                    .arg(namespace);
+            }
+            None => {
+                command.env("KUBECONFIG", "/nonexistent");
+            }
+        }
+        let child = command.spawn().context("start the service")?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        let service = Service {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = service
+                .http
+                .get(format!("{}/healthz", service.url))
+                .send()
+                .await;
+            if matches!(&answer, Ok(response) if response.status().is_success()) {
+                return Ok(service);
+            }
+            if Instant::now() > deadline {
+                bail!("the service did not answer /healthz within a minute");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Resident memory now and at its peak, in MiB (from /proc).
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let pid = self.child.id().context("the service has exited")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| -> anyhow::Result<f64> {
+            let line = status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .with_context(|| format!("{name} missing from /proc/{pid}/status"))?;
+            let kib: f64 = line
+                .split_whitespace()
+                .nth(1)
+                .context("no number")?
+                .parse()?;
+            Ok(kib / 1024.0)
+        };
+        Ok(Memory {
+            now_mib: field("VmRSS:")?,
+            peak_mib: field("VmHWM:")?,
+        })
+    }
+
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    pub now_mib: f64,
+    pub peak_mib: f64,
+}
+
+/// Creates a token in `database` for `user` (before the service starts, as an operator would).
+pub async fn token(database: &Database, user: &str, admin: bool) -> anyhow::Result<String> {
+    let store = Store::connect(&database.url).await?;
+    let (_, secret) = store.create_token(user, admin, false).await?;
+    Ok(secret)
+}
+
+/// What a load run measured.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Requests sent.
+    pub requests: usize,
+    /// Items they carried (submissions, or rows read).
+    pub items: u64,
+    pub elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Sample {
+    pub fn per_second(&self) -> f64 {
+        self.items as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn requests_per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The latency below which `fraction` of requests finished.
+    pub fn quantile(&self, fraction: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((self.latencies.len() as f64 - 1.0) * fraction).round() as usize;
+        self.latencies[index.min(self.latencies.len() - 1)]
+    }
+
+    pub fn p50(&self) -> Duration {
+        self.quantile(0.50)
+    }
+
+    pub fn p99(&self) -> Duration {
+        self.quantile(0.99)
+    }
+}
+
+/// Runs `clients` concurrent loops of `operation` for `time` (each client sends at least one
+/// request), and measures each call. `operation(client, n)` returns how many items it carried;
+/// an error stops the run: a benchmark of failing requests measures nothing.
+pub async fn drive<F, Fut>(clients: usize, time: Duration, operation: F) -> anyhow::Result<Sample>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<u64>> + Send,
+{
+    let operation = Arc::new(operation);
+    let started = Instant::now();
+    let deadline = started + time;
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let operation = operation.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut items = 0;
+            let mut n = 0;
+            loop {
+                let sent = Instant::now();
+                items += operation(client, n).await?;
+                latencies.push(sent.elapsed());
+                n += 1;
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            anyhow::Ok((latencies, items))
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut items = 0;
+    while let Some(result) = tasks.join_next().await {
+        let (some, count) = result??;
+        latencies.extend(some);
+        items += count;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Ok(Sample {
+        requests: latencies.len(),
+        items,
+        elapsed,
+        latencies,
+    })
+}
+
+/// Sends a request and fails unless the answer is 2xx, with its body in the error.
+pub async fn expect_success(request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    let response = request.send().await?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        bail!("{status}: {body}");
+    }
+    Ok(response)
+}
+
+/// Milliseconds with a sensible number of digits.
+pub fn ms(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// A count per second, rounded to what a noisy machine can tell apart.
+pub fn rate(per_second: f64) -> String {
+    if per_second >= 1000.0 {
+        format!("{:.1}k/s", per_second / 1000.0)
+    } else {
+        format!("{per_second:.0}/s")
+    }
+}
+
+/// A Markdown table, printed as it fills so a long run shows progress.
+pub struct Table;
+
+impl Table {
+    pub fn start(title: &str, columns: &[&str]) -> Self {
+        println!("\n### {title}\n");
+        println!("| {} |", columns.join(" | "));
+        println!("|{}", columns.iter().map(|_| " --- |").collect::<String>());
+        Table
+    }
+
+    pub fn row(&self, cells: &[String]) {
+        println!("| {} |", cells.join(" | "));
+    }
+}

@@ -1,0 +1,148 @@
+//! The service's benchmark: what it costs to take work, to get it onto the cluster, and to
+//! query a million records, each figure beside a reference measured in the same run.
+//!
+//!   tests/bench.sh                      everything, full size (sets up Postgres and the
+//!                                       control plane, then runs `cargo bench --bench service`)
+//!   cargo bench --bench service -- --only accept,queries --rows 200000
+//!   cargo test --bench service          the seconds-long smoke run CI does
+//!
+//! It prints Markdown tables (BENCHMARKS.md is made of them) and never fails for being slow:
+//! it fails only when the service answers wrongly. Sections whose server is not set up
+//! (`SH_TEST_POSTGRES_URL`, `SH_TEST_KUBECONFIG`) are skipped with a note, except under
+//! `SH_TEST_REQUIRE_ALL` (tests/run.sh), where a missing server is an error.
+
+mod accept;
+mod cluster;
+mod harness;
+mod queries;
+
+use anyhow::{Context as _, bail};
+
+use harness::{Backend, Scale, Table};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes `--bench`; `cargo test --bench service` does not: the smoke run.
+    let mut scale = if arguments.iter().any(|argument| argument == "--bench") {
+        Scale::full()
+    } else {
+        Scale::smoke()
+    };
+    let mut only: Option<Vec<String>> = None;
+    let mut arguments = arguments.into_iter();
+    while let Some(argument) = arguments.next() {
+        match argument.as_str() {
+            "--only" => {
+                let sections = arguments
+                    .next()
+                    .context("--only needs a list of sections")?;
+                only = Some(sections.split(',').map(str::to_owned).collect());
+            }
+            "--rows" => {
+                scale.rows = arguments
+                    .next()
+                    .context("--rows needs a number")?
+                    .parse()
+                    .context("--rows needs a number")?;
+            }
+            _ => {}
+        }
+    }
+    let wanted = |section: &str| {
+        only.as_ref()
+            .is_none_or(|only| only.iter().any(|s| s == section))
+    };
+    let require_all =
+        std::env::var_os("SH_TEST_REQUIRE_ALL").is_some_and(|value| !value.is_empty());
+    let skip = |what: &str| -> anyhow::Result<()> {
+        if require_all {
+            bail!("{what} is not set up (tests/run.sh and tests/bench.sh set it up)");
+        }
+        println!("\n(skipped: {what} is not set up; tests/bench.sh sets it up)");
+        Ok(())
+    };
+
+    println!(
+        "# submission-helper benchmark ({} run)",
+        if scale.full { "full" } else { "smoke" }
+    );
+    println!("\n{}", machine());
+    let mut backends = vec![Backend::Sqlite];
+    if harness::postgres_server().is_some() {
+        backends.push(Backend::Postgres);
+    } else if wanted("accept") || wanted("queries") {
+        skip("Postgres (SH_TEST_POSTGRES_URL)")?;
+    }
+
+    let mut memory = Vec::new();
+    if wanted("accept") {
+        for backend in &backends {
+            let (idle, loaded) = accept::run(*backend, scale).await?;
+            memory.push((format!("idle, no cluster ({backend})"), idle));
+            memory.push((format!("after the accept-path load ({backend})"), loaded));
+        }
+    }
+    if wanted("e2e") {
+        match harness::kubeconfig() {
+            Some(kubeconfig) => cluster::run(&kubeconfig, scale).await?,
+            None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
+        }
+    }
+    if wanted("queries") {
+        for backend in &backends {
+            let outcome = queries::run(*backend, scale).await?;
+            memory.push((
+                format!("after the queries at {} rows ({backend})", scale.rows),
+                outcome.memory,
+            ));
+        }
+    }
+    if !memory.is_empty() {
+        let table = Table::start(
+            "Memory of the service process",
+            &["when", "RSS", "peak RSS"],
+        );
+        for (when, figure) in memory {
+            table.row(&[
+                when,
+                format!("{:.1} MiB", figure.now_mib),
+                format!("{:.1} MiB", figure.peak_mib),
+            ]);
+        }
+    }
+    Ok(())
+}
+
+/// The machine the figures were taken on.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .next()
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<f64>().ok())
+        })
+        .map_or_else(String::new, |kib| {
+            format!(", {:.0} GiB", kib / 1024.0 / 1024.0)
+        });
+    format!(
+        "Machine: {cpus} CPUs ({model}){memory}; {} build of the service.",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    )
+}

@@ -1,0 +1,122 @@
+//! Group commit: submissions stored one per request that arrive together share a transaction.
+//!
+//! Each transaction costs the same whether it holds one row or a hundred (a commit, a turn at
+//! SQLite's single writer), so under load one-row transactions were the limit of the accept
+//! path (BENCHMARKS.md). Requests queue their rows here; a writer takes every request waiting,
+//! stores them in one transaction and answers each. Each request stays all or none: when the
+//! shared transaction fails, each request is stored on its own, so one bad request cannot fail
+//! the others. A request abandoned while it waited (its client gone, its time limit passed) is
+//! left out, so a request answered with an error has stored nothing.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::{Backend, Result, StorageError, Store};
+use crate::domain::Submission;
+
+/// Requests waiting at most; past it, senders wait for room (back-pressure, not memory).
+const QUEUE: usize = 4096;
+/// Rows in one shared transaction at most.
+const GROUP_ROWS: usize = 1000;
+
+struct Waiting {
+    submissions: Vec<Submission>,
+    stored: oneshot::Sender<Result<()>>,
+}
+
+/// The queue of requests waiting to be stored, shared by every clone of a [`Store`].
+#[derive(Clone)]
+pub(super) struct Committer {
+    queue: mpsc::Sender<Waiting>,
+}
+
+impl Committer {
+    /// Starts the writers, which store through `store` (a store without a committer of its
+    /// own) and stop when every handle to this committer is gone.
+    pub(super) fn start(store: Store) -> Self {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        let waiting = Arc::new(Mutex::new(waiting));
+        // SQLite has one writer at a time; Postgres overlaps a few round trips.
+        let writers = match store.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        for _ in 0..writers {
+            tokio::spawn(write_groups(store.clone(), waiting.clone()));
+        }
+        Committer { queue }
+    }
+
+    /// Stores `submissions` (all or none) in the next group.
+    pub(super) async fn store(&self, submissions: Vec<Submission>) -> Result<()> {
+        let (stored, answer) = oneshot::channel();
+        self.queue
+            .send(Waiting {
+                submissions,
+                stored,
+            })
+            .await
+            .map_err(|_| StorageError::Database(sqlx::Error::PoolClosed))?;
+        answer
+            .await
+            .map_err(|_| StorageError::Database(sqlx::Error::PoolClosed))?
+    }
+}
+
+async fn write_groups(store: Store, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>) {
+    loop {
+        let mut group = Vec::new();
+        {
+            let mut waiting = waiting.lock().await;
+            let Some(first) = waiting.recv().await else {
+                return;
+            };
+            let mut rows = first.submissions.len();
+            group.push(first);
+            while rows < GROUP_ROWS {
+                let Ok(next) = waiting.try_recv() else { break };
+                rows += next.submissions.len();
+                group.push(next);
+            }
+        }
+        store_group(&store, group).await;
+    }
+}
+
+/// Stores a group in one transaction, or each request on its own if that fails.
+async fn store_group(store: &Store, group: Vec<Waiting>) {
+    let group: Vec<Waiting> = group
+        .into_iter()
+        .filter(|waiting| !waiting.stored.is_closed())
+        .collect();
+    if group.is_empty() {
+        return;
+    }
+    if group.len() > 1 {
+        let rows: Vec<&Submission> = group
+            .iter()
+            .flat_map(|waiting| &waiting.submissions)
+            .collect();
+        if store
+            .insert_unless(&rows, || group.iter().any(|w| w.stored.is_closed()))
+            .await
+            .is_ok()
+        {
+            for waiting in group {
+                let _ = waiting.stored.send(Ok(()));
+            }
+            return;
+        }
+    }
+    for waiting in group {
+        if waiting.stored.is_closed() {
+            continue;
+        }
+        let rows: Vec<&Submission> = waiting.submissions.iter().collect();
+        let result = store
+            .insert_unless(&rows, || waiting.stored.is_closed())
+            .await;
+        let _ = waiting.stored.send(result);
+    }
+}

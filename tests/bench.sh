@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the benchmark (BENCHMARKS.md) at full size: starts Postgres and a local Kubernetes
+# control plane on 127.0.0.1 as tests/run.sh does, runs `cargo bench --bench service`, and stops
+# what it started. Arguments go to the benchmark:
+#
+#   tests/bench.sh                                   every section
+#   tests/bench.sh --only accept,e2e,queries         some sections
+#   tests/bench.sh --rows 200000                     fewer stored submissions for the queries
+#
+# It prints Markdown tables; it never fails for being slow, only when the service answers wrongly.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+root=$(pwd)
+cache="${SUBMISSION_HELPER_CACHE:-$HOME/.cache/submission-helper}"
+mkdir -p "$cache"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-bench.XXXXXX")
+cleanup() {
+  status=$?
+  "$root/tests/control-plane.sh" down "$work/cluster" >/dev/null 2>&1 || true
+  "$root/tests/postgres.sh" down "$work/postgres" >/dev/null 2>&1 || true
+  rm -rf "$work"
+  exit "$status"
+}
+trap cleanup EXIT
+
+tests/postgres.sh up "$work/postgres" >&2
+# shellcheck disable=SC1091
+source "$work/postgres/env"
+tests/control-plane.sh install >&2
+tests/control-plane.sh up "$work/cluster" >&2
+# shellcheck disable=SC1091
+source "$work/cluster/env"
+export SH_TEST_KUBECONFIG="$KUBECONFIG"
+
+cargo bench --bench service -- "$@"
