@@ -93,7 +93,9 @@ impl Database {
             Backend::Postgres => {
                 let server = postgres_server().context("no Postgres server")?;
                 let name = format!("bench_{}", uuid::Uuid::now_v7().simple());
-                let admin = sqlx::PgPool::connect(&server).await?;
+                let admin = sqlx::PgPool::connect(&server)
+                    .await
+                    .with_context(|| format!("connect to SH_TEST_POSTGRES_URL ({server})"))?;
                 // A database name cannot be bound; this one is ours (`bench_` and a UUID).
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&admin)
