@@ -5,6 +5,9 @@
 //! API server already saw answers 409 and counts as done: a retry never runs a payload twice.
 //! When the API server cannot be reached, submissions stay `queued` and are created once it is
 //! back; when it refuses a Job as invalid, the submission fails with the API server's message.
+//! A create refused for another reason (403 from RBAC, a quota or an admission policy; 404 for a
+//! missing namespace) is tried again with a backoff of its own submission's, recorded in its row,
+//! and fails it after [`MAX_ATTEMPTS`]; meanwhile the submissions behind it are dispatched.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,7 @@ use tokio::sync::Notify;
 use super::manifest::{self, PodSettings};
 use super::{Cluster, Created};
 use crate::domain::{Progress, State, Submission};
-use crate::storage::Store;
+use crate::storage::{Queued, Store};
 
 /// Jobs created at the same time: as many as a plain client needs to reach the API server's
 /// throughput (BENCHMARKS.md); its own limits make more pointless.
@@ -27,6 +30,16 @@ const BATCH: u32 = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often to look for queued submissions even without a wake-up (e.g. after a restart).
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Refused creates of one submission before it fails: after 1, 2, 4, 8 and 16 s of backoff,
+/// about half a minute after the first.
+pub const MAX_ATTEMPTS: i64 = 6;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+
+/// How long a submission waits after its `attempts`-th refused create.
+fn retry_delay(attempts: i64) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    (FIRST_RETRY * 2_u32.pow(doublings)).min(MAX_BACKOFF)
+}
 
 /// Runs until the task is aborted. `wake` is notified after new submissions are stored.
 pub async fn run(cluster: Cluster, store: Store, wake: Arc<Notify>, pods: PodSettings) {
@@ -37,7 +50,7 @@ pub async fn run(cluster: Cluster, store: Store, wake: Arc<Notify>, pods: PodSet
             Round::MoreWaiting => continue,
             Round::Idle => {
                 backoff = Duration::from_millis(250);
-                IDLE_POLL
+                until_next_due(&cluster, &store).await
             }
             Round::ClusterUnavailable => {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -48,6 +61,21 @@ pub async fn run(cluster: Cluster, store: Store, wake: Arc<Notify>, pods: PodSet
             _ = wake.notified() => {}
             _ = tokio::time::sleep(pause) => {}
         }
+    }
+}
+
+/// How long to sleep when nothing is due: until the first refused submission's retry, at most
+/// [`IDLE_POLL`]. A wake-up from a new submission does not retry refused ones early: they are
+/// not due, so `queued` passes them over.
+async fn until_next_due(cluster: &Cluster, store: &Store) -> Duration {
+    match store.next_dispatch_at(cluster.namespace()).await {
+        Ok(Some(due)) => {
+            let wait = due.duration_since(Timestamp::now());
+            Duration::try_from(wait)
+                .unwrap_or(Duration::ZERO)
+                .min(IDLE_POLL)
+        }
+        Ok(None) | Err(_) => IDLE_POLL,
     }
 }
 
@@ -64,7 +92,10 @@ async fn dispatch_queued(cluster: &Cluster, store: &Store, pods: &PodSettings) -
     if !cluster.is_configured() {
         return Round::ClusterUnavailable;
     }
-    let queued = match store.queued(cluster.namespace(), BATCH).await {
+    let queued = match store
+        .queued(cluster.namespace(), Timestamp::now(), BATCH)
+        .await
+    {
         Ok(queued) => queued,
         Err(error) => {
             tracing::error!(%error, "could not read queued submissions");
@@ -88,19 +119,48 @@ async fn dispatch_queued(cluster: &Cluster, store: &Store, pods: &PodSettings) -
 
 /// Creates one submission's Job and records the outcome. Returns false if the cluster could
 /// not be reached (the submission stays queued).
-#[tracing::instrument(skip_all, fields(submission_id = %submission.id))]
+#[tracing::instrument(skip_all, fields(submission_id = %queued.submission.id))]
 async fn dispatch_one(
     cluster: &Cluster,
     store: &Store,
-    submission: Submission,
+    queued: Queued,
     pods: &PodSettings,
 ) -> bool {
+    let Queued {
+        submission,
+        attempts,
+    } = queued;
     let created = cluster.create_job(&manifest::job(&submission, pods)).await;
     let outcome = match &created {
         Ok(_) => Outcome::Created,
         Err(error) if error.is_invalid() => {
             tracing::warn!(%error, "the API server refused a Job");
             Outcome::Refused(format!("the API server refused the Job: {error}"))
+        }
+        Err(error) if error.is_refused() => {
+            let attempts = attempts + 1;
+            tracing::warn!(%error, attempts, "the API server refused a create");
+            if attempts >= MAX_ATTEMPTS {
+                Outcome::Refused(format!(
+                    "the API server refused the Job {attempts} times: {error}"
+                ))
+            } else {
+                let wait = retry_delay(attempts);
+                let message = format!(
+                    "the API server refused the Job (attempt {attempts} of {MAX_ATTEMPTS}, next in {} s): {error}",
+                    wait.as_secs()
+                );
+                let next = Timestamp::now()
+                    .checked_add(wait)
+                    .unwrap_or_else(|_| Timestamp::now());
+                if let Err(error) = store
+                    .defer_dispatch(submission.id, attempts, next, &message)
+                    .await
+                {
+                    tracing::error!(%error, "could not record a refused create");
+                }
+                return true;
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "could not create a Job; will retry");
@@ -214,6 +274,16 @@ mod tests {
     /// Dispatches one submission against a fake API server that answers the create with
     /// `status` and `body`, and returns what was stored.
     async fn dispatch_against_fake(status: u16, body: serde_json::Value) -> (Progress, bool) {
+        let (progress, reached, _) = dispatch_attempt_against_fake(status, body, 0).await;
+        (progress, reached)
+    }
+
+    /// As [`dispatch_against_fake`], for a submission refused `attempts` times before.
+    async fn dispatch_attempt_against_fake(
+        status: u16,
+        body: serde_json::Value,
+        attempts: i64,
+    ) -> (Progress, bool, Scenario) {
         let scenario = stored_submission().await;
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let cluster = Cluster::new(Client::new(service, "default"), "default".into());
@@ -240,7 +310,10 @@ mod tests {
         let reached = dispatch_one(
             &cluster,
             &scenario.store,
-            scenario.submission.clone(),
+            Queued {
+                submission: scenario.submission.clone(),
+                attempts,
+            },
             &PodSettings::default(),
         )
         .await;
@@ -255,7 +328,7 @@ mod tests {
             .await
             .expect("read")
             .expect("stored");
-        (stored.progress, reached)
+        (stored.progress, reached, scenario)
     }
 
     fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {
@@ -319,6 +392,71 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_create_waits_its_own_backoff_and_is_not_due_meanwhile() {
+        let quota = status(
+            403,
+            "Forbidden",
+            "jobs.batch \"sh-x\" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1",
+        );
+
+        let (progress, reached, scenario) = dispatch_attempt_against_fake(403, quota, 0).await;
+
+        assert_eq!((progress.state, reached), (State::Queued, true));
+        let due_now = scenario
+            .store
+            .queued("default", Timestamp::now(), 10)
+            .await
+            .expect("queued");
+        assert!(
+            due_now.is_empty(),
+            "a refused submission is not retried at once"
+        );
+        let later = Timestamp::now()
+            .checked_add(Duration::from_secs(2))
+            .expect("time");
+        let due_later = scenario
+            .store
+            .queued("default", later, 10)
+            .await
+            .expect("queued");
+        assert_eq!(
+            due_later
+                .iter()
+                .map(|queued| queued.attempts)
+                .collect::<Vec<_>>(),
+            [1]
+        );
+        let message = progress.message.unwrap_or_default();
+        assert!(message.contains("attempt 1 of 6, next in 1 s"), "{message}");
+        assert!(message.contains("exceeded quota"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_create_refused_for_the_last_allowed_time_fails_with_the_api_servers_message() {
+        let missing = status(404, "NotFound", "namespaces \"gone\" not found");
+
+        let (progress, reached, _) =
+            dispatch_attempt_against_fake(404, missing, MAX_ATTEMPTS - 1).await;
+
+        assert_eq!((progress.state, reached), (State::Failed, true));
+        let message = progress.message.unwrap_or_default();
+        assert!(
+            message.contains("refused the Job 6 times") && message.contains("\"gone\" not found"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn refused_creates_back_off_doubling_to_a_bound() {
+        let delays: Vec<u64> = (1..=MAX_ATTEMPTS)
+            .map(|attempts| retry_delay(attempts).as_secs())
+            .collect();
+
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30]);
+        assert_eq!(retry_delay(1000), MAX_BACKOFF);
+    }
+
+    #[tokio::test]
     async fn a_job_created_while_its_submission_was_cancelled_is_deleted() {
         let scenario = stored_submission().await;
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
@@ -368,7 +506,10 @@ mod tests {
         dispatch_one(
             &cluster,
             &scenario.store,
-            scenario.submission.clone(),
+            Queued {
+                submission: scenario.submission.clone(),
+                attempts: 0,
+            },
             &PodSettings::default(),
         )
         .await;

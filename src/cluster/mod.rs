@@ -42,6 +42,14 @@ impl ClusterError {
         matches!(self, ClusterError::Api { code: 404, .. })
     }
 
+    /// The API server refused this create for a reason that may pass (RBAC, a quota, an
+    /// admission policy, a missing namespace): worth a few more tries, not for ever. Not an
+    /// invalid object, a conflict, or the API server's own trouble (429, 5xx).
+    pub fn is_refused(&self) -> bool {
+        matches!(self, ClusterError::Api { code, .. }
+            if (400..500).contains(code) && !matches!(code, 400 | 409 | 422 | 429))
+    }
+
     /// The API server refused the object itself; sending it again cannot succeed.
     pub fn is_invalid(&self) -> bool {
         matches!(

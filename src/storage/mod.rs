@@ -34,7 +34,7 @@ use crate::domain::SubmissionId;
 
 pub use idempotency::{IdempotencyKey, Stored};
 pub use logs::ArchivedLog;
-pub use submissions::{Filter, Page, Updated};
+pub use submissions::{Filter, Page, Queued, Updated};
 pub use tokens::Token;
 pub use wal::Checkpoint;
 

@@ -32,6 +32,13 @@ pub struct Page {
     pub before: Option<SubmissionId>,
 }
 
+/// A submission waiting for its Job, with the refused creates it has had so far.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub submission: Submission,
+    pub attempts: i64,
+}
+
 /// The result of asking for an update: whether the row changed, and the row as it is now.
 #[derive(Debug, Clone)]
 pub struct Updated {
@@ -132,18 +139,66 @@ impl Store {
             .collect()
     }
 
-    /// The oldest submissions of `namespace` still waiting for their Job, for the dispatcher.
-    pub async fn queued(&self, namespace: &str, limit: u32) -> Result<Vec<Submission>> {
+    /// The oldest submissions of `namespace` still waiting for their Job whose next attempt is
+    /// due at `now`, for the dispatcher. Those waiting out a refusal's backoff are passed over,
+    /// so they hold up nothing behind them.
+    pub async fn queued(&self, namespace: &str, now: Timestamp, limit: u32) -> Result<Vec<Queued>> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM submissions WHERE state = 'queued' AND namespace = $1 ORDER BY id LIMIT $2"
+            ", dispatch_attempts FROM submissions WHERE state = 'queued' AND namespace = $1 \
+             AND (next_dispatch_at IS NULL OR next_dispatch_at <= $2) ORDER BY id LIMIT $3"
         ))
         .bind(namespace.to_owned())
+        .bind(now.as_millisecond())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(Queued {
+                    submission: from_row(row)?.0,
+                    attempts: row.try_get("dispatch_attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// When the next submission of `namespace` waiting out a refusal's backoff is due.
+    pub async fn next_dispatch_at(&self, namespace: &str) -> Result<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_dispatch_at) AS due FROM submissions \
+             WHERE state = 'queued' AND namespace = $1",
+        )
+        .bind(namespace.to_owned())
+        .fetch_one(&self.pool)
+        .await?;
+        let due: Option<i64> = row.try_get("due")?;
+        Ok(due.and_then(|due| Timestamp::from_millisecond(due).ok()))
+    }
+
+    /// Records a refused create of a still-queued submission: its attempts so far, when to try
+    /// again, and why it waits. False if it is no longer queued (cancelled meanwhile).
+    pub async fn defer_dispatch(
+        &self,
+        id: SubmissionId,
+        attempts: i64,
+        next: Timestamp,
+        message: &str,
+    ) -> Result<bool> {
+        let _turn = self.turn_to_write().await;
+        let result = sqlx::query(
+            "UPDATE submissions SET dispatch_attempts = $1, next_dispatch_at = $2, message = $3, \
+             updated_at = $4, version = version + 1 WHERE id = $5 AND state = 'queued'",
+        )
+        .bind(attempts)
+        .bind(next.as_millisecond())
+        .bind(message.to_owned())
+        .bind(Timestamp::now().to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// How many submissions are in each of `states` (for `/metrics`); states with none are

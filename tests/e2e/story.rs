@@ -366,7 +366,9 @@ async fn the_cluster_views_show_what_kubectl_shows(backend: Backend) {
 }
 on_the_cluster!(the_cluster_views_show_what_kubectl_shows);
 
-async fn a_role_without_create_leaves_submissions_queued_with_a_clear_message(backend: Backend) {
+async fn a_role_without_create_refuses_submissions_with_a_clear_message_then_fails_them(
+    backend: Backend,
+) {
     let cluster = TestCluster::new().await;
     let narrowed = include_str!("../../docker/rbac.yaml").replace(
         r#"["create", "get", "list", "watch", "delete"]"#,
@@ -402,8 +404,24 @@ async fn a_role_without_create_leaves_submissions_queued_with_a_clear_message(ba
             .contains("cannot create resource \"jobs\""),
         "{waiting}"
     );
+
+    // Not for ever: after a few attempts, about half a minute, the submission fails and says why.
+    let failed = eventually(
+        "the refused submission to fail",
+        Duration::from_secs(90),
+        || async {
+            let submission: Value = app.get(&path).await.json().await.ok()?;
+            (submission["state"] == "failed").then_some(submission)
+        },
+    )
+    .await;
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused the Job 6 times") && message.contains("forbidden"),
+        "{failed}"
+    );
 }
-on_the_cluster!(a_role_without_create_leaves_submissions_queued_with_a_clear_message);
+on_the_cluster!(a_role_without_create_refuses_submissions_with_a_clear_message_then_fails_them);
 
 async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: Backend) {
     let cluster = TestCluster::new().await;
