@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, archiver, dispatch, reconcile, watch};
 use crate::domain::SubmitDefaults;
@@ -41,6 +42,8 @@ pub struct Application {
     listener: TcpListener,
     context: Context,
     pods: PodSettings,
+    /// The background deletion of cancelled submissions' Jobs, started by `run_until`.
+    cancels: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl Application {
@@ -51,6 +54,15 @@ impl Application {
         cluster: Cluster,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
+        let shutdown = CancellationToken::new();
+        let (cancels, cancel_worker) = if cluster.is_configured() {
+            let (cancels, worker) =
+                Cancels::start(cluster.clone(), store.clone(), shutdown.clone());
+            let worker: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(worker);
+            (cancels, Some(worker))
+        } else {
+            (Cancels::none(), None)
+        };
         let context = Context {
             store,
             cluster,
@@ -58,15 +70,17 @@ impl Application {
             dispatch: Arc::new(Notify::new()),
             log_wait: settings.log_wait,
             request_timeout: settings.request_timeout,
-            shutdown: CancellationToken::new(),
+            shutdown,
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
             public_metrics: settings.public_metrics,
             final_counts: Default::default(),
+            cancels,
         };
         Ok(Application {
             listener,
             context,
             pods: settings.pods,
+            cancels: cancel_worker,
         })
     }
 
@@ -83,8 +97,12 @@ impl Application {
             listener,
             context,
             pods,
+            cancels,
         } = self;
         let mut background = JoinSet::new();
+        if let Some(cancels) = cancels {
+            background.spawn(cancels);
+        }
         background.spawn(context.store.clone().keep_wal_bounded());
         if context.cluster.is_configured() {
             let (retries, failed) = reconcile::Retries::new();

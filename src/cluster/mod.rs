@@ -7,6 +7,7 @@
 //! namespace.
 
 pub mod archiver;
+pub mod cancels;
 pub mod dispatch;
 pub mod logs;
 pub mod manifest;

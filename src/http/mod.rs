@@ -49,6 +49,8 @@ pub struct Context {
     pub rate_limit: rate_limit::RateLimiter,
     /// Whether `/metrics` answers without a token.
     pub public_metrics: bool,
+    /// Where cancels leave the Jobs to delete in the background.
+    pub cancels: crate::cluster::cancels::Cancels,
     /// Counts of finished submissions, recounted in the background.
     pub final_counts: metrics::FinalCounts,
 }

@@ -618,7 +618,7 @@ pub async fn cancel(
         .store
         .cancel_matching(&filter, CANCELLED_MESSAGE)
         .await?;
-    delete_jobs(&context, &cancelled).await;
+    delete_jobs(&context, &cancelled);
     let submission = match cancelled.into_iter().next() {
         Some(submission) => submission,
         None => find(&context, &caller, &id.to_string()).await?,
@@ -693,31 +693,19 @@ pub async fn cancel_matching(
         .store
         .cancel_matching(&filter, CANCELLED_MESSAGE)
         .await?;
-    delete_jobs(&context, &cancelled).await;
+    delete_jobs(&context, &cancelled);
     tracing::info!(count = cancelled.len(), "submissions cancelled");
     Ok(Json(CancelResponse {
         cancelled: cancelled.into_iter().map(SubmissionView::from).collect(),
     }))
 }
 
-/// How long a cancel waits for the logs of its pods to be archived before deleting them.
-const ARCHIVE_BEFORE_CANCEL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Deletes the Jobs of newly cancelled submissions, after archiving what their pods logged. A delete that fails now is finished by the
-/// Job watcher when it next sees the Job, so the cancel itself always holds.
-async fn delete_jobs(context: &Context, cancelled: &[Submission]) {
-    if !context.cluster.is_configured() {
-        return;
-    }
-    futures::stream::iter(cancelled)
-        .for_each_concurrent(8, |submission| async move {
-            let archived = logs::archive(&context.cluster, &context.store, submission.id, true);
-            if tokio::time::timeout(ARCHIVE_BEFORE_CANCEL, archived).await.is_err() {
-                tracing::warn!(submission_id = %submission.id, "archiving logs before the cancel took too long");
-            }
-            if let Err(error) = context.cluster.delete_job(&submission.job_name).await {
-                tracing::warn!(submission_id = %submission.id, %error, "could not delete a cancelled submission's Job yet");
-            }
-        })
-        .await;
+/// Hands the Jobs of newly cancelled submissions to the background (archive, then delete):
+/// the cancel is already recorded, and the answer does not wait for the cluster.
+fn delete_jobs(context: &Context, cancelled: &[Submission]) {
+    context.cancels.delete_jobs(
+        cancelled
+            .iter()
+            .map(|submission| (submission.id, submission.job_name.clone())),
+    );
 }

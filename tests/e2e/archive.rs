@@ -200,3 +200,60 @@ async fn a_log_read_that_hangs_holds_up_no_other_submission(backend: Backend) {
     assert!(ended["finished_at"].is_string(), "{ended}");
 }
 on_the_cluster!(a_log_read_that_hangs_holds_up_no_other_submission);
+
+/// A cancel is answered as soon as it is recorded: archiving the pods' logs and deleting the Job
+/// happen afterwards, in the background. Here archiving hangs (the node never answers a plain
+/// read of this log), which once held the cancel's answer for 10 seconds.
+async fn a_cancel_answers_at_once_even_when_archiving_its_logs_hangs(backend: Backend) {
+    let cluster = TestCluster::new().await;
+    let app = cluster.spawn_service(backend).await;
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let held = app
+        .submit(body!({"image": "busybox", "command": "echo 'node-sim: hold this log'; sleep 600"}))
+        .await;
+    let job_name = held["job_name"].as_str().expect("job name").to_owned();
+    let held = id(&held);
+    follow_states(&app, &held, &["running"]).await;
+    // The marker is in the log (a follow still reads it) before the cancel.
+    let mut follow = app
+        .get(&format!("/v1/submissions/{held}/logs?follow=true"))
+        .await;
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("node-sim: hold this log") {
+        let chunk = tokio::time::timeout(Duration::from_secs(60), follow.chunk())
+            .await
+            .expect("the payload's first line within a minute")
+            .expect("log chunk")
+            .expect("the log ended before its first line");
+        seen.extend_from_slice(&chunk);
+    }
+    drop(follow);
+
+    let asked = std::time::Instant::now();
+    let answer = json(
+        app.post_json(&format!("/v1/submissions/{held}/cancel"), &body!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let answered_in = asked.elapsed();
+
+    assert_eq!(answer["state"], "cancelled", "{answer}");
+    assert!(
+        answered_in < Duration::from_secs(3),
+        "the cancel took {answered_in:?} to answer"
+    );
+    eventually(
+        "the cancelled submission's Job to be deleted",
+        Duration::from_secs(60),
+        || async { jobs.get_opt(&job_name).await.ok()?.is_none().then_some(()) },
+    )
+    .await;
+    let after = json(
+        app.get(&format!("/v1/submissions/{held}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(after["state"], "cancelled", "{after}");
+}
+on_the_cluster!(a_cancel_answers_at_once_even_when_archiving_its_logs_hangs);
