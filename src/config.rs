@@ -151,6 +151,13 @@ pub struct ServeArgs {
         default_value_t = 120
     )]
     pub log_wait_seconds: u64,
+    /// Log follows each token user may keep open at once (past it: 429); 0 for no cap.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_FOLLOWS_PER_TOKEN_USER",
+        default_value_t = 20
+    )]
+    pub follows_per_token_user: usize,
     /// How long a request may take before it is answered 503 (log follows are exempt).
     #[arg(
         long,

@@ -34,6 +34,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_metrics: args.public_metrics,
         log_wait: args.log_wait(),
         request_timeout: args.request_timeout(),
+        follows_per_user: args.follows_per_token_user,
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");

@@ -16,6 +16,7 @@ use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, archiver, dispatch, reconcile, watch};
 use crate::domain::SubmitDefaults;
+use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
 use crate::storage::Store;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub log_wait: Duration,
     /// How long a request may take (log follows excepted).
     pub request_timeout: Duration,
+    /// Log follows each token user may keep open at once; 0 for no cap.
+    pub follows_per_user: usize,
 }
 
 pub struct Application {
@@ -74,6 +77,7 @@ impl Application {
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
             public_metrics: settings.public_metrics,
             final_counts: Default::default(),
+            follows: FollowLimits::new(settings.follows_per_user),
             cancels,
         };
         Ok(Application {

@@ -43,6 +43,19 @@ impl ClusterError {
         matches!(self, ClusterError::Api { code: 404, .. })
     }
 
+    /// What is wrong in a few words, for anyone who asks (`/readyz` needs no token): never the
+    /// API server's own text, which names hosts, users and resources; that goes to the log.
+    pub fn short_cause(&self) -> &'static str {
+        match self {
+            ClusterError::NotConfigured(_) => "no cluster is configured",
+            ClusterError::Unreachable(_) => "the API server could not be reached",
+            ClusterError::Api {
+                code: 401 | 403, ..
+            } => "the API server refuses the service's credentials",
+            ClusterError::Api { .. } => "the API server answers with errors",
+        }
+    }
+
     /// The API server refused this create for a reason that may pass (RBAC, a quota, an
     /// admission policy, a missing namespace): worth a few more tries, not for ever. Not an
     /// invalid object, a conflict, or the API server's own trouble (429, 5xx).

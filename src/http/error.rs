@@ -61,6 +61,11 @@ pub enum ApiError {
     /// The token used up its requests for now; retry after the duration.
     #[error("this token sent too many requests; retry in {} seconds", retry_after_seconds(*.0))]
     TooManyRequests(std::time::Duration),
+    /// The token's user has as many log follows open as allowed.
+    #[error(
+        "this token's user already follows {0} logs, the most allowed at once; close one first"
+    )]
+    TooManyFollows(usize),
     /// A valid token that may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -127,6 +132,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
                 "Too many requests",
+            ),
+            ApiError::TooManyFollows(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-follows",
+                "Too many log follows",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             ApiError::PayloadTooLarge(_) => (
@@ -233,6 +243,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             ApiError::TooManyRequests(wait) => Some(retry_after_seconds(*wait)),
             ApiError::TookTooLong(_) => Some(1),
+            ApiError::TooManyFollows(_) => Some(5),
             ApiError::Storage(error) if error.is_unavailable() => Some(1),
             _ => None,
         };

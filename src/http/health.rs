@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::Context;
 
-/// How each dependency is doing: `ok`, or why not.
+/// How each dependency is doing: `ok`, or why not in a few words (the details are in the log).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     pub ready: bool,
@@ -42,7 +42,10 @@ pub async fn readyz(AppState(context): AppState<Context>) -> (StatusCode, Json<R
             tracing::warn!(%error, "database not ready");
             "the database does not answer".to_owned()
         })),
-        cluster: describe(cluster.map_err(|error| error.to_string())),
+        cluster: describe(cluster.map_err(|error| {
+            tracing::warn!(%error, "cluster not ready");
+            error.short_cause().to_owned()
+        })),
     };
     let status = if readiness.ready {
         StatusCode::OK

@@ -7,6 +7,7 @@ mod auth;
 mod cluster;
 pub mod error;
 mod extract;
+pub mod follows;
 mod health;
 pub mod metrics;
 pub mod rate_limit;
@@ -49,6 +50,8 @@ pub struct Context {
     pub rate_limit: rate_limit::RateLimiter,
     /// Whether `/metrics` answers without a token.
     pub public_metrics: bool,
+    /// Log follows each token user may keep open at once.
+    pub follows: follows::FollowLimits,
     /// Where cancels leave the Jobs to delete in the background.
     pub cancels: crate::cluster::cancels::Cancels,
     /// Counts of finished submissions, recounted in the background.

@@ -493,6 +493,7 @@ pub async fn pods(
         (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`pod` is not a valid pod name", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The token's user has as many log follows open as allowed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
     )
@@ -515,6 +516,17 @@ pub async fn logs(
         kube_rules::dns1123_label(pod).map_err(|reason| ApiError::invalid("pod", reason))?;
     }
     let submission = find(&context, &caller, &id).await?;
+    // Held until the follow's body ends.
+    let slot = if request.follow {
+        Some(
+            context
+                .follows
+                .take(&caller.submitted_by)
+                .ok_or(ApiError::TooManyFollows(context.follows.limit()))?,
+        )
+    } else {
+        None
+    };
     // A pod of this submission's Job is named after the Job: any other name is answered
     // without asking the API server.
     if let Some(pod) = &request.pod
@@ -548,7 +560,8 @@ pub async fn logs(
         Ok((pod, reader)) => {
             // A follow ends cleanly when the service shuts down, instead of being cut off.
             let stream = ReaderStream::new(reader.compat())
-                .map(|chunk| {
+                .map(move |chunk| {
+                    let _held = &slot;
                     chunk.inspect_err(
                         |error| tracing::warn!(%error, "log stream ended with an error"),
                     )

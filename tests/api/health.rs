@@ -20,13 +20,9 @@ async fn readyz_says_why_the_cluster_is_not_ready(backend: Backend) {
 
     assert_eq!(body["ready"], false);
     assert_eq!(body["database"], "ok");
-    assert!(
-        body["cluster"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("no cluster is configured"),
-        "{body}"
-    );
+    // A short cause only: the reason's details (paths, hosts) are for the log, not for anyone
+    // who asks without a token.
+    assert_eq!(body["cluster"], "no cluster is configured", "{body}");
 }
 on_both_databases!(readyz_says_why_the_cluster_is_not_ready);
 

@@ -254,6 +254,21 @@ async fn spawn_app_settings(
     public_metrics: bool,
     request_timeout: Duration,
 ) -> TestApp {
+    spawn_app_tuned(database, cluster, |settings| {
+        settings.defaults = defaults;
+        settings.rate_limit_per_minute = per_minute;
+        settings.public_metrics = public_metrics;
+        settings.request_timeout = request_timeout;
+    })
+    .await
+}
+
+/// The service with the test defaults, changed by `tune` (any setting a test needs).
+pub async fn spawn_app_tuned(
+    database: TestDatabase,
+    cluster: Cluster,
+    tune: impl FnOnce(&mut Settings),
+) -> TestApp {
     // The service's log, shown with a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("submission_helper=info"))
@@ -262,15 +277,17 @@ async fn spawn_app_settings(
         .try_init();
     let store = Store::connect(&database.url).await.expect("database");
     let (_, token) = store.create_token(USER, false, false).await.expect("token");
-    let settings = Settings {
+    let mut settings = Settings {
         listen: "127.0.0.1:0".parse().expect("address"),
-        defaults,
+        defaults: SubmitDefaults::default(),
         pods: Default::default(),
-        rate_limit_per_minute: per_minute,
-        public_metrics,
+        rate_limit_per_minute: 6000,
+        public_metrics: false,
         log_wait: Duration::from_secs(60),
-        request_timeout,
+        request_timeout: Duration::from_secs(30),
+        follows_per_user: 20,
     };
+    tune(&mut settings);
     let app = Application::build(settings, store, cluster)
         .await
         .expect("bind");

@@ -19,7 +19,7 @@ use serde_json::Value;
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::SubmitDefaults;
 
-use crate::support::{Backend, TestApp, TestDatabase, spawn_app_with};
+use crate::support::{Backend, TestApp, TestDatabase, spawn_app_tuned, spawn_app_with};
 
 /// Waits until `check` returns something, or fails the test after `deadline` saying what it
 /// waited for.
@@ -218,6 +218,17 @@ impl TestCluster {
     pub async fn spawn_service_on(&self, database: TestDatabase, client: Client) -> TestApp {
         let cluster = Cluster::new(client, self.namespace.clone());
         spawn_app_with(database, cluster, SubmitDefaults::default()).await
+    }
+
+    /// The service as the shipped service account, with settings changed by `tune`.
+    pub async fn spawn_service_tuned(
+        &self,
+        backend: Backend,
+        tune: impl FnOnce(&mut submission_helper::startup::Settings),
+    ) -> TestApp {
+        self.apply_rbac(include_str!("../../docker/rbac.yaml"));
+        let cluster = Cluster::new(self.service_account_client().await, self.namespace.clone());
+        spawn_app_tuned(TestDatabase::new(backend).await, cluster, tune).await
     }
 
     /// A client for an API server that does not answer (a closed port on loopback).

@@ -515,3 +515,51 @@ async fn another_user_can_neither_see_follow_nor_cancel_a_running_submission(bac
     assert_eq!(done["state"], "succeeded");
 }
 on_the_cluster!(another_user_can_neither_see_follow_nor_cancel_a_running_submission);
+
+/// A token's user may keep only so many log follows open (`--follows-per-token-user`): past it a
+/// follow is refused with 429 and Retry-After, and closing one frees its place.
+async fn log_follows_past_the_cap_are_refused_until_one_closes(backend: Backend) {
+    let cluster = TestCluster::new().await;
+    let app = cluster
+        .spawn_service_tuned(backend, |settings| settings.follows_per_user = 2)
+        .await;
+    let gate = cluster.gate("end");
+    let command = format!("echo started; {}", gate.wait_command());
+    let id = id(&app
+        .submit(body!({"image": "busybox", "command": command}))
+        .await);
+    let path = format!("/v1/submissions/{id}/logs?follow=true");
+
+    let first = app.get(&path).await;
+    let second = app.get(&path).await;
+    let third = app.get(&path).await;
+
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.headers()["retry-after"], "5");
+    let problem: Value = third.json().await.expect("problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("already follows 2 logs")),
+        "{problem}"
+    );
+
+    drop(first);
+    let again = eventually(
+        "a follow to be accepted once one closed",
+        Duration::from_secs(30),
+        || async {
+            let response = app.get(&path).await;
+            (response.status() == StatusCode::OK).then_some(response)
+        },
+    )
+    .await;
+    drop(again);
+    drop(second);
+    gate.open();
+}
+on_the_cluster!(log_follows_past_the_cap_are_refused_until_one_closes);
