@@ -24,6 +24,10 @@ use crate::storage::Store;
 /// How long in-flight requests (log follows included) may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// Unknown tokens a client address may send a minute (in bursts of as many) before its
+/// requests are refused without a database lookup, until its budget refills.
+const UNKNOWN_TOKENS_PER_MINUTE: u32 = 120;
+
 /// Everything `build` needs, resolved from the command line (or by a test).
 pub struct Settings {
     pub listen: SocketAddr,
@@ -75,6 +79,7 @@ impl Application {
             request_timeout: settings.request_timeout,
             shutdown,
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
+            unknown_tokens: RateLimiter::new(UNKNOWN_TOKENS_PER_MINUTE),
             public_metrics: settings.public_metrics,
             final_counts: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
@@ -140,7 +145,7 @@ impl Application {
             ));
         }
         let stopping = context.shutdown.clone();
-        let app = http::router(context);
+        let app = http::router(context).into_make_service_with_connect_info::<SocketAddr>();
 
         let signal = stopping.clone();
         let served = axum::serve(listener, app).with_graceful_shutdown(async move {

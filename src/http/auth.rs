@@ -3,7 +3,9 @@
 //! A token with the delegate right (a portal, a dashboard backend) may act for a user with
 //! `X-On-Behalf-Of: USER`; the submission then belongs to that user and records who sent it.
 
-use axum::extract::FromRequestParts;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
@@ -30,11 +32,26 @@ impl FromRequestParts<Context> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("send a token: Authorization: Bearer <token>".into())
             })?;
-        let token = context
-            .store
-            .authenticate(secret)
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("this token is unknown or revoked".into()))?;
+        // An address that keeps sending unknown tokens is refused before the lookup, so
+        // guessing tokens costs the database nothing past its budget.
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip().to_string());
+        let now = std::time::Instant::now();
+        if let Some(address) = &address
+            && let Some(wait) = context.unknown_tokens.exhausted(address, now)
+        {
+            return Err(ApiError::UnknownTokens(wait));
+        }
+        let Some(token) = context.store.authenticate(secret).await? else {
+            if let Some(address) = &address {
+                let _ = context.unknown_tokens.check(address, now);
+            }
+            return Err(ApiError::Unauthorized(
+                "this token is unknown or revoked".into(),
+            ));
+        };
         if let Err(wait) = context
             .rate_limit
             .check(&token.id, std::time::Instant::now())

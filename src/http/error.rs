@@ -66,6 +66,9 @@ pub enum ApiError {
         "this token's user already follows {0} logs, the most allowed at once; close one first"
     )]
     TooManyFollows(usize),
+    /// The client's address sent too many unknown tokens; retry after the duration.
+    #[error("this address sent too many unknown tokens; retry in {} seconds", retry_after_seconds(*.0))]
+    UnknownTokens(std::time::Duration),
     /// A valid token that may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -132,6 +135,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
                 "Too many requests",
+            ),
+            ApiError::UnknownTokens(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-unknown-tokens",
+                "Too many unknown tokens",
             ),
             ApiError::TooManyFollows(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -244,6 +252,7 @@ impl IntoResponse for ApiError {
             ApiError::TooManyRequests(wait) => Some(retry_after_seconds(*wait)),
             ApiError::TookTooLong(_) => Some(1),
             ApiError::TooManyFollows(_) => Some(5),
+            ApiError::UnknownTokens(wait) => Some(retry_after_seconds(*wait)),
             ApiError::Storage(error) if error.is_unavailable() => Some(1),
             _ => None,
         };

@@ -48,6 +48,9 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Requests a minute per token.
     pub rate_limit: rate_limit::RateLimiter,
+    /// Unknown tokens a minute per client address; past it, that address's requests are
+    /// refused before any token lookup.
+    pub unknown_tokens: rate_limit::RateLimiter,
     /// Whether `/metrics` answers without a token.
     pub public_metrics: bool,
     /// Log follows each token user may keep open at once.

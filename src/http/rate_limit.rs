@@ -1,11 +1,16 @@
-//! Per-token rate limiting: a token bucket per token, in memory, so one client (or one runaway
-//! script) cannot starve the others. Each replica limits on its own.
+//! Rate limiting: a token bucket per key, in memory, so one client (or one runaway script)
+//! cannot starve the others. Keyed by token for authenticated requests, and by client address
+//! for unknown tokens (checked before the token is looked up). Each replica limits on its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Allows `per_minute` requests a minute per token, in bursts of up to a minute's worth.
+/// Keys kept before idle ones (whose bucket has refilled) are dropped, so a stream of new keys
+/// (addresses sending unknown tokens) cannot grow the map without bound.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// Allows `per_minute` requests a minute per key, in bursts of up to a minute's worth.
 #[derive(Clone)]
 pub struct RateLimiter {
     per_minute: u32,
@@ -26,6 +31,22 @@ impl RateLimiter {
         }
     }
 
+    /// How long until `key` may send again, if its budget is spent now; takes nothing.
+    pub fn exhausted(&self, key: &str, now: Instant) -> Option<Duration> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let per_second = f64::from(self.per_minute) / 60.0;
+        let buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bucket = buckets.get(key)?;
+        let elapsed = now.saturating_duration_since(bucket.refilled).as_secs_f64();
+        let tokens = bucket.tokens + elapsed * per_second;
+        (tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - tokens) / per_second))
+    }
+
     /// Takes one request from `key`'s budget, or says how long until one is available.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
         if self.per_minute == 0 {
@@ -39,6 +60,10 @@ impl RateLimiter {
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > PRUNE_ABOVE {
+            let full = Duration::from_secs(60);
+            buckets.retain(|_, bucket| now.saturating_duration_since(bucket.refilled) < full);
+        }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: capacity,
             refilled: now,
@@ -95,6 +120,37 @@ mod tests {
         assert!(limiter.check("a", start).is_ok());
 
         assert!(limiter.check("a", start).is_err(), "the budget still holds");
+    }
+
+    #[test]
+    fn an_exhausted_key_is_told_so_without_spending_anything() {
+        let limiter = RateLimiter::new(2);
+        let start = Instant::now();
+
+        assert_eq!(limiter.exhausted("a", start), None, "an unknown key is not");
+        assert!(limiter.check("a", start).is_ok() && limiter.check("a", start).is_ok());
+        let wait = limiter.exhausted("a", start).expect("spent");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(
+            limiter.exhausted("a", start + Duration::from_secs(30)),
+            None
+        );
+    }
+
+    #[test]
+    fn idle_keys_are_dropped_once_there_are_many() {
+        let limiter = RateLimiter::new(60);
+        let start = Instant::now();
+        for n in 0..=PRUNE_ABOVE {
+            let _ = limiter.check(&format!("address-{n}"), start);
+        }
+
+        let _ = limiter.check("late", start + Duration::from_secs(120));
+
+        assert_eq!(limiter.buckets.lock().map(|b| b.len()).unwrap_or(0), 1);
     }
 
     #[test]

@@ -407,3 +407,51 @@ async fn tokens_and_environment_values_never_reach_the_log() {
     );
     assert!(!logged.contains(&token), "a token reached the log");
 }
+
+/// An address that keeps sending unknown tokens is refused before any token lookup once it has
+/// spent its budget (120 a minute), with Retry-After; once the budget refills, a good token from
+/// the same address is served again.
+async fn an_address_guessing_tokens_is_slowed_down_before_any_lookup(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let guesser = crate::support::client_with_token("sht_guessed");
+
+    for attempt in 0..120 {
+        let answer = app.get_as(&guesser, "/v1/submissions").await;
+        assert_eq!(
+            answer.status(),
+            StatusCode::UNAUTHORIZED,
+            "attempt {attempt}"
+        );
+    }
+    let refused = app.get_as(&guesser, "/v1/submissions").await;
+
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body = problem(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("too many unknown tokens")),
+        "{body}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let answer = app.get("/v1/submissions").await;
+        if answer.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a good token is still refused after the refill"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+on_both_databases!(an_address_guessing_tokens_is_slowed_down_before_any_lookup);
