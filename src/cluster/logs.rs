@@ -153,7 +153,7 @@ pub async fn stream(
         timestamps: request.timestamps,
         ..LogParams::default()
     };
-    Ok(cluster.pods()?.log_stream(pod, &params).await?)
+    Ok(super::bounded(cluster.pods()?.log_stream(pod, &params)).await??)
 }
 
 /// The most of one pod's log the archive keeps: its last 4 MiB.

@@ -19,6 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, Config};
+use std::time::Duration;
 
 use crate::domain::{APP_LABEL, APP_LABEL_VALUE, SUBMISSION_ID_LABEL, SubmissionId};
 
@@ -173,14 +174,16 @@ impl Cluster {
 
     /// Checks the API server answers and lets us list Jobs (for `/readyz`).
     pub async fn probe(&self) -> Result<()> {
-        self.jobs()?
-            .list_metadata(&ListParams::default().labels(&app_selector()).limit(1))
-            .await?;
+        bounded(
+            self.jobs()?
+                .list_metadata(&ListParams::default().labels(&app_selector()).limit(1)),
+        )
+        .await??;
         Ok(())
     }
 
     pub async fn create_job(&self, job: &Job) -> Result<Created> {
-        match self.jobs()?.create(&PostParams::default(), job).await {
+        match bounded(self.jobs()?.create(&PostParams::default(), job)).await? {
             Ok(_) => Ok(Created::Now),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Before),
             Err(error) => Err(error.into()),
@@ -190,7 +193,7 @@ impl Cluster {
     /// Deletes a Job and, through background propagation, its pods (as `kubectl delete job`).
     /// A Job that is already gone counts as deleted.
     pub async fn delete_job(&self, name: &str) -> Result<()> {
-        match self.jobs()?.delete(name, &DeleteParams::background()).await {
+        match bounded(self.jobs()?.delete(name, &DeleteParams::background())).await? {
             Ok(_) => Ok(()),
             Err(error) => {
                 let error = ClusterError::from(error);
@@ -203,13 +206,19 @@ impl Cluster {
         }
     }
 
+    /// A Job of ours by name, if it exists.
+    pub async fn get_job(&self, name: &str) -> Result<Option<Job>> {
+        Ok(bounded(self.jobs()?.get_opt(name)).await??)
+    }
+
     /// A submission's pods, oldest first.
     pub async fn pods_of(&self, id: SubmissionId) -> Result<Vec<Pod>> {
-        let mut pods = self
-            .pods()?
-            .list(&ListParams::default().labels(&submission_selector(id)))
-            .await?
-            .items;
+        let mut pods = bounded(
+            self.pods()?
+                .list(&ListParams::default().labels(&submission_selector(id))),
+        )
+        .await??
+        .items;
         pods.sort_by(|a, b| {
             let key = |pod: &Pod| {
                 (
@@ -224,26 +233,96 @@ impl Cluster {
 
     /// Our Jobs, narrowed by an extra label selector.
     pub async fn list_jobs(&self, extra_selector: Option<&str>) -> Result<Vec<Job>> {
-        Ok(self
-            .jobs()?
-            .list(&ListParams::default().labels(&selector_with(extra_selector)))
-            .await?
-            .items)
+        Ok(bounded(
+            self.jobs()?
+                .list(&ListParams::default().labels(&selector_with(extra_selector))),
+        )
+        .await??
+        .items)
     }
 
     /// Our pods, narrowed by an extra label selector.
     pub async fn list_pods(&self, extra_selector: Option<&str>) -> Result<Vec<Pod>> {
-        Ok(self
-            .pods()?
-            .list(&ListParams::default().labels(&selector_with(extra_selector)))
-            .await?
-            .items)
+        Ok(bounded(
+            self.pods()?
+                .list(&ListParams::default().labels(&selector_with(extra_selector))),
+        )
+        .await??
+        .items)
     }
+}
+
+/// How long one call to the API server may take. A log stream is long by nature: its opening
+/// is bounded, its body is not; watches are kube's watcher's, which restarts them itself.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `call`, or an [`ClusterError::Unreachable`] if the API server has not answered within
+/// [`CALL_TIMEOUT`]: a hung connection must not hold up a request, a dispatch or a reconcile
+/// for as long as TCP keeps it open.
+pub async fn bounded<T>(
+    call: impl Future<Output = std::result::Result<T, kube::Error>>,
+) -> Result<std::result::Result<T, kube::Error>> {
+    tokio::time::timeout(CALL_TIMEOUT, call).await.map_err(|_| {
+        ClusterError::Unreachable(format!(
+            "no answer within {} seconds",
+            CALL_TIMEOUT.as_secs()
+        ))
+    })
 }
 
 fn selector_with(extra: Option<&str>) -> String {
     match extra.map(str::trim).filter(|extra| !extra.is_empty()) {
         Some(extra) => format!("{},{extra}", app_selector()),
         None => app_selector(),
+    }
+}
+
+/// Time limits on API server calls, against a fake API server that never answers (kube's
+/// `tower_test` mock: a real one cannot be made to hang on demand) and paused time.
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use tower_test::mock;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_never_answered_ends_after_the_call_timeout() {
+        let started = tokio::time::Instant::now();
+
+        let result = bounded(std::future::pending::<std::result::Result<(), kube::Error>>()).await;
+
+        assert!(
+            matches!(&result, Err(ClusterError::Unreachable(message)) if message.contains("20 seconds")),
+            "{result:?}"
+        );
+        assert_eq!(started.elapsed(), CALL_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_the_api_server_never_answers_is_unreachable_not_hung() {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let silent = tokio::spawn(async move {
+            let mut handle = pin!(handle);
+            let received = handle.next_request().await;
+            std::future::pending::<()>().await;
+            drop(received);
+        });
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sh-x"}
+        }))
+        .expect("job");
+
+        let created = cluster.create_job(&job).await;
+
+        assert!(
+            matches!(created, Err(ClusterError::Unreachable(_))),
+            "{created:?}"
+        );
+        silent.abort();
     }
 }

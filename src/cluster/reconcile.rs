@@ -78,7 +78,7 @@ pub async fn reconcile(
             .update(id, |submission| progress_from_pod(submission, &pod))
             .await?;
     }
-    match cluster.jobs()?.get_opt(&submission.job_name).await {
+    match cluster.get_job(&submission.job_name).await {
         Ok(Some(job)) => {
             if super::watch::has_ended(&job) {
                 logs::archive(cluster, store, id, false).await;
@@ -94,7 +94,7 @@ pub async fn reconcile(
                 })
                 .await?;
         }
-        Err(error) => return Err(ClusterError::from(error).into()),
+        Err(error) => return Err(error.into()),
     }
     Ok(())
 }

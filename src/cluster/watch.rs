@@ -258,9 +258,8 @@ async fn reconcile_unlisted(
             return;
         }
     };
-    let Ok(jobs) = cluster.jobs() else { return };
     for submission in live.into_iter().filter(|s| !listed.contains(&s.id)) {
-        match jobs.get_opt(&submission.job_name).await {
+        match cluster.get_job(&submission.job_name).await {
             Ok(None) => {
                 tracing::warn!(submission_id = %submission.id, "its Job is gone");
                 if let Err(error) = store
