@@ -527,8 +527,7 @@ impl Conditions {
 }
 
 /// `column IN (states...)`, the states bound; `states` must not be empty. One state is
-/// written `column = state`: SQLite walks an index in order only for an equality, and sorts
-/// every matching row for a one-value `IN`.
+/// written `column = state`, the plainest form of the same condition.
 fn push_states(builder: &mut QueryBuilder<Any>, column: &str, states: &[State]) {
     if let [state] = states {
         builder.push(column).push(" = ").push_bind(state.as_str());
