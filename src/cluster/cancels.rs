@@ -45,7 +45,7 @@ impl Cancels {
     ) -> (Self, impl Future<Output = ()>) {
         let (queue, doomed) = mpsc::unbounded_channel();
         let worker = async move {
-            tokio_stream_of(doomed)
+            stream_of(doomed)
                 .take_until(stop.cancelled_owned())
                 .for_each_concurrent(CONCURRENCY, |(id, job_name)| {
                     delete(&cluster, &store, id, job_name)
@@ -66,7 +66,8 @@ impl Cancels {
     }
 }
 
-fn tokio_stream_of<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> {
+/// The receiver as a stream (what `tokio-stream`'s wrapper does, without the dependency).
+fn stream_of<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::poll_fn(move |context| receiver.poll_recv(context))
 }
 

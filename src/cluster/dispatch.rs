@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use tokio::sync::Notify;
 
 use super::manifest::{self, PodSettings};
-use super::{Cluster, Created};
+use super::{Cluster, ClusterError, Created};
 use crate::domain::{Progress, State, Submission};
 use crate::storage::{Queued, Store};
 
@@ -137,30 +137,16 @@ async fn dispatch_one(
             tracing::warn!(%error, "the API server refused a Job");
             Outcome::Refused(format!("the API server refused the Job: {error}"))
         }
+        Err(error) if error.is_refused() && attempts + 1 < MAX_ATTEMPTS => {
+            defer(store, &submission, attempts + 1, error).await;
+            return true;
+        }
         Err(error) if error.is_refused() => {
-            let attempts = attempts + 1;
-            tracing::warn!(%error, attempts, "the API server refused a create");
-            if attempts >= MAX_ATTEMPTS {
-                Outcome::Refused(format!(
-                    "the API server refused the Job {attempts} times: {error}"
-                ))
-            } else {
-                let wait = retry_delay(attempts);
-                let message = format!(
-                    "the API server refused the Job (attempt {attempts} of {MAX_ATTEMPTS}, next in {} s): {error}",
-                    wait.as_secs()
-                );
-                let next = Timestamp::now()
-                    .checked_add(wait)
-                    .unwrap_or_else(|_| Timestamp::now());
-                if let Err(error) = store
-                    .defer_dispatch(submission.id, attempts, next, &message)
-                    .await
-                {
-                    tracing::error!(%error, "could not record a refused create");
-                }
-                return true;
-            }
+            tracing::warn!(%error, "the API server refused a create for the last time");
+            Outcome::Refused(format!(
+                "the API server refused the Job {} times: {error}",
+                attempts + 1
+            ))
         }
         Err(error) => {
             tracing::warn!(%error, "could not create a Job; will retry");
@@ -185,6 +171,26 @@ async fn dispatch_one(
         Err(error) => tracing::error!(%error, "could not record a Job's creation"),
     }
     !matches!(outcome, Outcome::Unreached(_))
+}
+
+/// Records a refused create that is to be tried again: the submission stays queued, says why,
+/// and is not due again until its backoff is over.
+async fn defer(store: &Store, submission: &Submission, attempts: i64, error: &ClusterError) {
+    tracing::warn!(%error, attempts, "the API server refused a create");
+    let wait = retry_delay(attempts);
+    let message = format!(
+        "the API server refused the Job (attempt {attempts} of {MAX_ATTEMPTS}, next in {} s): {error}",
+        wait.as_secs()
+    );
+    let next = Timestamp::now()
+        .checked_add(wait)
+        .unwrap_or_else(|_| Timestamp::now());
+    if let Err(error) = store
+        .defer_dispatch(submission.id, attempts, next, &message)
+        .await
+    {
+        tracing::error!(%error, "could not record a refused create");
+    }
 }
 
 /// What became of one create.

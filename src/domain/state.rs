@@ -38,6 +38,8 @@ impl State {
 
     /// The states a user can still cancel.
     pub const ACTIVE: [State; 3] = [State::Queued, State::Pending, State::Running];
+    /// The states a submission ends in.
+    pub const FINAL: [State; 3] = [State::Succeeded, State::Failed, State::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -104,6 +106,14 @@ impl std::str::FromStr for State {
 #[cfg(test)]
 mod tests {
     use super::State::{self, *};
+
+    #[test]
+    fn every_state_is_either_active_or_final() {
+        for state in State::ALL {
+            assert_eq!(State::FINAL.contains(&state), state.is_final(), "{state}");
+            assert_eq!(State::ACTIVE.contains(&state), !state.is_final(), "{state}");
+        }
+    }
 
     #[test]
     fn every_state_round_trips_through_its_text() {

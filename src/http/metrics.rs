@@ -22,8 +22,6 @@ use crate::storage::{StorageError, Store};
 /// How old the final states' counts may be before a scrape starts a recount.
 pub const FINAL_COUNTS_TTL: Duration = Duration::from_secs(15);
 
-const FINAL: [State; 3] = [State::Succeeded, State::Failed, State::Cancelled];
-
 /// The last count of submissions in final states, shared by every scrape.
 #[derive(Clone, Default)]
 pub struct FinalCounts {
@@ -64,14 +62,14 @@ impl FinalCounts {
                     let this = self.clone();
                     let store = store.clone();
                     tokio::spawn(async move {
-                        let counted = store.count_by_state(&FINAL).await;
+                        let counted = store.count_by_state(&State::FINAL).await;
                         this.store(counted.ok());
                     });
                 }
                 Ok(counts)
             }
             None => {
-                let counts = store.count_by_state(&FINAL).await?;
+                let counts = store.count_by_state(&State::FINAL).await?;
                 self.store(Some(counts.clone()));
                 Ok(counts)
             }

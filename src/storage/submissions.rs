@@ -64,9 +64,6 @@ const LABEL_CHUNK: usize = 2000;
 /// Retries of an optimistic update before giving up; contention on one row is brief.
 const UPDATE_ATTEMPTS: usize = 20;
 
-/// The states a bulk cancel stops.
-const ACTIVE: [State; 3] = [State::Queued, State::Pending, State::Running];
-
 impl Store {
     /// Stores new submissions, all or none, in one transaction. One submission is stored in
     /// the next group commit, with those of other requests arriving at the same time.
@@ -312,12 +309,12 @@ impl Store {
         let mut conditions = Conditions::new();
         conditions.filter(&mut builder, filter);
         conditions.next(&mut builder);
-        push_states(&mut builder, "s.state", &ACTIVE);
+        push_states(&mut builder, "s.state", &State::ACTIVE);
         // Checked again on the row being written: on Postgres a row that changed after the
         // subquery chose it (a submission that just succeeded) is re-evaluated against this
         // condition, not against the subquery's snapshot.
         builder.push(") AND ");
-        push_states(&mut builder, "state", &ACTIVE);
+        push_states(&mut builder, "state", &State::ACTIVE);
         builder.push(concat!(" RETURNING ", columns!()));
         let _turn = self.turn_to_write().await;
         let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
