@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
-use crate::cluster::{Cluster, archiver, dispatch, reconcile, watch};
+use crate::cluster::{Cluster, controller, dispatch};
 use crate::domain::SubmitDefaults;
 use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
@@ -114,34 +114,17 @@ impl Application {
         }
         background.spawn(context.store.clone().keep_wal_bounded());
         if context.cluster.is_configured() {
-            let (retries, failed) = reconcile::Retries::new();
-            background.spawn(reconcile::run(
+            let (_, controller) = controller::start(
                 context.cluster.clone(),
                 context.store.clone(),
-                failed,
-            ));
+                context.cancels.clone(),
+            );
+            background.spawn(controller);
             background.spawn(dispatch::run(
                 context.cluster.clone(),
                 context.store.clone(),
                 context.dispatch.clone(),
                 pods,
-            ));
-            let archiver = archiver::Archiver::new(
-                context.cluster.clone(),
-                context.store.clone(),
-                retries.clone(),
-            );
-            background.spawn(watch::watch_jobs(
-                context.cluster.clone(),
-                context.store.clone(),
-                retries.clone(),
-                archiver.clone(),
-            ));
-            background.spawn(watch::watch_pods(
-                context.cluster.clone(),
-                context.store.clone(),
-                retries,
-                archiver,
             ));
         }
         let stopping = context.shutdown.clone();

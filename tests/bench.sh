@@ -6,6 +6,7 @@
 #   tests/bench.sh                                   every section
 #   tests/bench.sh --only accept,e2e,queries         some sections
 #   tests/bench.sh --rows 200000                     fewer stored submissions for the queries
+#   tests/bench.sh --only live --live 2000           fewer live Jobs for the controller figures
 #
 # It prints Markdown tables; it never fails for being slow, only when the service answers wrongly.
 set -euo pipefail
@@ -34,5 +35,8 @@ tests/control-plane.sh up "$work/cluster" >&2
 # shellcheck disable=SC1091
 source "$work/cluster/env"
 export SH_TEST_KUBECONFIG="$KUBECONFIG"
+# The live section runs its payloads on a simulated node of its own.
+cargo build -p node-sim >&2
+export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/debug/node-sim"
 
 cargo bench --bench service -- "$@"

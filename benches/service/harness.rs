@@ -28,6 +28,10 @@ pub struct Scale {
     pub cancel_rows: usize,
     /// Jobs created end to end.
     pub jobs: usize,
+    /// Jobs live at once for the controller figures.
+    pub live: usize,
+    /// How long the API server's requests are counted with every Job live and nothing changing.
+    pub rest: Duration,
 }
 
 impl Scale {
@@ -40,6 +44,8 @@ impl Scale {
             rows: 1_000_000,
             cancel_rows: 10_000,
             jobs: 500,
+            live: 5_000,
+            rest: Duration::from_secs(60),
         }
     }
 
@@ -52,6 +58,8 @@ impl Scale {
             rows: 5_000,
             cancel_rows: 200,
             jobs: 20,
+            live: 10,
+            rest: Duration::from_secs(2),
         }
     }
 }

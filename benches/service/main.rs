@@ -4,16 +4,18 @@
 //!   tests/bench.sh                      everything, full size (sets up Postgres and the
 //!                                       control plane, then runs `cargo bench --bench service`)
 //!   cargo bench --bench service -- --only accept,queries --rows 200000
+//!   cargo bench --bench service -- --only live --live 2000
 //!   cargo test --bench service          the seconds-long smoke run CI does
 //!
 //! It prints Markdown tables (BENCHMARKS.md is made of them) and never fails for being slow:
 //! it fails only when the service answers wrongly. Sections whose server is not set up
-//! (`SH_TEST_POSTGRES_URL`, `SH_TEST_KUBECONFIG`) are skipped with a note, except under
+//! (`SH_TEST_POSTGRES_URL`, `SH_TEST_KUBECONFIG`, `SH_TEST_NODE_SIM`) are skipped with a note, except under
 //! `SH_TEST_REQUIRE_ALL` (tests/run.sh), where a missing server is an error.
 
 mod accept;
 mod cluster;
 mod harness;
+mod live;
 mod queries;
 
 use anyhow::{Context as _, bail};
@@ -38,6 +40,13 @@ async fn main() -> anyhow::Result<()> {
                     .next()
                     .context("--only needs a list of sections")?;
                 only = Some(sections.split(',').map(str::to_owned).collect());
+            }
+            "--live" => {
+                scale.live = arguments
+                    .next()
+                    .context("--live needs a number")?
+                    .parse()
+                    .context("--live needs a number")?;
             }
             "--rows" => {
                 scale.rows = arguments
@@ -87,6 +96,12 @@ async fn main() -> anyhow::Result<()> {
         match harness::kubeconfig() {
             Some(kubeconfig) => cluster::run(&kubeconfig, scale).await?,
             None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
+        }
+    }
+    if wanted("live") {
+        match (harness::kubeconfig(), live::node_sim()) {
+            (Some(kubeconfig), Some(node_sim)) => live::run(&kubeconfig, &node_sim, scale).await?,
+            _ => skip("a control plane and node-sim (SH_TEST_KUBECONFIG, SH_TEST_NODE_SIM)")?,
         }
     }
     if wanted("queries") {

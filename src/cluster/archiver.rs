@@ -1,90 +1,69 @@
-//! Log archiving off the watchers' path: bounded in concurrency (and, per pod, in time: see
+//! Log archiving off the controller's path: bounded in concurrency (and, per pod, in time: see
 //! [`logs::ARCHIVE_TIME_LIMIT`]), so a slow or hung log read never holds up anyone else's state
-//! changes. A Job that ended is recorded as ended by the same background task, after its pods'
-//! logs are archived (or the archive says why not), so a finished submission always has them.
+//! changes. When an archive is done (or the archive says why there is none) the submission is
+//! reconciled again: a Job that ended is recorded as ended only once its pods' logs are kept.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::Semaphore;
 
-use super::reconcile::Retries;
-use super::watch::progress_from_job;
+use super::controller::Triggers;
 use super::{Cluster, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
 /// How many logs are read for the archive at once.
-const CONCURRENT_ARCHIVES: usize = 8;
+const CONCURRENT_ARCHIVES: usize = 16;
 
-/// Runs archives in the background for the watchers.
+/// Runs archives in the background for the controller.
 #[derive(Clone)]
 pub struct Archiver {
     cluster: Cluster,
     store: Store,
-    retries: Retries,
+    triggers: Triggers,
     permits: Arc<Semaphore>,
-    /// Submissions whose end is being recorded, so a Job seen twice is finished once.
-    finishing: Arc<Mutex<HashSet<SubmissionId>>>,
+    /// Pods whose log is being archived, so a pod seen twice is read once.
+    archiving: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Archiver {
-    pub fn new(cluster: Cluster, store: Store, retries: Retries) -> Self {
+    pub fn new(cluster: Cluster, store: Store, triggers: Triggers) -> Self {
         Archiver {
             cluster,
             store,
-            retries,
+            triggers,
             permits: Arc::new(Semaphore::new(CONCURRENT_ARCHIVES)),
-            finishing: Arc::default(),
+            archiving: Arc::default(),
         }
     }
 
-    /// Archives the log of a pod that ended, now, while it still exists.
-    pub fn archive_pod(&self, id: SubmissionId, pod: Pod) {
-        let archiver = self.clone();
-        tokio::spawn(async move {
-            let Ok(_permit) = archiver.permits.acquire().await else {
-                return;
-            };
-            logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
-        });
-    }
-
-    /// Archives the logs of the pods of `job`, which ended, then records its end; a change
-    /// the store does not take goes to the reconcile queue.
-    pub fn finish(&self, id: SubmissionId, job: Job) {
+    /// Archives the log of a pod that ended, now, while it still exists; then reconciles its
+    /// submission again.
+    pub fn archive_pod(&self, id: SubmissionId, pod: Arc<Pod>) {
+        let Some(name) = pod.metadata.name.clone() else {
+            return;
+        };
         let first = self
-            .finishing
+            .archiving
             .lock()
-            .map(|mut finishing| finishing.insert(id))
-            .unwrap_or(false);
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(name.clone());
         if !first {
             return;
         }
         let archiver = self.clone();
         tokio::spawn(async move {
             if let Ok(_permit) = archiver.permits.acquire().await {
-                logs::archive(&archiver.cluster, &archiver.store, id, false).await;
+                logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
             }
-            let recorded = archiver
-                .store
-                .update(id, |submission| progress_from_job(submission, &job))
-                .await;
-            match recorded {
-                Ok(Some(updated)) if updated.changed => {
-                    tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(submission_id = %id, %error, "could not record a Job's end; retrying");
-                    archiver.retries.push(id);
-                }
-            }
-            if let Ok(mut finishing) = archiver.finishing.lock() {
-                finishing.remove(&id);
-            }
+            archiver
+                .archiving
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .remove(&name);
+            archiver.triggers.reconcile(id);
         });
     }
 }

@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
-use futures::{AsyncBufRead, StreamExt};
+use std::sync::Arc;
+
+use futures::AsyncBufRead;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher;
 
-use super::{Cluster, ClusterError, manifest, submission_selector};
+use super::{Cluster, ClusterError, manifest};
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
 use crate::storage::{ArchivedLog, Store};
 
@@ -42,7 +42,7 @@ pub struct LogRequest {
 }
 
 /// Whether the payload container of `pod` has started (is running or has run).
-fn has_started(pod: &Pod) -> bool {
+pub fn has_started(pod: &Pod) -> bool {
     pod.status
         .as_ref()
         .and_then(|status| status.container_statuses.as_ref())
@@ -54,7 +54,7 @@ fn has_started(pod: &Pod) -> bool {
 }
 
 /// The newest pod, which is the one `kubectl logs job/NAME` would choose to show.
-fn newest(pods: Vec<Pod>) -> Option<Pod> {
+fn newest(pods: Vec<Arc<Pod>>) -> Option<Arc<Pod>> {
     pods.into_iter().max_by(|a, b| {
         let key = |pod: &Pod| {
             (
@@ -74,12 +74,9 @@ pub async fn choose_pod(
     wait: Duration,
 ) -> Result<String, LogError> {
     if let Some(name) = &request.pod {
-        let pod = cluster
-            .pods()?
-            .get_opt(name)
-            .await
-            .map_err(ClusterError::from)?;
-        let belongs = pod
+        let belongs = cluster
+            .pod(name)
+            .await?
             .as_ref()
             .and_then(|pod| pod.metadata.labels.as_ref())
             .and_then(|labels| labels.get(SUBMISSION_ID_LABEL))
@@ -93,8 +90,8 @@ pub async fn choose_pod(
         return Ok(name.clone());
     }
     let pods = cluster.pods_of(id).await?;
-    let started = newest(pods.into_iter().filter(has_started).collect());
-    if let Some(name) = started.and_then(|pod| pod.metadata.name) {
+    let started = newest(pods.into_iter().filter(|pod| has_started(pod)).collect());
+    if let Some(name) = started.and_then(|pod| pod.metadata.name.clone()) {
         return Ok(name);
     }
     if !request.follow {
@@ -103,37 +100,28 @@ pub async fn choose_pod(
     wait_for_start(cluster, id, None, wait).await
 }
 
+/// Waits for a pod of the submission (or the one named) to start, as the pod cache sees it:
+/// no watch of its own, however many followers wait.
 async fn wait_for_start(
     cluster: &Cluster,
     id: SubmissionId,
     name: Option<&str>,
     wait: Duration,
 ) -> Result<String, LogError> {
-    let config = watcher::Config::default().labels(&submission_selector(id));
-    let mut pods = watcher::watcher(cluster.pods()?, config)
-        .applied_objects()
-        .boxed();
+    let caches = cluster.caches();
     let started = async {
-        while let Some(pod) = pods.next().await {
-            let pod = match pod {
-                Ok(pod) => pod,
-                Err(
-                    watcher::Error::InitialListFailed(error)
-                    | watcher::Error::WatchStartFailed(error),
-                ) => {
-                    return Err(LogError::Cluster(error.into()));
-                }
-                Err(_) => continue,
-            };
-            let matches = name.is_none_or(|name| pod.metadata.name.as_deref() == Some(name));
-            if matches
-                && has_started(&pod)
-                && let Some(name) = pod.metadata.name
-            {
+        loop {
+            let changed = caches.pod_changed();
+            let pods = cluster.pods_of(id).await?;
+            let found = pods.iter().find(|pod| {
+                name.is_none_or(|name| pod.metadata.name.as_deref() == Some(name))
+                    && has_started(pod)
+            });
+            if let Some(name) = found.and_then(|pod| pod.metadata.name.clone()) {
                 return Ok(name);
             }
+            changed.await;
         }
-        Err(LogError::NotStarted)
     };
     tokio::time::timeout(wait, started)
         .await

@@ -7,21 +7,31 @@
 //! namespace.
 
 pub mod archiver;
+pub mod cache;
 pub mod cancels;
+pub mod controller;
 pub mod dispatch;
 pub mod logs;
 pub mod manifest;
+pub mod metrics;
+pub mod progress;
 pub mod reconcile;
+pub mod selector;
 pub mod views;
-pub mod watch;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::client::ClientBuilder;
+use kube::core::Selector;
 use kube::{Client, Config};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::domain::{APP_LABEL, APP_LABEL_VALUE, SUBMISSION_ID_LABEL, SubmissionId};
+use cache::{Caches, Writers};
+use metrics::ClusterMetrics;
+
+use crate::domain::{APP_LABEL, APP_LABEL_VALUE, SubmissionId};
 
 /// What can go wrong talking to the cluster.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -97,11 +107,6 @@ pub fn app_selector() -> String {
     format!("{APP_LABEL}={APP_LABEL_VALUE}")
 }
 
-/// The selector for one submission's Job and pods.
-pub fn submission_selector(id: SubmissionId) -> String {
-    format!("{},{SUBMISSION_ID_LABEL}={id}", app_selector())
-}
-
 /// Whether the first create of a Job happened now or before.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
@@ -110,11 +115,16 @@ pub enum Created {
     Before,
 }
 
-/// The service's handle on the cluster: a client (if one could be configured) and the namespace.
+/// The service's handle on the cluster: a client (if one could be configured), the namespace,
+/// the caches the controller's watches fill, and the metrics of what it does.
 #[derive(Clone)]
 pub struct Cluster {
     client: std::result::Result<Client, String>,
     namespace: String,
+    caches: Caches,
+    /// The caches' writing ends, until the controller takes them.
+    writers: Arc<Mutex<Option<Writers>>>,
+    metrics: Arc<ClusterMetrics>,
 }
 
 impl Cluster {
@@ -126,10 +136,7 @@ impl Cluster {
         match Config::infer().await {
             Ok(config) => {
                 let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
-                match Client::try_from(config) {
-                    Ok(client) => Cluster::new(client, namespace),
-                    Err(error) => Cluster::unconfigured(error.to_string(), namespace),
-                }
+                Cluster::from_config(config, namespace)
             }
             Err(error) => Cluster::unconfigured(
                 error.to_string(),
@@ -138,18 +145,57 @@ impl Cluster {
         }
     }
 
-    pub fn new(client: Client, namespace: String) -> Self {
-        Cluster {
-            client: Ok(client),
-            namespace,
+    /// A client for `config` whose requests `/metrics` counts.
+    pub fn from_config(config: Config, namespace: String) -> Self {
+        let metrics = Arc::new(ClusterMetrics::default());
+        match ClientBuilder::try_from(config) {
+            Ok(builder) => {
+                let client = builder
+                    .with_layer(&metrics::counting_layer(metrics.clone()))
+                    .build();
+                Cluster::with_metrics(Ok(client), namespace, metrics)
+            }
+            Err(error) => Cluster::unconfigured(error.to_string(), namespace),
         }
     }
 
+    pub fn new(client: Client, namespace: String) -> Self {
+        Cluster::with_metrics(Ok(client), namespace, Arc::default())
+    }
+
     pub fn unconfigured(reason: String, namespace: String) -> Self {
+        Cluster::with_metrics(Err(reason), namespace, Arc::default())
+    }
+
+    fn with_metrics(
+        client: std::result::Result<Client, String>,
+        namespace: String,
+        metrics: Arc<ClusterMetrics>,
+    ) -> Self {
+        let (caches, writers) = Caches::new(&namespace);
         Cluster {
-            client: Err(reason),
+            client,
             namespace,
+            caches,
+            writers: Arc::new(Mutex::new(Some(writers))),
+            metrics,
         }
+    }
+
+    /// The caches' writing ends, once: for the controller that runs the watches.
+    pub(crate) fn take_writers(&self) -> Option<Writers> {
+        self.writers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    pub fn metrics(&self) -> &Arc<ClusterMetrics> {
+        &self.metrics
     }
 
     pub fn namespace(&self) -> &str {
@@ -211,44 +257,34 @@ impl Cluster {
         Ok(bounded(self.jobs()?.get_opt(name)).await??)
     }
 
-    /// A submission's pods, oldest first.
-    pub async fn pods_of(&self, id: SubmissionId) -> Result<Vec<Pod>> {
-        let mut pods = bounded(
-            self.pods()?
-                .list(&ListParams::default().labels(&submission_selector(id))),
-        )
-        .await??
-        .items;
-        pods.sort_by(|a, b| {
-            let key = |pod: &Pod| {
-                (
-                    pod.metadata.creation_timestamp.clone(),
-                    pod.metadata.name.clone(),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
-        Ok(pods)
+    /// A submission's pods, oldest first, as the pod watch knows them.
+    pub async fn pods_of(&self, id: SubmissionId) -> Result<Vec<Arc<Pod>>> {
+        self.ready().await?;
+        Ok(self.caches.pods_of(id))
     }
 
-    /// Our Jobs, narrowed by an extra label selector.
-    pub async fn list_jobs(&self, extra_selector: Option<&str>) -> Result<Vec<Job>> {
-        Ok(bounded(
-            self.jobs()?
-                .list(&ListParams::default().labels(&selector_with(extra_selector))),
-        )
-        .await??
-        .items)
+    /// A pod of ours by name, as the pod watch knows it.
+    pub async fn pod(&self, name: &str) -> Result<Option<Arc<Pod>>> {
+        self.ready().await?;
+        Ok(self.caches.pod(name))
     }
 
-    /// Our pods, narrowed by an extra label selector.
-    pub async fn list_pods(&self, extra_selector: Option<&str>) -> Result<Vec<Pod>> {
-        Ok(bounded(
-            self.pods()?
-                .list(&ListParams::default().labels(&selector_with(extra_selector))),
-        )
-        .await??
-        .items)
+    /// Our Jobs that `selector` selects, as the Job watch knows them.
+    pub async fn list_jobs(&self, selector: &Selector) -> Result<Vec<Arc<Job>>> {
+        self.ready().await?;
+        Ok(self.caches.jobs_matching(selector))
+    }
+
+    /// Our pods that `selector` selects, as the pod watch knows them.
+    pub async fn list_pods(&self, selector: &Selector) -> Result<Vec<Arc<Pod>>> {
+        self.ready().await?;
+        Ok(self.caches.pods_matching(selector))
+    }
+
+    /// Waits (briefly) for the watches' first list; without a cluster, says so.
+    async fn ready(&self) -> Result<()> {
+        self.client()?;
+        self.caches.ready().await
     }
 }
 
@@ -268,13 +304,6 @@ pub async fn bounded<T>(
             CALL_TIMEOUT.as_secs()
         ))
     })
-}
-
-fn selector_with(extra: Option<&str>) -> String {
-    match extra.map(str::trim).filter(|extra| !extra.is_empty()) {
-        Some(extra) => format!("{},{extra}", app_selector()),
-        None => app_selector(),
-    }
 }
 
 /// Time limits on API server calls, against a fake API server that never answers (kube's

@@ -1,19 +1,17 @@
-//! Level-triggered reconciles of one submission, retried until its state is recorded.
-//!
-//! The watchers record each change as it arrives; when the database cannot take one (it is
-//! down, locked, restarting), the change is not dropped: its submission is queued here and
-//! reconciled from the cluster's current state (its Job and pods, read again) with backoff
-//! until the store takes it. The queue holds each submission once, so a submission that keeps
-//! failing is retried at its own pace and never twice at once.
+//! One reconcile: brings a stored submission in line with its Job and pods as the caches have
+//! them now. Level-triggered and idempotent: it reads the row, the Job and the pods afresh, so
+//! a missed, repeated or reordered event changes nothing, and running it again after an error
+//! is always safe. States only move forward (see [`crate::domain::State::can_become`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_util::time::{DelayQueue, delay_queue};
+use k8s_openapi::api::batch::v1::Job;
 
-use super::watch::{progress_after_job_deleted, progress_from_job, progress_from_pod};
+use super::archiver::Archiver;
+use super::cancels::Cancels;
+use super::progress::{self, JobSeen};
 use super::{Cluster, ClusterError, logs};
 use crate::domain::{State, SubmissionId};
 use crate::storage::{StorageError, Store};
@@ -38,98 +36,175 @@ pub fn backoff(attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// Where the watchers hand the submissions whose change they could not record.
-#[derive(Debug, Clone)]
-pub struct Retries(mpsc::UnboundedSender<SubmissionId>);
-
-impl Retries {
-    /// A queue and the receiving end its [`run`] task drains.
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<SubmissionId>) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        (Retries(sender), receiver)
-    }
-
-    /// Reconciles `id` again soon, and until it is recorded.
-    pub fn push(&self, id: SubmissionId) {
-        // Fails only once the run task is gone, when the service is stopping anyway.
-        let _ = self.0.send(id);
-    }
+/// What a reconcile needs, and what the watches saw that the caches no longer hold.
+pub struct Reconciler {
+    pub cluster: Cluster,
+    pub store: Store,
+    pub archiver: Archiver,
+    pub cancels: Cancels,
+    /// The last state of Jobs deleted since their submission was last reconciled: a Job
+    /// deleted after it ended keeps its outcome.
+    deleted_jobs: Mutex<HashMap<SubmissionId, Job>>,
+    /// Pods that vanished before they ended, by submission.
+    lost_pods: Mutex<HashMap<SubmissionId, BTreeSet<String>>>,
 }
 
-/// Brings the stored submission in line with its Job and pods as the API server has them now.
-pub async fn reconcile(
-    cluster: &Cluster,
-    store: &Store,
-    id: SubmissionId,
-) -> Result<(), ReconcileError> {
-    let Some(submission) = store.get(id).await? else {
-        return Ok(());
-    };
-    if submission.progress.state.is_final()
-        || submission.progress.state == State::Queued
-        || submission.namespace != cluster.namespace()
-    {
-        // Final states never change; a queued one is the dispatcher's; another namespace's is
-        // for a service that follows that namespace.
-        return Ok(());
-    }
-    for pod in cluster.pods_of(id).await? {
-        store
-            .update(id, |submission| progress_from_pod(submission, &pod))
-            .await?;
-    }
-    match cluster.get_job(&submission.job_name).await {
-        Ok(Some(job)) => {
-            if super::watch::has_ended(&job) {
-                logs::archive(cluster, store, id, false).await;
-            }
-            store
-                .update(id, |submission| progress_from_job(submission, &job))
-                .await?;
+impl Reconciler {
+    pub fn new(cluster: Cluster, store: Store, archiver: Archiver, cancels: Cancels) -> Self {
+        Reconciler {
+            cluster,
+            store,
+            archiver,
+            cancels,
+            deleted_jobs: Mutex::default(),
+            lost_pods: Mutex::default(),
         }
-        Ok(None) => {
-            store
-                .update(id, |submission| {
-                    progress_after_job_deleted(submission, None)
-                })
-                .await?;
-        }
-        Err(error) => return Err(error.into()),
     }
-    Ok(())
-}
 
-/// Drains the queue until the service stops: each submission is reconciled once its delay is
-/// over, and queued again with a longer one while it fails.
-pub async fn run(
-    cluster: Cluster,
-    store: Store,
-    mut incoming: mpsc::UnboundedReceiver<SubmissionId>,
-) {
-    let mut due: DelayQueue<SubmissionId> = DelayQueue::new();
-    let mut queued: HashMap<SubmissionId, (delay_queue::Key, u32)> = HashMap::new();
-    loop {
-        tokio::select! {
-            id = incoming.recv() => {
-                let Some(id) = id else { return };
-                queued
-                    .entry(id)
-                    .or_insert_with(|| (due.insert(id, backoff(0)), 0));
-            }
-            Some(expired) = due.next(), if !due.is_empty() => {
-                let id = expired.into_inner();
-                let attempt = queued.remove(&id).map_or(0, |(_, attempt)| attempt);
-                match reconcile(&cluster, &store, id).await {
-                    Ok(()) => tracing::info!(submission_id = %id, attempt, "reconciled after a failed update"),
-                    Err(error) => {
-                        let delay = backoff(attempt + 1);
-                        tracing::warn!(submission_id = %id, %error, ?delay, "reconcile failed; retrying");
-                        queued.insert(id, (due.insert(id, delay), attempt + 1));
-                    }
+    /// Keeps the last state of a deleted Job for the next reconcile of its submission.
+    pub fn job_deleted(&self, id: SubmissionId, job: Job) {
+        lock(&self.deleted_jobs).insert(id, job);
+    }
+
+    /// Notes a pod that was deleted before it ended (its node lost, deleted by hand).
+    pub fn pod_lost(&self, id: SubmissionId, name: String) {
+        lock(&self.lost_pods).entry(id).or_default().insert(name);
+    }
+
+    /// Reconciles one submission; returns whether its row changed.
+    pub async fn reconcile(&self, id: SubmissionId) -> Result<bool, ReconcileError> {
+        let Some(submission) = self.store.get(id).await? else {
+            return Ok(false);
+        };
+        if submission.namespace != self.cluster.namespace() {
+            // Another namespace's submission is for a service that follows that namespace.
+            return Ok(false);
+        }
+        let caches = self.cluster.caches();
+        let job = caches.job(&submission.job_name);
+        match submission.progress.state {
+            State::Cancelled => {
+                // The background delete after the cancel did not get through (or the service
+                // stopped first): the Job must still go.
+                if job.is_some_and(|job| job.metadata.deletion_timestamp.is_none()) {
+                    self.cancels
+                        .delete_jobs([(id, submission.job_name.clone())]);
                 }
+                self.forget(id);
+                return Ok(false);
+            }
+            state if state.is_final() => {
+                self.forget(id);
+                return Ok(false);
+            }
+            // Not created yet: the dispatcher's.
+            State::Queued if job.is_none() => return Ok(false),
+            _ => {}
+        }
+
+        let pods = caches.pods_of(id);
+        let ended: Vec<_> = pods
+            .iter()
+            .filter(|pod| logs::has_started(pod) && logs::has_ended(pod))
+            .collect();
+        let archived = if ended.is_empty() {
+            Vec::new()
+        } else {
+            self.store.archived_pods(id).await?
+        };
+        let mut archiving = false;
+        for pod in ended {
+            let name = pod.metadata.name.as_deref().unwrap_or_default();
+            if !archived.iter().any(|done| done == name) {
+                self.archiver.archive_pod(id, Arc::clone(pod));
+                archiving = true;
             }
         }
+        let lost: Vec<String> = lock(&self.lost_pods)
+            .get(&id)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default();
+        for name in &lost {
+            self.note_lost_pod(id, name).await?;
+        }
+
+        let fetched = match &job {
+            Some(_) => None,
+            None => Some(self.job_not_cached(id, &submission.job_name).await?),
+        };
+        let seen = match (&job, &fetched) {
+            (Some(job), _) => JobSeen::Present(job),
+            (None, Some(Uncached::Exists(job))) => JobSeen::Present(job),
+            (None, Some(Uncached::Deleted(last))) => JobSeen::Deleted(last.as_ref()),
+            (None, None) => JobSeen::Deleted(None),
+        };
+        let updated = self
+            .store
+            .update(id, |current| {
+                progress::next_progress(current, &seen, &pods, &lost, archiving)
+            })
+            .await?;
+        let changed = updated.as_ref().is_some_and(|updated| updated.changed);
+        if let Some(updated) = updated {
+            if changed {
+                tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
+            }
+            if updated.submission.progress.state.is_final() {
+                self.forget(id);
+            }
+        }
+        Ok(changed)
     }
+
+    /// A Job the cache does not hold: deleted (with its last state, if its delete event was
+    /// seen), or, when no delete was seen (it may just have been created, or deleted while
+    /// nobody watched), whatever the API server says of it.
+    async fn job_not_cached(
+        &self,
+        id: SubmissionId,
+        name: &str,
+    ) -> Result<Uncached, ReconcileError> {
+        if let Some(last) = lock(&self.deleted_jobs).get(&id).cloned() {
+            return Ok(Uncached::Deleted(Some(last)));
+        }
+        Ok(match self.cluster.get_job(name).await? {
+            Some(job) => Uncached::Exists(job),
+            None => Uncached::Deleted(None),
+        })
+    }
+
+    /// Says in the archive why a lost pod's log is missing, unless some of it was kept.
+    async fn note_lost_pod(&self, id: SubmissionId, name: &str) -> Result<(), StorageError> {
+        let archived = self.store.archived_pods(id).await?;
+        if archived.iter().any(|done| done == name) {
+            return Ok(());
+        }
+        let log = crate::storage::ArchivedLog {
+            pod_name: name.to_owned(),
+            content: logs::not_archived_note(progress::POD_LOST).into_bytes(),
+            truncated_bytes: 0,
+        };
+        self.store
+            .archive_log(id, jiff::Timestamp::now(), &log)
+            .await
+    }
+
+    fn forget(&self, id: SubmissionId) {
+        lock(&self.deleted_jobs).remove(&id);
+        lock(&self.lost_pods).remove(&id);
+    }
+}
+
+/// A Job the cache does not hold.
+enum Uncached {
+    Exists(Job),
+    Deleted(Option<Job>),
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `/v1/jobs` and `/v1/pods`: live views of the cluster's objects labelled
 //! `app=submission-helper`, with the columns kubectl prints, for people who want exactly what
-//! `kubectl get jobs -l app=submission-helper` would show.
+//! `kubectl get jobs -l app=submission-helper` would show. They are read from the controller's
+//! watch caches, so polling them costs the API server nothing.
 
 use axum::Json;
 use axum::extract::State as AppState;
@@ -11,9 +12,11 @@ use utoipa::ToSchema;
 use super::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
-use crate::cluster::ClusterError;
+use kube::core::{Expression, Selector};
+
+use crate::cluster::selector;
 use crate::cluster::views::{self, JobRow, PodRow};
-use crate::domain::{Caller, OWNER_LABEL};
+use crate::domain::{APP_LABEL, APP_LABEL_VALUE, Caller, OWNER_LABEL};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobTable {
@@ -25,28 +28,22 @@ pub struct PodTable {
     pub items: Vec<PodRow>,
 }
 
-/// The caller's selector, narrowed to their own objects unless they are an admin.
-fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Option<String>> {
+/// The caller's selector (`app=submission-helper`, what they asked for, and their own
+/// objects only unless they are an admin), parsed as the API server would.
+fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Selector> {
     query.only(&["label_selector"])?;
-    let asked = query
-        .single("label_selector")?
-        .filter(|selector| !selector.trim().is_empty());
-    let own = (!caller.admin).then(|| format!("{OWNER_LABEL}={}", caller.user));
-    Ok(match (asked, own) {
-        (Some(asked), Some(own)) => Some(format!("{asked},{own}")),
-        (Some(asked), None) => Some(asked.to_owned()),
-        (None, own) => own,
-    })
-}
-
-/// A selector the API server cannot parse is the user's mistake, not ours.
-fn refused_selector(error: ClusterError) -> ApiError {
-    match error {
-        ClusterError::Api {
-            code: 400, message, ..
-        } => ApiError::bad_request("label_selector", message),
-        other => other.into(),
+    let asked = query.single("label_selector")?.unwrap_or_default();
+    let mut selector = selector::parse(asked)
+        .map_err(|error| ApiError::bad_request("label_selector", error.to_string()))?;
+    let mut ours = vec![(APP_LABEL.to_owned(), APP_LABEL_VALUE.to_owned())];
+    if !caller.admin {
+        ours.push((OWNER_LABEL.to_owned(), caller.user.clone()));
     }
+    selector.extend(
+        ours.into_iter()
+            .map(|(key, value)| Expression::Equal(key, value)),
+    );
+    Ok(selector)
 }
 
 /// Our Jobs as `kubectl get jobs -l app=submission-helper` lists them.
@@ -68,11 +65,7 @@ pub async fn jobs(
     query: QueryPairs,
 ) -> ApiResult<Json<JobTable>> {
     let selector = selector(&query, &caller)?;
-    let jobs = context
-        .cluster
-        .list_jobs(selector.as_deref())
-        .await
-        .map_err(refused_selector)?;
+    let jobs = context.cluster.list_jobs(&selector).await?;
     let now = Timestamp::now();
     Ok(Json(JobTable {
         items: jobs.iter().map(|job| views::job_row(job, now)).collect(),
@@ -98,11 +91,7 @@ pub async fn pods(
     query: QueryPairs,
 ) -> ApiResult<Json<PodTable>> {
     let selector = selector(&query, &caller)?;
-    let pods = context
-        .cluster
-        .list_pods(selector.as_deref())
-        .await
-        .map_err(refused_selector)?;
+    let pods = context.cluster.list_pods(&selector).await?;
     let now = Timestamp::now();
     Ok(Json(PodTable {
         items: pods.iter().map(|pod| views::pod_row(pod, now)).collect(),

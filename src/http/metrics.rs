@@ -1,4 +1,6 @@
-//! `/metrics`: Prometheus text with the number of submissions in each state. It needs a token
+//! `/metrics`: Prometheus text with the number of submissions in each state, and what the
+//! cluster side does (reconciles, their queue and lag, requests to the API server; see
+//! [`crate::cluster::metrics`]). It needs a token
 //! unless the server runs with `--public-metrics` (for a scraper inside a trusted network).
 //!
 //! Active states are counted on every scrape (they are few, and what alerts watch). Counting the
@@ -90,7 +92,7 @@ impl FinalCounts {
 }
 
 /// Submissions by state, in the Prometheus text format (final states counted at most
-/// 15 seconds ago).
+/// 15 seconds ago), and the controller's reconciles, queue depth and lag.
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -131,5 +133,6 @@ pub async fn metrics(
             "submission_helper_submissions{{state=\"{state}\"}} {count}\n"
         ));
     }
+    context.cluster.metrics().encode(&mut text);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -464,7 +464,7 @@ pub async fn pods(
     let submission = find(&context, &caller, &id).await?;
     let pods = context.cluster.pods_of(submission.id).await?;
     Ok(Json(PodList {
-        items: pods.iter().map(views::pod_detail).collect(),
+        items: pods.iter().map(|pod| views::pod_detail(pod)).collect(),
     }))
 }
 

@@ -202,11 +202,27 @@ impl TestCluster {
         kubeconfig
     }
 
-    /// The service, as the shipped service account, in our namespace.
+    /// The service, as the shipped service account, in our namespace (its requests to the
+    /// API server counted in its `/metrics`, as in a real deployment).
     pub async fn spawn_service(&self, backend: Backend) -> TestApp {
         self.apply_rbac(include_str!("../../docker/rbac.yaml"));
-        self.spawn_service_as(backend, self.service_account_client().await)
-            .await
+        spawn_app_with(
+            TestDatabase::new(backend).await,
+            self.service_account_cluster().await,
+            SubmitDefaults::default(),
+        )
+        .await
+    }
+
+    /// The service account's view of our namespace, built as the service builds its own.
+    pub async fn service_account_cluster(&self) -> Cluster {
+        let config = Config::from_custom_kubeconfig(
+            self.service_account_kubeconfig().await,
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .expect("service account config");
+        Cluster::from_config(config, self.namespace.clone())
     }
 
     pub async fn spawn_service_as(&self, backend: Backend, client: Client) -> TestApp {
@@ -227,7 +243,7 @@ impl TestCluster {
         tune: impl FnOnce(&mut submission_helper::startup::Settings),
     ) -> TestApp {
         self.apply_rbac(include_str!("../../docker/rbac.yaml"));
-        let cluster = Cluster::new(self.service_account_client().await, self.namespace.clone());
+        let cluster = self.service_account_cluster().await;
         spawn_app_tuned(TestDatabase::new(backend).await, cluster, tune).await
     }
 

@@ -1,26 +1,14 @@
-//! Keeps stored status current by watching our Jobs and pods.
-//!
-//! One watch stream per kind (kube's `watcher`, which re-lists after a restart or an expired
-//! resource version) feeds the database; request handlers only read the database. What a Job or
-//! pod says is turned into the submission's next progress by the pure functions below, which the
-//! state machine keeps from ever moving backwards.
+//! What a Job or pod says, turned into a submission's next progress: pure functions, which the
+//! state machine keeps from ever moving backwards. The controller applies them.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, Event};
 
-use super::archiver::Archiver;
-use super::reconcile::Retries;
-use super::{Cluster, app_selector, logs};
 use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
-use crate::storage::Store;
 
 /// The message recorded when a Job disappears before it ended and nobody cancelled it.
 pub const DELETED_BEHIND_OUR_BACK: &str = "the Job was deleted from the cluster before it was \
@@ -191,182 +179,67 @@ pub fn progress_after_job_deleted(submission: &Submission, last: Option<&Job>) -
     })
 }
 
-fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
+/// What the controller knows of a submission's Job.
+pub enum JobSeen<'a> {
+    Present(&'a Job),
+    /// Gone, with its last state if its delete event was seen.
+    Deleted(Option<&'a Job>),
+}
+
+/// Why a pod's log is missing when the pod vanished before it ended.
+pub const POD_LOST: &str = "the pod was lost before it ended (deleted, or its node was lost)";
+
+/// A submission's next progress, given its Job, its pods (oldest first), the pods lost before
+/// they ended, and whether logs of ended pods are still being archived.
+///
+/// A Job's end waits for its archives: a finished submission always has its logs (or the
+/// archive says why not). A lost pod is said in the message while the Job decides whether to
+/// retry it; if the Job then fails, the failure names the lost pods first.
+pub fn next_progress(
+    submission: &Submission,
+    job: &JobSeen<'_>,
+    pods: &[std::sync::Arc<Pod>],
+    lost: &[String],
+    archiving: bool,
+) -> Option<Progress> {
+    if submission.progress.state.is_final() {
+        return None;
+    }
+    let mut current = submission.clone();
+    for pod in pods {
+        if let Some(next) = progress_from_pod(&current, pod) {
+            current.progress = next;
+        }
+    }
+    let lost_pods = (!lost.is_empty()).then(|| format!("pod {} lost: {POD_LOST}", lost.join(", ")));
+    if lost_pods.is_some() {
+        current.progress.message.clone_from(&lost_pods);
+    }
+    let ends = match job {
+        JobSeen::Present(job) => has_ended(job),
+        JobSeen::Deleted(_) => true,
+    };
+    if ends && archiving {
+        return Some(current.progress);
+    }
+    let mut next = match job {
+        JobSeen::Present(job) => progress_from_job(&current, job),
+        JobSeen::Deleted(last) => progress_after_job_deleted(&current, *last),
+    }
+    .unwrap_or(current.progress);
+    if let (State::Failed, Some(lost_pods)) = (next.state, lost_pods) {
+        next.message = Some(match next.message {
+            Some(reason) if reason != lost_pods => format!("{lost_pods}; then {reason}"),
+            _ => lost_pods,
+        });
+    }
+    Some(next)
+}
+
+/// The submission an object of ours belongs to, from its label.
+pub fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
     let labels = object.meta().labels.as_ref()?;
     SubmissionId::from_str(labels.get(SUBMISSION_ID_LABEL)?).ok()
-}
-
-/// Watches our Jobs until the stream ends (never, unless the task is aborted).
-///
-/// Every (re)list, at start and after the watch was lost, is also a reconciliation: a submission
-/// whose Job should exist but was not listed was deleted while nobody watched, and no delete
-/// event will ever say so.
-pub async fn watch_jobs(cluster: Cluster, store: Store, retries: Retries, archiver: Archiver) {
-    let Ok(api) = cluster.jobs() else { return };
-    let config = watcher::Config::default().labels(&app_selector());
-    let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    let mut listed: Option<HashSet<SubmissionId>> = None;
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(Event::Init) => listed = Some(HashSet::new()),
-            Ok(Event::InitApply(job)) => {
-                if let (Some(listed), Some(id)) = (listed.as_mut(), submission_id(&job)) {
-                    listed.insert(id);
-                }
-                on_job(&cluster, &store, &retries, &archiver, &job).await;
-            }
-            Ok(Event::InitDone) => {
-                if let Some(listed) = listed.take() {
-                    reconcile_unlisted(&cluster, &store, &retries, &archiver, &listed).await;
-                }
-            }
-            Ok(Event::Apply(job)) => on_job(&cluster, &store, &retries, &archiver, &job).await,
-            Ok(Event::Delete(job)) => {
-                let Some(id) = submission_id(&job) else {
-                    continue;
-                };
-                let recorded = store
-                    .update(id, |submission| {
-                        progress_after_job_deleted(submission, Some(&job))
-                    })
-                    .await;
-                if let Err(error) = recorded {
-                    tracing::warn!(submission_id = %id, %error, "could not record a deleted Job; retrying");
-                    retries.push(id);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "watching Jobs failed; retrying"),
-        }
-    }
-}
-
-/// Records as deleted the live submissions whose Job a full list did not contain.
-///
-/// Each is confirmed with a direct read first: a Job created after the list was taken exists
-/// and is left alone.
-async fn reconcile_unlisted(
-    cluster: &Cluster,
-    store: &Store,
-    retries: &Retries,
-    archiver: &Archiver,
-    listed: &HashSet<SubmissionId>,
-) {
-    let live = match store.with_live_jobs(cluster.namespace()).await {
-        Ok(live) => live,
-        Err(error) => {
-            tracing::warn!(%error, "could not reconcile stored submissions with the cluster");
-            return;
-        }
-    };
-    for submission in live.into_iter().filter(|s| !listed.contains(&s.id)) {
-        match cluster.get_job(&submission.job_name).await {
-            Ok(None) => {
-                tracing::warn!(submission_id = %submission.id, "its Job is gone");
-                if let Err(error) = store
-                    .update(submission.id, |submission| {
-                        progress_after_job_deleted(submission, None)
-                    })
-                    .await
-                {
-                    tracing::warn!(submission_id = %submission.id, %error, "could not record a deleted Job; retrying");
-                    retries.push(submission.id);
-                }
-            }
-            Ok(Some(job)) => on_job(cluster, store, retries, archiver, &job).await,
-            Err(error) => {
-                tracing::warn!(submission_id = %submission.id, %error, "could not check a Job; retrying");
-                retries.push(submission.id);
-            }
-        }
-    }
-}
-
-async fn on_job(
-    cluster: &Cluster,
-    store: &Store,
-    retries: &Retries,
-    archiver: &Archiver,
-    job: &Job,
-) {
-    let Some(id) = submission_id(job) else { return };
-    if has_ended(job)
-        && let Ok(Some(stored)) = store.get(id).await
-        && !stored.progress.state.is_final()
-    {
-        // Recorded in the background once its logs are archived, so a finished submission
-        // always has them and a slow log read holds up no one else.
-        archiver.finish(id, job.clone());
-        return;
-    }
-    match store
-        .update(id, |submission| progress_from_job(submission, job))
-        .await
-    {
-        Ok(Some(updated)) => {
-            // A Job of a cancelled submission is still there: the delete after the cancel did
-            // not reach the API server. Finish it now.
-            let cancelled = updated.submission.progress.state == State::Cancelled;
-            if cancelled
-                && job.metadata.deletion_timestamp.is_none()
-                && let Err(error) = cluster.delete_job(&updated.submission.job_name).await
-            {
-                tracing::warn!(submission_id = %id, %error, "could not delete the Job of a cancelled submission");
-            }
-            if updated.changed {
-                tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
-            }
-        }
-        Ok(None) => {
-            tracing::debug!(submission_id = %id, "a Job with our label has no stored submission")
-        }
-        Err(error) => {
-            tracing::warn!(submission_id = %id, %error, "could not record a Job's status; retrying");
-            retries.push(id);
-        }
-    }
-}
-
-/// Watches our pods until the stream ends.
-pub async fn watch_pods(cluster: Cluster, store: Store, retries: Retries, archiver: Archiver) {
-    let Ok(api) = cluster.pods() else { return };
-    let config = watcher::Config::default().labels(&app_selector());
-    let mut pods = watcher::watcher(api, config)
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    while let Some(pod) = pods.next().await {
-        let pod = match pod {
-            Ok(pod) => pod,
-            Err(error) => {
-                tracing::warn!(%error, "watching pods failed; retrying");
-                continue;
-            }
-        };
-        let Some(id) = submission_id(&pod) else {
-            continue;
-        };
-        if logs::has_ended(&pod) {
-            // Now, while the pod exists: it may be deleted at any moment after (TTL, node loss).
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            let archived = store.archived_pods(id).await.unwrap_or_default();
-            if !archived.contains(&name) {
-                archiver.archive_pod(id, pod.clone());
-            }
-        }
-        match store
-            .update(id, |submission| progress_from_pod(submission, &pod))
-            .await
-        {
-            Ok(Some(updated)) if updated.changed => {
-                tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(submission_id = %id, %error, "could not record a pod's status; retrying");
-                retries.push(id);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -592,5 +465,76 @@ mod tests {
         let next = progress_from_job(&submission(State::Running), &job(met)).expect("progress");
 
         assert_eq!((next.state, next.succeeded), (State::Running, 1));
+    }
+
+    #[test]
+    fn a_lost_pod_is_said_while_the_job_decides_and_named_when_it_fails() {
+        let lost = ["sh-1-abc".to_owned()];
+        let running = job(serde_json::json!({"active": 1}));
+        let failed = job(serde_json::json!({"failed": 1, "conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}));
+
+        let meanwhile = next_progress(
+            &submission(State::Pending),
+            &JobSeen::Present(&running),
+            &[],
+            &lost,
+            false,
+        )
+        .expect("progress");
+        let end = next_progress(
+            &submission(State::Pending),
+            &JobSeen::Present(&failed),
+            &[],
+            &lost,
+            false,
+        )
+        .expect("progress");
+
+        assert_eq!(meanwhile.state, State::Pending);
+        assert_eq!(
+            meanwhile.message.as_deref(),
+            Some(
+                "pod sh-1-abc lost: the pod was lost before it ended (deleted, or its node was lost)"
+            )
+        );
+        assert_eq!(end.state, State::Failed);
+        assert_eq!(
+            end.message.as_deref(),
+            Some(
+                "pod sh-1-abc lost: the pod was lost before it ended (deleted, or its node was \
+                 lost); then BackoffLimitExceeded"
+            )
+        );
+    }
+
+    #[test]
+    fn a_job_that_ended_is_recorded_only_once_its_logs_are_archived() {
+        let complete = job(serde_json::json!({"succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True"}]}));
+        let seen = JobSeen::Present(&complete);
+
+        let archiving = next_progress(&submission(State::Running), &seen, &[], &[], true);
+        let archived = next_progress(&submission(State::Running), &seen, &[], &[], false);
+
+        assert_eq!(archiving.map(|next| next.state), Some(State::Running));
+        assert_eq!(archived.map(|next| next.state), Some(State::Succeeded));
+    }
+
+    #[test]
+    fn a_retried_lost_pod_that_then_succeeds_leaves_no_failure() {
+        let complete = job(serde_json::json!({"succeeded": 1, "conditions": [
+            {"type": "Complete", "status": "True"}]}));
+
+        let next = next_progress(
+            &submission(State::Running),
+            &JobSeen::Present(&complete),
+            &[],
+            &["sh-1-abc".to_owned()],
+            false,
+        )
+        .expect("progress");
+
+        assert_eq!((next.state, next.message), (State::Succeeded, None));
     }
 }

@@ -1,0 +1,138 @@
+//! What the watches know: every Job and pod of ours, kept current by one watch per kind.
+//!
+//! The controller drives both watches into these reflector stores; status, `/pods`,
+//! `/v1/jobs`, `/v1/pods` and log follows read them instead of asking the API server, so a
+//! thousand dashboards polling cost the API server nothing. Like an informer's cache, a store
+//! can lag the API server by the time an event takes to arrive, and keeps its last contents
+//! while a watch is being re-established.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Resource;
+use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use tokio::sync::Notify;
+
+use super::ClusterError;
+use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
+
+/// How long a read waits for the first full list after a start before it answers 503.
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// The readers. Cheap to clone.
+#[derive(Clone)]
+pub struct Caches {
+    namespace: String,
+    jobs: Store<Job>,
+    pods: Store<Pod>,
+    /// Notified after every pod event, for readers waiting for a pod to start.
+    pod_changed: Arc<Notify>,
+}
+
+/// The writing ends, taken once by the controller that runs the watches.
+pub struct Writers {
+    pub jobs: Writer<Job>,
+    pub pods: Writer<Pod>,
+    pub pod_changed: Arc<Notify>,
+}
+
+impl Caches {
+    pub fn new(namespace: &str) -> (Caches, Writers) {
+        let (jobs, job_writer) = reflector::store();
+        let (pods, pod_writer) = reflector::store();
+        let pod_changed = Arc::new(Notify::new());
+        let caches = Caches {
+            namespace: namespace.to_owned(),
+            jobs,
+            pods,
+            pod_changed: pod_changed.clone(),
+        };
+        let writers = Writers {
+            jobs: job_writer,
+            pods: pod_writer,
+            pod_changed,
+        };
+        (caches, writers)
+    }
+
+    /// Waits (briefly) until both watches have listed once.
+    pub async fn ready(&self) -> Result<(), ClusterError> {
+        let listed = async {
+            self.jobs.wait_until_ready().await.is_ok() && self.pods.wait_until_ready().await.is_ok()
+        };
+        match tokio::time::timeout(FIRST_LIST_WAIT, listed).await {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(ClusterError::Unreachable(
+                "the service has not listed the cluster's Jobs and pods yet".into(),
+            )),
+        }
+    }
+
+    pub fn job(&self, name: &str) -> Option<Arc<Job>> {
+        self.jobs.get(&ObjectRef::new(name).within(&self.namespace))
+    }
+
+    pub fn pod(&self, name: &str) -> Option<Arc<Pod>> {
+        self.pods.get(&ObjectRef::new(name).within(&self.namespace))
+    }
+
+    /// A submission's pods, oldest first.
+    pub fn pods_of(&self, id: SubmissionId) -> Vec<Arc<Pod>> {
+        let id = id.to_string();
+        let mut pods: Vec<Arc<Pod>> = self
+            .pods
+            .state()
+            .into_iter()
+            .filter(|pod| label(pod.as_ref(), SUBMISSION_ID_LABEL) == Some(id.as_str()))
+            .collect();
+        pods.sort_by(|a, b| creation_order(a).cmp(&creation_order(b)));
+        pods
+    }
+
+    /// Our Jobs that `selector` selects, oldest first (as kubectl lists them: by name).
+    pub fn jobs_matching(&self, selector: &Selector) -> Vec<Arc<Job>> {
+        matching(&self.jobs, selector)
+    }
+
+    /// Our pods that `selector` selects, by name.
+    pub fn pods_matching(&self, selector: &Selector) -> Vec<Arc<Pod>> {
+        matching(&self.pods, selector)
+    }
+
+    /// Completes after the next pod event; create it before looking at the pods, so an event
+    /// between the look and the wait is not missed.
+    pub fn pod_changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.pod_changed.notified()
+    }
+}
+
+fn matching<K>(store: &Store<K>, selector: &Selector) -> Vec<Arc<K>>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let mut selected: Vec<Arc<K>> = store
+        .state()
+        .into_iter()
+        .filter(|object| {
+            let none = Default::default();
+            selector.matches(object.meta().labels.as_ref().unwrap_or(&none))
+        })
+        .collect();
+    selected.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    selected
+}
+
+fn label<'a, K: Resource>(object: &'a K, key: &str) -> Option<&'a str> {
+    object.meta().labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn creation_order(pod: &Arc<Pod>) -> (Option<jiff::Timestamp>, Option<&str>) {
+    (
+        pod.metadata.creation_timestamp.as_ref().map(|at| at.0),
+        pod.metadata.name.as_deref(),
+    )
+}

@@ -1,0 +1,300 @@
+//! The controller: keeps every stored submission in line with its Job and pods.
+//!
+//! One watch per kind (kube's `watcher`, which re-lists after a restart or an expired resource
+//! version) feeds a reflector, the caches every view reads, and asks for the submission each
+//! event belongs to to be reconciled. kube's scheduler holds each submission once, however many
+//! events arrive meanwhile, until it is due; at most [`CONCURRENCY`] reconciles run at once and
+//! never two of the same submission; one that fails (the database down, the API server
+//! unreachable) is scheduled again with backoff until it gets through. After every (re)list, the
+//! live submissions the list did not contain are reconciled too: their Job was deleted while
+//! nobody watched, and no delete event will ever say so.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::scheduler::{ScheduleRequest, scheduler};
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::cache::Writers;
+use super::progress::submission_id;
+use super::reconcile::{Reconciler, backoff};
+use super::{Cluster, app_selector, logs};
+use crate::domain::SubmissionId;
+use crate::storage::Store;
+
+/// Reconciles running at once.
+const CONCURRENCY: usize = 32;
+
+/// Where anyone asks for a submission to be reconciled. Cheap to clone.
+#[derive(Clone)]
+pub struct Triggers(mpsc::UnboundedSender<Trigger>);
+
+/// A request to reconcile `id`, and when the change behind it was seen (for the lag metric).
+struct Trigger {
+    id: SubmissionId,
+    seen: Instant,
+    run_at: Instant,
+}
+
+impl Triggers {
+    /// The handle, and the receiving end [`run`] drains.
+    pub fn new() -> (Self, Receiver) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Triggers(sender), Receiver(receiver))
+    }
+
+    /// Reconciles `id` as soon as possible.
+    pub fn reconcile(&self, id: SubmissionId) {
+        self.at(id, Instant::now());
+    }
+
+    fn at(&self, id: SubmissionId, run_at: Instant) {
+        // Fails only once the controller is gone, when the service is stopping anyway.
+        let _ = self.0.send(Trigger {
+            id,
+            seen: Instant::now(),
+            run_at,
+        });
+    }
+}
+
+/// The receiving end of [`Triggers`].
+pub struct Receiver(mpsc::UnboundedReceiver<Trigger>);
+
+/// Runs the watches and the reconciles until the task is aborted.
+pub async fn run(
+    reconciler: Arc<Reconciler>,
+    triggers: Triggers,
+    Receiver(mut incoming): Receiver,
+) {
+    let cluster = reconciler.cluster.clone();
+    let Some(writers) = cluster.take_writers() else {
+        tracing::error!("the cluster's caches are already being filled");
+        return;
+    };
+    let (Ok(jobs), Ok(pods)) = (cluster.jobs(), cluster.pods()) else {
+        return;
+    };
+    let Writers {
+        jobs: job_writer,
+        pods: pod_writer,
+        pod_changed,
+    } = writers;
+    let config = watcher::Config::default().labels(&app_selector());
+    let job_events = watcher::watcher(jobs, config.clone())
+        .default_backoff()
+        .modify(|job| job.managed_fields_mut().clear())
+        .reflect(job_writer);
+    let pod_events = watcher::watcher(pods, config)
+        .default_backoff()
+        .modify(|pod| pod.managed_fields_mut().clear())
+        .reflect(pod_writer);
+    let watch_jobs = follow_jobs(job_events, reconciler.clone(), triggers.clone());
+    let watch_pods = follow_pods(
+        pod_events,
+        reconciler.clone(),
+        triggers.clone(),
+        pod_changed,
+    );
+    let work = reconcile_forever(&reconciler, &triggers, &mut incoming);
+    tokio::join!(watch_jobs, watch_pods, work);
+}
+
+/// Turns Job events into reconciles.
+async fn follow_jobs(
+    events: impl Stream<Item = Result<Event<Job>, watcher::Error>>,
+    reconciler: Arc<Reconciler>,
+    triggers: Triggers,
+) {
+    let mut events = std::pin::pin!(events);
+    let mut listed: Option<HashSet<SubmissionId>> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => listed = Some(HashSet::new()),
+            Ok(Event::InitApply(job)) => {
+                if let Some(id) = submission_id(&job) {
+                    if let Some(listed) = listed.as_mut() {
+                        listed.insert(id);
+                    }
+                    triggers.reconcile(id);
+                }
+            }
+            Ok(Event::InitDone) => {
+                if let Some(listed) = listed.take() {
+                    reconcile_unlisted(&reconciler, &triggers, &listed).await;
+                }
+            }
+            Ok(Event::Apply(job)) => {
+                if let Some(id) = submission_id(&job) {
+                    triggers.reconcile(id);
+                }
+            }
+            Ok(Event::Delete(job)) => {
+                if let Some(id) = submission_id(&job) {
+                    reconciler.job_deleted(id, job);
+                    triggers.reconcile(id);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "watching Jobs failed; retrying"),
+        }
+    }
+}
+
+/// Asks for a reconcile of every live submission whose Job a full list did not contain; the
+/// reconcile confirms with the API server before it records a Job as deleted.
+async fn reconcile_unlisted(
+    reconciler: &Reconciler,
+    triggers: &Triggers,
+    listed: &HashSet<SubmissionId>,
+) {
+    let mut delay = Duration::ZERO;
+    loop {
+        match reconciler
+            .store
+            .with_live_jobs(reconciler.cluster.namespace())
+            .await
+        {
+            Ok(live) => {
+                for submission in live.iter().filter(|s| !listed.contains(&s.id)) {
+                    triggers.reconcile(submission.id);
+                }
+                return;
+            }
+            Err(error) => {
+                delay = (delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                tracing::warn!(%error, ?delay, "could not read the live submissions to reconcile; retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Turns pod events into reconciles; notes pods deleted before they ended.
+async fn follow_pods(
+    events: impl Stream<Item = Result<Event<Pod>, watcher::Error>>,
+    reconciler: Arc<Reconciler>,
+    triggers: Triggers,
+    changed: Arc<tokio::sync::Notify>,
+) {
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let (pod, deleted) = match event {
+            Ok(Event::InitApply(pod) | Event::Apply(pod)) => (pod, false),
+            Ok(Event::Delete(pod)) => (pod, true),
+            Ok(Event::Init | Event::InitDone) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "watching pods failed; retrying");
+                continue;
+            }
+        };
+        changed.notify_waiters();
+        let Some(id) = submission_id(&pod) else {
+            continue;
+        };
+        if deleted && !logs::has_ended(&pod) {
+            reconciler.pod_lost(id, pod.name_any());
+        }
+        triggers.reconcile(id);
+    }
+}
+
+/// Runs reconciles as the scheduler hands them out, until the trigger channel closes.
+async fn reconcile_forever(
+    reconciler: &Reconciler,
+    triggers: &Triggers,
+    incoming: &mut mpsc::UnboundedReceiver<Trigger>,
+) {
+    let metrics = reconciler.cluster.metrics().clone();
+    let caches = reconciler.cluster.caches().clone();
+    // Nothing is reconciled before both caches hold a full list: an empty cache would read as
+    // every Job deleted.
+    while caches.ready().await.is_err() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // When each waiting submission's oldest unreconciled change was seen. (Locks only because
+    // the task must be `Send`: one task holds them, never across an await.)
+    let waiting: Mutex<HashMap<SubmissionId, Instant>> = Mutex::default();
+    let running: Mutex<HashSet<SubmissionId>> = Mutex::default();
+    let mut failures: HashMap<SubmissionId, u32> = HashMap::new();
+    let requests = futures::stream::poll_fn(|context| incoming.poll_recv(context)).map(|trigger| {
+        lock(&waiting).entry(trigger.id).or_insert(trigger.seen);
+        ScheduleRequest {
+            message: trigger.id,
+            run_at: trigger.run_at,
+        }
+    });
+    let mut due = std::pin::pin!(scheduler(requests));
+    let mut reconciles = FuturesUnordered::new();
+    loop {
+        metrics
+            .queue_depth
+            .set(i64::try_from(lock(&waiting).len()).unwrap_or(i64::MAX));
+        metrics
+            .in_flight
+            .set(i64::try_from(reconciles.len()).unwrap_or(i64::MAX));
+        let room = reconciles.len() < CONCURRENCY;
+        tokio::select! {
+            next = futures::future::poll_fn(|context| {
+                let held = due.as_mut().hold_unless(|id| !lock(&running).contains(id));
+                std::pin::pin!(held).poll_next(context)
+            }), if room => {
+                let Some(id) = next else { return };
+                let seen = lock(&waiting).remove(&id);
+                lock(&running).insert(id);
+                reconciles.push(async move {
+                    (id, seen, reconciler.reconcile(id).await)
+                });
+            }
+            Some((id, seen, result)) = reconciles.next(), if !reconciles.is_empty() => {
+                lock(&running).remove(&id);
+                match result {
+                    Ok(changed) => {
+                        failures.remove(&id);
+                        metrics.reconciles.get_or_create(&super::metrics::Outcome { result: "ok" }).inc();
+                        if let (true, Some(seen)) = (changed, seen) {
+                            metrics.lag.observe(seen.elapsed().as_secs_f64());
+                        }
+                    }
+                    Err(error) => {
+                        metrics.reconciles.get_or_create(&super::metrics::Outcome { result: "error" }).inc();
+                        let attempt = failures.entry(id).or_insert(0);
+                        let delay = backoff(*attempt);
+                        *attempt = attempt.saturating_add(1);
+                        tracing::warn!(submission_id = %id, %error, ?delay, "reconcile failed; retrying");
+                        // The change is still unrecorded: its lag keeps counting from when it was seen.
+                        let seen = seen.unwrap_or_else(Instant::now);
+                        let _ = triggers.0.send(Trigger { id, seen, run_at: Instant::now() + delay });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts the controller's parts for a service: the triggers, the archiver and the reconciler.
+pub fn start(
+    cluster: Cluster,
+    store: Store,
+    cancels: super::cancels::Cancels,
+) -> (Triggers, impl Future<Output = ()>) {
+    let (triggers, receiver) = Triggers::new();
+    let archiver = super::archiver::Archiver::new(cluster.clone(), store.clone(), triggers.clone());
+    let reconciler = Arc::new(Reconciler::new(cluster, store, archiver, cancels));
+    let running = run(reconciler, triggers.clone(), receiver);
+    (triggers, running)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
