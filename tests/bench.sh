@@ -35,8 +35,8 @@ tests/control-plane.sh up "$work/cluster" >&2
 # shellcheck disable=SC1091
 source "$work/cluster/env"
 export SH_TEST_KUBECONFIG="$KUBECONFIG"
-# The live section runs its payloads on a simulated node of its own.
-cargo build -p node-sim >&2
-export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/debug/node-sim"
+# The live section runs its payloads on simulated nodes of its own.
+cargo build --release -p node-sim >&2
+export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/release/node-sim"
 
 cargo bench --bench service -- "$@"

@@ -32,6 +32,8 @@ pub struct Scale {
     pub live: usize,
     /// How long the API server's requests are counted with every Job live and nothing changing.
     pub rest: Duration,
+    /// Followers of one pod's log.
+    pub followers: usize,
 }
 
 impl Scale {
@@ -46,6 +48,7 @@ impl Scale {
             jobs: 500,
             live: 5_000,
             rest: Duration::from_secs(60),
+            followers: 200,
         }
     }
 
@@ -60,6 +63,7 @@ impl Scale {
             jobs: 20,
             live: 10,
             rest: Duration::from_secs(2),
+            followers: 5,
         }
     }
 }

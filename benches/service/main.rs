@@ -14,6 +14,7 @@
 
 mod accept;
 mod cluster;
+mod follow;
 mod harness;
 mod live;
 mod queries;
@@ -101,6 +102,14 @@ async fn main() -> anyhow::Result<()> {
     if wanted("live") {
         match (harness::kubeconfig(), live::node_sim()) {
             (Some(kubeconfig), Some(node_sim)) => live::run(&kubeconfig, &node_sim, scale).await?,
+            _ => skip("a control plane and node-sim (SH_TEST_KUBECONFIG, SH_TEST_NODE_SIM)")?,
+        }
+    }
+    if wanted("follow") {
+        match (harness::kubeconfig(), live::node_sim()) {
+            (Some(kubeconfig), Some(node_sim)) => {
+                follow::run(&kubeconfig, &node_sim, scale).await?
+            }
             _ => skip("a control plane and node-sim (SH_TEST_KUBECONFIG, SH_TEST_NODE_SIM)")?,
         }
     }

@@ -6,7 +6,8 @@
 //! can lag the API server by the time an event takes to arrive, and keeps its last contents
 //! while a watch is being re-established.
 
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -17,7 +18,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use tokio::sync::Notify;
 
 use super::ClusterError;
-use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
+use crate::domain::SubmissionId;
 
 /// How long a read waits for the first full list after a start before it answers 503.
 const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
@@ -30,6 +31,9 @@ pub struct Caches {
     pods: Store<Pod>,
     /// Notified after every pod event, for readers waiting for a pod to start.
     pod_changed: Arc<Notify>,
+    /// The names of each submission's pods, so finding them does not walk every pod.
+    /// Kept by the controller from the pod events; a name whose pod is gone is skipped.
+    pod_names: Arc<Mutex<HashMap<SubmissionId, BTreeSet<String>>>>,
 }
 
 /// The writing ends, taken once by the controller that runs the watches.
@@ -49,6 +53,7 @@ impl Caches {
             jobs,
             pods,
             pod_changed: pod_changed.clone(),
+            pod_names: Arc::default(),
         };
         let writers = Writers {
             jobs: job_writer,
@@ -81,15 +86,29 @@ impl Caches {
 
     /// A submission's pods, oldest first.
     pub fn pods_of(&self, id: SubmissionId) -> Vec<Arc<Pod>> {
-        let id = id.to_string();
-        let mut pods: Vec<Arc<Pod>> = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|pod| label(pod.as_ref(), SUBMISSION_ID_LABEL) == Some(id.as_str()))
-            .collect();
+        let names = lock(&self.pod_names).get(&id).cloned().unwrap_or_default();
+        let mut pods: Vec<Arc<Pod>> = names.iter().filter_map(|name| self.pod(name)).collect();
+        if pods.len() < names.len() {
+            // Some were deleted while no watch saw it (a relist dropped them).
+            for name in names.iter().filter(|name| self.pod(name).is_none()) {
+                self.index_pod(id, name, false);
+            }
+        }
         pods.sort_by(|a, b| creation_order(a).cmp(&creation_order(b)));
         pods
+    }
+
+    /// Notes that a pod of `id` exists (or, with `present` false, was deleted).
+    pub(crate) fn index_pod(&self, id: SubmissionId, name: &str, present: bool) {
+        let mut names = lock(&self.pod_names);
+        if present {
+            names.entry(id).or_default().insert(name.to_owned());
+        } else if let Some(pods) = names.get_mut(&id) {
+            pods.remove(name);
+            if pods.is_empty() {
+                names.remove(&id);
+            }
+        }
     }
 
     /// Our Jobs that `selector` selects, oldest first (as kubectl lists them: by name).
@@ -126,8 +145,10 @@ where
     selected
 }
 
-fn label<'a, K: Resource>(object: &'a K, key: &str) -> Option<&'a str> {
-    object.meta().labels.as_ref()?.get(key).map(String::as_str)
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn creation_order(pod: &Arc<Pod>) -> (Option<jiff::Timestamp>, Option<&str>) {

@@ -4,7 +4,7 @@
 //! each pod's log is archived first (bounded in time), then the Job is deleted with background
 //! propagation, so its pods go too. A client that hangs up changes nothing, and a bulk cancel of
 //! thousands answers in the time of one UPDATE. What is not deleted yet when the service stops
-//! (or fails here) is deleted by the Job watcher, which removes any Job of a cancelled
+//! (or fails here) is deleted by the controller, which removes any Job of a cancelled
 //! submission it sees, at every (re)list included.
 
 use std::time::Duration;
@@ -80,6 +80,6 @@ async fn delete(cluster: &Cluster, store: &Store, id: SubmissionId, job_name: St
         tracing::warn!(submission_id = %id, "archiving logs before a cancel's delete took too long");
     }
     if let Err(error) = cluster.delete_job(&job_name).await {
-        tracing::warn!(submission_id = %id, %error, "could not delete a cancelled submission's Job yet; the Job watcher will");
+        tracing::warn!(submission_id = %id, %error, "could not delete a cancelled submission's Job yet; the controller will");
     }
 }

@@ -196,10 +196,14 @@ async fn follow_pods(
                 continue;
             }
         };
-        changed.notify_waiters();
         let Some(id) = submission_id(&pod) else {
             continue;
         };
+        reconciler
+            .cluster
+            .caches()
+            .index_pod(id, &pod.name_any(), !deleted);
+        changed.notify_waiters();
         if deleted && !logs::has_ended(&pod) {
             reconciler.pod_lost(id, pod.name_any());
         }

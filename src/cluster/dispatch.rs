@@ -130,6 +130,16 @@ async fn dispatch_one(
         submission,
         attempts,
     } = queued;
+    // Read again right before the create: the batch was read a while ago, and a submission
+    // cancelled since must not get a Job at all (not even one deleted a moment later).
+    match store.get(submission.id).await {
+        Ok(Some(now)) if now.progress.state == State::Queued => {}
+        Ok(_) => return true,
+        Err(error) => {
+            tracing::warn!(%error, "could not re-read a queued submission; will retry");
+            return false;
+        }
+    }
     let created = cluster.create_job(&manifest::job(&submission, pods)).await;
     let outcome = match &created {
         Ok(_) => Outcome::Created,
@@ -158,7 +168,7 @@ async fn dispatch_one(
         .await
     {
         // Cancelled while this call created its Job: the Job must not stay. (Any other state
-        // than `queued` is fine: the Job watcher may have recorded the new Job first.)
+        // than `queued` is fine: the controller may have recorded the new Job first.)
         Ok(Some(updated))
             if matches!(created, Ok(Created::Now))
                 && updated.submission.progress.state == State::Cancelled =>
@@ -335,6 +345,43 @@ mod tests {
             .expect("read")
             .expect("stored");
         (stored.progress, reached, scenario)
+    }
+
+    #[tokio::test]
+    async fn a_submission_cancelled_after_the_batch_was_read_gets_no_job() {
+        let scenario = stored_submission().await;
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let read_earlier = Queued {
+            submission: scenario.submission.clone(),
+            attempts: 0,
+        };
+        scenario
+            .store
+            .update(scenario.submission.id, |stored| {
+                Some(Progress {
+                    state: State::Cancelled,
+                    ..stored.progress.clone()
+                })
+            })
+            .await
+            .expect("cancel");
+
+        let reached = dispatch_one(
+            &cluster,
+            &scenario.store,
+            read_earlier,
+            &PodSettings::default(),
+        )
+        .await;
+
+        assert!(reached);
+        drop(cluster);
+        let mut handle = pin!(handle);
+        assert!(
+            handle.next_request().await.is_none(),
+            "no request reached the API server"
+        );
     }
 
     fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {

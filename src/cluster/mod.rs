@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod progress;
 pub mod reconcile;
 pub mod selector;
+pub mod shared_logs;
 pub mod views;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -125,6 +126,8 @@ pub struct Cluster {
     /// The caches' writing ends, until the controller takes them.
     writers: Arc<Mutex<Option<Writers>>>,
     metrics: Arc<ClusterMetrics>,
+    /// The log streams followers share, one per followed pod.
+    shared_logs: shared_logs::SharedLogs,
 }
 
 impl Cluster {
@@ -179,6 +182,7 @@ impl Cluster {
             caches,
             writers: Arc::new(Mutex::new(Some(writers))),
             metrics,
+            shared_logs: Default::default(),
         }
     }
 
@@ -196,6 +200,10 @@ impl Cluster {
 
     pub fn metrics(&self) -> &Arc<ClusterMetrics> {
         &self.metrics
+    }
+
+    pub fn shared_logs(&self) -> &shared_logs::SharedLogs {
+        &self.shared_logs
     }
 
     pub fn namespace(&self) -> &str {

@@ -8,7 +8,9 @@ use axum::body::Body;
 use axum::extract::{Path, State as AppState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
@@ -20,6 +22,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{AppJson, QueryPairs, Submitted};
 use crate::cluster::logs::{self, LogRequest};
 use crate::cluster::views::{self, PodDetail};
+use crate::cluster::{Cluster, ClusterError};
 use crate::domain::{
     Caller, FieldError, Resources, State, Submission, SubmissionId, SubmissionRequest,
     SubmissionSpec, kube_rules,
@@ -550,16 +553,16 @@ pub async fn logs(
         }
     };
     let live = match chosen {
-        Ok(pod) => match logs::stream(&context.cluster, &pod, &request).await {
-            Ok(reader) => Ok((pod, reader)),
+        Ok(pod) => match open_log(&context.cluster, &pod, &request).await {
+            Ok(stream) => Ok((pod, stream)),
             Err(error) => Err(logs::LogError::from(error)),
         },
         Err(error) => Err(error),
     };
     let (pod, body, source) = match live {
-        Ok((pod, reader)) => {
+        Ok((pod, stream)) => {
             // A follow ends cleanly when the service shuts down, instead of being cut off.
-            let stream = ReaderStream::new(reader.compat())
+            let stream = stream
                 .map(move |chunk| {
                     let _held = &slot;
                     chunk.inspect_err(
@@ -598,6 +601,23 @@ pub async fn logs(
         headers.insert("x-pod-name", value);
     }
     Ok((headers, body).into_response())
+}
+
+/// A pod's log as `request` asks: a follow shares the pod's one upstream stream with every
+/// other follower (see [`crate::cluster::shared_logs`]); a read, or a follow that wants more
+/// than the shared history holds, gets a stream of its own.
+async fn open_log(
+    cluster: &Cluster,
+    pod: &str,
+    request: &LogRequest,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ClusterError> {
+    if request.follow
+        && let Some(shared) = cluster.shared_logs().follow(cluster, pod, request).await?
+    {
+        return Ok(shared);
+    }
+    let reader = logs::stream(cluster, pod, request).await?;
+    Ok(ReaderStream::new(reader.compat()).boxed())
 }
 
 /// Cancel a submission: its Job and pods are deleted, the record stays as `cancelled`.

@@ -1,5 +1,6 @@
-//! The controller's watch caches and what only a watch can see: views that cost the API server
-//! nothing, and a pod that vanishes before it ends.
+//! What the service asks of the API server: views answered from the controller's watch
+//! caches, one log stream per pod however many follow it, and what only a watch can see (a pod
+//! that vanishes before it ends).
 
 use std::time::Duration;
 
@@ -155,3 +156,47 @@ async fn a_pod_that_vanishes_before_it_ends_is_recorded_as_lost(backend: Backend
     assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
 }
 on_the_cluster!(a_pod_that_vanishes_before_it_ends_is_recorded_as_lost);
+
+async fn twenty_follows_of_one_pod_share_one_log_stream_from_the_api_server(backend: Backend) {
+    let cluster = TestCluster::new().await;
+    let app = cluster.spawn_service(backend).await;
+    let gate = cluster.gate("finish");
+    let id = id(&app
+        .submit(body!({"image": "busybox",
+                       "command": format!("echo first; {}; echo last", gate.wait_command())}))
+        .await);
+    follow_states(&app, &id, &["running"]).await;
+    let reads_before = api_requests(&app, "get").await;
+
+    let path = format!("/v1/submissions/{id}/logs?follow=true");
+    let followers = futures::future::join_all((0..19).map(|_| app.get(&path))).await;
+    let late = app
+        .get(&format!(
+            "/v1/submissions/{id}/logs?follow=true&tail_lines=1&timestamps=true"
+        ))
+        .await;
+    gate.open();
+    let logs = futures::future::join_all(
+        followers
+            .into_iter()
+            .map(|follower| async move { follower.text().await.expect("log") }),
+    )
+    .await;
+    let late = late.text().await.expect("log");
+
+    for log in &logs {
+        assert_eq!(log, "first\nlast\n");
+    }
+    let stamped: Vec<&str> = late.lines().collect();
+    assert_eq!(stamped.len(), 2, "{late}");
+    assert!(
+        stamped[0].ends_with("Z first") && stamped[1].ends_with("Z last"),
+        "{late}"
+    );
+    assert_eq!(
+        api_requests(&app, "get").await - reads_before,
+        1.0,
+        "20 follows of one pod opened one log stream"
+    );
+}
+on_the_cluster!(twenty_follows_of_one_pod_share_one_log_stream_from_the_api_server);
