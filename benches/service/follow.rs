@@ -116,6 +116,8 @@ async fn measure(kubeconfig: &Path, namespace: &str, scale: Scale) -> anyhow::Re
         streams.push(response);
     }
     let memory_connected = service.memory()?;
+    // Counted with every follower connected and before the pod ends (its end archives the log).
+    let opened = api_reads(&service).await? - reads_before;
     let readers: Vec<_> = streams
         .into_iter()
         .map(|response| tokio::spawn(arrivals(response)))
@@ -131,7 +133,6 @@ async fn measure(kubeconfig: &Path, namespace: &str, scale: Scale) -> anyhow::Re
             latest_per_line[line] = latest_per_line[line].max(delay);
         }
     }
-    let opened = api_reads(&service).await? - reads_before;
     let memory_after = service.memory()?;
     service.stop().await?;
     latest_per_line.sort();
