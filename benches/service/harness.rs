@@ -34,6 +34,8 @@ pub struct Scale {
     pub rest: Duration,
     /// Followers of one pod's log.
     pub followers: usize,
+    /// Running payloads of the campaign cancelled at once.
+    pub cancel_live: usize,
 }
 
 impl Scale {
@@ -49,6 +51,7 @@ impl Scale {
             live: 5_000,
             rest: Duration::from_secs(60),
             followers: 200,
+            cancel_live: 10_000,
         }
     }
 
@@ -64,6 +67,7 @@ impl Scale {
             live: 10,
             rest: Duration::from_secs(2),
             followers: 5,
+            cancel_live: 10,
         }
     }
 }

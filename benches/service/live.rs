@@ -25,7 +25,7 @@ use crate::harness::{Backend, Database, Scale, Service, Table, expect_success, m
 /// Submissions per batch request.
 const PER_REQUEST: usize = 500;
 /// Running payloads per simulated node.
-const PODS_PER_NODE: usize = 1_500;
+pub const PODS_PER_NODE: usize = 1_500;
 
 pub async fn run(kubeconfig: &Path, node_sim: &Path, scale: Scale) -> anyhow::Result<()> {
     let config = kube::Config::from_custom_kubeconfig(
@@ -271,7 +271,7 @@ async fn measure(
     Ok(())
 }
 
-fn node_name(node: usize, namespace: &str) -> String {
+pub fn node_name(node: usize, namespace: &str) -> String {
     format!("node-{node}-{namespace}")
 }
 
@@ -347,7 +347,7 @@ async fn complete_times(
 }
 
 /// Polls the service until `count` submissions are `state`; returns how many there were.
-async fn wait_for(
+pub async fn wait_for(
     service: &Service,
     secret: &str,
     state: &str,

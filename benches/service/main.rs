@@ -13,6 +13,7 @@
 //! `SH_TEST_REQUIRE_ALL` (tests/run.sh), where a missing server is an error.
 
 mod accept;
+mod cancel;
 mod cluster;
 mod follow;
 mod harness;
@@ -48,6 +49,13 @@ async fn main() -> anyhow::Result<()> {
                     .context("--live needs a number")?
                     .parse()
                     .context("--live needs a number")?;
+            }
+            "--cancel-live" => {
+                scale.cancel_live = arguments
+                    .next()
+                    .context("--cancel-live needs a number")?
+                    .parse()
+                    .context("--cancel-live needs a number")?;
             }
             "--rows" => {
                 scale.rows = arguments
@@ -102,6 +110,14 @@ async fn main() -> anyhow::Result<()> {
     if wanted("live") {
         match (harness::kubeconfig(), live::node_sim()) {
             (Some(kubeconfig), Some(node_sim)) => live::run(&kubeconfig, &node_sim, scale).await?,
+            _ => skip("a control plane and node-sim (SH_TEST_KUBECONFIG, SH_TEST_NODE_SIM)")?,
+        }
+    }
+    if wanted("cancel") {
+        match (harness::kubeconfig(), live::node_sim()) {
+            (Some(kubeconfig), Some(node_sim)) => {
+                cancel::run(&kubeconfig, &node_sim, scale).await?
+            }
             _ => skip("a control plane and node-sim (SH_TEST_KUBECONFIG, SH_TEST_NODE_SIM)")?,
         }
     }

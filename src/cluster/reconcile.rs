@@ -74,10 +74,13 @@ impl Reconciler {
     /// Reconciles one submission; returns whether its row changed.
     pub async fn reconcile(&self, id: SubmissionId) -> Result<bool, ReconcileError> {
         let Some(submission) = self.store.get(id).await? else {
+            // A Job of ours with no row (another database's service shares the namespace).
+            self.forget(id);
             return Ok(false);
         };
         if submission.namespace != self.cluster.namespace() {
             // Another namespace's submission is for a service that follows that namespace.
+            self.forget(id);
             return Ok(false);
         }
         let caches = self.cluster.caches();
