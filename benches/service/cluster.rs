@@ -13,23 +13,20 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use serde_json::{Value, json};
+use serde_json::json;
 use submission_helper::cluster::manifest::{self, PodSettings};
 
 use crate::accept::{request_body, submission};
-use crate::harness::{Backend, Database, Scale, Service, Table, expect_success, rate, token};
+use crate::harness::{
+    Backend, Database, Scale, Service, Table, kube_client, rate, submit_batches, token,
+};
 
 const CLIENT_CONCURRENCY: usize = 16;
 /// Submissions per batch request when submitting to the service.
 const PER_REQUEST: usize = 100;
 
 pub async fn run(kubeconfig: &Path, scale: Scale) -> anyhow::Result<()> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    let client = Client::try_from(config)?;
+    let client = kube_client(kubeconfig).await?;
     let suffix = uuid::Uuid::now_v7().simple().to_string();
     // `lone-`: the simulated node of the test suite leaves these namespaces alone, so no
     // payload runs; the job controller still creates every pod.
@@ -150,20 +147,8 @@ async fn through_service(
         .await
         .context("the watch stopped before its first list")?;
     let started = Instant::now();
-    for first in (0..jobs).step_by(PER_REQUEST) {
-        let submissions: Vec<Value> = (first..(first + PER_REQUEST).min(jobs))
-            .map(|n| request_body("e2e", n))
-            .collect();
-        expect_success(
-            service
-                .http
-                .post(format!("{}/v1/submissions/batch", service.url))
-                .bearer_auth(&secret)
-                .json(&json!({ "submissions": submissions })),
-        )
-        .await
-        .context("submit")?;
-    }
+    let submissions = (0..jobs).map(|n| request_body("e2e", n)).collect();
+    submit_batches(&service, &secret, submissions, PER_REQUEST).await?;
     let finished = tokio::select! {
         seen = &mut seen_rx => seen.context("the watch stopped")?,
         () = tokio::time::sleep(Duration::from_secs(300)) => bail!("not every Job was created within 5 minutes"),

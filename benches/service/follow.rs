@@ -3,18 +3,16 @@
 //! payload reaches every follower.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kube::{Api, Client};
 use serde_json::json;
-use tokio::process::Command;
 
-use crate::harness::{Backend, Database, Scale, Service, Table, expect_success, ms, token};
+use crate::harness::{
+    Backend, Database, LoneNamespace, Scale, Service, Table, expect_success, ms, token,
+};
+use crate::live;
 
 /// Follows each token user may keep open (the service's default cap).
 const FOLLOWS_PER_USER: usize = 20;
@@ -22,54 +20,14 @@ const FOLLOWS_PER_USER: usize = 20;
 const LINES: usize = 50;
 
 pub async fn run(kubeconfig: &Path, node_sim: &Path, scale: Scale) -> anyhow::Result<()> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    let client = Client::try_from(config)?;
-    let suffix = uuid::Uuid::now_v7().simple().to_string();
-    let namespace = format!("lone-bench-follow-{}", &suffix[suffix.len() - 8..]);
-    let node = format!("node-{namespace}");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
-        )
-        .await?;
-    let work = tempfile::tempdir()?;
-    let measured = {
-        let _node = Command::new(node_sim)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--node-name", &node, "--namespace", &namespace])
-            .arg("--work-dir")
-            .arg(work.path().join("node"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("start node-sim")?;
-        measure(kubeconfig, &namespace, scale).await
-    };
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let _ = pods
-        .delete_collection(
-            &DeleteParams::default().grace_period(0),
-            &ListParams::default(),
-        )
-        .await;
-    let _ = namespaces
-        .delete(&namespace, &DeleteParams::background())
-        .await;
-    let _ = Api::<Node>::all(client)
-        .delete(&node, &DeleteParams::default())
-        .await;
+    let lone = LoneNamespace::create(kubeconfig, node_sim, "follow", 1).await?;
+    let measured = measure(kubeconfig, &lone, scale).await;
+    lone.remove().await;
     measured
 }
 
-async fn measure(kubeconfig: &Path, namespace: &str, scale: Scale) -> anyhow::Result<()> {
+async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyhow::Result<()> {
+    let namespace = lone.name.as_str();
     let followers = scale.followers;
     let database = Database::create(Backend::Sqlite).await?;
     let owner = token(&database, "owner", false).await?;
@@ -82,8 +40,7 @@ async fn measure(kubeconfig: &Path, namespace: &str, scale: Scale) -> anyhow::Re
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
     // The payload starts writing once told to (a file appears), so every follower is
     // connected before the first line.
-    let work = tempfile::tempdir()?;
-    let go = work.path().join("go");
+    let go = lone.work.path().join("go");
     let command = format!(
         "while [ ! -e '{}' ]; do sleep 0.05; done; for i in $(seq 1 {LINES}); do echo \"$i $(date +%s%N)\"; sleep 0.1; done",
         go.display()
@@ -195,16 +152,10 @@ async fn arrivals(response: reqwest::Response) -> anyhow::Result<Vec<Duration>> 
 }
 
 /// Reads the service sent the API server (lists, gets, log streams), from its `/metrics`.
-async fn api_reads(service: &Service) -> anyhow::Result<u64> {
-    let text = expect_success(service.http.get(format!("{}/metrics", service.url)))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix("submission_helper_apiserver_requests_total{verb=\"get\"} ")
-        })
-        .and_then(|count| count.trim().parse().ok())
-        .unwrap_or(0))
+async fn api_reads(service: &Service) -> anyhow::Result<f64> {
+    let metrics = live::metrics(service).await?;
+    Ok(metrics
+        .get("submission_helper_apiserver_requests_total{verb=\"get\"}")
+        .copied()
+        .unwrap_or(0.0))
 }

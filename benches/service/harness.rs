@@ -407,3 +407,122 @@ impl Table {
         println!("| {} |", cells.join(" | "));
     }
 }
+
+/// A kube client for the control plane of `kubeconfig`.
+pub async fn kube_client(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// The node-sim binary, if the environment names one (tests/run.sh and tests/bench.sh do).
+pub fn node_sim() -> Option<PathBuf> {
+    std::env::var_os("SH_TEST_NODE_SIM").map(PathBuf::from)
+}
+
+/// Running payloads per simulated node: a node holds a few files open per running container,
+/// and one at about 4,900 reached the usual limit of 20,000 open files.
+pub const PODS_PER_NODE: usize = 1_500;
+
+/// A `lone-` namespace of the local control plane (the test suite's shared simulated node
+/// leaves those alone) whose pods run on simulated nodes of the benchmark's own.
+pub struct LoneNamespace {
+    pub client: kube::Client,
+    pub name: String,
+    /// Scratch space for the nodes and the payloads.
+    pub work: tempfile::TempDir,
+    nodes: Vec<(String, Child)>,
+}
+
+impl LoneNamespace {
+    /// Creates `lone-bench-{kind}-…` with nodes enough for `pods` running payloads.
+    pub async fn create(
+        kubeconfig: &Path,
+        node_sim: &Path,
+        kind: &str,
+        pods: usize,
+    ) -> anyhow::Result<Self> {
+        let client = kube_client(kubeconfig).await?;
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        let name = format!("lone-bench-{kind}-{}", &suffix[suffix.len() - 8..]);
+        let namespace: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+        kube::Api::all(client.clone())
+            .create(&kube::api::PostParams::default(), &namespace)
+            .await?;
+        let mut lone = LoneNamespace {
+            client,
+            name,
+            work: tempfile::tempdir()?,
+            nodes: Vec::new(),
+        };
+        for node in 0..pods.div_ceil(PODS_PER_NODE).max(1) {
+            let node_name = format!("node-{node}-{}", lone.name);
+            let process = Command::new(node_sim)
+                .arg("--kubeconfig")
+                .arg(kubeconfig)
+                .args(["--node-name", &node_name, "--namespace", &lone.name])
+                .arg("--work-dir")
+                .arg(lone.work.path().join(&node_name))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("start node-sim")?;
+            lone.nodes.push((node_name, process));
+        }
+        Ok(lone)
+    }
+
+    /// Stops the nodes, then removes by force the pods no kubelet will end any more, the
+    /// namespace and the Node objects.
+    pub async fn remove(self) {
+        use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+        use kube::api::{Api, DeleteParams, ListParams};
+        let LoneNamespace {
+            client,
+            name,
+            nodes,
+            ..
+        } = self;
+        let node_names: Vec<String> = nodes.into_iter().map(|(node, _)| node).collect();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
+        let _ = pods
+            .delete_collection(
+                &DeleteParams::default().grace_period(0),
+                &ListParams::default(),
+            )
+            .await;
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&name, &DeleteParams::background())
+            .await;
+        let node_api: Api<Node> = Api::all(client);
+        for node in node_names {
+            let _ = node_api.delete(&node, &DeleteParams::default()).await;
+        }
+    }
+}
+
+/// Submits `submissions` through the batch endpoint, `per_request` at a time.
+pub async fn submit_batches(
+    service: &Service,
+    secret: &str,
+    submissions: Vec<serde_json::Value>,
+    per_request: usize,
+) -> anyhow::Result<()> {
+    for batch in submissions.chunks(per_request.max(1)) {
+        expect_success(
+            service
+                .http
+                .post(format!("{}/v1/submissions/batch", service.url))
+                .bearer_auth(secret)
+                .json(&serde_json::json!({ "submissions": batch })),
+        )
+        .await
+        .context("submit")?;
+    }
+    Ok(())
+}

@@ -6,133 +6,53 @@
 //! each other (the hardest moment for a controller: thousands of events at once).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::Api;
 use kube::runtime::watcher;
-use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::harness::{Backend, Database, Scale, Service, Table, expect_success, ms, token};
+use crate::harness::{
+    Backend, Database, LoneNamespace, Scale, Service, Table, expect_success, ms, submit_batches,
+    token,
+};
 
 /// Submissions per batch request.
 const PER_REQUEST: usize = 500;
-/// Running payloads per simulated node.
-pub const PODS_PER_NODE: usize = 1_500;
 
 pub async fn run(kubeconfig: &Path, node_sim: &Path, scale: Scale) -> anyhow::Result<()> {
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(kubeconfig)?,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await?;
-    let client = Client::try_from(config)?;
-    let suffix = uuid::Uuid::now_v7().simple().to_string();
-    let namespace = format!("lone-bench-live-{}", &suffix[suffix.len() - 8..]);
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": namespace}}))?,
-        )
-        .await?;
-    let work = tempfile::tempdir()?;
-    let measured = measure(
-        kubeconfig,
-        node_sim,
-        &client,
-        &namespace,
-        work.path(),
-        scale,
-    )
-    .await;
-    // The simulated nodes are gone: their pods and Node objects are removed by force.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    let _ = pods
-        .delete_collection(
-            &DeleteParams::default().grace_period(0),
-            &ListParams::default(),
-        )
-        .await;
-    let _ = namespaces
-        .delete(&namespace, &DeleteParams::background())
-        .await;
-    let nodes: Api<Node> = Api::all(client);
-    for node in 0..scale.live.div_ceil(PODS_PER_NODE) {
-        let _ = nodes
-            .delete(&node_name(node, &namespace), &DeleteParams::default())
-            .await;
-    }
+    let lone = LoneNamespace::create(kubeconfig, node_sim, "live", scale.live).await?;
+    let measured = measure(kubeconfig, &lone, scale).await;
+    lone.remove().await;
     measured
 }
 
-async fn measure(
-    kubeconfig: &Path,
-    node_sim: &Path,
-    client: &Client,
-    namespace: &str,
-    work: &Path,
-    scale: Scale,
-) -> anyhow::Result<()> {
+async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyhow::Result<()> {
+    let (client, namespace) = (&lone.client, lone.name.as_str());
     let live = scale.live;
-    let lock = work.join("gate.lock");
+    let lock = lone.work.path().join("gate.lock");
     std::fs::write(&lock, b"")?;
     let mut holder = hold_lock(&lock).await?;
-    // A simulated node holds a few files open per running container: several nodes keep each
-    // well under the usual limit of open files.
-    let mut nodes = Vec::new();
-    for node in 0..live.div_ceil(PODS_PER_NODE) {
-        nodes.push(
-            Command::new(node_sim)
-                .arg("--kubeconfig")
-                .arg(kubeconfig)
-                .args([
-                    "--node-name",
-                    &node_name(node, namespace),
-                    "--namespace",
-                    namespace,
-                ])
-                .arg("--work-dir")
-                .arg(work.join(format!("node-{node}")))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .context("start node-sim")?,
-        );
-    }
     let database = Database::create(Backend::Sqlite).await?;
     let secret = token(&database, "bench", false).await?;
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
 
     let started = Instant::now();
-    for first in (0..live).step_by(PER_REQUEST) {
-        let submissions: Vec<Value> = (first..(first + PER_REQUEST).min(live))
-            .map(|n| {
-                json!({
-                    "image": "busybox",
-                    "command": format!("exec flock -s '{}' true", lock.display()),
-                    "labels": {"campaign": "live", "n": n.to_string()},
-                })
+    let submissions = (0..live)
+        .map(|n| {
+            json!({
+                "image": "busybox",
+                "command": format!("exec flock -s '{}' true", lock.display()),
+                "labels": {"campaign": "live", "n": n.to_string()},
             })
-            .collect();
-        expect_success(
-            service
-                .http
-                .post(format!("{}/v1/submissions/batch", service.url))
-                .bearer_auth(&secret)
-                .json(&json!({ "submissions": submissions })),
-        )
-        .await
-        .context("submit")?;
-    }
+        })
+        .collect();
+    submit_batches(&service, &secret, submissions, PER_REQUEST).await?;
     let running_after = wait_for(
         &service,
         &secret,
@@ -269,10 +189,6 @@ async fn measure(
         table.row(&[figure, value]);
     }
     Ok(())
-}
-
-pub fn node_name(node: usize, namespace: &str) -> String {
-    format!("node-{node}-{namespace}")
 }
 
 /// A child process that holds an exclusive lock on `lock` until it is killed (`--no-fork`:
@@ -424,7 +340,7 @@ async fn list(service: &Service, secret: &str, state: &str) -> anyhow::Result<Ve
 }
 
 /// Every series of the service's `/metrics`.
-async fn metrics(service: &Service) -> anyhow::Result<HashMap<String, f64>> {
+pub async fn metrics(service: &Service) -> anyhow::Result<HashMap<String, f64>> {
     let text = expect_success(service.http.get(format!("{}/metrics", service.url)))
         .await?
         .text()
@@ -461,9 +377,4 @@ fn histogram_quantile(metrics: &HashMap<String, f64>, q: f64) -> String {
         .map_or("n/a".into(), |(bound, _)| {
             format!("≤ {:.0} ms", bound * 1000.0)
         })
-}
-
-/// The node-sim binary, if the environment names one (tests/run.sh and tests/bench.sh do).
-pub fn node_sim() -> Option<PathBuf> {
-    std::env::var_os("SH_TEST_NODE_SIM").map(PathBuf::from)
 }

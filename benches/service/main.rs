@@ -108,13 +108,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if wanted("live") {
-        match (harness::kubeconfig(), live::node_sim()) {
+        match (harness::kubeconfig(), harness::node_sim()) {
             (Some(kubeconfig), Some(node_sim)) => live::run(&kubeconfig, &node_sim, scale).await?,
             _ => skip("a control plane and node-sim (SH_TEST_KUBECONFIG, SH_TEST_NODE_SIM)")?,
         }
     }
     if wanted("cancel") {
-        match (harness::kubeconfig(), live::node_sim()) {
+        match (harness::kubeconfig(), harness::node_sim()) {
             (Some(kubeconfig), Some(node_sim)) => {
                 cancel::run(&kubeconfig, &node_sim, scale).await?
             }
@@ -122,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     if wanted("follow") {
-        match (harness::kubeconfig(), live::node_sim()) {
+        match (harness::kubeconfig(), harness::node_sim()) {
             (Some(kubeconfig), Some(node_sim)) => {
                 follow::run(&kubeconfig, &node_sim, scale).await?
             }

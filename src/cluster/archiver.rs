@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::Semaphore;
 
 use super::controller::Triggers;
-use super::{Cluster, logs};
+use super::{Cluster, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -45,11 +45,7 @@ impl Archiver {
         let Some(name) = pod.metadata.name.clone() else {
             return;
         };
-        let first = self
-            .archiving
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(name.clone());
+        let first = lock(&self.archiving).insert(name.clone());
         if !first {
             return;
         }
@@ -58,11 +54,7 @@ impl Archiver {
             if let Ok(_permit) = archiver.permits.acquire().await {
                 logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
             }
-            archiver
-                .archiving
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .remove(&name);
+            lock(&archiver.archiving).remove(&name);
             archiver.triggers.reconcile(id);
         });
     }

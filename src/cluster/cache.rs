@@ -7,7 +7,7 @@
 //! while a watch is being re-established.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -17,7 +17,7 @@ use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use tokio::sync::Notify;
 
-use super::ClusterError;
+use super::{ClusterError, lock};
 use crate::domain::SubmissionId;
 
 /// How long a read waits for the first full list after a start before it answers 503.
@@ -143,12 +143,6 @@ where
         .collect();
     selected.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
     selected
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn creation_order(pod: &Arc<Pod>) -> (Option<jiff::Timestamp>, Option<&str>) {

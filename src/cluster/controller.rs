@@ -10,7 +10,7 @@
 //! nobody watched, and no delete event will ever say so.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::cache::Writers;
 use super::progress::submission_id;
 use super::reconcile::{Reconciler, backoff};
-use super::{Cluster, app_selector, logs};
+use super::{Cluster, app_selector, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -295,10 +295,4 @@ pub fn start(
     let reconciler = Arc::new(Reconciler::new(cluster, store, archiver, cancels));
     let running = run(reconciler, triggers.clone(), receiver);
     (triggers, running)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -188,10 +188,7 @@ impl Cluster {
 
     /// The caches' writing ends, once: for the controller that runs the watches.
     pub(crate) fn take_writers(&self) -> Option<Writers> {
-        self.writers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+        lock(&self.writers).take()
     }
 
     pub fn caches(&self) -> &Caches {
@@ -294,6 +291,14 @@ impl Cluster {
         self.client()?;
         self.caches.ready().await
     }
+}
+
+/// The data behind a lock, even if a thread panicked while holding it: what the cluster side
+/// keeps under locks (caches, queues, notes) stays usable, never poisons the service.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How long one call to the API server may take. A log stream is long by nature: its opening

@@ -12,7 +12,7 @@ use k8s_openapi::api::batch::v1::Job;
 use super::archiver::Archiver;
 use super::cancels::Cancels;
 use super::progress::{self, JobSeen};
-use super::{Cluster, ClusterError, logs};
+use super::{Cluster, ClusterError, lock, logs};
 use crate::domain::{State, SubmissionId};
 use crate::storage::{StorageError, Store};
 
@@ -202,12 +202,6 @@ impl Reconciler {
 enum Uncached {
     Exists(Job),
     Deleted(Option<Job>),
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

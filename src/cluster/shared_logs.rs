@@ -10,7 +10,7 @@
 //! holds gets a stream of its own, as before.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -18,7 +18,7 @@ use futures::{AsyncBufReadExt as _, StreamExt as _};
 use tokio::sync::broadcast;
 
 use super::logs::{self, LogRequest};
-use super::{Cluster, ClusterError};
+use super::{Cluster, ClusterError, lock};
 
 /// How much of a followed pod's log is kept for followers who join later.
 const HISTORY_BYTES: usize = 1024 * 1024;
@@ -224,12 +224,6 @@ fn without_timestamp(line: Bytes) -> Bytes {
         Some(space) if line.first().is_some_and(u8::is_ascii_digit) => line.slice(space + 1..),
         _ => line,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The sharing itself, fed from an in-memory log instead of the API server (whose log streams
