@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cluster::manifest::PodSettings;
-use crate::domain::{AllowLists, SubmitDefaults, kube_rules};
+use crate::cluster::manifest::{ImagePullPolicy, PodSettings};
+use crate::domain::{AllowLists, JobDefaults, MAX_BACKOFF_LIMIT, SubmitDefaults, kube_rules};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,6 +56,10 @@ pub enum TokenCommand {
         /// May act on behalf of any user with the X-On-Behalf-Of header (portals, dashboards).
         #[arg(long)]
         delegate: bool,
+        /// Jobs of the user's submissions sent with this token that may be active at once
+        /// (instead of the server's --max-concurrent).
+        #[arg(long)]
+        max_concurrent: Option<i64>,
     },
     /// List tokens (never their secrets).
     List,
@@ -106,6 +110,45 @@ pub struct ServeArgs {
         default_value = "/ntuples"
     )]
     pub mount_path: String,
+    /// Jobs of one user that may be active at once (pending or running); more submissions
+    /// stay queued and are dispatched in submit order as these end. 0 for no limit. A token
+    /// may set its own (`token create --max-concurrent`).
+    #[arg(long, env = "SUBMISSION_HELPER_MAX_CONCURRENT", default_value_t = 0)]
+    pub max_concurrent: i64,
+    /// Retries of a failed pod (`backoffLimit`) for submissions that name none.
+    #[arg(long, env = "SUBMISSION_HELPER_DEFAULT_RETRIES", default_value_t = 3)]
+    pub default_retries: i32,
+    /// Minutes a payload may run (`activeDeadlineSeconds` / 60) for submissions that name
+    /// none; 0 for no limit.
+    #[arg(long, env = "SUBMISSION_HELPER_DEFAULT_TIME", default_value_t = 24 * 60)]
+    pub default_time: i64,
+    /// Memory requested for payloads that name neither a memory request nor a limit; empty
+    /// for none.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_DEFAULT_MEMORY",
+        default_value = "4000M"
+    )]
+    pub default_memory: String,
+    /// CPUs requested for payloads that name neither a CPU request nor a limit; empty for none.
+    #[arg(long, env = "SUBMISSION_HELPER_DEFAULT_CPUS", default_value = "1")]
+    pub default_cpus: String,
+    /// Seconds after which Kubernetes deletes a finished Job and its pods (the service keeps
+    /// their logs), for submissions that name none; empty for never.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_JOB_TTL_SECONDS",
+        default_value = "86400"
+    )]
+    pub job_ttl_seconds: String,
+    /// When the kubelet pulls payload images.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_IMAGE_PULL_POLICY",
+        value_enum,
+        default_value_t = ImagePullPolicy::Always
+    )]
+    pub image_pull_policy: ImagePullPolicy,
     /// Allow only images starting with this prefix (repeat for several; comma-separated in the
     /// environment). Default: any image.
     #[arg(
@@ -158,6 +201,11 @@ pub struct ServeArgs {
         default_value_t = 20
     )]
     pub follows_per_token_user: usize,
+    /// How long a pod may be stuck before its start (an image that cannot be pulled, a missing
+    /// secret, no node to run it) before its submission fails and its Job is deleted: `10m`,
+    /// `90s`, `1h`.
+    #[arg(long, env = "SUBMISSION_HELPER_PENDING_TIMEOUT", default_value = "10m")]
+    pub pending_timeout: String,
     /// How long a request may take before it is answered 503 (log follows are exempt).
     #[arg(
         long,
@@ -177,6 +225,7 @@ impl ServeArgs {
             registry_secret: optional(&self.registry_secret),
             volume_claim: optional(&self.volume_claim),
             mount_path: self.mount_path.clone(),
+            job: self.job_defaults()?,
             allowed: AllowLists {
                 image_prefixes: self.allowed_image_prefixes.clone(),
                 volume_claims: self.allowed_volume_claims.clone(),
@@ -205,11 +254,59 @@ impl ServeArgs {
         Ok(defaults)
     }
 
+    fn job_defaults(&self) -> Result<JobDefaults, String> {
+        let optional = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_owned());
+        if !(0..=MAX_BACKOFF_LIMIT).contains(&i64::from(self.default_retries)) {
+            return Err(format!(
+                "--default-retries must be between 0 and {MAX_BACKOFF_LIMIT}"
+            ));
+        }
+        if self.default_time < 0 {
+            return Err("--default-time must be 0 (no limit) or a number of minutes".into());
+        }
+        let memory = optional(&self.default_memory);
+        let cpus = optional(&self.default_cpus);
+        for (flag, amount) in [("--default-memory", &memory), ("--default-cpus", &cpus)] {
+            if let Some(amount) = amount {
+                kube_rules::quantity(amount).map_err(|reason| format!("{flag} {reason}"))?;
+            }
+        }
+        let ttl_seconds_after_finished = match optional(&self.job_ttl_seconds) {
+            None => None,
+            Some(seconds) => Some(
+                seconds
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|seconds| *seconds >= 0)
+                    .ok_or("--job-ttl-seconds must be a number of seconds, or empty for never")?,
+            ),
+        };
+        Ok(JobDefaults {
+            retries: self.default_retries,
+            time_minutes: (self.default_time > 0).then_some(self.default_time),
+            memory,
+            cpus,
+            ttl_seconds_after_finished,
+        })
+    }
+
     pub fn pod_settings(&self) -> PodSettings {
         PodSettings {
             run_as_user: self.run_as_user,
             run_as_group: self.run_as_group,
+            image_pull_policy: self.image_pull_policy,
         }
+    }
+
+    pub fn pending_timeout(&self) -> anyhow::Result<Duration> {
+        parse_duration(&self.pending_timeout)
+            .filter(|timeout| !timeout.is_zero())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--pending-timeout must be a duration such as 10m, 90s or 1h, not {:?}",
+                    self.pending_timeout
+                )
+            })
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -219,6 +316,35 @@ impl ServeArgs {
     pub fn log_wait(&self) -> Duration {
         Duration::from_secs(self.log_wait_seconds)
     }
+}
+
+/// A duration as `90s`, `10m`, `1h`, `1h30m` (or plain seconds).
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let mut total = 0_u64;
+    let mut number = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() {
+            number.push(character);
+            continue;
+        }
+        let unit = match character {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            _ => return None,
+        };
+        let value: u64 = std::mem::take(&mut number).parse().ok()?;
+        total = total.checked_add(value.checked_mul(unit)?)?;
+    }
+    number.is_empty().then_some(Duration::from_secs(total))
 }
 
 #[cfg(test)]
@@ -265,6 +391,74 @@ mod tests {
         .expect_err("invalid");
 
         assert!(error.starts_with("--k8s-image is not allowed"), "{error}");
+    }
+
+    #[test]
+    fn job_defaults_can_be_changed_or_turned_off() {
+        let defaults = args(&[
+            "--default-retries",
+            "0",
+            "--default-time",
+            "0",
+            "--default-memory",
+            "",
+            "--default-cpus",
+            "500m",
+            "--job-ttl-seconds",
+            "",
+        ])
+        .submit_defaults()
+        .expect("valid");
+
+        assert_eq!(
+            defaults.job,
+            JobDefaults {
+                retries: 0,
+                time_minutes: None,
+                memory: None,
+                cpus: Some("500m".into()),
+                ttl_seconds_after_finished: None,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_job_defaults_are_refused_at_start() {
+        for (flag, value) in [
+            ("--default-retries", "101"),
+            ("--default-time", "-1"),
+            ("--default-memory", "lots"),
+            ("--job-ttl-seconds", "soon"),
+        ] {
+            let error = args(&[&format!("{flag}={value}")])
+                .submit_defaults()
+                .expect_err(flag);
+            assert!(error.starts_with(flag), "{error}");
+        }
+    }
+
+    #[test]
+    fn durations_are_written_as_people_write_them() {
+        for (text, seconds) in [
+            ("10m", 600),
+            ("90s", 90),
+            ("1h30m", 5400),
+            ("45", 45),
+            ("1d", 86400),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Some(Duration::from_secs(seconds)),
+                "{text}"
+            );
+        }
+        for text in ["", "10x", "m", "10m5"] {
+            assert_eq!(parse_duration(text), None, "{text}");
+        }
+        assert_eq!(
+            args(&[]).pending_timeout().expect("default"),
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

@@ -35,6 +35,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         log_wait: args.log_wait(),
         request_timeout: args.request_timeout(),
         follows_per_user: args.follows_per_token_user,
+        pending_timeout: args.pending_timeout()?,
+        dispatch: cluster::dispatch::Limits {
+            per_user: (args.max_concurrent > 0).then_some(args.max_concurrent),
+        },
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
@@ -50,25 +54,42 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
             user,
             admin,
             delegate,
+            max_concurrent,
         } => {
             let user = domain::parse_user_name(&user)
                 .map_err(|reason| anyhow::anyhow!("--user {reason}"))?;
-            let (token, secret) = store.create_token(&user, admin, delegate).await?;
+            if max_concurrent == Some(0) {
+                anyhow::bail!(
+                    "--max-concurrent must be at least 1 (leave it out for the server's)"
+                );
+            }
+            let (token, secret) = store
+                .create_limited_token(&user, admin, delegate, max_concurrent)
+                .await?;
             eprintln!(
-                "created token {} for user {} (admin: {}, delegate: {}); it is shown only now:",
-                token.id, token.user, token.admin, token.delegate
+                "created token {} for user {} (admin: {}, delegate: {}, max concurrent: {}); it is shown only now:",
+                token.id,
+                token.user,
+                token.admin,
+                token.delegate,
+                token
+                    .max_concurrent
+                    .map_or("the server's".to_owned(), |limit| limit.to_string())
             );
             println!("{secret}");
         }
         TokenCommand::List => {
-            println!("ID\tUSER\tADMIN\tDELEGATE\tCREATED\tREVOKED");
+            println!("ID\tUSER\tADMIN\tDELEGATE\tMAX-CONCURRENT\tCREATED\tREVOKED");
             for token in store.tokens().await? {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     token.id,
                     token.user,
                     token.admin,
                     token.delegate,
+                    token
+                        .max_concurrent
+                        .map_or("-".to_owned(), |limit| limit.to_string()),
                     token.created_at,
                     token.revoked_at.as_deref().unwrap_or("-")
                 );

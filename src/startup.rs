@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -43,12 +42,36 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Log follows each token user may keep open at once; 0 for no cap.
     pub follows_per_user: usize,
+    /// How long a pod may be stuck before its start before its submission fails.
+    pub pending_timeout: Duration,
+    /// What the dispatcher obeys: each user's limit of active Jobs.
+    pub dispatch: dispatch::Limits,
+}
+
+impl Default for Settings {
+    /// The command line's defaults (`submission-helper serve` with no flags).
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            defaults: SubmitDefaults::default(),
+            pods: PodSettings::default(),
+            rate_limit_per_minute: 6000,
+            public_metrics: false,
+            log_wait: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+            follows_per_user: 20,
+            pending_timeout: Duration::from_secs(600),
+            dispatch: dispatch::Limits::default(),
+        }
+    }
 }
 
 pub struct Application {
     listener: TcpListener,
     context: Context,
     pods: PodSettings,
+    pending_timeout: Duration,
+    dispatch_limits: dispatch::Limits,
     /// The background deletion of cancelled submissions' Jobs, started by `run_until`.
     cancels: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -74,7 +97,6 @@ impl Application {
             store,
             cluster,
             defaults: Arc::new(settings.defaults),
-            dispatch: Arc::new(Notify::new()),
             log_wait: settings.log_wait,
             request_timeout: settings.request_timeout,
             shutdown,
@@ -89,6 +111,8 @@ impl Application {
             listener,
             context,
             pods: settings.pods,
+            pending_timeout: settings.pending_timeout,
+            dispatch_limits: settings.dispatch,
             cancels: cancel_worker,
         })
     }
@@ -106,6 +130,8 @@ impl Application {
             listener,
             context,
             pods,
+            pending_timeout,
+            dispatch_limits,
             cancels,
         } = self;
         let mut background = JoinSet::new();
@@ -118,13 +144,14 @@ impl Application {
                 context.cluster.clone(),
                 context.store.clone(),
                 context.cancels.clone(),
+                pending_timeout,
             );
             background.spawn(controller);
             background.spawn(dispatch::run(
                 context.cluster.clone(),
                 context.store.clone(),
-                context.dispatch.clone(),
                 pods,
+                dispatch_limits,
             ));
         }
         let stopping = context.shutdown.clone();

@@ -128,7 +128,7 @@ async fn direct(
             let submissions = (0..per_request)
                 .map(|i| submission("accept", client * 1_000_000 + n * per_request + i, "bench"))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            store.insert(&submissions).await?;
+            store.insert(submissions).await?;
             Ok(per_request as u64)
         }
     })

@@ -5,6 +5,7 @@
 //!                                       control plane, then runs `cargo bench --bench service`)
 //!   cargo bench --bench service -- --only accept,queries --rows 200000
 //!   cargo bench --bench service -- --only live --live 2000
+//!   cargo bench --bench service -- --only campaign
 //!   cargo test --bench service          the seconds-long smoke run CI does
 //!
 //! It prints Markdown tables (BENCHMARKS.md is made of them) and never fails for being slow:
@@ -13,6 +14,7 @@
 //! `SH_TEST_REQUIRE_ALL` (tests/run.sh), where a missing server is an error.
 
 mod accept;
+mod campaign;
 mod cancel;
 mod cluster;
 mod follow;
@@ -89,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     let mut backends = vec![Backend::Sqlite];
     if harness::postgres_server().is_some() {
         backends.push(Backend::Postgres);
-    } else if wanted("accept") || wanted("queries") {
+    } else if wanted("accept") || wanted("queries") || wanted("campaign") {
         skip("Postgres (SH_TEST_POSTGRES_URL)")?;
     }
 
@@ -99,6 +101,11 @@ async fn main() -> anyhow::Result<()> {
             let (idle, loaded) = accept::run(*backend, scale).await?;
             memory.push((format!("idle, no cluster ({backend})"), idle));
             memory.push((format!("after the accept-path load ({backend})"), loaded));
+        }
+    }
+    if wanted("campaign") {
+        for backend in &backends {
+            campaign::run(*backend, scale).await?;
         }
     }
     if wanted("e2e") {

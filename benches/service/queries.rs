@@ -88,7 +88,7 @@ async fn load(store: &Store, scale: Scale) -> anyhow::Result<Loaded> {
         if chunk.len() == LOAD_CHUNK || i + 1 == total {
             let store = store.clone();
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(LOAD_CHUNK));
-            in_flight.spawn(async move { store.insert(&full).await });
+            in_flight.spawn(async move { store.insert(full).await.map(|_| ()) });
             while in_flight.len() >= LOAD_IN_FLIGHT {
                 if let Some(done) = in_flight.join_next().await {
                     done??;

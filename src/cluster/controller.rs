@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use super::cache::Writers;
 use super::progress::submission_id;
-use super::reconcile::{Reconciler, backoff};
+use super::reconcile::{Reconciled, Reconciler, backoff};
 use super::{Cluster, app_selector, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
@@ -261,11 +261,14 @@ async fn reconcile_forever(
             Some((id, seen, result)) = reconciles.next(), if !reconciles.is_empty() => {
                 lock(&running).remove(&id);
                 match result {
-                    Ok(changed) => {
+                    Ok(Reconciled { changed, again_after }) => {
                         failures.remove(&id);
                         metrics.reconciles.get_or_create(&super::metrics::Outcome { result: "ok" }).inc();
                         if let (true, Some(seen)) = (changed, seen) {
                             metrics.lag.observe(seen.elapsed().as_secs_f64());
+                        }
+                        if let Some(delay) = again_after {
+                            triggers.at(id, Instant::now() + delay);
                         }
                     }
                     Err(error) => {
@@ -289,10 +292,17 @@ pub fn start(
     cluster: Cluster,
     store: Store,
     cancels: super::cancels::Cancels,
+    pending_timeout: Duration,
 ) -> (Triggers, impl Future<Output = ()>) {
     let (triggers, receiver) = Triggers::new();
     let archiver = super::archiver::Archiver::new(cluster.clone(), store.clone(), triggers.clone());
-    let reconciler = Arc::new(Reconciler::new(cluster, store, archiver, cancels));
+    let reconciler = Arc::new(Reconciler::new(
+        cluster,
+        store,
+        archiver,
+        cancels,
+        pending_timeout,
+    ));
     let running = run(reconciler, triggers.clone(), receiver);
     (triggers, running)
 }

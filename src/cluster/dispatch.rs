@@ -8,13 +8,15 @@
 //! A create refused for another reason (403 from RBAC, a quota or an admission policy; 404 for a
 //! missing namespace) is tried again with a backoff of its own submission's, recorded in its row,
 //! and fails it after [`MAX_ATTEMPTS`]; meanwhile the submissions behind it are dispatched.
+//!
+//! Submissions are taken from the database a few at a time, just before their Jobs are
+//! created ([`Store::claim`]), within each user's and batch group's limit of active Jobs, in
+//! submit order; the database decides, so the limits hold across replicas.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use tokio::sync::Notify;
 
 use super::manifest::{self, PodSettings};
 use super::{Cluster, ClusterError, Created};
@@ -24,8 +26,9 @@ use crate::storage::{Queued, Store};
 /// Jobs created at the same time: as many as a plain client needs to reach the API server's
 /// throughput (BENCHMARKS.md); its own limits make more pointless.
 const CONCURRENCY: usize = 16;
-/// Submissions taken from the database per round.
-const BATCH: u32 = 256;
+/// Submissions taken from the database per round: enough to keep [`CONCURRENCY`] creates busy,
+/// few enough that a claim is soon followed by its create.
+const BATCH: u32 = 2 * CONCURRENCY as u32;
 /// How long to wait before retrying when the cluster is unavailable, at most.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How often to look for queued submissions even without a wake-up (e.g. after a restart).
@@ -41,11 +44,21 @@ fn retry_delay(attempts: i64) -> Duration {
     (FIRST_RETRY * 2_u32.pow(doublings)).min(MAX_BACKOFF)
 }
 
-/// Runs until the task is aborted. `wake` is notified after new submissions are stored.
-pub async fn run(cluster: Cluster, store: Store, wake: Arc<Notify>, pods: PodSettings) {
+/// What the dispatcher obeys besides each submission's own settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Active Jobs per user, for users whose token sets no limit of its own; `None` for none.
+    pub per_user: Option<i64>,
+}
+
+/// Runs until the task is aborted. The store wakes it when submissions are queued or an active
+/// one ends (a slot under a limit may be free); it also looks every few seconds, for what
+/// other replicas did.
+pub async fn run(cluster: Cluster, store: Store, pods: PodSettings, limits: Limits) {
+    let wake = store.dispatcher_wakes();
     let mut backoff = Duration::from_millis(250);
     loop {
-        let outcome = dispatch_queued(&cluster, &store, &pods).await;
+        let outcome = dispatch_queued(&cluster, &store, &pods, limits).await;
         let pause = match outcome {
             Round::MoreWaiting => continue,
             Round::Idle => {
@@ -88,12 +101,22 @@ enum Round {
     ClusterUnavailable,
 }
 
-async fn dispatch_queued(cluster: &Cluster, store: &Store, pods: &PodSettings) -> Round {
+async fn dispatch_queued(
+    cluster: &Cluster,
+    store: &Store,
+    pods: &PodSettings,
+    limits: Limits,
+) -> Round {
     if !cluster.is_configured() {
         return Round::ClusterUnavailable;
     }
     let queued = match store
-        .queued(cluster.namespace(), Timestamp::now(), BATCH)
+        .claim(
+            cluster.namespace(),
+            Timestamp::now(),
+            BATCH,
+            limits.per_user,
+        )
         .await
     {
         Ok(queued) => queued,
@@ -160,6 +183,9 @@ async fn dispatch_one(
         }
         Err(error) => {
             tracing::warn!(%error, "could not create a Job; will retry");
+            if let Err(error) = store.release_claim(submission.id).await {
+                tracing::warn!(%error, "could not give up a claim; it lapses by itself");
+            }
             Outcome::Unreached(format!("waiting to create the Job: {error}"))
         }
     };
@@ -277,7 +303,7 @@ mod tests {
         let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
         let submission = Submission::new(spec, "default", &crate::domain::Caller::user("alice"));
         store
-            .insert(std::slice::from_ref(&submission))
+            .insert(vec![submission.clone()])
             .await
             .expect("insert");
         Scenario {
@@ -457,7 +483,7 @@ mod tests {
         assert_eq!((progress.state, reached), (State::Queued, true));
         let due_now = scenario
             .store
-            .queued("default", Timestamp::now(), 10)
+            .claim("default", Timestamp::now(), 10, None)
             .await
             .expect("queued");
         assert!(
@@ -469,7 +495,7 @@ mod tests {
             .expect("time");
         let due_later = scenario
             .store
-            .queued("default", later, 10)
+            .claim("default", later, 10, None)
             .await
             .expect("queued");
         assert_eq!(

@@ -15,7 +15,7 @@ use futures::AsyncBufRead;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
 
-use super::{Cluster, ClusterError, manifest};
+use super::{Cluster, ClusterError};
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
 use crate::storage::{ArchivedLog, Store};
 
@@ -41,14 +41,26 @@ pub struct LogRequest {
     pub timestamps: bool,
 }
 
+/// The name of `pod`'s payload container: its one container (named after the submission's
+/// tool; `payload` for submissions stored before containers were named so).
+pub fn payload_container(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()
+        .and_then(|spec| spec.containers.first())
+        .map(|container| container.name.as_str())
+}
+
 /// Whether the payload container of `pod` has started (is running or has run).
 pub fn has_started(pod: &Pod) -> bool {
+    let Some(payload) = payload_container(pod) else {
+        return false;
+    };
     pod.status
         .as_ref()
         .and_then(|status| status.container_statuses.as_ref())
         .into_iter()
         .flatten()
-        .filter(|container| container.name == manifest::CONTAINER_NAME)
+        .filter(|container| container.name == payload)
         .filter_map(|container| container.state.as_ref())
         .any(|state| state.running.is_some() || state.terminated.is_some())
 }
@@ -134,8 +146,13 @@ pub async fn stream(
     pod: &str,
     request: &LogRequest,
 ) -> Result<impl AsyncBufRead + use<>, ClusterError> {
+    // Without a cached pod to name its container, the API server picks its only one.
+    let container = cluster
+        .caches()
+        .pod(pod)
+        .and_then(|pod| payload_container(&pod).map(str::to_owned));
     let params = LogParams {
-        container: Some(manifest::CONTAINER_NAME.into()),
+        container,
         follow: request.follow,
         tail_lines: request.tail_lines,
         timestamps: request.timestamps,

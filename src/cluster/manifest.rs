@@ -18,8 +18,6 @@ use crate::domain::{
     APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, SUBMISSION_ID_LABEL, Submission,
 };
 
-/// The name of the one container in every payload pod.
-pub const CONTAINER_NAME: &str = "payload";
 const VOLUME_NAME: &str = "data";
 
 /// The labels on a submission's Job and pods: ours first, so a user label can never replace them
@@ -40,6 +38,27 @@ pub fn labels(submission: &Submission) -> BTreeMap<String, String> {
 pub struct PodSettings {
     pub run_as_user: Option<i64>,
     pub run_as_group: Option<i64>,
+    pub image_pull_policy: ImagePullPolicy,
+}
+
+/// When the kubelet pulls a payload's image. `Always` by default, as the helper did: a tag
+/// pushed again (`:latest`, a fixed analysis tag) runs what was pushed last.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImagePullPolicy {
+    #[default]
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl ImagePullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
 }
 
 /// The Job that runs `submission`'s payload.
@@ -83,8 +102,9 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
         .collect();
 
     let container = Container {
-        name: CONTAINER_NAME.into(),
+        name: spec.tool.clone(),
         image: Some(spec.image.clone()),
+        image_pull_policy: Some(settings.image_pull_policy.as_str().into()),
         command: Some(vec!["bash".into(), "-cl".into(), spec.command.clone()]),
         env: (!env.is_empty()).then_some(env),
         resources: resources(&spec.resources.requests, &spec.resources.limits),
@@ -159,6 +179,7 @@ fn pod_security(settings: &PodSettings) -> Option<PodSecurityContext> {
     let PodSettings {
         run_as_user,
         run_as_group,
+        ..
     } = *settings;
     (run_as_user.is_some() || run_as_group.is_some()).then(|| PodSecurityContext {
         run_as_user,
@@ -202,6 +223,7 @@ mod tests {
             spec,
             created_at: jiff::Timestamp::UNIX_EPOCH,
             progress: Progress::queued(),
+            limits: Default::default(),
         }
     }
 
@@ -235,7 +257,25 @@ mod tests {
             backoff_limit: 2,
             active_deadline_seconds: Some(3600),
             ttl_seconds_after_finished: Some(86400),
+            tool: "analyze".into(),
+            depends_on: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_minimal_submission_gets_the_helpers_job_defaults() {
+        let request: crate::domain::SubmissionRequest = serde_json::from_value(serde_json::json!({
+            "image": "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample",
+            "command": "analyze.py config/master/analyze.cfg",
+            "identifier": "ttbar-2018"
+        }))
+        .expect("request");
+        let spec = SubmissionSpec::parse(request, &crate::domain::SubmitDefaults::default())
+            .expect("valid");
+
+        let job = job(&submission(spec), &PodSettings::default());
+
+        insta::assert_yaml_snapshot!(job);
     }
 
     #[test]
@@ -243,6 +283,7 @@ mod tests {
         let settings = PodSettings {
             run_as_user: Some(1000),
             run_as_group: Some(1000),
+            image_pull_policy: ImagePullPolicy::IfNotPresent,
         };
 
         let job = job(&submission(full_spec()), &settings);

@@ -155,7 +155,7 @@ pub(crate) fn has_ended(job: &Job) -> bool {
 /// unfinished fails the submission.
 pub fn progress_after_job_deleted(submission: &Submission, last: Option<&Job>) -> Option<Progress> {
     let current = &submission.progress;
-    if current.state.is_final() || current.state == State::Queued {
+    if current.state.is_final() || matches!(current.state, State::Waiting | State::Queued) {
         return None;
     }
     if let Some(job) = last.filter(|job| has_ended(job)) {
@@ -236,6 +236,134 @@ pub fn next_progress(
     Some(next)
 }
 
+/// Waiting reasons of a container that waiting alone will not cure: an image that cannot be
+/// pulled or is malformed, a container that cannot be configured (a missing secret or config
+/// map).
+const STUCK_REASONS: [&str; 4] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+];
+
+/// A pod that cannot start, why (the kubelet's or the scheduler's words), and since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stuck {
+    pub pod: String,
+    pub why: String,
+    pub since: Timestamp,
+}
+
+/// Whether `pod` is stuck before its start: a container waiting for one of [`STUCK_REASONS`]
+/// (since the pod was created), or the pod unschedulable (since the scheduler said so). A pod
+/// that runs or has ended is not stuck.
+pub fn stuck(pod: &Pod) -> Option<Stuck> {
+    let name = pod.metadata.name.clone()?;
+    let status = pod.status.as_ref()?;
+    if status
+        .phase
+        .as_deref()
+        .is_some_and(|phase| phase != "Pending")
+    {
+        return None;
+    }
+    let explained = |reason: &str, message: Option<&str>| match message {
+        Some(message) if !message.is_empty() => format!("{reason}: {message}"),
+        _ => reason.to_owned(),
+    };
+    let waiting = status
+        .container_statuses
+        .iter()
+        .chain(status.init_container_statuses.iter())
+        .flatten()
+        .find_map(|container| {
+            let waiting = container.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref()?;
+            STUCK_REASONS
+                .contains(&reason)
+                .then(|| explained(reason, waiting.message.as_deref()))
+        });
+    if let Some(why) = waiting {
+        let since = pod.metadata.creation_timestamp.as_ref()?.0;
+        return Some(Stuck {
+            pod: name,
+            why,
+            since,
+        });
+    }
+    status.conditions.iter().flatten().find_map(|condition| {
+        (condition.type_ == "PodScheduled"
+            && condition.status == "False"
+            && condition.reason.as_deref() == Some("Unschedulable"))
+        .then(|| Stuck {
+            pod: name.clone(),
+            why: explained("Unschedulable", condition.message.as_deref()),
+            since: condition
+                .last_transition_time
+                .as_ref()
+                .map(|at| at.0)
+                .or_else(|| pod.metadata.creation_timestamp.as_ref().map(|at| at.0))
+                .unwrap_or_else(Timestamp::now),
+        })
+    })
+}
+
+/// What the pending timeout makes of a submission's pods at `now`: the first pod stuck for
+/// longer than `timeout` (the submission fails), or when the next stuck pod's time is up.
+pub fn pending_deadline(
+    pods: &[std::sync::Arc<Pod>],
+    now: Timestamp,
+    timeout: std::time::Duration,
+) -> Deadline {
+    let timeout = jiff::SignedDuration::try_from(timeout).unwrap_or(jiff::SignedDuration::MAX);
+    let mut next: Option<Timestamp> = None;
+    for stuck in pods.iter().filter_map(|pod| stuck(pod)) {
+        let due = stuck.since.checked_add(timeout).unwrap_or(Timestamp::MAX);
+        if due <= now {
+            return Deadline::Passed(stuck);
+        }
+        next = Some(next.map_or(due, |next| next.min(due)));
+    }
+    match next {
+        Some(due) => Deadline::At(due),
+        None => Deadline::None,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Deadline {
+    /// No pod is stuck.
+    None,
+    /// A pod is stuck; its time is up then.
+    At(Timestamp),
+    /// This pod has been stuck for too long.
+    Passed(Stuck),
+}
+
+/// A submission failed because a pod of it could not start within `timeout`.
+pub fn failed_stuck(
+    submission: &Submission,
+    stuck: &Stuck,
+    timeout: std::time::Duration,
+) -> Option<Progress> {
+    let current = &submission.progress;
+    if !current.state.can_become(State::Failed) {
+        return None;
+    }
+    Some(Progress {
+        state: State::Failed,
+        message: Some(format!(
+            "{} (pod {} could not start within {}s, the pending timeout)",
+            stuck.why,
+            stuck.pod,
+            timeout.as_secs()
+        )),
+        active: 0,
+        finished_at: Some(Timestamp::now()),
+        ..current.clone()
+    })
+}
+
 /// The submission an object of ours belongs to, from its label.
 pub fn submission_id<K: Resource>(object: &K) -> Option<SubmissionId> {
     let labels = object.meta().labels.as_ref()?;
@@ -272,6 +400,122 @@ mod tests {
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))
             .expect("pod")
+    }
+
+    fn pod_created_at(created: &str, status: serde_json::Value) -> std::sync::Arc<Pod> {
+        std::sync::Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p", "creationTimestamp": created}, "status": status
+            }))
+            .expect("pod"),
+        )
+    }
+
+    fn waiting(reason: &str) -> serde_json::Value {
+        serde_json::json!({"phase": "Pending", "containerStatuses": [{
+            "name": "payload", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+            "state": {"waiting": {"reason": reason, "message": "Back-off pulling image \"i\""}}
+        }]})
+    }
+
+    #[test]
+    fn a_pod_that_cannot_pull_its_image_is_stuck_since_it_was_created() {
+        let pod = pod_created_at("2026-01-01T00:00:00Z", waiting("ImagePullBackOff"));
+
+        let stuck = stuck(&pod).expect("stuck");
+
+        assert_eq!(stuck.why, "ImagePullBackOff: Back-off pulling image \"i\"");
+        assert_eq!(stuck.since.to_string(), "2026-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_pod_still_creating_its_container_or_running_is_not_stuck() {
+        let creating = pod_created_at("2026-01-01T00:00:00Z", waiting("ContainerCreating"));
+        let running = pod_created_at(
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({"phase": "Running", "containerStatuses": [{
+                "name": "payload", "ready": true, "restartCount": 0, "image": "i", "imageID": "",
+                "state": {"waiting": {"reason": "ErrImagePull"}}
+            }]}),
+        );
+
+        assert_eq!(stuck(&creating), None);
+        assert_eq!(stuck(&running), None);
+    }
+
+    #[test]
+    fn an_unschedulable_pod_is_stuck_since_the_scheduler_said_so() {
+        let pod = pod_created_at(
+            "2026-01-01T00:00:00Z",
+            serde_json::json!({"phase": "Pending", "conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient memory.",
+                "lastTransitionTime": "2026-01-01T00:00:05Z"
+            }]}),
+        );
+
+        let stuck = stuck(&pod).expect("stuck");
+
+        assert_eq!(
+            stuck.why,
+            "Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
+        );
+        assert_eq!(stuck.since.to_string(), "2026-01-01T00:00:05Z");
+    }
+
+    #[test]
+    fn the_pending_timeout_passes_for_the_pod_stuck_longest() {
+        let pods = [
+            pod_created_at("2026-01-01T00:00:00Z", waiting("ErrImagePull")),
+            pod_created_at("2026-01-01T00:09:00Z", waiting("InvalidImageName")),
+        ];
+        let timeout = std::time::Duration::from_secs(600);
+        let at = |text: &str| text.parse::<Timestamp>().expect("time");
+
+        assert_eq!(
+            pending_deadline(&pods, at("2026-01-01T00:05:00Z"), timeout),
+            Deadline::At(at("2026-01-01T00:10:00Z"))
+        );
+        assert!(matches!(
+            pending_deadline(&pods, at("2026-01-01T00:10:00Z"), timeout),
+            Deadline::Passed(stuck) if stuck.why.starts_with("ErrImagePull")
+        ));
+        assert_eq!(
+            pending_deadline(&[], at("2026-01-01T00:10:00Z"), timeout),
+            Deadline::None
+        );
+    }
+
+    #[test]
+    fn a_stuck_pod_fails_its_submission_with_the_kubelets_reason() {
+        let stuck = Stuck {
+            pod: "sh-x-abcde".into(),
+            why: "ImagePullBackOff: Back-off pulling image".into(),
+            since: Timestamp::UNIX_EPOCH,
+        };
+
+        let next = failed_stuck(
+            &submission(State::Pending),
+            &stuck,
+            std::time::Duration::from_secs(600),
+        )
+        .expect("progress");
+
+        assert_eq!(next.state, State::Failed);
+        assert_eq!(
+            next.message.as_deref(),
+            Some(
+                "ImagePullBackOff: Back-off pulling image (pod sh-x-abcde could not start within 600s, the pending timeout)"
+            )
+        );
+        assert_eq!(
+            failed_stuck(
+                &submission(State::Cancelled),
+                &stuck,
+                std::time::Duration::from_secs(1)
+            ),
+            None
+        );
     }
 
     #[test]

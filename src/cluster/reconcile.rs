@@ -11,7 +11,7 @@ use k8s_openapi::api::batch::v1::Job;
 
 use super::archiver::Archiver;
 use super::cancels::Cancels;
-use super::progress::{self, JobSeen};
+use super::progress::{self, Deadline, JobSeen};
 use super::{Cluster, ClusterError, lock, logs};
 use crate::domain::{State, SubmissionId};
 use crate::storage::{StorageError, Store};
@@ -36,12 +36,24 @@ pub fn backoff(attempt: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// What came of a reconcile that got through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Whether the row changed.
+    pub changed: bool,
+    /// When to look again although nothing may happen meanwhile (a stuck pod's time is up).
+    pub again_after: Option<Duration>,
+}
+
 /// What a reconcile needs, and what the watches saw that the caches no longer hold.
 pub struct Reconciler {
     pub cluster: Cluster,
     pub store: Store,
     pub archiver: Archiver,
     pub cancels: Cancels,
+    /// How long a pod may be stuck before its start (an image that cannot be pulled, an
+    /// unschedulable pod) before its submission fails and its Job is deleted.
+    pub pending_timeout: Duration,
     /// The last state of Jobs deleted since their submission was last reconciled: a Job
     /// deleted after it ended keeps its outcome.
     deleted_jobs: Mutex<HashMap<SubmissionId, Job>>,
@@ -50,12 +62,19 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(cluster: Cluster, store: Store, archiver: Archiver, cancels: Cancels) -> Self {
+    pub fn new(
+        cluster: Cluster,
+        store: Store,
+        archiver: Archiver,
+        cancels: Cancels,
+        pending_timeout: Duration,
+    ) -> Self {
         Reconciler {
             cluster,
             store,
             archiver,
             cancels,
+            pending_timeout,
             deleted_jobs: Mutex::default(),
             lost_pods: Mutex::default(),
         }
@@ -71,17 +90,18 @@ impl Reconciler {
         lock(&self.lost_pods).entry(id).or_default().insert(name);
     }
 
-    /// Reconciles one submission; returns whether its row changed.
-    pub async fn reconcile(&self, id: SubmissionId) -> Result<bool, ReconcileError> {
+    /// Reconciles one submission: records what its Job and pods say, fails it if a pod of it
+    /// has been stuck before its start for longer than the pending timeout.
+    pub async fn reconcile(&self, id: SubmissionId) -> Result<Reconciled, ReconcileError> {
         let Some(submission) = self.store.get(id).await? else {
             // A Job of ours with no row (another database's service shares the namespace).
             self.forget(id);
-            return Ok(false);
+            return Ok(Reconciled::default());
         };
         if submission.namespace != self.cluster.namespace() {
             // Another namespace's submission is for a service that follows that namespace.
             self.forget(id);
-            return Ok(false);
+            return Ok(Reconciled::default());
         }
         let caches = self.cluster.caches();
         let job = caches.job(&submission.job_name);
@@ -94,14 +114,16 @@ impl Reconciler {
                         .delete_jobs([(id, submission.job_name.clone())]);
                 }
                 self.forget(id);
-                return Ok(false);
+                return Ok(Reconciled::default());
             }
             state if state.is_final() => {
                 self.forget(id);
-                return Ok(false);
+                return Ok(Reconciled::default());
             }
-            // Not created yet: the dispatcher's.
-            State::Queued if job.is_none() => return Ok(false),
+            // Not created yet: the dispatcher's (or waiting for others to succeed).
+            State::Waiting | State::Queued if job.is_none() => {
+                return Ok(Reconciled::default());
+            }
             _ => {}
         }
 
@@ -141,22 +163,50 @@ impl Reconciler {
             (None, Some(Uncached::Deleted(last))) => JobSeen::Deleted(last.as_ref()),
             (None, None) => JobSeen::Deleted(None),
         };
+        let job_ended = match &seen {
+            JobSeen::Present(job) => progress::has_ended(job),
+            JobSeen::Deleted(_) => true,
+        };
+        let deadline = if job_ended {
+            Deadline::None
+        } else {
+            progress::pending_deadline(&pods, jiff::Timestamp::now(), self.pending_timeout)
+        };
         let updated = self
             .store
-            .update(id, |current| {
-                progress::next_progress(current, &seen, &pods, &lost, archiving)
+            .update(id, |current| match &deadline {
+                Deadline::Passed(stuck) => {
+                    progress::failed_stuck(current, stuck, self.pending_timeout)
+                }
+                _ => progress::next_progress(current, &seen, &pods, &lost, archiving),
             })
             .await?;
         let changed = updated.as_ref().is_some_and(|updated| updated.changed);
         if let Some(updated) = updated {
+            let state = updated.submission.progress.state;
             if changed {
-                tracing::info!(submission_id = %id, state = %updated.submission.progress.state, "submission progressed");
+                tracing::info!(submission_id = %id, %state, "submission progressed");
             }
-            if updated.submission.progress.state.is_final() {
+            if let (Deadline::Passed(stuck), true, State::Failed) = (&deadline, changed, state) {
+                tracing::warn!(submission_id = %id, pod = %stuck.pod, why = %stuck.why, "a pod could not start in time; deleting its Job");
+                self.cancels
+                    .delete_jobs([(id, submission.job_name.clone())]);
+            }
+            if state.is_final() {
                 self.forget(id);
             }
         }
-        Ok(changed)
+        let again_after = match deadline {
+            Deadline::At(due) => Some(
+                Duration::try_from(due.duration_since(jiff::Timestamp::now()))
+                    .unwrap_or(Duration::ZERO),
+            ),
+            Deadline::None | Deadline::Passed(_) => None,
+        };
+        Ok(Reconciled {
+            changed,
+            again_after,
+        })
     }
 
     /// A Job the cache does not hold: deleted (with its last state, if its delete event was

@@ -21,6 +21,8 @@ pub struct Caller {
     pub submitted_by: String,
     /// Admins see and cancel every user's submissions.
     pub admin: bool,
+    /// The token's own limit of the user's active Jobs, if it has one.
+    pub max_concurrent: Option<i64>,
 }
 
 impl Caller {
@@ -30,6 +32,7 @@ impl Caller {
             user: name.to_owned(),
             submitted_by: name.to_owned(),
             admin: false,
+            max_concurrent: None,
         }
     }
 
@@ -58,6 +61,7 @@ mod tests {
             user: "alice".into(),
             submitted_by: "alice".into(),
             admin: false,
+            max_concurrent: None,
         };
         let admin = Caller {
             admin: true,

@@ -3,6 +3,7 @@
 //! Nothing here does I/O. The HTTP layer parses requests into these types, storage keeps them,
 //! and the cluster side turns them into Jobs.
 
+pub mod campaign;
 mod identity;
 pub mod kube_rules;
 mod state;
@@ -11,7 +12,8 @@ mod submission;
 pub use identity::{Caller, parse_user_name};
 pub use state::{State, UnknownState};
 pub use submission::{
-    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, FieldError, LABEL_PREFIX, MAX_BACKOFF_LIMIT,
-    MAX_COMMAND_BYTES, NAME_LABEL, OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL,
-    Submission, SubmissionId, SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume,
+    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, FieldError,
+    IDENTIFIER_LABEL, JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL,
+    OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, Submission, SubmissionId,
+    SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume, WorkLimits,
 };

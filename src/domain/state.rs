@@ -1,7 +1,8 @@
 //! The life of a submission, as an explicit state machine.
 //!
-//! A submission is `queued` once it is stored, `pending` once its Job exists, `running` once a pod
-//! of it runs, and ends `succeeded`, `failed` or `cancelled`. Final states never change again, and
+//! A submission is `queued` once it is stored (or `waiting`, while submissions it depends on have
+//! not succeeded), `pending` once its Job exists, `running` once a pod of it runs, and ends
+//! `succeeded`, `failed` or `cancelled`. Final states never change again, and
 //! a submission never moves backwards (a retried pod that is pending again leaves it `running`),
 //! so events that arrive late or twice cannot undo what users already saw.
 
@@ -12,6 +13,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
+    /// Stored; waits for submissions it depends on to succeed before it is queued.
+    Waiting,
     /// Stored; its Job has not been created yet.
     Queued,
     /// Its Job exists; no pod of it has started running.
@@ -27,7 +30,8 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 6] = [
+    pub const ALL: [State; 7] = [
+        State::Waiting,
         State::Queued,
         State::Pending,
         State::Running,
@@ -37,12 +41,18 @@ impl State {
     ];
 
     /// The states a user can still cancel.
-    pub const ACTIVE: [State; 3] = [State::Queued, State::Pending, State::Running];
+    pub const ACTIVE: [State; 4] = [
+        State::Waiting,
+        State::Queued,
+        State::Pending,
+        State::Running,
+    ];
     /// The states a submission ends in.
     pub const FINAL: [State; 3] = [State::Succeeded, State::Failed, State::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            State::Waiting => "waiting",
             State::Queued => "queued",
             State::Pending => "pending",
             State::Running => "running",
@@ -54,7 +64,7 @@ impl State {
 
     pub fn is_final(self) -> bool {
         match self {
-            State::Queued | State::Pending | State::Running => false,
+            State::Waiting | State::Queued | State::Pending | State::Running => false,
             State::Succeeded | State::Failed | State::Cancelled => true,
         }
     }
@@ -62,10 +72,11 @@ impl State {
     /// Order along the normal path, used to refuse moving backwards.
     fn rank(self) -> u8 {
         match self {
-            State::Queued => 0,
-            State::Pending => 1,
-            State::Running => 2,
-            State::Succeeded | State::Failed | State::Cancelled => 3,
+            State::Waiting => 0,
+            State::Queued => 1,
+            State::Pending => 2,
+            State::Running => 3,
+            State::Succeeded | State::Failed | State::Cancelled => 4,
         }
     }
 
@@ -88,7 +99,7 @@ impl std::fmt::Display for State {
 /// A text that is not the name of a state.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown state {0:?}; expected one of queued, pending, running, succeeded, failed, cancelled"
+    "unknown state {0:?}; expected one of waiting, queued, pending, running, succeeded, failed, cancelled"
 )]
 pub struct UnknownState(pub String);
 
@@ -125,6 +136,8 @@ mod tests {
 
     #[test]
     fn the_normal_path_moves_forward_only() {
+        assert!(Waiting.can_become(Queued));
+        assert!(!Queued.can_become(Waiting));
         assert!(Queued.can_become(Pending));
         assert!(Pending.can_become(Running));
         assert!(Running.can_become(Succeeded));

@@ -26,9 +26,12 @@ pub const MAX_ENV_VARS: usize = 256;
 pub const MAX_ENV_VALUE_BYTES: usize = 32 * 1024;
 pub const MAX_USER_LABELS: usize = 32;
 pub const MAX_BACKOFF_LIMIT: i64 = 100;
+/// Ten years, in minutes: `time` beyond it is a mistake, not a plan.
+pub const MAX_TIME_MINUTES: i64 = 10 * 365 * 24 * 60;
 
 /// A submission's id: a UUIDv7, so ids sort by creation time and "newest first" is an index scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct SubmissionId(Uuid);
 
 impl SubmissionId {
@@ -162,15 +165,67 @@ pub struct SubmissionRequest {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub resources: Option<Resources>,
-    /// Retries of a failed pod before the Job fails. Default 0.
+    /// Retries of a failed pod before the Job fails (the Job's `backoffLimit`; `retries` says
+    /// the same). Default: the server's (3).
     #[schema(minimum = 0, maximum = 100)]
     pub backoff_limit: Option<i64>,
-    /// The Job fails once it has been active this long.
+    /// The Job fails once it has been active this long (`time` says it in minutes). Default:
+    /// the server's (a day).
     #[schema(minimum = 1)]
     pub active_deadline_seconds: Option<i64>,
-    /// Kubernetes deletes the finished Job (and its pods) this long after it ends.
+    /// Kubernetes deletes the finished Job (and its pods) this long after it ends; the service
+    /// keeps the logs. Default: the server's (a day).
     #[schema(minimum = 0, maximum = 2147483647)]
     pub ttl_seconds_after_finished: Option<i64>,
+    /// The task identifier (the helper's `--identifier`), set as the label `identifier` on the
+    /// Job and its pods.
+    #[schema(example = "ttbar-2018-mc16e", max_length = 63)]
+    pub identifier: Option<String>,
+    /// Minutes the payload may run (the helper's `--time`): the Job's `activeDeadlineSeconds`
+    /// is 60 times this.
+    #[schema(minimum = 1, maximum = 5256000, example = 1440)]
+    pub time: Option<i64>,
+    /// Memory requested for the payload (the helper's `--memory`), a Kubernetes quantity:
+    /// the same as `resources.requests.memory`. Default: the server's (`4000M`).
+    #[schema(example = "4000M")]
+    pub memory: Option<String>,
+    /// CPUs requested for the payload (the helper's `--cpus`), a number or a Kubernetes
+    /// quantity (`1`, `0.5`, `500m`): the same as `resources.requests.cpu`. Default: the
+    /// server's (1).
+    #[schema(value_type = Option<String>, example = "1")]
+    pub cpus: Option<Cpus>,
+    /// Retries of a failed pod (the helper's `--retries`): the same as `backoff_limit`.
+    #[schema(minimum = 0, maximum = 100)]
+    pub retries: Option<i64>,
+    /// The name of the payload's container (`kubectl logs POD -c TOOL`). Default: the command's
+    /// program (`analyze` for `analyze.py config.cfg`), or `payload` when it has none.
+    #[schema(example = "analyze", max_length = 63)]
+    pub tool: Option<String>,
+    /// Submissions that must succeed before this one runs: their ids, or, in a batch, the
+    /// names of other submissions of the batch. Until then it is `waiting`; if one fails or
+    /// is cancelled, this one fails (or is cancelled with it), saying which.
+    #[serde(default)]
+    #[schema(max_items = 10000)]
+    pub depends_on: Vec<String>,
+}
+
+/// A CPU amount as a JSON number (`1`, `0.5`) or a Kubernetes quantity (`"500m"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cpus(pub String);
+
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Text(String),
+            Number(serde_json::Number),
+        }
+        Ok(Cpus(match Given::deserialize(deserializer)? {
+            Given::Text(text) => text,
+            Given::Number(number) => number.to_string(),
+        }))
+    }
 }
 
 /// Keeps "absent" (outer `None`) apart from "explicitly null" (`Some(None)`).
@@ -190,7 +245,34 @@ pub struct SubmitDefaults {
     pub registry_secret: Option<String>,
     pub volume_claim: Option<String>,
     pub mount_path: String,
+    pub job: JobDefaults,
     pub allowed: AllowLists,
+}
+
+/// What the helper's Kubernetes controller gave every Job, for submissions that do not say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDefaults {
+    /// `backoffLimit`.
+    pub retries: i32,
+    /// `activeDeadlineSeconds` is 60 times this; `None` for no deadline.
+    pub time_minutes: Option<i64>,
+    /// Requests of a payload that names neither a request nor a limit of that resource.
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    /// `ttlSecondsAfterFinished`; `None` to keep finished Jobs until someone deletes them.
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl Default for JobDefaults {
+    fn default() -> Self {
+        JobDefaults {
+            retries: 3,
+            time_minutes: Some(24 * 60),
+            memory: Some("4000M".into()),
+            cpus: Some("1".into()),
+            ttl_seconds_after_finished: Some(24 * 60 * 60),
+        }
+    }
 }
 
 /// What users may name; an empty list allows anything valid.
@@ -247,6 +329,7 @@ impl Default for SubmitDefaults {
             registry_secret: Some("sh-k8s-registry-secret".into()),
             volume_claim: Some("ntuples-claim".into()),
             mount_path: "/ntuples".into(),
+            job: JobDefaults::default(),
             allowed: AllowLists::default(),
         }
     }
@@ -274,7 +357,48 @@ pub struct SubmissionSpec {
     pub backoff_limit: i32,
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: Option<i32>,
+    /// The payload container's name (submissions stored before it was chosen: `payload`).
+    #[serde(default = "default_tool")]
+    pub tool: String,
+    /// The submissions that must succeed before this one runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<SubmissionId>,
 }
+
+/// The container name when the command names no program to call it after.
+pub const DEFAULT_TOOL: &str = "payload";
+
+fn default_tool() -> String {
+    DEFAULT_TOOL.into()
+}
+
+/// Words that start a command without naming its program (shell syntax and builtins).
+const NOT_A_TOOL: [&str; 14] = [
+    "source", ".", "cd", "export", "set", "exec", "env", "time", "if", "for", "while", "bash",
+    "sh", "eval",
+];
+
+/// The container name a command suggests: its program's file name without directory or
+/// extension (`./bin/analyze.py cfg` → `analyze`), when that is a valid container name.
+pub fn tool_of(command: &str) -> String {
+    let Some(first) = command.split_whitespace().next() else {
+        return default_tool();
+    };
+    let file = first.rsplit('/').next().unwrap_or(first);
+    let stem = match file.split_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => file,
+    };
+    let name = stem.to_ascii_lowercase().replace('_', "-");
+    if NOT_A_TOOL.contains(&file) || kube_rules::dns1123_label(&name).is_err() {
+        default_tool()
+    } else {
+        name
+    }
+}
+
+/// The label the helper's `--identifier` becomes.
+pub const IDENTIFIER_LABEL: &str = "identifier";
 
 impl SubmissionSpec {
     /// Parses a request, collecting every field error at once.
@@ -376,13 +500,30 @@ impl SubmissionSpec {
             }
         }
 
-        if request.labels.len() > MAX_USER_LABELS {
+        let mut labels = request.labels;
+        if let Some(identifier) = &request.identifier {
+            match labels.get(IDENTIFIER_LABEL) {
+                Some(label) if label != identifier => check(
+                    "identifier",
+                    Err(format!(
+                        "conflicts with labels.{IDENTIFIER_LABEL}; give one of them"
+                    )),
+                ),
+                _ => match kube_rules::label_value(identifier) {
+                    Ok(()) => {
+                        labels.insert(IDENTIFIER_LABEL.into(), identifier.clone());
+                    }
+                    Err(reason) => check("identifier", Err(reason)),
+                },
+            }
+        }
+        if labels.len() > MAX_USER_LABELS {
             check(
                 "labels",
                 Err(format!("must have at most {MAX_USER_LABELS} labels")),
             );
         }
-        for (key, value) in &request.labels {
+        for (key, value) in &labels {
             let field = format!("labels.{key}");
             if key == APP_LABEL || key.starts_with(LABEL_PREFIX) {
                 check(
@@ -395,7 +536,27 @@ impl SubmissionSpec {
             check(&field, kube_rules::label_value(value));
         }
 
-        let resources = request.resources.unwrap_or_default();
+        let mut resources = request.resources.unwrap_or_default();
+        for (field, given, requested) in [
+            ("memory", request.memory, &mut resources.requests.memory),
+            (
+                "cpus",
+                request.cpus.map(|Cpus(cpus)| cpus),
+                &mut resources.requests.cpu,
+            ),
+        ] {
+            let Some(given) = given else { continue };
+            match requested {
+                Some(other) if *other != given => check(
+                    field,
+                    Err(format!(
+                        "conflicts with resources.requests.{}; give one of them",
+                        if field == "cpus" { "cpu" } else { field }
+                    )),
+                ),
+                _ => *requested = Some(given),
+            }
+        }
         let mut parsed = BTreeMap::new();
         for (kind, amounts) in [
             ("requests", &resources.requests),
@@ -423,19 +584,64 @@ impl SubmissionSpec {
                 );
             }
         }
-
-        let backoff_limit = request.backoff_limit.unwrap_or(0);
-        if !(0..=MAX_BACKOFF_LIMIT).contains(&backoff_limit) {
-            check(
-                "backoff_limit",
-                Err(format!("must be between 0 and {MAX_BACKOFF_LIMIT}")),
-            );
+        // The server's requests apply where the payload names neither a request nor a limit
+        // (given only a limit, Kubernetes requests as much as the limit).
+        let defaults_job = &defaults.job;
+        if resources.requests.memory.is_none() && resources.limits.memory.is_none() {
+            resources.requests.memory = defaults_job.memory.clone();
         }
+        if resources.requests.cpu.is_none() && resources.limits.cpu.is_none() {
+            resources.requests.cpu = defaults_job.cpus.clone();
+        }
+
+        let backoff_limit = match (request.retries, request.backoff_limit) {
+            (Some(retries), Some(limit)) if retries != limit => {
+                check(
+                    "retries",
+                    Err("conflicts with backoff_limit; give one of them".into()),
+                );
+                limit
+            }
+            (Some(given), _) | (None, Some(given)) => {
+                let field = if request.retries.is_some() {
+                    "retries"
+                } else {
+                    "backoff_limit"
+                };
+                if !(0..=MAX_BACKOFF_LIMIT).contains(&given) {
+                    check(
+                        field,
+                        Err(format!("must be between 0 and {MAX_BACKOFF_LIMIT}")),
+                    );
+                }
+                given
+            }
+            (None, None) => i64::from(defaults_job.retries),
+        };
         if let Some(seconds) = request.active_deadline_seconds
             && seconds < 1
         {
             check("active_deadline_seconds", Err("must be at least 1".into()));
         }
+        let active_deadline_seconds = match (request.time, request.active_deadline_seconds) {
+            (Some(_), Some(_)) => {
+                check(
+                    "time",
+                    Err("conflicts with active_deadline_seconds; give one of them".into()),
+                );
+                None
+            }
+            (Some(minutes), None) if !(1..=MAX_TIME_MINUTES).contains(&minutes) => {
+                check(
+                    "time",
+                    Err(format!("must be between 1 and {MAX_TIME_MINUTES} minutes")),
+                );
+                None
+            }
+            (Some(minutes), None) => Some(minutes * 60),
+            (None, Some(seconds)) => Some(seconds),
+            (None, None) => defaults_job.time_minutes.map(|minutes| minutes * 60),
+        };
         if let Some(seconds) = request.ttl_seconds_after_finished
             && !(0..=i64::from(i32::MAX)).contains(&seconds)
         {
@@ -444,6 +650,17 @@ impl SubmissionSpec {
                 Err(format!("must be between 0 and {}", i32::MAX)),
             );
         }
+        let tool = match request.tool {
+            Some(tool) => {
+                check("tool", kube_rules::dns1123_label(&tool));
+                tool
+            }
+            None => request
+                .command
+                .as_deref()
+                .map(tool_of)
+                .unwrap_or_else(default_tool),
+        };
 
         let (Some(image), Some(command), true) = (image, request.command, errors.is_empty()) else {
             return Err(errors);
@@ -455,14 +672,17 @@ impl SubmissionSpec {
             registry_secret,
             volume: volume_claim.map(|claim| Volume { claim, mount_path }),
             env: request.env,
-            labels: request.labels,
+            labels,
             resources,
-            // Both were range-checked above.
+            // Range-checked above.
             backoff_limit: i32::try_from(backoff_limit).unwrap_or_default(),
-            active_deadline_seconds: request.active_deadline_seconds,
-            ttl_seconds_after_finished: request
-                .ttl_seconds_after_finished
-                .and_then(|seconds| i32::try_from(seconds).ok()),
+            active_deadline_seconds,
+            ttl_seconds_after_finished: match request.ttl_seconds_after_finished {
+                Some(seconds) => i32::try_from(seconds).ok(),
+                None => defaults_job.ttl_seconds_after_finished,
+            },
+            tool,
+            depends_on: Vec::new(),
         })
     }
 }
@@ -507,6 +727,18 @@ pub struct Submission {
     pub job_name: String,
     pub created_at: Timestamp,
     pub progress: Progress,
+    /// How many Jobs may be active at once that it counts against.
+    pub limits: WorkLimits,
+}
+
+/// The limits a submission's dispatch obeys: its user's (as the token it was sent with set
+/// it), and its batch group's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkLimits {
+    /// `None`: the server's `--max-concurrent`.
+    pub user: Option<i64>,
+    /// The batch it was sent in and that batch's `max_concurrent`.
+    pub group: Option<(String, i64)>,
 }
 
 impl Submission {
@@ -522,6 +754,10 @@ impl Submission {
             spec,
             created_at: Timestamp::now(),
             progress: Progress::queued(),
+            limits: WorkLimits {
+                user: caller.max_concurrent,
+                group: None,
+            },
         }
     }
 }
@@ -558,7 +794,77 @@ mod tests {
                 mount_path: "/ntuples".into()
             })
         );
-        assert_eq!(spec.backoff_limit, 0);
+        assert_eq!(spec.backoff_limit, 3);
+        assert_eq!(spec.active_deadline_seconds, Some(86400));
+        assert_eq!(spec.resources.requests.memory.as_deref(), Some("4000M"));
+        assert_eq!(spec.resources.requests.cpu.as_deref(), Some("1"));
+        assert_eq!(spec.ttl_seconds_after_finished, Some(86400));
+        assert_eq!(spec.tool, "echo");
+    }
+
+    #[test]
+    fn the_helpers_own_words_set_the_same_fields() {
+        let request: SubmissionRequest = serde_json::from_value(serde_json::json!({
+            "image": "img", "command": "analyze.py config/master/analyze.cfg",
+            "identifier": "ttbar", "time": 90, "memory": "2G", "cpus": 0.5, "retries": 1
+        }))
+        .expect("json");
+
+        let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
+
+        assert_eq!(
+            spec.labels.get("identifier").map(String::as_str),
+            Some("ttbar")
+        );
+        assert_eq!(spec.active_deadline_seconds, Some(90 * 60));
+        assert_eq!(spec.resources.requests.memory.as_deref(), Some("2G"));
+        assert_eq!(spec.resources.requests.cpu.as_deref(), Some("0.5"));
+        assert_eq!(spec.backoff_limit, 1);
+        assert_eq!(spec.tool, "analyze");
+    }
+
+    #[test]
+    fn one_thing_said_twice_differently_is_refused_naming_both() {
+        let request: SubmissionRequest = serde_json::from_value(serde_json::json!({
+            "image": "img", "command": "true",
+            "identifier": "a", "labels": {"identifier": "b"},
+            "time": 10, "active_deadline_seconds": 600,
+            "memory": "1G", "resources": {"requests": {"memory": "2G"}},
+            "retries": 1, "backoff_limit": 2
+        }))
+        .expect("json");
+
+        let errors =
+            SubmissionSpec::parse(request, &SubmitDefaults::default()).expect_err("invalid");
+
+        assert_eq!(fields(errors), ["identifier", "memory", "retries", "time"]);
+    }
+
+    #[test]
+    fn a_limit_without_a_request_is_not_exceeded_by_the_default_request() {
+        let request: SubmissionRequest = serde_json::from_value(serde_json::json!({
+            "image": "img", "command": "true", "resources": {"limits": {"memory": "1Gi"}}
+        }))
+        .expect("json");
+
+        let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
+
+        assert_eq!(spec.resources.requests.memory, None);
+        assert_eq!(spec.resources.requests.cpu.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn the_container_is_named_after_the_program_the_command_runs() {
+        for (command, tool) in [
+            ("analyze.py config/master/analyze.cfg", "analyze"),
+            ("./bin/make_plots --all", "make-plots"),
+            ("source setup.sh && analyze", "payload"),
+            ("for f in *; do echo $f; done", "payload"),
+            ("ÄÖ", "payload"),
+            ("echo hello", "echo"),
+        ] {
+            assert_eq!(tool_of(command), tool, "{command}");
+        }
     }
 
     #[test]
@@ -615,6 +921,9 @@ mod tests {
             backoff_limit: Some(-1),
             active_deadline_seconds: Some(0),
             ttl_seconds_after_finished: Some(-5),
+            identifier: Some("bad value".into()),
+            tool: Some("Bad_Tool".into()),
+            ..SubmissionRequest::default()
         };
 
         let errors =
@@ -629,6 +938,7 @@ mod tests {
                 "registry_secret",
                 "mount_path",
                 "env.1X",
+                "identifier",
                 "labels.app",
                 "labels.ok",
                 "resources.requests.memory",
@@ -636,6 +946,7 @@ mod tests {
                 "backoff_limit",
                 "active_deadline_seconds",
                 "ttl_seconds_after_finished",
+                "tool",
             ]
         );
     }

@@ -78,6 +78,7 @@ impl FromRequestParts<Context> for Caller {
             user: on_behalf_of.unwrap_or_else(|| token.user.clone()),
             submitted_by: token.user,
             admin: token.admin,
+            max_concurrent: token.max_concurrent,
         })
     }
 }

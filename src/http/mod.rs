@@ -4,14 +4,17 @@
 //! its documentation, and `/openapi.json` is always the API that is served.
 
 mod auth;
+mod cancel;
 mod cluster;
 pub mod error;
 mod extract;
 pub mod follows;
 mod health;
+mod logs;
 pub mod metrics;
 pub mod rate_limit;
 pub mod submissions;
+pub mod submit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +22,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -39,8 +41,6 @@ pub struct Context {
     pub store: Store,
     pub cluster: Cluster,
     pub defaults: Arc<SubmitDefaults>,
-    /// Wakes the dispatcher after new submissions are stored.
-    pub dispatch: Arc<Notify>,
     /// How long a log follow waits for a pod to start.
     pub log_wait: Duration,
     pub request_timeout: Duration,
@@ -109,16 +109,16 @@ impl utoipa::Modify for BearerTokens {
 /// The routes and their documentation, without state (also used to print the document).
 fn api() -> OpenApiRouter<Context> {
     let batch = OpenApiRouter::new()
-        .routes(routes!(submissions::submit_batch))
+        .routes(routes!(submit::submit_batch))
         .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT))
         .layer(tower::limit::ConcurrencyLimitLayer::new(BATCHES_AT_ONCE));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(submissions::list, submissions::submit))
+        .routes(routes!(submissions::list, submit::submit))
         .routes(routes!(submissions::get))
         .routes(routes!(submissions::pods))
-        .routes(routes!(submissions::logs))
-        .routes(routes!(submissions::cancel))
-        .routes(routes!(submissions::cancel_matching))
+        .routes(routes!(logs::logs))
+        .routes(routes!(cancel::cancel))
+        .routes(routes!(cancel::cancel_matching))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(health::healthz))

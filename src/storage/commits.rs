@@ -22,7 +22,7 @@ const GROUP_ROWS: usize = 1000;
 
 struct Waiting {
     submissions: Vec<Submission>,
-    stored: oneshot::Sender<Result<()>>,
+    stored: oneshot::Sender<Result<Vec<Submission>>>,
 }
 
 /// The queue of requests waiting to be stored, shared by every clone of a [`Store`].
@@ -48,8 +48,8 @@ impl Committer {
         Committer { queue }
     }
 
-    /// Stores `submissions` (all or none) in the next group.
-    pub(super) async fn store(&self, submissions: Vec<Submission>) -> Result<()> {
+    /// Stores `submissions` (all or none) in the next group; returns them as stored.
+    pub(super) async fn store(&self, submissions: Vec<Submission>) -> Result<Vec<Submission>> {
         let (stored, answer) = oneshot::channel();
         self.queue
             .send(Waiting {
@@ -86,7 +86,7 @@ async fn write_groups(store: Store, waiting: Arc<Mutex<mpsc::Receiver<Waiting>>>
 
 /// Stores a group in one transaction, or each request on its own if that fails.
 async fn store_group(store: &Store, group: Vec<Waiting>) {
-    let group: Vec<Waiting> = group
+    let mut group: Vec<Waiting> = group
         .into_iter()
         .filter(|waiting| !waiting.stored.is_closed())
         .collect();
@@ -94,29 +94,34 @@ async fn store_group(store: &Store, group: Vec<Waiting>) {
         return;
     }
     if group.len() > 1 {
-        let rows: Vec<&Submission> = group
+        let mut rows: Vec<Submission> = group
             .iter()
-            .flat_map(|waiting| &waiting.submissions)
+            .flat_map(|waiting| waiting.submissions.iter().cloned())
             .collect();
         if store
-            .insert_unless(&rows, || group.iter().any(|w| w.stored.is_closed()))
+            .insert_unless(&mut rows, || group.iter().any(|w| w.stored.is_closed()))
             .await
             .is_ok()
         {
+            let mut rows = rows.into_iter();
             for waiting in group {
-                let _ = waiting.stored.send(Ok(()));
+                let stored: Vec<Submission> =
+                    rows.by_ref().take(waiting.submissions.len()).collect();
+                let _ = waiting.stored.send(Ok(stored));
             }
             return;
         }
     }
-    for waiting in group {
+    for waiting in &mut group {
         if waiting.stored.is_closed() {
             continue;
         }
-        let rows: Vec<&Submission> = waiting.submissions.iter().collect();
         let result = store
-            .insert_unless(&rows, || waiting.stored.is_closed())
+            .insert_unless(&mut waiting.submissions, || waiting.stored.is_closed())
             .await;
-        let _ = waiting.stored.send(result);
+        let stored = std::mem::take(&mut waiting.submissions);
+        let (answer, _) = oneshot::channel();
+        let sender = std::mem::replace(&mut waiting.stored, answer);
+        let _ = sender.send(result.map(|()| stored));
     }
 }

@@ -20,7 +20,8 @@ pub struct IdempotencyKey {
 /// What an idempotent insert did.
 #[derive(Debug)]
 pub enum Stored {
-    New,
+    /// Stored now, as these submissions.
+    New(Vec<Submission>),
     /// The key was used before with the same body: these are that request's submissions.
     Replayed(Vec<Submission>),
     /// The key was used before with another body.
@@ -34,7 +35,7 @@ impl Store {
     pub async fn insert_idempotent(
         &self,
         key: &IdempotencyKey,
-        submissions: &[Submission],
+        mut submissions: Vec<Submission>,
     ) -> Result<Stored> {
         let ids: Vec<String> = submissions.iter().map(|s| s.id.to_string()).collect();
         let ids = serde_json::to_string(&ids).map_err(|error| StorageError::Corrupt {
@@ -56,11 +57,11 @@ impl Store {
         .rows_affected()
             == 1;
         if claimed {
-            let rows: Vec<&Submission> = submissions.iter().collect();
-            self.insert_rows(&mut tx, &rows).await?;
+            self.insert_rows(&mut tx, &mut submissions).await?;
             tx.commit().await?;
             self.wal.wrote(submissions.len());
-            return Ok(Stored::New);
+            self.dispatchable(&submissions);
+            return Ok(Stored::New(submissions));
         }
         tx.rollback().await?;
 

@@ -8,6 +8,8 @@
 //! This module owns the [`Store`] (the pool, migrations, the error type and how a statement is
 //! sent); each table has its own file:
 //! - `submissions`: submissions and their labels (insert, list, update, cancel);
+//! - `dependencies`: which submissions wait for which, and what their ends do to the waiting;
+//! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
 //! - `tokens`: API tokens, stored as hashes;
@@ -18,6 +20,8 @@
 //! SQL fragments and `push_bind`, so every value a user sent is bound, never spliced.
 
 mod commits;
+mod dependencies;
+mod dispatch;
 mod idempotency;
 mod logs;
 mod submissions;
@@ -32,9 +36,10 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Execute as _, QueryBuilder};
 
 use crate::domain::SubmissionId;
 
+pub use dispatch::{CLAIM_LEASE, Queued};
 pub use idempotency::{IdempotencyKey, Stored};
 pub use logs::ArchivedLog;
-pub use submissions::{Filter, Page, Queued, Updated};
+pub use submissions::{Cancelled, Filter, Page, Updated};
 pub use tokens::Token;
 pub use wal::Checkpoint;
 
@@ -96,6 +101,9 @@ pub struct Store {
     /// Where one-submission inserts wait for the next group commit (none in the writers'
     /// own store).
     commits: Option<commits::Committer>,
+    /// Wakes this process's dispatcher when something may be dispatched: submissions were
+    /// queued, or an active one ended and freed a slot under a limit.
+    dispatch: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -133,6 +141,7 @@ impl Store {
             wal: Arc::default(),
             writer: Arc::default(),
             commits: None,
+            dispatch: Arc::default(),
         };
         store.commits = Some(commits::Committer::start(store.clone()));
         Ok(store)
@@ -145,6 +154,26 @@ impl Store {
         match self.backend {
             Backend::Sqlite => Some(self.writer.lock().await),
             Backend::Postgres => None,
+        }
+    }
+
+    /// What the dispatcher waits on between rounds (see [`Store::wake_dispatcher`]).
+    pub fn dispatcher_wakes(&self) -> Arc<tokio::sync::Notify> {
+        self.dispatch.clone()
+    }
+
+    /// Tells this process's dispatcher to look again (other replicas look within seconds).
+    fn wake_dispatcher(&self) {
+        self.dispatch.notify_one();
+    }
+
+    /// Wakes the dispatcher if any of these newly stored submissions is queued.
+    fn dispatchable(&self, stored: &[crate::domain::Submission]) {
+        if stored
+            .iter()
+            .any(|submission| submission.progress.state == crate::domain::State::Queued)
+        {
+            self.wake_dispatcher();
         }
     }
 

@@ -9,7 +9,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder, Row};
 
 use super::{Backend, Result, StorageError, Store};
-use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec};
+use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec, WorkLimits};
 
 /// Which submissions a list or bulk cancel is about. Empty criteria match everything.
 #[derive(Debug, Clone, Default)]
@@ -32,11 +32,13 @@ pub struct Page {
     pub before: Option<SubmissionId>,
 }
 
-/// A submission waiting for its Job, with the refused creates it has had so far.
-#[derive(Debug, Clone)]
-pub struct Queued {
-    pub submission: Submission,
-    pub attempts: i64,
+/// What a cancel did.
+#[derive(Debug, Clone, Default)]
+pub struct Cancelled {
+    /// The active submissions the request named or matched.
+    pub matched: Vec<Submission>,
+    /// The submissions that were waiting on those (or on these, and so on), cancelled too.
+    pub dependents: Vec<Submission>,
 }
 
 /// The result of asking for an update: whether the row changed, and the row as it is now.
@@ -50,11 +52,12 @@ pub struct Updated {
 macro_rules! columns {
     () => {
         "id, spec, namespace, job_name, state, message, active, succeeded, failed, created_at, \
-         started_at, finished_at, version, owner, submitted_by"
+         started_at, finished_at, version, owner, submitted_by, user_limit, group_id, group_limit"
     };
 }
+pub(super) use columns;
 
-/// Rows per multi-row INSERT: 10 values a row stays well under SQLite's limit of 32766 bound
+/// Rows per multi-row INSERT: 16 values a row stays well under SQLite's limit of 32766 bound
 /// parameters (and PostgreSQL's 65535).
 const INSERT_CHUNK: usize = 500;
 
@@ -65,14 +68,16 @@ const LABEL_CHUNK: usize = 2000;
 const UPDATE_ATTEMPTS: usize = 20;
 
 impl Store {
-    /// Stores new submissions, all or none, in one transaction. One submission is stored in
-    /// the next group commit, with those of other requests arriving at the same time.
-    pub async fn insert(&self, submissions: &[Submission]) -> Result<()> {
+    /// Stores new submissions, all or none, in one transaction, and returns them as stored:
+    /// `queued`, or `waiting` for their dependencies (`failed` if one already failed). One
+    /// submission is stored in the next group commit, with those of other requests arriving
+    /// at the same time.
+    pub async fn insert(&self, mut submissions: Vec<Submission>) -> Result<Vec<Submission>> {
         match &self.commits {
-            Some(commits) if submissions.len() == 1 => commits.store(submissions.to_vec()).await,
+            Some(commits) if submissions.len() == 1 => commits.store(submissions).await,
             _ => {
-                let rows: Vec<&Submission> = submissions.iter().collect();
-                self.insert_unless(&rows, || false).await
+                self.insert_unless(&mut submissions, || false).await?;
+                Ok(submissions)
             }
         }
     }
@@ -81,7 +86,7 @@ impl Store {
     /// before the commit (a group commit leaves out requests whose client went away).
     pub(super) async fn insert_unless(
         &self,
-        submissions: &[&Submission],
+        submissions: &mut [Submission],
         abandoned: impl Fn() -> bool,
     ) -> Result<()> {
         let _turn = self.turn_to_write().await;
@@ -93,6 +98,7 @@ impl Store {
         }
         tx.commit().await?;
         self.wal.wrote(submissions.len());
+        self.dispatchable(submissions);
         Ok(())
     }
 
@@ -134,68 +140,6 @@ impl Store {
         rows.iter()
             .map(|row| Ok(row.try_get::<String, _>(column)?))
             .collect()
-    }
-
-    /// The oldest submissions of `namespace` still waiting for their Job whose next attempt is
-    /// due at `now`, for the dispatcher. Those waiting out a refusal's backoff are passed over,
-    /// so they hold up nothing behind them.
-    pub async fn queued(&self, namespace: &str, now: Timestamp, limit: u32) -> Result<Vec<Queued>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            ", dispatch_attempts FROM submissions WHERE state = 'queued' AND namespace = $1 \
-             AND (next_dispatch_at IS NULL OR next_dispatch_at <= $2) ORDER BY id LIMIT $3"
-        ))
-        .bind(namespace.to_owned())
-        .bind(now.as_millisecond())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Queued {
-                    submission: from_row(row)?.0,
-                    attempts: row.try_get("dispatch_attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    /// When the next submission of `namespace` waiting out a refusal's backoff is due.
-    pub async fn next_dispatch_at(&self, namespace: &str) -> Result<Option<Timestamp>> {
-        let row = sqlx::query(
-            "SELECT MIN(next_dispatch_at) AS due FROM submissions \
-             WHERE state = 'queued' AND namespace = $1",
-        )
-        .bind(namespace.to_owned())
-        .fetch_one(&self.pool)
-        .await?;
-        let due: Option<i64> = row.try_get("due")?;
-        Ok(due.and_then(|due| Timestamp::from_millisecond(due).ok()))
-    }
-
-    /// Records a refused create of a still-queued submission: its attempts so far, when to try
-    /// again, and why it waits. False if it is no longer queued (cancelled meanwhile).
-    pub async fn defer_dispatch(
-        &self,
-        id: SubmissionId,
-        attempts: i64,
-        next: Timestamp,
-        message: &str,
-    ) -> Result<bool> {
-        let _turn = self.turn_to_write().await;
-        let result = sqlx::query(
-            "UPDATE submissions SET dispatch_attempts = $1, next_dispatch_at = $2, message = $3, \
-             updated_at = $4, version = version + 1 WHERE id = $5 AND state = 'queued'",
-        )
-        .bind(attempts)
-        .bind(next.as_millisecond())
-        .bind(message.to_owned())
-        .bind(Timestamp::now().to_string())
-        .bind(id.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
     }
 
     /// How many submissions are in each of `states` (for `/metrics`); states with none are
@@ -262,7 +206,9 @@ impl Store {
                     submission,
                 }));
             }
+            let ends = progress.state.is_final();
             let turn = self.turn_to_write().await;
+            let mut tx = self.pool.begin().await?;
             let result = sqlx::query(
                 "UPDATE submissions SET state = $1, message = $2, active = $3, succeeded = $4, \
                  failed = $5, started_at = $6, finished_at = $7, updated_at = $8, \
@@ -278,23 +224,38 @@ impl Store {
             .bind(Timestamp::now().to_string())
             .bind(id.to_string())
             .bind(version)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-            drop(turn);
-            if result.rows_affected() == 1 {
-                submission.progress = progress;
-                return Ok(Some(Updated {
-                    changed: true,
-                    submission,
-                }));
+            if result.rows_affected() != 1 {
+                tx.rollback().await?;
+                drop(turn);
+                continue;
             }
+            // What waited for it moves on in the same transaction: a dependency's end and its
+            // dependents' next step are recorded together or not at all.
+            let queued = if ends {
+                self.dependency_ended(&mut tx, id, progress.state).await?
+            } else {
+                0
+            };
+            tx.commit().await?;
+            drop(turn);
+            if ends || queued > 0 {
+                // A slot under a limit is free, or dependents are queued.
+                self.wake_dispatcher();
+            }
+            submission.progress = progress;
+            return Ok(Some(Updated {
+                changed: true,
+                submission,
+            }));
         }
         Err(StorageError::Contended(id))
     }
 
     /// Marks every active submission that matches `filter` as cancelled, in one statement,
-    /// and returns them, newest first.
-    pub async fn cancel_matching(&self, filter: &Filter, message: &str) -> Result<Vec<Submission>> {
+    /// and with them every submission waiting on one of them; returns both, newest first.
+    pub async fn cancel_matching(&self, filter: &Filter, message: &str) -> Result<Cancelled> {
         let now = Timestamp::now().to_string();
         let mut builder = QueryBuilder::new("UPDATE submissions SET state = ");
         builder
@@ -316,51 +277,85 @@ impl Store {
         builder.push(") AND ");
         push_states(&mut builder, "state", &State::ACTIVE);
         builder.push(concat!(" RETURNING ", columns!()));
-        let _turn = self.turn_to_write().await;
-        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
-        let mut cancelled = rows
+        let turn = self.turn_to_write().await;
+        let mut tx = self.pool.begin().await?;
+        let rows = self.built(&mut builder)?.fetch_all(&mut *tx).await?;
+        let mut matched = rows
             .iter()
             .map(|row| Ok(from_row(row)?.0))
             .collect::<Result<Vec<_>>>()?;
-        cancelled.sort_by_key(|submission| std::cmp::Reverse(submission.id));
-        Ok(cancelled)
+        let ended: Vec<SubmissionId> = matched.iter().map(|submission| submission.id).collect();
+        let mut dependents = self
+            .end_dependents(&mut tx, &ended, State::Cancelled)
+            .await?;
+        tx.commit().await?;
+        drop(turn);
+        if !matched.is_empty() {
+            self.wake_dispatcher();
+        }
+        matched.sort_by_key(|submission| std::cmp::Reverse(submission.id));
+        dependents.sort_by_key(|submission| std::cmp::Reverse(submission.id));
+        Ok(Cancelled {
+            matched,
+            dependents,
+        })
     }
 
-    /// Inserts submissions and their labels inside `tx`, in multi-row statements.
+    /// Inserts submissions, their labels and their dependencies inside `tx`, in multi-row
+    /// statements; each starts `queued`, or `waiting` on its dependencies, or `failed` if one
+    /// already failed or was cancelled (see [`campaign::starts`]).
     pub(super) async fn insert_rows(
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
-        submissions: &[&Submission],
+        submissions: &mut [Submission],
     ) -> Result<()> {
-        for chunk in submissions.chunks(INSERT_CHUNK) {
+        let waiting_on = self.starting_states(tx, submissions).await?;
+        let now = Timestamp::now();
+        for (chunk, waiting_on) in submissions
+            .chunks(INSERT_CHUNK)
+            .zip(waiting_on.chunks(INSERT_CHUNK))
+        {
             let rows = chunk
                 .iter()
-                .map(|submission| {
+                .zip(waiting_on)
+                .map(|(submission, waiting_on)| {
                     let spec = serde_json::to_string(&submission.spec).map_err(|error| {
                         StorageError::Corrupt {
                             id: submission.id.to_string(),
                             reason: error.to_string(),
                         }
                     })?;
-                    Ok((submission, spec))
+                    Ok((submission, spec, *waiting_on))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let mut builder = QueryBuilder::new(
-                "INSERT INTO submissions (id, name, spec, namespace, job_name, state, created_at, \
-                 updated_at, owner, submitted_by) ",
+                "INSERT INTO submissions (id, name, spec, namespace, job_name, state, message, \
+                 finished_at, created_at, updated_at, owner, submitted_by, waiting_on, \
+                 user_limit, group_id, group_limit) ",
             );
-            builder.push_values(rows, |mut row, (submission, spec)| {
+            builder.push_values(rows, |mut row, (submission, spec, waiting_on)| {
                 let created_at = submission.created_at.to_string();
+                let progress = &submission.progress;
+                let (group_id, group_limit) = match &submission.limits.group {
+                    Some((id, limit)) => (Some(id.clone()), Some(*limit)),
+                    None => (None, None),
+                };
                 row.push_bind(submission.id.to_string())
                     .push_bind(submission.spec.name.clone())
                     .push_bind(spec)
                     .push_bind(submission.namespace.clone())
                     .push_bind(submission.job_name.clone())
-                    .push_bind(submission.progress.state.as_str())
-                    .push_bind(created_at.clone())
+                    .push_bind(progress.state.as_str())
+                    .push_bind(progress.message.clone())
+                    .push_bind(progress.finished_at.map(|at| at.to_string()))
                     .push_bind(created_at)
+                    .push_bind(now.to_string())
                     .push_bind(submission.owner.clone())
-                    .push_bind(submission.submitted_by.clone());
+                    .push_bind(submission.submitted_by.clone())
+                    .push_bind(waiting_on)
+                    .push_bind(submission.limits.user)
+                    .push_bind(group_id)
+                    .push_bind(group_limit);
             });
             self.built(&mut builder)?.execute(&mut **tx).await?;
 
@@ -385,7 +380,8 @@ impl Store {
                 self.built(&mut builder)?.execute(&mut **tx).await?;
             }
         }
-        Ok(())
+        // After every row: an edge may point at any submission of the request.
+        self.insert_dependencies(tx, submissions).await
     }
 }
 
@@ -538,7 +534,7 @@ fn push_states(builder: &mut QueryBuilder<Any>, column: &str, states: &[State]) 
     builder.push(")");
 }
 
-fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
+pub(super) fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
     let id_text: String = row.try_get("id")?;
     let corrupt = |reason: String| StorageError::Corrupt {
         id: id_text.clone(),
@@ -573,6 +569,16 @@ fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
             failed: row.try_get("failed")?,
             started_at: timestamp("started_at")?,
             finished_at: timestamp("finished_at")?,
+        },
+        limits: WorkLimits {
+            user: row.try_get("user_limit")?,
+            group: match (
+                row.try_get::<Option<String>, _>("group_id")?,
+                row.try_get::<Option<i64>, _>("group_limit")?,
+            ) {
+                (Some(id), Some(limit)) => Some((id, limit)),
+                _ => None,
+            },
         },
     };
     Ok((submission, row.try_get("version")?))

@@ -17,6 +17,8 @@ pub struct Token {
     pub delegate: bool,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// Its own limit of its user's active Jobs (`None`: the server's `--max-concurrent`).
+    pub max_concurrent: Option<i64>,
 }
 
 impl Store {
@@ -26,6 +28,17 @@ impl Store {
         user: &str,
         admin: bool,
         delegate: bool,
+    ) -> Result<(Token, String)> {
+        self.create_limited_token(user, admin, delegate, None).await
+    }
+
+    /// [`Store::create_token`], with a limit of the user's active Jobs of its own.
+    pub async fn create_limited_token(
+        &self,
+        user: &str,
+        admin: bool,
+        delegate: bool,
+        max_concurrent: Option<i64>,
     ) -> Result<(Token, String)> {
         let secret = format!(
             "sht_{}{}",
@@ -39,11 +52,12 @@ impl Store {
             delegate,
             created_at: Timestamp::now().to_string(),
             revoked_at: None,
+            max_concurrent,
         };
         let _turn = self.turn_to_write().await;
         sqlx::query(
-            "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at, \
+             max_concurrent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token.id.clone())
         .bind(token.user.clone())
@@ -51,6 +65,7 @@ impl Store {
         .bind(i64::from(admin))
         .bind(i64::from(delegate))
         .bind(token.created_at.clone())
+        .bind(max_concurrent)
         .execute(&self.pool)
         .await?;
         Ok((token, secret))
@@ -59,7 +74,8 @@ impl Store {
     /// Every token, oldest first.
     pub async fn tokens(&self) -> Result<Vec<Token>> {
         let rows = sqlx::query(
-            "SELECT id, user_name, admin, delegate, created_at, revoked_at FROM tokens ORDER BY id",
+            "SELECT id, user_name, admin, delegate, created_at, revoked_at, max_concurrent \
+             FROM tokens ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -81,8 +97,8 @@ impl Store {
     /// The unrevoked token with this secret.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
         let row = sqlx::query(
-            "SELECT id, user_name, admin, delegate, created_at, revoked_at FROM tokens \
-             WHERE secret_hash = $1 AND revoked_at IS NULL",
+            "SELECT id, user_name, admin, delegate, created_at, revoked_at, max_concurrent \
+             FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
         )
         .bind(secret_hash(secret))
         .fetch_optional(&self.pool)
@@ -110,5 +126,6 @@ fn token_from_row(row: &AnyRow) -> Result<Token> {
         delegate: delegate != 0,
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        max_concurrent: row.try_get("max_concurrent")?,
     })
 }

@@ -11,6 +11,7 @@
 mod support;
 
 mod auth;
+mod campaigns;
 mod health;
 mod hostile;
 mod idempotency;

@@ -31,12 +31,7 @@ fn submission(owner: &str, name: &str, labels: &[(&str, &str)], command: &str) -
     }))
     .expect("request");
     let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid spec");
-    let caller = Caller {
-        user: owner.to_owned(),
-        submitted_by: owner.to_owned(),
-        admin: false,
-    };
-    Submission::new(spec, "default", &caller)
+    Submission::new(spec, "default", &Caller::user(owner))
 }
 
 /// Every submission `filter` matches, newest first, read page by page.
@@ -85,7 +80,7 @@ async fn every_filter_criterion_narrows_listing_and_bulk_cancel_together(backend
         running.clone(),
         not_asked_for.clone(),
     ];
-    store.insert(&all).await.expect("insert");
+    store.insert(all.to_vec()).await.expect("insert");
     let only_cancelled = Filter {
         ids: vec![cancelled.id],
         ..Filter::default()
@@ -149,7 +144,8 @@ async fn every_filter_criterion_narrows_listing_and_bulk_cancel_together(backend
     let stopped = store
         .cancel_matching(&filter, "cancelled by the test")
         .await
-        .expect("bulk cancel");
+        .expect("bulk cancel")
+        .matched;
 
     assert_eq!(ids(&listed), [running.id, first.id]);
     assert_eq!(ids(&first_page), [running.id]);
@@ -207,7 +203,7 @@ async fn a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal(backend: Backen
     let database = TestDatabase::new(backend).await;
     let store = Store::connect(&database.url).await.expect("database");
     let batch = bulky_batch(6000);
-    store.insert(&batch).await.expect("insert");
+    store.insert(batch.clone()).await.expect("insert");
     let grown = database.sqlite_file().map(|file| wal_size(&file));
     if let Some(grown) = grown {
         assert!(
@@ -321,7 +317,7 @@ async fn a_success_committed_during_a_bulk_cancel_is_not_overwritten(backend: Ba
     let racing = submission("alice", "racing", &[("campaign", "race")], "true");
     let other = submission("alice", "other", &[("campaign", "race")], "true");
     store
-        .insert(&[racing.clone(), other.clone()])
+        .insert(vec![racing.clone(), other.clone()])
         .await
         .expect("insert");
     let filter = Filter {
@@ -370,7 +366,7 @@ async fn a_success_committed_during_a_bulk_cancel_is_not_overwritten(backend: Ba
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             success.execute("COMMIT").await.expect("commit");
-            cancel.await.expect("join").expect("cancel")
+            cancel.await.expect("join").expect("cancel").matched
         }
         Backend::Sqlite => {
             use sqlx::{Connection, Executor};
@@ -388,7 +384,7 @@ async fn a_success_committed_during_a_bulk_cancel_is_not_overwritten(backend: Ba
                 async move { store.cancel_matching(&filter, "cancelled").await }
             });
             success.execute("COMMIT").await.expect("commit");
-            cancel.await.expect("join").expect("cancel")
+            cancel.await.expect("join").expect("cancel").matched
         }
     };
 
@@ -421,7 +417,7 @@ async fn a_list_over_several_states_pages_through_them_newest_first(backend: Bac
             row
         })
         .collect();
-    store.insert(&stored).await.expect("insert");
+    store.insert(stored.clone()).await.expect("insert");
     let filter = Filter {
         owner: Some("alice".into()),
         states: vec![State::Failed, State::Succeeded],
@@ -559,3 +555,99 @@ async fn every_list_query_walks_an_index_and_sorts_nothing() {
         }
     }
 }
+
+/// Upgrading rebuilds the submissions table (its state check gained `waiting`): a database
+/// written by the previous release keeps every submission, label and archived log.
+async fn a_database_of_the_previous_release_keeps_everything_when_upgraded(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let previous = tempfile::tempdir().expect("temporary directory");
+    for entry in std::fs::read_dir("migrations").expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or_default();
+        if name < "0007" {
+            std::fs::copy(&path, previous.path().join(name)).expect("copy migration");
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let url = if database.url.starts_with("sqlite:") {
+        format!("{}?mode=rwc", database.url)
+    } else {
+        database.url.clone()
+    };
+    let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+    sqlx::migrate::Migrator::new(previous.path())
+        .await
+        .expect("previous migrations")
+        .run(&pool)
+        .await
+        .expect("migrate to the previous release");
+    let kept = submission(
+        "alice",
+        "kept",
+        &[("campaign", "mc16e"), ("step", "merge")],
+        "true",
+    );
+    let spec = serde_json::to_string(&kept.spec).expect("spec");
+    sqlx::query(
+        "INSERT INTO submissions (id, name, spec, namespace, job_name, state, message, \
+         succeeded, created_at, finished_at, updated_at, version, owner, submitted_by, \
+         dispatch_attempts) VALUES ($1, 'kept', $2, 'default', $3, 'succeeded', NULL, 1, $4, \
+         $4, $4, 3, 'alice', 'alice', 0)",
+    )
+    .bind(kept.id.to_string())
+    .bind(spec)
+    .bind(kept.job_name.clone())
+    .bind(kept.created_at.to_string())
+    .execute(&pool)
+    .await
+    .expect("a submission of the previous release");
+    for (key, value) in [("campaign", "mc16e"), ("step", "merge")] {
+        sqlx::query(
+            "INSERT INTO submission_labels (submission_id, key, value) VALUES ($1, $2, $3)",
+        )
+        .bind(kept.id.to_string())
+        .bind(key)
+        .bind(value)
+        .execute(&pool)
+        .await
+        .expect("label");
+    }
+    sqlx::query(
+        "INSERT INTO pod_logs (submission_id, pod_name, pod_created_at, content_base64, \
+         truncated_bytes, archived_at) VALUES ($1, 'kept-pod', $2, 'aGVsbG8K', 0, $2)",
+    )
+    .bind(kept.id.to_string())
+    .bind(kept.created_at.to_string())
+    .execute(&pool)
+    .await
+    .expect("archived log");
+    pool.close().await;
+
+    let store = Store::connect(&database.url).await.expect("upgrade");
+
+    let upgraded = store.get(kept.id).await.expect("get").expect("kept");
+    assert_eq!(upgraded.progress.state, State::Succeeded);
+    assert_eq!(upgraded.spec, kept.spec);
+    let by_label = list_everything(
+        &store,
+        &Filter {
+            labels: vec![("step".into(), "merge".into())],
+            ..Filter::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(&by_label), [kept.id]);
+    let log = store
+        .archived_log(kept.id, None)
+        .await
+        .expect("read log")
+        .expect("kept log");
+    assert_eq!(
+        (log.pod_name.as_str(), log.content.as_slice()),
+        ("kept-pod", &b"hello\n"[..])
+    );
+}
+on_both_databases!(a_database_of_the_previous_release_keeps_everything_when_upgraded);

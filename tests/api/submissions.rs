@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
 use crate::on_both_databases;
-use crate::support::{Backend, json, problem, spawn_app, spawn_app_with};
+use crate::support::{Backend, fields, json, problem, spawn_app, spawn_app_with};
 
 fn payload(name: &str) -> Value {
     body!({
@@ -34,7 +34,13 @@ async fn a_submission_is_stored_with_the_seed_defaults(backend: Backend) {
     assert_eq!(created["registry_secret"], "sh-k8s-registry-secret");
     assert_eq!(created["volume_claim"], "ntuples-claim");
     assert_eq!(created["mount_path"], "/ntuples");
-    assert_eq!(created["backoff_limit"], 0);
+    assert_eq!(created["backoff_limit"], 3);
+    assert_eq!(created["active_deadline_seconds"], 86400);
+    assert_eq!(created["ttl_seconds_after_finished"], 86400);
+    assert_eq!(
+        created["resources"],
+        body!({"requests": {"cpu": "1", "memory": "4000M"}})
+    );
     assert_eq!(created["job_name"], format!("sh-{}", id.replace('-', "")));
     assert_eq!(created["namespace"], "default");
 
@@ -84,6 +90,51 @@ async fn every_field_is_kept_as_given(backend: Backend) {
     }
 }
 on_both_databases!(every_field_is_kept_as_given);
+
+async fn the_helpers_flags_have_fields_of_their_own(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let created = app
+        .submit(body!({
+            "image": "gitlab-registry.cern.ch/fsauerbu/caf-k8s/cafexample",
+            "command": "analyze.py config/master/analyze.cfg",
+            "identifier": "ttbar-mc16e", "time": 120, "memory": "8000M", "cpus": 2, "retries": 0
+        }))
+        .await;
+
+    assert_eq!(created["identifier"], "ttbar-mc16e");
+    assert_eq!(created["labels"]["identifier"], "ttbar-mc16e");
+    assert_eq!(created["active_deadline_seconds"], 7200);
+    assert_eq!(
+        created["resources"],
+        body!({"requests": {"cpu": "2", "memory": "8000M"}})
+    );
+    assert_eq!(created["backoff_limit"], 0);
+    assert_eq!(created["tool"], "analyze");
+}
+on_both_databases!(the_helpers_flags_have_fields_of_their_own);
+
+async fn a_field_given_in_both_vocabularies_is_refused_naming_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let response = app
+        .post_json(
+            "/v1/submissions",
+            &body!({"image": "img", "command": "true", "retries": 1, "backoff_limit": 2,
+                    "time": 5, "active_deadline_seconds": 60}),
+        )
+        .await;
+
+    let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&problem), ["retries", "time"]);
+    assert!(
+        problem["errors"][0]["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("backoff_limit")),
+        "{problem}"
+    );
+}
+on_both_databases!(a_field_given_in_both_vocabularies_is_refused_naming_it);
 
 async fn null_asks_for_no_secret_and_no_volume(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -279,13 +279,8 @@ pub async fn spawn_app_tuned(
     let (_, token) = store.create_token(USER, false, false).await.expect("token");
     let mut settings = Settings {
         listen: "127.0.0.1:0".parse().expect("address"),
-        defaults: SubmitDefaults::default(),
-        pods: Default::default(),
-        rate_limit_per_minute: 6000,
-        public_metrics: false,
         log_wait: Duration::from_secs(60),
-        request_timeout: Duration::from_secs(30),
-        follows_per_user: 20,
+        ..Settings::default()
     };
     tune(&mut settings);
     let app = Application::build(settings, store, cluster)

@@ -191,6 +191,45 @@ async fn an_image_that_cannot_be_pulled_is_explained_and_cancelling_it_leaves_no
 }
 on_the_cluster!(an_image_that_cannot_be_pulled_is_explained_and_cancelling_it_leaves_nothing);
 
+async fn an_image_that_cannot_be_pulled_fails_after_the_pending_timeout_and_its_job_goes(
+    backend: Backend,
+) {
+    let cluster = TestCluster::new().await;
+    let app = cluster
+        .spawn_service_tuned(backend, |settings| {
+            settings.pending_timeout = Duration::from_secs(4);
+        })
+        .await;
+    let request = body!({"image": "registry.example.org/analysis/unpullable:2", "command": "true"});
+    let id = id(&app.submit(request).await);
+
+    let (failed, seen) = follow_states(&app, &id, &["failed", "succeeded", "cancelled"]).await;
+
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        (message.starts_with("ErrImagePull") || message.starts_with("ImagePullBackOff"))
+            && message.contains("could not start within 4s, the pending timeout"),
+        "the kubelet's reason and the timeout: {message}"
+    );
+    assert!(seen.contains(&"pending".to_string()), "{seen:?}");
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let job_name = failed["job_name"].as_str().expect("job name").to_owned();
+    eventually("its Job to be deleted", Duration::from_secs(60), || async {
+        jobs.get_opt(&job_name)
+            .await
+            .expect("get job")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("its pod to be gone", Duration::from_secs(60), || async {
+        pods_of(&cluster, &id).await.is_empty().then_some(())
+    })
+    .await;
+}
+on_the_cluster!(an_image_that_cannot_be_pulled_fails_after_the_pending_timeout_and_its_job_goes);
+
 /// Runs kubectl (the one built with the control plane) against the test cluster.
 fn kubectl(cluster: &TestCluster, args: &[&str]) -> std::process::Output {
     Command::new("kubectl")

@@ -8,6 +8,7 @@
 mod support;
 
 mod archive;
+mod campaigns;
 mod controller;
 mod dispatch;
 mod harness;

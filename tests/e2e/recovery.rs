@@ -253,3 +253,82 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
     assert_eq!(finished["state"], "succeeded", "{finished}");
 }
 on_the_cluster!(a_service_following_another_namespace_leaves_the_first_ones_submissions_alone);
+
+/// Every Job name the API server announces in the namespace from now on, created and deleted
+/// a moment later included (a list afterwards would not show those).
+fn record_every_job(cluster: &TestCluster) -> std::sync::Arc<std::sync::Mutex<Vec<String>>> {
+    use futures::StreamExt;
+    use kube::runtime::watcher::{self, Event};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let record = seen.clone();
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(watcher::watcher(jobs, watcher::Config::default()));
+        while let Some(event) = events.next().await {
+            if let Ok(Event::Apply(job) | Event::InitApply(job)) = event
+                && let (Some(name), Ok(mut seen)) = (job.metadata.name, record.lock())
+                && !seen.contains(&name)
+            {
+                seen.push(name);
+            }
+        }
+    });
+    seen
+}
+
+async fn a_submission_cancelled_before_its_job_exists_never_gets_one(backend: Backend) {
+    let cluster = TestCluster::new().await;
+    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    let away = cluster
+        .spawn_service_as(backend, cluster.unreachable_client().await)
+        .await;
+    let stored = json(
+        away.post_json(
+            "/v1/submissions/batch",
+            &body!({"submissions": (0..3)
+                .map(|n| body!({"image": "busybox", "command": format!("echo {n}")}))
+                .collect::<Vec<_>>()}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ids: Vec<String> = stored["submissions"]
+        .as_array()
+        .expect("submissions")
+        .iter()
+        .map(id)
+        .collect();
+    let cancelled = json(
+        away.post_json(&format!("/v1/submissions/{}/cancel", ids[1]), &body!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let database = away.stop();
+    let seen = record_every_job(&cluster);
+
+    let back = cluster
+        .spawn_service_on(database, cluster.service_account_client().await)
+        .await;
+
+    for id in [&ids[0], &ids[2]] {
+        let (done, _) = follow_states(&back, id, &["succeeded", "failed"]).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+    let still = json(
+        back.get(&format!("/v1/submissions/{}", ids[1])).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(still["state"], "cancelled");
+    let seen = seen.lock().map(|seen| seen.clone()).unwrap_or_default();
+    assert_eq!(seen.len(), 2, "Jobs the API server ever had: {seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|name| Some(name.as_str()) == cancelled["job_name"].as_str()),
+        "the cancelled submission never had a Job: {seen:?}"
+    );
+}
+on_the_cluster!(a_submission_cancelled_before_its_job_exists_never_gets_one);

@@ -20,7 +20,7 @@ async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
     let command = format!("echo started; {}; echo finished", gate.wait_command());
 
     let created = app
-        .submit(body!({"name": "story", "image": "busybox", "command": command}))
+        .submit(body!({"name": "story", "image": "busybox", "command": command, "identifier": "story-1"}))
         .await;
     let id = id(&created);
     assert_eq!(created["state"], "queued");
@@ -49,6 +49,36 @@ async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
     );
     assert_eq!(pod_spec.restart_policy.as_deref(), Some("Never"));
     assert_eq!(pod_spec.automount_service_account_token, Some(false));
+    // The helper's defaults, as the API server stored them.
+    let job_spec = job.spec.as_ref().expect("job spec");
+    assert_eq!(job_spec.backoff_limit, Some(3));
+    assert_eq!(job_spec.active_deadline_seconds, Some(86400));
+    assert_eq!(job_spec.ttl_seconds_after_finished, Some(86400));
+    let container = &pod_spec.containers[0];
+    assert_eq!(container.name, "echo", "named after the command's program");
+    assert_eq!(container.image_pull_policy.as_deref(), Some("Always"));
+    let requests = container
+        .resources
+        .as_ref()
+        .and_then(|resources| resources.requests.clone())
+        .expect("requests");
+    assert_eq!(
+        (
+            requests.get("memory").map(|q| q.0.as_str()),
+            requests.get("cpu").map(|q| q.0.as_str())
+        ),
+        (Some("4G"), Some("1")),
+        "4000M, as the API server writes it"
+    );
+    let by_identifier = jobs
+        .list(&ListParams::default().labels("identifier=story-1"))
+        .await
+        .expect("list jobs");
+    assert_eq!(
+        by_identifier.items.len(),
+        1,
+        "kubectl get jobs -l identifier=story-1"
+    );
     assert_eq!(
         pod_spec
             .image_pull_secrets

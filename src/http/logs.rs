@@ -1,0 +1,169 @@
+//! `GET /v1/submissions/{id}/logs`: a payload's log, read, followed live, or from the archive.
+
+use axum::body::Body;
+use axum::extract::{Path, State as AppState};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio_util::compat::FuturesAsyncReadCompatExt;
+use tokio_util::io::ReaderStream;
+
+use super::Context;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::QueryPairs;
+use crate::cluster::logs::{self, LogRequest};
+use crate::cluster::{Cluster, ClusterError};
+use crate::domain::{Caller, kube_rules};
+
+use super::submissions::find;
+
+/// The payload's log, like `kubectl logs [-f]`.
+///
+/// Without `pod`, the newest pod that has started. With `follow=true` the response streams
+/// lines as they are written and ends when the container ends; if no pod has started yet it
+/// first waits for one (bounded by the server's `--log-wait-seconds`). Once a pod is gone
+/// (TTL, cancel, node loss) its archived log is served (`X-Log-Source: archive`): its last
+/// 4 MiB, after a marker line if the start was dropped.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{id}/logs",
+    tag = "submissions",
+    params(
+        ("id" = String, Path, description = "The submission's id"),
+        ("follow" = Option<bool>, Query, description = "Stream new lines until the container ends"),
+        ("tail_lines" = Option<i64>, Query, description = "Only the last N lines", minimum = 0, maximum = 1000000),
+        ("timestamps" = Option<bool>, Query, description = "Prefix each line with its RFC 3339 time"),
+        ("pod" = Option<String>, Query, description = "A pod of this submission (see its pods)"),
+    ),
+    responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`pod` is not a valid pod name", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The token's user has as many log follows open as allowed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(submission_id = %id))]
+pub async fn logs(
+    AppState(context): AppState<Context>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: QueryPairs,
+) -> ApiResult<Response> {
+    query.only(&["follow", "tail_lines", "timestamps", "pod"])?;
+    let request = LogRequest {
+        pod: query.single("pod")?.map(str::to_owned),
+        follow: query.flag("follow")?,
+        tail_lines: query.number("tail_lines", 0..=1_000_000)?,
+        timestamps: query.flag("timestamps")?,
+    };
+    if let Some(pod) = &request.pod {
+        kube_rules::dns1123_label(pod).map_err(|reason| ApiError::invalid("pod", reason))?;
+    }
+    let submission = find(&context, &caller, &id).await?;
+    // Held until the follow's body ends.
+    let slot = if request.follow {
+        Some(
+            context
+                .follows
+                .take(&caller.submitted_by)
+                .ok_or(ApiError::TooManyFollows(context.follows.limit()))?,
+        )
+    } else {
+        None
+    };
+    // A pod of this submission's Job is named after the Job: any other name is answered
+    // without asking the API server.
+    if let Some(pod) = &request.pod
+        && !pod.starts_with(&format!("{}-", submission.job_name))
+    {
+        return Err(ApiError::NotFound(format!(
+            "submission {} has no pod named {pod}",
+            submission.id
+        )));
+    }
+    let state = submission.progress.state;
+    // A finished submission's pods will not start any more: do not wait for one.
+    let choose = LogRequest {
+        follow: request.follow && !state.is_final(),
+        ..request.clone()
+    };
+    let chosen = tokio::select! {
+        chosen = logs::choose_pod(&context.cluster, submission.id, &choose, context.log_wait) => chosen,
+        () = context.shutdown.cancelled() => {
+            return Err(ApiError::ClusterUnavailable("the service is shutting down".into()));
+        }
+    };
+    let live = match chosen {
+        Ok(pod) => match open_log(&context.cluster, &pod, &request).await {
+            Ok(stream) => Ok((pod, stream)),
+            Err(error) => Err(logs::LogError::from(error)),
+        },
+        Err(error) => Err(error),
+    };
+    let (pod, body, source) = match live {
+        Ok((pod, stream)) => {
+            // A follow ends cleanly when the service shuts down, instead of being cut off.
+            let stream = stream
+                .map(move |chunk| {
+                    let _held = &slot;
+                    chunk.inspect_err(
+                        |error| tracing::warn!(%error, "log stream ended with an error"),
+                    )
+                })
+                .take_until(context.shutdown.clone().cancelled_owned());
+            (pod, Body::from_stream(stream), "cluster")
+        }
+        // The pod is gone (or the cluster cannot be asked): what was archived is the log.
+        Err(error) => match context
+            .store
+            .archived_log(submission.id, request.pod.as_deref())
+            .await?
+        {
+            Some(archived) => {
+                let view = logs::archived_view(&archived, request.tail_lines);
+                (archived.pod_name, Body::from(view), "archive")
+            }
+            None if state.is_final() && matches!(error, logs::LogError::NotStarted) => {
+                return Err(ApiError::Conflict(format!(
+                    "the submission {state} and none of its pods exists any more; no log was archived"
+                )));
+            }
+            None => return Err(error.into()),
+        },
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-log-source", HeaderValue::from_static(source));
+    if let Ok(value) = HeaderValue::from_str(&pod) {
+        headers.insert("x-pod-name", value);
+    }
+    Ok((headers, body).into_response())
+}
+
+/// A pod's log as `request` asks: a follow shares the pod's one upstream stream with every
+/// other follower (see [`crate::cluster::shared_logs`]); a read, or a follow that wants more
+/// than the shared history holds, gets a stream of its own.
+async fn open_log(
+    cluster: &Cluster,
+    pod: &str,
+    request: &LogRequest,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ClusterError> {
+    if request.follow
+        && let Some(shared) = cluster.shared_logs().follow(cluster, pod, request).await?
+    {
+        return Ok(shared);
+    }
+    let reader = logs::stream(cluster, pod, request).await?;
+    Ok(ReaderStream::new(reader.compat()).boxed())
+}

@@ -1,0 +1,281 @@
+//! `POST /v1/submissions` and `/v1/submissions/batch`: storing new submissions, all or none,
+//! with their dependencies resolved and checked (names within a batch, stored ids of the same
+//! user, no cycles) and a batch's own limit of Jobs at once.
+
+use axum::Json;
+use axum::extract::State as AppState;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Context;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::Submitted;
+use crate::domain::campaign::{self, Dependency};
+use crate::domain::{Caller, FieldError, Submission, SubmissionId, SubmissionRequest};
+use crate::storage::{IdempotencyKey, Stored};
+
+use super::submissions::{MAX_BATCH, SubmissionView, parse_spec};
+
+/// Many submissions at once, stored all or none.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 10,000 submissions. Within a batch, `depends_on` may name other submissions of
+    /// the batch by their `name` (a merge step after its samples).
+    #[schema(min_items = 1, max_items = 10000)]
+    pub submissions: Vec<SubmissionRequest>,
+    /// At most this many of the batch's Jobs exist at once; the others stay queued and are
+    /// dispatched in order as these end (besides the user's own limit).
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_concurrent: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BatchResponse {
+    /// The stored submissions, in the order they were sent.
+    pub submissions: Vec<SubmissionView>,
+}
+
+/// Submit a payload to run as a Kubernetes Job.
+///
+/// The submission is stored before anything reaches the cluster; its Job is created right
+/// after. Fields left out take the server's defaults. With an `Idempotency-Key`, a retry of the
+/// same request returns the submission the first one stored instead of storing another.
+#[utoipa::path(
+    post,
+    path = "/v1/submissions",
+    tag = "submissions",
+    request_body = SubmissionRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
+         headers(("Location" = String, description = "The submission's URL"))),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Some fields are invalid, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn submit(
+    AppState(context): AppState<Context>,
+    caller: Caller,
+    submitted: Submitted<SubmissionRequest>,
+) -> ApiResult<Response> {
+    let mut request = submitted.body;
+    let depends_on = std::mem::take(&mut request.depends_on);
+    let submission = parse_spec(&context, &caller, request, "").map_err(ApiError::Invalid)?;
+    let submissions = with_dependencies(&context, vec![submission], &[depends_on], "").await?;
+    let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
+    let submission = stored
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("an idempotency key recorded no submission".into()))?;
+    let location = format!("/v1/submissions/{}", submission.id);
+    let mut response =
+        (StatusCode::CREATED, Json(SubmissionView::from(submission))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    mark_replayed(&mut response, replayed);
+    Ok(response)
+}
+
+/// Stores new submissions, or, for a repeated `Idempotency-Key` with the same body, returns
+/// what the first request stored (and `true`).
+async fn store(
+    context: &Context,
+    caller: &Caller,
+    submissions: Vec<Submission>,
+    idempotency: Option<IdempotencyKey>,
+) -> ApiResult<(Vec<Submission>, bool)> {
+    // Keys are per user: two users' keys never collide.
+    let idempotency = idempotency.map(|key| IdempotencyKey {
+        key: format!("{}\n{}", caller.user, key.key),
+        ..key
+    });
+    let Some(key) = idempotency else {
+        let stored = context.store.insert(submissions).await?;
+        tracing::info!(count = stored.len(), "submissions stored");
+        return Ok((stored, false));
+    };
+    match context.store.insert_idempotent(&key, submissions).await? {
+        Stored::New(stored) => {
+            tracing::info!(count = stored.len(), "submissions stored");
+            Ok((stored, false))
+        }
+        Stored::Replayed(earlier) => Ok((earlier, true)),
+        Stored::KeyReused => Err(ApiError::Unprocessable(
+            "this Idempotency-Key was already used with a different body; use a new key for a new request"
+                .into(),
+        )),
+    }
+}
+
+/// Tells the client its request was a repeat, answered from what the first one stored.
+fn mark_replayed(response: &mut Response, replayed: bool) {
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+}
+
+/// Submit many payloads at once (up to 10,000): all are stored, or none.
+#[utoipa::path(
+    post,
+    path = "/v1/submissions/batch",
+    tag = "submissions",
+    request_body = BatchRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
+    responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 201, description = "All stored", body = BatchResponse),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Some fields are invalid (`submissions[i].field`); nothing was stored", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn submit_batch(
+    AppState(context): AppState<Context>,
+    caller: Caller,
+    submitted: Submitted<BatchRequest>,
+) -> ApiResult<Response> {
+    let request = submitted.body;
+    if request.submissions.len() > MAX_BATCH {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "a batch holds at most {MAX_BATCH} submissions, this one has {}",
+            request.submissions.len()
+        )));
+    }
+    if request.submissions.is_empty() {
+        return Err(ApiError::invalid("submissions", "must not be empty"));
+    }
+    let mut submissions = Vec::with_capacity(request.submissions.len());
+    let mut depends_on = Vec::with_capacity(request.submissions.len());
+    let mut errors = Vec::new();
+    if let Some(limit) = request.max_concurrent
+        && limit < 1
+    {
+        errors.push(FieldError::new("max_concurrent", "must be at least 1"));
+    }
+    for (index, mut request) in request.submissions.into_iter().enumerate() {
+        depends_on.push(std::mem::take(&mut request.depends_on));
+        match parse_spec(
+            &context,
+            &caller,
+            request,
+            &format!("submissions[{index}]."),
+        ) {
+            Ok(submission) => submissions.push(submission),
+            Err(mut field_errors) => errors.append(&mut field_errors),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    if let Some(limit) = request.max_concurrent {
+        let group = uuid::Uuid::now_v7().to_string();
+        for submission in &mut submissions {
+            submission.limits.group = Some((group.clone(), limit));
+        }
+    }
+    let submissions =
+        with_dependencies(&context, submissions, &depends_on, "submissions[{}].").await?;
+    let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
+    let body = BatchResponse {
+        submissions: stored.into_iter().map(SubmissionView::from).collect(),
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    mark_replayed(&mut response, replayed);
+    Ok(response)
+}
+
+/// Resolves each new submission's `depends_on` (`depends_on[i]` is the i-th submission's, as
+/// sent) and checks it: names of other submissions of the request, or ids of the user's own
+/// stored submissions, and no cycle. `prefix` names a submission in an error's field, with
+/// `{}` for its position (`submissions[{}].`), or is empty for a lone submission.
+async fn with_dependencies(
+    context: &Context,
+    mut submissions: Vec<Submission>,
+    depends_on: &[Vec<String>],
+    prefix: &str,
+) -> ApiResult<Vec<Submission>> {
+    if depends_on.iter().all(Vec::is_empty) {
+        return Ok(submissions);
+    }
+    let field =
+        |index: usize, field: &str| format!("{}{field}", prefix.replace("{}", &index.to_string()));
+    let requests: Vec<(Option<&str>, &[String])> = submissions
+        .iter()
+        .zip(depends_on)
+        .map(|(submission, entries)| (submission.spec.name.as_deref(), entries.as_slice()))
+        .collect();
+    let resolved = campaign::resolve(&requests).map_err(|errors| {
+        ApiError::Invalid(
+            errors
+                .into_iter()
+                .map(|(index, error)| FieldError::new(field(index, &error.field), error.reason))
+                .collect(),
+        )
+    })?;
+    if let Some(circle) = campaign::cycle(&resolved) {
+        let named = |index: &usize| match &submissions[*index].spec.name {
+            Some(name) => format!("{} ({name})", field(*index, "").trim_end_matches('.')),
+            None => field(*index, "").trim_end_matches('.').to_owned(),
+        };
+        let path: Vec<String> = circle.iter().chain(circle.first()).map(named).collect();
+        let reason = format!("depends on itself through {}", path.join(" -> "));
+        return Err(ApiError::Invalid(
+            circle
+                .iter()
+                .map(|index| FieldError::new(field(*index, "depends_on"), reason.clone()))
+                .collect(),
+        ));
+    }
+    let stored: Vec<SubmissionId> = resolved
+        .iter()
+        .flatten()
+        .filter_map(|dependency| match dependency {
+            Dependency::Stored(id) => Some(*id),
+            Dependency::Sent(_) => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let owners = context.store.owners_of(&stored).await?;
+    let mut errors = Vec::new();
+    for (index, (submission, entries)) in submissions.iter().zip(depends_on).enumerate() {
+        for (position, entry) in entries.iter().enumerate() {
+            let Ok(id) = entry.parse::<SubmissionId>() else {
+                continue;
+            };
+            if resolved[index].contains(&Dependency::Stored(id))
+                && owners.get(&id) != Some(&submission.owner)
+            {
+                // Another user's submission is as unknown as one that does not exist.
+                errors.push(FieldError::new(
+                    field(index, &format!("depends_on[{position}]")),
+                    format!("there is no submission {id} of {}", submission.owner),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let ids: Vec<SubmissionId> = submissions.iter().map(|submission| submission.id).collect();
+    for (submission, dependencies) in submissions.iter_mut().zip(resolved) {
+        submission.spec.depends_on = dependencies
+            .into_iter()
+            .map(|dependency| match dependency {
+                Dependency::Sent(index) => ids[index],
+                Dependency::Stored(id) => id,
+            })
+            .collect();
+    }
+    Ok(submissions)
+}

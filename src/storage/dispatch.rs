@@ -1,0 +1,305 @@
+//! What the dispatcher asks of the `submissions` table: the queued submissions it may create
+//! Jobs for now, taken (claimed) in submit order within every user's and batch group's limit
+//! of active Jobs, and the refusals it records.
+//!
+//! A claim marks a queued row as being dispatched; from then on it counts against its limits
+//! like a Job that exists. Claims are taken under one lock row per namespace
+//! (`dispatch_turns`), so dispatchers of several replicas never count the same free slot, and
+//! the database, not a replica's memory, decides. A claim whose dispatcher died lapses after
+//! [`CLAIM_LEASE`]; creating the same Job twice is harmless (409).
+
+use std::collections::{HashMap, HashSet};
+
+use jiff::Timestamp;
+use sqlx::{Any, QueryBuilder, Row};
+
+use super::submissions::{columns, from_row};
+use super::{Result, Store};
+use crate::domain::{Submission, SubmissionId};
+
+/// How long a claim holds without its Job being recorded.
+pub const CLAIM_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Rounds of reading candidates in one claim, each leaving out the users and groups found at
+/// their limit, so that one user's thousand queued submissions do not hide the next user's.
+const CLAIM_ROUNDS: usize = 8;
+
+/// A submission waiting for its Job, with the refused creates it has had so far.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub submission: Submission,
+    pub attempts: i64,
+}
+
+type Tx<'t> = sqlx::Transaction<'t, Any>;
+
+impl Store {
+    /// Claims up to `limit` queued submissions of `namespace` whose Jobs may be created now:
+    /// oldest first; not waiting out a refusal's backoff; within their user's limit of active
+    /// Jobs (the token's, or `user_default`; `None` for none) and their batch group's.
+    pub async fn claim(
+        &self,
+        namespace: &str,
+        now: Timestamp,
+        limit: u32,
+        user_default: Option<i64>,
+    ) -> Result<Vec<Queued>> {
+        let stale = now.as_millisecond() - lease_millis();
+        let _turn = self.turn_to_write().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO dispatch_turns (namespace, taken_at) VALUES ($1, $2) \
+             ON CONFLICT (namespace) DO UPDATE SET taken_at = excluded.taken_at",
+        )
+        .bind(namespace.to_owned())
+        .bind(now.as_millisecond())
+        .execute(&mut *tx)
+        .await?;
+
+        let mut claimed: Vec<Queued> = Vec::new();
+        let mut full_users: HashSet<String> = HashSet::new();
+        let mut full_groups: HashSet<String> = HashSet::new();
+        let mut users: HashMap<String, i64> = HashMap::new();
+        let mut groups: HashMap<String, i64> = HashMap::new();
+        for _ in 0..CLAIM_ROUNDS {
+            let wanted = i64::from(limit) - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
+            if wanted <= 0 {
+                break;
+            }
+            let candidates = self
+                .candidates(
+                    &mut tx,
+                    namespace,
+                    now,
+                    stale,
+                    wanted,
+                    &full_users,
+                    &full_groups,
+                )
+                .await?;
+            let read_all = i64::try_from(candidates.len()).unwrap_or(i64::MAX) < wanted;
+            let newly_full = (full_users.len(), full_groups.len());
+            self.count_active(
+                &mut tx,
+                &candidates,
+                user_default,
+                stale,
+                &mut users,
+                &mut groups,
+            )
+            .await?;
+            for candidate in candidates {
+                let submission = &candidate.submission;
+                let user_limit = submission.limits.user.or(user_default);
+                if let Some(limit) = user_limit {
+                    let active = users.entry(submission.owner.clone()).or_insert(0);
+                    if *active >= limit {
+                        full_users.insert(submission.owner.clone());
+                        continue;
+                    }
+                }
+                if let Some((group, limit)) = &submission.limits.group {
+                    let active = groups.entry(group.clone()).or_insert(0);
+                    if *active >= *limit {
+                        full_groups.insert(group.clone());
+                        continue;
+                    }
+                }
+                if user_limit.is_some() {
+                    *users.entry(submission.owner.clone()).or_insert(0) += 1;
+                }
+                if let Some((group, _)) = &submission.limits.group {
+                    *groups.entry(group.clone()).or_insert(0) += 1;
+                }
+                claimed.push(candidate);
+            }
+            if read_all || newly_full == (full_users.len(), full_groups.len()) {
+                break;
+            }
+        }
+
+        let ids: Vec<SubmissionId> = claimed.iter().map(|queued| queued.submission.id).collect();
+        for chunk in ids.chunks(500) {
+            let mut builder = QueryBuilder::new("UPDATE submissions SET claimed_at = ");
+            builder
+                .push_bind(now.as_millisecond())
+                .push(" WHERE id IN (");
+            let mut separated = builder.separated(", ");
+            for id in chunk {
+                separated.push_bind(id.to_string());
+            }
+            builder.push(")");
+            self.built(&mut builder)?.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    /// The oldest claimable queued submissions, leaving out the users and groups at their limit.
+    #[allow(clippy::too_many_arguments)]
+    async fn candidates(
+        &self,
+        tx: &mut Tx<'_>,
+        namespace: &str,
+        now: Timestamp,
+        stale: i64,
+        limit: i64,
+        full_users: &HashSet<String>,
+        full_groups: &HashSet<String>,
+    ) -> Result<Vec<Queued>> {
+        let mut builder = QueryBuilder::new(concat!(
+            "SELECT ",
+            columns!(),
+            ", dispatch_attempts FROM submissions WHERE state = 'queued' AND namespace = "
+        ));
+        builder
+            .push_bind(namespace.to_owned())
+            .push(" AND (next_dispatch_at IS NULL OR next_dispatch_at <= ")
+            .push_bind(now.as_millisecond())
+            .push(") AND (claimed_at IS NULL OR claimed_at <= ")
+            .push_bind(stale)
+            .push(")");
+        if !full_users.is_empty() {
+            builder.push(" AND owner NOT IN (");
+            let mut separated = builder.separated(", ");
+            for user in full_users {
+                separated.push_bind(user.clone());
+            }
+            builder.push(")");
+        }
+        if !full_groups.is_empty() {
+            builder.push(" AND (group_id IS NULL OR group_id NOT IN (");
+            let mut separated = builder.separated(", ");
+            for group in full_groups {
+                separated.push_bind(group.clone());
+            }
+            builder.push("))");
+        }
+        builder.push(" ORDER BY id LIMIT ").push_bind(limit);
+        let rows = self.built(&mut builder)?.fetch_all(&mut **tx).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Queued {
+                    submission: from_row(row)?.0,
+                    attempts: row.try_get("dispatch_attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts the active Jobs (pending, running, or claimed) of the limited users and groups
+    /// among `candidates` that `users` and `groups` do not count yet.
+    async fn count_active(
+        &self,
+        tx: &mut Tx<'_>,
+        candidates: &[Queued],
+        user_default: Option<i64>,
+        stale: i64,
+        users: &mut HashMap<String, i64>,
+        groups: &mut HashMap<String, i64>,
+    ) -> Result<()> {
+        let new_users: HashSet<&str> = candidates
+            .iter()
+            .map(|queued| &queued.submission)
+            .filter(|submission| submission.limits.user.or(user_default).is_some())
+            .map(|submission| submission.owner.as_str())
+            .filter(|owner| !users.contains_key(*owner))
+            .collect();
+        let new_groups: HashSet<&str> = candidates
+            .iter()
+            .filter_map(|queued| queued.submission.limits.group.as_ref())
+            .map(|(group, _)| group.as_str())
+            .filter(|group| !groups.contains_key(*group))
+            .collect();
+        for (column, keys, counts) in [
+            ("owner", new_users, &mut *users),
+            ("group_id", new_groups, &mut *groups),
+        ] {
+            if keys.is_empty() {
+                continue;
+            }
+            for key in &keys {
+                counts.insert((*key).to_owned(), 0);
+            }
+            // The live Jobs, then the claims: each read from its own index. The literal
+            // states let both databases match the partial index of claims.
+            for active in [
+                "state IN ('pending', 'running')",
+                "state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > ",
+            ] {
+                let mut builder = QueryBuilder::new(format!(
+                    "SELECT {column} AS key, COUNT(*) AS active FROM submissions WHERE {active}"
+                ));
+                if active.ends_with("> ") {
+                    builder.push_bind(stale);
+                }
+                builder.push(format!(" AND {column} IN ("));
+                let mut separated = builder.separated(", ");
+                for key in &keys {
+                    separated.push_bind((*key).to_owned());
+                }
+                builder.push(format!(") GROUP BY {column}"));
+                for row in self.built(&mut builder)?.fetch_all(&mut **tx).await? {
+                    let key: String = row.try_get("key")?;
+                    let active: i64 = row.try_get("active")?;
+                    *counts.entry(key).or_insert(0) += active;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives up a claim (the Job could not be created yet): the submission stays queued and no
+    /// longer counts against its limits.
+    pub async fn release_claim(&self, id: SubmissionId) -> Result<()> {
+        let _turn = self.turn_to_write().await;
+        sqlx::query("UPDATE submissions SET claimed_at = NULL WHERE id = $1 AND state = 'queued'")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// When the next submission of `namespace` waiting out a refusal's backoff is due.
+    pub async fn next_dispatch_at(&self, namespace: &str) -> Result<Option<Timestamp>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_dispatch_at) AS due FROM submissions \
+             WHERE state = 'queued' AND namespace = $1",
+        )
+        .bind(namespace.to_owned())
+        .fetch_one(&self.pool)
+        .await?;
+        let due: Option<i64> = row.try_get("due")?;
+        Ok(due.and_then(|due| Timestamp::from_millisecond(due).ok()))
+    }
+
+    /// Records a refused create of a still-queued submission: its attempts so far, when to try
+    /// again, and why it waits; its claim is given up. False if it is no longer queued
+    /// (cancelled meanwhile).
+    pub async fn defer_dispatch(
+        &self,
+        id: SubmissionId,
+        attempts: i64,
+        next: Timestamp,
+        message: &str,
+    ) -> Result<bool> {
+        let _turn = self.turn_to_write().await;
+        let result = sqlx::query(
+            "UPDATE submissions SET dispatch_attempts = $1, next_dispatch_at = $2, message = $3, \
+             claimed_at = NULL, updated_at = $4, version = version + 1 \
+             WHERE id = $5 AND state = 'queued'",
+        )
+        .bind(attempts)
+        .bind(next.as_millisecond())
+        .bind(message.to_owned())
+        .bind(Timestamp::now().to_string())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
+
+fn lease_millis() -> i64 {
+    i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(i64::MAX)
+}
