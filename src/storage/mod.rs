@@ -24,6 +24,7 @@ mod dependencies;
 mod dispatch;
 mod idempotency;
 mod logs;
+mod lookups;
 mod submissions;
 mod tokens;
 mod wal;
@@ -101,6 +102,8 @@ pub struct Store {
     /// Where one-submission inserts wait for the next group commit (none in the writers'
     /// own store).
     commits: Option<commits::Committer>,
+    /// Where token lookups wait for the next shared statement (none in the workers' own store).
+    lookups: Option<lookups::Lookups>,
     /// Wakes this process's dispatcher when something may be dispatched: submissions were
     /// queued, or an active one ended and freed a slot under a limit.
     dispatch: Arc<tokio::sync::Notify>,
@@ -141,9 +144,11 @@ impl Store {
             wal: Arc::default(),
             writer: Arc::default(),
             commits: None,
+            lookups: None,
             dispatch: Arc::default(),
         };
         store.commits = Some(commits::Committer::start(store.clone()));
+        store.lookups = Some(lookups::Lookups::start(store.clone()));
         Ok(store)
     }
 

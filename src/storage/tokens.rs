@@ -94,13 +94,18 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// The unrevoked token with this secret.
+    /// The unrevoked token with this secret. Lookups of requests arriving together share a
+    /// statement (see `lookups`).
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Token>> {
+        let hash = secret_hash(secret);
+        if let Some(lookups) = &self.lookups {
+            return lookups.find(hash).await;
+        }
         let row = sqlx::query(
             "SELECT id, user_name, admin, delegate, created_at, revoked_at, max_concurrent \
              FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(secret_hash(secret))
+        .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(token_from_row).transpose()
@@ -116,7 +121,11 @@ fn secret_hash(secret: &str) -> String {
         .collect()
 }
 
-fn token_from_row(row: &AnyRow) -> Result<Token> {
+/// The columns [`token_from_row`] reads.
+pub(super) const TOKEN_COLUMNS: &str =
+    "id, user_name, admin, delegate, created_at, revoked_at, max_concurrent";
+
+pub(super) fn token_from_row(row: &AnyRow) -> Result<Token> {
     let admin: i64 = row.try_get("admin")?;
     let delegate: i64 = row.try_get("delegate")?;
     Ok(Token {
