@@ -62,6 +62,74 @@ async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyho
     if cancelled != count {
         bail!("the cancel cancelled {cancelled} of {count}");
     }
+    let (jobs_gone, pods_gone) = until_gone(client, namespace, started).await?;
+    let memory = service.memory()?;
+
+    // The reference: as many running payloads deleted by a plain client, the way
+    // `kubectl delete jobs -l ...` does (one collection delete, background propagation).
+    let reference = json!({"image": "busybox", "command": "exec sleep 3600",
+                           "labels": {"campaign": "reference"}});
+    submit_batches(&service, &secret, vec![reference; count], PER_REQUEST).await?;
+    wait_for(
+        &service,
+        &secret,
+        "running",
+        count,
+        Duration::from_secs(1800),
+    )
+    .await
+    .context("every reference payload running")?;
+    service.stop().await?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    jobs.delete_collection(
+        &kube::api::DeleteParams::background(),
+        &ListParams::default().labels("campaign=reference"),
+    )
+    .await?;
+    let deleted = started.elapsed();
+    let (reference_jobs_gone, reference_pods_gone) = until_gone(client, namespace, started).await?;
+
+    let table = Table::start(
+        &format!("Cancel: one campaign of {count} running payloads (SQLite)"),
+        &[
+            "figure",
+            "the service",
+            "a plain client (`kubectl delete jobs -l`)",
+        ],
+    );
+    let seconds =
+        |took: Option<Duration>| format!("{:.1} s", took.unwrap_or_default().as_secs_f64());
+    for (figure, value, reference) in [
+        ("the cancel answered after", ms(answered), ms(deleted)),
+        (
+            "every Job gone from the API server after",
+            seconds(jobs_gone),
+            seconds(reference_jobs_gone),
+        ),
+        (
+            "every pod gone after",
+            seconds(pods_gone),
+            seconds(reference_pods_gone),
+        ),
+        (
+            "service RSS after (peak)",
+            format!("{:.1} MiB ({:.1} MiB)", memory.now_mib, memory.peak_mib),
+            "-".into(),
+        ),
+    ] {
+        table.row(&[figure.into(), value, reference]);
+    }
+    Ok(())
+}
+
+/// Waits until no Job and no pod is left in `namespace`; returns when each went, counted
+/// from `started`.
+async fn until_gone(
+    client: &kube::Client,
+    namespace: &str,
+    started: Instant,
+) -> anyhow::Result<(Option<Duration>, Option<Duration>)> {
     let jobs: Api<Job> = Api::namespaced(client.clone(), namespace);
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let (mut jobs_gone, mut pods_gone) = (None, None);
@@ -86,32 +154,9 @@ async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyho
             pods_gone = Some(started.elapsed());
         }
         if Instant::now() > deadline {
-            bail!("Jobs or pods of cancelled submissions still there after 30 minutes");
+            bail!("Jobs or pods still there after 30 minutes");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let memory = service.memory()?;
-    service.stop().await?;
-
-    let table = Table::start(
-        &format!("Cancel: one campaign of {count} running payloads (SQLite)"),
-        &["figure", "value"],
-    );
-    let seconds =
-        |took: Option<Duration>| format!("{:.1} s", took.unwrap_or_default().as_secs_f64());
-    for (figure, value) in [
-        ("the cancel answered after", ms(answered)),
-        (
-            "every Job gone from the API server after",
-            seconds(jobs_gone),
-        ),
-        ("every pod gone after", seconds(pods_gone)),
-        (
-            "service RSS after (peak)",
-            format!("{:.1} MiB ({:.1} MiB)", memory.now_mib, memory.peak_mib),
-        ),
-    ] {
-        table.row(&[figure.into(), value]);
-    }
-    Ok(())
+    Ok((jobs_gone, pods_gone))
 }
