@@ -7,6 +7,8 @@
 #   tests/bench.sh --only accept,e2e,queries         some sections
 #   tests/bench.sh --rows 200000                     fewer stored submissions for the queries
 #   tests/bench.sh --only live --live 2000           fewer live Jobs for the controller figures
+#   tests/bench.sh --profile DIR --only accept       also a perf profile and a flamegraph of
+#                                                    every service process, into DIR
 #
 # It prints Markdown tables; it never fails for being slow, only when the service answers wrongly.
 set -euo pipefail
@@ -26,6 +28,18 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+
+if [ "${1:-}" = "--profile" ]; then
+  export SH_BENCH_PROFILE=$(realpath -m "$2")
+  shift 2
+  command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
+  inferno="$cache/inferno-0.12"
+  [ -x "$inferno/bin/inferno-flamegraph" ] || cargo install -q --root "$inferno" inferno@0.12 >&2
+  export PATH="$inferno/bin:$PATH"
+  # Stacks need frame pointers; a build of its own keeps the usual one as it is.
+  export RUSTFLAGS="-C force-frame-pointers=yes"
+  export CARGO_TARGET_DIR="$cache/target-profile"
+fi
 
 tests/postgres.sh up "$work/postgres" >&2
 # shellcheck disable=SC1091

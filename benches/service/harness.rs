@@ -172,7 +172,18 @@ pub struct Service {
     child: Child,
     pub url: String,
     pub http: reqwest::Client,
+    /// `perf record` of it, when the benchmark profiles (`tests/bench.sh --profile DIR`).
+    profile: Option<Profile>,
 }
+
+/// A `perf record` of one service process, turned into a flamegraph when the service stops.
+struct Profile {
+    perf: Child,
+    data: PathBuf,
+}
+
+/// Services started so far, to name their profiles.
+static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 impl Service {
     /// Starts `submission-helper serve` on a free loopback port and waits until it answers.
@@ -212,10 +223,15 @@ impl Service {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()?;
+        let profile = match std::env::var_os("SH_BENCH_PROFILE") {
+            Some(folder) => Some(Profile::start(Path::new(&folder), &child)?),
+            None => None,
+        };
         let service = Service {
             child,
             url: format!("http://127.0.0.1:{port}"),
             http,
+            profile,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -257,7 +273,55 @@ impl Service {
     }
 
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(profile) = self.profile.take() {
+            profile.finish().await?;
+        }
         self.child.kill().await?;
+        Ok(())
+    }
+}
+
+impl Profile {
+    fn start(folder: &Path, service: &Child) -> anyhow::Result<Self> {
+        let pid = service.id().context("the service has exited")?;
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        std::fs::create_dir_all(folder)?;
+        let data = folder.join(format!("service-{n}.data"));
+        let perf = Command::new("perf")
+            .args(["record", "-F", "499", "-g", "-o"])
+            .arg(&data)
+            .arg("-p")
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("start perf record (tests/bench.sh --profile installs it)")?;
+        eprintln!("profiling service {n} (pid {pid}) into {}", data.display());
+        Ok(Profile { perf, data })
+    }
+
+    /// Stops the recording and writes the flamegraph beside it (`service-N.svg`).
+    async fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.perf.id() {
+            // perf writes its data out on SIGINT.
+            Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .await?;
+        }
+        self.perf.wait().await?;
+        let svg = self.data.with_extension("svg");
+        let script = format!(
+            "perf script -i '{}' 2>/dev/null | inferno-collapse-perf | inferno-flamegraph > '{}'",
+            self.data.display(),
+            svg.display()
+        );
+        let made = Command::new("sh").arg("-c").arg(&script).status().await?;
+        if !made.success() {
+            bail!("could not make the flamegraph: {script}");
+        }
+        eprintln!("flamegraph: {}", svg.display());
         Ok(())
     }
 }
