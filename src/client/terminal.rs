@@ -1,0 +1,78 @@
+//! The client's side of the terminal: whether one is there (live lines, progress bars and
+//! questions only on a terminal), printing to standard output, and asking for a yes.
+
+use std::io::{IsTerminal, Write};
+
+use super::api::ClientError;
+
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Writes `text` to standard output as it is (a reader that went away, as `| head` does, ends
+/// the command quietly: see [`super::run`]).
+pub fn print(text: &str) -> Result<(), ClientError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|source| ClientError::Io {
+            what: "writing to standard output".into(),
+            source,
+        })
+}
+
+/// Writes one line to standard output.
+pub fn print_line(line: &str) -> Result<(), ClientError> {
+    print(&format!("{line}\n"))
+}
+
+/// Whether an answer to a yes/no question is a yes (`y`, `yes`, any case); anything else,
+/// the empty answer included, is a no.
+pub fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
+}
+
+/// Asks `question` on the terminal and reads the answer.
+pub fn confirm(question: &str) -> Result<bool, ClientError> {
+    let terminal = console::Term::stderr();
+    let io = |source| ClientError::Io {
+        what: "reading the answer".into(),
+        source,
+    };
+    terminal
+        .write_str(&format!("{question} [y/N] "))
+        .map_err(io)?;
+    let answer = terminal.read_line().map_err(io)?;
+    Ok(is_yes(&answer))
+}
+
+/// Reads a secret typed on the terminal without showing it.
+pub fn read_secret(prompt: &str) -> Result<String, ClientError> {
+    let terminal = console::Term::stderr();
+    let io = |source| ClientError::Io {
+        what: "reading from the terminal".into(),
+        source,
+    };
+    terminal.write_str(prompt).map_err(io)?;
+    terminal.read_secure_line().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_y_or_yes_is_a_yes() {
+        for answer in ["y", "Y", "yes", " YES\n"] {
+            assert!(is_yes(answer), "{answer:?}");
+        }
+        for answer in ["", "n", "no", "yep", "sure"] {
+            assert!(!is_yes(answer), "{answer:?}");
+        }
+    }
+}
