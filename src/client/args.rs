@@ -104,7 +104,7 @@ pub struct SubmitArgs {
     #[arg(long, short = 'f', value_name = "FILE")]
     pub file: Option<String>,
     /// Lines sent per request with --file (up to 10000)
-    #[arg(long, default_value_t = 500, requires = "file",
+    #[arg(long, default_value_t = 500, requires = "file", value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub chunk_size: u16,
     /// Mixed into the idempotency key of every chunk of --file: a file already submitted is
