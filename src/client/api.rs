@@ -48,16 +48,6 @@ pub enum ClientError {
     },
 }
 
-impl ClientError {
-    /// The problem the server answered with, if that is what this is.
-    pub fn problem(&self) -> Option<&Problem> {
-        match self {
-            ClientError::Refused(problem) => Some(problem),
-            _ => None,
-        }
-    }
-}
-
 /// An RFC 9457 problem document, as the server sends it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -167,10 +157,6 @@ impl Api {
             server: target.server,
             token: target.token,
         })
-    }
-
-    pub fn server(&self) -> &Url {
-        &self.server
     }
 
     /// The URL of an API path (`v1/submissions`, no leading slash) with its query.
