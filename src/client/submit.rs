@@ -467,7 +467,7 @@ struct Progress {
 
 impl Progress {
     fn new(total: Option<u64>) -> Self {
-        let bar = terminal::stderr_is_terminal().then(|| {
+        let bar = terminal::live_stderr().then(|| {
             let (bar, template) = match total {
                 Some(total) => (
                     ProgressBar::new(total),

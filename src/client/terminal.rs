@@ -9,8 +9,10 @@ pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
-pub fn stderr_is_terminal() -> bool {
-    std::io::stderr().is_terminal()
+/// Whether standard error is a terminal that can redraw a line (a progress bar, a live line):
+/// not a file or a pipe, nor a terminal whose `TERM` is unset or `dumb`, which get plain lines.
+pub fn live_stderr() -> bool {
+    std::io::stderr().is_terminal() && !console::is_dumb()
 }
 
 /// Writes `text` to standard output as it is (a reader that went away, as `| head` does, ends

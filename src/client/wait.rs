@@ -85,7 +85,7 @@ pub async fn wait_for(
     for submission in known {
         latest.insert(normalized(&submission.id), Some(submission));
     }
-    let live = terminal::stderr_is_terminal().then(|| {
+    let live = terminal::live_stderr().then(|| {
         let bar = ProgressBar::new_spinner();
         if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
             bar.set_style(style);

@@ -22,5 +22,6 @@ mod cli {
     mod get;
     mod logs;
     mod submit;
+    mod terminal;
     mod wait;
 }

@@ -99,6 +99,78 @@ impl Client {
         collect(child).await
     }
 
+    /// The command run on a terminal of its own (a pseudo-terminal from util-linux's `script`),
+    /// with the server and token in the environment: standard input is typed at it, and
+    /// everything it writes, standard error included, comes out on standard output.
+    pub fn on_a_terminal(&self, args: &[&str]) -> Command {
+        let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_submission-helper"))
+            .chain(args.iter().copied())
+            .map(|word| format!("'{}'", word.replace('\'', "'\\''")))
+            .collect();
+        let mut command = Command::new("script");
+        command
+            .args([
+                "--quiet",
+                "--return",
+                "--command",
+                &quoted.join(" "),
+                "/dev/null",
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TERM", "xterm")
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.config_home())
+            .env("SUBMISSION_HELPER_URL", &self.server)
+            .env("SUBMISSION_HELPER_TOKEN", &self.token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs the client on a terminal and types `input` once it shows `prompt` (as a person
+    /// does: a prompt for a secret discards what was typed before it).
+    pub async fn answer_on_a_terminal(&self, args: &[&str], prompt: &str, input: &str) -> Run {
+        use tokio::io::AsyncReadExt;
+        let mut child = self.on_a_terminal(args).spawn().expect("start script");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut shown = Vec::new();
+        let waited = tokio::time::timeout(Duration::from_secs(30), async {
+            let mut buffer = [0u8; 1024];
+            while !String::from_utf8_lossy(&shown).contains(prompt) {
+                match stdout.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => shown.extend_from_slice(&buffer[..read]),
+                }
+            }
+        })
+        .await;
+        let text = String::from_utf8_lossy(&shown).into_owned();
+        assert!(
+            waited.is_ok() && text.contains(prompt),
+            "no prompt {prompt:?}: {text:?}"
+        );
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("type at the terminal");
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), stdout.read_to_end(&mut rest))
+            .await
+            .expect("the client ended within a minute")
+            .expect("read the terminal");
+        drop(stdin);
+        let status = child.wait().await.expect("wait for script");
+        Run {
+            code: status.code(),
+            stdout: format!("{text}{}", String::from_utf8_lossy(&rest)),
+            stderr: String::new(),
+        }
+    }
+
     /// Starts the client and hands back its running process, its output read line by line.
     pub fn spawn(&self, args: &[&str]) -> Running {
         Running::start(self.command(args))
