@@ -129,3 +129,22 @@ async fn completion_scripts_cover_the_client_commands() {
         }
     }
 }
+
+async fn a_request_refused_for_its_rate_is_sent_again_after_the_wait_it_names(backend: Backend) {
+    let database = crate::support::TestDatabase::new(backend).await;
+    let cluster =
+        submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
+    let app = crate::support::spawn_app_limited(database, cluster, Default::default(), 60).await;
+    let client = Client::of(&app);
+    let mut spent = 0;
+    while app.get("/v1/submissions").await.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        spent += 1;
+        assert!(spent <= 60, "the budget is a minute's worth");
+    }
+
+    let run = client.run(&["get", "submissions"]).await;
+
+    run.expect_code(0);
+    assert!(run.stderr.contains("No submissions found."), "{run:#?}");
+}
+on_both_databases!(a_request_refused_for_its_rate_is_sent_again_after_the_wait_it_names);
