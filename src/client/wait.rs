@@ -6,7 +6,8 @@
 //! those that left it are asked for, so waiting for a batch of thousands costs a few requests a
 //! round.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -15,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::api::{Api, ClientError, id_segment};
 use super::model::{self, Page, Submission};
 use super::{Outcome, terminal};
-use crate::domain::State;
+use crate::domain::{State, SubmissionId};
 
 /// How often the API is asked.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -93,7 +94,7 @@ pub async fn wait_for(
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     });
-    let mut printed: Vec<String> = Vec::new();
+    let mut printed: BTreeSet<String> = BTreeSet::new();
     let mut first_round = true;
     let result = loop {
         let unfinished: Vec<String> = latest
@@ -125,7 +126,7 @@ pub async fn wait_for(
                 && submission.is_final()
                 && !printed.contains(id)
             {
-                printed.push(id.clone());
+                printed.insert(id.clone());
                 let line = ended_line(submission);
                 match &live {
                     Some(bar) => bar.suspend(|| terminal::print_line(&line)),
@@ -151,7 +152,7 @@ pub async fn wait_for(
             eprintln_summary(&live, &summary(states()));
             let waiting: Vec<String> = latest
                 .iter()
-                .filter(|(id, _)| !printed.contains(id))
+                .filter(|(id, _)| !printed.contains(*id))
                 .map(|(id, submission)| {
                     let state = submission.as_ref().map_or("unknown", |s| s.state.as_str());
                     format!("{id} {state}")
@@ -181,9 +182,11 @@ fn eprintln_summary(live: &Option<ProgressBar>, summary: &str) {
     }
 }
 
-/// Ids as the server writes them, so the user's `submission/ID` or capitals match its answers.
+/// Ids as the server writes them (hyphenated, lowercase), so an id typed as `submission/ID`, in
+/// capitals or without hyphens matches the server's answers.
 fn normalized(id: &str) -> String {
-    id.strip_prefix("submission/").unwrap_or(id).to_lowercase()
+    let id = id.strip_prefix("submission/").unwrap_or(id);
+    SubmissionId::from_str(id).map_or_else(|_| id.to_owned(), |id| id.to_string())
 }
 
 /// The current record of each of `ids`.
@@ -286,6 +289,15 @@ mod tests {
 
     #[test]
     fn ids_match_however_they_were_typed() {
-        assert_eq!(normalized("submission/0193-AB"), "0193-ab");
+        let id = "01935f2e-8c4a-7b3d-9e2f-123456789abc";
+        for typed in [
+            id.to_owned(),
+            format!("submission/{id}"),
+            id.to_uppercase(),
+            id.replace('-', ""),
+        ] {
+            assert_eq!(normalized(&typed), id, "{typed}");
+        }
+        assert_eq!(normalized("not-an-id"), "not-an-id");
     }
 }
