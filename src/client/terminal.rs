@@ -54,14 +54,35 @@ pub fn confirm(question: &str) -> Result<bool, ClientError> {
 }
 
 /// Reads a secret typed on the terminal without showing it.
+///
+/// Echo is turned off, and what was typed before discarded, *before* the prompt shows: so what
+/// is typed once the prompt is there is never shown, however quickly it comes.
 pub fn read_secret(prompt: &str) -> Result<String, ClientError> {
-    let terminal = console::Term::stderr();
-    let io = |source| ClientError::Io {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    use std::io::BufRead;
+
+    let io = |source: std::io::Error| ClientError::Io {
         what: "reading from the terminal".into(),
         source,
     };
-    terminal.write_str(prompt).map_err(io)?;
-    terminal.read_secure_line().map_err(io)
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(io)?;
+    let original = tcgetattr(&tty).map_err(|errno| io(errno.into()))?;
+    let mut quiet = original.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|errno| io(errno.into()))?;
+    let mut answer = String::new();
+    let read = (&tty)
+        .write_all(prompt.as_bytes())
+        .and_then(|()| std::io::BufReader::new(&tty).read_line(&mut answer));
+    let restored = tcsetattr(&tty, OptionalActions::Now, &original);
+    read.map_err(io)?;
+    restored.map_err(|errno| io(errno.into()))?;
+    Ok(answer.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 #[cfg(test)]

@@ -130,8 +130,8 @@ impl Client {
         command
     }
 
-    /// Runs the client on a terminal and types `input` once it shows `prompt` (as a person
-    /// does: a prompt for a secret discards what was typed before it).
+    /// Runs the client on a terminal and types `input` once it shows `prompt`, as a person does
+    /// (a prompt for a secret discards what was typed before it).
     pub async fn answer_on_a_terminal(&self, args: &[&str], prompt: &str, input: &str) -> Run {
         use tokio::io::AsyncReadExt;
         let mut child = self.on_a_terminal(args).spawn().expect("start script");
@@ -152,18 +152,22 @@ impl Client {
             waited.is_ok() && text.contains(prompt),
             "no prompt {prompt:?}: {text:?}"
         );
+        let rest = tokio::spawn(async move {
+            let mut rest = Vec::new();
+            let _ = stdout.read_to_end(&mut rest).await;
+            rest
+        });
         let mut stdin = child.stdin.take().expect("stdin");
         stdin
             .write_all(input.as_bytes())
             .await
             .expect("type at the terminal");
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(60), stdout.read_to_end(&mut rest))
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
             .await
-            .expect("the client ended within a minute")
-            .expect("read the terminal");
+            .unwrap_or_else(|_| panic!("the client did not end within a minute: {text:?}"))
+            .expect("wait for script");
         drop(stdin);
-        let status = child.wait().await.expect("wait for script");
+        let rest = rest.await.expect("read the terminal");
         Run {
             code: status.code(),
             stdout: format!("{text}{}", String::from_utf8_lossy(&rest)),
