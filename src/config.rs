@@ -1,4 +1,5 @@
-//! The command line, with an environment variable for every option (for containers).
+//! The command line, with an environment variable for every option of the server (for
+//! containers); the client's commands are defined in [`crate::client::args`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -27,6 +28,9 @@ pub enum Command {
     Openapi,
     /// Manage API tokens (shown once at creation, stored only as hashes).
     Token(TokenArgs),
+    /// The client of a running service: submit, wait, get, describe, logs, cancel, login.
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 #[derive(Debug, Clone, Args)]

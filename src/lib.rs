@@ -3,8 +3,10 @@
 //! A submission (an image, a command run with `bash -cl`, a pull secret, a volume claim) is
 //! stored first ([`storage`]), then turned into a `batch/v1` Job ([`cluster::manifest`]) that the
 //! dispatcher creates; watchers keep its status current; the HTTP layer ([`http`]) only reads and
-//! writes the store and asks the cluster for live views and logs.
+//! writes the store and asks the cluster for live views and logs. The same binary is also the
+//! command-line client of a running service ([`client`]), through its HTTP API only.
 
+pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod domain;
