@@ -90,6 +90,17 @@ pub struct SpecArgs {
     /// Retries of a failed payload before the submission fails [server default: 3]
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// The task identifier, set as the label `identifier` of the Job and its pods
+    #[arg(long, value_name = "ID")]
+    pub identifier: Option<String>,
+    /// The payload container's name (`kubectl logs POD -c TOOL`) [server default: the
+    /// command's program]
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// A submission that must succeed first: its id, or with --file the name of another line
+    /// of the same request (repeat for several)
+    #[arg(long = "depends-on", value_name = "ID|NAME")]
+    pub depends_on: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +123,11 @@ pub struct SubmitArgs {
     /// alone decides]
     #[arg(long, value_name = "KEY", requires = "file")]
     pub batch_key: Option<String>,
+    /// With --file: at most this many of the file's Jobs run at once (the file is then sent
+    /// in one request, up to 10000 lines)
+    #[arg(long, requires = "file", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent: Option<u32>,
     /// Wait until every submission ends (exit codes as for `wait`)
     #[arg(long)]
     pub wait: bool,

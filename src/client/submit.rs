@@ -84,6 +84,15 @@ pub fn fields_from_flags(spec: &SpecArgs, command: &[String]) -> Map<String, Val
     if let Some(retries) = spec.retries {
         fields.insert("backoff_limit".into(), json!(retries));
     }
+    if let Some(identifier) = &spec.identifier {
+        fields.insert("identifier".into(), text(identifier));
+    }
+    if let Some(tool) = &spec.tool {
+        fields.insert("tool".into(), text(tool));
+    }
+    if !spec.depends_on.is_empty() {
+        fields.insert("depends_on".into(), json!(spec.depends_on));
+    }
     if !command.is_empty() {
         fields.insert("command".into(), text(&command.join(" ")));
     }
@@ -131,6 +140,9 @@ impl Chunk {
         }
     }
 }
+
+/// The most submissions one batch request may carry (the server's limit).
+const MAX_LINES_PER_REQUEST: usize = 10_000;
 
 /// Cuts lines into chunks of `size` lines, or fewer when they would pass [`MAX_CHUNK_BYTES`].
 /// The cut depends on the lines alone, so the same input always gives the same chunks.
@@ -344,7 +356,11 @@ async fn submit_file(
     args: &SubmitArgs,
     defaults: &Map<String, Value>,
 ) -> Result<Vec<Submission>, ClientError> {
-    let size = usize::from(args.chunk_size);
+    // A batch's limit covers one request: the whole file goes in one.
+    let size = match args.max_concurrent {
+        Some(_) => MAX_LINES_PER_REQUEST + 1,
+        None => usize::from(args.chunk_size),
+    };
     let (source, mut chunks, total) = if file == "-" {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         std::thread::spawn(move || {
@@ -380,6 +396,14 @@ async fn submit_file(
         if !bad.is_empty() {
             return Err(bad_lines(bad));
         }
+        if args.max_concurrent.is_some()
+            && (chunks.len() > 1 || chunks.iter().any(|c| c.lines.len() > MAX_LINES_PER_REQUEST))
+        {
+            return Err(ClientError::Usage(format!(
+                "--max-concurrent limits one request, of at most {MAX_LINES_PER_REQUEST} lines and {} MiB; {file} has more",
+                MAX_CHUNK_BYTES / 1024 / 1024
+            )));
+        }
         let total = chunks.iter().map(|chunk| chunk.lines.len() as u64).sum();
         (
             file.to_owned(),
@@ -395,9 +419,21 @@ async fn submit_file(
             what: format!("reading {source}"),
             source: error,
         })?;
+        if args.max_concurrent.is_some()
+            && (chunk.index > 0 || chunk.lines.len() > MAX_LINES_PER_REQUEST)
+        {
+            progress.finish();
+            return Err(ClientError::Usage(format!(
+                "--max-concurrent limits one request, of at most {MAX_LINES_PER_REQUEST} lines and {} MiB; {source} has more",
+                MAX_CHUNK_BYTES / 1024 / 1024
+            )));
+        }
         let submissions = parse_chunk(&source, &chunk, defaults).map_err(bad_lines)?;
         let key = chunk_key(args.batch_key.as_deref(), &chunk);
-        let body = json!({ "submissions": submissions });
+        let mut body = json!({ "submissions": submissions });
+        if let Some(limit) = args.max_concurrent {
+            body["max_concurrent"] = json!(limit);
+        }
         let posted = match api
             .post::<Batch>("v1/submissions/batch", &body, Some(&key))
             .await

@@ -135,8 +135,12 @@ async fn what_no_flag_gives_is_left_to_the_servers_defaults(backend: Backend) {
     assert_eq!(submission["registry_secret"], "sh-k8s-registry-secret");
     assert_eq!(submission["volume_claim"], "ntuples-claim");
     assert_eq!(submission["mount_path"], "/ntuples");
-    assert_eq!(submission["resources"], json!({}));
-    assert_eq!(submission["active_deadline_seconds"], Value::Null);
+    assert_eq!(
+        submission["resources"],
+        json!({"requests": {"cpu": "1", "memory": "4000M"}})
+    );
+    assert_eq!(submission["active_deadline_seconds"], 86400);
+    assert_eq!(submission["backoff_limit"], 3);
     let none = stored(&app, without.expect_code(0).stdout.trim()).await;
     assert_eq!(
         (&none["registry_secret"], &none["volume_claim"]),
@@ -144,6 +148,69 @@ async fn what_no_flag_gives_is_left_to_the_servers_defaults(backend: Backend) {
     );
 }
 on_both_databases!(what_no_flag_gives_is_left_to_the_servers_defaults);
+
+async fn a_campaign_file_names_its_dependencies_and_its_limit(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let client = Client::of(&app);
+    let directory = tempfile::tempdir().expect("directory");
+    let mut lines: Vec<String> = (0..3)
+        .map(|n| json!({"name": format!("sample-{n}"), "command": format!("echo {n}")}).to_string())
+        .collect();
+    lines.push(
+        json!({"name": "merge", "command": "merge", "depends_on": ["sample-0", "sample-1", "sample-2"]})
+            .to_string(),
+    );
+    let file = write_file(&directory, "campaign.jsonl", &lines);
+
+    let run = client
+        .run(&[
+            "submit",
+            "--file",
+            &file,
+            "--k8s-image",
+            "busybox",
+            "--identifier",
+            "ttbar",
+            "--chunk-size",
+            "2",
+            "--max-concurrent",
+            "2",
+        ])
+        .await;
+
+    let ids: Vec<String> = run
+        .expect_code(0)
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ids.len(), 4, "one request despite --chunk-size: {ids:?}");
+    let merge = stored(&app, &ids[3]).await;
+    assert_eq!(merge["state"], "waiting");
+    assert_eq!(merge["depends_on"], json!(ids[..3]));
+    assert_eq!(merge["identifier"], "ttbar");
+
+    let after = client
+        .run(&[
+            "submit",
+            "--k8s-image",
+            "busybox",
+            "--depends-on",
+            &ids[3],
+            "--tool",
+            "plot",
+            "--",
+            "plot.py",
+        ])
+        .await;
+    let plot = stored(&app, after.expect_code(0).stdout.trim()).await;
+    assert_eq!(
+        (plot["state"].as_str(), plot["tool"].as_str()),
+        (Some("waiting"), Some("plot"))
+    );
+    assert_eq!(plot["depends_on"], json!([ids[3]]));
+}
+on_both_databases!(a_campaign_file_names_its_dependencies_and_its_limit);
 
 async fn a_refused_submission_prints_the_problems_detail_and_fields_never_json(backend: Backend) {
     let app = spawn_app(backend).await;
