@@ -16,6 +16,7 @@ mod cancel;
 pub mod credentials;
 mod describe;
 mod get;
+mod jsonl;
 mod login;
 mod logs;
 pub mod model;

@@ -260,7 +260,7 @@ mod tests {
     fn the_summary_counts_every_state_in_order() {
         assert_eq!(
             summary(["running", "succeeded", "running", "failed", "weird"]),
-            "queued 0, pending 0, running 2, succeeded 1, failed 1, cancelled 0, other 1"
+            "waiting 0, queued 0, pending 0, running 2, succeeded 1, failed 1, cancelled 0, other 1"
         );
     }
 

@@ -91,9 +91,9 @@ async fn on_a_terminal_wait_keeps_a_live_line_of_the_counts(backend: Backend) {
     waited.expect_code(3);
     // The live line is the counts followed by the time waited; the closing summary has no time.
     assert!(
-        waited
-            .stdout
-            .contains("queued 1, pending 0, running 0, succeeded 0, failed 0, cancelled 0 ["),
+        waited.stdout.contains(
+            "waiting 0, queued 1, pending 0, running 0, succeeded 0, failed 0, cancelled 0 ["
+        ),
         "{waited:#?}"
     );
 }
