@@ -221,11 +221,14 @@ impl Store {
             for key in &keys {
                 counts.insert((*key).to_owned(), 0);
             }
-            // The live Jobs, then the claims: each read from its own index. The literal
-            // states let both databases match the partial index of claims.
+            // The claims, then the live Jobs: each read from its own index. In this order a
+            // claim whose Job another replica creates between the two reads is counted twice
+            // (a turn too cautious), never missed (a limit passed), as the other order allowed
+            // on Postgres, where each statement reads what was committed before it began. The
+            // literal states let both databases match the partial index of claims.
             for active in [
-                "state IN ('pending', 'running')",
                 "state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > ",
+                "state IN ('pending', 'running')",
             ] {
                 let mut builder = QueryBuilder::new(format!(
                     "SELECT {column} AS key, COUNT(*) AS active FROM submissions WHERE {active}"
