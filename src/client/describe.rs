@@ -1,6 +1,7 @@
 //! `describe ID`: a submission as `kubectl describe` would show it, with its Job, its pods and
 //! their containers, and why it failed (the submission's message, and each container that
-//! ended in error with its reason and exit code).
+//! ended in error with its reason and exit code), ending with the events Kubernetes recorded
+//! about the Job and its pods.
 //!
 //! The Job and pods come from the cluster through the API; when it cannot be asked, the
 //! submission is still shown, with a line saying why the rest is missing.
@@ -10,7 +11,7 @@ use serde_json::Value;
 
 use super::api::{Api, ClientError, id_segment};
 use super::args::DescribeArgs;
-use super::model::{self, Items, JobRow, PodDetail, Submission};
+use super::model::{self, EventRow, Items, JobRow, PodDetail, Submission};
 use super::output::{Table, age, or_none};
 use super::{Outcome, terminal};
 use crate::domain::{SUBMISSION_ID_LABEL, State};
@@ -32,10 +33,21 @@ pub async fn run(api: &Api, args: &DescribeArgs) -> Result<Outcome, ClientError>
         )
         .await
         .and_then(|pods| pods.items.iter().map(model::read::<PodDetail>).collect());
+    let events = api
+        .get::<Items>(
+            &format!(
+                "v1/submissions/{}/cluster-events",
+                id_segment(&submission.id)
+            ),
+            &[],
+        )
+        .await
+        .and_then(|events| events.items.iter().map(model::read::<EventRow>).collect());
     let text = render(
         &submission,
         job.map_err(|error| error.to_string()),
         pods.map_err(|error| error.to_string()),
+        events.map_err(|error| error.to_string()),
         Timestamp::now(),
     );
     terminal::print(&text)?;
@@ -47,6 +59,7 @@ pub fn render(
     submission: &Submission,
     job: Result<Option<JobRow>, String>,
     pods: Result<Vec<PodDetail>, String>,
+    events: Result<Vec<EventRow>, String>,
     now: Timestamp,
 ) -> String {
     let mut out = String::new();
@@ -176,6 +189,33 @@ pub fn render(
             }
         }
     }
+    match &events {
+        Ok(events) if events.is_empty() => out.push_str("Events:          <none>\n"),
+        Ok(events) => {
+            out.push_str("Events:\n");
+            let mut table = Table::new(&["TYPE", "REASON", "AGE", "OBJECT", "FROM", "MESSAGE"]);
+            for event in events {
+                let mut seen = age(event.last_seen, now);
+                if event.count > 1 {
+                    seen = format!("{seen} (x{})", event.count);
+                }
+                table.push(vec![
+                    event.kind.clone(),
+                    event.reason.clone(),
+                    seen,
+                    event.object.clone(),
+                    event.from.clone(),
+                    event.message.clone(),
+                ]);
+            }
+            for line in table.render().lines() {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        Err(why) => out.push_str(&format!(
+            "Events:          (the cluster could not be asked: {why})\n"
+        )),
+    }
     out
 }
 
@@ -237,7 +277,16 @@ mod tests {
     fn a_failed_submission_says_why_with_its_pods_exit_codes() {
         let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
 
-        let text = render(&failed(), Ok(None), Ok(vec![failed_pod()]), now);
+        let events = vec![EventRow {
+            object: "Job/sh-0193a".into(),
+            kind: "Warning".into(),
+            reason: "BackoffLimitExceeded".into(),
+            message: "Job has reached the specified backoff limit".into(),
+            from: "job-controller".into(),
+            count: 1,
+            last_seen: Some("2026-03-01T11:59:00Z".parse().expect("time")),
+        }];
+        let text = render(&failed(), Ok(None), Ok(vec![failed_pod()]), Ok(events), now);
 
         assert!(text.contains("State:           failed\n"), "{text}");
         assert!(
@@ -256,9 +305,27 @@ mod tests {
             text.contains("Why it failed:\n  BackoffLimitExceeded: Job has reached the specified backoff limit\n  pod sh-0193a-x7k2p: terminated (Error), exit code 3\n"),
             "{text}"
         );
+        let events = text.split_once("Events:\n").expect("an Events section").1;
+        let columns: Vec<&str> = events
+            .lines()
+            .nth(1)
+            .expect("a row")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            columns[..5],
+            [
+                "Warning",
+                "BackoffLimitExceeded",
+                "60s",
+                "Job/sh-0193a",
+                "job-controller"
+            ],
+            "{text}"
+        );
         assert!(
-            !text.contains("Events"),
-            "the API has no events yet: {text}"
+            events.contains("Job has reached the specified backoff limit"),
+            "{text}"
         );
     }
 
@@ -268,6 +335,7 @@ mod tests {
 
         let text = render(
             &failed(),
+            Err("the cluster is unavailable".into()),
             Err("the cluster is unavailable".into()),
             Err("the cluster is unavailable".into()),
             now,

@@ -83,6 +83,20 @@ pub struct Cancelled {
     pub cancelled: Vec<serde_json::Value>,
 }
 
+/// An event of `/v1/submissions/{id}/cluster-events`: what Kubernetes recorded.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct EventRow {
+    pub object: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub reason: String,
+    pub message: String,
+    pub from: String,
+    pub count: i32,
+    pub last_seen: Option<Timestamp>,
+}
+
 /// A row of `/v1/jobs`: kubectl's columns, computed by the server.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cancels;
 pub mod controller;
 pub mod dispatch;
+pub mod events;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;
@@ -21,7 +22,7 @@ pub mod shared_logs;
 pub mod views;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::client::ClientBuilder;
 use kube::core::Selector;
@@ -266,6 +267,19 @@ impl Cluster {
     pub async fn pods_of(&self, id: SubmissionId) -> Result<Vec<Arc<Pod>>> {
         self.ready().await?;
         Ok(self.caches.pods_of(id))
+    }
+
+    /// The Events about the named objects (a Job of ours and its pods): one list per object,
+    /// filtered by the API server on `involvedObject.name`, however many the namespace holds.
+    pub async fn events_about(&self, names: &[String]) -> Result<Vec<Event>> {
+        let api: Api<Event> = Api::namespaced(self.client()?, &self.namespace);
+        let lists = names.iter().map(|name| {
+            let api = api.clone();
+            let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
+            async move { Ok::<_, ClusterError>(bounded(api.list(&params)).await??) }
+        });
+        let lists = futures::future::try_join_all(lists).await?;
+        Ok(lists.into_iter().flat_map(|list| list.items).collect())
     }
 
     /// A pod of ours by name, as the pod watch knows it.

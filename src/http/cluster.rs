@@ -4,7 +4,7 @@
 //! watch caches, so polling them costs the API server nothing.
 
 use axum::Json;
-use axum::extract::State as AppState;
+use axum::extract::{Path, State as AppState};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use kube::core::{Expression, Selector};
 
+use crate::cluster::events::{self, EventRow};
 use crate::cluster::selector;
 use crate::cluster::views::{self, JobRow, PodRow};
 use crate::domain::{APP_LABEL, APP_LABEL_VALUE, Caller, OWNER_LABEL};
@@ -26,6 +27,11 @@ pub struct JobTable {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PodTable {
     pub items: Vec<PodRow>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventList {
+    pub items: Vec<EventRow>,
 }
 
 /// The caller's selector (`app=submission-helper`, what they asked for, and their own
@@ -95,5 +101,43 @@ pub async fn pods(
     let now = Timestamp::now();
     Ok(Json(PodTable {
         items: pods.iter().map(|pod| views::pod_row(pod, now)).collect(),
+    }))
+}
+
+/// What Kubernetes recorded about a submission's Job and its pods, oldest first: the Events
+/// section of `kubectl describe job` and `kubectl describe pod` (scheduling, image pulls,
+/// back-offs, the Job's failure). Events are kept by the API server for an hour by default, so
+/// an old submission has none.
+#[utoipa::path(
+    get,
+    path = "/v1/submissions/{id}/cluster-events",
+    tag = "cluster",
+    params(("id" = String, Path, description = "The submission's id")),
+    responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 200, body = EventList),
+        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(submission_id = %id))]
+pub async fn submission_events(
+    AppState(context): AppState<Context>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<EventList>> {
+    let submission = super::submissions::find(&context, &caller, &id).await?;
+    let mut names = vec![submission.id.job_name()];
+    names.extend(
+        context
+            .cluster
+            .pods_of(submission.id)
+            .await?
+            .iter()
+            .filter_map(|pod| pod.metadata.name.clone()),
+    );
+    let found = context.cluster.events_about(&names).await?;
+    Ok(Json(EventList {
+        items: events::event_rows(&found),
     }))
 }

@@ -121,6 +121,7 @@ fn api() -> OpenApiRouter<Context> {
         .routes(routes!(cancel::cancel_matching))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
+        .routes(routes!(cluster::submission_events))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))

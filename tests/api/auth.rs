@@ -81,6 +81,7 @@ async fn users_see_and_cancel_only_their_own_submissions(backend: Backend) {
     for path in [
         format!("/v1/submissions/{alices_id}"),
         format!("/v1/submissions/{alices_id}/pods"),
+        format!("/v1/submissions/{alices_id}/cluster-events"),
         format!("/v1/submissions/{alices_id}/logs"),
     ] {
         problem(app.get_as(&bob, &path).await, StatusCode::NOT_FOUND).await;

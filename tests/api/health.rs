@@ -37,6 +37,7 @@ async fn cluster_views_say_the_cluster_is_unavailable(backend: Backend) {
         "/v1/jobs".to_owned(),
         "/v1/pods".to_owned(),
         format!("/v1/submissions/{id}/pods"),
+        format!("/v1/submissions/{id}/cluster-events"),
         format!("/v1/submissions/{id}/logs"),
     ] {
         let body = problem(app.get(&path).await, StatusCode::SERVICE_UNAVAILABLE).await;

@@ -35,6 +35,7 @@ async fn the_service_serves_its_openapi_document() {
         "/v1/submissions/batch",
         "/v1/submissions/{id}",
         "/v1/submissions/{id}/pods",
+        "/v1/submissions/{id}/cluster-events",
         "/v1/submissions/{id}/logs",
         "/v1/submissions/{id}/cancel",
         "/v1/submissions/cancel",

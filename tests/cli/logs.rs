@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{TestCluster, follow_states};
+use crate::harness::{TestCluster, eventually, follow_states};
 use crate::on_the_cluster;
 use crate::process::Client;
 use crate::support::{Backend, json as expect_json};
@@ -90,6 +90,24 @@ async fn describe_and_logs_previous_show_why_a_retried_payload_failed(backend: B
     assert_eq!(started.len(), 2, "{pods}");
     let (first, second) = (&started[0].1, &started[1].1);
 
+    // The job controller records its events a moment after it acts.
+    eventually(
+        "the Job's failure among its events",
+        Duration::from_secs(30),
+        || async {
+            let events = expect_json(
+                app.get(&format!("/v1/submissions/{id}/cluster-events"))
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            events
+                .to_string()
+                .contains("BackoffLimitExceeded")
+                .then_some(())
+        },
+    )
+    .await;
     let previous = client.run(&["logs", &id, "--previous"]).await;
     let newest = client.run(&["logs", &id]).await;
     let described = client.run(&["describe", &id]).await;
@@ -105,6 +123,28 @@ async fn describe_and_logs_previous_show_why_a_retried_payload_failed(backend: B
             "{text}"
         );
     }
+    let events = text.split_once("Events:\n").expect("an Events section").1;
+    let rows: Vec<Vec<&str>> = events
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let job = format!("Job/{}", first.rsplit_once('-').map_or("", |(job, _)| job));
+    for pod in [first, second] {
+        assert!(
+            rows.iter()
+                .any(|row| row[..2] == ["Normal", "SuccessfulCreate"]
+                    && row.contains(&job.as_str())
+                    && row.join(" ").ends_with(&format!("Created pod: {pod}"))),
+            "the creation of {pod} among the events: {text}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|row| row[..2] == ["Warning", "BackoffLimitExceeded"]
+                && row.contains(&job.as_str())),
+        "the Job's failure among the events: {text}"
+    );
     let failed = follow_states(&app, &id, &["failed"]).await.0;
     assert!(
         text.contains(failed["message"].as_str().unwrap_or("<none>")),

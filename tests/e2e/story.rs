@@ -184,6 +184,52 @@ async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backen
         assert_eq!(pod["containers"][0]["state"], "terminated", "{pod}");
         assert_eq!(pod["containers"][0]["exit_code"], 3, "{pod}");
     }
+
+    // What Kubernetes said about it, as `kubectl describe` ends: the job controller records
+    // its events a moment after it acts.
+    let job = format!("Job/{}", created["job_name"].as_str().unwrap_or_default());
+    let events = eventually(
+        "the Job's failure among its events",
+        Duration::from_secs(30),
+        || async {
+            let events = json(
+                app.get(&format!("/v1/submissions/{id}/cluster-events"))
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            let items = events["items"].as_array().cloned().unwrap_or_default();
+            items
+                .iter()
+                .any(|event| event["reason"] == "BackoffLimitExceeded")
+                .then_some(items)
+        },
+    )
+    .await;
+    let failure = events
+        .iter()
+        .find(|event| event["reason"] == "BackoffLimitExceeded")
+        .expect("the failure");
+    assert_eq!(failure["object"], job.as_str(), "{failure}");
+    assert_eq!(failure["type"], "Warning", "{failure}");
+    assert_eq!(failure["from"], "job-controller", "{failure}");
+    let created_pods: Vec<&str> = events
+        .iter()
+        .filter(|event| event["reason"] == "SuccessfulCreate" && event["object"] == job.as_str())
+        .filter_map(|event| event["message"].as_str())
+        .collect();
+    for pod in pods {
+        let name = pod["name"].as_str().unwrap_or_default();
+        assert!(
+            created_pods.contains(&format!("Created pod: {name}").as_str()),
+            "{name} among {created_pods:?}"
+        );
+    }
+    let last_seen: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event["last_seen"].as_str())
+        .collect();
+    assert!(last_seen.is_sorted(), "oldest first: {last_seen:?}");
 }
 on_the_cluster!(a_failing_payload_is_retried_then_fails_with_the_reason);
 
@@ -486,6 +532,21 @@ async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: B
     assert!(
         forbidden(elsewhere.list(&ListParams::default()).await.map(drop)),
         "Jobs of another namespace are visible"
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(client.clone(), &cluster.namespace);
+    assert!(
+        events.list(&ListParams::default()).await.is_ok(),
+        "events are not listable (describe needs them)"
+    );
+    assert!(
+        forbidden(
+            events
+                .delete_collection(&Default::default(), &ListParams::default())
+                .await
+                .map(drop)
+        ),
+        "events can be deleted"
     );
 }
 on_the_cluster!(the_shipped_role_grants_nothing_beyond_what_the_service_uses);
