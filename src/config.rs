@@ -217,6 +217,31 @@ pub struct ServeArgs {
         default_value_t = 30
     )]
     pub request_timeout_seconds: u64,
+    /// A web origin whose pages may call the API from a browser (CORS), e.g.
+    /// `https://dashboard.example.org` (repeat for several; comma-separated in the environment).
+    /// Default: none, so only pages of the service's own origin may.
+    #[arg(
+        long = "cors-origin",
+        env = "SUBMISSION_HELPER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// How the service writes its log: `text` for people, `json` (one object a line, with the
+    /// request's span and its `request_id`) for log collectors.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub log_format: LogFormat,
+}
+
+/// What `--log-format` chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl ServeArgs {
@@ -313,6 +338,22 @@ impl ServeArgs {
             })
     }
 
+    /// The `--cors-origin` values, each checked to be an origin as browsers send it
+    /// (`scheme://host[:port]`, no path), so a typo stops the server at start.
+    pub fn cors_origins(&self) -> anyhow::Result<Vec<http::HeaderValue>> {
+        self.cors_origins
+            .iter()
+            .map(|origin| {
+                cors_origin(origin).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--cors-origin must be an origin such as https://dashboard.example.org \
+                         (a scheme, a host and maybe a port; no path), not {origin:?}"
+                    )
+                })
+            })
+            .collect()
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_seconds.max(1))
     }
@@ -320,6 +361,21 @@ impl ServeArgs {
     pub fn log_wait(&self) -> Duration {
         Duration::from_secs(self.log_wait_seconds)
     }
+}
+
+/// `text` as the `Origin` header a browser would send for it, if it is one: a scheme, a host
+/// and maybe a port, with no path, not even a trailing `/` (it would never match).
+fn cors_origin(text: &str) -> Option<http::HeaderValue> {
+    let uri: http::Uri = text.parse().ok()?;
+    let origin = matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some_and(|authority| {
+            !authority.host().is_empty() && !authority.as_str().contains('@')
+        })
+        && uri.path_and_query().is_none_or(|path| path.as_str() == "/")
+        && !text.ends_with('/');
+    origin
+        .then(|| http::HeaderValue::from_str(text).ok())
+        .flatten()
 }
 
 /// A duration as `90s`, `10m`, `1h`, `1h30m` (or plain seconds).
@@ -354,6 +410,39 @@ fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cors_origin_is_a_scheme_a_host_and_maybe_a_port() {
+        for good in [
+            "https://dashboard.example.org",
+            "http://127.0.0.1:5173",
+            "http://[::1]:8080",
+        ] {
+            let parsed = args(&["--cors-origin", good]).cors_origins();
+            assert_eq!(
+                parsed.expect(good),
+                [http::HeaderValue::from_static(good)],
+                "{good}"
+            );
+        }
+        for bad in [
+            "dashboard.example.org",
+            "https://dashboard.example.org/",
+            "https://dashboard.example.org/app",
+            "ftp://dashboard.example.org",
+            "https://user@dashboard.example.org",
+            "*",
+        ] {
+            let error = args(&["--cors-origin", bad])
+                .cors_origins()
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                error.contains("--cors-origin") && error.contains(bad),
+                "{error}"
+            );
+        }
+    }
 
     fn args(extra: &[&str]) -> ServeArgs {
         let mut argv = vec!["submission-helper", "serve"];

@@ -41,6 +41,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dispatch: cluster::dispatch::Limits {
             per_user: (args.max_concurrent > 0).then_some(args.max_concurrent),
         },
+        cors_origins: args.cors_origins()?,
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");

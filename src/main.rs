@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use submission_helper::config::{Cli, Command};
+use submission_helper::config::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -16,12 +16,22 @@ async fn main() -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => {
-            tracing_subscriber::fmt()
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_env_filter(
-                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-                )
-                .init();
+            let filter =
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+            match args.log_format {
+                LogFormat::Text => tracing_subscriber::fmt()
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                    .with_env_filter(filter)
+                    .init(),
+                // One JSON object a line, with the spans it happened in: the request's
+                // (method, path, request_id) and the handler's (submission_id).
+                LogFormat::Json => tracing_subscriber::fmt()
+                    .json()
+                    .with_current_span(false)
+                    .with_span_list(true)
+                    .with_env_filter(filter)
+                    .init(),
+            }
             submission_helper::serve(*args)
                 .await
                 .map(|()| ExitCode::SUCCESS)

@@ -46,6 +46,8 @@ pub struct Settings {
     pub pending_timeout: Duration,
     /// What the dispatcher obeys: each user's limit of active Jobs.
     pub dispatch: dispatch::Limits,
+    /// Web origins whose pages may call the API from a browser (CORS); none by default.
+    pub cors_origins: Vec<axum::http::HeaderValue>,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             follows_per_user: 20,
             pending_timeout: Duration::from_secs(600),
             dispatch: dispatch::Limits::default(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -106,6 +109,7 @@ impl Application {
             final_counts: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
             cancels,
+            cors_origins: Arc::new(settings.cors_origins),
         };
         Ok(Application {
             listener,

@@ -23,6 +23,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -57,6 +58,8 @@ pub struct Context {
     pub follows: follows::FollowLimits,
     /// Where cancels leave the Jobs to delete in the background.
     pub cancels: crate::cluster::cancels::Cancels,
+    /// Web origins whose pages may call the API (CORS); empty: none but our own.
+    pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
     /// Counts of finished submissions, recounted in the background.
     pub final_counts: metrics::FinalCounts,
 }
@@ -137,10 +140,11 @@ pub fn openapi_json() -> String {
     json
 }
 
-/// The whole application: routes, documentation, request ids and tracing.
+/// The whole application: routes, documentation, request ids, tracing and CORS.
 pub fn router(context: Context) -> Router {
     let (router, openapi) = api().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
+    let cors = cors(&context.cors_origins);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .fallback(|| async { ApiError::NotFound("there is nothing at this path".into()) })
@@ -164,6 +168,35 @@ pub fn router(context: Context) -> Router {
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(tower::util::option_layer(cors))
+}
+
+/// CORS for the configured origins (none: no CORS headers at all, so a browser lets only the
+/// service's own pages read its answers). A preflight is answered before authentication, as
+/// browsers send it without credentials; the real request then needs its token as any other.
+fn cors(origins: &[axum::http::HeaderValue]) -> Option<CorsLayer> {
+    use axum::http::{Method, header};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::LOCATION,
+                header::RETRY_AFTER,
+                HeaderName::from_static("idempotent-replayed"),
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
 }
 
 /// Answers a request that takes longer than `limit` with a 503 problem, dropping the handler

@@ -325,6 +325,45 @@ on_both_databases!(a_token_over_its_rate_limit_is_told_when_to_retry);
 /// every kind of request, and reads the service's log: neither may appear in it.
 #[tokio::test]
 async fn tokens_and_environment_values_never_reach_the_log() {
+    secrets_stay_out_of_the_log("text").await;
+}
+
+/// The same in the log for collectors (`--log-format json`): one JSON object a line, and each
+/// request's events carry the `x-request-id` its answer had.
+#[tokio::test]
+async fn the_json_log_has_one_object_a_line_with_the_request_id_and_no_secrets() {
+    let (logged, request_id) = secrets_stay_out_of_the_log("json").await;
+
+    let lines: Vec<Value> = logged
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let of_the_request: Vec<&Value> = lines
+        .iter()
+        .filter(|line| {
+            line["spans"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|span| span["request_id"] == request_id.as_str())
+        })
+        .collect();
+    assert!(
+        of_the_request
+            .iter()
+            .any(|line| line["fields"]["message"] == "submissions stored"),
+        "the submit's events carry its request id {request_id}: {logged}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["level"] == "INFO" && line["fields"]["message"] == "listening"),
+        "{logged}"
+    );
+}
+
+/// Returns the log and the request id of the accepted submit.
+async fn secrets_stay_out_of_the_log(log_format: &str) -> (String, String) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let database = format!("sqlite://{}", dir.path().join("db.sqlite").display());
     let store = submission_helper::storage::Store::connect(&database)
@@ -347,6 +386,8 @@ async fn tokens_and_environment_values_never_reach_the_log() {
             &format!("127.0.0.1:{port}"),
             "--database-url",
             &database,
+            "--log-format",
+            log_format,
         ])
         .env("KUBECONFIG", "/nonexistent")
         .env("RUST_LOG", "debug")
@@ -376,6 +417,10 @@ async fn tokens_and_environment_values_never_reach_the_log() {
         .await
         .expect("submit");
     assert_eq!(created.status(), StatusCode::CREATED);
+    let request_id = created.headers()["x-request-id"]
+        .to_str()
+        .expect("request id")
+        .to_owned();
     let refused = client
         .post(format!("{url}/v1/submissions"))
         .json(&body!({"image": "bad image", "command": "x", "env": {"1BAD": secret}}))
@@ -407,6 +452,7 @@ async fn tokens_and_environment_values_never_reach_the_log() {
         "an environment value reached the log"
     );
     assert!(!logged.contains(&token), "a token reached the log");
+    (logged, request_id)
 }
 
 /// An address that keeps sending unknown tokens is refused before any token lookup once it has

@@ -12,6 +12,7 @@ mod support;
 
 mod auth;
 mod campaigns;
+mod cors;
 mod health;
 mod hostile;
 mod idempotency;
