@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod submissions;
 pub mod submit;
+mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -147,6 +148,7 @@ pub fn router(context: Context) -> Router {
     let cors = cors(&context.cors_origins);
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(ui::router())
         .fallback(|| async { ApiError::NotFound("there is nothing at this path".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this path does not answer to that method".into())
