@@ -44,7 +44,7 @@ async function listView() {
   const body = el("tbody");
   const table = el("table", {}, el("thead", {}, el("tr", {},
     ...["Name", "State", "Message", "Created"].map((h) => el("th", {}, h)))), body);
-  view.replaceChildren(filters, table);
+  view.replaceChildren(submitForm(), filters, table);
   const load = async () => {
     const query = new URLSearchParams();
     for (const [key, id] of [["state", "f-state"], ["label", "f-label"], ["name", "f-name"]]) {
@@ -59,18 +59,82 @@ async function listView() {
       el("td", {}, s.state), el("td", {}, s.message || ""), el("td", {}, s.created_at))));
   };
   filters.addEventListener("submit", (event) => { event.preventDefault(); load(); });
+  const cancelAll = el("button", { type: "button", id: "cancel-all" }, "Cancel all matching");
+  filters.append(cancelAll);
+  cancelAll.addEventListener("click", async () => {
+    const query = new URLSearchParams({ state: "waiting,queued,pending,running", limit: "1000" });
+    const filter = { state: ["waiting", "queued", "pending", "running"], labels: {} };
+    const name = document.getElementById("f-name").value;
+    const label = document.getElementById("f-label").value;
+    if (name) { query.set("name", name); filter.name = name; }
+    if (label) { query.set("label", label); Object.assign(filter.labels, pairs(label)); }
+    const answer = await api(`/v1/submissions?${query}`);
+    if (!answer.ok) return;
+    const count = (await answer.json()).items.length;
+    if (!confirm(`Cancel ${count} active submission(s)?`)) return;
+    await api("/v1/submissions/cancel", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(filter),
+    });
+    load();
+  });
   await load();
+  follow(load);
+}
+
+/** Reloads on each state event from `/v1/events`; polls instead where the server has none. */
+let lastRevision = 0;
+let events = null;
+async function follow(load) {
   clearInterval(poll);
-  poll = setInterval(load, 3000);
+  events?.abort();
+  events = new AbortController();
+  const signal = events.signal;
+  try {
+    const answer = await api(`/v1/events?after=${lastRevision}`, { signal });
+    if (!answer.ok || !answer.body) { poll = setInterval(load, 3000); return; }
+    const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        for (const line of block.split("\n")) {
+          if (line.startsWith("id:")) lastRevision = Number(line.slice(3).trim()) || lastRevision;
+        }
+        if (block.split("\n").some((line) => line.startsWith("data:"))) load();
+      }
+    }
+  } catch (error) {
+    if (signal.aborted) return;
+  }
+  if (!signal.aborted) setTimeout(() => follow(load), 2000);
 }
 
 async function detailView(id) {
   clearInterval(poll);
+  events?.abort();
   const answer = await api(`/v1/submissions/${encodeURIComponent(id)}`);
   if (!answer.ok) { view.replaceChildren(el("p", { class: "error" }, "Not found.")); return; }
   const s = await answer.json();
   const log = el("pre", { class: "log", id: "log" });
-  view.replaceChildren(el("h2", {}, s.name || s.id), el("p", {}, `State: ${s.state}`), log);
+  const cancel = el("button", { type: "button", id: "cancel" }, "Cancel");
+  cancel.addEventListener("click", async () => {
+    if (!confirm(`Cancel ${s.name || s.id}?`)) return;
+    await api(`/v1/submissions/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+    route();
+  });
+  let pinned = true;
+  log.addEventListener("scroll", () => { pinned = log.scrollTop + log.clientHeight >= log.scrollHeight - 4; });
+  const download = el("button", { type: "button" }, "Download log");
+  download.addEventListener("click", () => {
+    const link = el("a", { href: URL.createObjectURL(new Blob([log.textContent])), download: `${s.id}.log` });
+    link.click();
+  });
+  view.replaceChildren(el("h2", {}, s.name || s.id), el("p", {}, `State: ${s.state}`), cancel, download, log);
   const logs = await api(`/v1/submissions/${encodeURIComponent(id)}/logs?follow=true`);
   if (!logs.ok || !logs.body) return;
   const reader = logs.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -78,8 +142,56 @@ async function detailView(id) {
     const { value, done } = await reader.read();
     if (done) break;
     log.append(value);
-    log.scrollTop = log.scrollHeight;
+    if (pinned) log.scrollTop = log.scrollHeight;
   }
+}
+
+const FIELDS = [["name", "Name"], ["image", "Image"], ["command", "Command"],
+  ["volume_claim", "Claim"], ["mount_path", "Mount path"], ["env", "Env (K=V, one a line)"],
+  ["labels", "Labels (k=v, one a line)"]];
+
+function pairs(text) {
+  const map = {};
+  for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) {
+    const at = line.indexOf("=");
+    map[at < 0 ? line : line.slice(0, at)] = at < 0 ? "" : line.slice(at + 1);
+  }
+  return map;
+}
+
+/** The submit form; the server's refusals are shown beside the field they are about. */
+function submitForm() {
+  const form = el("form", { class: "submit", id: "submit" });
+  for (const [field, label] of FIELDS) {
+    const input = field === "env" || field === "labels"
+      ? el("textarea", { id: `s-${field}`, rows: "2" }) : el("input", { id: `s-${field}` });
+    input.setAttribute("aria-describedby", `e-${field}`);
+    form.append(el("label", { for: `s-${field}` }, label, input,
+      el("span", { class: "error", id: `e-${field}` })));
+  }
+  form.append(el("button", { type: "submit" }, "Submit"), el("p", { class: "error", id: "e-form", role: "alert" }));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const node of form.querySelectorAll(".error")) node.textContent = "";
+    const body = {};
+    for (const [field] of FIELDS) {
+      const value = document.getElementById(`s-${field}`).value;
+      if (!value) continue;
+      body[field] = field === "env" || field === "labels" ? pairs(value) : value;
+    }
+    const answer = await api("/v1/submissions", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (answer.ok) { form.reset(); return; }
+    const problem = await answer.json().catch(() => ({}));
+    for (const error of problem.errors || []) {
+      const field = FIELDS.find(([name]) => error.field === name || error.field.startsWith(`${name}.`));
+      const target = document.getElementById(field ? `e-${field[0]}` : "e-form");
+      target.textContent = `${target.textContent} ${error.reason}`.trim();
+    }
+    if (!problem.errors?.length) document.getElementById("e-form").textContent = problem.detail || answer.statusText;
+  });
+  return form;
 }
 
 function route() {
