@@ -50,12 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The web page's browser tests drive Debian's Chromium through chromedriver.
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
-fi
-
 step() { printf '\n==> %s\n' "$*"; }
 
 # Starts a simulated node for the control plane of the kubeconfig $1, logging to node-sim-$2.
