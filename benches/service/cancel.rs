@@ -33,7 +33,7 @@ async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyho
     let database = Database::create(Backend::Sqlite).await?;
     let secret = token(&database, "bench", false).await?;
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
-    let doomed = json!({"image": "busybox", "command": "exec sleep 3600",
+    let doomed = json!({"image": "busybox", "command": "echo started; exec sleep 3600",
                         "labels": {"campaign": "doomed"}});
     submit_batches(&service, &secret, vec![doomed; count], PER_REQUEST).await?;
     wait_for(
@@ -58,11 +58,12 @@ async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyho
     .json()
     .await?;
     let answered = started.elapsed();
-    let cancelled = answer["cancelled"].as_array().map_or(0, Vec::len);
-    if cancelled != count {
-        bail!("the cancel cancelled {cancelled} of {count}");
+    let cancelled = answer["cancelled"].as_array().cloned().unwrap_or_default();
+    if cancelled.len() != count {
+        bail!("the cancel cancelled {} of {count}", cancelled.len());
     }
     let (jobs_gone, pods_gone) = until_gone(client, namespace, started).await?;
+    let kept = logs_kept(&service, &secret, &cancelled).await?;
     let memory = service.memory()?;
 
     // The reference: as many running payloads deleted by a plain client, the way
@@ -113,6 +114,11 @@ async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyho
             seconds(reference_pods_gone),
         ),
         (
+            "logs kept, of a sample of cancelled submissions",
+            kept,
+            "- (deleted with their pods)".into(),
+        ),
+        (
             "service RSS after (peak)",
             format!("{:.1} MiB ({:.1} MiB)", memory.now_mib, memory.peak_mib),
             "-".into(),
@@ -121,6 +127,32 @@ async fn measure(kubeconfig: &Path, lone: &LoneNamespace, scale: Scale) -> anyho
         table.row(&[figure.into(), value, reference]);
     }
     Ok(())
+}
+
+/// How many of (up to) 20 cancelled submissions still serve the line their payload printed
+/// before it was cancelled, now that their pods are gone.
+async fn logs_kept(service: &Service, secret: &str, cancelled: &[Value]) -> anyhow::Result<String> {
+    let step = (cancelled.len() / 20).max(1);
+    let sample: Vec<&str> = cancelled
+        .iter()
+        .step_by(step)
+        .filter_map(|submission| submission["id"].as_str())
+        .collect();
+    let mut kept = 0;
+    for id in &sample {
+        let log = service
+            .http
+            .get(format!("{}/v1/submissions/{id}/logs", service.url))
+            .bearer_auth(secret)
+            .send()
+            .await?
+            .text()
+            .await?;
+        if log.contains("started") {
+            kept += 1;
+        }
+    }
+    Ok(format!("{kept} of {}", sample.len()))
 }
 
 /// Waits until no Job and no pod is left in `namespace`; returns when each went, counted

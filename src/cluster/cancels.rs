@@ -6,14 +6,20 @@
 //! thousands answers in the time of one UPDATE. What is not deleted yet when the service stops
 //! (or fails here) is deleted by the controller, which removes any Job of a cancelled
 //! submission it sees, at every (re)list included.
+//!
+//! A Job is queued once: while its delete is queued or under way, the controller's reconciles
+//! of that submission (every event of its pods while they stop) ask again and are ignored, so
+//! a campaign's cancel reads each log and deletes each Job once, not once per event.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, logs};
+use super::{Cluster, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -29,12 +35,17 @@ type Doomed = (SubmissionId, String);
 #[derive(Clone)]
 pub struct Cancels {
     queue: Option<mpsc::UnboundedSender<Doomed>>,
+    /// Names of the Jobs queued or being deleted.
+    pending: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Cancels {
     /// Nothing is deleted (no cluster): the Jobs, if any, are the watcher's once there is one.
     pub fn none() -> Self {
-        Cancels { queue: None }
+        Cancels {
+            queue: None,
+            pending: Arc::default(),
+        }
     }
 
     /// The queue, and the task that works it until `stop`.
@@ -44,23 +55,40 @@ impl Cancels {
         stop: CancellationToken,
     ) -> (Self, impl Future<Output = ()>) {
         let (queue, doomed) = mpsc::unbounded_channel();
+        let pending: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let done = pending.clone();
         let worker = async move {
+            let (cluster, store, done) = (&cluster, &store, &done);
             stream_of(doomed)
                 .take_until(stop.cancelled_owned())
-                .for_each_concurrent(CONCURRENCY, |(id, job_name)| {
-                    delete(&cluster, &store, id, job_name)
+                .for_each_concurrent(CONCURRENCY, |(id, job_name): Doomed| {
+                    async move {
+                        delete(cluster, store, id, &job_name).await;
+                        // Asked again after this (the delete failed, or a relist still shows
+                        // the Job), it is queued again.
+                        lock(done).remove(&job_name);
+                    }
                 })
                 .await;
         };
-        (Cancels { queue: Some(queue) }, worker)
+        let cancels = Cancels {
+            queue: Some(queue),
+            pending,
+        };
+        (cancels, worker)
     }
 
-    /// Hands the Jobs of these cancelled submissions to the background.
+    /// Hands the Jobs of these cancelled submissions to the background, each unless it is
+    /// already queued or being deleted.
     pub fn delete_jobs(&self, jobs: impl IntoIterator<Item = Doomed>) {
-        if let Some(queue) = &self.queue {
-            for job in jobs {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let mut pending = lock(&self.pending);
+        for (id, job_name) in jobs {
+            if pending.insert(job_name.clone()) {
                 // The worker stopped only when the service is stopping; the watcher finishes.
-                let _ = queue.send(job);
+                let _ = queue.send((id, job_name));
             }
         }
     }
@@ -71,7 +99,7 @@ fn stream_of<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl futures::Strea
     futures::stream::poll_fn(move |context| receiver.poll_recv(context))
 }
 
-async fn delete(cluster: &Cluster, store: &Store, id: SubmissionId, job_name: String) {
+async fn delete(cluster: &Cluster, store: &Store, id: SubmissionId, job_name: &str) {
     let archived = logs::archive(cluster, store, id, true);
     if tokio::time::timeout(ARCHIVE_BEFORE_DELETE, archived)
         .await
@@ -79,7 +107,51 @@ async fn delete(cluster: &Cluster, store: &Store, id: SubmissionId, job_name: St
     {
         tracing::warn!(submission_id = %id, "archiving logs before a cancel's delete took too long");
     }
-    if let Err(error) = cluster.delete_job(&job_name).await {
+    if let Err(error) = cluster.delete_job(job_name).await {
         tracing::warn!(submission_id = %id, %error, "could not delete a cancelled submission's Job yet; the controller will");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The queue alone, without a worker (a cluster cannot be faked here): what is sent to it.
+    fn queue_only() -> (Cancels, mpsc::UnboundedReceiver<Doomed>) {
+        let (queue, doomed) = mpsc::unbounded_channel();
+        let cancels = Cancels {
+            queue: Some(queue),
+            pending: Arc::default(),
+        };
+        (cancels, doomed)
+    }
+
+    #[test]
+    fn a_job_asked_for_again_while_queued_is_queued_once() {
+        let (cancels, mut doomed) = queue_only();
+        let id = SubmissionId::new();
+
+        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+        cancels.delete_jobs([(id, "sh-a".to_owned()), (id, "sh-b".to_owned())]);
+        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+
+        let mut queued = Vec::new();
+        while let Ok((_, name)) = doomed.try_recv() {
+            queued.push(name);
+        }
+        assert_eq!(queued, ["sh-a", "sh-b"]);
+    }
+
+    #[test]
+    fn a_job_is_queued_again_once_its_delete_is_done() {
+        let (cancels, mut doomed) = queue_only();
+        let id = SubmissionId::new();
+        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+        assert!(doomed.try_recv().is_ok());
+
+        lock(&cancels.pending).remove("sh-a");
+        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+
+        assert!(doomed.try_recv().is_ok(), "queued again");
     }
 }
