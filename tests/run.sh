@@ -52,6 +52,17 @@ trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The page's browser tests drive Debian's Chromium through chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  step "Chromium and chromedriver (Debian's packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver fonts-dejavu-core >/dev/null
+fi
+# Screenshots the browser tests take, to be looked at after the run.
+export SH_TEST_ARTIFACTS="$root/test-artifacts"
+rm -rf "$SH_TEST_ARTIFACTS"
+
 # Starts a simulated node for the control plane of the kubeconfig $1, logging to node-sim-$2.
 start_node_sim() {
   local kubeconfig=$1 name=$2
@@ -159,6 +170,7 @@ if [ ${#filter[@]} -eq 0 ]; then
   ) || status=1
   cat "$work/oldest.log" >>"$work/tests.log"
 fi
+[ -d "$SH_TEST_ARTIFACTS" ] && echo "screenshots of the page: $SH_TEST_ARTIFACTS"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1) } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$work/tests.log"
 exit "$status"

@@ -31,6 +31,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("ui/app.css"),
     ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("ui/favicon.svg"),
+    ),
 ];
 
 /// The page's routes; outside the OpenAPI document, as they are not part of the API.

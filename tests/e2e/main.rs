@@ -8,6 +8,7 @@
 mod support;
 
 mod archive;
+mod browser;
 mod campaigns;
 mod controller;
 mod dispatch;
@@ -16,3 +17,4 @@ mod kubernetes;
 mod node;
 mod recovery;
 mod story;
+mod ui;

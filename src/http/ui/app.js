@@ -134,7 +134,9 @@ async function detailView(id) {
     const link = el("a", { href: URL.createObjectURL(new Blob([log.textContent])), download: `${s.id}.log` });
     link.click();
   });
-  view.replaceChildren(el("h2", {}, s.name || s.id), el("p", {}, `State: ${s.state}`), cancel, download, log);
+  const active = ["waiting", "queued", "pending", "running"].includes(s.state);
+  view.replaceChildren(el("h2", {}, s.name || s.id), el("p", {}, `State: ${s.state}`),
+    ...(active ? [cancel] : []), download, log);
   const logs = await api(`/v1/submissions/${encodeURIComponent(id)}/logs?follow=true`);
   if (!logs.ok || !logs.body) return;
   const reader = logs.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -1,0 +1,197 @@
+//! A real browser for the page's tests: Debian's `chromium`, headless, driven through its
+//! `chromedriver` (WebDriver on 127.0.0.1). The browser is kept on loopback: hostnames other
+//! than localhost do not resolve and its background services are off, so it sends nothing
+//! beyond this machine.
+//!
+//! Screenshots go to `SH_TEST_ARTIFACTS` (`tests/run.sh` sets it to `test-artifacts/` in the
+//! checkout), or to cargo's temporary directory for tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::harness::eventually;
+use crate::support::{must_run_everything, say_once_skipped};
+
+/// A headless Chromium session, and the chromedriver that runs it (stopped on drop).
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    webdriver: String,
+    artifacts: PathBuf,
+    /// The browser's profile, removed with it.
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// A browser whose window is `width` x `height`, saving screenshots as `<story>-<name>.png`;
+    /// `None` (the test is skipped, and says so) where no chromedriver is installed, except
+    /// under `tests/run.sh`, which installs it and where a missing browser fails the test.
+    pub async fn start(story: &str, width: u32, height: u32) -> Option<Browser> {
+        let chromedriver = std::env::var("SH_TEST_CHROMEDRIVER")
+            .unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
+        if !std::path::Path::new(&chromedriver).exists() {
+            assert!(
+                !must_run_everything(),
+                "no chromedriver at {chromedriver}: tests/run.sh installs Debian's chromium-driver"
+            );
+            say_once_skipped("the browser tests: Debian's chromium-driver is not installed");
+            return None;
+        }
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let webdriver = format!("http://127.0.0.1:{port}");
+        let status = format!("{webdriver}/status");
+        eventually(
+            "chromedriver to answer",
+            Duration::from_secs(30),
+            || async {
+                let answer = reqwest::get(&status).await.ok()?;
+                let body: Value = answer.json().await.ok()?;
+                (body["value"]["ready"] == true).then_some(())
+            },
+        )
+        .await;
+
+        let profile = tempfile::tempdir().expect("browser profile");
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": std::env::var("SH_TEST_CHROMIUM")
+                    .unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.path().display()),
+                    "--no-first-run",
+                    "--no-default-browser-check",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-default-apps",
+                    "--disable-domain-reliability",
+                    "--disable-client-side-phishing-detection",
+                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+                ],
+            },
+        });
+        let capabilities = match capabilities {
+            Value::Object(map) => map,
+            _ => unreachable!("a JSON object"),
+        };
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&webdriver)
+            .await
+            .expect("a chromium session");
+        let artifacts = std::env::var("SH_TEST_ARTIFACTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artifacts"))
+            .join(story);
+        std::fs::create_dir_all(&artifacts).expect("artifacts directory");
+        Some(Browser {
+            client,
+            driver,
+            webdriver,
+            artifacts,
+            _profile: profile,
+        })
+    }
+
+    /// Saves what the page shows now as `<name>.png`, to be looked at.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = self.artifacts.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write screenshot");
+        crate::support::report(&format!("screenshot: {}", path.display()));
+    }
+
+    /// Types `text` into the field with this id, after clearing it.
+    pub async fn fill(&self, id: &str, text: &str) {
+        let field = self.find(&format!("#{id}")).await;
+        field.clear().await.expect("clear field");
+        field.send_keys(text).await.expect("type into field");
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.expect("click");
+    }
+
+    /// The element `css` selects, waiting for it to appear.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("no {css} on the page: {error}"))
+    }
+
+    /// The page's visible text, waiting until it contains `expected`.
+    pub async fn wait_for_text(&self, what: &str, deadline: Duration, expected: &str) -> String {
+        eventually(what, deadline, || async {
+            let body = self.client.find(Locator::Css("body")).await.ok()?;
+            let text = body.text().await.ok()?;
+            text.contains(expected).then_some(text)
+        })
+        .await
+    }
+
+    /// What the page wrote to the browser's console at level SEVERE (script errors, failed
+    /// loads), from chromedriver's log of the session.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("session id")
+            .expect("a session");
+        let log: Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.webdriver))
+            .json(&json!({"type": "browser"}))
+            .send()
+            .await
+            .expect("read the browser's log")
+            .json()
+            .await
+            .expect("the log as JSON");
+        log["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
