@@ -5,11 +5,13 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use fantoccini::Locator;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 use crate::browser::Browser;
 use crate::harness::{TestCluster, eventually};
-use crate::support::Backend;
+use crate::support::{Backend, json as json_body, spawn_app};
 
 #[tokio::test]
 #[ignore = "needs the local control plane and Debian's chromium: run tests/run.sh"]
@@ -71,7 +73,7 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
         || async {
             let rows = browser
                 .client
-                .find_all(fantoccini::Locator::Css("tbody tr"))
+                .find_all(Locator::Css("tbody tr"))
                 .await
                 .ok()?;
             for row in rows {
@@ -99,6 +101,19 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
             "hello from the page",
         )
         .await;
+    let job_name = stored[0]["job_name"].as_str().expect("job name").to_owned();
+    let tables = eventually(
+        "its Job and pod as kubectl shows them",
+        Duration::from_secs(30),
+        || async {
+            let job = browser.find("#job").await.text().await.ok()?;
+            let pods = browser.find("#pods").await.text().await.ok()?;
+            (job.contains(&job_name) && pods.contains("Running")).then_some((job, pods))
+        },
+    )
+    .await;
+    assert!(tables.0.contains("COMPLETIONS"), "Job table: {}", tables.0);
+    assert!(tables.1.contains(&job_name), "pod table: {}", tables.1);
     browser.screenshot("4-log-followed").await;
 
     // Cancel, confirmed in the browser's dialog.
@@ -128,7 +143,7 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
         .await;
     let buttons = browser
         .client
-        .find_all(fantoccini::Locator::Css("#cancel"))
+        .find_all(Locator::Css("#cancel"))
         .await
         .expect("buttons");
     assert!(
@@ -179,4 +194,108 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Debian's chromium: run tests/run.sh"]
+async fn the_list_pages_through_older_submissions_and_cancel_all_counts_every_match() {
+    // No cluster: the submissions stay queued, which is all the list needs.
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = Browser::start("ui-paging", 1280, 800).await else {
+        return;
+    };
+    let many: Vec<Value> = (0..120)
+        .map(|i| {
+            json!({"name": format!("big-{i:03}"), "image": "busybox", "command": "true",
+                        "labels": {"campaign": "big"}})
+        })
+        .collect();
+    json_body(
+        app.post_json("/v1/submissions/batch", &json!({"submissions": many}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    for i in 0..3 {
+        app.submit(
+            json!({"name": format!("other-{i}"), "image": "busybox", "command": "true",
+                          "labels": {"campaign": "other"}}),
+        )
+        .await;
+    }
+    browser
+        .client
+        .goto(&app.url("/ui"))
+        .await
+        .expect("open the page");
+    browser.fill("token", &app.token).await;
+    browser.click("#signin button[type=submit]").await;
+
+    // 123 rows, 50 a page, newest first: 50, 50, 23, and back.
+    let first = page_rows(&browser, "other-2").await;
+    assert_eq!(first.len(), 50);
+    assert!(first[0].contains("other-2"), "newest first: {first:?}");
+    browser.click("#older").await;
+    let second = page_rows(&browser, "big-069").await;
+    assert_eq!(second.len(), 50);
+    browser.click("#older").await;
+    let third = page_rows(&browser, "big-000").await;
+    assert_eq!(third.len(), 23);
+    assert!(third[22].contains("big-000"), "oldest last: {}", third[22]);
+    let older_disabled = browser.find("#older").await.attr("disabled").await;
+    assert!(
+        older_disabled.is_ok_and(|value| value.is_some()),
+        "no page after the last"
+    );
+    browser.screenshot("1-last-page").await;
+    browser.click("#newer").await;
+    assert_eq!(page_rows(&browser, "big-069").await.len(), 50);
+
+    // Cancel all of one campaign: the count is every match, not a page of them.
+    browser.fill("f-label", "campaign=big").await;
+    browser.click("#filters button[type=submit]").await;
+    browser.click("#cancel-all").await;
+    let question = eventually("the confirmation", Duration::from_secs(10), || async {
+        browser.client.get_alert_text().await.ok()
+    })
+    .await;
+    assert_eq!(question, "Cancel 120 active submission(s)?");
+    browser.client.accept_alert().await.expect("confirm");
+    eventually("120 cancelled", Duration::from_secs(10), || async {
+        let cancelled = app.list_all("&state=cancelled").await;
+        (cancelled.len() == 120).then_some(())
+    })
+    .await;
+    let others = app.list_all("&label=campaign=other").await;
+    assert!(
+        others
+            .iter()
+            .all(|submission| submission["state"] == "queued"),
+        "the other campaign is untouched: {others:?}"
+    );
+    browser.close().await;
+}
+
+/// The rows of the list once the page shows `expected`.
+async fn page_rows(browser: &Browser, expected: &str) -> Vec<String> {
+    eventually(
+        &format!("a page showing {expected}"),
+        Duration::from_secs(30),
+        || async {
+            let rows = browser
+                .client
+                .find_all(Locator::Css("tbody tr"))
+                .await
+                .ok()?;
+            let mut texts = Vec::new();
+            for row in rows {
+                texts.push(row.text().await.ok()?);
+            }
+            texts
+                .iter()
+                .any(|text| text.contains(expected))
+                .then_some(texts)
+        },
+    )
+    .await
 }

@@ -44,21 +44,38 @@ async function listView() {
   const body = el("tbody");
   const table = el("table", {}, el("thead", {}, el("tr", {},
     ...["Name", "State", "Message", "Created"].map((h) => el("th", {}, h)))), body);
-  view.replaceChildren(submitForm(), filters, table);
+  // Pages of PAGE rows, newest first: the cursor of the page shown, and those before it.
+  let cursor = null;
+  const earlier = [];
+  const newer = el("button", { type: "button", id: "newer", disabled: "" }, "Newer");
+  const older = el("button", { type: "button", id: "older", disabled: "" }, "Older");
+  view.replaceChildren(submitForm(), filters, table, el("nav", { class: "pages" }, newer, older));
+  let next = null;
   const load = async () => {
-    const query = new URLSearchParams();
+    const query = new URLSearchParams({ limit: String(PAGE) });
     for (const [key, id] of [["state", "f-state"], ["label", "f-label"], ["name", "f-name"]]) {
       const value = document.getElementById(id)?.value;
       if (value) query.set(key, value);
     }
+    if (cursor) query.set("cursor", cursor);
     const answer = await api(`/v1/submissions?${query}`);
     if (!answer.ok) return;
     const page = await answer.json();
+    next = page.next_cursor || null;
     body.replaceChildren(...page.items.map((s) => el("tr", {},
       el("td", {}, el("a", { href: `#/submissions/${s.id}` }, s.name || s.id)),
       el("td", {}, s.state), el("td", {}, s.message || ""), el("td", {}, s.created_at))));
+    older.toggleAttribute("disabled", !next);
+    newer.toggleAttribute("disabled", earlier.length === 0);
   };
-  filters.addEventListener("submit", (event) => { event.preventDefault(); load(); });
+  older.addEventListener("click", () => { if (next) { earlier.push(cursor); cursor = next; load(); } });
+  newer.addEventListener("click", () => { if (earlier.length) { cursor = earlier.pop(); load(); } });
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault();
+    cursor = null;
+    earlier.length = 0;
+    load();
+  });
   const cancelAll = el("button", { type: "button", id: "cancel-all" }, "Cancel all matching");
   filters.append(cancelAll);
   cancelAll.addEventListener("click", async () => {
@@ -68,9 +85,8 @@ async function listView() {
     const label = document.getElementById("f-label").value;
     if (name) { query.set("name", name); filter.name = name; }
     if (label) { query.set("label", label); Object.assign(filter.labels, pairs(label)); }
-    const answer = await api(`/v1/submissions?${query}`);
-    if (!answer.ok) return;
-    const count = (await answer.json()).items.length;
+    const count = await countMatching(query);
+    if (count === null) return;
     if (!confirm(`Cancel ${count} active submission(s)?`)) return;
     await api("/v1/submissions/cancel", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(filter),
@@ -79,6 +95,22 @@ async function listView() {
   });
   await load();
   follow(load);
+}
+
+/** Rows per page of the list. */
+const PAGE = 50;
+
+/** How many submissions a list query matches, counted through every page; null on an error. */
+async function countMatching(query) {
+  let count = 0;
+  for (;;) {
+    const answer = await api(`/v1/submissions?${query}`);
+    if (!answer.ok) return null;
+    const page = await answer.json();
+    count += page.items.length;
+    if (!page.next_cursor) return count;
+    query.set("cursor", page.next_cursor);
+  }
 }
 
 /** Reloads on each state event from `/v1/events`; polls instead where the server has none. */
@@ -135,8 +167,13 @@ async function detailView(id) {
     link.click();
   });
   const active = ["waiting", "queued", "pending", "running"].includes(s.state);
-  view.replaceChildren(el("h2", {}, s.name || s.id), el("p", {}, `State: ${s.state}`),
-    ...(active ? [cancel] : []), download, log);
+  const job = el("table", { id: "job" });
+  const pods = el("table", { id: "pods" });
+  view.replaceChildren(el("h2", {}, s.name || s.id),
+    el("p", {}, `State: ${s.state}`, s.message ? ` (${s.message})` : ""),
+    ...(active ? [cancel] : []), download,
+    el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Log"), log);
+  clusterTables(s, job, pods);
   const logs = await api(`/v1/submissions/${encodeURIComponent(id)}/logs?follow=true`);
   if (!logs.ok || !logs.body) return;
   const reader = logs.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -146,6 +183,28 @@ async function detailView(id) {
     log.append(value);
     if (pinned) log.scrollTop = log.scrollHeight;
   }
+}
+
+/** A table with kubectl's columns, or a line saying there is nothing (yet). */
+function fillTable(table, headers, rows, none) {
+  if (!rows.length) { table.replaceChildren(el("caption", {}, none)); return; }
+  table.replaceChildren(el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...row.map((cell) => el("td", {}, String(cell)))))));
+}
+
+/** The submission's Job and pods as `kubectl get jobs` and `kubectl get pods` show them. */
+async function clusterTables(s, job, pods) {
+  const selector = encodeURIComponent(`submission-helper.io/submission-id=${s.id}`);
+  const jobs = await api(`/v1/jobs?label_selector=${selector}`);
+  const jobRows = jobs.ok ? (await jobs.json()).items : [];
+  fillTable(job, ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+    jobRows.map((j) => [j.name, j.status, j.completions, j.duration, j.age]),
+    jobs.ok ? "No Job in the cluster now." : "The cluster cannot be asked now.");
+  const answer = await api(`/v1/submissions/${encodeURIComponent(s.id)}/pods`);
+  const podRows = answer.ok ? (await answer.json()).items : [];
+  fillTable(pods, ["NAME", "READY", "STATUS", "RESTARTS", "NODE"],
+    podRows.map((p) => [p.name, p.ready, p.status, p.restarts, p.node || "<none>"]),
+    answer.ok ? "No pod in the cluster now." : "The cluster cannot be asked now.");
 }
 
 const FIELDS = [["name", "Name"], ["image", "Image"], ["command", "Command"],
