@@ -107,6 +107,7 @@ impl Application {
             unknown_tokens: RateLimiter::new(UNKNOWN_TOKENS_PER_MINUTE),
             public_metrics: settings.public_metrics,
             final_counts: Default::default(),
+            http_metrics: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
             cancels,
             cors_origins: Arc::new(settings.cors_origins),

@@ -164,6 +164,13 @@ async fn dispatch_one(
         }
     }
     let created = cluster.create_job(&manifest::job(&submission, pods)).await;
+    if matches!(created, Ok(Created::Now)) {
+        let waited = Timestamp::now().duration_since(submission.created_at);
+        cluster
+            .metrics()
+            .submit_to_job_created
+            .observe(waited.as_secs_f64().max(0.0));
+    }
     let outcome = match &created {
         Ok(_) => Outcome::Created,
         Err(error) if error.is_invalid() => {

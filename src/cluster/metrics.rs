@@ -1,10 +1,13 @@
 //! What the cluster side does, for `/metrics`: reconciles (how many, how many failed, how many
-//! wait), the lag from a change the watch saw to the state recorded, and the requests the
-//! service sends the API server (at rest these are the watches alone).
+//! wait), the lag from a change the watch saw to the state recorded, how long a submission
+//! waits for its Job and a Job for its pod to run, and the requests the service sends the API
+//! server and what it answered (at rest these are the watches alone).
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use http::Request;
+use futures::future::BoxFuture;
+use http::{Request, Response};
 use kube::client::Body;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -25,6 +28,25 @@ pub struct Verb {
     pub verb: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Answer {
+    /// As [`Verb::verb`].
+    pub verb: &'static str,
+    /// The HTTP status the API server answered (`200`, `404`, `409`, `503`...), or `none` when
+    /// no answer came (unreachable, timed out). The API server answers a few dozen codes at
+    /// most, so the label stays small.
+    pub code: String,
+}
+
+/// The verbs of [`Verb`], each with the status the API server answers when it succeeds.
+const VERBS: [(&str, &str); 5] = [
+    ("watch", "200"),
+    ("get", "200"),
+    ("create", "201"),
+    ("delete", "200"),
+    ("update", "200"),
+];
+
 /// The cluster side's metrics. Shared by the controller, the client and `/metrics`.
 pub struct ClusterMetrics {
     registry: Registry,
@@ -33,6 +55,9 @@ pub struct ClusterMetrics {
     pub in_flight: Gauge,
     pub lag: Histogram,
     pub api_requests: Family<Verb, Counter>,
+    pub api_answers: Family<Answer, Counter>,
+    pub submit_to_job_created: Histogram,
+    pub job_created_to_running: Histogram,
 }
 
 impl Default for ClusterMetrics {
@@ -69,6 +94,40 @@ impl Default for ClusterMetrics {
             "Requests sent to the Kubernetes API server, by verb",
             api_requests.clone(),
         );
+        let api_answers = Family::<Answer, Counter>::default();
+        registry.register(
+            "apiserver_responses",
+            "Answers of the Kubernetes API server, by verb and HTTP status (`none`: no answer)",
+            api_answers.clone(),
+        );
+        // 10 ms to about 87 minutes: it includes the wait behind concurrency limits.
+        let submit_to_job_created = Histogram::new(exponential_buckets(0.01, 2.0, 20));
+        registry.register(
+            "submit_to_job_created_seconds",
+            "From a submission stored to its Job created (waiting behind limits and dependencies included)",
+            submit_to_job_created.clone(),
+        );
+        // 100 ms to about 55 minutes: scheduling, image pulls, the pod's start.
+        let job_created_to_running = Histogram::new(exponential_buckets(0.1, 2.0, 16));
+        registry.register(
+            "job_created_to_running_seconds",
+            "From a Job created to its submission recorded running (a pod of it runs)",
+            job_created_to_running.clone(),
+        );
+        // Every known label value starts at 0, so a rate is 0 rather than missing before the
+        // first event (and every series the dashboard and alerts use is there from the start).
+        for result in ["ok", "error"] {
+            reconciles.get_or_create(&Outcome { result }).inc_by(0);
+        }
+        for (verb, success) in VERBS {
+            api_requests.get_or_create(&Verb { verb }).inc_by(0);
+            api_answers
+                .get_or_create(&Answer {
+                    verb,
+                    code: success.to_owned(),
+                })
+                .inc_by(0);
+        }
         ClusterMetrics {
             registry,
             reconciles,
@@ -76,6 +135,9 @@ impl Default for ClusterMetrics {
             in_flight,
             lag,
             api_requests,
+            api_answers,
+            submit_to_job_created,
+            job_created_to_running,
         }
     }
 }
@@ -87,8 +149,9 @@ impl ClusterMetrics {
         let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
     }
 
-    /// Counts one request to the API server; a layer of the kube client calls it.
-    pub fn count_request(&self, request: &Request<Body>) {
+    /// Counts one request to the API server and returns its verb; a layer of the kube client
+    /// calls it.
+    pub fn count_request<B>(&self, request: &Request<B>) -> &'static str {
         let verb = match request.method().as_str() {
             "GET"
                 if request
@@ -104,17 +167,61 @@ impl ClusterMetrics {
             _ => "update",
         };
         self.api_requests.get_or_create(&Verb { verb }).inc();
+        verb
+    }
+
+    /// Counts the API server's answer to a request of `verb` (`None`: no answer came).
+    pub fn count_answer(&self, verb: &'static str, status: Option<http::StatusCode>) {
+        let code = status.map_or_else(|| "none".to_owned(), |status| status.as_str().to_owned());
+        self.api_answers.get_or_create(&Answer { verb, code }).inc();
     }
 }
 
-/// A tower layer for the kube client that counts every request it sends.
-pub fn counting_layer(
+/// A tower layer for the kube client that counts every request it sends and every answer.
+#[derive(Clone)]
+pub struct CountingLayer(pub Arc<ClusterMetrics>);
+
+impl<S> tower::Layer<S> for CountingLayer {
+    type Service = Counting<S>;
+
+    fn layer(&self, inner: S) -> Counting<S> {
+        Counting {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// The kube client's service, counted (see [`CountingLayer`]).
+#[derive(Clone)]
+pub struct Counting<S> {
+    inner: S,
     metrics: Arc<ClusterMetrics>,
-) -> tower::util::MapRequestLayer<impl FnMut(Request<Body>) -> Request<Body> + Clone> {
-    tower::util::MapRequestLayer::new(move |request: Request<Body>| {
-        metrics.count_request(&request);
-        request
-    })
+}
+
+impl<S, B> tower::Service<Request<Body>> for Counting<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<B>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<B>, S::Error>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let verb = self.metrics.count_request(&request);
+        let answer = self.inner.call(request);
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let answer = answer.await;
+            metrics.count_answer(verb, answer.as_ref().ok().map(Response::status));
+            answer
+        })
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +256,44 @@ mod tests {
             "submission_helper_apiserver_requests_total{verb=\"get\"} 1",
             "submission_helper_apiserver_requests_total{verb=\"create\"} 1",
             "submission_helper_apiserver_requests_total{verb=\"delete\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    /// Through the layer as the kube client uses it: a conflict, a success and no answer at all.
+    #[tokio::test]
+    async fn answers_are_counted_by_verb_and_status_and_no_answer_as_none() {
+        use tower::{Layer, ServiceExt};
+        let metrics = Arc::new(ClusterMetrics::default());
+        let api_server = tower::service_fn(|request: Request<Body>| async move {
+            match request.method().as_str() {
+                "POST" => Ok(Response::builder()
+                    .status(http::StatusCode::CONFLICT)
+                    .body(())
+                    .expect("response")),
+                "GET" => Ok(Response::new(())),
+                _ => Err("connection refused"),
+            }
+        });
+        let counted = CountingLayer(metrics.clone()).layer(api_server);
+        let jobs = "/apis/batch/v1/namespaces/default/jobs";
+
+        for (method, uri) in [
+            ("POST", jobs.to_owned()),
+            ("GET", jobs.to_owned()),
+            ("DELETE", format!("{jobs}/sh-1")),
+        ] {
+            let _ = counted.clone().oneshot(request(method, &uri)).await;
+        }
+        let mut text = String::new();
+        metrics.encode(&mut text);
+
+        for line in [
+            "submission_helper_apiserver_responses_total{verb=\"create\",code=\"409\"} 1",
+            "submission_helper_apiserver_responses_total{verb=\"get\",code=\"200\"} 1",
+            "submission_helper_apiserver_responses_total{verb=\"delete\",code=\"none\"} 1",
+            "submission_helper_apiserver_requests_total{verb=\"create\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

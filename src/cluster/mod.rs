@@ -155,7 +155,7 @@ impl Cluster {
         match ClientBuilder::try_from(config) {
             Ok(builder) => {
                 let client = builder
-                    .with_layer(&metrics::counting_layer(metrics.clone()))
+                    .with_layer(&metrics::CountingLayer(metrics.clone()))
                     .build();
                 Cluster::with_metrics(Ok(client), namespace, metrics)
             }

@@ -187,6 +187,9 @@ impl Reconciler {
             if changed {
                 tracing::info!(submission_id = %id, %state, "submission progressed");
             }
+            if changed && state == State::Running && submission.progress.state != State::Running {
+                self.note_running(&seen);
+            }
             if let (Deadline::Passed(stuck), true, State::Failed) = (&deadline, changed, state) {
                 tracing::warn!(submission_id = %id, pod = %stuck.pod, why = %stuck.why, "a pod could not start in time; deleting its Job");
                 self.cancels
@@ -207,6 +210,18 @@ impl Reconciler {
             changed,
             again_after,
         })
+    }
+
+    /// Counts how long the Job of a submission just recorded running took to get there.
+    fn note_running(&self, seen: &JobSeen<'_>) {
+        let JobSeen::Present(job) = seen else { return };
+        if let Some(created) = &job.metadata.creation_timestamp {
+            let waited = jiff::Timestamp::now().duration_since(created.0);
+            self.cluster
+                .metrics()
+                .job_created_to_running
+                .observe(waited.as_secs_f64().max(0.0));
+        }
     }
 
     /// A Job the cache does not hold: deleted (with its last state, if its delete event was

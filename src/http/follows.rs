@@ -50,6 +50,15 @@ impl FollowLimits {
     pub fn limit(&self) -> usize {
         self.per_user
     }
+
+    /// Follows open now, of every user (for `/metrics`).
+    pub fn open(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .sum()
+    }
 }
 
 impl Drop for FollowSlot {
@@ -82,7 +91,9 @@ mod tests {
 
         assert!(first.is_some() && second.is_some() && bobs.is_some());
         assert!(third.is_none(), "a third follow of alice's is refused");
+        assert_eq!(limits.open(), 3);
         drop(first);
+        assert_eq!(limits.open(), 2);
         assert!(
             limits.take("alice").is_some(),
             "a closed follow frees its slot"

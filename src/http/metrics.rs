@@ -1,5 +1,7 @@
-//! `/metrics`: Prometheus text with the number of submissions in each state, and what the
-//! cluster side does (reconciles, their queue and lag, requests to the API server; see
+//! `/metrics`: Prometheus text with the number of submissions in each state, what the HTTP
+//! side does (requests by route and status, log follows open, the build; see
+//! [`super::request_metrics`]) and what the cluster side does (reconciles, their queue and lag,
+//! how long Jobs take to be created and to run, requests to the API server and its answers; see
 //! [`crate::cluster::metrics`]). It needs a token
 //! unless the server runs with `--public-metrics` (for a scraper inside a trusted network).
 //!
@@ -134,5 +136,8 @@ pub async fn metrics(
         ));
     }
     context.cluster.metrics().encode(&mut text);
+    context
+        .http_metrics
+        .encode(&mut text, context.follows.open());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }

@@ -13,6 +13,7 @@ mod health;
 mod logs;
 pub mod metrics;
 pub mod rate_limit;
+pub mod request_metrics;
 pub mod submissions;
 pub mod submit;
 mod ui;
@@ -63,6 +64,8 @@ pub struct Context {
     pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
     /// Counts of finished submissions, recounted in the background.
     pub final_counts: metrics::FinalCounts,
+    /// Requests by route and status, for `/metrics`.
+    pub http_metrics: Arc<request_metrics::HttpMetrics>,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.
@@ -141,7 +144,7 @@ pub fn openapi_json() -> String {
     json
 }
 
-/// The whole application: routes, documentation, request ids, tracing and CORS.
+/// The whole application: routes, documentation, request ids, tracing, metrics and CORS.
 pub fn router(context: Context) -> Router {
     let (router, openapi) = api().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
@@ -156,6 +159,10 @@ pub fn router(context: Context) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             context.request_timeout,
             time_limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            context.http_metrics.clone(),
+            request_metrics::record,
         ))
         .with_state(context)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

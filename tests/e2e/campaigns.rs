@@ -161,7 +161,7 @@ fn check_jobs(jobs: &[(String, bool)], job_names: &[String], limit: usize) -> us
 #[ignore = "needs the local control plane and Postgres: run tests/run.sh"]
 async fn the_limit_of_active_jobs_holds_across_two_replicas() {
     let cluster = TestCluster::new().await;
-    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let database = TestDatabase::new(Backend::Postgres).await;
     let limited = |settings: &mut submission_helper::startup::Settings| {
         settings.dispatch.per_user = Some(3);

@@ -42,8 +42,30 @@ async fn polling_status_and_the_cluster_views_sends_the_api_server_nothing(backe
     let id = id(&app
         .submit(body!({"image": "busybox", "command": "echo done", "labels": {"team": "top"}}))
         .await);
-    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+    let (done, seen) = follow_states(&app, &id, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        metric(
+            &app,
+            "submission_helper_submit_to_job_created_seconds_count"
+        )
+        .await,
+        1.0,
+        "one Job created"
+    );
+    let created = "submission_helper_apiserver_responses_total{verb=\"create\",code=\"201\"}";
+    assert_eq!(metric(&app, created).await, 1.0, "answered 201 Created");
+    if seen.iter().any(|state| state == "running") {
+        assert_eq!(
+            metric(
+                &app,
+                "submission_helper_job_created_to_running_seconds_count"
+            )
+            .await,
+            1.0,
+            "its run was timed"
+        );
+    }
     let reads_before = api_requests(&app, "get").await;
     assert!(reads_before > 0.0, "the first lists are counted");
     assert!(api_requests(&app, "watch").await >= 2.0, "a watch per kind");

@@ -205,7 +205,7 @@ impl TestCluster {
     /// The service, as the shipped service account, in our namespace (its requests to the
     /// API server counted in its `/metrics`, as in a real deployment).
     pub async fn spawn_service(&self, backend: Backend) -> TestApp {
-        self.apply_rbac(include_str!("../../docker/rbac.yaml"));
+        self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         spawn_app_with(
             TestDatabase::new(backend).await,
             self.service_account_cluster().await,
@@ -242,7 +242,7 @@ impl TestCluster {
         backend: Backend,
         tune: impl FnOnce(&mut submission_helper::startup::Settings),
     ) -> TestApp {
-        self.apply_rbac(include_str!("../../docker/rbac.yaml"));
+        self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         let cluster = self.service_account_cluster().await;
         spawn_app_tuned(TestDatabase::new(backend).await, cluster, tune).await
     }

@@ -242,38 +242,6 @@ fn kubectl(cluster: &TestCluster, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 #[ignore = "needs the local control plane: run tests/run.sh"]
-async fn the_shipped_manifests_are_accepted_by_the_api_server() {
-    let cluster = TestCluster::new().await;
-    for file in ["rbac.yaml", "deployment.yaml"] {
-        let manifest = std::fs::read_to_string(format!("docker/{file}")).expect("read manifest");
-        let manifest = manifest.replace(
-            "namespace: submission-helper",
-            &format!("namespace: {}", cluster.namespace),
-        );
-        let path = cluster.scratch.path().join(file);
-        std::fs::write(&path, manifest).expect("write manifest");
-
-        let output = kubectl(
-            &cluster,
-            &[
-                "apply",
-                "--dry-run=server",
-                "--validate=strict",
-                "-f",
-                path.to_str().expect("utf-8 path"),
-            ],
-        );
-
-        assert!(
-            output.status.success(),
-            "{file}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-#[tokio::test]
-#[ignore = "needs the local control plane: run tests/run.sh"]
 async fn a_job_the_service_creates_passes_strict_server_validation() {
     let cluster = TestCluster::new().await;
     let settings = submission_helper::cluster::manifest::PodSettings::default();

@@ -1,8 +1,9 @@
 //! The service's whole story against a real kube-apiserver, job controller and garbage
 //! collector, with a simulated node that runs the payloads (`tests/run.sh` starts them all).
 //!
-//! The service runs as a service account bound to the Role shipped in `docker/rbac.yaml` and
-//! nothing more, each test in its own namespace with its own database.
+//! The service runs as a service account bound to the Role the install ships
+//! (`docker/k8s/base/rbac.yaml`) and nothing more, each test in its own namespace with its own
+//! database.
 
 #[path = "../api/support.rs"]
 mod support;
@@ -13,6 +14,7 @@ mod campaigns;
 mod controller;
 mod dispatch;
 mod harness;
+mod install;
 mod kubernetes;
 mod node;
 mod recovery;

@@ -121,7 +121,7 @@ on_the_cluster!(a_pod_deleted_by_hand_uses_a_retry_and_the_submission_still_succ
 
 async fn submissions_wait_for_an_unreachable_api_server_and_run_once_it_answers(backend: Backend) {
     let cluster = TestCluster::new().await;
-    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let away = cluster
         .spawn_service_as(backend, cluster.unreachable_client().await)
         .await;
@@ -225,7 +225,7 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
     let database = first.stop();
 
     // Restarted on the same database with another --namespace: it runs its own work there...
-    other_namespace.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    other_namespace.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let other = other_namespace
         .spawn_service_on(database, other_namespace.service_account_client().await)
         .await;
@@ -278,7 +278,7 @@ fn record_every_job(cluster: &TestCluster) -> std::sync::Arc<std::sync::Mutex<Ve
 
 async fn a_submission_cancelled_before_its_job_exists_never_gets_one(backend: Backend) {
     let cluster = TestCluster::new().await;
-    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let away = cluster
         .spawn_service_as(backend, cluster.unreachable_client().await)
         .await;

@@ -446,7 +446,7 @@ async fn a_role_without_create_refuses_submissions_with_a_clear_message_then_fai
     backend: Backend,
 ) {
     let cluster = TestCluster::new().await;
-    let narrowed = include_str!("../../docker/rbac.yaml").replace(
+    let narrowed = include_str!("../../docker/k8s/base/rbac.yaml").replace(
         r#"["create", "get", "list", "watch", "delete"]"#,
         r#"["get", "list", "watch", "delete"]"#,
     );

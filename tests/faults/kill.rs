@@ -20,7 +20,7 @@ const SUBMISSIONS: usize = 500;
 async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend: Backend) {
     let cluster = TestCluster::new().await;
     let _alone = crate::ONE_AT_A_TIME.lock().await;
-    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let kubeconfig = cluster.service_account_kubeconfig_file().await;
     let database = TestDatabase::new(backend).await;
     let log = cluster.scratch.path().join("service.log");

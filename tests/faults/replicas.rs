@@ -18,7 +18,7 @@ use crate::support::{Backend, TestDatabase, json as json_body};
 async fn two_replicas_on_one_database_create_each_job_once_and_agree_on_status() {
     let cluster = TestCluster::new().await;
     let _alone = crate::ONE_AT_A_TIME.lock().await;
-    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let database = TestDatabase::new(Backend::Postgres).await;
     let first = cluster
         .spawn_service_on(database.shared(), cluster.service_account_client().await)

@@ -15,7 +15,7 @@ use crate::support::TestDatabase;
 async fn sigterm_ends_log_follows_cleanly_and_exits() {
     let cluster = TestCluster::new().await;
     let _alone = crate::ONE_AT_A_TIME.lock().await;
-    cluster.apply_rbac(include_str!("../../docker/rbac.yaml"));
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let kubeconfig = cluster.service_account_kubeconfig_file().await;
     let database = TestDatabase::new(crate::support::Backend::Sqlite).await;
     let log = cluster.scratch.path().join("service.log");

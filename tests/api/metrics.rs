@@ -1,0 +1,159 @@
+//! `/metrics` moves with what happened: requests counted and timed by route template (never
+//! the path with its id) and status, the build's version; and the Grafana dashboard and the
+//! Prometheus alert rules shipped in `docker/` use only series the service exports.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::on_both_databases;
+use crate::prometheus::Scrape;
+use crate::support::{Backend, TestApp, spawn_app};
+
+async fn scrape(app: &TestApp) -> Scrape {
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    Scrape::parse(&response.text().await.expect("text"))
+}
+
+const REQUESTS: &str = "submission_helper_http_requests_total";
+const DURATIONS: &str = "submission_helper_http_request_duration_seconds_count";
+
+async fn requests_are_counted_and_timed_by_route_template_and_status(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let before = scrape(&app).await;
+    let submit = [
+        ("method", "POST"),
+        ("route", "/v1/submissions"),
+        ("status", "201"),
+    ];
+    let refused = [
+        ("method", "POST"),
+        ("route", "/v1/submissions"),
+        ("status", "422"),
+    ];
+    let read = [("route", "/v1/submissions/{id}"), ("status", "200")];
+    let unmatched = [("route", "unmatched"), ("status", "404")];
+
+    let stored = app
+        .submit(json!({"image": "busybox", "command": "true"}))
+        .await;
+    let id = stored["id"].as_str().expect("id");
+    let invalid = app
+        .post_json("/v1/submissions", &json!({"image": "busybox"}))
+        .await;
+    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for _ in 0..2 {
+        let found = app.get(&format!("/v1/submissions/{id}")).await;
+        assert_eq!(found.status(), StatusCode::OK);
+    }
+    let nowhere = app.get(&format!("/v1/nothing-here/{id}")).await;
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+    let after = scrape(&app).await;
+
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        after.value(name, labels) - before.value(name, labels)
+    };
+    assert_eq!(moved(REQUESTS, &submit), 1.0, "a 201 submit");
+    assert_eq!(moved(REQUESTS, &refused), 1.0, "a 422 submit");
+    assert_eq!(moved(REQUESTS, &read), 2.0, "two reads of one submission");
+    assert_eq!(moved(REQUESTS, &unmatched), 1.0, "a path no route has");
+    assert_eq!(
+        moved(REQUESTS, &[("route", "/metrics"), ("status", "200")]),
+        1.0,
+        "the first scrape"
+    );
+    assert_eq!(moved(DURATIONS, &submit), 1.0);
+    assert_eq!(moved(DURATIONS, &refused), 1.0);
+    let all_answered = [("route", "/v1/submissions/{id}"), ("le", "+Inf")];
+    assert_eq!(
+        moved(
+            "submission_helper_http_request_duration_seconds_bucket",
+            &all_answered
+        ),
+        2.0,
+        "every request falls in the +Inf bucket"
+    );
+    assert!(
+        after.value(
+            "submission_helper_http_request_duration_seconds_sum",
+            &submit
+        ) > 0.0,
+        "the time it took is summed"
+    );
+    let routes: Vec<_> = after
+        .samples
+        .iter()
+        .filter_map(|sample| sample.labels.get("route"))
+        .collect();
+    assert!(
+        routes.iter().all(|route| !route.contains(id)),
+        "ids never become labels: {routes:?}"
+    );
+    assert_eq!(
+        after.value(
+            "submission_helper_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    assert_eq!(after.value("submission_helper_log_follows_open", &[]), 0.0);
+}
+on_both_databases!(requests_are_counted_and_timed_by_route_template_and_status);
+
+/// Every `submission_helper_*` name in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("submission_helper_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|character| character.is_ascii_alphanumeric() || *character == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        names.push(name);
+    }
+    names
+}
+
+#[tokio::test]
+async fn the_dashboard_and_the_alert_rules_use_only_series_the_service_exports() {
+    let app = spawn_app(Backend::Sqlite).await;
+    // The first scrape is counted, so the second has the HTTP requests' series too.
+    scrape(&app).await;
+    let exported = scrape(&app).await.series_names();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard =
+        std::fs::read_to_string(root.join("docker/grafana-dashboard.json")).expect("the dashboard");
+    let rules =
+        std::fs::read_to_string(root.join("docker/prometheus-rules.yaml")).expect("the rules");
+    let parsed: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    assert!(
+        parsed["panels"]
+            .as_array()
+            .is_some_and(|panels| panels.len() >= 6),
+        "a dashboard with its panels"
+    );
+
+    for (file, text) in [("dashboard", &dashboard), ("rules", &rules)] {
+        let used = metric_names(text);
+        assert!(used.len() >= 3, "{file} uses the service's metrics");
+        let unknown: Vec<_> = used
+            .iter()
+            .filter(|name| !exported.contains(*name))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "{file}: series the service does not export: {unknown:?}\nexported: {exported:?}"
+        );
+    }
+    for alert in [
+        "SubmissionsStuckQueued",
+        "ApiServerErrors",
+        "ReconcileLagHigh",
+    ] {
+        assert!(
+            rules.contains(&format!("alert: {alert}")),
+            "{alert} in the rules"
+        );
+    }
+}
