@@ -81,8 +81,11 @@ async function listView() {
   follow(load);
 }
 
-/** Reloads on each state event from `/v1/events`; polls instead where the server has none. */
-let lastRevision = 0;
+/**
+ * Reloads on each state event from `/v1/events`, resuming after the last revision seen (the
+ * stream's first `id` is the present); polls instead where the server has none.
+ */
+let lastRevision = null;
 let events = null;
 async function follow(load) {
   clearInterval(poll);
@@ -90,7 +93,15 @@ async function follow(load) {
   events = new AbortController();
   const signal = events.signal;
   try {
-    const answer = await api(`/v1/events?after=${lastRevision}`, { signal });
+    const after = lastRevision === null ? "" : `?after=${lastRevision}`;
+    const answer = await api(`/v1/events${after}`, { signal });
+    if (answer.status === 410) {
+      // The events since were pruned: read everything again and follow from the present.
+      lastRevision = null;
+      load();
+      setTimeout(() => follow(load), 2000);
+      return;
+    }
     if (!answer.ok || !answer.body) { poll = setInterval(load, 3000); return; }
     const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -103,7 +114,8 @@ async function follow(load) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         for (const line of block.split("\n")) {
-          if (line.startsWith("id:")) lastRevision = Number(line.slice(3).trim()) || lastRevision;
+          const revision = line.startsWith("id:") ? Number(line.slice(3).trim()) : NaN;
+          if (Number.isInteger(revision)) lastRevision = revision;
         }
         if (block.split("\n").some((line) => line.startsWith("data:"))) load();
       }
