@@ -210,6 +210,10 @@ pub struct ServeArgs {
     /// `90s`, `1h`.
     #[arg(long, env = "SUBMISSION_HELPER_PENDING_TIMEOUT", default_value = "10m")]
     pub pending_timeout: String,
+    /// How long state changes are kept for event streams (`GET /v1/events`) to resume from:
+    /// `7d`, `12h`. A stream asking for older ones is answered 410.
+    #[arg(long, env = "SUBMISSION_HELPER_EVENT_RETENTION", default_value = "7d")]
+    pub event_retention: String,
     /// How long a request may take before it is answered 503 (log follows are exempt).
     #[arg(
         long,
@@ -334,6 +338,17 @@ impl ServeArgs {
                 anyhow::anyhow!(
                     "--pending-timeout must be a duration such as 10m, 90s or 1h, not {:?}",
                     self.pending_timeout
+                )
+            })
+    }
+
+    pub fn event_retention(&self) -> anyhow::Result<Duration> {
+        parse_duration(&self.event_retention)
+            .filter(|retention| !retention.is_zero())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--event-retention must be a duration such as 7d, 12h or 90m, not {:?}",
+                    self.event_retention
                 )
             })
     }

@@ -42,6 +42,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             per_user: (args.max_concurrent > 0).then_some(args.max_concurrent),
         },
         cors_origins: args.cors_origins()?,
+        event_streams: http::events::EventStreams::default(),
+        event_retention: args.event_retention()?,
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");

@@ -15,6 +15,7 @@ use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, controller, dispatch};
 use crate::domain::SubmitDefaults;
+use crate::http::events::EventStreams;
 use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
@@ -48,6 +49,10 @@ pub struct Settings {
     pub dispatch: dispatch::Limits,
     /// Web origins whose pages may call the API from a browser (CORS); none by default.
     pub cors_origins: Vec<axum::http::HeaderValue>,
+    /// How event streams poll for other replicas' changes and keep quiet connections alive.
+    pub event_streams: EventStreams,
+    /// How long state-change events are kept for streams to resume from.
+    pub event_retention: Duration,
 }
 
 impl Default for Settings {
@@ -65,6 +70,9 @@ impl Default for Settings {
             pending_timeout: Duration::from_secs(600),
             dispatch: dispatch::Limits::default(),
             cors_origins: Vec::new(),
+            event_streams: EventStreams::default(),
+            // A client may resume an event stream up to a week after it lost it.
+            event_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -75,6 +83,7 @@ pub struct Application {
     pods: PodSettings,
     pending_timeout: Duration,
     dispatch_limits: dispatch::Limits,
+    event_retention: Duration,
     /// The background deletion of cancelled submissions' Jobs, started by `run_until`.
     cancels: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -109,6 +118,7 @@ impl Application {
             final_counts: Default::default(),
             http_metrics: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
+            event_streams: settings.event_streams,
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
         };
@@ -118,6 +128,7 @@ impl Application {
             pods: settings.pods,
             pending_timeout: settings.pending_timeout,
             dispatch_limits: settings.dispatch,
+            event_retention: settings.event_retention,
             cancels: cancel_worker,
         })
     }
@@ -137,6 +148,7 @@ impl Application {
             pods,
             pending_timeout,
             dispatch_limits,
+            event_retention,
             cancels,
         } = self;
         let mut background = JoinSet::new();
@@ -144,6 +156,7 @@ impl Application {
             background.spawn(cancels);
         }
         background.spawn(context.store.clone().keep_wal_bounded());
+        background.spawn(context.store.clone().keep_events_pruned(event_retention));
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(
                 context.cluster.clone(),

@@ -107,7 +107,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "Schemathesis against the served OpenAPI document"
 # Generated requests from the OpenAPI document, against a service with no cluster (so no
-# payload runs on this machine); any 5xx fails the run. Bounded in examples and time.
+# payload runs on this machine); any 5xx fails the run. Bounded in examples and time. The
+# event stream is left out: an answer that never ends would hold each example until the timeout
+# (its parameters are checked by tests/api/events.rs).
 venv="$cache/schemathesis-4.32.5"
 if [ ! -x "$venv/bin/schemathesis" ]; then
   rm -rf "$venv"
@@ -127,7 +129,7 @@ done
 set +e
 timeout 600 "$venv/bin/schemathesis" run "http://127.0.0.1:$fuzz_port/openapi.json" \
   --checks not_a_server_error -H "Authorization: Bearer $fuzz_token" \
-  --exclude-path-regex '^/v1/(jobs|pods)$|/pods$|/cluster-events$|/logs$|^/readyz$' \
+  --exclude-path-regex '^/v1/(jobs|pods|events)$|/pods$|/cluster-events$|/logs$|^/readyz$' \
   --max-examples 25 --workers 2 --seed 1
 fuzz_status=$?
 set -e

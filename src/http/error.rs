@@ -74,6 +74,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     Conflict(String),
+    /// A stream asked to resume from events that retention has deleted.
+    #[error("{0}")]
+    EventsPruned(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -147,6 +150,7 @@ impl ApiError {
                 "Too many log follows",
             ),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            ApiError::EventsPruned(_) => (StatusCode::GONE, "events-pruned", "Events pruned"),
             ApiError::PayloadTooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload-too-large",

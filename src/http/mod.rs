@@ -7,6 +7,7 @@ mod auth;
 mod cancel;
 mod cluster;
 pub mod error;
+pub mod events;
 mod extract;
 pub mod follows;
 mod health;
@@ -56,8 +57,10 @@ pub struct Context {
     pub unknown_tokens: rate_limit::RateLimiter,
     /// Whether `/metrics` answers without a token.
     pub public_metrics: bool,
-    /// Log follows each token user may keep open at once.
+    /// Log follows and event streams each token user may keep open at once.
     pub follows: follows::FollowLimits,
+    /// How event streams wait for changes and keep quiet connections alive.
+    pub event_streams: events::EventStreams,
     /// Where cancels leave the Jobs to delete in the background.
     pub cancels: crate::cluster::cancels::Cancels,
     /// Web origins whose pages may call the API (CORS); empty: none but our own.
@@ -126,6 +129,7 @@ fn api() -> OpenApiRouter<Context> {
         .routes(routes!(logs::logs))
         .routes(routes!(cancel::cancel))
         .routes(routes!(cancel::cancel_matching))
+        .routes(routes!(events::events))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(cluster::submission_events))
@@ -210,7 +214,8 @@ fn cors(origins: &[axum::http::HeaderValue]) -> Option<CorsLayer> {
 
 /// Answers a request that takes longer than `limit` with a 503 problem, dropping the handler
 /// (a statement it had begun is rolled back, so nothing half-done is stored). A log follow is
-/// exempt: it waits for a pod and then streams for as long as the payload runs.
+/// exempt: it waits for a pod and then streams for as long as the payload runs; so is the event
+/// stream, which runs until its client leaves.
 async fn time_limit(
     axum::extract::State(limit): axum::extract::State<Duration>,
     request: axum::extract::Request,
@@ -224,7 +229,7 @@ async fn time_limit(
                     .is_some_and(|value| !matches!(value, "false" | "0" | ""))
             })
         });
-    if follows {
+    if follows || request.uri().path() == "/v1/events" {
         return next.run(request).await;
     }
     match tokio::time::timeout(limit, next.run(request)).await {

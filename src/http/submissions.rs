@@ -170,6 +170,33 @@ pub(super) fn parse_spec(
         })
 }
 
+/// The states of the `state` parameters (repeated, or separated with commas).
+pub(super) fn states_asked(query: &QueryPairs) -> ApiResult<Vec<State>> {
+    query
+        .all("state")
+        .flat_map(|value| value.split(','))
+        .map(|text| {
+            State::from_str(text.trim())
+                .map_err(|error| ApiError::bad_request("state", error.to_string()))
+        })
+        .collect()
+}
+
+/// The labels of the `label` parameters (`key=value`, repeated to require several).
+pub(super) fn labels_asked(query: &QueryPairs) -> ApiResult<Vec<(String, String)>> {
+    query
+        .all("label")
+        .map(|text| {
+            let Some((key, value)) = text.split_once('=') else {
+                return Err(ApiError::bad_request("label", "must be key=value"));
+            };
+            kube_rules::label_key(key)
+                .map_err(|reason| ApiError::bad_request("label", format!("key {reason}")))?;
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
 /// List submissions, newest first.
 #[utoipa::path(
     get,
@@ -209,19 +236,8 @@ pub async fn list(
         owner,
         ..Filter::default()
     };
-    for text in query.all("state").flat_map(|value| value.split(',')) {
-        let state = State::from_str(text.trim())
-            .map_err(|error| ApiError::bad_request("state", error.to_string()))?;
-        filter.states.push(state);
-    }
-    for text in query.all("label") {
-        let Some((key, value)) = text.split_once('=') else {
-            return Err(ApiError::bad_request("label", "must be key=value"));
-        };
-        kube_rules::label_key(key)
-            .map_err(|reason| ApiError::bad_request("label", format!("key {reason}")))?;
-        filter.labels.push((key.to_owned(), value.to_owned()));
-    }
+    filter.states = states_asked(&query)?;
+    filter.labels = labels_asked(&query)?;
     filter.name = query.single("name")?.map(str::to_owned);
     let limit = query.number("limit", 1..=MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
     let before = query

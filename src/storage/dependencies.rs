@@ -9,6 +9,7 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
+use super::events::StateChange;
 use super::submissions::{columns, from_row};
 use super::{Result, StorageError, Store};
 use crate::domain::campaign::{self, Dependency};
@@ -139,18 +140,18 @@ impl Store {
     }
 
     /// Moves on what waited for `id`, which just ended in `state`: on success each dependent
-    /// needs one dependency fewer, and those that need none are queued (their number is
-    /// returned); otherwise every submission waiting on it, and on those, cannot run and ends
-    /// too.
+    /// needs one dependency fewer, and those that need none are queued; otherwise every
+    /// submission waiting on it, and on those, cannot run and ends too. Returns the state
+    /// changes of the dependents, for the caller to record with its own.
     pub(super) async fn dependency_ended(
         &self,
         tx: &mut Tx<'_>,
         id: SubmissionId,
         state: State,
-    ) -> Result<u64> {
+    ) -> Result<Vec<StateChange>> {
         if state != State::Succeeded {
-            self.end_dependents(tx, &[id], state).await?;
-            return Ok(0);
+            let ended = self.end_dependents(tx, &[id], state).await?;
+            return Ok(ended_waiting(&ended));
         }
         let now = Timestamp::now().to_string();
         let counted = sqlx::query(
@@ -163,18 +164,31 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         if counted.rows_affected() == 0 {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let queued = sqlx::query(
             "UPDATE submissions SET state = 'queued', message = NULL, updated_at = $1, \
              version = version + 1 WHERE state = 'waiting' AND waiting_on <= 0 AND id IN \
-             (SELECT submission_id FROM submission_dependencies WHERE depends_on = $2)",
+             (SELECT submission_id FROM submission_dependencies WHERE depends_on = $2) \
+             RETURNING id, owner",
         )
         .bind(now)
         .bind(id.to_string())
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-        Ok(queued.rows_affected())
+        queued
+            .iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Ok(StateChange {
+                    id: parse_id(&id)?,
+                    owner: row.try_get("owner")?,
+                    previous: Some(State::Waiting),
+                    state: State::Queued,
+                    message: None,
+                })
+            })
+            .collect()
     }
 
     /// Ends every submission waiting on one of `ended` (which ended in `state`, failed or
@@ -226,6 +240,20 @@ impl Store {
         }
         Ok(all)
     }
+}
+
+/// The state changes of dependents that [`Store::end_dependents`] ended (all were waiting).
+pub(super) fn ended_waiting(ended: &[Submission]) -> Vec<StateChange> {
+    ended
+        .iter()
+        .map(|submission| StateChange {
+            id: submission.id,
+            owner: submission.owner.clone(),
+            previous: Some(State::Waiting),
+            state: submission.progress.state,
+            message: submission.progress.message.clone(),
+        })
+        .collect()
 }
 
 fn push_ids(builder: &mut QueryBuilder<Any>, ids: &[SubmissionId]) {

@@ -61,6 +61,7 @@ impl Store {
             tx.commit().await?;
             self.wal.wrote(submissions.len());
             self.dispatchable(&submissions);
+            self.events_committed();
             return Ok(Stored::New(submissions));
         }
         tx.rollback().await?;

@@ -9,6 +9,7 @@
 //! sent); each table has its own file:
 //! - `submissions`: submissions and their labels (insert, list, update, cancel);
 //! - `dependencies`: which submissions wait for which, and what their ends do to the waiting;
+//! - `events`: every change of a submission's state, under a revision streams resume from;
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
@@ -22,6 +23,7 @@
 mod commits;
 mod dependencies;
 mod dispatch;
+mod events;
 mod idempotency;
 mod logs;
 mod lookups;
@@ -38,6 +40,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Execute as _, QueryBuilder};
 use crate::domain::SubmissionId;
 
 pub use dispatch::{CLAIM_LEASE, Queued};
+pub use events::{Event, EventFilter, EventPage, Revisions};
 pub use idempotency::{IdempotencyKey, Stored};
 pub use logs::ArchivedLog;
 pub use submissions::{Cancelled, Filter, Page, Updated};
@@ -107,6 +110,8 @@ pub struct Store {
     /// Wakes this process's dispatcher when something may be dispatched: submissions were
     /// queued, or an active one ended and freed a slot under a limit.
     dispatch: Arc<tokio::sync::Notify>,
+    /// Changes after each commit that recorded events, waking this process's event streams.
+    events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -146,6 +151,7 @@ impl Store {
             commits: None,
             lookups: None,
             dispatch: Arc::default(),
+            events: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         store.commits = Some(commits::Committer::start(store.clone()));
         store.lookups = Some(lookups::Lookups::start(store.clone()));

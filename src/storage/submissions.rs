@@ -8,6 +8,8 @@ use jiff::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder, Row};
 
+use super::dependencies::ended_waiting;
+use super::events::StateChange;
 use super::{Backend, Result, StorageError, Store};
 use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec, WorkLimits};
 
@@ -99,6 +101,7 @@ impl Store {
         tx.commit().await?;
         self.wal.wrote(submissions.len());
         self.dispatchable(submissions);
+        self.events_committed();
         Ok(())
     }
 
@@ -233,14 +236,32 @@ impl Store {
             }
             // What waited for it moves on in the same transaction: a dependency's end and its
             // dependents' next step are recorded together or not at all.
-            let queued = if ends {
+            let dependents = if ends {
                 self.dependency_ended(&mut tx, id, progress.state).await?
             } else {
-                0
+                Vec::new()
             };
+            let mut changes = Vec::with_capacity(dependents.len() + 1);
+            if progress.state != submission.progress.state {
+                changes.push(StateChange {
+                    id,
+                    owner: submission.owner.clone(),
+                    previous: Some(submission.progress.state),
+                    state: progress.state,
+                    message: progress.message.clone(),
+                });
+            }
+            let queued = dependents
+                .iter()
+                .any(|change| change.state == State::Queued);
+            changes.extend(dependents);
+            self.record_events(&mut tx, &changes).await?;
             tx.commit().await?;
             drop(turn);
-            if ends || queued > 0 {
+            if !changes.is_empty() {
+                self.events_committed();
+            }
+            if ends || queued {
                 // A slot under a limit is free, or dependents are queued.
                 self.wake_dispatcher();
             }
@@ -258,9 +279,11 @@ impl Store {
     pub async fn cancel_matching(&self, filter: &Filter, message: &str) -> Result<Cancelled> {
         let now = Timestamp::now().to_string();
         let mut builder = QueryBuilder::new("UPDATE submissions SET state = ");
+        // `cancelled_from = state` keeps the state the row had when this statement wrote it
+        // (the right side reads the row before the update), for the event of its change.
         builder
             .push_bind(State::Cancelled.as_str())
-            .push(", message = ")
+            .push(", cancelled_from = state, message = ")
             .push_bind(message.to_owned())
             .push(", finished_at = ")
             .push_bind(now.clone())
@@ -276,20 +299,39 @@ impl Store {
         // condition, not against the subquery's snapshot.
         builder.push(") AND ");
         push_states(&mut builder, "state", &State::ACTIVE);
-        builder.push(concat!(" RETURNING ", columns!()));
+        builder.push(concat!(" RETURNING cancelled_from, ", columns!()));
         let turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         let rows = self.built(&mut builder)?.fetch_all(&mut *tx).await?;
-        let mut matched = rows
-            .iter()
-            .map(|row| Ok(from_row(row)?.0))
-            .collect::<Result<Vec<_>>>()?;
+        let mut changes = Vec::with_capacity(rows.len());
+        let mut matched = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (submission, _) = from_row(row)?;
+            let previous: String = row.try_get("cancelled_from")?;
+            let previous = State::from_str(&previous).map_err(|error| StorageError::Corrupt {
+                id: submission.id.to_string(),
+                reason: error.to_string(),
+            })?;
+            changes.push(StateChange {
+                id: submission.id,
+                owner: submission.owner.clone(),
+                previous: Some(previous),
+                state: submission.progress.state,
+                message: submission.progress.message.clone(),
+            });
+            matched.push(submission);
+        }
         let ended: Vec<SubmissionId> = matched.iter().map(|submission| submission.id).collect();
         let mut dependents = self
             .end_dependents(&mut tx, &ended, State::Cancelled)
             .await?;
+        changes.extend(ended_waiting(&dependents));
+        self.record_events(&mut tx, &changes).await?;
         tx.commit().await?;
         drop(turn);
+        if !changes.is_empty() {
+            self.events_committed();
+        }
         if !matched.is_empty() {
             self.wake_dispatcher();
         }
@@ -381,7 +423,19 @@ impl Store {
             }
         }
         // After every row: an edge may point at any submission of the request.
-        self.insert_dependencies(tx, submissions).await
+        self.insert_dependencies(tx, submissions).await?;
+        let stored: Vec<StateChange> = submissions
+            .iter()
+            .map(|submission| StateChange {
+                id: submission.id,
+                owner: submission.owner.clone(),
+                previous: None,
+                state: submission.progress.state,
+                message: submission.progress.message.clone(),
+            })
+            .collect();
+        // Last: from here until the commit, other writers of events wait (see `events`).
+        self.record_events(tx, &stored).await
     }
 }
 

@@ -13,6 +13,8 @@ mod support;
 mod auth;
 mod campaigns;
 mod cors;
+mod event_replicas;
+mod events;
 mod health;
 mod hostile;
 mod idempotency;

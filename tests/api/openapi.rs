@@ -39,6 +39,7 @@ async fn the_service_serves_its_openapi_document() {
         "/v1/submissions/{id}/logs",
         "/v1/submissions/{id}/cancel",
         "/v1/submissions/cancel",
+        "/v1/events",
         "/v1/jobs",
         "/v1/pods",
         "/healthz",

@@ -113,16 +113,30 @@ async function countMatching(query) {
   }
 }
 
-/** Reloads on each state event from `/v1/events`; polls instead where the server has none. */
-let lastRevision = 0;
+/**
+ * Reloads on each state event from `/v1/events`, resuming after the last revision seen (the
+ * stream's first `id` is the present); polls instead where the server has none.
+ */
+let lastRevision = null;
 let events = null;
 async function follow(load) {
   clearInterval(poll);
   events?.abort();
   events = new AbortController();
   const signal = events.signal;
+  // A burst of events (a campaign ending) reloads the page once, not once per event.
+  let pending = null;
+  const soon = () => { pending ??= setTimeout(() => { pending = null; load(); }, 250); };
   try {
-    const answer = await api(`/v1/events?after=${lastRevision}`, { signal });
+    const after = lastRevision === null ? "" : `?after=${lastRevision}`;
+    const answer = await api(`/v1/events${after}`, { signal });
+    if (answer.status === 410) {
+      // The events since were pruned: read everything again and follow from the present.
+      lastRevision = null;
+      load();
+      setTimeout(() => follow(load), 2000);
+      return;
+    }
     if (!answer.ok || !answer.body) { poll = setInterval(load, 3000); return; }
     const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -135,9 +149,10 @@ async function follow(load) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         for (const line of block.split("\n")) {
-          if (line.startsWith("id:")) lastRevision = Number(line.slice(3).trim()) || lastRevision;
+          const revision = line.startsWith("id:") ? Number(line.slice(3).trim()) : NaN;
+          if (Number.isInteger(revision)) lastRevision = revision;
         }
-        if (block.split("\n").some((line) => line.startsWith("data:"))) load();
+        if (block.split("\n").some((line) => line.startsWith("data:"))) soon();
       }
     }
   } catch (error) {

@@ -1,0 +1,334 @@
+//! `GET /v1/events`: the state changes of the caller's submissions as Server-Sent Events, for
+//! dashboards that would otherwise poll.
+//!
+//! Each stream reads the database itself, a page at a time from where it is, so a slow client
+//! holds up nothing but its own stream, and every client sees every revision in order whatever
+//! replica recorded it. A commit in this process wakes its streams at once; what another replica
+//! commits is found by the read each stream makes every [`EventStreams::poll`]. Each event's
+//! SSE `id` is its revision: a client that reconnects with `Last-Event-ID` (or `?after=`)
+//! misses nothing, across restarts and replicas, as long as retention has kept the events.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::extract::State as AppState;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, Sse};
+use futures::{Stream, StreamExt as _};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use super::Context;
+use super::error::{ApiError, ApiResult, Problem};
+use super::extract::QueryPairs;
+use super::follows::FollowSlot;
+use super::submissions::{labels_asked, states_asked};
+use crate::domain::{Caller, State, SubmissionId};
+use crate::storage::{Event, EventFilter, Store};
+
+/// Events read from the database at a time.
+const PAGE: u32 = 500;
+/// Submission ids one stream may name.
+const MAX_IDS: usize = 100;
+/// The header a reconnecting `EventSource` sends.
+const LAST_EVENT_ID: &str = "last-event-id";
+
+/// How streams wait: for other replicas' commits, and before a keep-alive.
+#[derive(Debug, Clone, Copy)]
+pub struct EventStreams {
+    /// How often a stream reads again without being woken (other replicas' commits).
+    pub poll: Duration,
+    /// How long a stream stays silent before it sends a comment, so proxies and clients can
+    /// tell a quiet stream from a dead connection.
+    pub keep_alive: Duration,
+}
+
+impl Default for EventStreams {
+    fn default() -> Self {
+        EventStreams {
+            poll: Duration::from_secs(1),
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// One change of a submission's state: the `data` of each `state` event.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StateEvent {
+    /// The event's revision, also its SSE `id`: resume after it with `Last-Event-ID` or `after`.
+    pub revision: i64,
+    /// The submission's id.
+    #[schema(example = "01935f2e-8c4a-7b3d-9e2f-123456789abc")]
+    pub id: String,
+    pub name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// The state it left; null when it was just stored (as `queued`, `waiting` or `failed`).
+    pub previous_state: Option<State>,
+    pub state: State,
+    /// Why it is in this state, as the submission's `message` said at the change.
+    pub message: Option<String>,
+    /// When the change was recorded.
+    #[schema(value_type = String, format = DateTime)]
+    pub time: Timestamp,
+}
+
+impl From<Event> for StateEvent {
+    fn from(event: Event) -> Self {
+        StateEvent {
+            revision: event.revision,
+            id: event.id.to_string(),
+            name: event.name,
+            labels: event.labels,
+            previous_state: event.previous,
+            state: event.state,
+            message: event.message,
+            time: event.at,
+        }
+    }
+}
+
+/// A live stream of state changes (Server-Sent Events).
+///
+/// One `state` event per change of state of a submission the caller may see (their own; an
+/// admin's stream has everyone's), oldest first, each with its revision as the SSE `id`.
+/// Without a position the stream starts at the present, and first sends the current revision
+/// as a bare `id` line. With `Last-Event-ID` (which wins) or `after`, it first sends every
+/// change after that revision. A comment line is sent when the stream has been quiet for 15
+/// seconds. Resume with the same filters: the `id` may move past changes they left out.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "submissions",
+    params(
+        ("state" = Option<Vec<State>>, Query, description = "Only changes into these states; repeat or separate with commas"),
+        ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several labels", pattern = "^[^=]+=.*$"),
+        ("id" = Option<Vec<String>>, Query, description = "Only these submissions (at most 100); repeat or separate with commas"),
+        ("after" = Option<i64>, Query, description = "Resume after this revision", minimum = 0),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this revision (wins over `after`)"),
+    ),
+    responses(
+        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "`state` events, each with its revision as `id` and a `StateEvent` as `data`", body = StateEvent, content_type = "text/event-stream"),
+        (status = 400, description = "A query parameter or `Last-Event-ID` is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The events after the revision asked for were pruned (kept 7 days); read the submissions again and start without a position", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The revision asked for is past the newest one", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The token's user has as many streams and log follows open as allowed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn events(
+    AppState(context): AppState<Context>,
+    caller: Caller,
+    headers: HeaderMap,
+    query: QueryPairs,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    query.only(&["state", "label", "id", "after"])?;
+    let filter = EventFilter {
+        owner: (!caller.admin).then(|| caller.user.clone()),
+        ids: ids_asked(&query)?,
+        states: states_asked(&query)?,
+        labels: labels_asked(&query)?,
+    };
+    let asked = match headers.get(LAST_EVENT_ID) {
+        Some(value) => Some((
+            "Last-Event-ID",
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| revision(text.trim()))
+                .ok_or_else(|| {
+                    ApiError::bad_request("Last-Event-ID", "must be a revision: a whole number")
+                })?,
+        )),
+        None => query
+            .single("after")?
+            .map(|text| {
+                revision(text).map(|after| ("after", after)).ok_or_else(|| {
+                    ApiError::bad_request("after", "must be a revision: a whole number")
+                })
+            })
+            .transpose()?,
+    };
+    let revisions = context.store.revisions().await?;
+    let start = match asked {
+        None => Start::Now(revisions.latest),
+        Some((field, after)) if after > revisions.latest => {
+            return Err(ApiError::invalid(
+                field,
+                format!(
+                    "is past the newest revision, {}: it did not come from this service's database",
+                    revisions.latest
+                ),
+            ));
+        }
+        Some((_, after)) if after < revisions.pruned => {
+            return Err(ApiError::EventsPruned(format!(
+                "the events after revision {after} were pruned (up to revision {}); read the \
+                 submissions again and follow the stream without a position",
+                revisions.pruned
+            )));
+        }
+        Some((_, after)) => Start::After(after),
+    };
+    let slot = context
+        .follows
+        .take(&caller.submitted_by)
+        .ok_or(ApiError::TooManyFollows(context.follows.limit()))?;
+    // A stream without a position first says where the present is, so a client that loses
+    // the connection before any change resumes from there.
+    let first = match start {
+        Start::Now(latest) => Some(Ok(SseEvent::default().id(latest.to_string()))),
+        Start::After(_) => None,
+    };
+    let following = Following {
+        store: context.store.clone(),
+        wakes: context.store.event_wakes(),
+        filter,
+        position: start.position(),
+        sent: start.position(),
+        ready: VecDeque::new(),
+        settings: context.event_streams,
+        shutdown: context.shutdown.clone(),
+        quiet_since: Instant::now(),
+        _slot: slot,
+    };
+    let rest = futures::stream::unfold(following, |mut following| async move {
+        following.next().await.map(|event| (Ok(event), following))
+    });
+    Ok(Sse::new(futures::stream::iter(first).chain(rest)))
+}
+
+/// Where a stream starts.
+enum Start {
+    /// At the present: the newest revision.
+    Now(i64),
+    /// After a revision the client had.
+    After(i64),
+}
+
+impl Start {
+    fn position(&self) -> i64 {
+        match self {
+            Start::Now(revision) | Start::After(revision) => *revision,
+        }
+    }
+}
+
+fn revision(text: &str) -> Option<i64> {
+    i64::from_str(text).ok().filter(|revision| *revision >= 0)
+}
+
+fn ids_asked(query: &QueryPairs) -> ApiResult<Vec<SubmissionId>> {
+    let ids = query
+        .all("id")
+        .flat_map(|value| value.split(','))
+        .map(|text| {
+            SubmissionId::from_str(text.trim()).map_err(|_| {
+                ApiError::bad_request("id", format!("{text:?} is not a submission id"))
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    if ids.len() > MAX_IDS {
+        return Err(ApiError::bad_request(
+            "id",
+            format!(
+                "names {} submissions; at most {MAX_IDS} may be followed",
+                ids.len()
+            ),
+        ));
+    }
+    Ok(ids)
+}
+
+/// One open stream: where it is, and what it has read but not sent yet.
+struct Following {
+    store: Store,
+    wakes: tokio::sync::watch::Receiver<u64>,
+    filter: EventFilter,
+    /// Every revision up to here was read.
+    position: i64,
+    /// The last revision the client was given as an `id` (an event's, or a bare position).
+    sent: i64,
+    ready: VecDeque<Event>,
+    settings: EventStreams,
+    shutdown: CancellationToken,
+    /// When the stream last sent something.
+    quiet_since: Instant,
+    /// Counts against the user's cap of follows until the stream ends.
+    _slot: FollowSlot,
+}
+
+impl Following {
+    /// The next thing to send, or `None` when the stream ends (the service stops, the
+    /// database failed: the client resumes from its last `id`).
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                self.sent = event.revision;
+                self.quiet_since = Instant::now();
+                let event = StateEvent::from(event);
+                let sse = SseEvent::default()
+                    .event("state")
+                    .id(event.revision.to_string());
+                return match sse.json_data(&event) {
+                    Ok(sse) => Some(sse),
+                    Err(error) => {
+                        tracing::error!(%error, "could not encode an event");
+                        None
+                    }
+                };
+            }
+            // Marked seen before reading, so a commit during the read wakes the wait below.
+            self.wakes.borrow_and_update();
+            let page = match self
+                .store
+                .events_after(self.position, &self.filter, PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, "an event stream could not read; ending it");
+                    return None;
+                }
+            };
+            if page.pruned {
+                // Left behind by retention: ended, so the client's reconnect is told (410).
+                tracing::info!(
+                    position = self.position,
+                    "an event stream fell behind retention"
+                );
+                return None;
+            }
+            self.position = page.through;
+            self.ready.extend(page.events);
+            if !self.ready.is_empty() || page.more {
+                continue;
+            }
+            let keep_alive = self.quiet_since + self.settings.keep_alive;
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                changed = self.wakes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep(self.settings.poll) => {}
+                () = tokio::time::sleep_until(keep_alive) => {
+                    self.quiet_since = Instant::now();
+                    let mut comment = SseEvent::default().comment("keep-alive");
+                    // The position moves past changes the filters left out, so a client that
+                    // resumes does not read them again.
+                    if self.sent != self.position {
+                        self.sent = self.position;
+                        comment = comment.id(self.position.to_string());
+                    }
+                    return Some(comment);
+                }
+            }
+        }
+    }
+}

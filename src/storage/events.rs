@@ -1,0 +1,366 @@
+//! The `submission_events` table: every change of a submission's state, each under a durable,
+//! increasing revision, for the event stream (`GET /v1/events`) and the clients that resume it.
+//!
+//! Every statement that changes a state records its events through [`Store::record_events`], in
+//! the same transaction, so an event exists exactly when its change was committed. Revisions
+//! come from one counter row (`event_revisions`) advanced once per transaction, by as many
+//! events as it records, as the transaction's last statement; its row lock is held until the
+//! commit, so transactions commit in revision order (on Postgres too, where a sequence would
+//! not: see `migrations/0008_events.sql`). A reader that first reads the counter and then the
+//! events up to it therefore sees every revision up to it, and never skips one.
+//!
+//! After a commit with events, this process's streams are woken at once ([`Store::event_wakes`]);
+//! another replica's are not, and read again within a second of their own accord.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use sqlx::{Any, QueryBuilder, Row};
+
+use super::{Result, StorageError, Store};
+use crate::domain::{State, SubmissionId};
+
+/// Events per multi-row INSERT (7 values each).
+const EVENT_CHUNK: usize = 1000;
+
+/// Revisions one read looks through at most, however few of them match its filter, so a
+/// selective stream far behind costs the database a bounded walk per read.
+const SCAN_WINDOW: i64 = 10_000;
+
+/// Events deleted per statement when pruning, so SQLite's writer is never held long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+type Tx<'t> = sqlx::Transaction<'t, Any>;
+
+/// A change of one submission's state, to be recorded.
+#[derive(Debug, Clone)]
+pub(super) struct StateChange {
+    pub id: SubmissionId,
+    pub owner: String,
+    /// `None` when the submission was just stored in `state`.
+    pub previous: Option<State>,
+    pub state: State,
+    pub message: Option<String>,
+}
+
+/// A recorded state change, as a stream delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub revision: i64,
+    pub id: SubmissionId,
+    pub name: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub previous: Option<State>,
+    pub state: State,
+    pub message: Option<String>,
+    pub at: Timestamp,
+}
+
+/// Which events a stream wants. Empty criteria match everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only events of this user's submissions.
+    pub owner: Option<String>,
+    /// Only of these submissions.
+    pub ids: Vec<SubmissionId>,
+    /// Only changes into these states.
+    pub states: Vec<State>,
+    /// Only of submissions carrying every one of these labels.
+    pub labels: Vec<(String, String)>,
+}
+
+/// The revisions that exist: every one in `pruned..=latest` after `pruned` is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revisions {
+    /// The newest committed revision (0 before the first event).
+    pub latest: i64,
+    /// The newest revision deleted by retention (0 if none was).
+    pub pruned: i64,
+}
+
+/// What one read found after a revision.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    /// The matching events, oldest first.
+    pub events: Vec<Event>,
+    /// Every revision up to this one was looked at: the next read starts after it.
+    pub through: i64,
+    /// Whether revisions past `through` were committed already (read again at once).
+    pub more: bool,
+    /// Whether events after the revision asked for were pruned: this page has a hole in it.
+    pub pruned: bool,
+}
+
+impl Store {
+    /// Records `changes` inside `tx`, under the next revisions, in their order. Call it as the
+    /// transaction's last statement before the commit: from here the counter row is locked
+    /// until the commit, and every other transaction that records events waits for it.
+    pub(super) async fn record_events(
+        &self,
+        tx: &mut Tx<'_>,
+        changes: &[StateChange],
+    ) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let count = i64::try_from(changes.len()).unwrap_or(i64::MAX);
+        let row = sqlx::query(
+            "UPDATE event_revisions SET revision = revision + $1 WHERE name = 'allocated' \
+             RETURNING revision",
+        )
+        .bind(count)
+        .fetch_one(&mut **tx)
+        .await?;
+        let last: i64 = row.try_get("revision")?;
+        let at = Timestamp::now().as_millisecond();
+        let mut revision = last - count;
+        for chunk in changes.chunks(EVENT_CHUNK) {
+            let mut builder = QueryBuilder::new(
+                "INSERT INTO submission_events (revision, submission_id, owner, previous_state, \
+                 state, message, at_ms) ",
+            );
+            builder.push_values(chunk, |mut row, change| {
+                revision += 1;
+                row.push_bind(revision)
+                    .push_bind(change.id.to_string())
+                    .push_bind(change.owner.clone())
+                    .push_bind(change.previous.map(State::as_str))
+                    .push_bind(change.state.as_str())
+                    .push_bind(change.message.clone())
+                    .push_bind(at);
+            });
+            self.built(&mut builder)?.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells this process's streams that events were committed.
+    pub(super) fn events_committed(&self) {
+        self.events
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+
+    /// Changes each time this process commits events; a stream waits on it between reads.
+    pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// The newest revision, and the newest one pruned.
+    pub async fn revisions(&self) -> Result<Revisions> {
+        let rows = sqlx::query("SELECT name, revision FROM event_revisions")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut revisions = Revisions {
+            latest: 0,
+            pruned: 0,
+        };
+        for row in rows {
+            let name: String = row.try_get("name")?;
+            let revision: i64 = row.try_get("revision")?;
+            match name.as_str() {
+                "allocated" => revisions.latest = revision,
+                "pruned" => revisions.pruned = revision,
+                _ => {}
+            }
+        }
+        Ok(revisions)
+    }
+
+    /// Up to `limit` events after revision `after` that match `filter`, oldest first, looking
+    /// through at most a window of revisions committed by now.
+    pub async fn events_after(
+        &self,
+        after: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<EventPage> {
+        // The counter first: every revision up to it is committed, so visible to the next
+        // statement (see the module's doc).
+        let Revisions { latest, pruned } = self.revisions().await?;
+        let until = latest.min(after.saturating_add(SCAN_WINDOW));
+        if until <= after {
+            return Ok(EventPage {
+                events: Vec::new(),
+                through: after.max(0),
+                more: false,
+                pruned: after < pruned,
+            });
+        }
+        let mut builder = QueryBuilder::new(
+            "SELECT e.revision, e.submission_id, e.previous_state, e.state, e.message, e.at_ms, \
+             s.name FROM submission_events e JOIN submissions s ON s.id = e.submission_id \
+             WHERE e.revision > ",
+        );
+        builder
+            .push_bind(after)
+            .push(" AND e.revision <= ")
+            .push_bind(until);
+        if let Some(owner) = &filter.owner {
+            builder.push(" AND e.owner = ").push_bind(owner.clone());
+        }
+        if !filter.ids.is_empty() {
+            builder.push(" AND e.submission_id IN (");
+            let mut ids = builder.separated(", ");
+            for id in &filter.ids {
+                ids.push_bind(id.to_string());
+            }
+            builder.push(")");
+        }
+        if !filter.states.is_empty() {
+            builder.push(" AND e.state IN (");
+            let mut states = builder.separated(", ");
+            for state in &filter.states {
+                states.push_bind(state.as_str());
+            }
+            builder.push(")");
+        }
+        for (key, value) in &filter.labels {
+            builder
+                .push(
+                    " AND EXISTS (SELECT 1 FROM submission_labels l \
+                     WHERE l.submission_id = e.submission_id AND l.key = ",
+                )
+                .push_bind(key.clone())
+                .push(" AND l.value = ")
+                .push_bind(value.clone())
+                .push(")");
+        }
+        builder
+            .push(" ORDER BY e.revision LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
+        let mut events = rows
+            .iter()
+            .map(|row| {
+                let revision: i64 = row.try_get("revision")?;
+                let corrupt = |reason: String| StorageError::Corrupt {
+                    id: format!("event {revision}"),
+                    reason,
+                };
+                let id: String = row.try_get("submission_id")?;
+                let state = |text: String| {
+                    State::from_str(&text).map_err(|error| corrupt(error.to_string()))
+                };
+                let at: i64 = row.try_get("at_ms")?;
+                Ok(Event {
+                    revision,
+                    id: SubmissionId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
+                    name: row.try_get("name")?,
+                    labels: BTreeMap::new(),
+                    previous: row
+                        .try_get::<Option<String>, _>("previous_state")?
+                        .map(state)
+                        .transpose()?,
+                    state: state(row.try_get("state")?)?,
+                    message: row.try_get("message")?,
+                    at: Timestamp::from_millisecond(at)
+                        .map_err(|error| corrupt(error.to_string()))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.attach_labels(&mut events).await?;
+        let full = events.len() == limit as usize;
+        // A full page stops at its last event; otherwise the whole window was looked at.
+        let through = match events.last() {
+            Some(last) if full => last.revision,
+            _ => until,
+        };
+        Ok(EventPage {
+            events,
+            through,
+            more: through < latest,
+            pruned: after < pruned,
+        })
+    }
+
+    /// Fills in each event's labels (a submission's labels never change).
+    async fn attach_labels(&self, events: &mut [Event]) -> Result<()> {
+        let mut ids: Vec<SubmissionId> = events.iter().map(|event| event.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let mut builder = QueryBuilder::new(
+                "SELECT submission_id, key, value FROM submission_labels WHERE submission_id IN (",
+            );
+            let mut separated = builder.separated(", ");
+            for id in chunk {
+                separated.push_bind(id.to_string());
+            }
+            builder.push(")");
+            for row in self.built(&mut builder)?.fetch_all(&self.pool).await? {
+                let id: String = row.try_get("submission_id")?;
+                labels
+                    .entry(id)
+                    .or_default()
+                    .insert(row.try_get("key")?, row.try_get("value")?);
+            }
+        }
+        for event in events {
+            if let Some(found) = labels.get(&event.id.to_string()) {
+                event.labels = found.clone();
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the events recorded before `before`, and marks the newest of them pruned, so a
+    /// client resuming before it is told its events are gone. Returns how many were deleted.
+    pub async fn prune_events(&self, before: Timestamp) -> Result<u64> {
+        let row =
+            sqlx::query("SELECT MAX(revision) AS newest FROM submission_events WHERE at_ms < $1")
+                .bind(before.as_millisecond())
+                .fetch_one(&self.pool)
+                .await?;
+        let Some(newest) = row.try_get::<Option<i64>, _>("newest")? else {
+            return Ok(0);
+        };
+        // Marked first: a client asking for what is about to go is refused, never served a
+        // stream with a hole in it.
+        {
+            let _turn = self.turn_to_write().await;
+            sqlx::query(
+                "UPDATE event_revisions SET revision = $1 WHERE name = 'pruned' AND revision < $1",
+            )
+            .bind(newest)
+            .execute(&self.pool)
+            .await?;
+        }
+        let mut deleted = 0;
+        loop {
+            let _turn = self.turn_to_write().await;
+            let result = sqlx::query(
+                "DELETE FROM submission_events WHERE revision IN (SELECT revision FROM \
+                 submission_events WHERE revision <= $1 ORDER BY revision LIMIT $2)",
+            )
+            .bind(newest)
+            .bind(PRUNE_CHUNK)
+            .execute(&self.pool)
+            .await?;
+            deleted += result.rows_affected();
+            if result.rows_affected() < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Prunes the events older than `retention` now and every hour; runs until dropped.
+    pub async fn keep_events_pruned(self, retention: std::time::Duration) {
+        let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+        hourly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            hourly.tick().await;
+            let Ok(cutoff) = Timestamp::now().checked_sub(
+                jiff::SignedDuration::try_from(retention).unwrap_or(jiff::SignedDuration::MAX),
+            ) else {
+                continue;
+            };
+            match self.prune_events(cutoff).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned old submission events"),
+                Err(error) => tracing::warn!(%error, "could not prune old submission events"),
+            }
+        }
+    }
+}
