@@ -157,6 +157,12 @@ impl Application {
         }
         background.spawn(context.store.clone().keep_wal_bounded());
         background.spawn(context.store.clone().keep_events_pruned(event_retention));
+        background.spawn(
+            context
+                .store
+                .clone()
+                .watch_other_replicas(context.event_streams.poll),
+        );
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(
                 context.cluster.clone(),

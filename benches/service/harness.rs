@@ -36,6 +36,9 @@ pub struct Scale {
     pub followers: usize,
     /// Running payloads of the campaign cancelled at once.
     pub cancel_live: usize,
+    /// Subscribers of `/v1/events`, and the submissions each of their users makes.
+    pub subscribers: usize,
+    pub events_per_user: usize,
 }
 
 impl Scale {
@@ -52,6 +55,8 @@ impl Scale {
             rest: Duration::from_secs(60),
             followers: 200,
             cancel_live: 10_000,
+            subscribers: 500,
+            events_per_user: 20,
         }
     }
 
@@ -68,6 +73,8 @@ impl Scale {
             rest: Duration::from_secs(2),
             followers: 5,
             cancel_live: 10,
+            subscribers: 30,
+            events_per_user: 3,
         }
     }
 }

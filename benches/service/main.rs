@@ -6,6 +6,7 @@
 //!   cargo bench --bench service -- --only accept,queries --rows 200000
 //!   cargo bench --bench service -- --only live --live 2000
 //!   cargo bench --bench service -- --only campaign
+//!   cargo bench --bench service -- --only events --subscribers 500
 //!   cargo test --bench service          the seconds-long smoke run CI does
 //!
 //! It prints Markdown tables (BENCHMARKS.md is made of them) and never fails for being slow:
@@ -17,6 +18,7 @@ mod accept;
 mod campaign;
 mod cancel;
 mod cluster;
+mod events;
 mod follow;
 mod harness;
 mod live;
@@ -58,6 +60,13 @@ async fn main() -> anyhow::Result<()> {
                     .context("--cancel-live needs a number")?
                     .parse()
                     .context("--cancel-live needs a number")?;
+            }
+            "--subscribers" => {
+                scale.subscribers = arguments
+                    .next()
+                    .context("--subscribers needs a number")?
+                    .parse()
+                    .context("--subscribers needs a number")?;
             }
             "--rows" => {
                 scale.rows = arguments
@@ -107,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
         for backend in &backends {
             campaign::run(*backend, scale).await?;
         }
+    }
+    if wanted("events") {
+        events::run(scale).await?;
     }
     if wanted("e2e") {
         match harness::kubeconfig() {

@@ -4,7 +4,8 @@
 //! Each stream reads the database itself, a page at a time from where it is, so a slow client
 //! holds up nothing but its own stream, and every client sees every revision in order whatever
 //! replica recorded it. A commit in this process wakes its streams at once; what another replica
-//! commits is found by the read each stream makes every [`EventStreams::poll`]. Each event's
+//! commits is found by the process's one reader of the newest revision, every
+//! [`EventStreams::poll`], which wakes them too. Each event's
 //! SSE `id` is its revision: a client that reconnects with `Last-Event-ID` (or `?after=`)
 //! misses nothing, across restarts and replicas, as long as retention has kept the events.
 
@@ -41,7 +42,8 @@ const LAST_EVENT_ID: &str = "last-event-id";
 /// How streams wait: for other replicas' commits, and before a keep-alive.
 #[derive(Debug, Clone, Copy)]
 pub struct EventStreams {
-    /// How often a stream reads again without being woken (other replicas' commits).
+    /// How often the process reads the newest revision, to wake its streams for other
+    /// replicas' commits.
     pub poll: Duration,
     /// How long a stream stays silent before it sends a comment, so proxies and clients can
     /// tell a quiet stream from a dead connection.
@@ -316,7 +318,6 @@ impl Following {
                         return None;
                     }
                 }
-                () = tokio::time::sleep(self.settings.poll) => {}
                 () = tokio::time::sleep_until(keep_alive) => {
                     self.quiet_since = Instant::now();
                     let mut comment = SseEvent::default().comment("keep-alive");

@@ -10,7 +10,8 @@
 //! events up to it therefore sees every revision up to it, and never skips one.
 //!
 //! After a commit with events, this process's streams are woken at once ([`Store::event_wakes`]);
-//! another replica's are not, and read again within a second of their own accord.
+//! another replica's are woken within a second by their own process's one reader of the counter
+//! ([`Store::watch_other_replicas`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -341,6 +342,28 @@ impl Store {
             deleted += result.rows_affected();
             if result.rows_affected() < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
                 return Ok(deleted);
+            }
+        }
+    }
+
+    /// Wakes this process's streams when another replica committed events: one read of the
+    /// counter every `every` for the whole process, however many streams are open (a stream
+    /// that read on its own would cost the database a statement a second each, idle or not).
+    /// Runs until dropped.
+    pub async fn watch_other_replicas(self, every: std::time::Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut known = None;
+        loop {
+            tick.tick().await;
+            match self.revisions().await {
+                Ok(Revisions { latest, .. }) => {
+                    if known != Some(latest) {
+                        known = Some(latest);
+                        self.events_committed();
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "could not read the newest event revision"),
             }
         }
     }
