@@ -64,8 +64,14 @@ pub enum TokenCommand {
         /// (instead of the server's --max-concurrent).
         #[arg(long)]
         max_concurrent: Option<i64>,
+        /// The token stops working this long from now: 90m, 12h, 30d (default: never).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        /// What the token is for, shown by `token list`.
+        #[arg(long)]
+        description: Option<String>,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets), with their expiry and last use.
     List,
     /// Revoke a token by its id.
     Revoke { id: String },

@@ -44,6 +44,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins()?,
         event_streams: http::events::EventStreams::default(),
         event_retention: args.event_retention()?,
+        ..Settings::default()
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
@@ -60,6 +61,8 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
             admin,
             delegate,
             max_concurrent,
+            expires_in,
+            description,
         } => {
             let user = domain::parse_user_name(&user)
                 .map_err(|reason| anyhow::anyhow!("--user {reason}"))?;
@@ -68,26 +71,40 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
                     "--max-concurrent must be at least 1 (leave it out for the server's)"
                 );
             }
+            let expires_at = expires_in
+                .map(|expires_in| http::tokens::expiry_after(&expires_in, jiff::Timestamp::now()))
+                .transpose()
+                .map_err(|reason| anyhow::anyhow!("--expires-in {reason}"))?;
             let (token, secret) = store
-                .create_limited_token(&user, admin, delegate, max_concurrent)
+                .create_token_with(&storage::NewToken {
+                    user,
+                    admin,
+                    delegate,
+                    max_concurrent,
+                    expires_at,
+                    description,
+                })
                 .await?;
             eprintln!(
-                "created token {} for user {} (admin: {}, delegate: {}, max concurrent: {}); it is shown only now:",
+                "created token {} for user {} (admin: {}, delegate: {}, max concurrent: {}, expires: {}); it is shown only now:",
                 token.id,
                 token.user,
                 token.admin,
                 token.delegate,
                 token
                     .max_concurrent
-                    .map_or("the server's".to_owned(), |limit| limit.to_string())
+                    .map_or("the server's".to_owned(), |limit| limit.to_string()),
+                token.expires_at.as_deref().unwrap_or("never")
             );
             println!("{secret}");
         }
         TokenCommand::List => {
-            println!("ID\tUSER\tADMIN\tDELEGATE\tMAX-CONCURRENT\tCREATED\tREVOKED");
+            println!(
+                "ID\tUSER\tADMIN\tDELEGATE\tMAX-CONCURRENT\tCREATED\tEXPIRES\tLAST-USED\tREVOKED\tDESCRIPTION"
+            );
             for token in store.tokens().await? {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     token.id,
                     token.user,
                     token.admin,
@@ -96,7 +113,10 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
                         .max_concurrent
                         .map_or("-".to_owned(), |limit| limit.to_string()),
                     token.created_at,
-                    token.revoked_at.as_deref().unwrap_or("-")
+                    token.expires_at.as_deref().unwrap_or("never"),
+                    token.last_used_at.as_deref().unwrap_or("-"),
+                    token.revoked_at.as_deref().unwrap_or("-"),
+                    token.description.as_deref().unwrap_or("-")
                 );
             }
         }

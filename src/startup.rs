@@ -53,6 +53,8 @@ pub struct Settings {
     pub event_streams: EventStreams,
     /// How long state-change events are kept for streams to resume from.
     pub event_retention: Duration,
+    /// How precisely a token's last use is recorded: at most one write per token this often.
+    pub token_use_resolution: Duration,
 }
 
 impl Default for Settings {
@@ -73,6 +75,7 @@ impl Default for Settings {
             event_streams: EventStreams::default(),
             // A client may resume an event stream up to a week after it lost it.
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            token_use_resolution: Duration::from_secs(60),
         }
     }
 }
@@ -121,6 +124,7 @@ impl Application {
             event_streams: settings.event_streams,
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
+            token_use: crate::http::auth::TokenUse::new(settings.token_use_resolution),
         };
         Ok(Application {
             listener,

@@ -3,7 +3,7 @@
 //! Routes are registered through utoipa-axum's `OpenApiRouter`, so a route cannot exist without
 //! its documentation, and `/openapi.json` is always the API that is served.
 
-mod auth;
+pub mod auth;
 mod cancel;
 mod cluster;
 pub mod error;
@@ -17,6 +17,7 @@ pub mod rate_limit;
 pub mod request_metrics;
 pub mod submissions;
 pub mod submit;
+pub mod tokens;
 mod ui;
 
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct Context {
     pub final_counts: metrics::FinalCounts,
     /// Requests by route and status, for `/metrics`.
     pub http_metrics: Arc<request_metrics::HttpMetrics>,
+    /// When tokens were last used, written at most once a minute per token.
+    pub token_use: auth::TokenUse,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.
@@ -95,6 +98,7 @@ const BATCHES_AT_ONCE: usize = 4;
     tags(
         (name = "submissions", description = "Submit payloads and follow them"),
         (name = "cluster", description = "Live views of the cluster's Jobs and pods, as kubectl shows them"),
+        (name = "tokens", description = "API tokens: create, list and revoke"),
         (name = "health", description = "Liveness and readiness"),
     )
 )]
@@ -133,6 +137,8 @@ fn api() -> OpenApiRouter<Context> {
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(cluster::submission_events))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))

@@ -14,6 +14,7 @@
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
 //! - `tokens`: API tokens, stored as hashes;
+//! - `token_grants`: creating tokens with their terms (expiry, description), and their last use;
 //! - `wal`: keeping SQLite's write-ahead log from growing without bound.
 //!
 //! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends on
@@ -28,6 +29,7 @@ mod idempotency;
 mod logs;
 mod lookups;
 mod submissions;
+mod token_grants;
 mod tokens;
 mod wal;
 
@@ -44,6 +46,7 @@ pub use events::{Event, EventFilter, EventPage, Revisions};
 pub use idempotency::{IdempotencyKey, Stored};
 pub use logs::ArchivedLog;
 pub use submissions::{Cancelled, Filter, Page, Updated};
+pub use token_grants::NewToken;
 pub use tokens::Token;
 pub use wal::Checkpoint;
 

@@ -6,6 +6,9 @@ use jiff::Timestamp;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use sqlx::AssertSqlSafe;
+
+use super::token_grants::NewToken;
 use super::{Result, Store};
 
 /// An API token, without its secret.
@@ -19,6 +22,12 @@ pub struct Token {
     pub revoked_at: Option<String>,
     /// Its own limit of its user's active Jobs (`None`: the server's `--max-concurrent`).
     pub max_concurrent: Option<i64>,
+    /// When it stops working (`None`: never).
+    pub expires_at: Option<String>,
+    /// When it was last used, to about a minute.
+    pub last_used_at: Option<String>,
+    /// What it is for, as its creator said.
+    pub description: Option<String>,
 }
 
 impl Store {
@@ -40,43 +49,22 @@ impl Store {
         delegate: bool,
         max_concurrent: Option<i64>,
     ) -> Result<(Token, String)> {
-        let secret = format!(
-            "sht_{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let token = Token {
-            id: uuid::Uuid::now_v7().to_string(),
+        self.create_token_with(&NewToken {
             user: user.to_owned(),
             admin,
             delegate,
-            created_at: Timestamp::now().to_string(),
-            revoked_at: None,
             max_concurrent,
-        };
-        let _turn = self.turn_to_write().await;
-        sqlx::query(
-            "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at, \
-             max_concurrent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(token.id.clone())
-        .bind(token.user.clone())
-        .bind(secret_hash(&secret))
-        .bind(i64::from(admin))
-        .bind(i64::from(delegate))
-        .bind(token.created_at.clone())
-        .bind(max_concurrent)
-        .execute(&self.pool)
-        .await?;
-        Ok((token, secret))
+            expires_at: None,
+            description: None,
+        })
+        .await
     }
 
     /// Every token, oldest first.
     pub async fn tokens(&self) -> Result<Vec<Token>> {
-        let rows = sqlx::query(
-            "SELECT id, user_name, admin, delegate, created_at, revoked_at, max_concurrent \
-             FROM tokens ORDER BY id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY id"
+        )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(token_from_row).collect()
@@ -101,10 +89,9 @@ impl Store {
         if let Some(lookups) = &self.lookups {
             return lookups.find(hash).await;
         }
-        let row = sqlx::query(
-            "SELECT id, user_name, admin, delegate, created_at, revoked_at, max_concurrent \
-             FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE secret_hash = $1 AND revoked_at IS NULL"
+        )))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
@@ -113,7 +100,7 @@ impl Store {
 }
 
 /// The stored form of a token's secret.
-fn secret_hash(secret: &str) -> String {
+pub(super) fn secret_hash(secret: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(secret.as_bytes())
         .iter()
@@ -122,8 +109,8 @@ fn secret_hash(secret: &str) -> String {
 }
 
 /// The columns [`token_from_row`] reads.
-pub(super) const TOKEN_COLUMNS: &str =
-    "id, user_name, admin, delegate, created_at, revoked_at, max_concurrent";
+pub(super) const TOKEN_COLUMNS: &str = "id, user_name, admin, delegate, created_at, revoked_at, \
+     max_concurrent, expires_at, last_used_at, description";
 
 pub(super) fn token_from_row(row: &AnyRow) -> Result<Token> {
     let admin: i64 = row.try_get("admin")?;
@@ -136,5 +123,8 @@ pub(super) fn token_from_row(row: &AnyRow) -> Result<Token> {
         created_at: row.try_get("created_at")?,
         revoked_at: row.try_get("revoked_at")?,
         max_concurrent: row.try_get("max_concurrent")?,
+        expires_at: row.try_get("expires_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        description: row.try_get("description")?,
     })
 }

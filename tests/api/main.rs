@@ -23,4 +23,5 @@ mod openapi;
 mod prometheus;
 mod storage;
 mod submissions;
+mod tokens;
 mod validation;

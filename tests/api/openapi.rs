@@ -42,6 +42,8 @@ async fn the_service_serves_its_openapi_document() {
         "/v1/events",
         "/v1/jobs",
         "/v1/pods",
+        "/v1/tokens",
+        "/v1/tokens/{id}",
         "/healthz",
         "/readyz",
     ] {
