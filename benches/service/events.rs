@@ -47,7 +47,10 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
         ));
     }
     for _ in 0..subscribers {
-        ready.recv().await.context("a subscriber ended before it began")?;
+        ready
+            .recv()
+            .await
+            .context("a subscriber ended before it began")?;
     }
     let memory_connected = service.memory()?;
 
@@ -104,11 +107,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
     for (figure, value) in [
         (
             "events delivered (each user's to its subscribers)",
-            format!(
-                "{} ({} submissions)",
-                delays.len(),
-                submitted.len()
-            ),
+            format!("{} ({} submissions)", delays.len(), submitted.len()),
         ),
         (
             "submitted to received, p50 / p99 / max",
@@ -119,10 +118,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<()> {
                 ms(delays[delays.len() - 1])
             ),
         ),
-        (
-            "burst start to the last delivery",
-            ms(delivered_after),
-        ),
+        ("burst start to the last delivery", ms(delivered_after)),
         (
             "service RSS before / with every subscriber / after (peak)",
             format!(
