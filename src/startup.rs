@@ -1,5 +1,5 @@
 //! Builds the application from its parts and runs it: the HTTP server, the dispatcher, the
-//! watchers and the database upkeep. `build` binds the listener and returns, so tests start the
+//! watchers, the webhook sender and the database upkeep. `build` binds the listener and returns, so tests start the
 //! real server on port 0 and learn the port it got.
 
 use std::future::Future;
@@ -53,6 +53,9 @@ pub struct Settings {
     pub event_streams: EventStreams,
     /// How long state-change events are kept for streams to resume from.
     pub event_retention: Duration,
+    /// How notifications are sent to submissions' `notify_url` (the allowed hosts are taken
+    /// from `defaults.allowed.notify_hosts`).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             event_streams: EventStreams::default(),
             // A client may resume an event stream up to a week after it lost it.
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct Application {
     pending_timeout: Duration,
     dispatch_limits: dispatch::Limits,
     event_retention: Duration,
+    webhooks: crate::webhooks::Settings,
     /// The background deletion of cancelled submissions' Jobs, started by `run_until`.
     cancels: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -96,6 +101,10 @@ impl Application {
         cluster: Cluster,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
+        let webhooks = crate::webhooks::Settings {
+            allowed_hosts: settings.defaults.allowed.notify_hosts.clone(),
+            ..settings.webhooks
+        };
         let shutdown = CancellationToken::new();
         let (cancels, cancel_worker) = if cluster.is_configured() {
             let (cancels, worker) =
@@ -129,6 +138,7 @@ impl Application {
             pending_timeout: settings.pending_timeout,
             dispatch_limits: settings.dispatch,
             event_retention: settings.event_retention,
+            webhooks,
             cancels: cancel_worker,
         })
     }
@@ -149,6 +159,7 @@ impl Application {
             pending_timeout,
             dispatch_limits,
             event_retention,
+            webhooks,
             cancels,
         } = self;
         let mut background = JoinSet::new();
@@ -157,6 +168,7 @@ impl Application {
         }
         background.spawn(context.store.clone().keep_wal_bounded());
         background.spawn(context.store.clone().keep_events_pruned(event_retention));
+        background.spawn(crate::webhooks::run(context.store.clone(), webhooks));
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(
                 context.cluster.clone(),

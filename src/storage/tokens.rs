@@ -1,6 +1,7 @@
 //! The `tokens` table: who may call the API. A token's secret is shown once, when it is
 //! created, and only its SHA-256 hash is stored (secrets are long and random, so a fast hash is
-//! enough and a leaked table reveals no token).
+//! enough and a leaked table reveals no token). Each token also gets a webhook signing secret,
+//! shown once too but stored as is: the service signs its notifications with it.
 
 use jiff::Timestamp;
 use sqlx::Row;
@@ -45,6 +46,11 @@ impl Store {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let webhook_secret = format!(
+            "whsec_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let token = Token {
             id: uuid::Uuid::now_v7().to_string(),
             user: user.to_owned(),
@@ -57,7 +63,7 @@ impl Store {
         let _turn = self.turn_to_write().await;
         sqlx::query(
             "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at, \
-             max_concurrent) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             max_concurrent, webhook_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(token.id.clone())
         .bind(token.user.clone())
@@ -66,9 +72,23 @@ impl Store {
         .bind(i64::from(delegate))
         .bind(token.created_at.clone())
         .bind(max_concurrent)
+        .bind(webhook_secret)
         .execute(&self.pool)
         .await?;
         Ok((token, secret))
+    }
+
+    /// The secret that signs the notifications of submissions sent with token `id` (`None` for
+    /// an unknown token, or one created before webhooks).
+    pub async fn webhook_secret(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT webhook_secret FROM tokens WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("webhook_secret")?,
+            None => None,
+        })
     }
 
     /// Every token, oldest first.

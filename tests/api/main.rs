@@ -24,3 +24,4 @@ mod prometheus;
 mod storage;
 mod submissions;
 mod validation;
+mod webhooks;
