@@ -72,9 +72,10 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// How long a claim holds: past an attempt's timeout, so a live sender never loses it.
+    /// How long a claim holds: well past an attempt's timeout, so a live sender never loses
+    /// it; a dead sender's claim lapses after it, and the delivery is sent again.
     fn lease(&self) -> Duration {
-        self.timeout * 2 + Duration::from_secs(30)
+        self.timeout.saturating_mul(3)
     }
 
     /// The wait after the `failed`-th failed attempt (1 for the first).

@@ -92,6 +92,11 @@ impl Receiver {
         self.inbox.lock().expect("inbox").refused
     }
 
+    /// From now on, answers every request with a 204.
+    fn recover(&self) {
+        self.inbox.lock().expect("inbox").failures_left = 0;
+    }
+
     /// Waits until `count` notifications with distinct revisions were accepted.
     async fn wait_for(&self, count: usize) -> Vec<Received> {
         let deadline = Instant::now() + PATIENCE;
@@ -198,14 +203,19 @@ fn states_by_submission(events: &[Value]) -> BTreeMap<String, Vec<String>> {
 }
 
 async fn spawn_notifying_app(backend: Backend) -> TestApp {
-    let database = TestDatabase::new(backend).await;
+    spawn_notifying_app_on(TestDatabase::new(backend).await).await
+}
+
+async fn spawn_notifying_app_on(database: TestDatabase) -> TestApp {
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
     spawn_app_tuned(database, cluster, |settings| {
         settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
         settings.webhooks.first_retry = Duration::from_millis(50);
         settings.webhooks.max_retry = Duration::from_millis(200);
         settings.webhooks.poll = Duration::from_millis(50);
-        settings.webhooks.timeout = Duration::from_secs(5);
+        // A claim lapses after three timeouts: a notification in flight at a crash is sent again
+        // well within the test's patience.
+        settings.webhooks.timeout = Duration::from_secs(2);
     })
     .await
 }
@@ -377,3 +387,49 @@ async fn targets_the_server_does_not_send_to_are_refused(backend: Backend) {
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 on_both_databases!(targets_the_server_does_not_send_to_are_refused);
+
+async fn notifications_not_yet_delivered_are_sent_after_a_crash(backend: Backend) {
+    let receiver = Receiver::start(usize::MAX).await;
+    let app = spawn_notifying_app(backend).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let secret = webhook_secret(&app).await;
+    let id = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url}),
+    )
+    .await;
+    record(&store, &id, State::Pending).await;
+    record(&store, &id, State::Running).await;
+    let deadline = Instant::now() + PATIENCE;
+    while receiver.refused() < 2 {
+        assert!(Instant::now() < deadline, "no attempt reached the receiver");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Stopped as a crash stops it, with every notification still undelivered.
+    let database = app.stop();
+    drop(store);
+    receiver.recover();
+    let app = spawn_notifying_app_on(database).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    record(&store, &id, State::Succeeded).await;
+
+    let accepted = receiver.wait_for(4).await;
+    let events: Vec<Value> = accepted
+        .iter()
+        .map(|received| verified(received, &secret))
+        .collect();
+    assert_eq!(
+        states_by_submission(&events),
+        BTreeMap::from([(
+            id,
+            vec![
+                "queued".into(),
+                "pending".into(),
+                "running".into(),
+                "succeeded".into()
+            ]
+        )])
+    );
+}
+on_both_databases!(notifications_not_yet_delivered_are_sent_after_a_crash);
