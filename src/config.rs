@@ -181,6 +181,15 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_registry_secrets: Vec<String>,
+    /// A host submissions' `notify_url` may name (repeat for several): with any, only these;
+    /// a listed host may be private or loopback. Default: every public host, never a private,
+    /// loopback or link-local address (checked again after DNS resolution when sending).
+    #[arg(
+        long = "allowed-notify-host",
+        env = "SUBMISSION_HELPER_ALLOWED_NOTIFY_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_notify_hosts: Vec<String>,
     /// Run payload containers as this user id (and as non-root when it is not 0).
     #[arg(long, env = "SUBMISSION_HELPER_RUN_AS_USER")]
     pub run_as_user: Option<i64>,
@@ -220,6 +229,20 @@ pub struct ServeArgs {
     /// `7d`, `12h`. A stream asking for older ones is answered 410.
     #[arg(long, env = "SUBMISSION_HELPER_EVENT_RETENTION", default_value = "7d")]
     pub event_retention: String,
+    /// How long one webhook notification may take before it counts as failed: `10s`.
+    #[arg(long, env = "SUBMISSION_HELPER_NOTIFY_TIMEOUT", default_value = "10s")]
+    pub notify_timeout: String,
+    /// Attempts at a webhook notification before it is given up (and logged).
+    #[arg(long, env = "SUBMISSION_HELPER_NOTIFY_ATTEMPTS", default_value_t = 10)]
+    pub notify_attempts: u32,
+    /// The wait after a notification's first failed attempt; it doubles after each further
+    /// one, up to an hour: `5s`, `1m`.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_NOTIFY_FIRST_RETRY",
+        default_value = "5s"
+    )]
+    pub notify_first_retry: String,
     /// How long a request may take before it is answered 503 (log follows are exempt).
     #[arg(
         long,
@@ -269,6 +292,7 @@ impl ServeArgs {
                 image_prefixes: self.allowed_image_prefixes.clone(),
                 volume_claims: self.allowed_volume_claims.clone(),
                 registry_secrets: self.allowed_registry_secrets.clone(),
+                notify_hosts: self.allowed_notify_hosts.clone(),
             },
         };
         if let Some(image) = &defaults.image {
@@ -361,6 +385,26 @@ impl ServeArgs {
 
     /// The `--cors-origin` values, each checked to be an origin as browsers send it
     /// (`scheme://host[:port]`, no path), so a typo stops the server at start.
+    /// How notifications are sent (the allowed hosts come with the submit defaults).
+    pub fn webhook_settings(&self) -> anyhow::Result<crate::webhooks::Settings> {
+        let duration = |flag: &str, text: &str| {
+            parse_duration(text)
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{flag} must be a duration such as 10s or 1m, not {text:?}")
+                })
+        };
+        if self.notify_attempts == 0 {
+            anyhow::bail!("--notify-attempts must be at least 1");
+        }
+        Ok(crate::webhooks::Settings {
+            timeout: duration("--notify-timeout", &self.notify_timeout)?,
+            attempts: self.notify_attempts,
+            first_retry: duration("--notify-first-retry", &self.notify_first_retry)?,
+            ..crate::webhooks::Settings::default()
+        })
+    }
+
     pub fn cors_origins(&self) -> anyhow::Result<Vec<http::HeaderValue>> {
         self.cors_origins
             .iter()

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod http;
 pub mod startup;
 pub mod storage;
+pub mod webhooks;
 
 use config::{ServeArgs, TokenArgs, TokenCommand};
 use startup::{Application, Settings};
@@ -44,6 +45,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_origins: args.cors_origins()?,
         event_streams: http::events::EventStreams::default(),
         event_retention: args.event_retention()?,
+        webhooks: args.webhook_settings()?,
         ..Settings::default()
     };
     let app = Application::build(settings, store, cluster.clone()).await?;
@@ -97,6 +99,11 @@ pub async fn token(args: TokenArgs) -> anyhow::Result<()> {
                 token.expires_at.as_deref().unwrap_or("never")
             );
             println!("{secret}");
+            if let Some(webhook_secret) = store.webhook_secret(&token.id).await? {
+                eprintln!(
+                    "webhook signing secret of this token (for receivers of notify_url; shown only now): {webhook_secret}"
+                );
+            }
         }
         TokenCommand::List => {
             println!(

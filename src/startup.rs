@@ -1,5 +1,5 @@
 //! Builds the application from its parts and runs it: the HTTP server, the dispatcher, the
-//! watchers and the database upkeep. `build` binds the listener and returns, so tests start the
+//! watchers, the webhook sender and the database upkeep. `build` binds the listener and returns, so tests start the
 //! real server on port 0 and learn the port it got.
 
 use std::future::Future;
@@ -55,6 +55,9 @@ pub struct Settings {
     pub event_retention: Duration,
     /// How precisely a token's last use is recorded: at most one write per token this often.
     pub token_use_resolution: Duration,
+    /// How notifications are sent to submissions' `notify_url` (the allowed hosts are taken
+    /// from `defaults.allowed.notify_hosts`).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 impl Default for Settings {
@@ -76,6 +79,7 @@ impl Default for Settings {
             // A client may resume an event stream up to a week after it lost it.
             event_retention: Duration::from_secs(7 * 24 * 3600),
             token_use_resolution: Duration::from_secs(60),
+            webhooks: crate::webhooks::Settings::default(),
         }
     }
 }
@@ -87,6 +91,7 @@ pub struct Application {
     pending_timeout: Duration,
     dispatch_limits: dispatch::Limits,
     event_retention: Duration,
+    webhooks: crate::webhooks::Settings,
     /// The background deletion of cancelled submissions' Jobs, started by `run_until`.
     cancels: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -99,6 +104,10 @@ impl Application {
         cluster: Cluster,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
+        let webhooks = crate::webhooks::Settings {
+            allowed_hosts: settings.defaults.allowed.notify_hosts.clone(),
+            ..settings.webhooks
+        };
         let shutdown = CancellationToken::new();
         let (cancels, cancel_worker) = if cluster.is_configured() {
             let (cancels, worker) =
@@ -133,6 +142,7 @@ impl Application {
             pending_timeout: settings.pending_timeout,
             dispatch_limits: settings.dispatch,
             event_retention: settings.event_retention,
+            webhooks,
             cancels: cancel_worker,
         })
     }
@@ -153,6 +163,7 @@ impl Application {
             pending_timeout,
             dispatch_limits,
             event_retention,
+            webhooks,
             cancels,
         } = self;
         let mut background = JoinSet::new();
@@ -167,6 +178,7 @@ impl Application {
                 .clone()
                 .watch_other_replicas(context.event_streams.poll),
         );
+        background.spawn(crate::webhooks::run(context.store.clone(), webhooks));
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(
                 context.cluster.clone(),

@@ -157,7 +157,12 @@ pub fn chunk_key(batch_key: Option<&str>, chunk: &Chunk) -> String {
     for line in &chunk.lines {
         field(line.text.as_bytes());
     }
-    format!("sh-batch-{:x}", hash.finalize())
+    let digest: String = hash
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sh-batch-{digest}")
 }
 
 /// The submissions of a chunk: each line a JSON object, filled from the flags. Every bad line

@@ -224,6 +224,7 @@ mod tests {
             created_at: jiff::Timestamp::UNIX_EPOCH,
             progress: Progress::queued(),
             limits: Default::default(),
+            notify_token: None,
         }
     }
 
@@ -259,6 +260,7 @@ mod tests {
             ttl_seconds_after_finished: Some(86400),
             tool: "analyze".into(),
             depends_on: Vec::new(),
+            notify: None,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Caller {
     pub admin: bool,
     /// The token's own limit of the user's active Jobs, if it has one.
     pub max_concurrent: Option<i64>,
+    /// The id of the token the request was sent with (none for the service's own calls).
+    pub token: Option<String>,
 }
 
 impl Caller {
@@ -33,6 +35,7 @@ impl Caller {
             submitted_by: name.to_owned(),
             admin: false,
             max_concurrent: None,
+            token: None,
         }
     }
 
@@ -62,6 +65,7 @@ mod tests {
             submitted_by: "alice".into(),
             admin: false,
             max_concurrent: None,
+            token: None,
         };
         let admin = Caller {
             admin: true,

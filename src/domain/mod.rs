@@ -6,10 +6,12 @@
 pub mod campaign;
 mod identity;
 pub mod kube_rules;
+pub mod notify;
 mod state;
 mod submission;
 
 pub use identity::{Caller, parse_user_name};
+pub use notify::{Notify, NotifyScope};
 pub use state::{State, UnknownState};
 pub use submission::{
     APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, FieldError,

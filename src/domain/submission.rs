@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::identity::Caller;
 use super::kube_rules;
+use super::notify;
 use super::state::State;
 
 /// Labels the service sets itself; users may not set or override them.
@@ -207,6 +208,16 @@ pub struct SubmissionRequest {
     #[serde(default)]
     #[schema(max_items = 10000)]
     pub depends_on: Vec<String>,
+    /// Where each change of the submission's state is POSTed, signed with the token's webhook
+    /// secret (see the README's "Webhooks"): an absolute `http` or `https` URL without a user
+    /// name or password, on a host the server sends to.
+    #[schema(
+        example = "https://portal.example.org/hooks/submissions",
+        max_length = 2048
+    )]
+    pub notify_url: Option<String>,
+    /// Which changes `notify_url` is sent: `all` (the default) or only the `final` one.
+    pub notify: Option<super::NotifyScope>,
 }
 
 /// A CPU amount as a JSON number (`1`, `0.5`) or a Kubernetes quantity (`"500m"`).
@@ -282,6 +293,9 @@ pub struct AllowLists {
     pub image_prefixes: Vec<String>,
     pub volume_claims: Vec<String>,
     pub registry_secrets: Vec<String>,
+    /// Hosts `notify_url` may name (`--allowed-notify-host`); empty: every public host. A listed
+    /// host may be private or loopback.
+    pub notify_hosts: Vec<String>,
 }
 
 impl AllowLists {
@@ -363,6 +377,9 @@ pub struct SubmissionSpec {
     /// The submissions that must succeed before this one runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<SubmissionId>,
+    /// Where its state changes are sent, if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<super::Notify>,
 }
 
 /// The container name when the command names no program to call it after.
@@ -662,6 +679,26 @@ impl SubmissionSpec {
                 .unwrap_or_else(default_tool),
         };
 
+        let notify = match (request.notify_url, request.notify) {
+            (Some(url), scope) => {
+                match notify::parse_notify_url(&url, &defaults.allowed.notify_hosts) {
+                    Ok(url) => Some(super::Notify {
+                        url: url.to_string(),
+                        scope: scope.unwrap_or_default(),
+                    }),
+                    Err(reason) => {
+                        check("notify_url", Err(reason));
+                        None
+                    }
+                }
+            }
+            (None, Some(_)) => {
+                check("notify", Err("needs a notify_url to send to".into()));
+                None
+            }
+            (None, None) => None,
+        };
+
         let (Some(image), Some(command), true) = (image, request.command, errors.is_empty()) else {
             return Err(errors);
         };
@@ -683,6 +720,7 @@ impl SubmissionSpec {
             },
             tool,
             depends_on: Vec::new(),
+            notify,
         })
     }
 }
@@ -729,6 +767,8 @@ pub struct Submission {
     pub progress: Progress,
     /// How many Jobs may be active at once that it counts against.
     pub limits: WorkLimits,
+    /// The token whose webhook secret signs its notifications (set when it has a `notify`).
+    pub notify_token: Option<String>,
 }
 
 /// The limits a submission's dispatch obeys: its user's (as the token it was sent with set
@@ -751,13 +791,14 @@ impl Submission {
             submitted_by: caller.submitted_by.clone(),
             job_name: id.job_name(),
             namespace: namespace.to_owned(),
-            spec,
             created_at: Timestamp::now(),
             progress: Progress::queued(),
             limits: WorkLimits {
                 user: caller.max_concurrent,
                 group: None,
             },
+            notify_token: spec.notify.as_ref().and(caller.token.clone()),
+            spec,
         }
     }
 }
@@ -960,6 +1001,7 @@ mod tests {
                 image_prefixes: vec!["registry.example.org/atlas/".into()],
                 volume_claims: vec!["ntuples-claim".into()],
                 registry_secrets: vec!["sh-k8s-registry-secret".into()],
+                notify_hosts: Vec::new(),
             },
             ..SubmitDefaults::default()
         };

@@ -93,6 +93,7 @@ impl FromRequestParts<Context> for Caller {
             submitted_by: token.user,
             admin: token.admin,
             max_concurrent: token.max_concurrent,
+            token: Some(token.id),
         })
     }
 }

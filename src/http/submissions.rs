@@ -86,6 +86,7 @@ impl From<Submission> for SubmissionView {
             created_at,
             progress,
             limits: _,
+            notify_token: _,
         } = submission;
         let (volume_claim, mount_path) = match spec.volume {
             Some(volume) => (Some(volume.claim), Some(volume.mount_path)),

@@ -165,6 +165,9 @@ pub struct CreatedToken {
     pub token: TokenView,
     /// Send as `Authorization: Bearer <secret>`. It cannot be shown again.
     pub secret: String,
+    /// The key of the HMAC-SHA256 signatures of the notifications sent for this token's
+    /// submissions (`notify_url`; see the README's Webhooks). It cannot be shown again either.
+    pub webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -199,11 +202,13 @@ pub async fn create(
     }
     let new = request.parse(Timestamp::now())?;
     let (token, secret) = context.store.create_token_with(&new).await?;
+    let webhook_secret = context.store.webhook_secret(&token.id).await?;
     tracing::info!(token_id = %token.id, user = %token.user, by = %caller.submitted_by, "token created");
     let location = format!("/v1/tokens/{}", token.id);
     let body = CreatedToken {
         token: token.into(),
         secret,
+        webhook_secret,
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {

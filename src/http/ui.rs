@@ -57,7 +57,11 @@ fn asset(file: &str, headers: &HeaderMap) -> Response {
     let Some((_, content_type, body)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
         return ApiError::NotFound("there is no such file in the page".into()).into_response();
     };
-    let etag = format!("\"{:x}\"", Sha256::digest(body.as_bytes()));
+    let digest: String = Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let etag = format!("\"{digest}\"");
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())

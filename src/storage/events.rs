@@ -133,7 +133,8 @@ impl Store {
             });
             self.built(&mut builder)?.execute(&mut **tx).await?;
         }
-        Ok(())
+        // The notifications of these events, in the same transaction (see `webhooks`).
+        self.record_deliveries(tx, last - count, last).await
     }
 
     /// Tells this process's streams that events were committed.
@@ -233,32 +234,7 @@ impl Store {
         let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
         let mut events = rows
             .iter()
-            .map(|row| {
-                let revision: i64 = row.try_get("revision")?;
-                let corrupt = |reason: String| StorageError::Corrupt {
-                    id: format!("event {revision}"),
-                    reason,
-                };
-                let id: String = row.try_get("submission_id")?;
-                let state = |text: String| {
-                    State::from_str(&text).map_err(|error| corrupt(error.to_string()))
-                };
-                let at: i64 = row.try_get("at_ms")?;
-                Ok(Event {
-                    revision,
-                    id: SubmissionId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
-                    name: row.try_get("name")?,
-                    labels: BTreeMap::new(),
-                    previous: row
-                        .try_get::<Option<String>, _>("previous_state")?
-                        .map(state)
-                        .transpose()?,
-                    state: state(row.try_get("state")?)?,
-                    message: row.try_get("message")?,
-                    at: Timestamp::from_millisecond(at)
-                        .map_err(|error| corrupt(error.to_string()))?,
-                })
-            })
+            .map(event_from_row)
             .collect::<Result<Vec<_>>>()?;
         self.attach_labels(&mut events).await?;
         let full = events.len() == limit as usize;
@@ -276,7 +252,7 @@ impl Store {
     }
 
     /// Fills in each event's labels (a submission's labels never change).
-    async fn attach_labels(&self, events: &mut [Event]) -> Result<()> {
+    pub(super) async fn attach_labels(&self, events: &mut [Event]) -> Result<()> {
         let mut ids: Vec<SubmissionId> = events.iter().map(|event| event.id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -386,4 +362,30 @@ impl Store {
             }
         }
     }
+}
+
+/// The event of a row with the columns `revision, submission_id, previous_state, state,
+/// message, at_ms, name`; its labels are left for [`Store::attach_labels`].
+pub(super) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event> {
+    let revision: i64 = row.try_get("revision")?;
+    let corrupt = |reason: String| StorageError::Corrupt {
+        id: format!("event {revision}"),
+        reason,
+    };
+    let id: String = row.try_get("submission_id")?;
+    let state = |text: String| State::from_str(&text).map_err(|error| corrupt(error.to_string()));
+    let at: i64 = row.try_get("at_ms")?;
+    Ok(Event {
+        revision,
+        id: SubmissionId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
+        name: row.try_get("name")?,
+        labels: BTreeMap::new(),
+        previous: row
+            .try_get::<Option<String>, _>("previous_state")?
+            .map(state)
+            .transpose()?,
+        state: state(row.try_get("state")?)?,
+        message: row.try_get("message")?,
+        at: Timestamp::from_millisecond(at).map_err(|error| corrupt(error.to_string()))?,
+    })
 }

@@ -13,8 +13,9 @@
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
-//! - `tokens`: API tokens, stored as hashes;
+//! - `tokens`: API tokens, stored as hashes, and their webhook signing secrets;
 //! - `token_grants`: creating tokens with their terms (expiry, description), and their last use;
+//! - `webhooks`: the outbox of notifications to submissions' `notify_url`;
 //! - `wal`: keeping SQLite's write-ahead log from growing without bound.
 //!
 //! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends on
@@ -32,6 +33,7 @@ mod submissions;
 mod token_grants;
 mod tokens;
 mod wal;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -49,6 +51,7 @@ pub use submissions::{Cancelled, Filter, Page, Updated};
 pub use token_grants::NewToken;
 pub use tokens::Token;
 pub use wal::Checkpoint;
+pub use webhooks::{Attempt, Delivery};
 
 /// How long a statement waits for a connection before it fails: a database that is down makes
 /// requests answer 500/503 and the watchers hand their changes to the reconcile queue within

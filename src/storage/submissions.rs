@@ -54,12 +54,13 @@ pub struct Updated {
 macro_rules! columns {
     () => {
         "id, spec, namespace, job_name, state, message, active, succeeded, failed, created_at, \
-         started_at, finished_at, version, owner, submitted_by, user_limit, group_id, group_limit"
+         started_at, finished_at, version, owner, submitted_by, user_limit, group_id, group_limit, \
+         notify_token"
     };
 }
 pub(super) use columns;
 
-/// Rows per multi-row INSERT: 16 values a row stays well under SQLite's limit of 32766 bound
+/// Rows per multi-row INSERT: 19 values a row stays well under SQLite's limit of 32766 bound
 /// parameters (and PostgreSQL's 65535).
 const INSERT_CHUNK: usize = 500;
 
@@ -373,11 +374,12 @@ impl Store {
             let mut builder = QueryBuilder::new(
                 "INSERT INTO submissions (id, name, spec, namespace, job_name, state, message, \
                  finished_at, created_at, updated_at, owner, submitted_by, waiting_on, \
-                 user_limit, group_id, group_limit) ",
+                 user_limit, group_id, group_limit, notify_url, notify, notify_token) ",
             );
             builder.push_values(rows, |mut row, (submission, spec, waiting_on)| {
                 let created_at = submission.created_at.to_string();
                 let progress = &submission.progress;
+                let notify = submission.spec.notify.as_ref();
                 let (group_id, group_limit) = match &submission.limits.group {
                     Some((id, limit)) => (Some(id.clone()), Some(*limit)),
                     None => (None, None),
@@ -397,7 +399,10 @@ impl Store {
                     .push_bind(waiting_on)
                     .push_bind(submission.limits.user)
                     .push_bind(group_id)
-                    .push_bind(group_limit);
+                    .push_bind(group_limit)
+                    .push_bind(notify.map(|notify| notify.url.clone()))
+                    .push_bind(notify.map(|notify| notify.scope.as_str()))
+                    .push_bind(submission.notify_token.clone());
             });
             self.built(&mut builder)?.execute(&mut **tx).await?;
 
@@ -634,6 +639,7 @@ pub(super) fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
                 _ => None,
             },
         },
+        notify_token: row.try_get("notify_token")?,
     };
     Ok((submission, row.try_get("version")?))
 }

@@ -28,6 +28,11 @@ impl Store {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
+        let webhook_secret = format!(
+            "whsec_{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
         let token = Token {
             id: uuid::Uuid::now_v7().to_string(),
             user: new.user.clone(),
@@ -43,8 +48,8 @@ impl Store {
         let _turn = self.turn_to_write().await;
         sqlx::query(
             "INSERT INTO tokens (id, user_name, secret_hash, admin, delegate, created_at, \
-             max_concurrent, expires_at, description) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             max_concurrent, expires_at, description, webhook_secret) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(token.id.clone())
         .bind(token.user.clone())
@@ -55,6 +60,7 @@ impl Store {
         .bind(token.max_concurrent)
         .bind(token.expires_at.clone())
         .bind(token.description.clone())
+        .bind(webhook_secret)
         .execute(&self.pool)
         .await?;
         Ok((token, secret))

@@ -1,6 +1,7 @@
 //! The `tokens` table: who may call the API. A token's secret is shown once, when it is
 //! created, and only its SHA-256 hash is stored (secrets are long and random, so a fast hash is
-//! enough and a leaked table reveals no token).
+//! enough and a leaked table reveals no token). Each token also gets a webhook signing secret,
+//! shown once too but stored as is: the service signs its notifications with it.
 
 use jiff::Timestamp;
 use sqlx::Row;
@@ -58,6 +59,19 @@ impl Store {
             description: None,
         })
         .await
+    }
+
+    /// The secret that signs the notifications of submissions sent with token `id` (`None` for
+    /// an unknown token, or one created before webhooks).
+    pub async fn webhook_secret(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT webhook_secret FROM tokens WHERE id = $1")
+            .bind(id.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("webhook_secret")?,
+            None => None,
+        })
     }
 
     /// Every token, oldest first.

@@ -25,3 +25,4 @@ mod storage;
 mod submissions;
 mod tokens;
 mod validation;
+mod webhooks;

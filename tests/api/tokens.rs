@@ -166,6 +166,10 @@ async fn lists_never_show_secrets_and_users_see_only_their_own(backend: Backend)
     let admin = app.client_for("root", true, false).await;
     let created = create(&app, &admin, body!({"user": "carol"})).await;
     let secret = created["secret"].as_str().expect("secret").to_owned();
+    let webhook_secret = created["webhook_secret"]
+        .as_str()
+        .expect("the webhook secret, shown once")
+        .to_owned();
     let carol = client_with_token(&secret);
 
     let everything = listed(&app, &admin).await;
@@ -178,6 +182,10 @@ async fn lists_never_show_secrets_and_users_see_only_their_own(backend: Backend)
         .expect("body");
 
     assert!(!raw.contains(&secret), "a list showed a secret: {raw}");
+    assert!(
+        !raw.contains(&webhook_secret),
+        "a list showed a webhook secret: {raw}"
+    );
     assert!(everything.iter().all(|token| token.get("secret").is_none()));
     let users: Vec<&str> = everything
         .iter()

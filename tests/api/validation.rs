@@ -235,6 +235,7 @@ async fn names_outside_the_server_allow_lists_are_refused(backend: Backend) {
             image_prefixes: vec!["registry.example.org/atlas/".into()],
             volume_claims: vec!["ntuples-claim".into()],
             registry_secrets: vec!["sh-k8s-registry-secret".into()],
+            notify_hosts: Vec::new(),
         },
         ..Default::default()
     };

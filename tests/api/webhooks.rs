@@ -1,0 +1,435 @@
+//! Webhooks: each state change of a submission that names a `notify_url` is POSTed there,
+//! signed with its token's webhook secret, retried after failures, in order per submission;
+//! `final` sends only the final state; targets the server does not send to are refused at
+//! submit time.
+//!
+//! The receiver is an HTTP server of the test's own on 127.0.0.1, allowed as the operator would
+//! with `--allowed-notify-host 127.0.0.1`. State changes are made by submitting and cancelling
+//! over HTTP, and by the controller's updates through the store (no cluster here).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use hmac::{Hmac, KeyInit, Mac};
+use jiff::Timestamp;
+use reqwest::StatusCode;
+use serde_json::{Value, json as body};
+use sha2::Sha256;
+use submission_helper::cluster::Cluster;
+use submission_helper::domain::{Progress, State};
+use submission_helper::storage::Store;
+use tokio::time::Instant;
+
+use crate::on_both_databases;
+use crate::support::{
+    Backend, TestApp, TestDatabase, USER, fields, json, problem, spawn_app, spawn_app_tuned,
+};
+
+/// How long a test waits for notifications that must arrive.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// What the receiver was sent and answered 2xx to.
+#[derive(Debug, Clone)]
+struct Received {
+    signature: String,
+    event_id: String,
+    body: String,
+}
+
+#[derive(Default)]
+struct Inbox {
+    /// Requests still to answer 500 to.
+    failures_left: usize,
+    /// Requests answered 500.
+    refused: usize,
+    accepted: Vec<Received>,
+}
+
+/// A webhook receiver on 127.0.0.1 that answers the first `failures` requests with a 500.
+struct Receiver {
+    url: String,
+    inbox: Arc<Mutex<Inbox>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Self {
+        let inbox = Arc::new(Mutex::new(Inbox {
+            failures_left: failures,
+            ..Inbox::default()
+        }));
+        let app = axum::Router::new()
+            .route("/hooks", axum::routing::post(receive))
+            .with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the receiver");
+        let address = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("receiver");
+        });
+        Receiver {
+            url: format!("http://{address}/hooks"),
+            inbox,
+            server,
+        }
+    }
+
+    fn accepted(&self) -> Vec<Received> {
+        self.inbox.lock().expect("inbox").accepted.clone()
+    }
+
+    fn refused(&self) -> usize {
+        self.inbox.lock().expect("inbox").refused
+    }
+
+    /// From now on, answers every request with a 204.
+    fn recover(&self) {
+        self.inbox.lock().expect("inbox").failures_left = 0;
+    }
+
+    /// Waits until `count` notifications with distinct revisions were accepted.
+    async fn wait_for(&self, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let accepted = self.accepted();
+            let mut revisions: Vec<&str> = accepted.iter().map(|r| r.event_id.as_str()).collect();
+            revisions.sort_unstable();
+            revisions.dedup();
+            if revisions.len() >= count {
+                return accepted;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up after {PATIENCE:?} waiting for {count} notifications; got {accepted:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn receive(
+    AxumState(inbox): AxumState<Arc<Mutex<Inbox>>>,
+    headers: HeaderMap,
+    body: String,
+) -> AxumStatus {
+    let mut inbox = inbox.lock().expect("inbox");
+    if inbox.failures_left > 0 {
+        inbox.failures_left -= 1;
+        inbox.refused += 1;
+        return AxumStatus::INTERNAL_SERVER_ERROR;
+    }
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    inbox.accepted.push(Received {
+        signature: header("submission-helper-signature"),
+        event_id: header("submission-helper-event-id"),
+        body,
+    });
+    AxumStatus::NO_CONTENT
+}
+
+/// The webhook secret of the test user's token, as `token create` showed it.
+async fn webhook_secret(app: &TestApp) -> String {
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let token = store
+        .tokens()
+        .await
+        .expect("tokens")
+        .into_iter()
+        .find(|token| token.user == USER)
+        .expect("the test user's token");
+    store
+        .webhook_secret(&token.id)
+        .await
+        .expect("secret")
+        .expect("the token has a webhook secret")
+}
+
+/// The event a notification carries, after checking its signature as a receiver would.
+fn verified(received: &Received, secret: &str) -> Value {
+    let (timestamp, digest) = received
+        .signature
+        .split_once(',')
+        .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
+        .unwrap_or_else(|| panic!("a signature header of the form t=..,v1=..: {received:?}"));
+    let seconds: i64 = timestamp.parse().expect("unix seconds");
+    assert!(
+        (Timestamp::now().as_second() - seconds).abs() < 300,
+        "a fresh timestamp: {received:?}"
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{timestamp}.{}", received.body).as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(digest, expected, "the signature verifies: {received:?}");
+    let event: Value = serde_json::from_str(&received.body).expect("a JSON body");
+    assert_eq!(
+        event["revision"].to_string(),
+        received.event_id,
+        "the id header is the revision"
+    );
+    event
+}
+
+/// The states each submission was notified of, in the order they arrived.
+fn states_by_submission(events: &[Value]) -> BTreeMap<String, Vec<String>> {
+    let mut states: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for event in events {
+        states
+            .entry(event["id"].as_str().expect("id").to_owned())
+            .or_default()
+            .push(event["state"].as_str().expect("state").to_owned());
+    }
+    states
+}
+
+async fn spawn_notifying_app(backend: Backend) -> TestApp {
+    spawn_notifying_app_on(TestDatabase::new(backend).await).await
+}
+
+async fn spawn_notifying_app_on(database: TestDatabase) -> TestApp {
+    let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
+    spawn_app_tuned(database, cluster, |settings| {
+        settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
+        settings.webhooks.first_retry = Duration::from_millis(50);
+        settings.webhooks.max_retry = Duration::from_millis(200);
+        settings.webhooks.poll = Duration::from_millis(50);
+        // A claim lapses after three timeouts: a notification in flight at a crash is sent again
+        // well within the test's patience.
+        settings.webhooks.timeout = Duration::from_secs(2);
+    })
+    .await
+}
+
+async fn submit(app: &TestApp, body: Value) -> String {
+    let stored = json(
+        app.post_json("/v1/submissions", &body).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    stored["id"].as_str().expect("id").to_owned()
+}
+
+async fn record(store: &Store, id: &str, state: State) {
+    store
+        .update(id.parse().expect("id"), |current| {
+            Some(Progress {
+                state,
+                finished_at: state.is_final().then(Timestamp::now),
+                ..current.progress.clone()
+            })
+        })
+        .await
+        .expect("update")
+        .expect("stored");
+}
+
+async fn every_change_arrives_signed_and_in_order_after_failed_attempts(backend: Backend) {
+    let receiver = Receiver::start(2).await;
+    let app = spawn_notifying_app(backend).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let secret = webhook_secret(&app).await;
+
+    let ran = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url}),
+    )
+    .await;
+    let cancelled = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url, "notify": "all"}),
+    )
+    .await;
+    let silent = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+    record(&store, &ran, State::Pending).await;
+    record(&store, &ran, State::Running).await;
+    let response = app
+        .post_json(&format!("/v1/submissions/{cancelled}/cancel"), &body!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    record(&store, &silent, State::Pending).await;
+    record(&store, &ran, State::Succeeded).await;
+
+    let accepted = receiver.wait_for(6).await;
+    let events: Vec<Value> = accepted
+        .iter()
+        .map(|received| verified(received, &secret))
+        .collect();
+    assert_eq!(
+        receiver.refused(),
+        2,
+        "the receiver's failures were retried"
+    );
+    let mut revisions: Vec<i64> = events
+        .iter()
+        .map(|event| event["revision"].as_i64().expect("revision"))
+        .collect();
+    revisions.sort_unstable();
+    revisions.dedup();
+    assert_eq!(revisions.len(), events.len(), "each event arrived once");
+    assert_eq!(
+        states_by_submission(&events),
+        BTreeMap::from([
+            (
+                ran.clone(),
+                vec![
+                    "queued".into(),
+                    "pending".into(),
+                    "running".into(),
+                    "succeeded".into()
+                ]
+            ),
+            (cancelled.clone(), vec!["queued".into(), "cancelled".into()]),
+        ])
+    );
+    let last = events
+        .iter()
+        .find(|event| event["state"] == "cancelled")
+        .expect("the cancel");
+    assert_eq!(last["previous_state"], "queued");
+}
+on_both_databases!(every_change_arrives_signed_and_in_order_after_failed_attempts);
+
+async fn final_only_sends_just_the_final_state(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let app = spawn_notifying_app(backend).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let secret = webhook_secret(&app).await;
+
+    let id = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url, "notify": "final"}),
+    )
+    .await;
+    record(&store, &id, State::Pending).await;
+    record(&store, &id, State::Running).await;
+    record(&store, &id, State::Failed).await;
+
+    let accepted = receiver.wait_for(1).await;
+    // Every notification of these changes was written with them: once none is left to send,
+    // the receiver has all it will ever get.
+    let deadline = Instant::now() + PATIENCE;
+    while store.delivery_counts().await.expect("outbox") != (0, 0) {
+        assert!(Instant::now() < deadline, "the outbox did not empty");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let accepted = if receiver.accepted().len() > accepted.len() {
+        receiver.accepted()
+    } else {
+        accepted
+    };
+    let events: Vec<Value> = accepted
+        .iter()
+        .map(|received| verified(received, &secret))
+        .collect();
+    assert_eq!(
+        states_by_submission(&events),
+        BTreeMap::from([(id, vec!["failed".to_owned()])])
+    );
+}
+on_both_databases!(final_only_sends_just_the_final_state);
+
+async fn targets_the_server_does_not_send_to_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    for url in [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost/hooks",
+        "http://10.0.0.7/hooks",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hooks",
+        "ftp://example.org/hooks",
+        "https://user:secret@example.org/hooks",
+        "/relative/hooks",
+    ] {
+        let response = app
+            .post_json(
+                "/v1/submissions",
+                &body!({"image": "busybox", "command": "true", "notify_url": url}),
+            )
+            .await;
+        let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(fields(&problem), ["notify_url"], "{url}: {problem}");
+    }
+    let response = app
+        .post_json(
+            "/v1/submissions",
+            &body!({"image": "busybox", "command": "true", "notify": "final"}),
+        )
+        .await;
+    let problem = problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(fields(&problem), ["notify"]);
+    let response = app
+        .post_json(
+            "/v1/submissions",
+            &body!({"image": "busybox", "command": "true", "notify_url": "https://example.org/h", "notify": "some"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+on_both_databases!(targets_the_server_does_not_send_to_are_refused);
+
+async fn notifications_not_yet_delivered_are_sent_after_a_crash(backend: Backend) {
+    let receiver = Receiver::start(usize::MAX).await;
+    let app = spawn_notifying_app(backend).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let secret = webhook_secret(&app).await;
+    let id = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url}),
+    )
+    .await;
+    record(&store, &id, State::Pending).await;
+    record(&store, &id, State::Running).await;
+    let deadline = Instant::now() + PATIENCE;
+    while receiver.refused() < 2 {
+        assert!(Instant::now() < deadline, "no attempt reached the receiver");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Stopped as a crash stops it, with every notification still undelivered.
+    let database = app.stop();
+    drop(store);
+    receiver.recover();
+    let app = spawn_notifying_app_on(database).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    record(&store, &id, State::Succeeded).await;
+
+    let accepted = receiver.wait_for(4).await;
+    let events: Vec<Value> = accepted
+        .iter()
+        .map(|received| verified(received, &secret))
+        .collect();
+    assert_eq!(
+        states_by_submission(&events),
+        BTreeMap::from([(
+            id,
+            vec![
+                "queued".into(),
+                "pending".into(),
+                "running".into(),
+                "succeeded".into()
+            ]
+        )])
+    );
+}
+on_both_databases!(notifications_not_yet_delivered_are_sent_after_a_crash);
