@@ -6,6 +6,7 @@
 //! Screenshots go to `SH_TEST_ARTIFACTS` (`tests/run.sh` sets it to `test-artifacts/` in the
 //! checkout), or to cargo's temporary directory for tests.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -42,7 +43,10 @@ impl Browser {
             return None;
         }
         let port = free_port();
+        // In a process group of its own, with the browser it starts, so both can be stopped
+        // together even when a test fails before it closes the session.
         let driver = Command::new(&chromedriver)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -176,16 +180,18 @@ impl Browser {
             .collect()
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// Stops chromedriver and every browser process it started (its process group).
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
+        let _ = self.driver.wait();
     }
 }
 
