@@ -5,8 +5,9 @@
 //! Shared by the `api`, `e2e` and `faults` test binaries; each uses part of it.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
@@ -48,6 +49,26 @@ macro_rules! on_both_databases {
             }
         }
     };
+}
+
+/// Waits until `check` returns something, or fails the test after `deadline` saying what it
+/// waited for.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "gave up after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The Postgres server every Postgres test needs; panics with [`NEEDS_POSTGRES`] without one.

@@ -2,8 +2,7 @@
 //! one, revoking stops a token at once, expired tokens are refused saying so, and each token's
 //! last use is recorded.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
@@ -11,29 +10,12 @@ use submission_helper::cluster::Cluster;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, client_with_token, fields, json, problem, spawn_app,
-    spawn_app_tuned,
+    Backend, TestApp, TestDatabase, client_with_token, eventually, fields, json, problem,
+    spawn_app, spawn_app_tuned,
 };
 
-/// Waits until `check` returns something, or fails the test saying what it waited for.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Duration::from_secs(20);
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "gave up after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// How long a test waits for what happens in the background.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Creates a token through the API as `admin` and returns the answer.
 async fn create(app: &TestApp, admin: &reqwest::Client, request: Value) -> Value {
@@ -288,7 +270,7 @@ async fn an_expired_token_is_refused_saying_it_expired(backend: Backend) {
         StatusCode::OK
     );
 
-    let refused = eventually("the token to expire", || async {
+    let refused = eventually("the token to expire", PATIENCE, || async {
         let response = app.get_as(&carol, "/v1/submissions").await;
         if response.status() == StatusCode::UNAUTHORIZED {
             Some(problem(response, StatusCode::UNAUTHORIZED).await)
@@ -327,8 +309,8 @@ async fn a_tokens_last_use_moves_when_it_is_used(backend: Backend) {
     assert_eq!(last_use().await, None);
 
     app.get_as(&carol, "/v1/submissions").await;
-    let first = eventually("the first use to be recorded", last_use).await;
-    let second = eventually("a later use to be recorded", || async {
+    let first = eventually("the first use to be recorded", PATIENCE, last_use).await;
+    let second = eventually("a later use to be recorded", PATIENCE, || async {
         app.get_as(&carol, "/v1/submissions").await;
         last_use().await.filter(|at| *at != first)
     })

@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -21,25 +20,7 @@ use submission_helper::domain::SubmitDefaults;
 
 use crate::support::{Backend, TestApp, TestDatabase, spawn_app_tuned, spawn_app_with};
 
-/// Waits until `check` returns something, or fails the test after `deadline` saying what it
-/// waited for.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "gave up after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use crate::support::eventually;
 
 /// Every test that needs the control plane runs on both databases, and is left out of a plain
 /// `cargo test` (reported as ignored, never passed): `tests/run.sh` starts the control plane and

@@ -71,18 +71,10 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
         "the row of page-run to show running",
         Duration::from_secs(90),
         || async {
-            let rows = browser
-                .client
-                .find_all(Locator::Css("tbody tr"))
-                .await
-                .ok()?;
-            for row in rows {
-                let text = row.text().await.ok()?;
-                if text.contains("page-run") && text.contains("running") {
-                    return Some(text);
-                }
-            }
-            None
+            rows(&browser)
+                .await?
+                .into_iter()
+                .find(|text| text.contains("page-run") && text.contains("running"))
         },
     )
     .await;
@@ -282,15 +274,7 @@ async fn page_rows(browser: &Browser, expected: &str) -> Vec<String> {
         &format!("a page showing {expected}"),
         Duration::from_secs(30),
         || async {
-            let rows = browser
-                .client
-                .find_all(Locator::Css("tbody tr"))
-                .await
-                .ok()?;
-            let mut texts = Vec::new();
-            for row in rows {
-                texts.push(row.text().await.ok()?);
-            }
+            let texts = rows(browser).await?;
             texts
                 .iter()
                 .any(|text| text.contains(expected))
@@ -298,4 +282,18 @@ async fn page_rows(browser: &Browser, expected: &str) -> Vec<String> {
         },
     )
     .await
+}
+
+/// The text of each row of the list as the page shows it now.
+async fn rows(browser: &Browser) -> Option<Vec<String>> {
+    let rows = browser
+        .client
+        .find_all(Locator::Css("tbody tr"))
+        .await
+        .ok()?;
+    let mut texts = Vec::new();
+    for row in rows {
+        texts.push(row.text().await.ok()?);
+    }
+    Some(texts)
 }
