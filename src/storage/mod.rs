@@ -90,7 +90,8 @@ impl StorageError {
 type Result<T, E = StorageError> = std::result::Result<T, E>;
 
 /// Which database the pool talks to. The SQL is the same; only the spelling of a built
-/// statement's placeholders and the upkeep of SQLite's write-ahead log differ.
+/// statement's placeholders, the upkeep of SQLite's write-ahead log and the shape of a list
+/// of one state (for Postgres's planner) differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Sqlite,
