@@ -67,6 +67,7 @@ pub async fn submit(
     let mut request = submitted.body;
     let depends_on = std::mem::take(&mut request.depends_on);
     let submission = parse_spec(&context, &caller, request, "").map_err(ApiError::Invalid)?;
+    check_signing(&context, &caller, std::slice::from_ref(&submission), "").await?;
     let submissions = with_dependencies(&context, vec![submission], &[depends_on], "").await?;
     let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
     let submission = stored
@@ -177,6 +178,7 @@ pub async fn submit_batch(
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    check_signing(&context, &caller, &submissions, "submissions[{}].").await?;
     if let Some(limit) = request.max_concurrent {
         let group = uuid::Uuid::now_v7().to_string();
         for submission in &mut submissions {
@@ -192,6 +194,50 @@ pub async fn submit_batch(
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     mark_replayed(&mut response, replayed);
     Ok(response)
+}
+
+/// Refuses a `notify_url` the service could not sign for: notifications are signed with the
+/// webhook secret of the token that submitted, and tokens made before webhooks existed, like
+/// calls without a token of this service, have none. Refused here, a 422 on the field, rather
+/// than each notification given up later where the user would not see why.
+/// `prefix` names a submission as in [`with_dependencies`].
+async fn check_signing(
+    context: &Context,
+    caller: &Caller,
+    submissions: &[Submission],
+    prefix: &str,
+) -> ApiResult<()> {
+    let notifying: Vec<usize> = submissions
+        .iter()
+        .enumerate()
+        .filter(|(_, submission)| submission.spec.notify.is_some())
+        .map(|(index, _)| index)
+        .collect();
+    if notifying.is_empty() {
+        return Ok(());
+    }
+    let reason = match &caller.token {
+        None => "notifications are signed with the webhook secret of a token of this service: \
+                 submit with one to name a notify_url"
+            .to_owned(),
+        Some(token) => match context.store.webhook_secret(token).await? {
+            Some(_) => return Ok(()),
+            None => "this token has no webhook secret to sign notifications with (it was \
+                     made before webhooks): ask an admin for a new token"
+                .to_owned(),
+        },
+    };
+    Err(ApiError::Invalid(
+        notifying
+            .into_iter()
+            .map(|index| {
+                FieldError::new(
+                    format!("{}notify_url", prefix.replace("{}", &index.to_string())),
+                    reason.clone(),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// Resolves each new submission's `depends_on` (`depends_on[i]` is the i-th submission's, as

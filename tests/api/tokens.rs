@@ -321,3 +321,64 @@ async fn a_tokens_last_use_moves_when_it_is_used(backend: Backend) {
     assert!(second > first);
 }
 on_both_databases!(a_tokens_last_use_moves_when_it_is_used);
+
+/// A token made before webhooks existed has no secret to sign notifications with: a
+/// submission naming a `notify_url` with it is refused on that field (each submission of a
+/// batch named), nothing is stored, and the same token still submits without one.
+async fn a_token_without_a_webhook_secret_cannot_ask_for_notifications(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
+    let app = spawn_app_tuned(database, cluster, |settings| {
+        settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let admin = app.client_for("root", true, false).await;
+    let created = create(&app, &admin, body!({"user": "carol"})).await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database.url)
+        .await
+        .expect("database");
+    sqlx::query("UPDATE tokens SET webhook_secret = NULL WHERE id = $1")
+        .bind(created["id"].as_str().expect("id"))
+        .execute(&pool)
+        .await
+        .expect("a token as made before webhooks");
+    let carol = client_with_token(created["secret"].as_str().expect("secret"));
+    let notifying = body!({"image": "busybox", "command": "true",
+                           "notify_url": "http://127.0.0.1:9/done"});
+
+    let refused = problem(
+        app.post_as(&carol, "/v1/submissions", &notifying).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let batch = problem(
+        app.post_as(
+            &carol,
+            "/v1/submissions/batch",
+            &body!({"submissions": [
+                {"image": "busybox", "command": "true"},
+                notifying.clone(),
+            ]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+
+    assert_eq!(fields(&refused), ["notify_url"], "{refused}");
+    let reason = refused["errors"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no webhook secret"), "{refused}");
+    assert_eq!(fields(&batch), ["submissions[1].notify_url"], "{batch}");
+    let stored = json(app.get_as(&carol, "/v1/submissions").await, StatusCode::OK).await;
+    assert_eq!(stored["items"], body!([]), "nothing stored");
+    app.post_as(
+        &carol,
+        "/v1/submissions",
+        &body!({"image": "busybox", "command": "true"}),
+    )
+    .await
+    .error_for_status()
+    .expect("submitted without a notify_url");
+}
+on_both_databases!(a_token_without_a_webhook_secret_cannot_ask_for_notifications);
