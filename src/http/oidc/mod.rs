@@ -244,7 +244,7 @@ impl Verifier {
         validation.validate_nbf = true;
         validation.leeway = LEEWAY.as_secs();
         let claims = jsonwebtoken::decode::<Value>(token, &key.decoding, &validation)
-            .map_err(|error| self.refusal(error.kind(), &payload))?
+            .map_err(|error| self.refusal(error.kind(), &header.alg, &payload))?
             .claims;
         self.settings
             .claims
@@ -262,7 +262,7 @@ impl Verifier {
         }
     }
 
-    fn refusal(&self, kind: &ErrorKind, payload: &Value) -> Refusal {
+    fn refusal(&self, kind: &ErrorKind, alg: &str, payload: &Value) -> Refusal {
         let at = |claim: &str| {
             payload
                 .get(claim)
@@ -277,7 +277,7 @@ impl Verifier {
             ErrorKind::InvalidIssuer => Refusal::WrongIssuer(self.issuer().to_owned()),
             ErrorKind::InvalidSignature => Refusal::BadSignature,
             ErrorKind::MissingRequiredClaim(claim) => Refusal::MissingClaim(claim.clone()),
-            ErrorKind::InvalidAlgorithm => Refusal::KeyMismatch(String::new()),
+            ErrorKind::InvalidAlgorithm => Refusal::KeyMismatch(alg.to_owned()),
             _ => Refusal::Malformed,
         }
     }
