@@ -324,3 +324,25 @@ async fn the_user_can_come_from_another_claim(backend: Backend) {
     assert!(without.contains("no `uid` claim"), "{without}");
 }
 on_both_databases!(the_user_can_come_from_another_claim);
+
+async fn notifications_need_one_of_our_tokens(backend: Backend) {
+    let key = SigningKey::rsa();
+    let issuer = Issuer::start(&[&key]).await;
+    let app = spawn_with(backend, &issuer, Duration::from_secs(30)).await;
+    let carol = key.mint(&issuer.claims("carol"));
+    let mut notified = submission("notified");
+    notified["notify_url"] = "https://portal.example.org/hooks".into();
+
+    let refused = app
+        .post_as(&client_with_token(&carol), "/v1/submissions", &notified)
+        .await;
+
+    let refused = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(
+        crate::support::fields(&refused),
+        ["notify_url"],
+        "{refused}"
+    );
+    assert_eq!(owners(&app, &carol).await, []);
+}
+on_both_databases!(notifications_need_one_of_our_tokens);
