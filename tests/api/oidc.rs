@@ -346,3 +346,23 @@ async fn notifications_need_one_of_our_tokens(backend: Backend) {
     assert_eq!(owners(&app, &carol).await, []);
 }
 on_both_databases!(notifications_need_one_of_our_tokens);
+
+async fn the_key_set_address_can_be_given_instead_of_discovered(backend: Backend) {
+    let key = SigningKey::rsa();
+    let issuer = Issuer::start(&[&key]).await;
+    issuer.hide_discovery();
+    let mut settings = issuer.settings(Duration::from_secs(30));
+    settings.keys.jwks_url = Some(format!("{}/keys", issuer.url).parse().expect("url"));
+    let app = spawn_with_settings(backend, settings).await;
+    let undiscovered = spawn_with(backend, &issuer, Duration::ZERO).await;
+    let carol = key.mint(&issuer.claims("carol"));
+
+    let through_discovery = refusal(&undiscovered, &carol).await;
+
+    assert_eq!(owners(&app, &carol).await, []);
+    assert!(
+        through_discovery.contains("cannot be fetched just now"),
+        "{through_discovery}"
+    );
+}
+on_both_databases!(the_key_set_address_can_be_given_instead_of_discovered);

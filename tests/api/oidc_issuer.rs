@@ -118,6 +118,8 @@ struct Served {
     issuer: String,
     keys: Vec<Value>,
     down: bool,
+    /// Whether the discovery document answers 404 (an issuer that publishes none).
+    undiscoverable: bool,
     key_set_fetches: usize,
 }
 
@@ -176,6 +178,11 @@ impl Issuer {
         self.served().down = down;
     }
 
+    /// Makes the discovery document answer 404: only a configured key set address works.
+    pub fn hide_discovery(&self) {
+        self.served().undiscoverable = true;
+    }
+
     /// How many times the key set was fetched.
     pub fn key_set_fetches(&self) -> usize {
         self.served().key_set_fetches
@@ -221,6 +228,9 @@ async fn discovery(State(served): State<Shared>) -> Result<Json<Value>, StatusCo
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     if served.down {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    if served.undiscoverable {
+        return Err(StatusCode::NOT_FOUND);
     }
     Ok(Json(json!({
         "issuer": served.issuer,
