@@ -192,6 +192,10 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(settings: Settings) -> std::io::Result<Self> {
+        // Chosen explicitly: were another crate to enable a second backend of jsonwebtoken,
+        // it could not choose one and would panic at the first token. Fails only when a
+        // provider is installed already, which is as good.
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
         let keys = KeySet::new(settings.keys.clone()).map_err(std::io::Error::other)?;
         Ok(Verifier {
             settings,
@@ -213,11 +217,12 @@ impl Verifier {
             .ok()
             .filter(|algorithm| ACCEPTED.contains(algorithm))
             .ok_or_else(|| Refusal::UnsupportedAlgorithm(header.alg.chars().take(32).collect()))?;
-        let issuer = self.issuer();
         // Checked before any key lookup, so another issuer's tokens cause no key set fetch.
-        if payload.get("iss").and_then(Value::as_str) != Some(issuer) {
-            return Err(Refusal::WrongIssuer(issuer.to_owned()));
-        }
+        let issuer = payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .filter(|named| self.is_issuer(named))
+            .ok_or_else(|| Refusal::WrongIssuer(self.issuer().to_owned()))?;
         let key = self
             .keys
             .key(header.kid.as_deref())
@@ -250,6 +255,12 @@ impl Verifier {
             .claims
             .identity(&claims)
             .map_err(Refusal::Claims)
+    }
+
+    /// Whether `named` (a token's `iss`) is the configured issuer, spelt as configured or
+    /// with the trailing slash URL parsing adds to a bare host.
+    fn is_issuer(&self, named: &str) -> bool {
+        named == self.issuer() || named == self.settings.keys.issuer.as_str()
     }
 
     /// The issuer as tokens name it (no trailing slash added by URL parsing).
