@@ -268,6 +268,9 @@ pub struct ServeArgs {
         default_value_t = LogFormat::Text
     )]
     pub log_format: LogFormat,
+    /// Sign-in with an OpenID Connect issuer (`--oidc-*`).
+    #[command(flatten)]
+    pub oidc: crate::http::oidc::OidcArgs,
 }
 
 /// What `--log-format` chooses.

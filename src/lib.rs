@@ -46,6 +46,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         event_streams: http::events::EventStreams::default(),
         event_retention: args.event_retention()?,
         webhooks: args.webhook_settings()?,
+        oidc: args.oidc.settings()?,
         ..Settings::default()
     };
     let app = Application::build(settings, store, cluster.clone()).await?;

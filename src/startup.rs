@@ -58,6 +58,9 @@ pub struct Settings {
     /// How notifications are sent to submissions' `notify_url` (the allowed hosts are taken
     /// from `defaults.allowed.notify_hosts`).
     pub webhooks: crate::webhooks::Settings,
+    /// The OpenID Connect issuer whose access tokens are accepted beside our own; none by
+    /// default.
+    pub oidc: Option<crate::http::oidc::Settings>,
 }
 
 impl Default for Settings {
@@ -80,6 +83,7 @@ impl Default for Settings {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             token_use_resolution: Duration::from_secs(60),
             webhooks: crate::webhooks::Settings::default(),
+            oidc: None,
         }
     }
 }
@@ -117,6 +121,10 @@ impl Application {
         } else {
             (Cancels::none(), None)
         };
+        let oidc = match settings.oidc {
+            Some(oidc) => Some(Arc::new(crate::http::oidc::Verifier::new(oidc)?)),
+            None => None,
+        };
         let context = Context {
             store,
             cluster,
@@ -134,6 +142,7 @@ impl Application {
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
             token_use: crate::http::auth::TokenUse::new(settings.token_use_resolution),
+            oidc,
         };
         Ok(Application {
             listener,
@@ -179,6 +188,9 @@ impl Application {
                 .watch_other_replicas(context.event_streams.poll),
         );
         background.spawn(crate::webhooks::run(context.store.clone(), webhooks));
+        if let Some(oidc) = &context.oidc {
+            background.spawn(oidc.keep_keys_fresh());
+        }
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(
                 context.cluster.clone(),

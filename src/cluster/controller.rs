@@ -92,10 +92,12 @@ pub async fn run(
     let config = watcher::Config::default().labels(&app_selector());
     let job_events = watcher::watcher(jobs, config.clone())
         .default_backoff()
+        .inspect(cluster.metrics().watch_observer("jobs"))
         .modify(|job| job.managed_fields_mut().clear())
         .reflect(job_writer);
     let pod_events = watcher::watcher(pods, config)
         .default_backoff()
+        .inspect(cluster.metrics().watch_observer("pods"))
         .modify(|pod| pod.managed_fields_mut().clear())
         .reflect(pod_writer);
     let watch_jobs = follow_jobs(job_events, reconciler.clone(), triggers.clone());

@@ -1,7 +1,8 @@
 //! What the cluster side does, for `/metrics`: reconciles (how many, how many failed, how many
 //! wait), the lag from a change the watch saw to the state recorded, how long a submission
 //! waits for its Job and a Job for its pod to run, and the requests the service sends the API
-//! server and what it answered (at rest these are the watches alone).
+//! server and what it answered (at rest these are the watches alone), and how often the
+//! watches failed or had to start over with a full list.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,6 +10,7 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use kube::client::Body;
+use kube::runtime::watcher::{self, Event};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,6 +29,15 @@ pub struct Verb {
     /// `watch`, `get` (reads, lists and logs), `create`, `delete` or `update`.
     pub verb: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Watched {
+    /// `jobs` or `pods`.
+    pub resource: &'static str,
+}
+
+/// The resources the controller watches.
+const WATCHED: [&str; 2] = ["jobs", "pods"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Answer {
@@ -58,6 +69,10 @@ pub struct ClusterMetrics {
     pub api_answers: Family<Answer, Counter>,
     pub submit_to_job_created: Histogram,
     pub job_created_to_running: Histogram,
+    /// Full lists a watch started over with, past its first (it lost its place).
+    pub watch_restarts: Family<Watched, Counter>,
+    /// Errors a watch met (it retries with a backoff).
+    pub watch_errors: Family<Watched, Counter>,
 }
 
 impl Default for ClusterMetrics {
@@ -114,6 +129,24 @@ impl Default for ClusterMetrics {
             "From a Job created to its submission recorded running (a pod of it runs)",
             job_created_to_running.clone(),
         );
+        let watch_restarts = Family::<Watched, Counter>::default();
+        registry.register(
+            "watch_restarts",
+            "Times a watch of the cluster started over with a full list, past its first, by resource",
+            watch_restarts.clone(),
+        );
+        let watch_errors = Family::<Watched, Counter>::default();
+        registry.register(
+            "watch_errors",
+            "Errors a watch of the cluster met before retrying, by resource",
+            watch_errors.clone(),
+        );
+        for resource in WATCHED {
+            watch_restarts
+                .get_or_create(&Watched { resource })
+                .inc_by(0);
+            watch_errors.get_or_create(&Watched { resource }).inc_by(0);
+        }
         // Every known label value starts at 0, so a rate is 0 rather than missing before the
         // first event (and every series the dashboard and alerts use is there from the start).
         for result in ["ok", "error"] {
@@ -138,6 +171,8 @@ impl Default for ClusterMetrics {
             api_answers,
             submit_to_job_created,
             job_created_to_running,
+            watch_restarts,
+            watch_errors,
         }
     }
 }
@@ -147,6 +182,32 @@ impl ClusterMetrics {
     pub fn encode(&self, out: &mut String) {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
+    }
+
+    /// What a watch of `resource` calls with each item it yields, to count its errors and
+    /// its restarts (every `Init` past the first starts a full list over).
+    pub fn watch_observer<K>(
+        self: &Arc<Self>,
+        resource: &'static str,
+    ) -> impl FnMut(&Result<Event<K>, watcher::Error>) + Send + 'static {
+        let metrics = self.clone();
+        let mut started = false;
+        move |item| match item {
+            Ok(Event::Init) if started => {
+                metrics
+                    .watch_restarts
+                    .get_or_create(&Watched { resource })
+                    .inc();
+            }
+            Ok(Event::Init) => started = true,
+            Ok(_) => {}
+            Err(_) => {
+                metrics
+                    .watch_errors
+                    .get_or_create(&Watched { resource })
+                    .inc();
+            }
+        }
     }
 
     /// Counts one request to the API server and returns its verb; a layer of the kube client
@@ -256,6 +317,35 @@ mod tests {
             "submission_helper_apiserver_requests_total{verb=\"get\"} 1",
             "submission_helper_apiserver_requests_total{verb=\"create\"} 1",
             "submission_helper_apiserver_requests_total{verb=\"delete\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_watchs_errors_and_restarts_are_counted_but_not_its_first_list() {
+        let metrics = Arc::new(ClusterMetrics::default());
+        let mut observe = metrics.watch_observer::<()>("pods");
+        let failed: Result<Event<()>, watcher::Error> = Err(watcher::Error::NoResourceVersion);
+
+        for item in [
+            Ok(Event::Init),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(())),
+            failed,
+            Ok(Event::Init),
+            Ok(Event::InitDone),
+        ] {
+            observe(&item);
+        }
+        let mut text = String::new();
+        metrics.encode(&mut text);
+
+        for line in [
+            "submission_helper_watch_restarts_total{resource=\"pods\"} 1",
+            "submission_helper_watch_errors_total{resource=\"pods\"} 1",
+            "submission_helper_watch_restarts_total{resource=\"jobs\"} 0",
+            "submission_helper_watch_errors_total{resource=\"jobs\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
         }

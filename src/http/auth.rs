@@ -3,6 +3,9 @@
 //! A token with the delegate right (a portal, a dashboard backend) may act for a user with
 //! `X-On-Behalf-Of: USER`; the submission then belongs to that user and records who sent it.
 //!
+//! With an OpenID Connect issuer configured, a bearer value shaped like a JWT is checked by
+//! [`super::oidc`] instead, and its holder gets the same rights from their groups.
+//!
 //! An expired token is refused with a problem that says so. When a token was last used is
 //! written at most once per [`TokenUse`] resolution (a minute) per token, in the background, so
 //! requests never wait for or each cost a write.
@@ -46,36 +49,42 @@ impl FromRequestParts<Context> for Caller {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(address)| address.ip().to_string());
-        let now = std::time::Instant::now();
+        let now = Instant::now();
         if let Some(address) = &address
             && let Some(wait) = context.unknown_tokens.exhausted(address, now)
         {
             return Err(ApiError::UnknownTokens(wait));
         }
-        let Some(token) = context.store.authenticate(secret).await? else {
-            if let Some(address) = &address {
-                let _ = context.unknown_tokens.check(address, now);
-            }
-            return Err(ApiError::Unauthorized(
-                "this token is unknown or revoked".into(),
-            ));
+        let holder = match &context.oidc {
+            Some(oidc) if super::oidc::looks_like_jwt(secret) => match oidc.verify(secret).await {
+                Ok(identity) => Holder {
+                    rate_key: format!("oidc:{}", identity.user),
+                    user: identity.user,
+                    admin: identity.admin,
+                    delegate: identity.delegate,
+                    max_concurrent: None,
+                    token: None,
+                },
+                Err(refusal) => {
+                    if let Some(address) = &address {
+                        let _ = context.unknown_tokens.check(address, now);
+                    }
+                    tracing::info!(%refusal, "refused an OpenID Connect token");
+                    return Err(ApiError::Unauthorized(refusal.to_string()));
+                }
+            },
+            _ => own_token(context, secret, address.as_deref(), now).await?,
         };
-        if let Some(expired) = expired(&token) {
-            return Err(ApiError::Unauthorized(format!(
-                "this token expired at {expired}; ask an admin for a new one"
-            )));
-        }
-        context.token_use.used(&context.store, &token);
         if let Err(wait) = context
             .rate_limit
-            .check(&token.id, std::time::Instant::now())
+            .check(&holder.rate_key, std::time::Instant::now())
         {
             return Err(ApiError::TooManyRequests(wait));
         }
         let on_behalf_of = match parts.headers.get(ON_BEHALF_OF) {
             None => None,
             Some(value) => {
-                if !token.delegate {
+                if !holder.delegate {
                     return Err(ApiError::Forbidden(
                         "this token may not act on behalf of other users (X-On-Behalf-Of)".into(),
                     ));
@@ -89,13 +98,56 @@ impl FromRequestParts<Context> for Caller {
             }
         };
         Ok(Caller {
-            user: on_behalf_of.unwrap_or_else(|| token.user.clone()),
-            submitted_by: token.user,
-            admin: token.admin,
-            max_concurrent: token.max_concurrent,
-            token: Some(token.id),
+            user: on_behalf_of.unwrap_or_else(|| holder.user.clone()),
+            submitted_by: holder.user,
+            admin: holder.admin,
+            max_concurrent: holder.max_concurrent,
+            token: holder.token,
         })
     }
+}
+
+/// Who sent a request, by whichever kind of token: one of ours or the identity provider's.
+struct Holder {
+    user: String,
+    admin: bool,
+    delegate: bool,
+    max_concurrent: Option<i64>,
+    /// The id of our token, if it was one of ours.
+    token: Option<String>,
+    /// Whose request budget this request spends.
+    rate_key: String,
+}
+
+/// The holder of one of our own tokens, looked up by its secret.
+async fn own_token(
+    context: &Context,
+    secret: &str,
+    address: Option<&str>,
+    now: Instant,
+) -> Result<Holder, ApiError> {
+    let Some(token) = context.store.authenticate(secret).await? else {
+        if let Some(address) = address {
+            let _ = context.unknown_tokens.check(address, now);
+        }
+        return Err(ApiError::Unauthorized(
+            "this token is unknown or revoked".into(),
+        ));
+    };
+    if let Some(expired) = expired(&token) {
+        return Err(ApiError::Unauthorized(format!(
+            "this token expired at {expired}; ask an admin for a new one"
+        )));
+    }
+    context.token_use.used(&context.store, &token);
+    Ok(Holder {
+        rate_key: token.id.clone(),
+        user: token.user,
+        admin: token.admin,
+        delegate: token.delegate,
+        max_concurrent: token.max_concurrent,
+        token: Some(token.id),
+    })
 }
 
 /// When the token expired, if it has (a stored expiry that cannot be read counts as expired).

@@ -2,7 +2,7 @@
 //! side does (requests by route and status, log follows open, the build; see
 //! [`super::request_metrics`]) and what the cluster side does (reconciles, their queue and lag,
 //! how long Jobs take to be created and to run, requests to the API server and its answers; see
-//! [`crate::cluster::metrics`]). It needs a token
+//! [`crate::cluster::metrics`]), and the database pool's use. It needs a token
 //! unless the server runs with `--public-metrics` (for a scraper inside a trusted network).
 //!
 //! Active states are counted on every scrape (they are few, and what alerts watch). Counting the
@@ -135,9 +135,35 @@ pub async fn metrics(
             "submission_helper_submissions{{state=\"{state}\"}} {count}\n"
         ));
     }
+    encode_pool(&mut text, context.store.pool_stats());
     context.cluster.metrics().encode(&mut text);
     context
         .http_metrics
         .encode(&mut text, context.follows.open());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
+/// The database pool's connections: open, idle and the most it opens.
+fn encode_pool(text: &mut String, pool: crate::storage::PoolStats) {
+    for (name, help, value) in [
+        (
+            "db_pool_connections",
+            "Database connections open now (in use or idle)",
+            u64::from(pool.open),
+        ),
+        (
+            "db_pool_idle_connections",
+            "Open database connections waiting for a statement",
+            pool.idle as u64,
+        ),
+        (
+            "db_pool_max_connections",
+            "The most database connections the pool opens",
+            u64::from(pool.max),
+        ),
+    ] {
+        text.push_str(&format!(
+            "# HELP submission_helper_{name} {help}.\n# TYPE submission_helper_{name} gauge\nsubmission_helper_{name} {value}\n"
+        ));
+    }
 }

@@ -13,6 +13,7 @@ pub mod follows;
 mod health;
 mod logs;
 pub mod metrics;
+pub mod oidc;
 pub mod rate_limit;
 pub mod request_metrics;
 pub mod submissions;
@@ -72,6 +73,8 @@ pub struct Context {
     pub http_metrics: Arc<request_metrics::HttpMetrics>,
     /// When tokens were last used, written at most once a minute per token.
     pub token_use: auth::TokenUse,
+    /// The OpenID Connect issuer whose access tokens are accepted too, if one is configured.
+    pub oidc: Option<Arc<oidc::Verifier>>,
 }
 
 /// Bodies of one submission are small; a batch of 10,000 is not.

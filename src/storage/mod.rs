@@ -121,7 +121,27 @@ pub struct Store {
     events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+/// How busy the connection pool is: for `/metrics`, read without touching the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open now, in use or idle.
+    pub open: u32,
+    /// Open connections waiting for a statement.
+    pub idle: usize,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 impl Store {
+    /// The connection pool's use right now.
+    pub fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.pool.size(),
+            idle: self.pool.num_idle(),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     /// Connects, creating an SQLite file if needed, and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();

@@ -19,6 +19,8 @@ mod health;
 mod hostile;
 mod idempotency;
 mod metrics;
+mod oidc;
+mod oidc_issuer;
 mod openapi;
 mod prometheus;
 mod storage;

@@ -97,6 +97,28 @@ async fn requests_are_counted_and_timed_by_route_template_and_status(backend: Ba
         1.0
     );
     assert_eq!(after.value("submission_helper_log_follows_open", &[]), 0.0);
+    let (open, idle, most) = (
+        after.value("submission_helper_db_pool_connections", &[]),
+        after.value("submission_helper_db_pool_idle_connections", &[]),
+        after.value("submission_helper_db_pool_max_connections", &[]),
+    );
+    assert!(open >= 1.0, "requests opened database connections: {open}");
+    assert!(
+        idle <= open && open <= most,
+        "{idle} idle of {open} open, at most {most}"
+    );
+    for resource in ["jobs", "pods"] {
+        for name in [
+            "submission_helper_watch_restarts_total",
+            "submission_helper_watch_errors_total",
+        ] {
+            assert!(
+                after.samples.iter().any(|sample| sample.name == name
+                    && sample.labels.get("resource").map(String::as_str) == Some(resource)),
+                "{name}{{resource={resource:?}}} is exported from the start"
+            );
+        }
+    }
 }
 on_both_databases!(requests_are_counted_and_timed_by_route_template_and_status);
 

@@ -71,6 +71,21 @@ async fn polling_status_and_the_cluster_views_sends_the_api_server_nothing(backe
     assert!(api_requests(&app, "watch").await >= 2.0, "a watch per kind");
     assert!(metric(&app, "submission_helper_reconciles_total{result=\"ok\"}").await >= 1.0);
     assert!(metric(&app, "submission_helper_reconcile_lag_seconds_count").await >= 1.0);
+    let scraped = app
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics text");
+    for resource in ["jobs", "pods"] {
+        for counter in ["watch_restarts_total", "watch_errors_total"] {
+            let quiet = format!("submission_helper_{counter}{{resource=\"{resource}\"}} 0");
+            assert!(
+                scraped.lines().any(|line| line == quiet),
+                "a healthy watch's first list is no restart: {quiet} not in\n{scraped}"
+            );
+        }
+    }
 
     for _ in 0..25 {
         let jobs = json(
