@@ -162,18 +162,6 @@ pub(super) fn parse_spec(
     prefix: &str,
 ) -> Result<Submission, Vec<FieldError>> {
     SubmissionSpec::parse(request, &context.defaults)
-        .and_then(|spec| {
-            // Notifications are signed with the webhook secret of the token the submission was
-            // sent with; an identity provider's token has none, so none could be sent.
-            if spec.notify.is_some() && caller.token.is_none() {
-                return Err(vec![FieldError::new(
-                    "notify_url",
-                    "needs one of the service's own tokens: notifications are signed with its \
-                     webhook secret, and an identity provider's token has none",
-                )]);
-            }
-            Ok(spec)
-        })
         .map(|spec| Submission::new(spec, context.cluster.namespace(), caller))
         .map_err(|errors| {
             errors

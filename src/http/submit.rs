@@ -198,7 +198,7 @@ pub async fn submit_batch(
 
 /// Refuses a `notify_url` the service could not sign for: notifications are signed with the
 /// webhook secret of the token that submitted, and tokens made before webhooks existed, like
-/// calls without a token of this service, have none. Refused here, a 422 on the field, rather
+/// an identity provider's tokens, have none. Refused here, a 422 on the field, rather
 /// than each notification given up later where the user would not see why.
 /// `prefix` names a submission as in [`with_dependencies`].
 async fn check_signing(
@@ -217,8 +217,8 @@ async fn check_signing(
         return Ok(());
     }
     let reason = match &caller.token {
-        None => "notifications are signed with the webhook secret of a token of this service: \
-                 submit with one to name a notify_url"
+        None => "needs one of the service's own tokens: notifications are signed with its \
+                 webhook secret, and an identity provider's token has none"
             .to_owned(),
         Some(token) => match context.store.webhook_secret(token).await? {
             Some(_) => return Ok(()),
