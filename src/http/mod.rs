@@ -107,19 +107,26 @@ const BATCHES_AT_ONCE: usize = 4;
 )]
 struct ApiDoc;
 
-/// Documents the bearer tokens every `/v1` route needs (`submission-helper token create`).
+/// Documents the bearer tokens every `/v1` route needs: the service's own
+/// (`submission-helper token create`, `POST /v1/tokens`) or, where the server names an
+/// OpenID Connect issuer, that issuer's access tokens.
 struct BearerTokens;
 
 impl utoipa::Modify for BearerTokens {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "One of the service's own tokens (`submission-helper token create`, \
+                 `POST /v1/tokens`), or, where the server runs with `--oidc-issuer`, an access \
+                 token (a JWT) of that OpenID Connect issuer for the server's audience.",
+            ))
+            .build();
         openapi
             .components
             .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-            );
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
 }
 
