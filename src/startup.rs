@@ -131,6 +131,7 @@ impl Application {
             http_metrics: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
             event_streams: settings.event_streams,
+            event_feed: crate::http::event_feed::EventFeed::new(settings.event_streams.feed_buffer),
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
             token_use: crate::http::auth::TokenUse::new(settings.token_use_resolution),
@@ -178,6 +179,7 @@ impl Application {
                 .clone()
                 .watch_other_replicas(context.event_streams.poll),
         );
+        background.spawn(context.event_feed.clone().run(context.store.clone()));
         background.spawn(crate::webhooks::run(context.store.clone(), webhooks));
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(

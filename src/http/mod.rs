@@ -7,6 +7,7 @@ pub mod auth;
 mod cancel;
 mod cluster;
 pub mod error;
+pub mod event_feed;
 pub mod events;
 mod extract;
 pub mod follows;
@@ -62,6 +63,8 @@ pub struct Context {
     pub follows: follows::FollowLimits,
     /// How event streams wait for changes and keep quiet connections alive.
     pub event_streams: events::EventStreams,
+    /// New events, read once for every stream of the process.
+    pub event_feed: event_feed::EventFeed,
     /// Where cancels leave the Jobs to delete in the background.
     pub cancels: crate::cluster::cancels::Cancels,
     /// Web origins whose pages may call the API (CORS); empty: none but our own.

@@ -101,7 +101,7 @@ impl Store {
         let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "SELECT d.revision, d.attempts, s.notify_url, t.webhook_secret, e.submission_id, \
-             e.previous_state, e.state, e.message, e.at_ms, s.name \
+             e.owner, e.previous_state, e.state, e.message, e.at_ms, s.name \
              FROM webhook_deliveries d \
              JOIN submissions s ON s.id = d.submission_id \
              LEFT JOIN tokens t ON t.id = s.notify_token \

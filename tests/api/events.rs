@@ -438,6 +438,7 @@ async fn a_quiet_stream_sends_keep_alives_and_counts_as_a_follow(backend: Backen
             settings.event_streams = EventStreams {
                 poll: Duration::from_secs(1),
                 keep_alive: Duration::from_millis(300),
+                ..EventStreams::default()
             };
             settings.follows_per_user = 1;
             settings.request_timeout = Duration::from_secs(1);
