@@ -25,4 +25,5 @@ mod storage;
 mod submissions;
 mod tokens;
 mod validation;
+mod webhook_receiver;
 mod webhooks;

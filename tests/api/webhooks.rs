@@ -3,21 +3,16 @@
 //! `final` sends only the final state; targets the server does not send to are refused at
 //! submit time.
 //!
-//! The receiver is an HTTP server of the test's own on 127.0.0.1, allowed as the operator would
+//! The receiver ([`crate::webhook_receiver`]) is an HTTP server of the test's own on 127.0.0.1, allowed as the operator would
 //! with `--allowed-notify-host 127.0.0.1`. State changes are made by submitting and cancelling
 //! over HTTP, and by the controller's updates through the store (no cluster here).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
-use sha2::Sha256;
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::{Progress, State};
 use submission_helper::storage::Store;
@@ -27,121 +22,7 @@ use crate::on_both_databases;
 use crate::support::{
     Backend, TestApp, TestDatabase, USER, fields, json, problem, spawn_app, spawn_app_tuned,
 };
-
-/// How long a test waits for notifications that must arrive.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// What the receiver was sent and answered 2xx to.
-#[derive(Debug, Clone)]
-struct Received {
-    signature: String,
-    event_id: String,
-    body: String,
-}
-
-#[derive(Default)]
-struct Inbox {
-    /// Requests still to answer 500 to.
-    failures_left: usize,
-    /// Requests answered 500.
-    refused: usize,
-    accepted: Vec<Received>,
-}
-
-/// A webhook receiver on 127.0.0.1 that answers the first `failures` requests with a 500.
-struct Receiver {
-    url: String,
-    inbox: Arc<Mutex<Inbox>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> Self {
-        let inbox = Arc::new(Mutex::new(Inbox {
-            failures_left: failures,
-            ..Inbox::default()
-        }));
-        let app = axum::Router::new()
-            .route("/hooks", axum::routing::post(receive))
-            .with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver");
-        let address = listener.local_addr().expect("address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("receiver");
-        });
-        Receiver {
-            url: format!("http://{address}/hooks"),
-            inbox,
-            server,
-        }
-    }
-
-    fn accepted(&self) -> Vec<Received> {
-        self.inbox.lock().expect("inbox").accepted.clone()
-    }
-
-    fn refused(&self) -> usize {
-        self.inbox.lock().expect("inbox").refused
-    }
-
-    /// From now on, answers every request with a 204.
-    fn recover(&self) {
-        self.inbox.lock().expect("inbox").failures_left = 0;
-    }
-
-    /// Waits until `count` notifications with distinct revisions were accepted.
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let accepted = self.accepted();
-            let mut revisions: Vec<&str> = accepted.iter().map(|r| r.event_id.as_str()).collect();
-            revisions.sort_unstable();
-            revisions.dedup();
-            if revisions.len() >= count {
-                return accepted;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gave up after {PATIENCE:?} waiting for {count} notifications; got {accepted:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn receive(
-    AxumState(inbox): AxumState<Arc<Mutex<Inbox>>>,
-    headers: HeaderMap,
-    body: String,
-) -> AxumStatus {
-    let mut inbox = inbox.lock().expect("inbox");
-    if inbox.failures_left > 0 {
-        inbox.failures_left -= 1;
-        inbox.refused += 1;
-        return AxumStatus::INTERNAL_SERVER_ERROR;
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    inbox.accepted.push(Received {
-        signature: header("submission-helper-signature"),
-        event_id: header("submission-helper-event-id"),
-        body,
-    });
-    AxumStatus::NO_CONTENT
-}
+use crate::webhook_receiver::{PATIENCE, Receiver, verified};
 
 /// The webhook secret of the test user's token, as `token create` showed it.
 async fn webhook_secret(app: &TestApp) -> String {
@@ -158,36 +39,6 @@ async fn webhook_secret(app: &TestApp) -> String {
         .await
         .expect("secret")
         .expect("the token has a webhook secret")
-}
-
-/// The event a notification carries, after checking its signature as a receiver would.
-fn verified(received: &Received, secret: &str) -> Value {
-    let (timestamp, digest) = received
-        .signature
-        .split_once(',')
-        .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
-        .unwrap_or_else(|| panic!("a signature header of the form t=..,v1=..: {received:?}"));
-    let seconds: i64 = timestamp.parse().expect("unix seconds");
-    assert!(
-        (Timestamp::now().as_second() - seconds).abs() < 300,
-        "a fresh timestamp: {received:?}"
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{timestamp}.{}", received.body).as_bytes());
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    assert_eq!(digest, expected, "the signature verifies: {received:?}");
-    let event: Value = serde_json::from_str(&received.body).expect("a JSON body");
-    assert_eq!(
-        event["revision"].to_string(),
-        received.event_id,
-        "the id header is the revision"
-    );
-    event
 }
 
 /// The states each submission was notified of, in the order they arrived.
