@@ -129,6 +129,7 @@ impl Application {
             public_metrics: settings.public_metrics,
             final_counts: Default::default(),
             http_metrics: Default::default(),
+            webhook_metrics: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
             event_streams: settings.event_streams,
             event_feed: crate::http::event_feed::EventFeed::new(settings.event_streams.feed_buffer),
@@ -180,7 +181,11 @@ impl Application {
                 .watch_other_replicas(context.event_streams.poll),
         );
         background.spawn(context.event_feed.clone().run(context.store.clone()));
-        background.spawn(crate::webhooks::run(context.store.clone(), webhooks));
+        background.spawn(crate::webhooks::run(
+            context.store.clone(),
+            webhooks,
+            context.webhook_metrics.clone(),
+        ));
         if context.cluster.is_configured() {
             let (_, controller) = controller::start(
                 context.cluster.clone(),

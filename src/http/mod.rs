@@ -73,6 +73,8 @@ pub struct Context {
     pub final_counts: metrics::FinalCounts,
     /// Requests by route and status, for `/metrics`.
     pub http_metrics: Arc<request_metrics::HttpMetrics>,
+    /// Webhook attempts by outcome, counted by this process's sender, for `/metrics`.
+    pub webhook_metrics: Arc<crate::webhooks::metrics::WebhookMetrics>,
     /// When tokens were last used, written at most once a minute per token.
     pub token_use: auth::TokenUse,
 }

@@ -361,7 +361,8 @@ impl Store {
         }
     }
 
-    /// Prunes the events older than `retention` now and every hour; runs until dropped.
+    /// Prunes the events older than `retention` now and every hour, and the webhook deliveries
+    /// given up longer ago than that; runs until dropped.
     pub async fn keep_events_pruned(self, retention: std::time::Duration) {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
         hourly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -376,6 +377,11 @@ impl Store {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "pruned old submission events"),
                 Err(error) => tracing::warn!(%error, "could not prune old submission events"),
+            }
+            match self.prune_deliveries(cutoff).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned given-up webhook deliveries"),
+                Err(error) => tracing::warn!(%error, "could not prune given-up webhook deliveries"),
             }
         }
     }

@@ -14,6 +14,10 @@
 //! row is taken again (the one duplicate at-least-once delivery allows). A row is only taken
 //! when no earlier row of its submission is pending, so each submission's notifications are
 //! sent in revision order, each after the one before it was delivered or given up.
+//!
+//! A delivered row is deleted at once; a given-up row is kept, for an operator to look into,
+//! as long as events are (`--event-retention`), then pruned with them
+//! ([`Store::prune_deliveries`]).
 
 use jiff::Timestamp;
 use sqlx::{Any, Row};
@@ -23,6 +27,10 @@ use super::{Event, Result, Store};
 use crate::domain::State;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;
+
+/// Given-up deliveries deleted per statement when pruning, so SQLite's writer is never held
+/// long.
+const PRUNE_CHUNK: i64 = 10_000;
 
 /// A notification a sender claimed, ready to send.
 #[derive(Debug, Clone)]
@@ -203,6 +211,26 @@ impl Store {
             .bind(error.clone()),
         };
         Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Deletes the deliveries given up before `before`. Returns how many were deleted.
+    pub async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let _turn = self.turn_to_write().await;
+            let result = sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE revision IN (SELECT revision FROM \
+                 webhook_deliveries WHERE failed_at < $1 ORDER BY revision LIMIT $2)",
+            )
+            .bind(before.as_millisecond())
+            .bind(PRUNE_CHUNK)
+            .execute(&self.pool)
+            .await?;
+            deleted += result.rows_affected();
+            if result.rows_affected() < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// How many deliveries are still to be sent, and how many were given up.

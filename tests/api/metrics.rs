@@ -1,6 +1,7 @@
 //! `/metrics` moves with what happened: requests counted and timed by route template (never
-//! the path with its id) and status, the build's version, the event streams open; and the Grafana dashboard and the
-//! Prometheus alert rules shipped in `docker/` use only series the service exports.
+//! the path with its id) and status, the build's version, the event streams open; and the
+//! Grafana dashboard and the Prometheus alert rules shipped in `docker/` use only series the
+//! service exports. (Webhook attempts and the outbox: `webhooks.rs`.)
 
 use std::time::Duration;
 
