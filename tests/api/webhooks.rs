@@ -382,6 +382,65 @@ async fn given_up_deliveries_are_pruned_with_the_events(backend: Backend) {
 }
 on_both_databases!(given_up_deliveries_are_pruned_with_the_events);
 
+async fn a_submission_shows_where_and_which_changes_it_notifies(backend: Backend) {
+    let app = spawn_notifying_app(backend).await;
+    let url = "http://127.0.0.1:9/hooks";
+    let every = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": url}),
+    )
+    .await;
+    let last = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": url, "notify": "final"}),
+    )
+    .await;
+    let silent = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+
+    let shown = |id: &String| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let view = json(
+                app.get(&format!("/v1/submissions/{id}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            (view["notify_url"].clone(), view["notify"].clone())
+        }
+    };
+    let one_by_one = [
+        shown(&every).await,
+        shown(&last).await,
+        shown(&silent).await,
+    ];
+    let list = json(app.get("/v1/submissions").await, StatusCode::OK).await;
+    let listed: BTreeMap<String, (Value, Value)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            (
+                item["id"].as_str().expect("id").to_owned(),
+                (item["notify_url"].clone(), item["notify"].clone()),
+            )
+        })
+        .collect();
+
+    let expected = [
+        (body!(url), body!("all")),
+        (body!(url), body!("final")),
+        (Value::Null, Value::Null),
+    ];
+    assert_eq!(one_by_one, expected);
+    assert_eq!(
+        [&listed[&every], &listed[&last], &listed[&silent]],
+        [&expected[0], &expected[1], &expected[2]],
+        "the list shows the same"
+    );
+}
+on_both_databases!(a_submission_shows_where_and_which_changes_it_notifies);
+
 const DELIVERIES: &str = "submission_helper_webhook_deliveries_total";
 const PENDING: &str = "submission_helper_webhook_outbox_pending";
 
