@@ -43,6 +43,9 @@ pub(super) struct StateChange {
     pub previous: Option<State>,
     pub state: State,
     pub message: Option<String>,
+    /// Whether the submission names a `notify_url`: only then may the change need a
+    /// notification written with it.
+    pub notifies: bool,
 }
 
 /// A recorded state change, as a stream delivers it.
@@ -150,8 +153,12 @@ impl Store {
             });
             self.built(&mut builder)?.execute(&mut **tx).await?;
         }
-        // The notifications of these events, in the same transaction (see `webhooks`).
-        self.record_deliveries(tx, last - count, last).await
+        // The notifications of these events, in the same transaction (see `webhooks`); most
+        // changes are of submissions that notify nobody, and skip the statement.
+        if changes.iter().any(|change| change.notifies) {
+            self.record_deliveries(tx, last - count, last).await?;
+        }
+        Ok(())
     }
 
     /// Tells this process's reader of new events that events were committed.

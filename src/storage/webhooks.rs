@@ -19,6 +19,8 @@
 //! as long as events are (`--event-retention`), then pruned with them
 //! ([`Store::prune_deliveries`]).
 
+use std::sync::LazyLock;
+
 use jiff::Timestamp;
 use sqlx::{Any, Row};
 
@@ -31,6 +33,23 @@ type Tx<'t> = sqlx::Transaction<'t, Any>;
 /// Given-up deliveries deleted per statement when pruning, so SQLite's writer is never held
 /// long.
 const PRUNE_CHUNK: i64 = 10_000;
+
+/// The statement that writes the deliveries of a run of events, built once: the final states
+/// are our own text.
+static RECORD_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
+    let finals: Vec<String> = State::FINAL
+        .iter()
+        .map(|state| format!("'{}'", state.as_str()))
+        .collect();
+    format!(
+        "INSERT INTO webhook_deliveries (revision, submission_id, next_attempt_at) \
+         SELECT e.revision, e.submission_id, $1 FROM submission_events e \
+         JOIN submissions s ON s.id = e.submission_id \
+         WHERE e.revision > $2 AND e.revision <= $3 AND s.notify_url IS NOT NULL \
+         AND (s.notify = 'all' OR e.state IN ({}))",
+        finals.join(", ")
+    )
+});
 
 /// A notification a sender claimed, ready to send.
 #[derive(Debug, Clone)]
@@ -71,24 +90,7 @@ impl Store {
         after: i64,
         through: i64,
     ) -> Result<()> {
-        let mut finals = String::new();
-        for (n, state) in State::FINAL.iter().enumerate() {
-            if n > 0 {
-                finals.push_str(", ");
-            }
-            finals.push('\'');
-            finals.push_str(state.as_str());
-            finals.push('\'');
-        }
-        // Every value but the bounds and the time is our own text.
-        let statement = format!(
-            "INSERT INTO webhook_deliveries (revision, submission_id, next_attempt_at) \
-             SELECT e.revision, e.submission_id, $1 FROM submission_events e \
-             JOIN submissions s ON s.id = e.submission_id \
-             WHERE e.revision > $2 AND e.revision <= $3 AND s.notify_url IS NOT NULL \
-             AND (s.notify = 'all' OR e.state IN ({finals}))"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(statement))
+        sqlx::query(sqlx::AssertSqlSafe(RECORD_DELIVERIES.as_str()))
             .bind(Timestamp::now().as_millisecond())
             .bind(after)
             .bind(through)

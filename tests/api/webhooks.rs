@@ -382,6 +382,60 @@ async fn given_up_deliveries_are_pruned_with_the_events(backend: Backend) {
 }
 on_both_databases!(given_up_deliveries_are_pruned_with_the_events);
 
+async fn dependents_are_notified_of_the_changes_their_dependencies_cause(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let app = spawn_notifying_app(backend).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let secret = webhook_secret(&app).await;
+    // The dependencies notify nobody: only their dependents' changes are sent.
+    let succeeds = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+    let cancelled = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+    let runs_next = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url, "depends_on": [succeeds]}),
+    )
+    .await;
+    let never_runs = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url, "depends_on": [cancelled]}),
+    )
+    .await;
+
+    record(&store, &succeeds, State::Pending).await;
+    record(&store, &succeeds, State::Running).await;
+    record(&store, &succeeds, State::Succeeded).await;
+    let response = app
+        .post_json(&format!("/v1/submissions/{cancelled}/cancel"), &body!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let events: Vec<Value> = receiver
+        .wait_for(4)
+        .await
+        .iter()
+        .map(|received| verified(received, &secret))
+        .collect();
+    let ended = json(
+        app.get(&format!("/v1/submissions/{never_runs}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        states_by_submission(&events),
+        BTreeMap::from([
+            (runs_next, vec!["waiting".to_owned(), "queued".to_owned()]),
+            (
+                never_runs,
+                vec![
+                    "waiting".to_owned(),
+                    ended["state"].as_str().expect("state").to_owned()
+                ]
+            ),
+        ])
+    );
+}
+on_both_databases!(dependents_are_notified_of_the_changes_their_dependencies_cause);
+
 async fn a_submission_shows_where_and_which_changes_it_notifies(backend: Backend) {
     let app = spawn_notifying_app(backend).await;
     let url = "http://127.0.0.1:9/hooks";
