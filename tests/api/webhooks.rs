@@ -18,7 +18,6 @@ use serde_json::{Value, json as body};
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::{Progress, State};
 use submission_helper::storage::Store;
-use tokio::time::Instant;
 
 use crate::on_both_databases;
 use crate::prometheus::Scrape;
@@ -191,11 +190,10 @@ async fn final_only_sends_just_the_final_state(backend: Backend) {
     let accepted = receiver.wait_for(1).await;
     // Every notification of these changes was written with them: once none is left to send,
     // the receiver has all it will ever get.
-    let deadline = Instant::now() + PATIENCE;
-    while store.delivery_counts().await.expect("outbox") != (0, 0) {
-        assert!(Instant::now() < deadline, "the outbox did not empty");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the outbox to empty", PATIENCE, || async {
+        (store.delivery_counts().await.expect("outbox") == (0, 0)).then_some(())
+    })
+    .await;
     let accepted = if receiver.accepted().len() > accepted.len() {
         receiver.accepted()
     } else {
@@ -264,11 +262,10 @@ async fn notifications_not_yet_delivered_are_sent_after_a_crash(backend: Backend
     .await;
     record(&store, &id, State::Pending).await;
     record(&store, &id, State::Running).await;
-    let deadline = Instant::now() + PATIENCE;
-    while receiver.refused() < 2 {
-        assert!(Instant::now() < deadline, "no attempt reached the receiver");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("two attempts to reach the receiver", PATIENCE, || async {
+        (receiver.refused() >= 2).then_some(())
+    })
+    .await;
 
     // Stopped as a crash stops it, with every notification still undelivered.
     let database = app.stop();
