@@ -347,7 +347,13 @@ impl Following {
                     match self.feed.pages.try_recv() {
                         Ok(page) => page,
                         // Fell behind the buffer: what it missed is read from the database.
-                        Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::TryRecvError::Lagged(pages)) => {
+                            tracing::debug!(
+                                pages,
+                                "an event stream fell behind the feed; catching up"
+                            );
+                            continue;
+                        }
                         // Nothing new on the feed: behind it only if the feed moved on before
                         // the stream subscribed.
                         Err(_) if self.position < through => return Step::CatchUp,
@@ -424,7 +430,10 @@ impl Following {
                     self.held = Some(page);
                     Some(None)
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => Some(None),
+                Err(broadcast::error::RecvError::Lagged(pages)) => {
+                    tracing::debug!(pages, "an event stream fell behind the feed; catching up");
+                    Some(None)
+                }
                 Err(broadcast::error::RecvError::Closed) => None,
             },
             changed = self.feed.through.changed() => changed.ok().map(|()| None),
