@@ -26,9 +26,9 @@ pub struct FeedPage {
     pub after: i64,
     pub through: i64,
     pub events: Vec<Event>,
-    /// Whether retention deleted some of these revisions before they were read (the reader
-    /// fell that far behind): a stream that needs them ends, as when it reads a hole itself.
-    pub pruned: bool,
+    /// Retention deleted the revisions up to this one before the reader read them (0: none
+    /// of this page's): a stream that had not passed it ends, as when it finds a hole itself.
+    pub gone_through: i64,
 }
 
 /// The live feed: shared by every stream of the process (cloning shares it).
@@ -89,12 +89,21 @@ impl EventFeed {
                 }
             };
             if page.through > position {
+                let gone_through = if page.pruned {
+                    // Only a stream that had not passed the pruned ones misses anything.
+                    match store.revisions().await {
+                        Ok(revisions) => revisions.pruned,
+                        Err(_) => page.through,
+                    }
+                } else {
+                    0
+                };
                 // No stream listening is no error: the page is simply not needed.
                 let _ = self.pages.send(Arc::new(FeedPage {
                     after: position,
                     through: page.through,
                     events: page.events,
-                    pruned: page.pruned,
+                    gone_through,
                 }));
                 position = page.through;
                 self.through.send_replace(position);

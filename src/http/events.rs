@@ -401,7 +401,7 @@ impl Following {
     /// Takes the events of `page` past `position` that the filter lets through; false if the
     /// stream must end.
     fn take(&mut self, page: &FeedPage) -> bool {
-        if page.pruned {
+        if self.position < page.gone_through {
             tracing::info!(
                 position = self.position,
                 "an event stream fell behind retention"
