@@ -137,8 +137,10 @@ impl Application {
             public_metrics: settings.public_metrics,
             final_counts: Default::default(),
             http_metrics: Default::default(),
+            webhook_metrics: Default::default(),
             follows: FollowLimits::new(settings.follows_per_user),
             event_streams: settings.event_streams,
+            event_feed: crate::http::event_feed::EventFeed::new(settings.event_streams.feed_buffer),
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
             token_use: crate::http::auth::TokenUse::new(settings.token_use_resolution),
@@ -187,7 +189,12 @@ impl Application {
                 .clone()
                 .watch_other_replicas(context.event_streams.poll),
         );
-        background.spawn(crate::webhooks::run(context.store.clone(), webhooks));
+        background.spawn(context.event_feed.clone().run(context.store.clone()));
+        background.spawn(crate::webhooks::run(
+            context.store.clone(),
+            webhooks,
+            context.webhook_metrics.clone(),
+        ));
         if let Some(oidc) = &context.oidc {
             background.spawn(oidc.keep_keys_fresh());
         }

@@ -20,6 +20,8 @@
 //! allowed). Redirects are not followed and proxies from the environment are not used, so
 //! neither can lead elsewhere.
 
+pub mod metrics;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,9 +108,9 @@ pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
     format!("t={unix_seconds},v1={digest}")
 }
 
-/// Sends the outbox's notifications until dropped.
-pub async fn run(store: Store, settings: Settings) {
-    let sender = match Sender::new(settings) {
+/// Sends the outbox's notifications until dropped, counting what becomes of each attempt.
+pub async fn run(store: Store, settings: Settings, metrics: Arc<metrics::WebhookMetrics>) {
+    let sender = match Sender::new(settings, metrics) {
         Ok(sender) => Arc::new(sender),
         Err(error) => {
             tracing::error!(%error, "cannot build the webhook client; notifications are not sent");
@@ -145,10 +147,11 @@ pub async fn run(store: Store, settings: Settings) {
 struct Sender {
     client: reqwest::Client,
     settings: Settings,
+    metrics: Arc<metrics::WebhookMetrics>,
 }
 
 impl Sender {
-    fn new(settings: Settings) -> reqwest::Result<Self> {
+    fn new(settings: Settings, metrics: Arc<metrics::WebhookMetrics>) -> reqwest::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -158,7 +161,11 @@ impl Sender {
                 allowed: Arc::new(settings.allowed_hosts.clone()),
             }))
             .build()?;
-        Ok(Sender { client, settings })
+        Ok(Sender {
+            client,
+            settings,
+            metrics,
+        })
     }
 
     /// Makes one attempt at `delivery` and records what became of it.
@@ -191,7 +198,7 @@ impl Sender {
             );
         }
         match store.record_attempt(&delivery, &attempt).await {
-            Ok(true) => {}
+            Ok(true) => self.metrics.count(&attempt),
             Ok(false) => tracing::warn!(
                 revision = delivery.revision,
                 "a notification's claim lapsed while it was sent; another sender has it"

@@ -1,17 +1,20 @@
 //! `GET /v1/events`: the state changes of the caller's submissions as Server-Sent Events, for
 //! dashboards that would otherwise poll.
 //!
-//! Each stream reads the database itself, a page at a time from where it is, so a slow client
-//! holds up nothing but its own stream, and every client sees every revision in order whatever
-//! replica recorded it. A commit in this process wakes its streams at once; what another replica
-//! commits is found by the process's one reader of the newest revision, every
-//! [`EventStreams::poll`], which wakes them too. Each event's
-//! SSE `id` is its revision: a client that reconnects with `Last-Event-ID` (or `?after=`)
-//! misses nothing, across restarts and replicas, as long as retention has kept the events.
+//! Live events come from the process's one reader ([`super::event_feed`]), which reads each new
+//! page once, whatever replica committed it, and hands it to every stream in memory; a stream
+//! keeps what its caller may see and asked for. A stream reads the database only to catch up:
+//! from where its client resumes, or after falling behind the feed (its client read too
+//! slowly). Both the feed's pages and a catching-up read cover whole runs of revisions, and a
+//! stream takes only revisions past the last one it handled, so it switches between them
+//! without a gap or a repeat, and every client sees every revision in order. Each event's SSE
+//! `id` is its revision: a client that reconnects with `Last-Event-ID` (or `?after=`) misses
+//! nothing, across restarts and replicas, as long as retention has kept the events.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State as AppState;
@@ -20,14 +23,17 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use futures::{Stream, StreamExt as _};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use super::Context;
 use super::error::{ApiError, ApiResult, Problem};
+use super::event_feed::{FeedPage, Subscription};
 use super::extract::QueryPairs;
 use super::follows::FollowSlot;
+use super::request_metrics::OpenEventStream;
 use super::submissions::{labels_asked, states_asked};
 use crate::domain::{Caller, State, SubmissionId};
 use crate::storage::{Event, EventFilter, Store};
@@ -48,6 +54,10 @@ pub struct EventStreams {
     /// How long a stream stays silent before it sends a comment, so proxies and clients can
     /// tell a quiet stream from a dead connection.
     pub keep_alive: Duration,
+    /// Pages of new events the process's feed keeps for streams that have not taken them yet;
+    /// a stream further behind (its client reads slowly) reads what it missed from the
+    /// database.
+    pub feed_buffer: usize,
 }
 
 impl Default for EventStreams {
@@ -55,6 +65,7 @@ impl Default for EventStreams {
         EventStreams {
             poll: Duration::from_secs(1),
             keep_alive: Duration::from_secs(15),
+            feed_buffer: 256,
         }
     }
 }
@@ -155,6 +166,8 @@ pub async fn events(
             })
             .transpose()?,
     };
+    // Subscribed before the start is read, so every page sent after it reaches this stream.
+    let feed = context.event_feed.subscribe();
     let revisions = context.store.revisions().await?;
     let start = match asked {
         None => Start::Now(revisions.latest),
@@ -188,7 +201,8 @@ pub async fn events(
     };
     let following = Following {
         store: context.store.clone(),
-        wakes: context.store.event_wakes(),
+        feed,
+        held: None,
         filter,
         position: start.position(),
         sent: start.position(),
@@ -197,6 +211,7 @@ pub async fn events(
         shutdown: context.shutdown.clone(),
         quiet_since: Instant::now(),
         _slot: slot,
+        _open: context.http_metrics.event_stream_opened(),
     };
     let rest = futures::stream::unfold(following, |mut following| async move {
         following.next().await.map(|event| (Ok(event), following))
@@ -249,9 +264,12 @@ fn ids_asked(query: &QueryPairs) -> ApiResult<Vec<SubmissionId>> {
 /// One open stream: where it is, and what it has read but not sent yet.
 struct Following {
     store: Store,
-    wakes: tokio::sync::watch::Receiver<u64>,
+    feed: Subscription,
+    /// A page of the feed that starts past `position`: kept until the stream has caught up
+    /// to it from the database.
+    held: Option<Arc<FeedPage>>,
     filter: EventFilter,
-    /// Every revision up to here was read.
+    /// Every revision up to here was handled (sent, or left out by the filter).
     position: i64,
     /// The last revision the client was given as an `id` (an event's, or a bare position).
     sent: i64,
@@ -262,11 +280,24 @@ struct Following {
     quiet_since: Instant,
     /// Counts against the user's cap of follows until the stream ends.
     _slot: FollowSlot,
+    /// Counts in `/metrics` until the stream ends.
+    _open: OpenEventStream,
+}
+
+/// What a stream does next when it has nothing ready to send.
+enum Step {
+    /// Read the database from its position: it is behind the feed.
+    CatchUp,
+    /// Take these events of a page that starts at or before its position.
+    Take(Arc<FeedPage>),
+    /// Wait for the feed.
+    Wait,
 }
 
 impl Following {
     /// The next thing to send, or `None` when the stream ends (the service stops, the
-    /// database failed: the client resumes from its last `id`).
+    /// database failed, the events it needs were pruned: the client resumes from its last
+    /// `id`).
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(event) = self.ready.pop_front() {
@@ -284,51 +315,138 @@ impl Following {
                     }
                 };
             }
-            // Marked seen before reading, so a commit during the read wakes the wait below.
-            self.wakes.borrow_and_update();
-            let page = match self
-                .store
-                .events_after(self.position, &self.filter, PAGE)
-                .await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::warn!(%error, "an event stream could not read; ending it");
-                    return None;
-                }
-            };
-            if page.pruned {
-                // Left behind by retention: ended, so the client's reconnect is told (410).
-                tracing::info!(
-                    position = self.position,
-                    "an event stream fell behind retention"
-                );
-                return None;
-            }
-            self.position = page.through;
-            self.ready.extend(page.events);
-            if !self.ready.is_empty() || page.more {
-                continue;
-            }
-            let keep_alive = self.quiet_since + self.settings.keep_alive;
-            tokio::select! {
-                () = self.shutdown.cancelled() => return None,
-                changed = self.wakes.changed() => {
-                    if changed.is_err() {
+            match self.step() {
+                Step::CatchUp => {
+                    if !self.catch_up().await {
                         return None;
                     }
                 }
-                () = tokio::time::sleep_until(keep_alive) => {
-                    self.quiet_since = Instant::now();
-                    let mut comment = SseEvent::default().comment("keep-alive");
-                    // The position moves past changes the filters left out, so a client that
-                    // resumes does not read them again.
-                    if self.sent != self.position {
-                        self.sent = self.position;
-                        comment = comment.id(self.position.to_string());
+                Step::Take(page) => {
+                    if !self.take(&page) {
+                        return None;
                     }
-                    return Some(comment);
                 }
+                Step::Wait => {
+                    if let Some(comment) = self.wait().await? {
+                        return Some(comment);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides from the feed, without waiting, what to do next.
+    fn step(&mut self) -> Step {
+        loop {
+            let page = match self.held.take() {
+                Some(page) => page,
+                None => {
+                    // Read before the channel: the reader sends a page before it moves
+                    // `through` past it, so a page counted here is in the channel already.
+                    let through = *self.feed.through.borrow_and_update();
+                    match self.feed.pages.try_recv() {
+                        Ok(page) => page,
+                        // Fell behind the buffer: what it missed is read from the database.
+                        Err(broadcast::error::TryRecvError::Lagged(pages)) => {
+                            tracing::debug!(
+                                pages,
+                                "an event stream fell behind the feed; catching up"
+                            );
+                            continue;
+                        }
+                        // Nothing new on the feed: behind it only if the feed moved on before
+                        // the stream subscribed.
+                        Err(_) if self.position < through => return Step::CatchUp,
+                        Err(_) => return Step::Wait,
+                    }
+                }
+            };
+            if page.through <= self.position {
+                continue;
+            }
+            if page.after > self.position {
+                self.held = Some(page);
+                return Step::CatchUp;
+            }
+            return Step::Take(page);
+        }
+    }
+
+    /// Reads one page from the database after `position`; false if the stream must end.
+    async fn catch_up(&mut self) -> bool {
+        let page = match self
+            .store
+            .events_after(self.position, &self.filter, PAGE)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "an event stream could not read; ending it");
+                return false;
+            }
+        };
+        if page.pruned {
+            // Left behind by retention: ended, so the client's reconnect is told (410).
+            tracing::info!(
+                position = self.position,
+                "an event stream fell behind retention"
+            );
+            return false;
+        }
+        self.position = self.position.max(page.through);
+        self.ready.extend(page.events);
+        true
+    }
+
+    /// Takes the events of `page` past `position` that the filter lets through; false if the
+    /// stream must end.
+    fn take(&mut self, page: &FeedPage) -> bool {
+        if self.position < page.gone_through {
+            tracing::info!(
+                position = self.position,
+                "an event stream fell behind retention"
+            );
+            return false;
+        }
+        let position = self.position;
+        self.ready.extend(
+            page.events
+                .iter()
+                .filter(|event| event.revision > position && self.filter.matches(event))
+                .cloned(),
+        );
+        self.position = page.through;
+        true
+    }
+
+    /// Waits for the feed to move; `Some(comment)` when the stream has been quiet long
+    /// enough to send a keep-alive, `None` (the outer) when it must end.
+    async fn wait(&mut self) -> Option<Option<SseEvent>> {
+        let keep_alive = self.quiet_since + self.settings.keep_alive;
+        tokio::select! {
+            () = self.shutdown.cancelled() => None,
+            received = self.feed.pages.recv() => match received {
+                Ok(page) => {
+                    self.held = Some(page);
+                    Some(None)
+                }
+                Err(broadcast::error::RecvError::Lagged(pages)) => {
+                    tracing::debug!(pages, "an event stream fell behind the feed; catching up");
+                    Some(None)
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            },
+            changed = self.feed.through.changed() => changed.ok().map(|()| None),
+            () = tokio::time::sleep_until(keep_alive) => {
+                self.quiet_since = Instant::now();
+                let mut comment = SseEvent::default().comment("keep-alive");
+                // The position moves past changes the filters left out, so a client that
+                // resumes does not read them again.
+                if self.sent != self.position {
+                    self.sent = self.position;
+                    comment = comment.id(self.position.to_string());
+                }
+                Some(Some(comment))
             }
         }
     }

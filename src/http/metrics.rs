@@ -2,7 +2,8 @@
 //! side does (requests by route and status, log follows open, the build; see
 //! [`super::request_metrics`]) and what the cluster side does (reconciles, their queue and lag,
 //! how long Jobs take to be created and to run, requests to the API server and its answers; see
-//! [`crate::cluster::metrics`]), and the database pool's use. It needs a token
+//! [`crate::cluster::metrics`]), the database pool's use, and what the webhook sender does
+//! (attempts by outcome, the outbox; see [`crate::webhooks::metrics`]). It needs a token
 //! unless the server runs with `--public-metrics` (for a scraper inside a trusted network).
 //!
 //! Active states are counted on every scrape (they are few, and what alerts watch). Counting the
@@ -140,6 +141,12 @@ pub async fn metrics(
     context
         .http_metrics
         .encode(&mut text, context.follows.open());
+    let (pending, _) = context
+        .store
+        .delivery_counts()
+        .await
+        .map_err(ApiError::from)?;
+    context.webhook_metrics.encode(&mut text, pending);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 mod cancel;
 mod cluster;
 pub mod error;
+pub mod event_feed;
 pub mod events;
 mod extract;
 pub mod follows;
@@ -63,6 +64,8 @@ pub struct Context {
     pub follows: follows::FollowLimits,
     /// How event streams wait for changes and keep quiet connections alive.
     pub event_streams: events::EventStreams,
+    /// New events, read once for every stream of the process.
+    pub event_feed: event_feed::EventFeed,
     /// Where cancels leave the Jobs to delete in the background.
     pub cancels: crate::cluster::cancels::Cancels,
     /// Web origins whose pages may call the API (CORS); empty: none but our own.
@@ -71,6 +74,8 @@ pub struct Context {
     pub final_counts: metrics::FinalCounts,
     /// Requests by route and status, for `/metrics`.
     pub http_metrics: Arc<request_metrics::HttpMetrics>,
+    /// Webhook attempts by outcome, counted by this process's sender, for `/metrics`.
+    pub webhook_metrics: Arc<crate::webhooks::metrics::WebhookMetrics>,
     /// When tokens were last used, written at most once a minute per token.
     pub token_use: auth::TokenUse,
     /// The OpenID Connect issuer whose access tokens are accepted too, if one is configured.

@@ -1,5 +1,5 @@
 //! What the HTTP side does, for `/metrics`: requests by method, route and status, how long each
-//! took to be answered, the log follows open now, and the build's version.
+//! took to be answered, the log follows and event streams open now, and the build's version.
 //!
 //! A request is labelled with its route's template (`/v1/submissions/{id}`, axum's
 //! [`MatchedPath`]), never the path it asked for: ids in paths would make a series each, and a
@@ -49,6 +49,16 @@ pub struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
     follows_open: Gauge,
+    event_subscribers: Gauge,
+}
+
+/// One open event stream, counted in `event_subscribers` until it is dropped.
+pub struct OpenEventStream(Gauge);
+
+impl Drop for OpenEventStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for HttpMetrics {
@@ -74,6 +84,12 @@ impl Default for HttpMetrics {
             "Log follows (logs?follow=true) open now",
             follows_open.clone(),
         );
+        let event_subscribers = Gauge::default();
+        registry.register(
+            "event_subscribers",
+            "Event streams (GET /v1/events) open now",
+            event_subscribers.clone(),
+        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
@@ -90,6 +106,7 @@ impl Default for HttpMetrics {
             requests,
             durations,
             follows_open,
+            event_subscribers,
         }
     }
 }
@@ -101,6 +118,12 @@ impl HttpMetrics {
             .set(i64::try_from(follows_open).unwrap_or(i64::MAX));
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
+    }
+
+    /// Counts an event stream as open until the returned value is dropped.
+    pub fn event_stream_opened(&self) -> OpenEventStream {
+        self.event_subscribers.inc();
+        OpenEventStream(self.event_subscribers.clone())
     }
 
     fn record(&self, labels: &RequestLabels, started: Instant) {

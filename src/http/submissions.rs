@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use crate::cluster::views::{self, PodDetail};
 use crate::domain::{
-    Caller, FieldError, IDENTIFIER_LABEL, Resources, State, Submission, SubmissionId,
+    Caller, FieldError, IDENTIFIER_LABEL, NotifyScope, Resources, State, Submission, SubmissionId,
     SubmissionRequest, SubmissionSpec, kube_rules,
 };
 use crate::storage::{Filter, Page};
@@ -72,6 +72,12 @@ pub struct SubmissionView {
     pub tool: String,
     /// The submissions that must succeed before it runs.
     pub depends_on: Vec<String>,
+    /// Where each change of its state is POSTed (see `notify`); null when nowhere.
+    #[schema(example = "https://portal.example.org/hooks/submissions")]
+    pub notify_url: Option<String>,
+    /// Which changes `notify_url` is sent: `all` or only the `final` one; null without a
+    /// `notify_url`.
+    pub notify: Option<NotifyScope>,
 }
 
 impl From<Submission> for SubmissionView {
@@ -121,6 +127,8 @@ impl From<Submission> for SubmissionView {
             ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
             tool: spec.tool,
             depends_on: spec.depends_on.iter().map(ToString::to_string).collect(),
+            notify_url: spec.notify.as_ref().map(|notify| notify.url.clone()),
+            notify: spec.notify.map(|notify| notify.scope),
         }
     }
 }

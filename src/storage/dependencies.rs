@@ -170,7 +170,7 @@ impl Store {
             "UPDATE submissions SET state = 'queued', message = NULL, updated_at = $1, \
              version = version + 1 WHERE state = 'waiting' AND waiting_on <= 0 AND id IN \
              (SELECT submission_id FROM submission_dependencies WHERE depends_on = $2) \
-             RETURNING id, owner",
+             RETURNING id, owner, notify_url",
         )
         .bind(now)
         .bind(id.to_string())
@@ -186,6 +186,7 @@ impl Store {
                     previous: Some(State::Waiting),
                     state: State::Queued,
                     message: None,
+                    notifies: row.try_get::<Option<String>, _>("notify_url")?.is_some(),
                 })
             })
             .collect()
@@ -252,6 +253,7 @@ pub(super) fn ended_waiting(ended: &[Submission]) -> Vec<StateChange> {
             previous: Some(State::Waiting),
             state: submission.progress.state,
             message: submission.progress.message.clone(),
+            notifies: submission.spec.notify.is_some(),
         })
         .collect()
 }

@@ -9,9 +9,9 @@
 //! not: see `migrations/0008_events.sql`). A reader that first reads the counter and then the
 //! events up to it therefore sees every revision up to it, and never skips one.
 //!
-//! After a commit with events, this process's streams are woken at once ([`Store::event_wakes`]);
-//! another replica's are woken within a second by their own process's one reader of the counter
-//! ([`Store::watch_other_replicas`]).
+//! After a commit with events, this process's reader of new events (the event feed) is woken at
+//! once ([`Store::event_wakes`]); another replica's within a second, by their own process's one
+//! reader of the counter ([`Store::watch_other_replicas`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -43,6 +43,9 @@ pub(super) struct StateChange {
     pub previous: Option<State>,
     pub state: State,
     pub message: Option<String>,
+    /// Whether the submission names a `notify_url`: only then may the change need a
+    /// notification written with it.
+    pub notifies: bool,
 }
 
 /// A recorded state change, as a stream delivers it.
@@ -50,6 +53,8 @@ pub(super) struct StateChange {
 pub struct Event {
     pub revision: i64,
     pub id: SubmissionId,
+    /// The user whose submission it is.
+    pub owner: String,
     pub name: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub previous: Option<State>,
@@ -69,6 +74,21 @@ pub struct EventFilter {
     pub states: Vec<State>,
     /// Only of submissions carrying every one of these labels.
     pub labels: Vec<(String, String)>,
+}
+
+impl EventFilter {
+    /// Whether `event` is one the filter lets through: the same test as a read's `WHERE`.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.owner
+            .as_ref()
+            .is_none_or(|owner| *owner == event.owner)
+            && (self.ids.is_empty() || self.ids.contains(&event.id))
+            && (self.states.is_empty() || self.states.contains(&event.state))
+            && self
+                .labels
+                .iter()
+                .all(|(key, value)| event.labels.get(key) == Some(value))
+    }
 }
 
 /// The revisions that exist: every one in `pruned..=latest` after `pruned` is kept.
@@ -133,17 +153,21 @@ impl Store {
             });
             self.built(&mut builder)?.execute(&mut **tx).await?;
         }
-        // The notifications of these events, in the same transaction (see `webhooks`).
-        self.record_deliveries(tx, last - count, last).await
+        // The notifications of these events, in the same transaction (see `webhooks`); most
+        // changes are of submissions that notify nobody, and skip the statement.
+        if changes.iter().any(|change| change.notifies) {
+            self.record_deliveries(tx, last - count, last).await?;
+        }
+        Ok(())
     }
 
-    /// Tells this process's streams that events were committed.
+    /// Tells this process's reader of new events that events were committed.
     pub(super) fn events_committed(&self) {
         self.events
             .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 
-    /// Changes each time this process commits events; a stream waits on it between reads.
+    /// Changes each time this process commits events; the event feed waits on it between reads.
     pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.events.subscribe()
     }
@@ -190,7 +214,7 @@ impl Store {
             });
         }
         let mut builder = QueryBuilder::new(
-            "SELECT e.revision, e.submission_id, e.previous_state, e.state, e.message, e.at_ms, \
+            "SELECT e.revision, e.submission_id, e.owner, e.previous_state, e.state, e.message, e.at_ms, \
              s.name FROM submission_events e JOIN submissions s ON s.id = e.submission_id \
              WHERE e.revision > ",
         );
@@ -322,7 +346,7 @@ impl Store {
         }
     }
 
-    /// Wakes this process's streams when another replica committed events: one read of the
+    /// Wakes this process's event feed when another replica committed events: one read of the
     /// counter every `every` for the whole process, however many streams are open (a stream
     /// that read on its own would cost the database a statement a second each, idle or not).
     /// Runs until dropped.
@@ -344,7 +368,8 @@ impl Store {
         }
     }
 
-    /// Prunes the events older than `retention` now and every hour; runs until dropped.
+    /// Prunes the events older than `retention` now and every hour, and the webhook deliveries
+    /// given up longer ago than that; runs until dropped.
     pub async fn keep_events_pruned(self, retention: std::time::Duration) {
         let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
         hourly.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -360,11 +385,16 @@ impl Store {
                 Ok(deleted) => tracing::info!(deleted, "pruned old submission events"),
                 Err(error) => tracing::warn!(%error, "could not prune old submission events"),
             }
+            match self.prune_deliveries(cutoff).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned given-up webhook deliveries"),
+                Err(error) => tracing::warn!(%error, "could not prune given-up webhook deliveries"),
+            }
         }
     }
 }
 
-/// The event of a row with the columns `revision, submission_id, previous_state, state,
+/// The event of a row with the columns `revision, submission_id, owner, previous_state, state,
 /// message, at_ms, name`; its labels are left for [`Store::attach_labels`].
 pub(super) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event> {
     let revision: i64 = row.try_get("revision")?;
@@ -378,6 +408,7 @@ pub(super) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event> {
     Ok(Event {
         revision,
         id: SubmissionId::from_str(&id).map_err(|error| corrupt(error.to_string()))?,
+        owner: row.try_get("owner")?,
         name: row.try_get("name")?,
         labels: BTreeMap::new(),
         previous: row

@@ -117,7 +117,7 @@ pub struct Store {
     /// Wakes this process's dispatcher when something may be dispatched: submissions were
     /// queued, or an active one ended and freed a slot under a limit.
     dispatch: Arc<tokio::sync::Notify>,
-    /// Changes after each commit that recorded events, waking this process's event streams.
+    /// Changes after each commit that recorded events, waking this process's event feed.
     events: Arc<tokio::sync::watch::Sender<u64>>,
 }
 

@@ -250,6 +250,7 @@ impl Store {
                     previous: Some(submission.progress.state),
                     state: progress.state,
                     message: progress.message.clone(),
+                    notifies: submission.spec.notify.is_some(),
                 });
             }
             let queued = dependents
@@ -319,6 +320,7 @@ impl Store {
                 previous: Some(previous),
                 state: submission.progress.state,
                 message: submission.progress.message.clone(),
+                notifies: submission.spec.notify.is_some(),
             });
             matched.push(submission);
         }
@@ -437,6 +439,7 @@ impl Store {
                 previous: None,
                 state: submission.progress.state,
                 message: submission.progress.message.clone(),
+                notifies: submission.spec.notify.is_some(),
             })
             .collect();
         // Last: from here until the commit, other writers of events wait (see `events`).

@@ -14,6 +14,12 @@
 //! row is taken again (the one duplicate at-least-once delivery allows). A row is only taken
 //! when no earlier row of its submission is pending, so each submission's notifications are
 //! sent in revision order, each after the one before it was delivered or given up.
+//!
+//! A delivered row is deleted at once; a given-up row is kept, for an operator to look into,
+//! as long as events are (`--event-retention`), then pruned with them
+//! ([`Store::prune_deliveries`]).
+
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use sqlx::{Any, Row};
@@ -23,6 +29,27 @@ use super::{Event, Result, Store};
 use crate::domain::State;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;
+
+/// Given-up deliveries deleted per statement when pruning, so SQLite's writer is never held
+/// long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+/// The statement that writes the deliveries of a run of events, built once: the final states
+/// are our own text.
+static RECORD_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
+    let finals: Vec<String> = State::FINAL
+        .iter()
+        .map(|state| format!("'{}'", state.as_str()))
+        .collect();
+    format!(
+        "INSERT INTO webhook_deliveries (revision, submission_id, next_attempt_at) \
+         SELECT e.revision, e.submission_id, $1 FROM submission_events e \
+         JOIN submissions s ON s.id = e.submission_id \
+         WHERE e.revision > $2 AND e.revision <= $3 AND s.notify_url IS NOT NULL \
+         AND (s.notify = 'all' OR e.state IN ({}))",
+        finals.join(", ")
+    )
+});
 
 /// A notification a sender claimed, ready to send.
 #[derive(Debug, Clone)]
@@ -63,24 +90,7 @@ impl Store {
         after: i64,
         through: i64,
     ) -> Result<()> {
-        let mut finals = String::new();
-        for (n, state) in State::FINAL.iter().enumerate() {
-            if n > 0 {
-                finals.push_str(", ");
-            }
-            finals.push('\'');
-            finals.push_str(state.as_str());
-            finals.push('\'');
-        }
-        // Every value but the bounds and the time is our own text.
-        let statement = format!(
-            "INSERT INTO webhook_deliveries (revision, submission_id, next_attempt_at) \
-             SELECT e.revision, e.submission_id, $1 FROM submission_events e \
-             JOIN submissions s ON s.id = e.submission_id \
-             WHERE e.revision > $2 AND e.revision <= $3 AND s.notify_url IS NOT NULL \
-             AND (s.notify = 'all' OR e.state IN ({finals}))"
-        );
-        sqlx::query(sqlx::AssertSqlSafe(statement))
+        sqlx::query(sqlx::AssertSqlSafe(RECORD_DELIVERIES.as_str()))
             .bind(Timestamp::now().as_millisecond())
             .bind(after)
             .bind(through)
@@ -101,7 +111,7 @@ impl Store {
         let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "SELECT d.revision, d.attempts, s.notify_url, t.webhook_secret, e.submission_id, \
-             e.previous_state, e.state, e.message, e.at_ms, s.name \
+             e.owner, e.previous_state, e.state, e.message, e.at_ms, s.name \
              FROM webhook_deliveries d \
              JOIN submissions s ON s.id = d.submission_id \
              LEFT JOIN tokens t ON t.id = s.notify_token \
@@ -203,6 +213,26 @@ impl Store {
             .bind(error.clone()),
         };
         Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+    }
+
+    /// Deletes the deliveries given up before `before`. Returns how many were deleted.
+    pub async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let _turn = self.turn_to_write().await;
+            let result = sqlx::query(
+                "DELETE FROM webhook_deliveries WHERE revision IN (SELECT revision FROM \
+                 webhook_deliveries WHERE failed_at < $1 ORDER BY revision LIMIT $2)",
+            )
+            .bind(before.as_millisecond())
+            .bind(PRUNE_CHUNK)
+            .execute(&self.pool)
+            .await?;
+            deleted += result.rows_affected();
+            if result.rows_affected() < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// How many deliveries are still to be sent, and how many were given up.

@@ -4,30 +4,38 @@
 //! Concurrent transactions commit in an order of their own; revisions handed out by a sequence
 //! would let a stream see revision 7 before 6 commits and skip 6 for ever. This test makes many
 //! such transactions at once (group-committed submits, batches, cancels on both replicas) while
-//! streams read.
+//! streams read. One replica's feed keeps a single page, so its streams keep falling behind it
+//! and catching up from the database, and must switch back without a gap or a repeat.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json as body;
 use submission_helper::cluster::Cluster;
-use submission_helper::domain::SubmitDefaults;
+use submission_helper::http::events::EventStreams;
 use submission_helper::storage::Store;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::events::EventStream;
-use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app_with};
+use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app_tuned};
 
 /// Writers per replica, and the rounds each makes (a submit or a batch, then cancels).
 const WRITERS: usize = 12;
 const ROUNDS: usize = 12;
 
-async fn replica(database: &TestDatabase) -> TestApp {
-    spawn_app_with(
+/// A replica whose feed of new events keeps `feed_buffer` pages.
+async fn replica(database: &TestDatabase, feed_buffer: usize) -> TestApp {
+    spawn_app_tuned(
         database.shared(),
         Cluster::unconfigured("no cluster in this test".into(), "default".into()),
-        SubmitDefaults::default(),
+        |settings| {
+            settings.rate_limit_per_minute = 6000;
+            settings.event_streams = EventStreams {
+                feed_buffer,
+                ..EventStreams::default()
+            };
+        },
     )
     .await
 }
@@ -89,7 +97,7 @@ async fn read_all(mut stream: EventStream, mut until: watch::Receiver<i64>) -> V
 #[ignore = "needs Postgres: tests/run.sh starts one and sets SH_TEST_POSTGRES_URL"]
 async fn two_replicas_changing_states_at_once_stream_every_revision_once_in_order() {
     let database = TestDatabase::new(Backend::Postgres).await;
-    let (one, two) = (replica(&database).await, replica(&database).await);
+    let (one, two) = (replica(&database, 256).await, replica(&database, 1).await);
     let (last, until) = watch::channel(i64::MAX);
     let mut readers = Vec::new();
     for app in [&one, &two] {

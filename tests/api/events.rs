@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, fields, json, problem, spawn_app, spawn_app_tuned,
+    Backend, TestApp, TestDatabase, eventually, fields, json, problem, spawn_app, spawn_app_tuned,
     spawn_app_with,
 };
 
@@ -438,6 +438,7 @@ async fn a_quiet_stream_sends_keep_alives_and_counts_as_a_follow(backend: Backen
             settings.event_streams = EventStreams {
                 poll: Duration::from_secs(1),
                 keep_alive: Duration::from_millis(300),
+                ..EventStreams::default()
             };
             settings.follows_per_user = 1;
             settings.request_timeout = Duration::from_secs(1);
@@ -463,10 +464,9 @@ async fn a_quiet_stream_sends_keep_alives_and_counts_as_a_follow(backend: Backen
         );
     }
     drop(stream);
-    let deadline = Instant::now() + PATIENCE;
-    while app.get("/v1/events").await.status() != StatusCode::OK {
-        assert!(Instant::now() < deadline, "a closed stream frees its slot");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("a closed stream to free its slot", PATIENCE, || async {
+        (app.get("/v1/events").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
 }
 on_both_databases!(a_quiet_stream_sends_keep_alives_and_counts_as_a_follow);

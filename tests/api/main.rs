@@ -27,4 +27,6 @@ mod storage;
 mod submissions;
 mod tokens;
 mod validation;
+mod webhook_outbox;
+mod webhook_receiver;
 mod webhooks;

@@ -1,13 +1,17 @@
 //! `/metrics` moves with what happened: requests counted and timed by route template (never
-//! the path with its id) and status, the build's version; and the Grafana dashboard and the
-//! Prometheus alert rules shipped in `docker/` use only series the service exports.
+//! the path with its id) and status, the build's version, the event streams open; and the
+//! Grafana dashboard and the Prometheus alert rules shipped in `docker/` use only series the
+//! service exports. (Webhook attempts and the outbox: `webhooks.rs`.)
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
+use crate::events::open;
 use crate::on_both_databases;
 use crate::prometheus::Scrape;
-use crate::support::{Backend, TestApp, spawn_app};
+use crate::support::{Backend, TestApp, eventually, spawn_app};
 
 async fn scrape(app: &TestApp) -> Scrape {
     let response = app.get("/metrics").await;
@@ -17,6 +21,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 
 const REQUESTS: &str = "submission_helper_http_requests_total";
 const DURATIONS: &str = "submission_helper_http_request_duration_seconds_count";
+const SUBSCRIBERS: &str = "submission_helper_event_subscribers";
 
 async fn requests_are_counted_and_timed_by_route_template_and_status(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -121,6 +126,31 @@ async fn requests_are_counted_and_timed_by_route_template_and_status(backend: Ba
     }
 }
 on_both_databases!(requests_are_counted_and_timed_by_route_template_and_status);
+
+async fn open_event_streams_are_counted_while_they_last(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let before = scrape(&app).await;
+
+    let first = open(&app, "").await;
+    let second = open(&app, "?state=failed").await;
+    let both = scrape(&app).await;
+    drop(first);
+    let one = eventually(
+        "a closed stream to stop counting",
+        Duration::from_secs(20),
+        || async {
+            let scrape = scrape(&app).await;
+            (scrape.value(SUBSCRIBERS, &[]) == 1.0).then_some(scrape)
+        },
+    )
+    .await;
+    drop(second);
+
+    assert_eq!(before.value(SUBSCRIBERS, &[]), 0.0);
+    assert_eq!(both.value(SUBSCRIBERS, &[]), 2.0);
+    assert_eq!(one.value(SUBSCRIBERS, &[]), 1.0);
+}
+on_both_databases!(open_event_streams_are_counted_while_they_last);
 
 /// Every `submission_helper_*` name in `text`.
 fn metric_names(text: &str) -> Vec<String> {

@@ -3,145 +3,28 @@
 //! `final` sends only the final state; targets the server does not send to are refused at
 //! submit time.
 //!
-//! The receiver is an HTTP server of the test's own on 127.0.0.1, allowed as the operator would
-//! with `--allowed-notify-host 127.0.0.1`. State changes are made by submitting and cancelling
-//! over HTTP, and by the controller's updates through the store (no cluster here).
+//! The receiver ([`crate::webhook_receiver`]) is an HTTP server of the test's own on
+//! 127.0.0.1, allowed as the operator would with `--allowed-notify-host 127.0.0.1`. State
+//! changes are made by submitting and cancelling over HTTP, and by the controller's updates
+//! through the store (no cluster here). The outbox's metrics and pruning:
+//! `webhook_outbox.rs`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
-use sha2::Sha256;
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::{Progress, State};
 use submission_helper::storage::Store;
-use tokio::time::Instant;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, USER, fields, json, problem, spawn_app, spawn_app_tuned,
+    Backend, TestApp, TestDatabase, USER, eventually, fields, json, problem, spawn_app,
+    spawn_app_tuned,
 };
-
-/// How long a test waits for notifications that must arrive.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// What the receiver was sent and answered 2xx to.
-#[derive(Debug, Clone)]
-struct Received {
-    signature: String,
-    event_id: String,
-    body: String,
-}
-
-#[derive(Default)]
-struct Inbox {
-    /// Requests still to answer 500 to.
-    failures_left: usize,
-    /// Requests answered 500.
-    refused: usize,
-    accepted: Vec<Received>,
-}
-
-/// A webhook receiver on 127.0.0.1 that answers the first `failures` requests with a 500.
-struct Receiver {
-    url: String,
-    inbox: Arc<Mutex<Inbox>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-impl Receiver {
-    async fn start(failures: usize) -> Self {
-        let inbox = Arc::new(Mutex::new(Inbox {
-            failures_left: failures,
-            ..Inbox::default()
-        }));
-        let app = axum::Router::new()
-            .route("/hooks", axum::routing::post(receive))
-            .with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the receiver");
-        let address = listener.local_addr().expect("address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("receiver");
-        });
-        Receiver {
-            url: format!("http://{address}/hooks"),
-            inbox,
-            server,
-        }
-    }
-
-    fn accepted(&self) -> Vec<Received> {
-        self.inbox.lock().expect("inbox").accepted.clone()
-    }
-
-    fn refused(&self) -> usize {
-        self.inbox.lock().expect("inbox").refused
-    }
-
-    /// From now on, answers every request with a 204.
-    fn recover(&self) {
-        self.inbox.lock().expect("inbox").failures_left = 0;
-    }
-
-    /// Waits until `count` notifications with distinct revisions were accepted.
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let accepted = self.accepted();
-            let mut revisions: Vec<&str> = accepted.iter().map(|r| r.event_id.as_str()).collect();
-            revisions.sort_unstable();
-            revisions.dedup();
-            if revisions.len() >= count {
-                return accepted;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gave up after {PATIENCE:?} waiting for {count} notifications; got {accepted:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn receive(
-    AxumState(inbox): AxumState<Arc<Mutex<Inbox>>>,
-    headers: HeaderMap,
-    body: String,
-) -> AxumStatus {
-    let mut inbox = inbox.lock().expect("inbox");
-    if inbox.failures_left > 0 {
-        inbox.failures_left -= 1;
-        inbox.refused += 1;
-        return AxumStatus::INTERNAL_SERVER_ERROR;
-    }
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    inbox.accepted.push(Received {
-        signature: header("submission-helper-signature"),
-        event_id: header("submission-helper-event-id"),
-        body,
-    });
-    AxumStatus::NO_CONTENT
-}
+use crate::webhook_receiver::{PATIENCE, Receiver, verified};
 
 /// The webhook secret of the test user's token, as `token create` showed it.
 async fn webhook_secret(app: &TestApp) -> String {
@@ -158,36 +41,6 @@ async fn webhook_secret(app: &TestApp) -> String {
         .await
         .expect("secret")
         .expect("the token has a webhook secret")
-}
-
-/// The event a notification carries, after checking its signature as a receiver would.
-fn verified(received: &Received, secret: &str) -> Value {
-    let (timestamp, digest) = received
-        .signature
-        .split_once(',')
-        .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
-        .unwrap_or_else(|| panic!("a signature header of the form t=..,v1=..: {received:?}"));
-    let seconds: i64 = timestamp.parse().expect("unix seconds");
-    assert!(
-        (Timestamp::now().as_second() - seconds).abs() < 300,
-        "a fresh timestamp: {received:?}"
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{timestamp}.{}", received.body).as_bytes());
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    assert_eq!(digest, expected, "the signature verifies: {received:?}");
-    let event: Value = serde_json::from_str(&received.body).expect("a JSON body");
-    assert_eq!(
-        event["revision"].to_string(),
-        received.event_id,
-        "the id header is the revision"
-    );
-    event
 }
 
 /// The states each submission was notified of, in the order they arrived.
@@ -207,6 +60,14 @@ async fn spawn_notifying_app(backend: Backend) -> TestApp {
 }
 
 async fn spawn_notifying_app_on(database: TestDatabase) -> TestApp {
+    spawn_notifying_app_tuned(database, |_| {}).await
+}
+
+/// As [`spawn_notifying_app_on`], with the sender's settings changed by `tune`.
+pub async fn spawn_notifying_app_tuned(
+    database: TestDatabase,
+    tune: impl FnOnce(&mut submission_helper::webhooks::Settings),
+) -> TestApp {
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
     spawn_app_tuned(database, cluster, |settings| {
         settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
@@ -216,11 +77,12 @@ async fn spawn_notifying_app_on(database: TestDatabase) -> TestApp {
         // A claim lapses after three timeouts: a notification in flight at a crash is sent again
         // well within the test's patience.
         settings.webhooks.timeout = Duration::from_secs(2);
+        tune(&mut settings.webhooks);
     })
     .await
 }
 
-async fn submit(app: &TestApp, body: Value) -> String {
+pub async fn submit(app: &TestApp, body: Value) -> String {
     let stored = json(
         app.post_json("/v1/submissions", &body).await,
         StatusCode::CREATED,
@@ -327,11 +189,10 @@ async fn final_only_sends_just_the_final_state(backend: Backend) {
     let accepted = receiver.wait_for(1).await;
     // Every notification of these changes was written with them: once none is left to send,
     // the receiver has all it will ever get.
-    let deadline = Instant::now() + PATIENCE;
-    while store.delivery_counts().await.expect("outbox") != (0, 0) {
-        assert!(Instant::now() < deadline, "the outbox did not empty");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("the outbox to empty", PATIENCE, || async {
+        (store.delivery_counts().await.expect("outbox") == (0, 0)).then_some(())
+    })
+    .await;
     let accepted = if receiver.accepted().len() > accepted.len() {
         receiver.accepted()
     } else {
@@ -400,11 +261,10 @@ async fn notifications_not_yet_delivered_are_sent_after_a_crash(backend: Backend
     .await;
     record(&store, &id, State::Pending).await;
     record(&store, &id, State::Running).await;
-    let deadline = Instant::now() + PATIENCE;
-    while receiver.refused() < 2 {
-        assert!(Instant::now() < deadline, "no attempt reached the receiver");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("two attempts to reach the receiver", PATIENCE, || async {
+        (receiver.refused() >= 2).then_some(())
+    })
+    .await;
 
     // Stopped as a crash stops it, with every notification still undelivered.
     let database = app.stop();
@@ -433,3 +293,116 @@ async fn notifications_not_yet_delivered_are_sent_after_a_crash(backend: Backend
     );
 }
 on_both_databases!(notifications_not_yet_delivered_are_sent_after_a_crash);
+
+async fn dependents_are_notified_of_the_changes_their_dependencies_cause(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let app = spawn_notifying_app(backend).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let secret = webhook_secret(&app).await;
+    // The dependencies notify nobody: only their dependents' changes are sent.
+    let succeeds = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+    let cancelled = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+    let runs_next = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url, "depends_on": [succeeds]}),
+    )
+    .await;
+    let never_runs = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url, "depends_on": [cancelled]}),
+    )
+    .await;
+
+    record(&store, &succeeds, State::Pending).await;
+    record(&store, &succeeds, State::Running).await;
+    record(&store, &succeeds, State::Succeeded).await;
+    let response = app
+        .post_json(&format!("/v1/submissions/{cancelled}/cancel"), &body!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let events: Vec<Value> = receiver
+        .wait_for(4)
+        .await
+        .iter()
+        .map(|received| verified(received, &secret))
+        .collect();
+    let ended = json(
+        app.get(&format!("/v1/submissions/{never_runs}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        states_by_submission(&events),
+        BTreeMap::from([
+            (runs_next, vec!["waiting".to_owned(), "queued".to_owned()]),
+            (
+                never_runs,
+                vec![
+                    "waiting".to_owned(),
+                    ended["state"].as_str().expect("state").to_owned()
+                ]
+            ),
+        ])
+    );
+}
+on_both_databases!(dependents_are_notified_of_the_changes_their_dependencies_cause);
+
+async fn a_submission_shows_where_and_which_changes_it_notifies(backend: Backend) {
+    let app = spawn_notifying_app(backend).await;
+    let url = "http://127.0.0.1:9/hooks";
+    let every = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": url}),
+    )
+    .await;
+    let last = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": url, "notify": "final"}),
+    )
+    .await;
+    let silent = submit(&app, body!({"image": "busybox", "command": "true"})).await;
+
+    let shown = |id: &String| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            let view = json(
+                app.get(&format!("/v1/submissions/{id}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            (view["notify_url"].clone(), view["notify"].clone())
+        }
+    };
+    let one_by_one = [
+        shown(&every).await,
+        shown(&last).await,
+        shown(&silent).await,
+    ];
+    let list = json(app.get("/v1/submissions").await, StatusCode::OK).await;
+    let listed: BTreeMap<String, (Value, Value)> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            (
+                item["id"].as_str().expect("id").to_owned(),
+                (item["notify_url"].clone(), item["notify"].clone()),
+            )
+        })
+        .collect();
+
+    let expected = [
+        (body!(url), body!("all")),
+        (body!(url), body!("final")),
+        (Value::Null, Value::Null),
+    ];
+    assert_eq!(one_by_one, expected);
+    assert_eq!(
+        [&listed[&every], &listed[&last], &listed[&silent]],
+        [&expected[0], &expected[1], &expected[2]],
+        "the list shows the same"
+    );
+}
+on_both_databases!(a_submission_shows_where_and_which_changes_it_notifies);

@@ -17,12 +17,25 @@ pub struct ServiceProcess {
     database_url: String,
     kubeconfig: std::path::PathBuf,
     log: std::path::PathBuf,
+    /// Further arguments of `serve`.
+    args: Vec<String>,
     pub restarts: usize,
 }
 
 impl ServiceProcess {
     /// Starts `submission-helper serve` on a free loopback port, and waits until it answers.
     pub async fn start(database_url: &str, kubeconfig: &Path, log: &Path) -> Self {
+        Self::start_with(database_url, kubeconfig, log, &[]).await
+    }
+
+    /// As [`ServiceProcess::start`], with further arguments of `serve` (kept across restarts).
+    pub async fn start_with(
+        database_url: &str,
+        kubeconfig: &Path,
+        log: &Path,
+        args: &[&str],
+    ) -> Self {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("free port")
@@ -34,7 +47,7 @@ impl ServiceProcess {
             .create_token(crate::support::USER, false, false)
             .await
             .expect("token");
-        let child = spawn(port, database_url, kubeconfig, log);
+        let child = spawn(port, database_url, kubeconfig, log, &args);
         let process = ServiceProcess {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -43,6 +56,7 @@ impl ServiceProcess {
             database_url: database_url.to_owned(),
             kubeconfig: kubeconfig.to_owned(),
             log: log.to_owned(),
+            args,
             restarts: 0,
         };
         process.wait_healthy().await;
@@ -68,7 +82,13 @@ impl ServiceProcess {
     /// SIGKILL, then a new process on the same port and database.
     pub async fn kill_and_restart(&mut self) {
         self.kill().await;
-        self.child = spawn(self.port, &self.database_url, &self.kubeconfig, &self.log);
+        self.child = spawn(
+            self.port,
+            &self.database_url,
+            &self.kubeconfig,
+            &self.log,
+            &self.args,
+        );
         self.restarts += 1;
         self.wait_healthy().await;
     }
@@ -92,7 +112,7 @@ impl ServiceProcess {
     }
 }
 
-fn spawn(port: u16, database_url: &str, kubeconfig: &Path, log: &Path) -> Child {
+fn spawn(port: u16, database_url: &str, kubeconfig: &Path, log: &Path, args: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -102,6 +122,7 @@ fn spawn(port: u16, database_url: &str, kubeconfig: &Path, log: &Path) -> Child 
         .arg("serve")
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--database-url", database_url])
+        .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
