@@ -470,3 +470,64 @@ async fn a_quiet_stream_sends_keep_alives_and_counts_as_a_follow(backend: Backen
     .await;
 }
 on_both_databases!(a_quiet_stream_sends_keep_alives_and_counts_as_a_follow);
+
+/// A client that stops reading holds up nobody: with one stream open on a connection that is
+/// never read (a receive window of 1 KiB), 30,000 submissions are answered and every one of
+/// their events reaches a stream that reads, in order, while the stalled one stays open. Their
+/// events (about 6.6 MB) are more than the kernel buffers for the stalled connection (its
+/// window, and at most 4 MiB on the service's side), so the service has had to hold back.
+async fn a_client_that_stops_reading_holds_up_nobody(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app(backend).await;
+    let address: std::net::SocketAddr = app
+        .address
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the service's address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(1024).expect("a small window");
+    let mut stalled = socket.connect(address).await.expect("connect");
+    stalled
+        .write_all(
+            format!(
+                "GET /v1/events HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
+                app.token
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("request");
+    let mut head = [0_u8; 12];
+    stalled.read_exact(&mut head).await.expect("an answer");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let (mut reader, present) = open_now(&app, &app.client, "").await;
+    let mut answered = Vec::new();
+    for batch in 0..3 {
+        let submissions: Vec<Value> = (0..10_000)
+            .map(|n| sample(&format!("b{batch}-{n}"), body!({"campaign": "big"})))
+            .collect();
+        let response = app
+            .post_json(
+                "/v1/submissions/batch",
+                &body!({"submissions": submissions}),
+            )
+            .await;
+        answered.push(response.status());
+    }
+    let mut revisions = Vec::with_capacity(30_000);
+    while revisions.len() < 30_000 {
+        let event = reader
+            .state_within(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("{} of 30000 events came", revisions.len()));
+        revisions.push(event["revision"].as_i64().expect("revision"));
+    }
+
+    assert_eq!(answered, [StatusCode::CREATED; 3]);
+    assert!(revisions.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(revisions.first().is_some_and(|first| *first > present));
+    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
+    drop(stalled);
+}
+on_both_databases!(a_client_that_stops_reading_holds_up_nobody);
