@@ -6,7 +6,8 @@
 //! just after the previous one's, and each stream filters them in memory for its caller. A
 //! stream reads the database itself only to catch up: from the revision a client resumes
 //! after, or when it fell behind the channel's buffer (a slow client). Sending never waits for
-//! a stream, so a slow client holds up nobody but itself.
+//! a stream, so a slow client holds up nobody but itself. With no stream open, nothing is read
+//! but the newest revision.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,28 @@ impl EventFeed {
         loop {
             // Marked seen before reading, so a commit during the read wakes the wait below.
             wakes.borrow_and_update();
+            if self.pages.receiver_count() == 0 {
+                // Nobody listens: no page is read (under a burst of submissions that is a
+                // read of every new event and its labels per commit), only how far the feed
+                // is. A stream subscribing meanwhile finds itself behind `through` and reads
+                // what it needs from the database, as after falling behind.
+                match store.revisions().await {
+                    Ok(revisions) if revisions.latest > position => {
+                        position = revisions.latest;
+                        self.through.send_replace(position);
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "the event feed could not read; trying again");
+                        tokio::time::sleep(RETRY).await;
+                        continue;
+                    }
+                }
+                if wakes.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
             let page = match store.events_after(position, &everything, PAGE).await {
                 Ok(page) => page,
                 Err(error) => {
