@@ -29,7 +29,8 @@ const EVENT_CHUNK: usize = 1000;
 /// selective stream far behind costs the database a bounded walk per read.
 const SCAN_WINDOW: i64 = 10_000;
 
-/// Events deleted per statement when pruning, so SQLite's writer is never held long.
+/// Rows deleted per statement when pruning (events, given-up deliveries), so SQLite's writer
+/// is never held long.
 const PRUNE_CHUNK: i64 = 10_000;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;
@@ -328,17 +329,30 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
+        self.delete_in_chunks(
+            "DELETE FROM submission_events WHERE revision IN (SELECT revision FROM \
+             submission_events WHERE revision <= $1 ORDER BY revision LIMIT $2)",
+            newest,
+        )
+        .await
+    }
+
+    /// Runs `statement`, a DELETE of at most `$2` rows bounded by `$1`, until it deletes
+    /// fewer than a chunk: a prune of many rows never holds the writer's turn for long.
+    /// Returns how many rows were deleted.
+    pub(super) async fn delete_in_chunks(
+        &self,
+        statement: &'static str,
+        bound: i64,
+    ) -> Result<u64> {
         let mut deleted = 0;
         loop {
             let _turn = self.turn_to_write().await;
-            let result = sqlx::query(
-                "DELETE FROM submission_events WHERE revision IN (SELECT revision FROM \
-                 submission_events WHERE revision <= $1 ORDER BY revision LIMIT $2)",
-            )
-            .bind(newest)
-            .bind(PRUNE_CHUNK)
-            .execute(&self.pool)
-            .await?;
+            let result = sqlx::query(statement)
+                .bind(bound)
+                .bind(PRUNE_CHUNK)
+                .execute(&self.pool)
+                .await?;
             deleted += result.rows_affected();
             if result.rows_affected() < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
                 return Ok(deleted);

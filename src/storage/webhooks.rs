@@ -30,10 +30,6 @@ use crate::domain::State;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;
 
-/// Given-up deliveries deleted per statement when pruning, so SQLite's writer is never held
-/// long.
-const PRUNE_CHUNK: i64 = 10_000;
-
 /// The statement that writes the deliveries of a run of events, built once: the final states
 /// are our own text.
 static RECORD_DELIVERIES: LazyLock<String> = LazyLock::new(|| {
@@ -217,22 +213,12 @@ impl Store {
 
     /// Deletes the deliveries given up before `before`. Returns how many were deleted.
     pub async fn prune_deliveries(&self, before: Timestamp) -> Result<u64> {
-        let mut deleted = 0;
-        loop {
-            let _turn = self.turn_to_write().await;
-            let result = sqlx::query(
-                "DELETE FROM webhook_deliveries WHERE revision IN (SELECT revision FROM \
-                 webhook_deliveries WHERE failed_at < $1 ORDER BY revision LIMIT $2)",
-            )
-            .bind(before.as_millisecond())
-            .bind(PRUNE_CHUNK)
-            .execute(&self.pool)
-            .await?;
-            deleted += result.rows_affected();
-            if result.rows_affected() < u64::try_from(PRUNE_CHUNK).unwrap_or(u64::MAX) {
-                return Ok(deleted);
-            }
-        }
+        self.delete_in_chunks(
+            "DELETE FROM webhook_deliveries WHERE revision IN (SELECT revision FROM \
+             webhook_deliveries WHERE failed_at < $1 ORDER BY revision LIMIT $2)",
+            before.as_millisecond(),
+        )
+        .await
     }
 
     /// How many deliveries are still to be sent, and how many were given up.

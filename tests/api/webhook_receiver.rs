@@ -172,3 +172,23 @@ pub fn verified(received: &Received, secret: &str) -> Value {
     );
     event
 }
+
+/// The webhook secret of the test user's token (the one the service or the test app was
+/// given), as `token create` showed it.
+pub async fn webhook_secret(database_url: &str) -> String {
+    let store = submission_helper::storage::Store::connect(database_url)
+        .await
+        .expect("store");
+    let token = store
+        .tokens()
+        .await
+        .expect("tokens")
+        .into_iter()
+        .find(|token| token.user == crate::support::USER)
+        .expect("the test user's token");
+    store
+        .webhook_secret(&token.id)
+        .await
+        .expect("secret")
+        .expect("the token has a webhook secret")
+}

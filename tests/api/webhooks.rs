@@ -21,27 +21,9 @@ use submission_helper::storage::Store;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, USER, eventually, fields, json, problem, spawn_app,
-    spawn_app_tuned,
+    Backend, TestApp, TestDatabase, eventually, fields, json, problem, spawn_app, spawn_app_tuned,
 };
-use crate::webhook_receiver::{PATIENCE, Receiver, verified};
-
-/// The webhook secret of the test user's token, as `token create` showed it.
-async fn webhook_secret(app: &TestApp) -> String {
-    let store = Store::connect(&app.database.url).await.expect("store");
-    let token = store
-        .tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|token| token.user == USER)
-        .expect("the test user's token");
-    store
-        .webhook_secret(&token.id)
-        .await
-        .expect("secret")
-        .expect("the token has a webhook secret")
-}
+use crate::webhook_receiver::{PATIENCE, Receiver, verified, webhook_secret};
 
 /// The states each submission was notified of, in the order they arrived.
 fn states_by_submission(events: &[Value]) -> BTreeMap<String, Vec<String>> {
@@ -109,7 +91,7 @@ async fn every_change_arrives_signed_and_in_order_after_failed_attempts(backend:
     let receiver = Receiver::start(2).await;
     let app = spawn_notifying_app(backend).await;
     let store = Store::connect(&app.database.url).await.expect("store");
-    let secret = webhook_secret(&app).await;
+    let secret = webhook_secret(&app.database.url).await;
 
     let ran = submit(
         &app,
@@ -175,7 +157,7 @@ async fn final_only_sends_just_the_final_state(backend: Backend) {
     let receiver = Receiver::start(0).await;
     let app = spawn_notifying_app(backend).await;
     let store = Store::connect(&app.database.url).await.expect("store");
-    let secret = webhook_secret(&app).await;
+    let secret = webhook_secret(&app.database.url).await;
 
     let id = submit(
         &app,
@@ -253,7 +235,7 @@ async fn notifications_not_yet_delivered_are_sent_after_a_crash(backend: Backend
     let receiver = Receiver::start(usize::MAX).await;
     let app = spawn_notifying_app(backend).await;
     let store = Store::connect(&app.database.url).await.expect("store");
-    let secret = webhook_secret(&app).await;
+    let secret = webhook_secret(&app.database.url).await;
     let id = submit(
         &app,
         body!({"image": "busybox", "command": "true", "notify_url": receiver.url}),
@@ -298,7 +280,7 @@ async fn dependents_are_notified_of_the_changes_their_dependencies_cause(backend
     let receiver = Receiver::start(0).await;
     let app = spawn_notifying_app(backend).await;
     let store = Store::connect(&app.database.url).await.expect("store");
-    let secret = webhook_secret(&app).await;
+    let secret = webhook_secret(&app.database.url).await;
     // The dependencies notify nobody: only their dependents' changes are sent.
     let succeeds = submit(&app, body!({"image": "busybox", "command": "true"})).await;
     let cancelled = submit(&app, body!({"image": "busybox", "command": "true"})).await;

@@ -12,12 +12,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use submission_helper::storage::Store;
 
 use crate::on_both_databases;
 use crate::process::ServiceProcess;
-use crate::support::{Backend, TestDatabase, USER, client_with_token, eventually, report};
-use crate::webhook_receiver::{Receiver, verified};
+use crate::support::{Backend, TestDatabase, client_with_token, eventually, report};
+use crate::webhook_receiver::{Receiver, verified, webhook_secret};
 
 /// Submissions stored in each round, and rounds (each ends with a kill).
 const SUBMISSIONS: usize = 8;
@@ -147,21 +146,4 @@ async fn submit(client: &reqwest::Client, url: &str, task: &Value) -> String {
     assert_eq!(response.status(), reqwest::StatusCode::CREATED);
     let stored: Value = response.json().await.expect("the stored submission");
     stored["id"].as_str().expect("id").to_owned()
-}
-
-/// The webhook secret of the token the service process was started with.
-async fn webhook_secret(database_url: &str) -> String {
-    let store = Store::connect(database_url).await.expect("store");
-    let token = store
-        .tokens()
-        .await
-        .expect("tokens")
-        .into_iter()
-        .find(|token| token.user == USER)
-        .expect("the service's token");
-    store
-        .webhook_secret(&token.id)
-        .await
-        .expect("secret")
-        .expect("the token has a webhook secret")
 }
