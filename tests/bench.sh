@@ -34,7 +34,7 @@ if [ "${1:-}" = "--profile" ]; then
   shift 2
   command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
   inferno="$cache/inferno-0.12"
-  [ -x "$inferno/bin/inferno-flamegraph" ] || cargo install -q --root "$inferno" inferno@0.12 >&2
+  [ -x "$inferno/bin/inferno-flamegraph" ] || cargo install -q --root "$inferno" "inferno@^0.12" >&2
   export PATH="$inferno/bin:$PATH"
   # Stacks need frame pointers; a build of its own keeps the usual one as it is.
   export RUSTFLAGS="-C force-frame-pointers=yes"

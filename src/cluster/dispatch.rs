@@ -13,6 +13,7 @@
 //! created ([`Store::claim`]), within each user's and batch group's limit of active Jobs, in
 //! submit order; the database decides, so the limits hold across replicas.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -26,6 +27,11 @@ use crate::storage::{Queued, Store};
 /// Jobs created at the same time: as many as a plain client needs to reach the API server's
 /// throughput (BENCHMARKS.md); its own limits make more pointless.
 const CONCURRENCY: usize = 16;
+/// Creates' outcomes being recorded at the same time. Recording is apart from creating, so a
+/// create's slot is free again as soon as the API server answers, not once its row is written
+/// (which waits its turn behind the controller's writes); more than [`CONCURRENCY`], so that
+/// recording seldom holds up the creates.
+const RECORDING: usize = 4 * CONCURRENCY;
 /// Submissions taken from the database per round: enough to keep [`CONCURRENCY`] creates busy,
 /// few enough that a claim is soon followed by its create.
 const BATCH: u32 = 2 * CONCURRENCY as u32;
@@ -58,17 +64,12 @@ pub async fn run(cluster: Cluster, store: Store, pods: PodSettings, limits: Limi
     let wake = store.dispatcher_wakes();
     let mut backoff = Duration::from_millis(250);
     loop {
-        let outcome = dispatch_queued(&cluster, &store, &pods, limits).await;
-        let pause = match outcome {
-            Round::MoreWaiting => continue,
-            Round::Idle => {
-                backoff = Duration::from_millis(250);
-                until_next_due(&cluster, &store).await
-            }
-            Round::ClusterUnavailable => {
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                backoff
-            }
+        let pause = if dispatch_queued(&cluster, &store, &pods, limits).await {
+            backoff = Duration::from_millis(250);
+            until_next_due(&cluster, &store).await
+        } else {
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            backoff
         };
         tokio::select! {
             _ = wake.notified() => {}
@@ -92,63 +93,105 @@ async fn until_next_due(cluster: &Cluster, store: &Store) -> Duration {
     }
 }
 
-enum Round {
-    /// A full batch was handled; there may be more.
-    MoreWaiting,
-    /// Everything queued was handled.
-    Idle,
-    /// The cluster could not be reached; try again later.
-    ClusterUnavailable,
-}
-
+/// Creates the Jobs of everything queued and due, [`CONCURRENCY`] at a time, until a claim
+/// comes back short. Returns false if the cluster or the database could not be reached (what
+/// is left stays queued for the next round).
+///
+/// The creates are one pipeline: the next batch is claimed as soon as the last one's
+/// submissions have all been started, while their creates are still in flight, so the API
+/// server always has [`CONCURRENCY`] creates to answer, as a plain client's loop would. Waiting
+/// for a whole batch before claiming the next left it a handful at the end of every batch
+/// (BENCHMARKS.md).
 async fn dispatch_queued(
     cluster: &Cluster,
     store: &Store,
     pods: &PodSettings,
     limits: Limits,
-) -> Round {
+) -> bool {
     if !cluster.is_configured() {
-        return Round::ClusterUnavailable;
+        return false;
     }
-    let queued = match store
-        .claim(
-            cluster.namespace(),
-            Timestamp::now(),
-            BATCH,
-            limits.per_user,
-        )
-        .await
-    {
-        Ok(queued) => queued,
-        Err(error) => {
-            tracing::error!(%error, "could not read queued submissions");
-            return Round::ClusterUnavailable;
+    let reached = AtomicBool::new(true);
+    let reached = &reached;
+    let claims = futures::stream::unfold(true, |more| async move {
+        if !more || !reached.load(Ordering::Relaxed) {
+            return None;
         }
-    };
-    let full = queued.len() == BATCH as usize;
-    let results: Vec<bool> = futures::stream::iter(queued)
-        .map(|submission| dispatch_one(cluster, store, submission, pods))
+        let claimed = store
+            .claim(
+                cluster.namespace(),
+                Timestamp::now(),
+                BATCH,
+                limits.per_user,
+            )
+            .await;
+        match claimed {
+            Ok(batch) if batch.is_empty() => None,
+            Ok(batch) => {
+                let full = batch.len() == BATCH as usize;
+                Some((futures::stream::iter(batch), full))
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not read queued submissions");
+                reached.store(false, Ordering::Relaxed);
+                None
+            }
+        }
+    });
+    // Boxed, or the spawned dispatcher is not seen to be `Send` (the compiler cannot prove it
+    // for a stream of futures that borrow).
+    claims
+        .boxed()
+        .flatten()
+        .map(|submission| create_one(cluster, store, submission, pods))
         .buffer_unordered(CONCURRENCY)
-        .collect()
+        .map(|attempt| record(cluster, store, attempt))
+        .buffer_unordered(RECORDING)
+        .for_each(|created| {
+            if !created {
+                reached.store(false, Ordering::Relaxed);
+            }
+            std::future::ready(())
+        })
         .await;
-    if results.iter().any(|reached| !reached) {
-        Round::ClusterUnavailable
-    } else if full {
-        Round::MoreWaiting
-    } else {
-        Round::Idle
-    }
+    reached.load(Ordering::Relaxed)
 }
 
-/// Creates one submission's Job and records the outcome. Returns false if the cluster could
-/// not be reached (the submission stays queued).
-#[tracing::instrument(skip_all, fields(submission_id = %queued.submission.id))]
+/// Creates one submission's Job and records the outcome, the two steps of the pipeline in one
+/// (for the tests). Returns false if the cluster could not be reached.
+#[cfg(test)]
 async fn dispatch_one(
     cluster: &Cluster,
     store: &Store,
     queued: Queued,
     pods: &PodSettings,
 ) -> bool {
+    let attempt = create_one(cluster, store, queued, pods).await;
+    record(cluster, store, attempt).await
+}
+
+/// A create, before it is recorded.
+enum Attempt {
+    /// The submission is no longer queued (cancelled since it was claimed): no Job.
+    Skipped,
+    /// The submission could not be read again before its create.
+    Unread,
+    /// The API server answered (or could not be reached).
+    Sent {
+        submission: Box<Submission>,
+        attempts: i64,
+        created: Result<Created, ClusterError>,
+    },
+}
+
+/// Creates one submission's Job, if it is still queued.
+#[tracing::instrument(skip_all, fields(submission_id = %queued.submission.id))]
+async fn create_one(
+    cluster: &Cluster,
+    store: &Store,
+    queued: Queued,
+    pods: &PodSettings,
+) -> Attempt {
     let Queued {
         submission,
         attempts,
@@ -157,10 +200,10 @@ async fn dispatch_one(
     // cancelled since must not get a Job at all (not even one deleted a moment later).
     match store.get(submission.id).await {
         Ok(Some(now)) if now.progress.state == State::Queued => {}
-        Ok(_) => return true,
+        Ok(_) => return Attempt::Skipped,
         Err(error) => {
             tracing::warn!(%error, "could not re-read a queued submission; will retry");
-            return false;
+            return Attempt::Unread;
         }
     }
     let created = cluster.create_job(&manifest::job(&submission, pods)).await;
@@ -171,6 +214,26 @@ async fn dispatch_one(
             .submit_to_job_created
             .observe(waited.as_secs_f64().max(0.0));
     }
+    Attempt::Sent {
+        submission: Box::new(submission),
+        attempts,
+        created,
+    }
+}
+
+/// Records what came of a create. Returns false if the cluster or the database could not be
+/// reached (the submission stays queued).
+#[tracing::instrument(skip_all)]
+async fn record(cluster: &Cluster, store: &Store, attempt: Attempt) -> bool {
+    let (submission, attempts, created) = match attempt {
+        Attempt::Skipped => return true,
+        Attempt::Unread => return false,
+        Attempt::Sent {
+            submission,
+            attempts,
+            created,
+        } => (submission, attempts, created),
+    };
     let outcome = match &created {
         Ok(_) => Outcome::Created,
         Err(error) if error.is_invalid() => {

@@ -157,6 +157,9 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // An SQLite connection is a file in this process: it cannot have gone away, and
+            // asking its worker thread whether it has costs a wake-up of that thread per query.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
