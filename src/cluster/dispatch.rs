@@ -670,4 +670,75 @@ mod tests {
         let stored = scenario.store.get(id).await.expect("read").expect("stored");
         assert_eq!(stored.progress.state, State::Cancelled);
     }
+
+    /// The creates are one pipeline, against a fake API server that holds every create until
+    /// the test answers it: each answer lets the next create in at once, also across the end of
+    /// a claimed batch, so [`CONCURRENCY`] creates stay in flight until nothing is left.
+    #[tokio::test]
+    async fn each_answered_create_lets_the_next_one_in_across_batches() {
+        const QUEUED: usize = 2 * BATCH as usize + 8;
+        let scenario = stored_submission().await;
+        let more: Vec<Submission> = (1..QUEUED)
+            .map(|_| {
+                Submission::new(
+                    scenario.submission.spec.clone(),
+                    "default",
+                    &crate::domain::Caller::user("alice"),
+                )
+            })
+            .collect();
+        scenario.store.insert(more).await.expect("insert");
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let created = || {
+            let job =
+                json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sh-x"}});
+            Response::builder()
+                .status(201)
+                .body(Body::from(serde_json::to_vec(&job).expect("json")))
+                .expect("response")
+        };
+        let fake = async {
+            let mut handle = pin!(handle);
+            let mut in_flight = std::collections::VecDeque::new();
+            let mut received = 0;
+            while received < QUEUED {
+                let next = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!(
+                            "{received} creates sent, {} of them unanswered: no next create",
+                            in_flight.len()
+                        )
+                    })
+                    .expect("the client went away");
+                in_flight.push_back(next.1);
+                received += 1;
+                // Answer the oldest only once the pipeline is full (or all is sent).
+                if in_flight.len() == CONCURRENCY {
+                    in_flight
+                        .pop_front()
+                        .expect("in flight")
+                        .send_response(created());
+                }
+            }
+            while let Some(send) = in_flight.pop_front() {
+                send.send_response(created());
+            }
+        };
+
+        let pods = PodSettings::default();
+        let (reached, ()) = tokio::join!(
+            dispatch_queued(&cluster, &scenario.store, &pods, Limits::default()),
+            fake
+        );
+
+        assert!(reached);
+        let pending = scenario
+            .store
+            .count_by_state(&[State::Pending])
+            .await
+            .expect("count");
+        assert_eq!(pending, vec![(State::Pending, QUEUED as i64)]);
+    }
 }
