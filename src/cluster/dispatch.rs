@@ -177,11 +177,14 @@ enum Attempt {
     /// The submission could not be read again before its create.
     Unread,
     /// The API server answered (or could not be reached).
-    Sent {
-        submission: Box<Submission>,
-        attempts: i64,
-        created: Result<Created, ClusterError>,
-    },
+    Sent(Box<Sent>),
+}
+
+/// A create that was sent, and its answer.
+struct Sent {
+    submission: Submission,
+    attempts: i64,
+    created: Result<Created, ClusterError>,
 }
 
 /// Creates one submission's Job, if it is still queued.
@@ -214,26 +217,30 @@ async fn create_one(
             .submit_to_job_created
             .observe(waited.as_secs_f64().max(0.0));
     }
-    Attempt::Sent {
-        submission: Box::new(submission),
+    Attempt::Sent(Box::new(Sent {
+        submission,
         attempts,
         created,
-    }
+    }))
 }
 
 /// Records what came of a create. Returns false if the cluster or the database could not be
 /// reached (the submission stays queued).
-#[tracing::instrument(skip_all)]
 async fn record(cluster: &Cluster, store: &Store, attempt: Attempt) -> bool {
-    let (submission, attempts, created) = match attempt {
-        Attempt::Skipped => return true,
-        Attempt::Unread => return false,
-        Attempt::Sent {
-            submission,
-            attempts,
-            created,
-        } => (submission, attempts, created),
-    };
+    match attempt {
+        Attempt::Skipped => true,
+        Attempt::Unread => false,
+        Attempt::Sent(sent) => record_sent(cluster, store, *sent).await,
+    }
+}
+
+#[tracing::instrument(skip_all, fields(submission_id = %sent.submission.id))]
+async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
+    let Sent {
+        submission,
+        attempts,
+        created,
+    } = sent;
     let outcome = match &created {
         Ok(_) => Outcome::Created,
         Err(error) if error.is_invalid() => {
