@@ -295,6 +295,7 @@ address: $NODE_IP
 readOnlyPort: 0
 healthzBindAddress: 127.0.0.1
 podLogsDir: $kubelet/pod-logs
+volumePluginDir: $kubelet/volume-plugins
 failSwapOn: false
 # The API server reaches the kubelet (logs, exec) only inside this namespace.
 authentication:
