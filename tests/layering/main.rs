@@ -528,6 +528,10 @@ impl<'ast> Visit<'ast> for Collector<'_> {
         self.paths.extend(paths.into_iter().map(|(_, path)| path));
     }
 
+    fn visit_vis_restricted(&mut self, _: &'ast syn::VisRestricted) {
+        // `pub(super)`, `pub(in path)`: who may see an item, not something the item uses.
+    }
+
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
         if not_test(&syn::Item::Mod(item.clone())) {
             syn::visit::visit_item_mod(self, item);
