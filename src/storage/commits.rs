@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Backend, Result, StorageError, Store};
+use super::error::{Result, StorageError};
+use super::store::{Backend, Store};
 use crate::domain::Submission;
 
 /// Requests waiting at most; past it, senders wait for room (back-pressure, not memory).

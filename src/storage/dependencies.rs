@@ -9,9 +9,10 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
+use super::error::{Result, StorageError};
 use super::events::StateChange;
+use super::store::Store;
 use super::submissions::{columns, from_row};
-use super::{Result, StorageError, Store};
 use crate::domain::campaign::{self, Dependency};
 use crate::domain::{State, Submission, SubmissionId};
 

@@ -12,8 +12,10 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::error::{Result, StorageError};
+use super::store::{Backend, Store};
+use super::tokens::Token;
 use super::tokens::{TOKEN_COLUMNS, token_from_row};
-use super::{Backend, Result, StorageError, Store, Token};
 
 /// Lookups waiting at most; past it, requests wait for room.
 const QUEUE: usize = 4096;

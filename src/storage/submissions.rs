@@ -9,8 +9,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, QueryBuilder, Row};
 
 use super::dependencies::ended_waiting;
+use super::error::{Result, StorageError};
 use super::events::StateChange;
-use super::{Backend, Result, StorageError, Store};
+use super::store::{Backend, Store};
 use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec, WorkLimits};
 
 /// Which submissions a list or bulk cancel is about. Empty criteria match everything.

@@ -4,8 +4,10 @@
 use jiff::Timestamp;
 use sqlx::AssertSqlSafe;
 
+use super::error::Result;
+use super::store::Store;
+use super::tokens::Token;
 use super::tokens::{TOKEN_COLUMNS, secret_hash, token_from_row};
-use super::{Result, Store, Token};
 
 /// A token to create: whom it acts as, what it may do, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,9 @@ use sqlx::any::AnyRow;
 
 use sqlx::AssertSqlSafe;
 
+use super::error::Result;
+use super::store::Store;
 use super::token_grants::NewToken;
-use super::{Result, Store};
 
 /// An API token, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
