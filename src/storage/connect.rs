@@ -56,8 +56,8 @@ impl Store {
             dispatch: Arc::default(),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
         };
-        store.commits = Some(commits::Committer::start(store.clone()));
-        store.lookups = Some(lookups::Lookups::start(store.clone()));
+        store.commits = Some(commits::start(store.clone()));
+        store.lookups = Some(lookups::start(store.clone()));
         Ok(store)
     }
 }

@@ -23,6 +23,7 @@
 //! a request (filters, multi-row inserts) are assembled with sqlx's [`QueryBuilder`](sqlx::QueryBuilder) from our own
 //! SQL fragments and `push_bind`, so every value a user sent is bound, never spliced.
 
+mod batcher;
 mod commits;
 mod connect;
 mod dependencies;
@@ -35,6 +36,7 @@ mod lookups;
 mod store;
 mod submissions;
 mod token_grants;
+mod token_row;
 mod tokens;
 mod wal;
 mod webhooks;
@@ -47,6 +49,6 @@ pub use logs::ArchivedLog;
 pub use store::{PoolStats, Store};
 pub use submissions::{Cancelled, Filter, Page, Updated};
 pub use token_grants::NewToken;
-pub use tokens::Token;
+pub use token_row::Token;
 pub use wal::Checkpoint;
 pub use webhooks::{Attempt, Delivery};

@@ -11,8 +11,9 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe, Execute as _, QueryBuilder};
 use tokio::sync::Notify;
 
+use super::batcher::Batcher;
 use super::error::Result;
-use super::{commits, lookups};
+use super::token_row::Token;
 use crate::domain::{State, Submission};
 
 /// Rows stored since the last checkpoint that make the next one start at once (see `wal`).
@@ -39,10 +40,11 @@ pub struct Store {
     /// in order, and only another process (the token command) meets SQLite's lock.
     pub(super) writer: Arc<tokio::sync::Mutex<()>>,
     /// Where one-submission inserts wait for the next group commit (none in the writers'
-    /// own store).
-    pub(super) commits: Option<commits::Committer>,
-    /// Where token lookups wait for the next shared statement (none in the workers' own store).
-    pub(super) lookups: Option<lookups::Lookups>,
+    /// own store; see `commits`).
+    pub(super) commits: Option<Batcher<Vec<Submission>, Vec<Submission>>>,
+    /// Where token lookups wait for the next shared statement, by the hash of the secret
+    /// (none in the workers' own store; see `lookups`).
+    pub(super) lookups: Option<Batcher<String, Option<Token>>>,
     /// Wakes this process's dispatcher when something may be dispatched: submissions were
     /// queued, or an active one ended and freed a slot under a limit.
     pub(super) dispatch: Arc<Notify>,

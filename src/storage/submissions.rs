@@ -78,7 +78,7 @@ impl Store {
     /// at the same time.
     pub async fn insert(&self, mut submissions: Vec<Submission>) -> Result<Vec<Submission>> {
         match &self.commits {
-            Some(commits) if submissions.len() == 1 => commits.store(submissions).await,
+            Some(commits) if submissions.len() == 1 => commits.send(submissions).await,
             _ => {
                 self.insert_unless(&mut submissions, || false).await?;
                 Ok(submissions)

@@ -6,8 +6,8 @@ use sqlx::AssertSqlSafe;
 
 use super::error::Result;
 use super::store::Store;
-use super::tokens::Token;
-use super::tokens::{TOKEN_COLUMNS, secret_hash, token_from_row};
+use super::token_row::{TOKEN_COLUMNS, Token, token_from_row};
+use super::tokens::secret_hash;
 
 /// A token to create: whom it acts as, what it may do, and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
