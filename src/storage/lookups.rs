@@ -7,12 +7,10 @@
 //! query; each is still sent after its request arrived, so a revocation committed before a
 //! request is always seen by it. The queue is a [`Batcher`].
 
-use std::collections::HashMap;
-
 use super::batcher::{BatchSize, Batcher, Waiting};
-use super::error::{Result, StorageError};
+use super::error::StorageError;
 use super::store::{Backend, Store};
-use super::token_row::{TOKEN_COLUMNS, Token, token_from_row};
+use super::token_row::Token;
 
 /// Secrets one statement looks up at most.
 const BATCH: usize = 128;
@@ -66,27 +64,5 @@ fn again(error: &StorageError) -> StorageError {
             std::io::Error::new(io.kind(), io.to_string()),
         )),
         other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
-    }
-}
-
-impl Store {
-    /// The unrevoked tokens among these secret hashes, by hash.
-    async fn tokens_by_hash(&self, hashes: &[&str]) -> Result<HashMap<String, Token>> {
-        let mut builder = sqlx::QueryBuilder::new(format!(
-            "SELECT secret_hash, {TOKEN_COLUMNS} FROM tokens WHERE revoked_at IS NULL AND \
-             secret_hash IN ("
-        ));
-        let mut separated = builder.separated(", ");
-        for hash in hashes {
-            separated.push_bind((*hash).to_owned());
-        }
-        builder.push(")");
-        let rows = self.built(&mut builder)?.fetch_all(&self.pool).await?;
-        let mut found = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let hash: String = sqlx::Row::try_get(row, "secret_hash")?;
-            found.insert(hash, token_from_row(row)?);
-        }
-        Ok(found)
     }
 }

@@ -14,8 +14,8 @@
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
-//! - `tokens`: API tokens, stored as hashes, and their webhook signing secrets;
-//! - `token_grants`: creating tokens with their terms (expiry, description), and their last use;
+//! - `tokens`: API tokens, stored as hashes, with their terms (rights, expiry, description),
+//!   their last use and their webhook signing secrets;
 //! - `webhooks`: the outbox of notifications to submissions' `notify_url`;
 //! - `wal`: keeping SQLite's write-ahead log from growing without bound.
 //!
@@ -35,7 +35,6 @@ mod logs;
 mod lookups;
 mod store;
 mod submissions;
-mod token_grants;
 mod token_row;
 mod tokens;
 mod wal;
@@ -48,7 +47,7 @@ pub use idempotency::{IdempotencyKey, Stored};
 pub use logs::ArchivedLog;
 pub use store::{PoolStats, Store};
 pub use submissions::{Cancelled, Filter, Page, Updated};
-pub use token_grants::NewToken;
 pub use token_row::Token;
+pub use tokens::NewToken;
 pub use wal::Checkpoint;
 pub use webhooks::{Attempt, Delivery};
