@@ -15,7 +15,7 @@ use sqlx::{Any, QueryBuilder, Row};
 
 use super::error::Result;
 use super::store::Store;
-use super::submissions::{columns, from_row};
+use super::submissions::row::{columns, from_row};
 use crate::domain::{Submission, SubmissionId};
 
 /// How long a claim holds without its Job being recorded.

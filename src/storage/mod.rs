@@ -8,8 +8,8 @@
 //! The [`Store`] (the pool, what its clones share, and how a built statement is sent) is in
 //! `store`, its error type in `error`, and opening the database (pool settings, migrations) in
 //! `connect`; each table has its own file:
-//! - `submissions`: submissions and their labels (insert, list, update, cancel);
-//! - `dependencies`: which submissions wait for which, and what their ends do to the waiting;
+//! - `submissions/`: submissions, their labels and their dependencies (insert, list, update,
+//!   cancel, and what the end of a dependency does to the submissions waiting for it);
 //! - `events`: every change of a submission's state, under a revision streams resume from;
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
@@ -26,7 +26,6 @@
 mod batcher;
 mod commits;
 mod connect;
-mod dependencies;
 mod dispatch;
 mod error;
 mod events;
