@@ -6,8 +6,8 @@
 //! dispatcher and request handlers can update one submission concurrently without losing a write.
 //!
 //! The [`Store`] (the pool, what its clones share, and how a built statement is sent) is in
-//! `store`, its error type in `error`, and opening the database (pool settings, migrations) in
-//! `connect`; each table has its own file:
+//! `store`, its error type in `error`, and opening the database (pool settings, migrations,
+//! the queues below) in `connect`. Each table has its own file, or folder:
 //! - `submissions/`: submissions, their labels and their dependencies (insert, list, update,
 //!   cancel, and what the end of a dependency does to the submissions waiting for it);
 //! - `events`: every change of a submission's state, under a revision streams resume from;
@@ -15,13 +15,18 @@
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
 //! - `tokens`: API tokens, stored as hashes, with their terms (rights, expiry, description),
-//!   their last use and their webhook signing secrets;
+//!   their last use and their webhook signing secrets; `token_row` has the [`Token`] a row is
+//!   read into;
 //! - `webhooks`: the outbox of notifications to submissions' `notify_url`;
 //! - `wal`: keeping SQLite's write-ahead log from growing without bound.
 //!
-//! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends on
-//! a request (filters, multi-row inserts) are assembled with sqlx's [`QueryBuilder`](sqlx::QueryBuilder) from our own
-//! SQL fragments and `push_bind`, so every value a user sent is bound, never spliced.
+//! Requests arriving together share work through one queue (`batcher`): single submissions
+//! share a transaction (`commits`), token lookups a statement (`lookups`).
+//!
+//! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends
+//! on a request (filters, multi-row inserts) are assembled with sqlx's
+//! [`QueryBuilder`](sqlx::QueryBuilder) from our own SQL fragments and `push_bind`, so every
+//! value a user sent is bound, never spliced.
 
 mod batcher;
 mod commits;

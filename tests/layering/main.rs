@@ -50,7 +50,6 @@ const BEING_TIDIED: &[&str] = &[
     "crate::config",
     "crate::domain::submission",
     "crate::http",
-    "crate::storage",
     "crate::webhooks",
 ];
 
