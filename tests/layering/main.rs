@@ -50,7 +50,6 @@ const BEING_TIDIED: &[&str] = &[
     "crate::config",
     "crate::domain::submission",
     "crate::http",
-    "crate::storage",
     "crate::webhooks",
 ];
 
@@ -526,6 +525,10 @@ impl<'ast> Visit<'ast> for Collector<'_> {
         // A `use` inside a function body.
         let paths = flatten(self.module, &import.tree);
         self.paths.extend(paths.into_iter().map(|(_, path)| path));
+    }
+
+    fn visit_vis_restricted(&mut self, _: &'ast syn::VisRestricted) {
+        // `pub(super)`, `pub(in path)`: who may see an item, not something the item uses.
     }
 
     fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
