@@ -10,6 +10,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod domain;
+pub mod duration;
 pub mod http;
 pub mod startup;
 pub mod storage;

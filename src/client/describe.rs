@@ -116,7 +116,7 @@ pub fn render(
         &submission
             .active_deadline_seconds
             .map_or("<none>".into(), |seconds| {
-                super::output::human_duration(jiff::SignedDuration::from_secs(seconds))
+                crate::duration::human_duration(jiff::SignedDuration::from_secs(seconds))
             }),
     );
     field(

@@ -161,7 +161,7 @@ pub async fn wait_for(
             let waited = jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default();
             eprintln!(
                 "timed out after {}; not ended yet: {}",
-                super::output::human_duration(waited),
+                crate::duration::human_duration(waited),
                 waiting.join(", ")
             );
             break Ok(Outcome::TimedOut);
