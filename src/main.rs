@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use submission_helper::config::{Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -36,6 +36,6 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .await
                 .map(|()| ExitCode::SUCCESS)
         }
-        Command::Client(command) => Ok(submission_helper::client::run(command).await),
+        Command::Client(command) => Ok(submission_helper::client::run(command, Cli::command).await),
     }
 }

@@ -39,6 +39,11 @@ Exit codes:
   2  a usage error, or the server refused a request or could not be reached
   3  the timeout passed before every submission ended";
 
+/// The variable naming the server when `--server` does not.
+pub const URL_VARIABLE: &str = "SUBMISSION_HELPER_URL";
+/// The variable holding the token when `--token` does not.
+pub const TOKEN_VARIABLE: &str = "SUBMISSION_HELPER_TOKEN";
+
 /// Which service to talk to, and as whom.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServerArgs {
