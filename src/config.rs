@@ -1,81 +1,16 @@
-//! The command line, with an environment variable for every option of the server (for
-//! containers); the client's commands are defined in [`crate::client::args`].
+//! The server's options (`submission-helper serve`), each with an environment variable (for
+//! containers). The rest of the command line is [`crate::cli`]'s.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::cluster::manifest::{ImagePullPolicy, PodSettings};
 use crate::domain::{AllowLists, JobDefaults, MAX_BACKOFF_LIMIT, SubmitDefaults, kube_rules};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "submission-helper",
-    version,
-    about = "Run batch payloads on Kubernetes over plain HTTP"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Serve the HTTP API.
-    Serve(Box<ServeArgs>),
-    /// Print the OpenAPI document of the API.
-    Openapi,
-    /// Manage API tokens (shown once at creation, stored only as hashes).
-    Token(TokenArgs),
-    /// The client of a running service: submit, wait, get, describe, logs, cancel, login.
-    #[command(flatten)]
-    Client(crate::client::ClientCommand),
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct TokenArgs {
-    /// The service's database.
-    #[arg(
-        long,
-        env = "SUBMISSION_HELPER_DATABASE_URL",
-        default_value = "sqlite://submission-helper.db",
-        global = true
-    )]
-    pub database_url: String,
-    #[command(subcommand)]
-    pub command: TokenCommand,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum TokenCommand {
-    /// Create a token for a user and print it (it cannot be shown again).
-    Create {
-        /// The user the token acts as (a label value: letters, digits, '-', '_', '.').
-        #[arg(long)]
-        user: String,
-        /// May see and cancel every user's submissions.
-        #[arg(long)]
-        admin: bool,
-        /// May act on behalf of any user with the X-On-Behalf-Of header (portals, dashboards).
-        #[arg(long)]
-        delegate: bool,
-        /// Jobs of the user's submissions sent with this token that may be active at once
-        /// (instead of the server's --max-concurrent).
-        #[arg(long)]
-        max_concurrent: Option<i64>,
-        /// The token stops working this long from now: 90m, 12h, 30d (default: never).
-        #[arg(long, value_name = "DURATION")]
-        expires_in: Option<String>,
-        /// What the token is for, shown by `token list`.
-        #[arg(long)]
-        description: Option<String>,
-    },
-    /// List tokens (never their secrets), with their expiry and last use.
-    List,
-    /// Revoke a token by its id.
-    Revoke { id: String },
-}
+/// The database of `serve` and `token` when none is given.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://submission-helper.db";
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -90,7 +25,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "SUBMISSION_HELPER_DATABASE_URL",
-        default_value = "sqlite://submission-helper.db"
+        default_value = DEFAULT_DATABASE_URL
     )]
     pub database_url: String,
     /// Namespace for the Jobs. Default: the in-cluster namespace or the kubeconfig context's.
@@ -453,7 +388,10 @@ fn cors_origin(text: &str) -> Option<http::HeaderValue> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::cli::{Cli, Command};
 
     #[test]
     fn a_cors_origin_is_a_scheme_a_host_and_maybe_a_port() {

@@ -358,8 +358,8 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
     use crate::client::args::ClientCommand;
-    use crate::config::{Cli, Command};
     use clap::Parser;
 
     fn submit_args(argv: &[&str]) -> SubmitArgs {
