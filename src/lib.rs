@@ -20,11 +20,11 @@ pub mod token;
 pub mod webhooks;
 
 use config::ServeArgs;
-use startup::{Application, Settings};
+use startup::Application;
 
 /// `submission-helper serve`: connect to the database and the cluster, then serve until SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let defaults = args.submit_defaults().map_err(anyhow::Error::msg)?;
+    let settings = args.settings()?;
     let store = storage::Store::connect(&args.database_url).await?;
     let cluster = cluster::Cluster::infer(args.namespace.clone()).await;
     if !cluster.is_configured() {
@@ -33,26 +33,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              submissions are stored and wait until the service is restarted with one"
         );
     }
-    let settings = Settings {
-        listen: args.listen,
-        defaults,
-        pods: args.pod_settings(),
-        rate_limit_per_minute: args.rate_limit_per_minute,
-        public_metrics: args.public_metrics,
-        log_wait: args.log_wait(),
-        request_timeout: args.request_timeout(),
-        follows_per_user: args.follows_per_token_user,
-        pending_timeout: args.pending_timeout()?,
-        dispatch: cluster::dispatch::Limits {
-            per_user: (args.max_concurrent > 0).then_some(args.max_concurrent),
-        },
-        cors_origins: args.cors_origins()?,
-        event_streams: http::events::EventStreams::default(),
-        event_retention: args.event_retention()?,
-        webhooks: args.webhook_settings()?,
-        oidc: args.oidc.settings()?,
-        ..Settings::default()
-    };
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
     app.run_until(startup::shutdown_signal()).await?;
