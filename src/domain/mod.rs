@@ -8,11 +8,13 @@ mod identity;
 pub mod kube_rules;
 pub mod notify;
 mod state;
+mod state_event;
 mod submission;
 
 pub use identity::{Caller, parse_user_name};
 pub use notify::{Notify, NotifyScope};
 pub use state::{State, UnknownState};
+pub use state_event::StateEvent;
 pub use submission::{
     APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, FieldError,
     IDENTIFIER_LABEL, JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL,
