@@ -48,7 +48,6 @@ const BEING_TIDIED: &[&str] = &[
     "crate::client",
     "crate::cluster",
     "crate::config",
-    "crate::domain::submission",
     "crate::http",
     "crate::storage",
     "crate::webhooks",
