@@ -20,8 +20,8 @@ pub use state::{State, UnknownState};
 pub use state_event::StateEvent;
 pub use submission::{
     APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, IDENTIFIER_LABEL,
-    JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, OWNER_LABEL,
-    Progress, Resources, SUBMISSION_ID_LABEL, Submission, SubmissionRequest, SubmissionSpec,
-    SubmitDefaults, Volume, WorkLimits,
+    JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, NewSubmissions,
+    OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, SentAs, Submission, SubmissionRequest,
+    SubmissionSpec, SubmitDefaults, Volume, WorkLimits,
 };
 pub use submission_id::SubmissionId;

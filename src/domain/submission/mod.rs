@@ -18,7 +18,7 @@ pub use labels::{
     APP_LABEL, APP_LABEL_VALUE, IDENTIFIER_LABEL, LABEL_PREFIX, NAME_LABEL, OWNER_LABEL,
     SUBMISSION_ID_LABEL,
 };
-pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES};
+pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NewSubmissions, SentAs};
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use resources::{Amounts, Resources};

@@ -1,6 +1,8 @@
 //! One request parsed: each group of fields by its own parser, every bad field reported at
-//! once. What `depends_on` names is resolved among the submissions of the whole request.
+//! once. What `depends_on` names is resolved among the submissions of the whole request, in
+//! `new_submissions.rs`.
 
+use crate::domain::campaign::{self, Dependency};
 use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::submission::defaults::SubmitDefaults;
 use crate::domain::submission::request::SubmissionRequest;
@@ -9,13 +11,18 @@ use crate::domain::submission::spec::SubmissionSpec;
 use super::retries_and_deadlines::{self, Given};
 use super::{env_and_labels, image_and_command, notify, resources, tool, volume};
 
-impl SubmissionSpec {
-    /// Parses a request, collecting every field error at once. Its `depends_on` is left
-    /// empty: what it names is resolved among the submissions of the whole request.
-    pub fn parse(
-        request: SubmissionRequest,
-        defaults: &SubmitDefaults,
-    ) -> Result<Self, Vec<FieldError>> {
+/// A request's own fields, parsed, and the entries of its `depends_on` still to resolve.
+#[derive(Debug)]
+pub(crate) struct Fields {
+    /// The submission's `name` as sent, by which other submissions of the request may name it.
+    pub name: Option<String>,
+    /// Everything but `depends_on`, which is left empty.
+    pub spec: Result<SubmissionSpec, Vec<FieldError>>,
+    pub depends_on: Vec<String>,
+}
+
+impl Fields {
+    pub(crate) fn parse(request: SubmissionRequest, defaults: &SubmitDefaults) -> Self {
         // Taken apart whole, so that a new field of the request cannot be left unparsed.
         let SubmissionRequest {
             name,
@@ -36,10 +43,11 @@ impl SubmissionSpec {
             cpus,
             retries,
             tool,
-            depends_on: _,
+            depends_on,
             notify_url,
             notify,
         } = request;
+        let sent_name = name.clone();
 
         let mut errors = FieldErrors::default();
         let name = errors.take(env_and_labels::name(name));
@@ -70,7 +78,7 @@ impl SubmissionSpec {
             &defaults.allowed.notify_hosts,
         ));
 
-        match (
+        let spec = match (
             name,
             payload,
             volume,
@@ -106,6 +114,47 @@ impl SubmissionSpec {
                 notify,
             }),
             _ => Err(errors.into_vec()),
+        };
+        Fields {
+            name: sent_name,
+            spec,
+            depends_on,
+        }
+    }
+}
+
+impl SubmissionSpec {
+    /// Parses a request sent alone, collecting every field error at once. Its `depends_on`
+    /// can only name stored submissions, by id, and whose they are is not checked: the API
+    /// parses what it is sent with [`crate::domain::NewSubmissions`], which checks that too.
+    pub fn parse(
+        request: SubmissionRequest,
+        defaults: &SubmitDefaults,
+    ) -> Result<Self, Vec<FieldError>> {
+        let Fields {
+            name,
+            spec,
+            depends_on,
+        } = Fields::parse(request, defaults);
+        let resolved = campaign::resolve(&[(name.as_deref(), depends_on.as_slice())]);
+        match (spec, resolved) {
+            (Ok(mut spec), Ok(resolved)) => {
+                spec.depends_on = resolved
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|dependency| match dependency {
+                        Dependency::Stored(id) => Some(id),
+                        // A request of one has no other submission to name.
+                        Dependency::Sent(_) => None,
+                    })
+                    .collect();
+                Ok(spec)
+            }
+            (spec, resolved) => {
+                let mut errors = spec.err().unwrap_or_default();
+                errors.extend(resolved.err().into_iter().flatten().map(|(_, error)| error));
+                Err(errors)
+            }
         }
     }
 }
