@@ -46,7 +46,6 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
 /// empty once they are.
 const BEING_TIDIED: &[&str] = &[
     "crate::cluster",
-    "crate::domain::submission",
     "crate::http",
     "crate::webhooks",
 ];
