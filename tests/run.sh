@@ -121,6 +121,9 @@ step "Format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "Dependencies: licences, bans, sources, advisories (tests/deny.sh, deny.toml)"
+tests/deny.sh
+
 step "Schemathesis against the served OpenAPI document"
 # Generated requests from the OpenAPI document, against a service with no cluster (so no
 # payload runs on this machine); any 5xx fails the run. Bounded in examples and time. The
