@@ -160,7 +160,7 @@ export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
 # The real node's tests run apart, inside its namespace.
 set +e
-cargo test --workspace -- --include-ignored --skip real_node:: "${filter[@]}" 2>&1 | tee "$work/tests.log"
+cargo test --workspace --no-fail-fast -- --include-ignored --skip real_node:: "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
 
