@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::Semaphore;
 
-use super::controller::Triggers;
+use super::triggers::Triggers;
 use super::{Cluster, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;

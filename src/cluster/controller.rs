@@ -27,48 +27,13 @@ use tokio::time::Instant;
 use super::cache::Writers;
 use super::progress::submission_id;
 use super::reconcile::{Reconciled, Reconciler, backoff};
+use super::triggers::{Receiver, Trigger, Triggers};
 use super::{Cluster, app_selector, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
 /// Reconciles running at once.
 const CONCURRENCY: usize = 32;
-
-/// Where anyone asks for a submission to be reconciled. Cheap to clone.
-#[derive(Clone)]
-pub struct Triggers(mpsc::UnboundedSender<Trigger>);
-
-/// A request to reconcile `id`, and when the change behind it was seen (for the lag metric).
-struct Trigger {
-    id: SubmissionId,
-    seen: Instant,
-    run_at: Instant,
-}
-
-impl Triggers {
-    /// The handle, and the receiving end [`run`] drains.
-    pub fn new() -> (Self, Receiver) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        (Triggers(sender), Receiver(receiver))
-    }
-
-    /// Reconciles `id` as soon as possible.
-    pub fn reconcile(&self, id: SubmissionId) {
-        self.at(id, Instant::now());
-    }
-
-    fn at(&self, id: SubmissionId, run_at: Instant) {
-        // Fails only once the controller is gone, when the service is stopping anyway.
-        let _ = self.0.send(Trigger {
-            id,
-            seen: Instant::now(),
-            run_at,
-        });
-    }
-}
-
-/// The receiving end of [`Triggers`].
-pub struct Receiver(mpsc::UnboundedReceiver<Trigger>);
 
 /// Runs the watches and the reconciles until the task is aborted.
 pub async fn run(
@@ -279,9 +244,7 @@ async fn reconcile_forever(
                         let delay = backoff(*attempt);
                         *attempt = attempt.saturating_add(1);
                         tracing::warn!(submission_id = %id, %error, ?delay, "reconcile failed; retrying");
-                        // The change is still unrecorded: its lag keeps counting from when it was seen.
-                        let seen = seen.unwrap_or_else(Instant::now);
-                        let _ = triggers.0.send(Trigger { id, seen, run_at: Instant::now() + delay });
+                        triggers.retry(id, seen.unwrap_or_else(Instant::now), Instant::now() + delay);
                     }
                 }
             }
