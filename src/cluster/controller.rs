@@ -10,7 +10,7 @@
 //! nobody watched, and no delete event will ever say so.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
@@ -21,14 +21,16 @@ use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::scheduler::{ScheduleRequest, scheduler};
 use kube::runtime::watcher::{self, Event};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::cache::Writers;
+use super::client::{Cluster, app_selector};
+use super::logs;
 use super::progress::submission_id;
 use super::reconcile::{Reconciled, Reconciler, backoff};
 use super::triggers::{Receiver, Trigger, Triggers};
-use super::{Cluster, app_selector, lock, logs};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -197,7 +199,7 @@ async fn reconcile_forever(
     let running: Mutex<HashSet<SubmissionId>> = Mutex::default();
     let mut failures: HashMap<SubmissionId, u32> = HashMap::new();
     let requests = futures::stream::poll_fn(|context| incoming.poll_recv(context)).map(|trigger| {
-        lock(&waiting).entry(trigger.id).or_insert(trigger.seen);
+        waiting.lock().entry(trigger.id).or_insert(trigger.seen);
         ScheduleRequest {
             message: trigger.id,
             run_at: trigger.run_at,
@@ -208,25 +210,25 @@ async fn reconcile_forever(
     loop {
         metrics
             .queue_depth
-            .set(i64::try_from(lock(&waiting).len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(waiting.lock().len()).unwrap_or(i64::MAX));
         metrics
             .in_flight
             .set(i64::try_from(reconciles.len()).unwrap_or(i64::MAX));
         let room = reconciles.len() < CONCURRENCY;
         tokio::select! {
             next = futures::future::poll_fn(|context| {
-                let held = due.as_mut().hold_unless(|id| !lock(&running).contains(id));
+                let held = due.as_mut().hold_unless(|id| !running.lock().contains(id));
                 std::pin::pin!(held).poll_next(context)
             }), if room => {
                 let Some(id) = next else { return };
-                let seen = lock(&waiting).remove(&id);
-                lock(&running).insert(id);
+                let seen = waiting.lock().remove(&id);
+                running.lock().insert(id);
                 reconciles.push(async move {
                     (id, seen, reconciler.reconcile(id).await)
                 });
             }
             Some((id, seen, result)) = reconciles.next(), if !reconciles.is_empty() => {
-                lock(&running).remove(&id);
+                running.lock().remove(&id);
                 match result {
                     Ok(Reconciled { changed, again_after }) => {
                         failures.remove(&id);

@@ -19,8 +19,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 
+use super::client::{Cluster, Created};
+use super::error::ClusterError;
 use super::manifest::{self, PodSettings};
-use super::{Cluster, ClusterError, Created};
 use crate::domain::{Progress, State, Submission};
 use crate::storage::{Queued, Store};
 

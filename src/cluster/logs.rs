@@ -7,15 +7,19 @@
 //! about to be deleted by a cancel) its log is copied into the database, so TTL deletion, cancels
 //! and lost nodes do not take the log with them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use futures::AsyncBufRead;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{AsyncBufRead, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
+use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+use tokio_util::io::ReaderStream;
 
-use super::{Cluster, ClusterError};
+use super::client::{Cluster, bounded};
+use super::error::ClusterError;
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
 use crate::storage::{ArchivedLog, Store};
 
@@ -158,7 +162,38 @@ pub async fn stream(
         timestamps: request.timestamps,
         ..LogParams::default()
     };
-    Ok(super::bounded(cluster.pods()?.log_stream(pod, &params)).await??)
+    Ok(bounded(cluster.pods()?.log_stream(pod, &params)).await??)
+}
+
+/// A pod's log as `request` asks: a follow shares the pod's one upstream stream with every
+/// other follower (see [`super::shared_logs`]); a read, or a follow that wants more than the
+/// shared history holds, gets a stream of its own.
+pub async fn open(
+    cluster: &Cluster,
+    pod: &str,
+    request: &LogRequest,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ClusterError> {
+    if request.follow {
+        let whole = LogRequest {
+            follow: true,
+            timestamps: true,
+            ..LogRequest::default()
+        };
+        let shared = cluster
+            .shared_logs()
+            .follow(
+                pod,
+                request.tail_lines,
+                request.timestamps,
+                stream(cluster, pod, &whole),
+            )
+            .await?;
+        if let Some(shared) = shared {
+            return Ok(shared);
+        }
+    }
+    let reader = stream(cluster, pod, request).await?;
+    Ok(ReaderStream::new(reader.compat()).boxed())
 }
 
 /// The most of one pod's log the archive keeps: its last 4 MiB.

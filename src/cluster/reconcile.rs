@@ -4,15 +4,18 @@
 //! is always safe. States only move forward (see [`crate::domain::State::can_become`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use parking_lot::Mutex;
 
 use super::archiver::Archiver;
 use super::cancels::Cancels;
+use super::client::Cluster;
+use super::error::ClusterError;
+use super::logs;
 use super::progress::{self, Deadline, JobSeen};
-use super::{Cluster, ClusterError, lock, logs};
 use crate::domain::{State, SubmissionId};
 use crate::storage::{StorageError, Store};
 
@@ -82,12 +85,12 @@ impl Reconciler {
 
     /// Keeps the last state of a deleted Job for the next reconcile of its submission.
     pub fn job_deleted(&self, id: SubmissionId, job: Job) {
-        lock(&self.deleted_jobs).insert(id, job);
+        self.deleted_jobs.lock().insert(id, job);
     }
 
     /// Notes a pod that was deleted before it ended (its node lost, deleted by hand).
     pub fn pod_lost(&self, id: SubmissionId, name: String) {
-        lock(&self.lost_pods).entry(id).or_default().insert(name);
+        self.lost_pods.lock().entry(id).or_default().insert(name);
     }
 
     /// Reconciles one submission: records what its Job and pods say, fails it if a pod of it
@@ -145,7 +148,9 @@ impl Reconciler {
                 archiving = true;
             }
         }
-        let lost: Vec<String> = lock(&self.lost_pods)
+        let lost: Vec<String> = self
+            .lost_pods
+            .lock()
             .get(&id)
             .map(|names| names.iter().cloned().collect())
             .unwrap_or_default();
@@ -232,7 +237,7 @@ impl Reconciler {
         id: SubmissionId,
         name: &str,
     ) -> Result<Uncached, ReconcileError> {
-        if let Some(last) = lock(&self.deleted_jobs).get(&id).cloned() {
+        if let Some(last) = self.deleted_jobs.lock().get(&id).cloned() {
             return Ok(Uncached::Deleted(Some(last)));
         }
         Ok(match self.cluster.get_job(name).await? {
@@ -258,8 +263,8 @@ impl Reconciler {
     }
 
     fn forget(&self, id: SubmissionId) {
-        lock(&self.deleted_jobs).remove(&id);
-        lock(&self.lost_pods).remove(&id);
+        self.deleted_jobs.lock().remove(&id);
+        self.lost_pods.lock().remove(&id);
     }
 }
 
