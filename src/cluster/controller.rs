@@ -29,7 +29,7 @@ use super::cache::Writers;
 use super::client::{Cluster, app_selector};
 use super::logs;
 use super::progress::submission_id;
-use super::reconcile::{Reconciled, Reconciler, backoff};
+use super::reconcile::{self, Reconciled, Reconciler};
 use super::triggers::{Receiver, Trigger, Triggers};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
@@ -125,7 +125,7 @@ async fn reconcile_unlisted(
     triggers: &Triggers,
     listed: &HashSet<SubmissionId>,
 ) {
-    let mut delay = Duration::ZERO;
+    let mut failures: u32 = 0;
     loop {
         match reconciler
             .store
@@ -139,7 +139,8 @@ async fn reconcile_unlisted(
                 return;
             }
             Err(error) => {
-                delay = (delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                failures = failures.saturating_add(1);
+                let delay = reconcile::RETRY.after(failures);
                 tracing::warn!(%error, ?delay, "could not read the live submissions to reconcile; retrying");
                 tokio::time::sleep(delay).await;
             }
@@ -242,9 +243,9 @@ async fn reconcile_forever(
                     }
                     Err(error) => {
                         metrics.reconciles.get_or_create(&super::metrics::Outcome { result: "error" }).inc();
-                        let attempt = failures.entry(id).or_insert(0);
-                        let delay = backoff(*attempt);
-                        *attempt = attempt.saturating_add(1);
+                        let failed = failures.entry(id).or_insert(0);
+                        *failed = failed.saturating_add(1);
+                        let delay = reconcile::RETRY.after(*failed);
                         tracing::warn!(submission_id = %id, %error, ?delay, "reconcile failed; retrying");
                         triggers.retry(id, seen.unwrap_or_else(Instant::now), Instant::now() + delay);
                     }

@@ -16,6 +16,7 @@ use super::client::Cluster;
 use super::error::ClusterError;
 use super::logs;
 use super::progress::{self, Deadline, JobSeen};
+use crate::backoff::Backoff;
 use crate::domain::{State, SubmissionId};
 use crate::storage::{StorageError, Store};
 
@@ -28,16 +29,9 @@ pub enum ReconcileError {
     Cluster(#[from] ClusterError),
 }
 
-/// The first retry comes soon; later ones back off up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// The delay before retry number `attempt` (from 0): doubling, capped.
-pub fn backoff(attempt: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(MAX_BACKOFF)
-}
+/// How a reconcile that did not get through is tried again: soon at first, then doubling up
+/// to 30 seconds.
+pub const RETRY: Backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
 
 /// What came of a reconcile that got through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -280,9 +274,9 @@ mod tests {
 
     #[test]
     fn retries_back_off_from_half_a_second_to_thirty() {
-        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_millis() as u64).collect();
+        let delays: Vec<u64> = (1..=8).map(|n| RETRY.after(n).as_millis() as u64).collect();
 
         assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+        assert_eq!(RETRY.after(u32::MAX), Duration::from_secs(30));
     }
 }
