@@ -266,7 +266,10 @@ async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
             if let Err(error) = store.release_claim(submission.id).await {
                 tracing::warn!(%error, "could not give up a claim; it lapses by itself");
             }
-            Outcome::Unreached(format!("waiting to create the Job: {error}"))
+            Outcome::Unreached(format!(
+                "waiting to create the Job: {}",
+                error.short_cause()
+            ))
         }
     };
     match store
@@ -316,7 +319,8 @@ enum Outcome {
     Created,
     /// Refused as invalid: retrying cannot help.
     Refused(String),
-    /// The API server could not be reached or failed; the submission stays queued.
+    /// The API server could not be reached or failed; the submission stays queued, saying why
+    /// in short (the error itself is logged: it names hosts and the client library's errors).
     Unreached(String),
 }
 
@@ -542,11 +546,9 @@ mod tests {
         let (progress, reached) = dispatch_against_fake(503, unavailable).await;
 
         assert_eq!((progress.state, reached), (State::Queued, false));
-        assert!(
-            progress
-                .message
-                .as_deref()
-                .is_some_and(|message| message.contains("leader changed"))
+        assert_eq!(
+            progress.message.as_deref(),
+            Some("waiting to create the Job: the API server answers with errors")
         );
     }
 

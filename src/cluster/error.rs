@@ -1,8 +1,14 @@
 //! What can go wrong talking to the API server, as the cluster side reports it.
+//!
+//! The whole text of an error (where the API server is, what the client library said, how the
+//! service signs in) is for the log. Users read [`ClusterError::short_cause`]; of the API
+//! server's own words, only its reason for refusing a Job reaches them (it names a field or a
+//! quota, not a host).
 
 /// What can go wrong talking to the cluster.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
+    /// Why no client could be made (a kubeconfig's path, an environment variable).
     #[error("no cluster is configured: {0}")]
     NotConfigured(String),
     /// The API server answered with an error status.
@@ -12,6 +18,7 @@ pub enum ClusterError {
         reason: String,
         message: String,
     },
+    /// No answer: the client library's error and its causes, or a time limit.
     #[error("the API server could not be reached: {0}")]
     Unreachable(String),
 }
@@ -30,6 +37,7 @@ impl ClusterError {
             ClusterError::Api {
                 code: 401 | 403, ..
             } => "the API server refuses the service's credentials",
+            ClusterError::Api { code: 404, .. } => "the API server has no such object",
             ClusterError::Api { .. } => "the API server answers with errors",
         }
     }
@@ -62,9 +70,25 @@ impl From<kube::Error> for ClusterError {
                 reason: status.reason.clone(),
                 message: status.message.clone(),
             },
-            other => ClusterError::Unreachable(other.to_string()),
+            other => ClusterError::Unreachable(with_causes(&other)),
         }
     }
+}
+
+/// An error and its causes, which kube and hyper keep out of their own messages ("client
+/// error (Connect)" says nothing of a refused connection or a certificate).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;

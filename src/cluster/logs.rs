@@ -245,13 +245,19 @@ pub async fn archive_pod(cluster: &Cluster, store: &Store, id: SubmissionId, pod
         Ok(Ok(log)) => log,
         failed => {
             let why = match failed {
-                Ok(Err(error)) => error.to_string(),
-                _ => format!(
-                    "reading it took longer than {} seconds",
-                    ARCHIVE_TIME_LIMIT.as_secs()
-                ),
+                Ok(Err(error)) => {
+                    tracing::warn!(submission_id = %id, pod = %name, %error, "cannot read a log to archive");
+                    error.short_cause().to_owned()
+                }
+                _ => {
+                    let why = format!(
+                        "reading it took longer than {} seconds",
+                        ARCHIVE_TIME_LIMIT.as_secs()
+                    );
+                    tracing::warn!(submission_id = %id, pod = %name, %why, "cannot read a log to archive");
+                    why
+                }
             };
-            tracing::warn!(submission_id = %id, pod = %name, %why, "cannot read a log to archive");
             // Said in the archive itself, so whoever asks for the log once the pod is gone
             // learns why there is none, unless an earlier copy exists.
             let archived = store.archived_pods(id).await.unwrap_or_default();
