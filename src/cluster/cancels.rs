@@ -102,7 +102,7 @@ fn stream_of<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl futures::Strea
 }
 
 async fn delete(cluster: &Cluster, store: &Store, id: SubmissionId, job_name: &str) {
-    let archived = logs::archive(cluster, store, id, true);
+    let archived = logs::archive(cluster, store, id);
     if tokio::time::timeout(ARCHIVE_BEFORE_DELETE, archived)
         .await
         .is_err()
