@@ -7,6 +7,7 @@
 //! command-line client of a running service ([`client`]), through its HTTP API only. The
 //! command line is [`cli`]'s, the server's options [`config`]'s, and `token` runs in [`token`].
 
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -31,6 +31,7 @@ use jiff::Timestamp;
 use sha2::Sha256;
 use tokio::task::JoinSet;
 
+use crate::backoff::Backoff;
 use crate::domain::StateEvent;
 use crate::domain::notify::{host_allowed, parse_notify_url, refused_address};
 use crate::storage::{Attempt, Delivery, Store};
@@ -83,11 +84,7 @@ impl Settings {
 
     /// The wait after the `failed`-th failed attempt (1 for the first).
     pub fn backoff(&self, failed: u32) -> Duration {
-        let factor = 2_u32.saturating_pow(failed.saturating_sub(1));
-        self.first_retry
-            .checked_mul(factor)
-            .unwrap_or(self.max_retry)
-            .min(self.max_retry)
+        Backoff::doubling(self.first_retry, self.max_retry).after(failed)
     }
 }
 

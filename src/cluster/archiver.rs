@@ -4,13 +4,15 @@
 //! reconciled again: a Job that ended is recorded as ended only once its pods' logs are kept.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
+use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
-use super::controller::Triggers;
-use super::{Cluster, lock, logs};
+use super::client::Cluster;
+use super::logs;
+use super::triggers::Triggers;
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -45,7 +47,7 @@ impl Archiver {
         let Some(name) = pod.metadata.name.clone() else {
             return;
         };
-        let first = lock(&self.archiving).insert(name.clone());
+        let first = self.archiving.lock().insert(name.clone());
         if !first {
             return;
         }
@@ -54,7 +56,7 @@ impl Archiver {
             if let Ok(_permit) = archiver.permits.acquire().await {
                 logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
             }
-            lock(&archiver.archiving).remove(&name);
+            archiver.archiving.lock().remove(&name);
             archiver.triggers.reconcile(id);
         });
     }

@@ -7,7 +7,7 @@
 //! while a watch is being re-established.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -15,9 +15,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::{ClusterError, lock};
+use super::error::ClusterError;
 use crate::domain::SubmissionId;
 
 /// How long a read waits for the first full list after a start before it answers 503.
@@ -86,7 +87,7 @@ impl Caches {
 
     /// A submission's pods, oldest first.
     pub fn pods_of(&self, id: SubmissionId) -> Vec<Arc<Pod>> {
-        let names = lock(&self.pod_names).get(&id).cloned().unwrap_or_default();
+        let names = self.pod_names.lock().get(&id).cloned().unwrap_or_default();
         let mut pods: Vec<Arc<Pod>> = names.iter().filter_map(|name| self.pod(name)).collect();
         if pods.len() < names.len() {
             // Some were deleted while no watch saw it (a relist dropped them).
@@ -100,7 +101,7 @@ impl Caches {
 
     /// Notes that a pod of `id` exists (or, with `present` false, was deleted).
     pub(crate) fn index_pod(&self, id: SubmissionId, name: &str, present: bool) {
-        let mut names = lock(&self.pod_names);
+        let mut names = self.pod_names.lock();
         if present {
             names.entry(id).or_default().insert(name.to_owned());
         } else if let Some(pods) = names.get_mut(&id) {

@@ -12,14 +12,16 @@
 //! a campaign's cancel reads each log and deletes each Job once, not once per event.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cluster, lock, logs};
+use super::client::Cluster;
+use super::logs;
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -66,7 +68,7 @@ impl Cancels {
                         delete(cluster, store, id, &job_name).await;
                         // Asked again after this (the delete failed, or a relist still shows
                         // the Job), it is queued again.
-                        lock(done).remove(&job_name);
+                        done.lock().remove(&job_name);
                     }
                 })
                 .await;
@@ -84,7 +86,7 @@ impl Cancels {
         let Some(queue) = &self.queue else {
             return;
         };
-        let mut pending = lock(&self.pending);
+        let mut pending = self.pending.lock();
         for (id, job_name) in jobs {
             if pending.insert(job_name.clone()) {
                 // The worker stopped only when the service is stopping; the watcher finishes.
@@ -100,7 +102,7 @@ fn stream_of<T>(mut receiver: mpsc::UnboundedReceiver<T>) -> impl futures::Strea
 }
 
 async fn delete(cluster: &Cluster, store: &Store, id: SubmissionId, job_name: &str) {
-    let archived = logs::archive(cluster, store, id, true);
+    let archived = logs::archive(cluster, store, id);
     if tokio::time::timeout(ARCHIVE_BEFORE_DELETE, archived)
         .await
         .is_err()
@@ -149,7 +151,7 @@ mod tests {
         cancels.delete_jobs([(id, "sh-a".to_owned())]);
         assert!(doomed.try_recv().is_ok());
 
-        lock(&cancels.pending).remove("sh-a");
+        cancels.pending.lock().remove("sh-a");
         cancels.delete_jobs([(id, "sh-a".to_owned())]);
 
         assert!(doomed.try_recv().is_ok(), "queued again");

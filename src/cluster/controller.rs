@@ -10,7 +10,7 @@
 //! nobody watched, and no delete event will ever say so.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesUnordered;
@@ -21,54 +21,21 @@ use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::scheduler::{ScheduleRequest, scheduler};
 use kube::runtime::watcher::{self, Event};
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::cache::Writers;
+use super::client::{Cluster, app_selector};
+use super::logs;
 use super::progress::submission_id;
-use super::reconcile::{Reconciled, Reconciler, backoff};
-use super::{Cluster, app_selector, lock, logs};
+use super::reconcile::{self, Reconciled, Reconciler};
+use super::triggers::{Receiver, Trigger, Triggers};
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
 /// Reconciles running at once.
 const CONCURRENCY: usize = 32;
-
-/// Where anyone asks for a submission to be reconciled. Cheap to clone.
-#[derive(Clone)]
-pub struct Triggers(mpsc::UnboundedSender<Trigger>);
-
-/// A request to reconcile `id`, and when the change behind it was seen (for the lag metric).
-struct Trigger {
-    id: SubmissionId,
-    seen: Instant,
-    run_at: Instant,
-}
-
-impl Triggers {
-    /// The handle, and the receiving end [`run`] drains.
-    pub fn new() -> (Self, Receiver) {
-        let (sender, receiver) = mpsc::unbounded_channel();
-        (Triggers(sender), Receiver(receiver))
-    }
-
-    /// Reconciles `id` as soon as possible.
-    pub fn reconcile(&self, id: SubmissionId) {
-        self.at(id, Instant::now());
-    }
-
-    fn at(&self, id: SubmissionId, run_at: Instant) {
-        // Fails only once the controller is gone, when the service is stopping anyway.
-        let _ = self.0.send(Trigger {
-            id,
-            seen: Instant::now(),
-            run_at,
-        });
-    }
-}
-
-/// The receiving end of [`Triggers`].
-pub struct Receiver(mpsc::UnboundedReceiver<Trigger>);
 
 /// Runs the watches and the reconciles until the task is aborted.
 pub async fn run(
@@ -158,7 +125,7 @@ async fn reconcile_unlisted(
     triggers: &Triggers,
     listed: &HashSet<SubmissionId>,
 ) {
-    let mut delay = Duration::ZERO;
+    let mut failures: u32 = 0;
     loop {
         match reconciler
             .store
@@ -172,7 +139,8 @@ async fn reconcile_unlisted(
                 return;
             }
             Err(error) => {
-                delay = (delay * 2).clamp(Duration::from_millis(500), Duration::from_secs(30));
+                failures = failures.saturating_add(1);
+                let delay = reconcile::RETRY.after(failures);
                 tracing::warn!(%error, ?delay, "could not read the live submissions to reconcile; retrying");
                 tokio::time::sleep(delay).await;
             }
@@ -232,7 +200,7 @@ async fn reconcile_forever(
     let running: Mutex<HashSet<SubmissionId>> = Mutex::default();
     let mut failures: HashMap<SubmissionId, u32> = HashMap::new();
     let requests = futures::stream::poll_fn(|context| incoming.poll_recv(context)).map(|trigger| {
-        lock(&waiting).entry(trigger.id).or_insert(trigger.seen);
+        waiting.lock().entry(trigger.id).or_insert(trigger.seen);
         ScheduleRequest {
             message: trigger.id,
             run_at: trigger.run_at,
@@ -243,25 +211,25 @@ async fn reconcile_forever(
     loop {
         metrics
             .queue_depth
-            .set(i64::try_from(lock(&waiting).len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(waiting.lock().len()).unwrap_or(i64::MAX));
         metrics
             .in_flight
             .set(i64::try_from(reconciles.len()).unwrap_or(i64::MAX));
         let room = reconciles.len() < CONCURRENCY;
         tokio::select! {
             next = futures::future::poll_fn(|context| {
-                let held = due.as_mut().hold_unless(|id| !lock(&running).contains(id));
+                let held = due.as_mut().hold_unless(|id| !running.lock().contains(id));
                 std::pin::pin!(held).poll_next(context)
             }), if room => {
                 let Some(id) = next else { return };
-                let seen = lock(&waiting).remove(&id);
-                lock(&running).insert(id);
+                let seen = waiting.lock().remove(&id);
+                running.lock().insert(id);
                 reconciles.push(async move {
                     (id, seen, reconciler.reconcile(id).await)
                 });
             }
             Some((id, seen, result)) = reconciles.next(), if !reconciles.is_empty() => {
-                lock(&running).remove(&id);
+                running.lock().remove(&id);
                 match result {
                     Ok(Reconciled { changed, again_after }) => {
                         failures.remove(&id);
@@ -275,13 +243,11 @@ async fn reconcile_forever(
                     }
                     Err(error) => {
                         metrics.reconciles.get_or_create(&super::metrics::Outcome { result: "error" }).inc();
-                        let attempt = failures.entry(id).or_insert(0);
-                        let delay = backoff(*attempt);
-                        *attempt = attempt.saturating_add(1);
+                        let failed = failures.entry(id).or_insert(0);
+                        *failed = failed.saturating_add(1);
+                        let delay = reconcile::RETRY.after(*failed);
                         tracing::warn!(submission_id = %id, %error, ?delay, "reconcile failed; retrying");
-                        // The change is still unrecorded: its lag keeps counting from when it was seen.
-                        let seen = seen.unwrap_or_else(Instant::now);
-                        let _ = triggers.0.send(Trigger { id, seen, run_at: Instant::now() + delay });
+                        triggers.retry(id, seen.unwrap_or_else(Instant::now), Instant::now() + delay);
                     }
                 }
             }

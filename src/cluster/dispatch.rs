@@ -19,8 +19,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 
+use super::client::{Cluster, Created};
+use super::error::ClusterError;
 use super::manifest::{self, PodSettings};
-use super::{Cluster, ClusterError, Created};
+use crate::backoff::Backoff;
 use crate::domain::{Progress, State, Submission};
 use crate::storage::{Queued, Store};
 
@@ -35,19 +37,20 @@ const RECORDING: usize = 4 * CONCURRENCY;
 /// Submissions taken from the database per round: enough to keep [`CONCURRENCY`] creates busy,
 /// few enough that a claim is soon followed by its create.
 const BATCH: u32 = 2 * CONCURRENCY as u32;
-/// How long to wait before retrying when the cluster is unavailable, at most.
+/// How long to wait before retrying, at most.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How the dispatcher waits for a cluster or database it could not reach.
+const UNREACHED: Backoff = Backoff::doubling(Duration::from_millis(500), MAX_BACKOFF);
 /// How often to look for queued submissions even without a wake-up (e.g. after a restart).
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Refused creates of one submission before it fails: after 1, 2, 4, 8 and 16 s of backoff,
 /// about half a minute after the first.
 pub const MAX_ATTEMPTS: i64 = 6;
-const FIRST_RETRY: Duration = Duration::from_secs(1);
+const REFUSED: Backoff = Backoff::doubling(Duration::from_secs(1), MAX_BACKOFF);
 
 /// How long a submission waits after its `attempts`-th refused create.
 fn retry_delay(attempts: i64) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-    (FIRST_RETRY * 2_u32.pow(doublings)).min(MAX_BACKOFF)
+    REFUSED.after(u32::try_from(attempts.max(0)).unwrap_or(u32::MAX))
 }
 
 /// What the dispatcher obeys besides each submission's own settings.
@@ -62,14 +65,14 @@ pub struct Limits {
 /// other replicas did.
 pub async fn run(cluster: Cluster, store: Store, pods: PodSettings, limits: Limits) {
     let wake = store.dispatcher_wakes();
-    let mut backoff = Duration::from_millis(250);
+    let mut failures: u32 = 0;
     loop {
         let pause = if dispatch_queued(&cluster, &store, &pods, limits).await {
-            backoff = Duration::from_millis(250);
+            failures = 0;
             until_next_due(&cluster, &store).await
         } else {
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            backoff
+            failures = failures.saturating_add(1);
+            UNREACHED.after(failures)
         };
         tokio::select! {
             _ = wake.notified() => {}
@@ -263,7 +266,10 @@ async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
             if let Err(error) = store.release_claim(submission.id).await {
                 tracing::warn!(%error, "could not give up a claim; it lapses by itself");
             }
-            Outcome::Unreached(format!("waiting to create the Job: {error}"))
+            Outcome::Unreached(format!(
+                "waiting to create the Job: {}",
+                error.short_cause()
+            ))
         }
     };
     match store
@@ -313,7 +319,8 @@ enum Outcome {
     Created,
     /// Refused as invalid: retrying cannot help.
     Refused(String),
-    /// The API server could not be reached or failed; the submission stays queued.
+    /// The API server could not be reached or failed; the submission stays queued, saying why
+    /// in short (the error itself is logged: it names hosts and the client library's errors).
     Unreached(String),
 }
 
@@ -539,11 +546,9 @@ mod tests {
         let (progress, reached) = dispatch_against_fake(503, unavailable).await;
 
         assert_eq!((progress.state, reached), (State::Queued, false));
-        assert!(
-            progress
-                .message
-                .as_deref()
-                .is_some_and(|message| message.contains("leader changed"))
+        assert_eq!(
+            progress.message.as_deref(),
+            Some("waiting to create the Job: the API server answers with errors")
         );
     }
 
@@ -610,6 +615,13 @@ mod tests {
 
         assert_eq!(delays, [1, 2, 4, 8, 16, 30]);
         assert_eq!(retry_delay(1000), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_dispatcher_that_reaches_nothing_waits_half_a_second_doubling_to_thirty() {
+        let waits: Vec<u128> = (1..=8).map(|n| UNREACHED.after(n).as_millis()).collect();
+
+        assert_eq!(waits, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
     }
 
     #[tokio::test]

@@ -7,15 +7,19 @@
 //! about to be deleted by a cancel) its log is copied into the database, so TTL deletion, cancels
 //! and lost nodes do not take the log with them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use futures::AsyncBufRead;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{AsyncBufRead, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::LogParams;
+use tokio_util::compat::FuturesAsyncReadCompatExt as _;
+use tokio_util::io::ReaderStream;
 
-use super::{Cluster, ClusterError};
+use super::client::{Cluster, bounded};
+use super::error::ClusterError;
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
 use crate::storage::{ArchivedLog, Store};
 
@@ -158,18 +162,47 @@ pub async fn stream(
         timestamps: request.timestamps,
         ..LogParams::default()
     };
-    Ok(super::bounded(cluster.pods()?.log_stream(pod, &params)).await??)
+    Ok(bounded(cluster.pods()?.log_stream(pod, &params)).await??)
+}
+
+/// A pod's log as `request` asks: a follow shares the pod's one upstream stream with every
+/// other follower (see [`super::shared_logs`]); a read, or a follow that wants more than the
+/// shared history holds, gets a stream of its own.
+pub async fn open(
+    cluster: &Cluster,
+    pod: &str,
+    request: &LogRequest,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ClusterError> {
+    if request.follow {
+        let whole = LogRequest {
+            follow: true,
+            timestamps: true,
+            ..LogRequest::default()
+        };
+        let shared = cluster
+            .shared_logs()
+            .follow(
+                pod,
+                request.tail_lines,
+                request.timestamps,
+                stream(cluster, pod, &whole),
+            )
+            .await?;
+        if let Some(shared) = shared {
+            return Ok(shared);
+        }
+    }
+    let reader = stream(cluster, pod, request).await?;
+    Ok(ReaderStream::new(reader.compat()).boxed())
 }
 
 /// The most of one pod's log the archive keeps: its last 4 MiB.
 pub const ARCHIVE_LIMIT: usize = 4 * 1024 * 1024;
 
-/// Archives the logs of a submission's pods, so they outlive the pods (TTL, cancel, node loss).
-///
-/// Pods whose container ended are archived once; with `running_too`, pods still running are
-/// archived as they are now (before a cancel deletes them). Failures are logged: a missing
-/// archive must never stop a submission from being recorded as finished or cancelled.
-pub async fn archive(cluster: &Cluster, store: &Store, id: SubmissionId, running_too: bool) {
+/// Archives the log of every pod of a submission that has started, as it is now, before a
+/// cancel deletes them, so the logs outlive the pods. Failures are logged: a missing archive
+/// must never stop a cancel.
+pub async fn archive(cluster: &Cluster, store: &Store, id: SubmissionId) {
     let pods = match cluster.pods_of(id).await {
         Ok(pods) => pods,
         Err(error) => {
@@ -177,16 +210,8 @@ pub async fn archive(cluster: &Cluster, store: &Store, id: SubmissionId, running
             return;
         }
     };
-    let archived = store.archived_pods(id).await.unwrap_or_default();
-    for pod in &pods {
-        let done = pod
-            .metadata
-            .name
-            .as_ref()
-            .is_some_and(|name| archived.contains(name));
-        if has_started(pod) && (running_too || (has_ended(pod) && !done)) {
-            archive_pod(cluster, store, id, pod).await;
-        }
+    for pod in pods.iter().filter(|pod| has_started(pod)) {
+        archive_pod(cluster, store, id, pod).await;
     }
 }
 
@@ -210,18 +235,30 @@ pub async fn archive_pod(cluster: &Cluster, store: &Store, id: SubmissionId, pod
         Ok(Ok(log)) => log,
         failed => {
             let why = match failed {
-                Ok(Err(error)) => error.to_string(),
-                _ => format!(
-                    "reading it took longer than {} seconds",
-                    ARCHIVE_TIME_LIMIT.as_secs()
-                ),
+                Ok(Err(error)) => {
+                    tracing::warn!(submission_id = %id, pod = %name, %error, "cannot read a log to archive");
+                    error.short_cause().to_owned()
+                }
+                _ => {
+                    let why = format!(
+                        "reading it took longer than {} seconds",
+                        ARCHIVE_TIME_LIMIT.as_secs()
+                    );
+                    tracing::warn!(submission_id = %id, pod = %name, %why, "cannot read a log to archive");
+                    why
+                }
             };
-            tracing::warn!(submission_id = %id, pod = %name, %why, "cannot read a log to archive");
             // Said in the archive itself, so whoever asks for the log once the pod is gone
-            // learns why there is none, unless an earlier copy exists.
-            let archived = store.archived_pods(id).await.unwrap_or_default();
-            if archived.iter().any(|done| done == name) {
-                return;
+            // learns why there is none, unless an earlier copy exists. If the database cannot
+            // say, no note is written over what may be there; for a pod that ended, the
+            // reconcile that follows finds its log unarchived and has it read again.
+            match store.archived_pods(id).await {
+                Ok(archived) if archived.iter().any(|done| done == name) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(submission_id = %id, pod = %name, %error, "cannot tell whether a log was archived before; no note written");
+                    return;
+                }
             }
             ArchivedLog {
                 pod_name: name.to_owned(),
@@ -332,6 +369,10 @@ fn last_lines(content: &[u8], count: usize) -> &[u8] {
 mod tests {
     use super::*;
 
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use crate::domain::{Caller, Submission, SubmissionRequest, SubmissionSpec, SubmitDefaults};
+
     fn log(content: &str, truncated_bytes: u64) -> ArchivedLog {
         ArchivedLog {
             pod_name: "p".into(),
@@ -364,5 +405,79 @@ mod tests {
         assert_eq!(archived_view(&archive, Some(1)), b"three\n");
         assert_eq!(archived_view(&archive, Some(5)), b"one\ntwo\nthree\n");
         assert_eq!(archived_view(&archive, Some(0)), b"");
+    }
+
+    /// A stored submission (in a real SQLite file), one pod of it, and a cluster whose API
+    /// server is a closed port on loopback.
+    async fn a_pod_of_an_unreachable_cluster()
+    -> (Cluster, Store, SubmissionId, Pod, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let store = Store::connect(&url).await.expect("store");
+        let request = SubmissionRequest {
+            image: Some("busybox".into()),
+            command: Some("true".into()),
+            ..SubmissionRequest::default()
+        };
+        let spec = SubmissionSpec::parse(request, &SubmitDefaults::default()).expect("valid");
+        let submission = Submission::new(spec, "default", &Caller::user("alice"));
+        store
+            .insert(vec![submission.clone()])
+            .await
+            .expect("insert");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("address").port();
+        drop(closed);
+        let server = format!("https://127.0.0.1:{port}").parse().expect("url");
+        let cluster = Cluster::from_config(kube::Config::new(server), "default".into());
+        let pod = Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("{}-abcde", submission.job_name)),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
+        };
+        (cluster, store, submission.id, pod, dir)
+    }
+
+    #[tokio::test]
+    async fn a_log_that_cannot_be_read_is_archived_as_a_note_with_the_short_cause() {
+        let (cluster, store, id, pod, _dir) = a_pod_of_an_unreachable_cluster().await;
+
+        archive_pod(&cluster, &store, id, &pod).await;
+
+        let archived = store
+            .archived_log(id, pod.metadata.name.as_deref())
+            .await
+            .expect("read")
+            .expect("a note");
+        assert_eq!(
+            String::from_utf8(archived.content).expect("text"),
+            "[submission-helper: this pod's log could not be archived: the API server could not \
+             be reached]\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_log_archived_before_is_kept_when_it_cannot_be_read_again() {
+        let (cluster, store, id, pod, _dir) = a_pod_of_an_unreachable_cluster().await;
+        let earlier = ArchivedLog {
+            pod_name: pod.metadata.name.clone().expect("name"),
+            content: b"the payload's output\n".to_vec(),
+            truncated_bytes: 0,
+        };
+        store
+            .archive_log(id, jiff::Timestamp::now(), &earlier)
+            .await
+            .expect("archive");
+
+        archive_pod(&cluster, &store, id, &pod).await;
+
+        let archived = store
+            .archived_log(id, pod.metadata.name.as_deref())
+            .await
+            .expect("read")
+            .expect("the log");
+        assert_eq!(archived.content, earlier.content);
     }
 }

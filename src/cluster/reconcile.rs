@@ -4,15 +4,19 @@
 //! is always safe. States only move forward (see [`crate::domain::State::can_become`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use parking_lot::Mutex;
 
 use super::archiver::Archiver;
 use super::cancels::Cancels;
+use super::client::Cluster;
+use super::error::ClusterError;
+use super::logs;
 use super::progress::{self, Deadline, JobSeen};
-use super::{Cluster, ClusterError, lock, logs};
+use crate::backoff::Backoff;
 use crate::domain::{State, SubmissionId};
 use crate::storage::{StorageError, Store};
 
@@ -25,16 +29,9 @@ pub enum ReconcileError {
     Cluster(#[from] ClusterError),
 }
 
-/// The first retry comes soon; later ones back off up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// The delay before retry number `attempt` (from 0): doubling, capped.
-pub fn backoff(attempt: u32) -> Duration {
-    FIRST_BACKOFF
-        .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-        .min(MAX_BACKOFF)
-}
+/// How a reconcile that did not get through is tried again: soon at first, then doubling up
+/// to 30 seconds.
+pub const RETRY: Backoff = Backoff::doubling(Duration::from_millis(500), Duration::from_secs(30));
 
 /// What came of a reconcile that got through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -82,12 +79,12 @@ impl Reconciler {
 
     /// Keeps the last state of a deleted Job for the next reconcile of its submission.
     pub fn job_deleted(&self, id: SubmissionId, job: Job) {
-        lock(&self.deleted_jobs).insert(id, job);
+        self.deleted_jobs.lock().insert(id, job);
     }
 
     /// Notes a pod that was deleted before it ended (its node lost, deleted by hand).
     pub fn pod_lost(&self, id: SubmissionId, name: String) {
-        lock(&self.lost_pods).entry(id).or_default().insert(name);
+        self.lost_pods.lock().entry(id).or_default().insert(name);
     }
 
     /// Reconciles one submission: records what its Job and pods say, fails it if a pod of it
@@ -145,7 +142,9 @@ impl Reconciler {
                 archiving = true;
             }
         }
-        let lost: Vec<String> = lock(&self.lost_pods)
+        let lost: Vec<String> = self
+            .lost_pods
+            .lock()
             .get(&id)
             .map(|names| names.iter().cloned().collect())
             .unwrap_or_default();
@@ -232,7 +231,7 @@ impl Reconciler {
         id: SubmissionId,
         name: &str,
     ) -> Result<Uncached, ReconcileError> {
-        if let Some(last) = lock(&self.deleted_jobs).get(&id).cloned() {
+        if let Some(last) = self.deleted_jobs.lock().get(&id).cloned() {
             return Ok(Uncached::Deleted(Some(last)));
         }
         Ok(match self.cluster.get_job(name).await? {
@@ -258,8 +257,8 @@ impl Reconciler {
     }
 
     fn forget(&self, id: SubmissionId) {
-        lock(&self.deleted_jobs).remove(&id);
-        lock(&self.lost_pods).remove(&id);
+        self.deleted_jobs.lock().remove(&id);
+        self.lost_pods.lock().remove(&id);
     }
 }
 
@@ -275,9 +274,9 @@ mod tests {
 
     #[test]
     fn retries_back_off_from_half_a_second_to_thirty() {
-        let delays: Vec<u64> = (0..8).map(|n| backoff(n).as_millis() as u64).collect();
+        let delays: Vec<u64> = (1..=8).map(|n| RETRY.after(n).as_millis() as u64).collect();
 
         assert_eq!(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000]);
-        assert_eq!(backoff(u32::MAX), MAX_BACKOFF);
+        assert_eq!(RETRY.after(u32::MAX), Duration::from_secs(30));
     }
 }

@@ -8,17 +8,20 @@
 //! broadcast holds is ended with a line that says so, and never slows the others. When the last
 //! follower goes, the upstream is closed. A follower that wants more than the history still
 //! holds gets a stream of its own, as before.
+//!
+//! Nothing here knows the API server: the follower that opens the upstream hands in the
+//! stream to share ([`super::logs::open`] does).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use futures::{AsyncBufReadExt as _, StreamExt as _};
+use futures::{AsyncBufRead, AsyncBufReadExt as _, StreamExt as _};
+use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
-use super::logs::{self, LogRequest};
-use super::{Cluster, ClusterError, lock};
+use super::error::ClusterError;
 
 /// How much of a followed pod's log is kept for followers who join later.
 const HISTORY_BYTES: usize = 1024 * 1024;
@@ -76,28 +79,43 @@ impl Shared {
 }
 
 impl SharedLogs {
-    /// A follow of `pod`'s payload log as `request` asks, sharing the pod's upstream stream;
-    /// `None` if the request wants more of the log than a shared stream still holds.
-    pub async fn follow(
+    /// A follow of `pod`'s payload log (its last `tail_lines`, with `timestamps` or not),
+    /// sharing the pod's upstream stream; `None` if it wants more of the log than a shared
+    /// stream still holds. `open` is the upstream if none is open yet: the whole log, followed,
+    /// with timestamps.
+    pub async fn follow<R>(
         &self,
-        cluster: &Cluster,
         pod: &str,
-        request: &LogRequest,
-    ) -> Result<Option<BoxStream<'static, std::io::Result<Bytes>>>, ClusterError> {
+        tail_lines: Option<i64>,
+        timestamps: bool,
+        open: impl Future<Output = Result<R, ClusterError>>,
+    ) -> Result<Option<BoxStream<'static, std::io::Result<Bytes>>>, ClusterError>
+    where
+        R: AsyncBufRead + Send + 'static,
+    {
         let upstream = match self.existing(pod) {
             Some(upstream) => upstream,
-            None => self.open(cluster, pod).await?,
+            None => self.open(pod, open).await?,
         };
-        Ok(subscribe(upstream, request))
+        Ok(subscribe(upstream, tail_lines, timestamps))
     }
 
     fn existing(&self, pod: &str) -> Option<Arc<Upstream>> {
-        lock(&self.pods).get(pod).and_then(Weak::upgrade)
+        self.pods.lock().get(pod).and_then(Weak::upgrade)
     }
 
     /// Opens the upstream, unless a follower who arrived at the same time already did.
-    async fn open(&self, cluster: &Cluster, pod: &str) -> Result<Arc<Upstream>, ClusterError> {
-        let turn = lock(&self.opening)
+    async fn open<R>(
+        &self,
+        pod: &str,
+        open: impl Future<Output = Result<R, ClusterError>>,
+    ) -> Result<Arc<Upstream>, ClusterError>
+    where
+        R: AsyncBufRead + Send + 'static,
+    {
+        let turn = self
+            .opening
+            .lock()
             .entry(pod.to_owned())
             .or_default()
             .clone();
@@ -105,10 +123,10 @@ impl SharedLogs {
             let _turn = turn.lock().await;
             match self.existing(pod) {
                 Some(upstream) => Ok(upstream),
-                None => self.open_now(cluster, pod).await,
+                None => self.open_now(pod, open).await,
             }
         };
-        let mut opening = lock(&self.opening);
+        let mut opening = self.opening.lock();
         if opening
             .get(pod)
             .is_some_and(|turn| Arc::strong_count(turn) <= 2)
@@ -118,15 +136,16 @@ impl SharedLogs {
         opened
     }
 
-    async fn open_now(&self, cluster: &Cluster, pod: &str) -> Result<Arc<Upstream>, ClusterError> {
-        let full = LogRequest {
-            follow: true,
-            timestamps: true,
-            ..LogRequest::default()
-        };
-        let reader = logs::stream(cluster, pod, &full).await?;
-        let upstream = Upstream::start(reader);
-        let mut pods = lock(&self.pods);
+    async fn open_now<R>(
+        &self,
+        pod: &str,
+        open: impl Future<Output = Result<R, ClusterError>>,
+    ) -> Result<Arc<Upstream>, ClusterError>
+    where
+        R: AsyncBufRead + Send + 'static,
+    {
+        let upstream = Upstream::start(open.await?);
+        let mut pods = self.pods.lock();
         pods.retain(|_, upstream| upstream.strong_count() > 0);
         pods.insert(pod.to_owned(), Arc::downgrade(&upstream));
         Ok(upstream)
@@ -135,7 +154,7 @@ impl SharedLogs {
 
 impl Upstream {
     /// Starts reading `reader` line by line into a new shared upstream.
-    pub fn start(reader: impl futures::AsyncBufRead + Send + 'static) -> Arc<Upstream> {
+    pub fn start(reader: impl AsyncBufRead + Send + 'static) -> Arc<Upstream> {
         let (sender, _) = broadcast::channel(BEHIND_LINES);
         Arc::new_cyclic(|this: &Weak<Upstream>| {
             let this = this.clone();
@@ -147,7 +166,7 @@ impl Upstream {
                     let Some(upstream) = this.upgrade() else {
                         return;
                     };
-                    let mut shared = lock(&upstream.shared);
+                    let mut shared = upstream.shared.lock();
                     match read {
                         Ok(0) | Err(_) => {
                             shared.sender = None;
@@ -170,14 +189,16 @@ impl Upstream {
     }
 }
 
-/// What `request` asks for from `upstream`: the backlog from its history, then live lines.
+/// The last `tail_lines` of `upstream` (all it has, if `None`) from its history, then its
+/// live lines; `None` if the history lost part of what is wanted.
 pub fn subscribe(
     upstream: Arc<Upstream>,
-    request: &LogRequest,
+    tail_lines: Option<i64>,
+    timestamps: bool,
 ) -> Option<BoxStream<'static, std::io::Result<Bytes>>> {
     let (backlog, receiver) = {
-        let shared = lock(&upstream.shared);
-        let wanted = match request.tail_lines {
+        let shared = upstream.shared.lock();
+        let wanted = match tail_lines {
             Some(lines) => usize::try_from(lines).unwrap_or(usize::MAX),
             None if shared.dropped => return None,
             None => usize::MAX,
@@ -189,7 +210,6 @@ pub fn subscribe(
             shared.sender.as_ref().map(broadcast::Sender::subscribe),
         )
     };
-    let timestamps = request.timestamps;
     let live = futures::stream::unfold((receiver, upstream), |(receiver, upstream)| async move {
         let mut receiver = receiver?;
         match receiver.recv().await {
@@ -260,7 +280,7 @@ mod tests {
 
     async fn settle(upstream: &Arc<Upstream>, lines: usize) {
         tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while lock(&upstream.shared).history.len() < lines {
+            while upstream.shared.lock().history.len() < lines {
                 tokio::task::yield_now().await;
             }
         })
@@ -271,15 +291,10 @@ mod tests {
     #[tokio::test]
     async fn a_late_follower_gets_the_log_so_far_then_the_same_live_lines() {
         let (mut sender, upstream) = fed();
-        let first = subscribe(upstream.clone(), &LogRequest::default()).expect("stream");
+        let first = subscribe(upstream.clone(), None, false).expect("stream");
         send(&mut sender, 1).await;
         settle(&upstream, 1).await;
-        let tail = LogRequest {
-            tail_lines: Some(1),
-            timestamps: true,
-            ..LogRequest::default()
-        };
-        let late = subscribe(upstream.clone(), &tail).expect("stream");
+        let late = subscribe(upstream.clone(), Some(1), true).expect("stream");
         send(&mut sender, 2).await;
         drop(sender);
         drop(upstream);
@@ -291,8 +306,8 @@ mod tests {
     #[tokio::test]
     async fn a_follower_that_falls_behind_is_ended_and_the_others_get_every_line() {
         let (mut sender, upstream) = fed();
-        let slow = subscribe(upstream.clone(), &LogRequest::default()).expect("stream");
-        let mut fast = subscribe(upstream.clone(), &LogRequest::default()).expect("stream");
+        let slow = subscribe(upstream.clone(), None, false).expect("stream");
+        let mut fast = subscribe(upstream.clone(), None, false).expect("stream");
         let total = BEHIND_LINES + 10;
         let reading = tokio::spawn(async move {
             let mut lines = 0;
@@ -322,18 +337,14 @@ mod tests {
                 .expect("open");
         }
         tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            while !lock(&upstream.shared).dropped {
+            while !upstream.shared.lock().dropped {
                 tokio::task::yield_now().await;
             }
         })
         .await
         .expect("history full");
 
-        assert!(subscribe(upstream.clone(), &LogRequest::default()).is_none());
-        let tail = LogRequest {
-            tail_lines: Some(2),
-            ..LogRequest::default()
-        };
-        assert!(subscribe(upstream, &tail).is_some());
+        assert!(subscribe(upstream.clone(), None, false).is_none());
+        assert!(subscribe(upstream, Some(2), false).is_some());
     }
 }

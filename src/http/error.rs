@@ -3,7 +3,9 @@
 //!
 //! Handlers return `Result<_, ApiError>` and never build error responses by hand. Internal
 //! errors (database, unexpected cluster answers) are logged here with their detail and reach the
-//! client only as a generic 500, so no SQL or credentials leak.
+//! client only as a generic 500, so no SQL or credentials leak. A cluster that cannot answer is
+//! a 503 whose detail is its short cause; the error itself (the API server's address, the
+//! client library's words) is logged, inside the request's span and so with its request id.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,6 +88,10 @@ pub enum ApiError {
     /// The cluster is needed for this answer and cannot be asked right now.
     #[error("{0}")]
     ClusterUnavailable(String),
+    /// The cluster failed to answer (not configured, unreachable, refusing or failing): a 503
+    /// (a 404 for an object it no longer has), told in short and logged in full.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// The request took longer than the server allows; nothing of it was kept.
     #[error("the request took longer than {} seconds and was abandoned; nothing of it was stored", .0.as_secs())]
     TookTooLong(std::time::Duration),
@@ -166,7 +172,15 @@ impl ApiError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
-            ApiError::ClusterUnavailable(_) => (
+            ApiError::Cluster(ClusterError::Api { code: 404, .. }) => {
+                (StatusCode::NOT_FOUND, "not-found", "Not found")
+            }
+            ApiError::Cluster(ClusterError::Api { code, .. }) if *code != 403 && *code < 500 => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+            ApiError::ClusterUnavailable(_) | ApiError::Cluster(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "cluster-unavailable",
                 "Cluster unavailable",
@@ -191,24 +205,6 @@ impl ApiError {
     }
 }
 
-impl From<ClusterError> for ApiError {
-    fn from(error: ClusterError) -> Self {
-        match error {
-            ClusterError::NotConfigured(_) | ClusterError::Unreachable(_) => {
-                ApiError::ClusterUnavailable(error.to_string())
-            }
-            ClusterError::Api { code: 404, .. } => ApiError::NotFound(error.to_string()),
-            ClusterError::Api { code: 403, .. } => ApiError::ClusterUnavailable(format!(
-                "the service's account is not allowed to do this: {error}"
-            )),
-            ClusterError::Api { code, .. } if code >= 500 => {
-                ApiError::ClusterUnavailable(error.to_string())
-            }
-            ClusterError::Api { .. } => ApiError::Internal(error.to_string()),
-        }
-    }
-}
-
 impl From<LogError> for ApiError {
     fn from(error: LogError) -> Self {
         match error {
@@ -220,7 +216,7 @@ impl From<LogError> for ApiError {
             LogError::Cluster(ClusterError::Api {
                 code: 400, message, ..
             }) => ApiError::Conflict(message),
-            LogError::Cluster(error) => error.into(),
+            LogError::Cluster(error) => ApiError::Cluster(error),
         }
     }
 }
@@ -240,6 +236,14 @@ impl IntoResponse for ApiError {
             ApiError::Internal(error) => {
                 tracing::error!(%error, "internal error");
                 "the service could not complete the request; it has been logged".to_owned()
+            }
+            ApiError::Cluster(error) if status == StatusCode::INTERNAL_SERVER_ERROR => {
+                tracing::error!(%error, "the API server answered unexpectedly");
+                "the service could not complete the request; it has been logged".to_owned()
+            }
+            ApiError::Cluster(error) => {
+                tracing::warn!(%error, "the cluster could not answer");
+                error.short_cause().to_owned()
             }
             ApiError::Invalid(errors) => format!(
                 "{} field(s) are invalid: {}",
@@ -299,6 +303,7 @@ mod tests {
     use axum::response::IntoResponse as _;
 
     use super::{ApiError, retry_after_seconds};
+    use crate::cluster::ClusterError;
     use crate::storage::StorageError;
 
     #[test]
@@ -318,5 +323,74 @@ mod tests {
         assert_eq!(busy.status(), 503);
         assert_eq!(busy.headers()["retry-after"], "1");
         assert_eq!(broken.into_response().status(), 500);
+    }
+
+    /// What the service logs, kept in memory.
+    #[derive(Clone, Default)]
+    struct Log(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_failure_is_answered_in_short_and_logged_in_full_with_the_request_id() {
+        let log = Log::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer({
+                let log = log.clone();
+                move || log.clone()
+            })
+            .with_ansi(false)
+            .finish();
+        let error = ClusterError::Unreachable(
+            "ServiceError: client error (Connect): tcp connect error: 10.96.0.1:443: \
+             Connection refused (os error 111)"
+                .into(),
+        );
+
+        let response = tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", request_id = "0193-a-request");
+            let _serving = request.enter();
+            ApiError::from(error).into_response()
+        });
+
+        assert_eq!(response.status(), 503);
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let problem: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(problem["detail"], "the API server could not be reached");
+        let logged = String::from_utf8(log.0.lock().clone()).expect("utf-8");
+        assert!(
+            logged.contains("request_id=\"0193-a-request\"")
+                && logged.contains("10.96.0.1:443: Connection refused"),
+            "{logged}"
+        );
+    }
+
+    #[test]
+    fn the_api_servers_message_for_a_pod_whose_log_cannot_be_read_yet_is_kept() {
+        let waiting = crate::cluster::logs::LogError::Cluster(ClusterError::Api {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: "container \"busybox\" in pod \"sh-x-abcde\" is waiting to start: \
+                      ContainerCreating"
+                .into(),
+        });
+
+        let error = ApiError::from(waiting);
+
+        assert!(
+            matches!(&error, ApiError::Conflict(message) if message.contains("is waiting to start")),
+            "{error:?}"
+        );
     }
 }

@@ -4,17 +4,12 @@ use axum::body::Body;
 use axum::extract::{Path, State as AppState};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use futures::StreamExt;
-use futures::stream::BoxStream;
-use tokio_util::compat::FuturesAsyncReadCompatExt;
-use tokio_util::io::ReaderStream;
 
 use super::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use crate::cluster::logs::{self, LogRequest};
-use crate::cluster::{Cluster, ClusterError};
 use crate::domain::{Caller, kube_rules};
 
 use super::submissions::find;
@@ -101,7 +96,7 @@ pub async fn logs(
         }
     };
     let live = match chosen {
-        Ok(pod) => match open_log(&context.cluster, &pod, &request).await {
+        Ok(pod) => match logs::open(&context.cluster, &pod, &request).await {
             Ok(stream) => Ok((pod, stream)),
             Err(error) => Err(logs::LogError::from(error)),
         },
@@ -149,21 +144,4 @@ pub async fn logs(
         headers.insert("x-pod-name", value);
     }
     Ok((headers, body).into_response())
-}
-
-/// A pod's log as `request` asks: a follow shares the pod's one upstream stream with every
-/// other follower (see [`crate::cluster::shared_logs`]); a read, or a follow that wants more
-/// than the shared history holds, gets a stream of its own.
-async fn open_log(
-    cluster: &Cluster,
-    pod: &str,
-    request: &LogRequest,
-) -> Result<BoxStream<'static, std::io::Result<Bytes>>, ClusterError> {
-    if request.follow
-        && let Some(shared) = cluster.shared_logs().follow(cluster, pod, request).await?
-    {
-        return Ok(shared);
-    }
-    let reader = logs::stream(cluster, pod, request).await?;
-    Ok(ReaderStream::new(reader.compat()).boxed())
 }

@@ -1,6 +1,7 @@
 //! The HTTP API, driven over a real socket against real SQLite files and a real Postgres server.
 //!
-//! These tests run with no cluster configured (submissions stay `queued`); what needs a cluster
+//! These tests run with no cluster configured (submissions stay `queued`), or, for what users are
+//! told when it cannot be asked, one whose API server cannot be reached; what needs a cluster
 //! is proven against a real API server by the end-to-end suite in `tests/e2e`. The `storage`
 //! tests also call the store directly, for what the API cannot reach.
 //!
@@ -12,6 +13,7 @@ mod support;
 
 mod auth;
 mod campaigns;
+mod cluster_errors;
 mod cors;
 mod event_replicas;
 mod events;

@@ -444,3 +444,28 @@ pub fn fields(problem: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// What `text` gives away of an API server the service could not reach at `host:port`: where
+/// it is, the client library's words for a failed connection, the service's account. Users
+/// are told a short cause; all of this is for the log.
+pub fn cluster_error_text_in(text: &str, host: &str, port: u16) -> Vec<String> {
+    let port = port.to_string();
+    let lowered = text.to_lowercase();
+    [
+        host,
+        port.as_str(),
+        "https://",
+        "error trying to connect",
+        "tcp connect",
+        "connection refused",
+        "os error",
+        "hyper",
+        "client error",
+        "serviceerror",
+        "system:serviceaccount",
+    ]
+    .into_iter()
+    .filter(|needle| lowered.contains(&needle.to_lowercase()))
+    .map(str::to_owned)
+    .collect()
+}

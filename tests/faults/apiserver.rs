@@ -1,17 +1,19 @@
 //! The API server stops in the middle of a burst: submissions are still accepted and wait as
-//! `queued`, `/readyz` says why, and everything is created, once, when it is back.
+//! `queued`, `/readyz` says why, answers that need it say so in short (never its address or the
+//! client library's words), and everything is created, once, when it is back.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use kube::config::Kubeconfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{TestCluster, eventually};
 use crate::on_the_cluster;
-use crate::support::{Backend, json as json_body};
+use crate::support::{Backend, cluster_error_text_in, json as json_body};
 
 fn control_plane(command: &str) {
     let dir = std::env::var("SH_TEST_CONTROL_PLANE_DIR")
@@ -22,6 +24,19 @@ fn control_plane(command: &str) {
         .status()
         .expect("run control-plane.sh");
     assert!(status.success(), "control-plane.sh {command} failed");
+}
+
+/// The host and port of the control plane's API server.
+fn api_server_address(cluster: &TestCluster) -> (String, u16) {
+    let kubeconfig = Kubeconfig::read_from(cluster.kubeconfig()).expect("kubeconfig");
+    let server = kubeconfig
+        .clusters
+        .iter()
+        .find_map(|named| named.cluster.as_ref()?.server.clone())
+        .expect("a server");
+    let url = url::Url::parse(&server).expect("the server's URL");
+    let port = url.port_or_known_default().expect("a port");
+    (url.host_str().expect("a host").to_owned(), port)
 }
 
 async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backend: Backend) {
@@ -44,10 +59,18 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
     )
     .await;
 
+    let asked_about = before["submissions"][0]["id"].as_str().unwrap_or_default();
+
     control_plane("stop-apiserver");
     let during = app.post_json("/v1/submissions/batch", &batch(20)).await;
     let during_status = during.status();
     let readiness = json_body(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
+    // Answered from the caches, then asked of the API server: it fails to connect.
+    let events = app
+        .get(&format!("/v1/submissions/{asked_about}/cluster-events"))
+        .await;
+    let events_status = events.status();
+    let events: Value = events.json().await.unwrap_or_default();
     let queued = json_body(
         app.get("/v1/submissions?state=queued&limit=1000").await,
         StatusCode::OK,
@@ -65,6 +88,22 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
         readiness["cluster"], "the API server could not be reached",
         "{readiness}"
     );
+    let (host, port) = api_server_address(&cluster);
+    assert_eq!(events_status, StatusCode::SERVICE_UNAVAILABLE, "{events}");
+    let detail = events["detail"].as_str().unwrap_or_default();
+    assert_eq!(detail, "the API server could not be reached", "{events}");
+    assert_eq!(
+        cluster_error_text_in(detail, &host, port),
+        Vec::<String>::new()
+    );
+    for submission in queued["items"].as_array().into_iter().flatten() {
+        let message = submission["message"].as_str().unwrap_or_default();
+        assert_eq!(
+            cluster_error_text_in(message, &host, port),
+            Vec::<String>::new(),
+            "{message}"
+        );
+    }
     let waiting = queued["items"].as_array().map_or(0, Vec::len);
     let after = json_body(
         app.post_json("/v1/submissions/batch", &batch(40)).await,

@@ -1,0 +1,55 @@
+//! Requests to reconcile a submission: the watches, the archiver and the controller itself
+//! (a retry, a stuck pod's deadline) ask through [`Triggers`]; the controller's loop drains the
+//! [`Receiver`] into kube's scheduler.
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::domain::SubmissionId;
+
+/// Where anyone asks for a submission to be reconciled. Cheap to clone.
+#[derive(Clone)]
+pub struct Triggers(mpsc::UnboundedSender<Trigger>);
+
+/// A request to reconcile `id`, and when the change behind it was seen (for the lag metric).
+pub struct Trigger {
+    pub id: SubmissionId,
+    pub seen: Instant,
+    pub run_at: Instant,
+}
+
+/// The receiving end of [`Triggers`].
+pub struct Receiver(pub mpsc::UnboundedReceiver<Trigger>);
+
+impl Triggers {
+    /// The handle, and the receiving end the controller drains.
+    pub fn new() -> (Self, Receiver) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Triggers(sender), Receiver(receiver))
+    }
+
+    /// Reconciles `id` as soon as possible.
+    pub fn reconcile(&self, id: SubmissionId) {
+        self.at(id, Instant::now());
+    }
+
+    /// Reconciles `id` at `run_at`.
+    pub fn at(&self, id: SubmissionId, run_at: Instant) {
+        self.send(Trigger {
+            id,
+            seen: Instant::now(),
+            run_at,
+        });
+    }
+
+    /// Asks again for a reconcile that failed, keeping when its change was first seen: the
+    /// change is still unrecorded, so its lag keeps counting.
+    pub fn retry(&self, id: SubmissionId, seen: Instant, run_at: Instant) {
+        self.send(Trigger { id, seen, run_at });
+    }
+
+    fn send(&self, trigger: Trigger) {
+        // Fails only once the controller is gone, when the service is stopping anyway.
+        let _ = self.0.send(trigger);
+    }
+}
