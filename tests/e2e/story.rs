@@ -225,9 +225,12 @@ async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backen
             "{name} among {created_pods:?}"
         );
     }
-    let last_seen: Vec<&str> = events
+    // Compared as times: a kubelet's events are stamped to the second, the job controller's to
+    // the microsecond ("…:38Z" is before "…:38.5Z", though not as text).
+    let last_seen: Vec<jiff::Timestamp> = events
         .iter()
         .filter_map(|event| event["last_seen"].as_str())
+        .map(|time| time.parse().expect("an RFC 3339 time"))
         .collect();
     assert!(last_seen.is_sorted(), "oldest first: {last_seen:?}");
 }
