@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::process::Client;
 use crate::support::{Backend, json as expect_json, spawn_app};
 use crate::{on_both_databases, on_the_cluster};
@@ -142,7 +142,7 @@ async fn get_pods_watch_shows_a_pod_run_then_complete(backend: Backend) {
         .run(&[
             "submit",
             "--k8s-image",
-            "busybox",
+            PAYLOAD_IMAGE,
             "--label",
             "watched=yes",
             "--",
