@@ -60,6 +60,7 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Also the defaults of the `--notify-*` flags.
     fn default() -> Self {
         Settings {
             timeout: Duration::from_secs(10),

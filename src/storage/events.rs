@@ -19,7 +19,8 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
-use super::{Result, StorageError, Store};
+use super::error::{Result, StorageError};
+use super::store::Store;
 use crate::domain::{State, SubmissionId};
 
 /// Events per multi-row INSERT (7 values each).
