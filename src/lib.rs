@@ -23,8 +23,11 @@ use config::ServeArgs;
 use startup::Application;
 
 /// `submission-helper serve`: connect to the database and the cluster, then serve until SIGTERM.
+/// On SQLite the service holds its database's lock until it exits, so a second one refuses to
+/// start (see [`storage::ServiceLock`]).
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
+    let _lock = storage::ServiceLock::take(&args.database_url)?;
     let store = storage::Store::connect(&args.database_url).await?;
     let cluster = cluster::Cluster::infer(args.namespace.clone()).await;
     if !cluster.is_configured() {

@@ -18,7 +18,8 @@
 //!   their last use and their webhook signing secrets; `token_row` has the [`Token`] a row is
 //!   read into;
 //! - `webhooks`: the outbox of notifications to submissions' `notify_url`;
-//! - `wal`: keeping SQLite's write-ahead log from growing without bound.
+//! - `wal`: keeping SQLite's write-ahead log from growing without bound;
+//! - `service_lock`: one running service per SQLite file (a lock beside the database).
 //!
 //! Requests arriving together share work through one queue (`batcher`): single submissions
 //! share a transaction (`commits`), token lookups a statement (`lookups`).
@@ -37,6 +38,7 @@ mod events;
 mod idempotency;
 mod logs;
 mod lookups;
+mod service_lock;
 mod store;
 mod submissions;
 mod token_row;
@@ -49,6 +51,7 @@ pub use error::StorageError;
 pub use events::{Event, EventFilter, EventPage, Revisions};
 pub use idempotency::{IdempotencyKey, Stored};
 pub use logs::ArchivedLog;
+pub use service_lock::{ServiceLock, ServiceLockError};
 pub use store::{PoolStats, Store};
 pub use submissions::{Cancelled, Filter, Page, Updated};
 pub use token_row::Token;
