@@ -138,6 +138,9 @@ step "Format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "Dependencies: licences, bans, sources, advisories (tests/deny.sh, deny.toml)"
+tests/deny.sh
+
 # Schemathesis is installed before anything runs in the namespace, which reaches no registry.
 venv="$cache/schemathesis-4.32.5"
 if [ ! -x "$venv/bin/schemathesis" ]; then
@@ -188,7 +191,7 @@ step "Tests (the cluster's on the real node, node loss, hung log reads and burst
 export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
 set +e
-inside cargo test --workspace -- --include-ignored "${filter[@]}" 2>&1 | tee "$work/tests.log"
+inside cargo test --workspace --no-fail-fast -- --include-ignored "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
 
