@@ -9,7 +9,8 @@
 #   tests/real-node.sh install         Debian's packages the node needs (the kubelet and
 #                                      kube-scheduler come from tests/control-plane.sh install)
 #   tests/real-node.sh up DIR          start everything with its state in DIR; writes DIR/env
-#   tests/real-node.sh run DIR CMD...  run CMD inside the namespace, with DIR/env sourced
+#   tests/real-node.sh run DIR CMD...  run CMD inside the namespace, with DIR/env sourced (and
+#                                      the caller's environment, which DIR/env overrides)
 #   tests/real-node.sh down DIR        stop and remove what `up DIR` started and made
 #
 # The images are built without a container engine: umoci lays out an OCI image, skopeo pushes
@@ -522,8 +523,9 @@ case "${1:-}" in
     [ $# -ge 3 ] || die "usage: $0 run DIR CMD..."
     dir=$(cd "$2" && pwd)
     shift 2
+    # In place of this script (the same process), so a caller can stop CMD by the pid it started.
     # shellcheck disable=SC2016
-    in_netns bash -c 'source "$1/env" && shift && exec "$@"' run "$dir" "$@"
+    exec nsenter --net="$dir/netns" -- bash -c 'source "$1/env" && shift && exec "$@"' run "$dir" "$@"
     ;;
   *) die "usage: $0 install | up DIR | run DIR CMD... | down DIR" ;;
 esac

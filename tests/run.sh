@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs and starts what the tests talk to
-# (a Postgres server, a local Kubernetes control plane with a simulated node, all on 127.0.0.1;
-# a real node, with its own control plane, registry and Postgres, in a network namespace of its
-# own), checks formatting and lints, runs every test, and stops everything it started. Prints
-# the time each step took at the end.
+# Runs the whole test suite on a fresh machine: installs and builds what the tests need, checks
+# formatting and lints, starts a real node in a network namespace of its own (tests/real-node.sh:
+# a kubelet, containerd and a private registry, with its control plane and a Postgres server) and,
+# in the same namespace, a second control plane whose pods a simulated node runs (tests/node-sim),
+# runs every test inside that namespace, then the end-to-end suite on the oldest supported
+# Kubernetes, and stops and removes everything it started. Prints the time each step took.
 #
 #   tests/run.sh              everything
 #   tests/run.sh -- FILTER    only tests whose name contains FILTER (passed to cargo test)
@@ -25,26 +26,34 @@ if [ "${1:-}" = "--" ]; then
 fi
 
 # The oldest Kubernetes release the service supports: the end-to-end suite runs against it too,
-# after every suite ran against the current one (tests/control-plane.sh's default).
+# on the simulated node, after every suite ran against the current one (tests/control-plane.sh's
+# default).
 oldest_kubernetes="1.30.14"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-tests.XXXXXX")
+# The real node's Postgres runs as its own user, which must reach its folder in here.
+chmod a+x "$work"
 node_pids=()
+stop_simulated_nodes() {
+  local pid
+  for pid in "${node_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  node_pids=()
+}
 cleanup() {
   status=$?
   if [ -n "${fuzz_pid:-}" ]; then
     kill "$fuzz_pid" 2>/dev/null || true
   fi
-  for pid in "${node_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  "$root/tests/control-plane.sh" down "$work/cluster" >/dev/null 2>&1 || true
+  stop_simulated_nodes
+  "$root/tests/control-plane.sh" down "$work/simulated" >/dev/null 2>&1 || true
   SH_KUBERNETES_VERSION="$oldest_kubernetes" "$root/tests/control-plane.sh" down "$work/oldest" >/dev/null 2>&1 || true
-  "$root/tests/postgres.sh" down "$work/postgres" >/dev/null 2>&1 || true
   "$root/tests/real-node.sh" down "$work/real-node" >/dev/null 2>&1 || true
   if [ "$status" -ne 0 ]; then
-    for log in "$work"/cluster/*.log "$work"/oldest/*.log "$work"/node-sim*.log "$work"/real-node/*.log; do
+    for log in "$work"/real-node/*.log "$work"/real-node/cluster/*.log "$work"/simulated/*.log \
+      "$work"/oldest/*.log "$work"/node-sim*.log; do
       [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 40 "$log"; }
     done
   fi
@@ -68,21 +77,28 @@ step() {
   printf '\n==> %s\n' "$*"
 }
 
-# The page's browser tests drive Debian's Chromium through chromedriver.
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-  step "Chromium and chromedriver (Debian's packages)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium chromium-driver fonts-dejavu-core >/dev/null
-fi
-# Screenshots the browser tests take, to be looked at after the run.
-export SH_TEST_ARTIFACTS="$root/test-artifacts"
-rm -rf "$SH_TEST_ARTIFACTS"
+# Runs a command inside the real node's network namespace, where every test runs: with the
+# environment of the real node's control plane and Postgres (tests/real-node.sh's env file).
+inside() {
+  "$root/tests/real-node.sh" run "$work/real-node" "$@"
+}
 
-# Starts a simulated node for the control plane of the kubeconfig $1, logging to node-sim-$2.
+# Runs a command inside the namespace with the environment of the control plane in folder $1
+# instead: its pods run on the simulated node, and there is no real node.
+on_simulated() {
+  local dir=$1
+  shift
+  # shellcheck disable=SC2016
+  inside bash -c 'source "$1/env" && export SH_TEST_KUBECONFIG=$KUBECONFIG &&
+    unset SH_TEST_REAL_NODE SH_TEST_SIMULATED_KUBECONFIG && shift && exec "$@"' on-simulated "$dir" "$@"
+}
+
+# Starts a simulated node, inside the namespace, for the control plane of the kubeconfig $1,
+# logging to node-sim-$2.
 start_node_sim() {
   local kubeconfig=$1 name=$2
-  "$CARGO_TARGET_DIR/debug/node-sim" --kubeconfig "$kubeconfig" --work-dir "$work/node-$name" \
+  "$root/tests/real-node.sh" run "$work/real-node" \
+    "$CARGO_TARGET_DIR/debug/node-sim" --kubeconfig "$kubeconfig" --work-dir "$work/node-$name" \
     --exclude-namespace-prefix lone- \
     >"$work/node-sim-$name.out" 2>"$work/node-sim-$name.log" &
   local pid=$!
@@ -96,26 +112,27 @@ start_node_sim() {
   cat "$work/node-sim-$name.out"
 }
 
-step "Postgres"
-tests/postgres.sh up "$work/postgres"
-# shellcheck disable=SC1091
-source "$work/postgres/env"
+# The page's browser tests drive Debian's Chromium through chromedriver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  step "Chromium and chromedriver (Debian's packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver fonts-dejavu-core >/dev/null
+fi
+# Screenshots the browser tests take, to be looked at after the run.
+export SH_TEST_ARTIFACTS="$root/test-artifacts"
+rm -rf "$SH_TEST_ARTIFACTS"
 
-step "Kubernetes control plane (and the real node's kubelet and kube-scheduler)"
+step "The real node's Debian packages (containerd, runc, CNI plugins, docker-registry, umoci, skopeo)"
+tests/real-node.sh install
+
+step "Kubernetes $(tests/control-plane.sh version): control plane, kubelet and kube-scheduler"
 tests/control-plane.sh install
-tests/control-plane.sh up "$work/cluster"
-# shellcheck disable=SC1091
-source "$work/cluster/env"
-export SH_TEST_KUBECONFIG="$KUBECONFIG"
-kubectl version
 
 step "Build"
 cargo build --workspace --all-targets
 # For tests that run a simulated node of their own (in a `lone-` namespace).
 export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/debug/node-sim"
-
-step "Simulated node"
-start_node_sim "$KUBECONFIG" current
 
 step "Format and lints"
 cargo fmt --all -- --check
@@ -124,29 +141,44 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "Dependencies: licences, bans, sources, advisories (tests/deny.sh, deny.toml)"
 tests/deny.sh
 
-step "Schemathesis against the served OpenAPI document"
-# Generated requests from the OpenAPI document, against a service with no cluster (so no
-# payload runs on this machine); any 5xx fails the run. Bounded in examples and time. The
-# event stream is left out: an answer that never ends would hold each example until the timeout
-# (its parameters are checked by tests/api/events.rs).
+# Schemathesis is installed before anything runs in the namespace, which reaches no registry.
 venv="$cache/schemathesis-4.32.5"
 if [ ! -x "$venv/bin/schemathesis" ]; then
+  step "Schemathesis (PyPI)"
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q schemathesis==4.32.5
 fi
+# Everything from here on runs in the namespace, which reaches no registry either.
+export CARGO_NET_OFFLINE=true
+
+step "Real node, its control plane and Postgres, in a network namespace (tests/real-node.sh)"
+tests/real-node.sh up "$work/real-node"
+inside kubectl version
+
+step "Simulated node and its own control plane, in the same namespace"
+inside tests/control-plane.sh up "$work/simulated"
+export SH_TEST_SIMULATED_KUBECONFIG="$work/simulated/kubeconfig"
+start_node_sim "$SH_TEST_SIMULATED_KUBECONFIG" current
+
+step "Schemathesis against the served OpenAPI document"
+# Generated requests from the OpenAPI document, against a service with no cluster (so no
+# payload runs); any 5xx fails the run. Bounded in examples and time. The event stream is left
+# out: an answer that never ends would hold each example until the timeout (its parameters are
+# checked by tests/api/events.rs).
 fuzz_db="sqlite://$work/schemathesis.db"
 fuzz_token=$("$CARGO_TARGET_DIR/debug/submission-helper" token create --user schemathesis --database-url "$fuzz_db" 2>/dev/null)
-fuzz_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-KUBECONFIG=/nonexistent SUBMISSION_HELPER_LISTEN="127.0.0.1:$fuzz_port" SUBMISSION_HELPER_DATABASE_URL="$fuzz_db" \
+fuzz_port=$(inside python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+"$root/tests/real-node.sh" run "$work/real-node" env KUBECONFIG=/nonexistent \
+  SUBMISSION_HELPER_LISTEN="127.0.0.1:$fuzz_port" SUBMISSION_HELPER_DATABASE_URL="$fuzz_db" \
   "$CARGO_TARGET_DIR/debug/submission-helper" serve >"$work/schemathesis-service.log" 2>&1 &
 fuzz_pid=$!
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$fuzz_port/healthz" >/dev/null 2>&1 && break
+  inside curl -fsS "http://127.0.0.1:$fuzz_port/healthz" >/dev/null 2>&1 && break
   sleep 0.1
 done
 set +e
-timeout 600 "$venv/bin/schemathesis" run "http://127.0.0.1:$fuzz_port/openapi.json" \
+inside timeout 600 "$venv/bin/schemathesis" run "http://127.0.0.1:$fuzz_port/openapi.json" \
   --checks not_a_server_error -H "Authorization: Bearer $fuzz_token" \
   --exclude-path-regex '^/v1/(jobs|pods|events)$|/pods$|/cluster-events$|/logs$|^/readyz$' \
   --max-examples 25 --workers 2 --seed 1
@@ -155,70 +187,48 @@ set -e
 kill "$fuzz_pid" 2>/dev/null || true
 [ "$fuzz_status" -eq 0 ] || { echo "schemathesis found server errors (service log: $work/schemathesis-service.log)"; tail -n 30 "$work/schemathesis-service.log"; exit 1; }
 
-step "Tests"
+step "Tests (the cluster's on the real node, node loss, hung log reads and bursts of hundreds of pods on the simulated node)"
 export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
-# The real node's tests run apart, inside its namespace.
 set +e
-cargo test --workspace --no-fail-fast -- --include-ignored --skip real_node:: "${filter[@]}" 2>&1 | tee "$work/tests.log"
+inside cargo test --workspace --no-fail-fast -- --include-ignored "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
 
-# With a filter, the real node is started only for a filter that names its tests.
-real_node_filter=(real_node::)
-if [ ${#filter[@]} -gt 0 ]; then
-  real_node_filter=()
-  for word in "${filter[@]}"; do
-    if [[ "$word" == *real_node* ]]; then real_node_filter=("${filter[@]}"); fi
-  done
-fi
-if [ ${#real_node_filter[@]} -gt 0 ]; then
-  step "End-to-end on a real node: kubelet, containerd, a private registry (tests/real-node.sh)"
-  tests/real-node.sh install
-  if tests/real-node.sh up "$work/real-node"; then
-    set +e
-    CARGO_NET_OFFLINE=true tests/real-node.sh run "$work/real-node" \
-      cargo test --test e2e -- --include-ignored "${real_node_filter[@]}" 2>&1 | tee "$work/real-node.log"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-    set -e
-    cat "$work/real-node.log" >>"$work/tests.log"
-  else
-    echo "test result: FAILED. 0 passed; 1 failed (the real node did not start)" >>"$work/tests.log"
-    status=1
-  fi
-  tests/real-node.sh down "$work/real-node"
-fi
-
 if [ ${#filter[@]} -eq 0 ]; then
-  step "Benchmark, smoke run (tests/bench.sh runs it in full; BENCHMARKS.md)"
-  # Every section at a tiny size, against this run's Postgres and control plane: proves the
-  # benchmark still runs and the service answers it correctly; its figures mean nothing here.
-  if cargo test --bench service; then
+  step "Benchmark, smoke run, on the simulated node (tests/bench.sh runs it in full; BENCHMARKS.md)"
+  # Every section at a tiny size, against this run's Postgres and the simulated node's control
+  # plane: proves the benchmark still runs and the service answers it correctly; its figures
+  # mean nothing here.
+  if on_simulated "$work/simulated" cargo test --bench service; then
     echo "test result: ok. 1 passed; 0 failed (benchmark smoke run)" >>"$work/tests.log"
   else
     echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run)" >>"$work/tests.log"
     status=1
   fi
+  stop_simulated_nodes
+  tests/control-plane.sh down "$work/simulated"
 
-  step "End-to-end suite on the oldest supported Kubernetes, $oldest_kubernetes"
+  step "Kubernetes $oldest_kubernetes: control plane"
   SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh install --no-node
   current_kubernetes=$(tests/control-plane.sh version)
   tests/control-plane.sh prune "${current_kubernetes#v}" "$oldest_kubernetes"
-  SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh up "$work/oldest"
-  (
-    # shellcheck disable=SC1091
-    source "$work/oldest/env"
-    export SH_TEST_KUBECONFIG="$KUBECONFIG"
-    kubectl version
-    start_node_sim "$KUBECONFIG" oldest
-    # This subshell's node: stopped when it ends, since the outer cleanup does not know it.
-    trap 'kill "${node_pids[-1]}" 2>/dev/null || true' EXIT
-    set +e
-    cargo test --test e2e -- --include-ignored --skip real_node:: 2>&1 | tee "$work/oldest.log"
-    exit "${PIPESTATUS[0]}"
-  ) || status=1
+
+  step "End-to-end suite on the oldest supported Kubernetes, $oldest_kubernetes, on the simulated node"
+  SH_KUBERNETES_VERSION="$oldest_kubernetes" inside tests/control-plane.sh up "$work/oldest"
+  on_simulated "$work/oldest" kubectl version
+  start_node_sim "$work/oldest/kubeconfig" oldest
+  set +e
+  on_simulated "$work/oldest" cargo test --test e2e -- --include-ignored --skip real_node:: 2>&1 | tee "$work/oldest.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  set -e
   cat "$work/oldest.log" >>"$work/tests.log"
+  stop_simulated_nodes
 fi
+
+step "Removing the real node and everything in its namespace"
+SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh down "$work/oldest"
+tests/real-node.sh down "$work/real-node"
 end_step
 printf '\ntime per step:\n'
 printf '%s\n' "${timings[@]}"

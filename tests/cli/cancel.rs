@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::process::Client;
 use crate::support::{Backend, TestApp, json as expect_json, spawn_app};
 use crate::{on_both_databases, on_the_cluster};
@@ -75,7 +75,7 @@ async fn cancel_all_by_label_stops_only_the_matching_jobs(backend: Backend) {
             .run(&[
                 "submit",
                 "--k8s-image",
-                "busybox",
+                PAYLOAD_IMAGE,
                 "--label",
                 &format!("campaign={campaign}"),
                 "--",

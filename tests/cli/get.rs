@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestCluster, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::process::Client;
 use crate::support::{Backend, json as expect_json, spawn_app};
 use crate::{on_both_databases, on_the_cluster};
@@ -142,7 +142,7 @@ async fn get_pods_watch_shows_a_pod_run_then_complete(backend: Backend) {
         .run(&[
             "submit",
             "--k8s-image",
-            "busybox",
+            PAYLOAD_IMAGE,
             "--label",
             "watched=yes",
             "--",
@@ -181,10 +181,19 @@ async fn get_pods_watch_shows_a_pod_run_then_complete(backend: Backend) {
         completed.starts_with(&format!("sh-{}", id.replace('-', ""))),
         "{completed}"
     );
-    let jobs = client
-        .run(&["get", "jobs", "-l", "watched=yes", "-o", "wide"])
-        .await;
-    let job = jobs.expect_code(0).lines()[1].to_owned();
+    // The job controller counts the pod a moment after it completed.
+    let job = eventually(
+        "the Job to be complete",
+        Duration::from_secs(30),
+        || async {
+            let jobs = client
+                .run(&["get", "jobs", "-l", "watched=yes", "-o", "wide"])
+                .await;
+            let job = jobs.expect_code(0).lines()[1].to_owned();
+            (columns(&job)[1] == "Complete").then_some(job)
+        },
+    )
+    .await;
     assert_eq!(&columns(&job)[1..3], ["Complete", "1/1"], "{job}");
     assert_eq!(columns(&job).last().copied(), Some(id.as_str()));
 }

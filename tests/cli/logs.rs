@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{TestCluster, eventually, follow_states};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states};
 use crate::on_the_cluster;
 use crate::process::Client;
 use crate::support::{Backend, json as expect_json};
@@ -18,7 +18,7 @@ async fn logs_follow_shows_lines_as_they_are_written(backend: Backend) {
     let gate = cluster.gate("go");
     let command = format!("echo first; {}; echo second", gate.wait_command());
     let id = client
-        .run(&["submit", "--k8s-image", "busybox", "--", &command])
+        .run(&["submit", "--k8s-image", PAYLOAD_IMAGE, "--", &command])
         .await
         .expect_code(0)
         .stdout
@@ -57,7 +57,7 @@ async fn describe_and_logs_previous_show_why_a_retried_payload_failed(backend: B
         .run(&[
             "submit",
             "--k8s-image",
-            "busybox",
+            PAYLOAD_IMAGE,
             "--retries",
             "1",
             "--wait",

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{TestCluster, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, follow_states, id};
 use crate::process::Client;
 use crate::support::{Backend, json as expect_json, spawn_app};
 use crate::{on_both_databases, on_the_cluster};
@@ -57,7 +57,7 @@ async fn wait_exits_zero_only_when_every_submission_succeeded(backend: Backend) 
         let client = &client;
         async move {
             let run = client
-                .run(&["submit", "--k8s-image", "busybox", "--", command])
+                .run(&["submit", "--k8s-image", PAYLOAD_IMAGE, "--", command])
                 .await;
             run.expect_code(0).stdout.trim().to_owned()
         }
@@ -69,7 +69,7 @@ async fn wait_exits_zero_only_when_every_submission_succeeded(backend: Backend) 
         .run(&[
             "submit",
             "--k8s-image",
-            "busybox",
+            PAYLOAD_IMAGE,
             "--",
             &gate.wait_command(),
         ])
@@ -87,7 +87,7 @@ async fn wait_exits_zero_only_when_every_submission_succeeded(backend: Backend) 
         .run(&[
             "submit",
             "--k8s-image",
-            "busybox",
+            PAYLOAD_IMAGE,
             "--wait",
             "--",
             "exit",

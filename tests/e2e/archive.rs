@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use reqwest::StatusCode;
 use serde_json::json as body;
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
 use crate::support::{Backend, TestApp, json};
 
@@ -45,7 +45,7 @@ async fn the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byte(backe
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": PRINTS}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": PRINTS}))
         .await);
     let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -75,7 +75,7 @@ on_the_cluster!(the_log_of_a_deleted_job_is_served_from_the_archive_byte_for_byt
 async fn the_log_of_a_job_removed_by_its_ttl_is_still_served(backend: Backend) {
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
-    let request = body!({"image": "busybox", "command": "echo kept after the TTL", "ttl_seconds_after_finished": 2});
+    let request = body!({"image": PAYLOAD_IMAGE, "command": "echo kept after the TTL", "ttl_seconds_after_finished": 2});
 
     let id = id(&app.submit(request).await);
 
@@ -113,7 +113,7 @@ async fn a_cancelled_submission_keeps_what_it_logged(backend: Backend) {
     let gate = cluster.gate("never");
     let command = format!("echo working on it; {}", gate.wait_command());
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": command}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": command}))
         .await);
     follow_states(&app, &id, &["running"]).await;
     eventually(
@@ -141,12 +141,12 @@ async fn a_cancelled_submission_keeps_what_it_logged(backend: Backend) {
 on_the_cluster!(a_cancelled_submission_keeps_what_it_logged);
 
 async fn a_log_read_that_hangs_holds_up_no_other_submission(backend: Backend) {
-    let cluster = TestCluster::new().await;
+    let cluster = TestCluster::simulated().await;
     let app = cluster.spawn_service(backend).await;
     let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
     // The simulated node never answers a plain read of this payload's log.
     let held = app
-        .submit(body!({"image": "busybox", "command": "echo 'node-sim: hold this log'"}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo 'node-sim: hold this log'"}))
         .await;
     let held_job = held["job_name"].as_str().expect("job name").to_owned();
     let held = id(&held);
@@ -167,7 +167,7 @@ async fn a_log_read_that_hangs_holds_up_no_other_submission(backend: Backend) {
 
     // Its log is being read for the archive, and that read hangs: the next one goes on.
     let next = id(&app
-        .submit(body!({"image": "busybox", "command": "echo next"}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo next"}))
         .await);
     eventually(
         "the next submission to be recorded succeeded",
@@ -205,11 +205,13 @@ on_the_cluster!(a_log_read_that_hangs_holds_up_no_other_submission);
 /// happen afterwards, in the background. Here archiving hangs (the node never answers a plain
 /// read of this log), which once held the cancel's answer for 10 seconds.
 async fn a_cancel_answers_at_once_even_when_archiving_its_logs_hangs(backend: Backend) {
-    let cluster = TestCluster::new().await;
+    let cluster = TestCluster::simulated().await;
     let app = cluster.spawn_service(backend).await;
     let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
     let held = app
-        .submit(body!({"image": "busybox", "command": "echo 'node-sim: hold this log'; sleep 600"}))
+        .submit(
+            body!({"image": PAYLOAD_IMAGE, "command": "echo 'node-sim: hold this log'; sleep 600"}),
+        )
         .await;
     let job_name = held["job_name"].as_str().expect("job name").to_owned();
     let held = id(&held);

@@ -8,7 +8,7 @@ use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, test_defaults};
 use crate::on_the_cluster;
 use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app_tuned};
 
@@ -31,11 +31,11 @@ async fn a_merge_runs_only_after_all_twenty_samples_succeeded(backend: Backend) 
     let mut submissions: Vec<Value> = (0..20)
         .map(|n| {
             let name = format!("sample-{n}");
-            body!({"name": name, "image": "busybox", "retries": 0,
+            body!({"name": name, "image": PAYLOAD_IMAGE, "retries": 0,
                    "command": format!("sleep 0.{}; {}", n % 7, ledger.record_command(&name))})
         })
         .collect();
-    submissions.push(body!({"name": "merge", "image": "busybox",
+    submissions.push(body!({"name": "merge", "image": PAYLOAD_IMAGE,
         "command": ledger.record_command("merge"),
         "depends_on": (0..20).map(|n| format!("sample-{n}")).collect::<Vec<_>>()}));
 
@@ -50,12 +50,11 @@ async fn a_merge_runs_only_after_all_twenty_samples_succeeded(backend: Backend) 
         Some("waiting"),
         "{seen:?}"
     );
-    let runs = std::fs::read_to_string(cluster.scratch.path().join("runs")).expect("ledger");
-    let order: Vec<&str> = runs.lines().collect();
+    let order = ledger.lines();
     assert_eq!(order.len(), 21, "every payload ran once: {order:?}");
     assert_eq!(
-        order.last(),
-        Some(&"merge"),
+        order.last().map(String::as_str),
+        Some("merge"),
         "the merge ran last: {order:?}"
     );
     let merge_started = merged["started_at"].as_str().expect("started").to_owned();
@@ -88,9 +87,9 @@ async fn a_failed_sample_fails_the_merge_which_never_gets_a_job(backend: Backend
     let stored = batch(
         &app,
         body!({"submissions": [
-            {"name": "good", "image": "busybox", "command": ledger.record_command("good")},
-            {"name": "bad", "image": "busybox", "retries": 0, "command": "echo broken; exit 1"},
-            {"name": "merge", "image": "busybox", "command": ledger.record_command("merge"),
+            {"name": "good", "image": PAYLOAD_IMAGE, "command": ledger.record_command("good")},
+            {"name": "bad", "image": PAYLOAD_IMAGE, "retries": 0, "command": "echo broken; exit 1"},
+            {"name": "merge", "image": PAYLOAD_IMAGE, "command": ledger.record_command("merge"),
              "depends_on": ["good", "bad"]}
         ]}),
     )
@@ -164,6 +163,7 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
     cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let database = TestDatabase::new(Backend::Postgres).await;
     let limited = |settings: &mut submission_helper::startup::Settings| {
+        settings.defaults = test_defaults();
         settings.dispatch.per_user = Some(3);
     };
     let first = spawn_app_tuned(
@@ -183,7 +183,7 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
     let submissions: Vec<Value> = (0..12)
         .map(|n| {
             let name = format!("s{n:02}");
-            body!({"name": name, "image": "busybox", "command":
+            body!({"name": name, "image": PAYLOAD_IMAGE, "command":
                 format!("{}; {}", gate.wait_command(), ledger.record_command(&name))})
         })
         .collect();

@@ -9,7 +9,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use reqwest::StatusCode;
 use serde_json::json as body;
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
 use crate::support::{Backend, TestApp, fields, json, problem};
 
@@ -40,7 +40,7 @@ async fn polling_status_and_the_cluster_views_sends_the_api_server_nothing(backe
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": "echo done", "labels": {"team": "top"}}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo done", "labels": {"team": "top"}}))
         .await);
     let (done, seen) = follow_states(&app, &id, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -127,10 +127,10 @@ on_the_cluster!(polling_status_and_the_cluster_views_sends_the_api_server_nothin
 async fn a_pod_that_vanishes_before_it_ends_is_recorded_as_lost(backend: Backend) {
     // No node runs this namespace's pods: the pod stays pending until it is taken away, the
     // way a pod of a lost node is removed by hand (its Job-tracking finalizer stripped).
-    let cluster = TestCluster::with_namespace_prefix("lone-").await;
+    let cluster = TestCluster::lone().await;
     let app = cluster.spawn_service(backend).await;
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": "sleep 600"}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "sleep 600"}))
         .await);
     let pod = eventually("the submission's pod", Duration::from_secs(60), || async {
         let pods = json(
@@ -199,7 +199,7 @@ async fn twenty_follows_of_one_pod_share_one_log_stream_from_the_api_server(back
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("finish");
     let id = id(&app
-        .submit(body!({"image": "busybox",
+        .submit(body!({"image": PAYLOAD_IMAGE,
                        "command": format!("echo first; {}; echo last", gate.wait_command())}))
         .await);
     follow_states(&app, &id, &["running"]).await;

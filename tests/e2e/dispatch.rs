@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, eventually};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
 use crate::on_the_cluster;
 use crate::support::Backend;
 
@@ -59,7 +59,7 @@ spec:
   template:
     spec:
       restartPolicy: Never
-      containers: [{{name: c, image: busybox}}]
+      containers: [{{name: c, image: '{PAYLOAD_IMAGE}'}}]
 "#,
         namespace = cluster.namespace
     );
@@ -103,7 +103,7 @@ fn kubectl(cluster: &TestCluster, manifest: &str, verb: &[&str]) -> Result<(), S
 fn batch(campaign: &str, count: usize) -> Value {
     let submissions: Vec<Value> = (0..count)
         .map(|n| {
-            body!({"image": "busybox", "command": format!("echo {n}"),
+            body!({"image": PAYLOAD_IMAGE, "command": format!("echo {n}"),
                    "labels": {"campaign": campaign}})
         })
         .collect();

@@ -1,6 +1,10 @@
 //! A namespace per test, the shipped RBAC applied in it, and the service started with that
-//! service account's token, talking to the control plane named by `SH_TEST_KUBECONFIG`.
-//! Shared by the `e2e` and `faults` test binaries; each uses part of it.
+//! service account's token, talking to the control plane named by `SH_TEST_KUBECONFIG`: the
+//! real node's when `tests/real-node.sh` runs one (`SH_TEST_REAL_NODE`), else one whose pods the
+//! simulated node runs. Tests that need the simulated node (a node lost on demand, a log read
+//! that hangs) ask for it, on its own control plane (`SH_TEST_SIMULATED_KUBECONFIG`) when the
+//! real node has the other. Shared by the `e2e`, `cli` and `faults` test binaries; each uses
+//! part of it.
 
 #![allow(dead_code)]
 
@@ -18,8 +22,10 @@ use serde_json::Value;
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::SubmitDefaults;
 
+use crate::payload_node::{RealNode, create_ntuples_volume, create_registry_secret};
 use crate::support::{Backend, TestApp, TestDatabase, spawn_app_tuned, spawn_app_with};
 
+pub use crate::payload_node::PAYLOAD_IMAGE;
 pub use crate::support::eventually;
 
 /// Every test that needs the control plane runs on both databases, and is left out of a plain
@@ -53,6 +59,27 @@ fn kubeconfig_path() -> PathBuf {
     }
 }
 
+/// The control plane whose pods the simulated node runs: its own when the real node runs the
+/// other's (`tests/run.sh`), else the only one.
+fn simulated_kubeconfig_path() -> PathBuf {
+    match std::env::var("SH_TEST_SIMULATED_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => PathBuf::from(path),
+        _ if RealNode::from_env().is_some() => panic!(
+            "SH_TEST_SIMULATED_KUBECONFIG is not set: this test needs the simulated node, whose control plane is not the real node's; run it with tests/run.sh"
+        ),
+        _ => kubeconfig_path(),
+    }
+}
+
+/// What the tests' service gives a payload that asks for nothing: little, so that many fit on
+/// the real node's 2 cores at once (the helper's own defaults ask for a core and 4000M each).
+pub fn test_defaults() -> SubmitDefaults {
+    let mut defaults = SubmitDefaults::default();
+    defaults.job.cpus = Some("10m".into());
+    defaults.job.memory = Some("16Mi".into());
+    defaults
+}
+
 async fn client_from(kubeconfig: Kubeconfig) -> Client {
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
@@ -66,18 +93,40 @@ pub struct TestCluster {
     pub namespace: String,
     kubeconfig: PathBuf,
     pub scratch: tempfile::TempDir,
+    /// The real node the namespace's pods run on; `None` on the simulated node.
+    pub real_node: Option<RealNode>,
+    /// The folder the payloads share with the test, in `scratch`.
+    volume: PathBuf,
 }
 
+/// Where payloads see the folder they share with their test, on the real node: the
+/// namespace's `ntuples-claim` volume, mounted at the service's default mount path.
+const VOLUME_IN_PAYLOADS: &str = "/ntuples";
+
+/// A file in the shared folder while the test runs: gates stop waiting once it is gone.
+const TEST_RUNNING: &str = ".test-running";
+
 impl TestCluster {
-    /// A fresh namespace on the control plane named by `SH_TEST_KUBECONFIG`; panics without one.
+    /// A fresh namespace on the control plane named by `SH_TEST_KUBECONFIG` (panics without
+    /// one), ready for its node: on the real node, with the registry secret and the
+    /// `ntuples-claim` volume the seed's users create.
     pub async fn new() -> Self {
-        Self::with_namespace_prefix("e2e-").await
+        Self::create(kubeconfig_path(), "e2e-", RealNode::from_env()).await
     }
 
-    /// A fresh namespace whose name starts with `prefix`: `lone-` is one the shared simulated
-    /// node leaves alone (`tests/run.sh`), for a test that runs a node of its own.
-    pub async fn with_namespace_prefix(prefix: &str) -> Self {
-        let kubeconfig = kubeconfig_path();
+    /// A fresh namespace whose pods the simulated node runs: for what a real node cannot do on
+    /// demand (be lost, hang a log read), or takes too long for (hundreds of pods at once).
+    pub async fn simulated() -> Self {
+        Self::create(simulated_kubeconfig_path(), "e2e-", None).await
+    }
+
+    /// A fresh `lone-` namespace on the simulated node's control plane: the shared simulated
+    /// node leaves it alone (`tests/run.sh`), for a test that runs a node of its own, or none.
+    pub async fn lone() -> Self {
+        Self::create(simulated_kubeconfig_path(), "lone-", None).await
+    }
+
+    async fn create(kubeconfig: PathBuf, prefix: &str, real_node: Option<RealNode>) -> Self {
         let admin = client_from(Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig")).await;
         let namespace = format!(
             "{prefix}{}",
@@ -98,12 +147,58 @@ impl TestCluster {
             || async { accounts.get_opt("default").await.ok().flatten() },
         )
         .await;
-        TestCluster {
+        let scratch = tempfile::tempdir().expect("scratch directory");
+        let cluster = TestCluster {
             admin,
             namespace,
             kubeconfig,
-            scratch: tempfile::tempdir().expect("scratch directory"),
+            volume: scratch.path().join("ntuples"),
+            scratch,
+            real_node,
+        };
+        std::fs::create_dir(cluster.volume()).expect("shared folder");
+        std::fs::write(cluster.volume().join(TEST_RUNNING), b"").expect("test-running marker");
+        if let Some(node) = &cluster.real_node {
+            create_registry_secret(
+                &cluster.kubeconfig,
+                &cluster.namespace,
+                "sh-k8s-registry-secret",
+                node,
+                &node.password,
+            );
+            create_ntuples_volume(
+                &cluster.admin,
+                &cluster.kubeconfig,
+                &cluster.namespace,
+                cluster.volume(),
+            )
+            .await;
         }
+        cluster
+    }
+
+    /// The folder the payloads share with the test (this machine's side of it): the
+    /// `ntuples-claim` volume on the real node.
+    pub fn volume(&self) -> &std::path::Path {
+        &self.volume
+    }
+
+    /// Where the payloads see `name` of the shared folder: in the volume's mount on the real
+    /// node, at this machine's path on the simulated one (which runs them here).
+    fn in_payloads(&self, name: &str) -> String {
+        match self.real_node {
+            Some(_) => format!("{VOLUME_IN_PAYLOADS}/{name}"),
+            None => self.volume.join(name).display().to_string(),
+        }
+    }
+
+    /// The folder `tests/control-plane.sh` keeps this namespace's control plane in (its
+    /// kubeconfig is there), for tests that stop and start its API server.
+    pub fn control_plane_dir(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .expect("the kubeconfig is in the control plane's folder")
+            .to_owned()
     }
 
     /// The admin kubeconfig of the test control plane.
@@ -190,7 +285,7 @@ impl TestCluster {
         spawn_app_with(
             TestDatabase::new(backend).await,
             self.service_account_cluster().await,
-            SubmitDefaults::default(),
+            test_defaults(),
         )
         .await
     }
@@ -214,10 +309,11 @@ impl TestCluster {
     /// The service on a given database, e.g. the one a stopped service used.
     pub async fn spawn_service_on(&self, database: TestDatabase, client: Client) -> TestApp {
         let cluster = Cluster::new(client, self.namespace.clone());
-        spawn_app_with(database, cluster, SubmitDefaults::default()).await
+        spawn_app_with(database, cluster, test_defaults()).await
     }
 
-    /// The service as the shipped service account, with settings changed by `tune`.
+    /// The service as the shipped service account, with settings changed by `tune` (from
+    /// [`test_defaults`]).
     pub async fn spawn_service_tuned(
         &self,
         backend: Backend,
@@ -225,7 +321,11 @@ impl TestCluster {
     ) -> TestApp {
         self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         let cluster = self.service_account_cluster().await;
-        spawn_app_tuned(TestDatabase::new(backend).await, cluster, tune).await
+        spawn_app_tuned(TestDatabase::new(backend).await, cluster, |settings| {
+            settings.defaults = test_defaults();
+            tune(settings);
+        })
+        .await
     }
 
     /// A client for an API server that does not answer (a closed port on loopback).
@@ -266,53 +366,79 @@ impl TestCluster {
 
     /// A file the payloads wait for: the test decides when they go on.
     pub fn gate(&self, name: &str) -> Gate {
-        Gate(self.scratch.path().join(name))
+        Gate {
+            file: self.volume.join(name),
+            in_payloads: self.in_payloads(name),
+            test_running: self.in_payloads(TEST_RUNNING),
+        }
     }
 
     /// A file each payload appends a line to when it runs: what really ran, counted apart from
     /// the Jobs and pods the service and the cluster say exist.
     pub fn ledger(&self, name: &str) -> Ledger {
-        Ledger(self.scratch.path().join(name))
+        Ledger {
+            file: self.volume.join(name),
+            in_payloads: self.in_payloads(name),
+        }
     }
 }
 
-/// Where payloads record that they ran (the simulated node runs them on this machine).
-pub struct Ledger(PathBuf);
+/// Where payloads record that they ran, in the folder they share with the test.
+pub struct Ledger {
+    file: PathBuf,
+    in_payloads: String,
+}
 
 impl Ledger {
     /// A payload that records `tag` once each time it runs. Lines this short are appended
     /// whole even when many payloads write at once (`O_APPEND`).
     pub fn record_command(&self, tag: &str) -> String {
-        format!("echo '{tag}' >> '{}'", self.0.display())
+        format!("echo '{tag}' >> '{}'", self.in_payloads)
+    }
+
+    /// The tags recorded, in the order the payloads recorded them.
+    pub fn lines(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.file).unwrap_or_default();
+        text.lines().map(str::to_owned).collect()
     }
 
     /// How many times each tag was recorded.
     pub fn runs(&self) -> BTreeMap<String, usize> {
-        let text = std::fs::read_to_string(&self.0).unwrap_or_default();
         let mut runs = BTreeMap::new();
-        for tag in text.lines() {
-            *runs.entry(tag.to_owned()).or_default() += 1;
+        for tag in self.lines() {
+            *runs.entry(tag).or_default() += 1;
         }
         runs
     }
 }
 
 /// A file a payload waits for (`while [ ! -e $GATE ]`), created by the test to let it go on.
-pub struct Gate(PathBuf);
+pub struct Gate {
+    file: PathBuf,
+    in_payloads: String,
+    /// The marker that exists while the test runs.
+    test_running: String,
+}
 
 impl Gate {
     pub fn open(&self) {
-        std::fs::write(&self.0, b"go").expect("open gate");
+        std::fs::write(&self.file, b"go").expect("open gate");
     }
 
-    /// A shell snippet that blocks until the gate is opened, or the test is over (its scratch
-    /// directory is gone), so no payload outlives its test.
+    /// A shell snippet that blocks until the gate is opened, and ends the payload at once on
+    /// SIGTERM (a pod's deletion), as a payload that handles it does: without a handler, bash
+    /// as a container's first process ignores SIGTERM, and its pod would take the whole grace
+    /// period to go. It replaces any TERM trap set before it: see [`Gate::wait_loop`].
     pub fn wait_command(&self) -> String {
-        let scratch = self.0.parent().unwrap_or(&self.0);
+        format!("trap 'exit 143' TERM; {}", self.wait_loop())
+    }
+
+    /// A shell loop that blocks until the gate is opened, or the test is over (its marker in
+    /// the shared folder is gone), so no payload outlives its test; it leaves signals alone.
+    pub fn wait_loop(&self) -> String {
         format!(
-            "while [ ! -e '{}' ] && [ -d '{}' ]; do sleep 0.05; done",
-            self.0.display(),
-            scratch.display()
+            "while [ ! -e '{}' ] && [ -e '{}' ]; do sleep 0.05; done",
+            self.in_payloads, self.test_running
         )
     }
 }
@@ -347,7 +473,7 @@ pub fn id(submission: &Value) -> String {
 
 /// Submits a payload that runs until `gate` opens, waits until it runs, and returns it.
 pub async fn run_gated(app: &TestApp, gate: &Gate) -> Value {
-    let request = serde_json::json!({"image": "busybox", "command": gate.wait_command()});
+    let request = serde_json::json!({"image": PAYLOAD_IMAGE, "command": gate.wait_command()});
     let id = id(&app.submit(request).await);
     follow_states(app, &id, &["running"]).await.0
 }

@@ -12,8 +12,9 @@ use kube::api::{Api, EvictParams, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
+use crate::payload_node::MISSING_IMAGE;
 use crate::support::{Backend, json};
 
 #[tokio::test]
@@ -68,7 +69,8 @@ async fn an_evicted_pod_is_replaced_without_using_up_a_retry(backend: Backend) {
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("finish");
     // No retry at all: only a failure the policy ignores can leave this Job alive.
-    let request = body!({"image": "busybox", "command": gate.wait_command(), "backoff_limit": 0});
+    let request =
+        body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "backoff_limit": 0});
     let id = id(&app.submit(request).await);
     follow_states(&app, &id, &["running"]).await;
     let evicted = pods_of(&cluster, &id).await[0]
@@ -117,9 +119,9 @@ async fn a_payload_past_its_deadline_is_stopped_and_fails_with_the_reason(backen
     let gate = cluster.gate("never");
     let command = format!(
         "trap 'echo stopping; exit 143' TERM; echo started; {}",
-        gate.wait_command()
+        gate.wait_loop()
     );
-    let request = body!({"image": "busybox", "command": command, "active_deadline_seconds": 3});
+    let request = body!({"image": PAYLOAD_IMAGE, "command": command, "active_deadline_seconds": 3});
     let id = id(&app.submit(request).await);
 
     let (failed, _) = follow_states(&app, &id, &["failed", "succeeded"]).await;
@@ -147,7 +149,7 @@ async fn an_image_that_cannot_be_pulled_is_explained_and_cancelling_it_leaves_no
 ) {
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
-    let request = body!({"image": "registry.example.org/analysis/unpullable:1", "command": "true"});
+    let request = body!({"image": MISSING_IMAGE, "command": "true"});
     let id = id(&app.submit(request).await);
 
     let explained = eventually(
@@ -200,7 +202,7 @@ async fn an_image_that_cannot_be_pulled_fails_after_the_pending_timeout_and_its_
             settings.pending_timeout = Duration::from_secs(4);
         })
         .await;
-    let request = body!({"image": "registry.example.org/analysis/unpullable:2", "command": "true"});
+    let request = body!({"image": MISSING_IMAGE, "command": "true"});
     let id = id(&app.submit(request).await);
 
     let (failed, seen) = follow_states(&app, &id, &["failed", "succeeded", "cancelled"]).await;
@@ -246,7 +248,7 @@ async fn a_job_the_service_creates_passes_strict_server_validation() {
     let cluster = TestCluster::new().await;
     let settings = submission_helper::cluster::manifest::PodSettings::default();
     let spec = submission_helper::domain::SubmissionSpec::parse(
-        serde_json::from_value(body!({"image": "busybox", "command": "true",
+        serde_json::from_value(body!({"image": PAYLOAD_IMAGE, "command": "true",
             "env": {"A": "1"}, "labels": {"campaign": "mc16e"},
             "resources": {"requests": {"cpu": "1", "memory": "4000M"}},
             "active_deadline_seconds": 60, "ttl_seconds_after_finished": 60}))

@@ -1,5 +1,6 @@
 //! The service's whole story against a real kube-apiserver, job controller and garbage
-//! collector, with a simulated node that runs the payloads (`tests/run.sh` starts them all).
+//! collector, with the payloads run by a real node (kubelet, containerd, a private registry) or,
+//! for what only it can do on demand, by the simulated node (`tests/run.sh` starts them all).
 //!
 //! The service runs as a service account bound to the Role the install ships
 //! (`docker/k8s/base/rbac.yaml`) and nothing more, each test in its own namespace with its own
@@ -17,6 +18,7 @@ mod harness;
 mod install;
 mod kubernetes;
 mod node;
+mod payload_node;
 mod real_node;
 mod recovery;
 mod story;

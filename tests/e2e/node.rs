@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json as body;
 
-use crate::harness::{TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::support::Backend;
 
 /// A node-sim process of the test's own, taking only the pods of the test's namespace.
@@ -91,11 +91,12 @@ async fn ready_condition(cluster: &TestCluster, node: &str) -> Option<String> {
 }
 
 async fn a_failed_node_loses_its_running_pods_and_takes_none_until_it_recovers(backend: Backend) {
-    let cluster = TestCluster::with_namespace_prefix("lone-").await;
+    let cluster = TestCluster::lone().await;
     let node = PrivateNode::start(&cluster).await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("never");
-    let request = body!({"image": "busybox", "command": gate.wait_command(), "backoff_limit": 0});
+    let request =
+        body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "backoff_limit": 0});
     let lost = id(&app.submit(request).await);
     follow_states(&app, &lost, &["running"]).await;
 
@@ -111,7 +112,7 @@ async fn a_failed_node_loses_its_running_pods_and_takes_none_until_it_recovers(b
     .await;
     let (failed, _) = follow_states(&app, &lost, &["failed", "succeeded"]).await;
     let waiting = id(&app
-        .submit(body!({"image": "busybox", "command": "echo after recovery"}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo after recovery"}))
         .await);
     let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
     let selector = format!("submission-helper.io/submission-id={waiting}");
@@ -165,9 +166,9 @@ async fn init_job(cluster: &TestCluster, name: &str, init_command: &str, order: 
         "metadata": {"name": name},
         "spec": {"backoffLimit": 0, "template": {"spec": {
             "restartPolicy": "Never",
-            "initContainers": [{"name": "fetch", "image": "busybox",
+            "initContainers": [{"name": "fetch", "image": PAYLOAD_IMAGE,
                 "command": ["sh", "-c", format!("{init_command}; echo init >> '{order}'")]}],
-            "containers": [{"name": "payload", "image": "busybox",
+            "containers": [{"name": "payload", "image": PAYLOAD_IMAGE,
                 "command": ["sh", "-c", format!("echo main >> '{order}'")]}],
         }}},
     }))
@@ -210,7 +211,7 @@ async fn ended_with(cluster: &TestCluster, name: &str, kind: &str) -> Vec<Pod> {
 #[tokio::test]
 #[ignore = "needs the local control plane: run tests/run.sh"]
 async fn the_simulated_node_runs_init_containers_first_and_a_failed_one_stops_the_pod() {
-    let cluster = TestCluster::new().await;
+    let cluster = TestCluster::simulated().await;
     let (good, bad) = (
         cluster.scratch.path().join("good"),
         cluster.scratch.path().join("bad"),

@@ -8,7 +8,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, follow_states, id, run_gated};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, follow_states, id, run_gated};
 use crate::on_the_cluster;
 use crate::support::{Backend, json};
 
@@ -74,7 +74,8 @@ async fn a_pod_deleted_by_hand_uses_a_retry_and_the_submission_still_succeeds(ba
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let gate = cluster.gate("finish");
-    let request = body!({"image": "busybox", "command": gate.wait_command(), "backoff_limit": 1});
+    let request =
+        body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "backoff_limit": 1});
     let id = id(&app.submit(request).await);
     follow_states(&app, &id, &["running"]).await;
     let pods: Api<Pod> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
@@ -126,7 +127,7 @@ async fn submissions_wait_for_an_unreachable_api_server_and_run_once_it_answers(
         .spawn_service_as(backend, cluster.unreachable_client().await)
         .await;
     let requests: Vec<Value> = (0..20)
-        .map(|i| body!({"image": "busybox", "command": format!("echo {i}")}))
+        .map(|i| body!({"image": PAYLOAD_IMAGE, "command": format!("echo {i}")}))
         .collect();
     let stored = json(
         away.post_json("/v1/submissions/batch", &body!({"submissions": requests}))
@@ -188,7 +189,7 @@ async fn a_job_removed_by_its_ttl_as_soon_as_it_succeeded_is_recorded_as_succeed
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let request =
-        body!({"image": "busybox", "command": "echo done", "ttl_seconds_after_finished": 0});
+        body!({"image": PAYLOAD_IMAGE, "command": "echo done", "ttl_seconds_after_finished": 0});
     let id = id(&app.submit(request).await);
     let job_name = format!("sh-{}", id.replace('-', ""));
     let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
@@ -230,7 +231,7 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
         .spawn_service_on(database, other_namespace.service_account_client().await)
         .await;
     let own = id(&other
-        .submit(body!({"image": "busybox", "command": "echo here"}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo here"}))
         .await);
     let (done, _) = follow_states(&other, &own, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -286,7 +287,7 @@ async fn a_submission_cancelled_before_its_job_exists_never_gets_one(backend: Ba
         away.post_json(
             "/v1/submissions/batch",
             &body!({"submissions": (0..3)
-                .map(|n| body!({"image": "busybox", "command": format!("echo {n}")}))
+                .map(|n| body!({"image": PAYLOAD_IMAGE, "command": format!("echo {n}")}))
                 .collect::<Vec<_>>()}),
         )
         .await,

@@ -9,18 +9,24 @@ use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{TestCluster, eventually, follow_states, id, run_gated};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, run_gated};
 use crate::on_the_cluster;
 use crate::support::{Backend, json};
+use submission_helper::domain::SubmitDefaults;
 
 async fn a_submission_runs_to_success_through_every_state(backend: Backend) {
     let cluster = TestCluster::new().await;
-    let app = cluster.spawn_service(backend).await;
+    // The helper's own defaults (a core and 4000M), which the Job is checked for.
+    let app = cluster
+        .spawn_service_tuned(backend, |settings| {
+            settings.defaults = SubmitDefaults::default();
+        })
+        .await;
     let gate = cluster.gate("go");
     let command = format!("echo started; {}; echo finished", gate.wait_command());
 
     let created = app
-        .submit(body!({"name": "story", "image": "busybox", "command": command, "identifier": "story-1"}))
+        .submit(body!({"name": "story", "image": PAYLOAD_IMAGE, "command": command, "identifier": "story-1"}))
         .await;
     let id = id(&created);
     assert_eq!(created["state"], "queued");
@@ -157,7 +163,9 @@ async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backen
     let app = cluster.spawn_service(backend).await;
 
     let created = app
-        .submit(body!({"image": "busybox", "command": "echo trying; exit 3", "backoff_limit": 1}))
+        .submit(
+            body!({"image": PAYLOAD_IMAGE, "command": "echo trying; exit 3", "backoff_limit": 1}),
+        )
         .await;
     let id = id(&created);
 
@@ -225,9 +233,12 @@ async fn a_failing_payload_is_retried_then_fails_with_the_reason(backend: Backen
             "{name} among {created_pods:?}"
         );
     }
-    let last_seen: Vec<&str> = events
+    // Compared as times: a kubelet's events are stamped to the second, the job controller's to
+    // the microsecond ("…:38Z" is before "…:38.5Z", though not as text).
+    let last_seen: Vec<jiff::Timestamp> = events
         .iter()
         .filter_map(|event| event["last_seen"].as_str())
+        .map(|time| time.parse().expect("an RFC 3339 time"))
         .collect();
     assert!(last_seen.is_sorted(), "oldest first: {last_seen:?}");
 }
@@ -239,7 +250,7 @@ async fn following_logs_streams_lines_while_the_payload_writes_them(backend: Bac
     let gate = cluster.gate("second-line");
     let command = format!("echo first line; {}; echo second line", gate.wait_command());
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": command}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": command}))
         .await);
 
     // Asked right after the submit: the follow waits for the pod instead of failing.
@@ -339,7 +350,7 @@ async fn bulk_cancel_by_label_leaves_the_others_running(backend: Backend) {
     let gate = cluster.gate("release");
     let mut ids = Vec::new();
     for campaign in ["mc16a", "mc16e", "mc16e"] {
-        let request = body!({"image": "busybox", "command": gate.wait_command(), "labels": {"campaign": campaign}});
+        let request = body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "labels": {"campaign": campaign}});
         ids.push(id(&app.submit(request).await));
     }
     for id in &ids {
@@ -397,7 +408,7 @@ async fn the_cluster_views_show_what_kubectl_shows(backend: Backend) {
     let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": "echo done", "labels": {"team": "top"}}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo done", "labels": {"team": "top"}}))
         .await);
     let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded");
@@ -456,7 +467,7 @@ async fn a_role_without_create_refuses_submissions_with_a_clear_message_then_fai
         .await;
 
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": "true"}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "true"}))
         .await);
 
     let path = format!("/v1/submissions/{id}");
@@ -512,7 +523,7 @@ async fn the_shipped_role_grants_nothing_beyond_what_the_service_uses(backend: B
     let elsewhere: Api<Job> = Api::namespaced(client.clone(), "default");
     let pod: Pod = serde_json::from_value(body!({
         "metadata": {"name": "direct"},
-        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+        "spec": {"containers": [{"name": "c", "image": PAYLOAD_IMAGE}]}
     }))
     .expect("pod");
 
@@ -617,7 +628,7 @@ async fn log_follows_past_the_cap_are_refused_until_one_closes(backend: Backend)
     let gate = cluster.gate("end");
     let command = format!("echo started; {}", gate.wait_command());
     let id = id(&app
-        .submit(body!({"image": "busybox", "command": command}))
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": command}))
         .await);
     let path = format!("/v1/submissions/{id}/logs?follow=true");
 

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
-use crate::harness::{TestCluster, eventually};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
 use crate::support::{Backend, json as json_body, spawn_app};
 
 #[tokio::test]
@@ -44,7 +44,7 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     browser.screenshot("1-signed-in").await;
 
     // A refused field: the server's reason beside it, nothing stored.
-    browser.fill("s-image", "busybox").await;
+    browser.fill("s-image", PAYLOAD_IMAGE).await;
     browser.fill("s-command", "true").await;
     browser.fill("s-mount_path", "relative/path").await;
     browser.click("#submit button[type=submit]").await;

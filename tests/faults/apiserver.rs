@@ -11,16 +11,15 @@ use kube::config::Kubeconfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestCluster, eventually};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
 use crate::on_the_cluster;
 use crate::support::{Backend, cluster_error_text_in, json as json_body};
 
-fn control_plane(command: &str) {
-    let dir = std::env::var("SH_TEST_CONTROL_PLANE_DIR")
-        .expect("SH_TEST_CONTROL_PLANE_DIR (tests/run.sh sets it)");
+fn control_plane(cluster: &TestCluster, command: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/control-plane.sh");
     let status = Command::new(script)
-        .args([command, &dir])
+        .arg(command)
+        .arg(cluster.control_plane_dir())
         .status()
         .expect("run control-plane.sh");
     assert!(status.success(), "control-plane.sh {command} failed");
@@ -48,7 +47,7 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
         let submissions: Vec<Value> = (from..from + 20)
             .map(|i| {
                 let name = format!("b-{i}");
-                json!({"name": name, "image": "busybox", "command": ledger.record_command(&name)})
+                json!({"name": name, "image": PAYLOAD_IMAGE, "command": ledger.record_command(&name)})
             })
             .collect();
         json!({"submissions": submissions})
@@ -61,7 +60,7 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
 
     let asked_about = before["submissions"][0]["id"].as_str().unwrap_or_default();
 
-    control_plane("stop-apiserver");
+    control_plane(&cluster, "stop-apiserver");
     let during = app.post_json("/v1/submissions/batch", &batch(20)).await;
     let during_status = during.status();
     let readiness = json_body(app.get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE).await;
@@ -76,7 +75,7 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
         StatusCode::OK,
     )
     .await;
-    control_plane("start-apiserver");
+    control_plane(&cluster, "start-apiserver");
 
     assert_eq!(
         during_status,

@@ -11,7 +11,7 @@ use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestCluster, eventually};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
 use crate::support::{Backend, json as json_body};
 
 fn postgres(command: &str) {
@@ -55,7 +55,7 @@ async fn completions_during_a_database_outage_are_recorded_once_it_is_back() {
     let gate = cluster.gate("finish");
     let total = 3;
     let submissions: Vec<Value> = (0..total)
-        .map(|i| json!({"name": format!("d-{i}"), "image": "busybox", "command": gate.wait_command()}))
+        .map(|i| json!({"name": format!("d-{i}"), "image": PAYLOAD_IMAGE, "command": gate.wait_command()}))
         .collect();
     json_body(
         app.post_json(

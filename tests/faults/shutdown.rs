@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::harness::TestCluster;
+use crate::harness::{PAYLOAD_IMAGE, TestCluster};
 use crate::process::ServiceProcess;
 use crate::support::TestDatabase;
 
@@ -25,7 +25,7 @@ async fn sigterm_ends_log_follows_cleanly_and_exits() {
     let command = format!("echo still running; {}", gate.wait_command());
     let created: Value = client
         .post(format!("{}/v1/submissions", service.url))
-        .json(&json!({"image": "busybox", "command": command}))
+        .json(&json!({"image": PAYLOAD_IMAGE, "command": command}))
         .send()
         .await
         .expect("submit")

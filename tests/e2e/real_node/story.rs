@@ -9,9 +9,10 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use super::{Prepared, create_registry_secret};
+use super::Prepared;
 use crate::harness::{eventually, follow_states, id};
 use crate::on_the_real_node;
+use crate::payload_node::{MISSING_IMAGE, create_registry_secret};
 use crate::support::{Backend, TestApp, json};
 
 /// The log of a submission's only pod, as the service answers it.
@@ -74,7 +75,8 @@ async fn without_the_secret_or_with_a_wrong_password_the_registrys_refusal_is_th
 ) {
     let prepared = Prepared::new().await;
     create_registry_secret(
-        &prepared.cluster,
+        prepared.cluster.kubeconfig(),
+        &prepared.cluster.namespace,
         "wrong-password",
         &prepared.node,
         "not-the-password",
@@ -156,8 +158,8 @@ on_the_real_node!(
 async fn logs_are_followed_live_from_the_kubelet(backend: Backend) {
     let prepared = Prepared::new().await;
     let app = prepared.spawn_service(backend, |_| {}).await;
-    let command =
-        "echo first line; while [ ! -e /ntuples/go ]; do sleep 0.1; done; echo second line";
+    let gate = prepared.cluster.gate("go");
+    let command = format!("echo first line; {}; echo second line", gate.wait_command());
     let id = id(&app
         .submit(body!({"image": prepared.node.image, "command": command}))
         .await);
@@ -181,7 +183,7 @@ async fn logs_are_followed_live_from_the_kubelet(backend: Backend) {
     );
     assert!(!received.contains("second line"), "{received:?}");
 
-    prepared.put("go", "");
+    gate.open();
     let rest = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(chunk) = stream.next().await {
             received.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
@@ -225,8 +227,12 @@ async fn a_cancel_reaches_the_payload_as_sigterm_and_its_trap_runs_before_it_end
 ) {
     let prepared = Prepared::new().await;
     let app = prepared.spawn_service(backend, |_| {}).await;
-    let command = "trap 'echo saved > /ntuples/checkpoint; exit 0' TERM; \
-                   echo started; while true; do sleep 0.1; done";
+    // Its own trap, so the gate's loop that keeps it running leaves signals alone.
+    let gate = prepared.cluster.gate("never");
+    let command = format!(
+        "trap 'echo saved > /ntuples/checkpoint; exit 0' TERM; echo started; {}",
+        gate.wait_loop()
+    );
     let id = id(&app
         .submit(body!({"image": prepared.node.image, "command": command, "tool": "work"}))
         .await);
@@ -274,8 +280,9 @@ on_the_real_node!(a_cancel_reaches_the_payload_as_sigterm_and_its_trap_runs_befo
 async fn a_missing_image_is_err_image_pull_then_image_pull_back_off(backend: Backend) {
     let prepared = Prepared::new().await;
     let app = prepared.spawn_service(backend, |_| {}).await;
-    let image = format!("{}/caf-k8s/missing:1", prepared.node.registry);
-    let id = id(&app.submit(body!({"image": image, "command": "true"})).await);
+    let id = id(&app
+        .submit(body!({"image": MISSING_IMAGE, "command": "true"}))
+        .await);
 
     let pulled = message_that(&app, &id, "ErrImagePull in the message", |message| {
         message.starts_with("ErrImagePull")
