@@ -58,14 +58,34 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    eventually_seen(what, deadline, || {
+        let checked = check();
+        async move { checked.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// As [`eventually`], with `check` saying what it saw instead (`Err`): the failure shows the
+/// last thing seen.
+pub async fn eventually_seen<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let start = Instant::now();
     loop {
-        if let Some(value) = check().await {
-            return value;
-        }
+        let seen = match check().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         assert!(
             start.elapsed() < deadline,
-            "gave up after {deadline:?} waiting for {what}"
+            "gave up after {deadline:?} waiting for {what}{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!("; {seen}")
+            }
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

@@ -220,23 +220,16 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
     );
 
     gate.open();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
+    eventually("all 12 to succeed", Duration::from_secs(180), || async {
         check_jobs(&jobs_now(&cluster).await, &job_names, 3);
         let done = json(
             first.get("/v1/submissions?state=succeeded").await,
             StatusCode::OK,
         )
         .await;
-        if done["items"].as_array().map(Vec::len) == Some(12) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gave up waiting for all 12 to succeed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (done["items"].as_array().map(Vec::len) == Some(12)).then_some(())
+    })
+    .await;
     let runs = ledger.runs();
     assert_eq!(runs.len(), 12, "{runs:?}");
     assert!(

@@ -4,10 +4,11 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -18,7 +19,9 @@ use serde_json::Value;
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::SubmitDefaults;
 
-use crate::support::{Backend, TestApp, TestDatabase, spawn_app_tuned, spawn_app_with};
+use crate::support::{
+    Backend, TestApp, TestDatabase, eventually_seen, spawn_app_tuned, spawn_app_with,
+};
 
 pub use crate::support::eventually;
 
@@ -319,25 +322,23 @@ impl Gate {
 
 /// Polls a submission until it is in one of `until`, recording each state seen on the way.
 pub async fn follow_states(app: &TestApp, id: &str, until: &[&str]) -> (Value, Vec<String>) {
-    let deadline = Duration::from_secs(90);
-    let start = Instant::now();
     let path = format!("/v1/submissions/{id}");
-    let mut seen: Vec<String> = Vec::new();
-    loop {
+    let seen: RefCell<Vec<String>> = RefCell::default();
+    let what = format!("{id} to reach one of {until:?}");
+    let submission = eventually_seen(&what, Duration::from_secs(90), || async {
         let submission: Value = app.get(&path).await.json().await.expect("submission");
         let state = submission["state"].as_str().unwrap_or_default().to_owned();
+        let mut seen = seen.borrow_mut();
         if seen.last() != Some(&state) {
             seen.push(state.clone());
         }
         if until.contains(&state.as_str()) {
-            return (submission, seen);
+            return Ok(submission);
         }
-        assert!(
-            start.elapsed() < deadline,
-            "gave up after {deadline:?} waiting for {id} to reach one of {until:?}; states seen: {seen:?}; last: {submission}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(format!("states seen: {seen:?}; last: {submission}"))
+    })
+    .await;
+    (submission, seen.into_inner())
 }
 
 /// A submission's id.
