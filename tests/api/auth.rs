@@ -296,7 +296,12 @@ async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {
     let database = crate::support::TestDatabase::new(backend).await;
     let cluster =
         submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
-    let app = crate::support::spawn_app_limited(database, cluster, Default::default(), 3).await;
+    let app = crate::support::TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_rate_limit(3)
+        .spawn()
+        .await;
     let bob = app.client_for("bob", false, false).await;
 
     for _ in 0..3 {

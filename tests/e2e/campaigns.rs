@@ -10,7 +10,7 @@ use serde_json::{Value, json as body};
 
 use crate::harness::{TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
-use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app_tuned};
+use crate::support::{Backend, TestApp, TestDatabase, json};
 
 async fn batch(app: &TestApp, request: Value) -> Vec<Value> {
     let stored = json(
@@ -166,18 +166,18 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
     let limited = |settings: &mut submission_helper::startup::Settings| {
         settings.dispatch.per_user = Some(3);
     };
-    let first = spawn_app_tuned(
-        database.shared(),
-        cluster.service_account_cluster().await,
-        limited,
-    )
-    .await;
-    let second = spawn_app_tuned(
-        database.shared(),
-        cluster.service_account_cluster().await,
-        limited,
-    )
-    .await;
+    let first = TestApp::builder()
+        .with_database(database.shared())
+        .with_cluster(cluster.service_account_cluster().await)
+        .with_settings(limited)
+        .spawn()
+        .await;
+    let second = TestApp::builder()
+        .with_database(database.shared())
+        .with_cluster(cluster.service_account_cluster().await)
+        .with_settings(limited)
+        .spawn()
+        .await;
     let ledger = cluster.ledger("runs");
     let gate = cluster.gate("go");
     let submissions: Vec<Value> = (0..12)

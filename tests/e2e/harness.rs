@@ -17,11 +17,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 use submission_helper::cluster::Cluster;
-use submission_helper::domain::SubmitDefaults;
 
-use crate::support::{
-    Backend, TestApp, TestDatabase, eventually_seen, spawn_app_tuned, spawn_app_with,
-};
+use crate::support::{Backend, TestApp, TestDatabase, eventually_seen};
 
 pub use crate::support::eventually;
 
@@ -190,12 +187,11 @@ impl TestCluster {
     /// API server counted in its `/metrics`, as in a real deployment).
     pub async fn spawn_service(&self, backend: Backend) -> TestApp {
         self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
-        spawn_app_with(
-            TestDatabase::new(backend).await,
-            self.service_account_cluster().await,
-            SubmitDefaults::default(),
-        )
-        .await
+        TestApp::builder()
+            .with_database(TestDatabase::new(backend).await)
+            .with_cluster(self.service_account_cluster().await)
+            .spawn()
+            .await
     }
 
     /// The service account's view of our namespace, built as the service builds its own.
@@ -217,7 +213,11 @@ impl TestCluster {
     /// The service on a given database, e.g. the one a stopped service used.
     pub async fn spawn_service_on(&self, database: TestDatabase, client: Client) -> TestApp {
         let cluster = Cluster::new(client, self.namespace.clone());
-        spawn_app_with(database, cluster, SubmitDefaults::default()).await
+        TestApp::builder()
+            .with_database(database)
+            .with_cluster(cluster)
+            .spawn()
+            .await
     }
 
     /// The service as the shipped service account, with settings changed by `tune`.
@@ -228,7 +228,12 @@ impl TestCluster {
     ) -> TestApp {
         self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         let cluster = self.service_account_cluster().await;
-        spawn_app_tuned(TestDatabase::new(backend).await, cluster, tune).await
+        TestApp::builder()
+            .with_database(TestDatabase::new(backend).await)
+            .with_cluster(cluster)
+            .with_settings(tune)
+            .spawn()
+            .await
     }
 
     /// A client for an API server that does not answer (a closed port on loopback).

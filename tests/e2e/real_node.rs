@@ -19,7 +19,7 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 
 use crate::harness::{TestCluster, eventually};
-use crate::support::{Backend, TestApp, TestDatabase, spawn_app_tuned};
+use crate::support::{Backend, TestApp, TestDatabase};
 
 /// Why the real node's tests are ignored by plain `cargo test`, and the panic message when they
 /// are run without the node.
@@ -106,12 +106,16 @@ impl Prepared {
         self.cluster
             .apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         let cluster = self.cluster.service_account_cluster().await;
-        spawn_app_tuned(TestDatabase::new(backend).await, cluster, |settings| {
-            settings.defaults.job.cpus = Some("100m".into());
-            settings.defaults.job.memory = Some("64Mi".into());
-            tune(settings);
-        })
-        .await
+        TestApp::builder()
+            .with_database(TestDatabase::new(backend).await)
+            .with_cluster(cluster)
+            .with_settings(|settings| {
+                settings.defaults.job.cpus = Some("100m".into());
+                settings.defaults.job.memory = Some("64Mi".into());
+                tune(settings);
+            })
+            .spawn()
+            .await
     }
 
     /// Creates a file on the volume, as the input data is put there.
