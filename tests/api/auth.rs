@@ -296,7 +296,12 @@ async fn a_token_over_its_rate_limit_is_told_when_to_retry(backend: Backend) {
     let database = crate::support::TestDatabase::new(backend).await;
     let cluster =
         submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
-    let app = crate::support::spawn_app_limited(database, cluster, Default::default(), 3).await;
+    let app = crate::support::TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_rate_limit(3)
+        .spawn()
+        .await;
     let bob = app.client_for("bob", false, false).await;
 
     for _ in 0..3 {
@@ -398,15 +403,15 @@ async fn secrets_stay_out_of_the_log(log_format: &str) -> (String, String) {
         .expect("start the service");
     let url = format!("http://127.0.0.1:{port}");
     let client = crate::support::client_with_token(&token);
-    let mut answered = false;
-    for _ in 0..100 {
-        if client.get(format!("{url}/healthz")).send().await.is_ok() {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(answered, "the service did not start");
+    crate::support::eventually(
+        "the service to start",
+        std::time::Duration::from_secs(5),
+        || async {
+            let answered = client.get(format!("{url}/healthz")).send().await;
+            answered.is_ok().then_some(())
+        },
+    )
+    .await;
     let secret = "s3cr3t-value-that-must-not-be-logged";
     let request = body!({"image": "busybox", "command": "true", "env": {"PASSWORD": secret}});
 
@@ -499,19 +504,19 @@ async fn an_address_guessing_tokens_is_slowed_down_before_any_lookup(backend: Ba
         "{body}"
     );
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let answer = app.get("/v1/submissions").await;
-        if answer.status() == StatusCode::OK {
-            break;
-        }
-        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a good token is still refused after the refill"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    crate::support::eventually(
+        "a good token to be served again after the refill",
+        std::time::Duration::from_secs(10),
+        || async {
+            let answer = app.get("/v1/submissions").await;
+            if answer.status() == StatusCode::OK {
+                return Some(());
+            }
+            assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+            None
+        },
+    )
+    .await;
 }
 on_both_databases!(an_address_guessing_tokens_is_slowed_down_before_any_lookup);
 

@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 use submission_helper::cluster::Cluster;
 
 use crate::on_both_databases;
-use crate::support::{
-    Backend, TestDatabase, cluster_error_text_in, eventually, problem, spawn_app_with,
-};
+use crate::support::{Backend, TestApp, TestDatabase, cluster_error_text_in, eventually, problem};
 
 /// A cluster whose kubeconfig names an API server on a closed port of loopback, and that port.
 async fn unreachable_cluster() -> (Cluster, u16) {
@@ -49,12 +47,11 @@ current-context: lab
 
 async fn answers_that_need_an_unreachable_cluster_give_a_short_cause_only(backend: Backend) {
     let (cluster, port) = unreachable_cluster().await;
-    let app = spawn_app_with(
-        TestDatabase::new(backend).await,
-        cluster,
-        Default::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .with_database(TestDatabase::new(backend).await)
+        .with_cluster(cluster)
+        .spawn()
+        .await;
     let submitted = app
         .submit(json!({"image": "busybox", "command": "true"}))
         .await;
@@ -89,12 +86,11 @@ on_both_databases!(answers_that_need_an_unreachable_cluster_give_a_short_cause_o
 
 async fn a_submission_waiting_for_an_unreachable_cluster_says_why_in_short(backend: Backend) {
     let (cluster, port) = unreachable_cluster().await;
-    let app = spawn_app_with(
-        TestDatabase::new(backend).await,
-        cluster,
-        Default::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .with_database(TestDatabase::new(backend).await)
+        .with_cluster(cluster)
+        .spawn()
+        .await;
     let submitted = app
         .submit(json!({"image": "busybox", "command": "true"}))
         .await;
@@ -128,12 +124,11 @@ async fn answers_without_a_cluster_do_not_repeat_why_none_was_found(backend: Bac
     let why = "kubeconfig: failed to read kubeconfig from '/home/operator/.kube/config': \
                No such file or directory (os error 2)";
     let cluster = Cluster::unconfigured(why.into(), "default".into());
-    let app = spawn_app_with(
-        TestDatabase::new(backend).await,
-        cluster,
-        Default::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .with_database(TestDatabase::new(backend).await)
+        .with_cluster(cluster)
+        .spawn()
+        .await;
     let submitted = app
         .submit(json!({"image": "busybox", "command": "true"}))
         .await;

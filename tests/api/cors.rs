@@ -4,17 +4,20 @@
 use reqwest::{Method, StatusCode};
 use submission_helper::cluster::Cluster;
 
-use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app, spawn_app_tuned};
+use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app};
 
 const DASHBOARD: &str = "https://dashboard.example.org";
 
 async fn with_dashboard_allowed() -> TestApp {
-    spawn_app_tuned(
-        TestDatabase::new(Backend::Sqlite).await,
-        Cluster::unconfigured("none in these tests".into(), "default".into()),
-        |settings| settings.cors_origins = vec![DASHBOARD.parse().expect("origin")],
-    )
-    .await
+    TestApp::builder()
+        .with_database(TestDatabase::new(Backend::Sqlite).await)
+        .with_cluster(Cluster::unconfigured(
+            "none in these tests".into(),
+            "default".into(),
+        ))
+        .with_settings(|settings| settings.cors_origins = vec![DASHBOARD.parse().expect("origin")])
+        .spawn()
+        .await
 }
 
 /// What a browser sends before a cross-origin POST with a token and a JSON body.

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::events::EventStream;
-use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app_tuned};
+use crate::support::{Backend, TestApp, TestDatabase, json};
 
 /// Writers per replica, and the rounds each makes (a submit or a batch, then cancels).
 const WRITERS: usize = 12;
@@ -26,18 +26,21 @@ const ROUNDS: usize = 12;
 
 /// A replica whose feed of new events keeps `feed_buffer` pages.
 async fn replica(database: &TestDatabase, feed_buffer: usize) -> TestApp {
-    spawn_app_tuned(
-        database.shared(),
-        Cluster::unconfigured("no cluster in this test".into(), "default".into()),
-        |settings| {
+    TestApp::builder()
+        .with_database(database.shared())
+        .with_cluster(Cluster::unconfigured(
+            "no cluster in this test".into(),
+            "default".into(),
+        ))
+        .with_settings(|settings| {
             settings.rate_limit_per_minute = 6000;
             settings.event_streams = EventStreams {
                 feed_buffer,
                 ..EventStreams::default()
             };
-        },
-    )
-    .await
+        })
+        .spawn()
+        .await
 }
 
 /// Submits and cancels, `ROUNDS` times, through `app`.

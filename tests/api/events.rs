@@ -13,15 +13,14 @@ use jiff::Timestamp;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json as body};
 use submission_helper::cluster::Cluster;
-use submission_helper::domain::{Progress, State, SubmitDefaults};
+use submission_helper::domain::{Progress, State};
 use submission_helper::http::events::EventStreams;
 use submission_helper::storage::Store;
 use tokio::time::Instant;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, eventually, fields, json, problem, spawn_app, spawn_app_tuned,
-    spawn_app_with,
+    Backend, TestApp, TestDatabase, eventually, fields, json, problem, spawn_app,
 };
 
 /// How long a test waits for something the stream must send.
@@ -327,12 +326,14 @@ async fn a_stream_resumes_after_its_last_event_across_a_restart(backend: Backend
     let after_first = seen[0]["revision"].as_i64().expect("revision");
 
     let database = app.stop();
-    let app = spawn_app_with(
-        database,
-        Cluster::unconfigured("no cluster in this test".into(), "default".into()),
-        SubmitDefaults::default(),
-    )
-    .await;
+    let app = TestApp::builder()
+        .with_database(database)
+        .with_cluster(Cluster::unconfigured(
+            "no cluster in this test".into(),
+            "default".into(),
+        ))
+        .spawn()
+        .await;
     let third = submit_as(&app, &app.client, sample("third", body!({}))).await;
     let mut by_header = EventStream::open(
         &app.client,
@@ -431,10 +432,13 @@ on_both_databases!(resuming_from_pruned_events_is_refused_with_410);
 
 async fn a_quiet_stream_sends_keep_alives_and_counts_as_a_follow(backend: Backend) {
     let database = TestDatabase::new(backend).await;
-    let app = spawn_app_tuned(
-        database,
-        Cluster::unconfigured("no cluster in this test".into(), "default".into()),
-        |settings| {
+    let app = TestApp::builder()
+        .with_database(database)
+        .with_cluster(Cluster::unconfigured(
+            "no cluster in this test".into(),
+            "default".into(),
+        ))
+        .with_settings(|settings| {
             settings.event_streams = EventStreams {
                 poll: Duration::from_secs(1),
                 keep_alive: Duration::from_millis(300),
@@ -442,9 +446,9 @@ async fn a_quiet_stream_sends_keep_alives_and_counts_as_a_follow(backend: Backen
             };
             settings.follows_per_user = 1;
             settings.request_timeout = Duration::from_secs(1);
-        },
-    )
-    .await;
+        })
+        .spawn()
+        .await;
     let opened = Instant::now();
     let (mut stream, _) = open_now(&app, &app.client, "").await;
 

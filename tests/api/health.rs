@@ -109,8 +109,12 @@ async fn metrics_count_submissions_by_state_and_need_a_token_unless_public(backe
     let database = crate::support::TestDatabase::new(backend).await;
     let cluster =
         submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
-    let public =
-        crate::support::spawn_app_full(database, cluster, Default::default(), 6000, true).await;
+    let public = crate::support::TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_public_metrics()
+        .spawn()
+        .await;
     let open = anonymous
         .get(public.url("/metrics"))
         .send()
@@ -131,7 +135,11 @@ async fn a_request_held_up_past_the_time_limit_is_answered_503_and_stores_nothin
     use sqlx::{Connection, Executor};
     let database = crate::support::TestDatabase::new(crate::support::Backend::Sqlite).await;
     let url = database.url.clone();
-    let app = crate::support::spawn_app_timed(database, std::time::Duration::from_secs(1)).await;
+    let app = crate::support::TestApp::builder()
+        .with_database(database)
+        .with_request_timeout(std::time::Duration::from_secs(1))
+        .spawn()
+        .await;
     let mut writer = sqlx::SqliteConnection::connect(&url)
         .await
         .expect("connect");

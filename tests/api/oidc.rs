@@ -12,7 +12,7 @@ use submission_helper::cluster::Cluster;
 use crate::oidc_issuer::{AUDIENCE, Issuer, SigningKey, hmac_signed, unsigned};
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, client_with_token, eventually, json, problem, spawn_app_tuned,
+    Backend, TestApp, TestDatabase, client_with_token, eventually, json, problem,
 };
 
 /// The service, accepting the issuer's tokens; unknown keys are looked up again after `refetch`.
@@ -27,7 +27,12 @@ async fn spawn_with_settings(
 ) -> TestApp {
     let database = TestDatabase::new(backend).await;
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
-    spawn_app_tuned(database, cluster, |tuned| tuned.oidc = Some(settings)).await
+    TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_settings(|tuned| tuned.oidc = Some(settings))
+        .spawn()
+        .await
 }
 
 fn submission(name: &str) -> Value {

@@ -13,7 +13,9 @@ use submission_helper::domain::{
 use submission_helper::storage::{Checkpoint, Filter, Page, Store};
 
 use crate::on_both_databases;
-use crate::support::{Backend, TestDatabase, json as json_body, report, spawn_app};
+use crate::support::{
+    Backend, TestDatabase, eventually, eventually_seen, json as json_body, report, spawn_app,
+};
 
 /// A valid submission of `owner`'s, not yet stored.
 fn submission(owner: &str, name: &str, labels: &[(&str, &str)], command: &str) -> Submission {
@@ -264,17 +266,16 @@ async fn the_service_empties_the_sqlite_wal_soon_after_a_large_batch() {
     let stored_in = sent.elapsed();
     let just_after = wal_size(&file);
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut size = wal_size(&file);
-    while size > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the log still holds {size} bytes 20 s after the batch (it held {just_after} \
-             bytes just after it)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        size = wal_size(&file);
-    }
+    eventually_seen("the log to be emptied", Duration::from_secs(20), || async {
+        match wal_size(&file) {
+            0 => Ok(()),
+            size => Err(format!(
+                "the log still holds {size} bytes (it held {just_after} bytes just after \
+                     the batch)"
+            )),
+        }
+    })
+    .await;
 
     report(&format!(
         "sqlite WAL: {:.1} MiB when the 6000-submission batch was answered ({:.1} s), 0 bytes \
@@ -334,9 +335,7 @@ async fn a_success_committed_during_a_bulk_cancel_is_not_overwritten(backend: Ba
             let mut success = sqlx::PgConnection::connect(&database.url)
                 .await
                 .expect("connect");
-            let mut watcher = sqlx::PgConnection::connect(&database.url)
-                .await
-                .expect("connect");
+            let watcher = sqlx::PgPool::connect(&database.url).await.expect("connect");
             success.execute("BEGIN").await.expect("begin");
             sqlx::query(succeed)
                 .bind(&racing_id)
@@ -347,24 +346,21 @@ async fn a_success_committed_during_a_bulk_cancel_is_not_overwritten(backend: Ba
                 let (store, filter) = (store.clone(), filter.clone());
                 async move { store.cancel_matching(&filter, "cancelled").await }
             });
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let waiting: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
-                     AND query LIKE 'UPDATE submissions SET state%'",
-                )
-                .fetch_one(&mut watcher)
-                .await
-                .expect("pg_stat_activity");
-                if waiting > 0 {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the bulk cancel never waited for the row"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            eventually(
+                "the bulk cancel to wait for the row",
+                Duration::from_secs(30),
+                || async {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                         AND query LIKE 'UPDATE submissions SET state%'",
+                    )
+                    .fetch_one(&watcher)
+                    .await
+                    .expect("pg_stat_activity");
+                    (waiting > 0).then_some(())
+                },
+            )
+            .await;
             success.execute("COMMIT").await.expect("commit");
             cancel.await.expect("join").expect("cancel").matched
         }

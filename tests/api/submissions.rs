@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
 use crate::on_both_databases;
-use crate::support::{Backend, fields, json, problem, spawn_app, spawn_app_with};
+use crate::support::{Backend, TestApp, fields, json, problem, spawn_app};
 
 fn payload(name: &str) -> Value {
     body!({
@@ -399,7 +399,11 @@ async fn submissions_survive_a_restart(backend: Backend) {
     let created = first.submit(payload("durable")).await;
 
     // A second service on the same database, as after a restart.
-    let second = spawn_app_with(first.database.shared(), unconfigured(), Default::default()).await;
+    let second = TestApp::builder()
+        .with_database(first.database.shared())
+        .with_cluster(unconfigured())
+        .spawn()
+        .await;
 
     let path = format!(
         "/v1/submissions/{}",

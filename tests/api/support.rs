@@ -58,14 +58,34 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
+    eventually_seen(what, deadline, || {
+        let checked = check();
+        async move { checked.await.ok_or_else(String::new) }
+    })
+    .await
+}
+
+/// As [`eventually`], with `check` saying what it saw instead (`Err`): the failure shows the
+/// last thing seen.
+pub async fn eventually_seen<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
     let start = Instant::now();
     loop {
-        if let Some(value) = check().await {
-            return value;
-        }
+        let seen = match check().await {
+            Ok(value) => return value,
+            Err(seen) => seen,
+        };
         assert!(
             start.elapsed() < deadline,
-            "gave up after {deadline:?} waiting for {what}"
+            "gave up after {deadline:?} waiting for {what}{}",
+            if seen.is_empty() {
+                String::new()
+            } else {
+                format!("; {seen}")
+            }
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -211,116 +231,118 @@ pub fn client_with_token(token: &str) -> Client {
 
 /// A service with no cluster configured: submissions are stored and stay `queued`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    let database = TestDatabase::new(backend).await;
-    let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
-    spawn_app_with(database, cluster, SubmitDefaults::default()).await
+    TestApp::builder().on(backend).spawn().await
 }
 
-pub async fn spawn_app_with(
-    database: TestDatabase,
+/// Where a test's service keeps its submissions.
+enum Database {
+    /// A fresh, empty database.
+    Fresh(Backend),
+    /// One the test made, e.g. shared with another service or left by a stopped one.
+    Given(TestDatabase),
+}
+
+/// A service to start, with what a test changes of the defaults; [`TestApp::builder`] makes one.
+pub struct TestAppBuilder {
+    database: Database,
     cluster: Cluster,
-    defaults: SubmitDefaults,
-) -> TestApp {
-    spawn_app_limited(database, cluster, defaults, 6000).await
+    settings: Settings,
 }
 
-/// As [`spawn_app_with`], with `per_minute` requests a minute per token.
-pub async fn spawn_app_limited(
-    database: TestDatabase,
-    cluster: Cluster,
-    defaults: SubmitDefaults,
-    per_minute: u32,
-) -> TestApp {
-    spawn_app_full(database, cluster, defaults, per_minute, false).await
-}
+impl TestAppBuilder {
+    /// On a fresh database of `backend`.
+    pub fn on(mut self, backend: Backend) -> Self {
+        self.database = Database::Fresh(backend);
+        self
+    }
 
-/// As [`spawn_app_full`], with every request (log follows excepted) limited to `limit`.
-pub async fn spawn_app_timed(database: TestDatabase, limit: Duration) -> TestApp {
-    spawn_app_settings(
-        database,
-        Cluster::unconfigured("no cluster in these tests".into(), "default".into()),
-        SubmitDefaults::default(),
-        6000,
-        false,
-        limit,
-    )
-    .await
-}
+    /// On `database`.
+    pub fn with_database(mut self, database: TestDatabase) -> Self {
+        self.database = Database::Given(database);
+        self
+    }
 
-/// As [`spawn_app_limited`], with `/metrics` open to anyone if `public_metrics`.
-pub async fn spawn_app_full(
-    database: TestDatabase,
-    cluster: Cluster,
-    defaults: SubmitDefaults,
-    per_minute: u32,
-    public_metrics: bool,
-) -> TestApp {
-    let limit = Duration::from_secs(30);
-    spawn_app_settings(
-        database,
-        cluster,
-        defaults,
-        per_minute,
-        public_metrics,
-        limit,
-    )
-    .await
-}
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = cluster;
+        self
+    }
 
-async fn spawn_app_settings(
-    database: TestDatabase,
-    cluster: Cluster,
-    defaults: SubmitDefaults,
-    per_minute: u32,
-    public_metrics: bool,
-    request_timeout: Duration,
-) -> TestApp {
-    spawn_app_tuned(database, cluster, |settings| {
-        settings.defaults = defaults;
-        settings.rate_limit_per_minute = per_minute;
-        settings.public_metrics = public_metrics;
-        settings.request_timeout = request_timeout;
-    })
-    .await
-}
+    pub fn with_defaults(mut self, defaults: SubmitDefaults) -> Self {
+        self.settings.defaults = defaults;
+        self
+    }
 
-/// The service with the test defaults, changed by `tune` (any setting a test needs).
-pub async fn spawn_app_tuned(
-    database: TestDatabase,
-    cluster: Cluster,
-    tune: impl FnOnce(&mut Settings),
-) -> TestApp {
-    // The service's log, shown with a failing test's output.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("submission_helper=info"))
-        .with_test_writer()
-        .with_ansi(false)
-        .try_init();
-    let store = Store::connect(&database.url).await.expect("database");
-    let (_, token) = store.create_token(USER, false, false).await.expect("token");
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        log_wait: Duration::from_secs(60),
-        ..Settings::default()
-    };
-    tune(&mut settings);
-    let app = Application::build(settings, store, cluster)
-        .await
-        .expect("bind");
-    let address = format!("http://{}", app.local_addr().expect("address"));
-    let server = tokio::spawn(async move {
-        app.run_until(std::future::pending()).await.expect("serve");
-    });
-    TestApp {
-        address,
-        client: client_with_token(&token),
-        token,
-        database,
-        server,
+    /// `per_minute` requests a minute per token.
+    pub fn with_rate_limit(mut self, per_minute: u32) -> Self {
+        self.settings.rate_limit_per_minute = per_minute;
+        self
+    }
+
+    /// `/metrics` open to anyone.
+    pub fn with_public_metrics(mut self) -> Self {
+        self.settings.public_metrics = true;
+        self
+    }
+
+    /// Every request (log follows excepted) limited to `limit`.
+    pub fn with_request_timeout(mut self, limit: Duration) -> Self {
+        self.settings.request_timeout = limit;
+        self
+    }
+
+    /// Any other setting a test needs, changed by `tune`.
+    pub fn with_settings(mut self, tune: impl FnOnce(&mut Settings)) -> Self {
+        tune(&mut self.settings);
+        self
+    }
+
+    /// Starts the service on 127.0.0.1, with a token for [`USER`].
+    pub async fn spawn(self) -> TestApp {
+        // The service's log, shown with a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("submission_helper=info"))
+            .with_test_writer()
+            .with_ansi(false)
+            .try_init();
+        let database = match self.database {
+            Database::Fresh(backend) => TestDatabase::new(backend).await,
+            Database::Given(database) => database,
+        };
+        let store = Store::connect(&database.url).await.expect("database");
+        let (_, token) = store.create_token(USER, false, false).await.expect("token");
+        let app = Application::build(self.settings, store, self.cluster)
+            .await
+            .expect("bind");
+        let address = format!("http://{}", app.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            app.run_until(std::future::pending()).await.expect("serve");
+        });
+        TestApp {
+            address,
+            client: client_with_token(&token),
+            token,
+            database,
+            server,
+        }
     }
 }
 
 impl TestApp {
+    /// A service with no cluster configured (submissions are stored and stay `queued`), on a
+    /// fresh SQLite database, with the server's defaults except that it listens on a free port
+    /// and waits at most a minute for a log; the builder's `with_` methods change that.
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            database: Database::Fresh(Backend::Sqlite),
+            cluster: Cluster::unconfigured("no cluster in this test".into(), "default".into()),
+            settings: Settings {
+                listen: "127.0.0.1:0".parse().expect("address"),
+                log_wait: Duration::from_secs(60),
+                ..Settings::default()
+            },
+        }
+    }
+
     /// Stops the service (as a crash would: nothing drains) and hands back its database.
     pub fn stop(mut self) -> TestDatabase {
         self.server.abort();

@@ -10,8 +10,7 @@ use submission_helper::cluster::Cluster;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, client_with_token, eventually, fields, json, problem,
-    spawn_app, spawn_app_tuned,
+    Backend, TestApp, TestDatabase, client_with_token, eventually, fields, json, problem, spawn_app,
 };
 
 /// How long a test waits for what happens in the background.
@@ -292,10 +291,14 @@ on_both_databases!(an_expired_token_is_refused_saying_it_expired);
 async fn a_tokens_last_use_moves_when_it_is_used(backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
-    let app = spawn_app_tuned(database, cluster, |settings| {
-        settings.token_use_resolution = Duration::from_millis(500);
-    })
-    .await;
+    let app = TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_settings(|settings| {
+            settings.token_use_resolution = Duration::from_millis(500);
+        })
+        .spawn()
+        .await;
     let admin = app.client_for("root", true, false).await;
     let created = create(&app, &admin, body!({"user": "carol"})).await;
     let carol = client_with_token(created["secret"].as_str().expect("secret"));
@@ -328,10 +331,14 @@ on_both_databases!(a_tokens_last_use_moves_when_it_is_used);
 async fn a_token_without_a_webhook_secret_cannot_ask_for_notifications(backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
-    let app = spawn_app_tuned(database, cluster, |settings| {
-        settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
-    })
-    .await;
+    let app = TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_settings(|settings| {
+            settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
+        })
+        .spawn()
+        .await;
     let admin = app.client_for("root", true, false).await;
     let created = create(&app, &admin, body!({"user": "carol"})).await;
     sqlx::any::install_default_drivers();

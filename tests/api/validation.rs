@@ -242,7 +242,12 @@ async fn names_outside_the_server_allow_lists_are_refused(backend: Backend) {
     let database = crate::support::TestDatabase::new(backend).await;
     let cluster =
         submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
-    let app = crate::support::spawn_app_with(database, cluster, defaults).await;
+    let app = crate::support::TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_defaults(defaults)
+        .spawn()
+        .await;
 
     refused(
         &app,

@@ -14,7 +14,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
 use serde_json::Value;
 use sha2::Sha256;
-use tokio::time::Instant;
+
+use crate::support::eventually_seen;
 
 /// How long [`Receiver::wait_for`] waits for notifications that must arrive.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -95,21 +96,18 @@ impl Receiver {
 
     /// Waits until `count` notifications with distinct revisions were accepted.
     pub async fn wait_for(&self, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        let what = format!("{count} notifications");
+        eventually_seen(&what, PATIENCE, || async {
             let accepted = self.accepted();
             let mut revisions: Vec<&str> = accepted.iter().map(|r| r.event_id.as_str()).collect();
             revisions.sort_unstable();
             revisions.dedup();
             if revisions.len() >= count {
-                return accepted;
+                return Ok(accepted);
             }
-            assert!(
-                Instant::now() < deadline,
-                "gave up after {PATIENCE:?} waiting for {count} notifications; got {accepted:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            Err(format!("got {accepted:#?}"))
+        })
+        .await
     }
 }
 

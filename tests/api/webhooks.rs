@@ -21,7 +21,7 @@ use submission_helper::storage::Store;
 
 use crate::on_both_databases;
 use crate::support::{
-    Backend, TestApp, TestDatabase, eventually, fields, json, problem, spawn_app, spawn_app_tuned,
+    Backend, TestApp, TestDatabase, eventually, fields, json, problem, spawn_app,
 };
 use crate::webhook_receiver::{PATIENCE, Receiver, verified, webhook_secret};
 
@@ -51,17 +51,21 @@ pub async fn spawn_notifying_app_tuned(
     tune: impl FnOnce(&mut submission_helper::webhooks::Settings),
 ) -> TestApp {
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
-    spawn_app_tuned(database, cluster, |settings| {
-        settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
-        settings.webhooks.first_retry = Duration::from_millis(50);
-        settings.webhooks.max_retry = Duration::from_millis(200);
-        settings.webhooks.poll = Duration::from_millis(50);
-        // A claim lapses after three timeouts: a notification in flight at a crash is sent again
-        // well within the test's patience.
-        settings.webhooks.timeout = Duration::from_secs(2);
-        tune(&mut settings.webhooks);
-    })
-    .await
+    TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_settings(|settings| {
+            settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()];
+            settings.webhooks.first_retry = Duration::from_millis(50);
+            settings.webhooks.max_retry = Duration::from_millis(200);
+            settings.webhooks.poll = Duration::from_millis(50);
+            // A claim lapses after three timeouts: a notification in flight at a crash is sent again
+            // well within the test's patience.
+            settings.webhooks.timeout = Duration::from_secs(2);
+            tune(&mut settings.webhooks);
+        })
+        .spawn()
+        .await
 }
 
 pub async fn submit(app: &TestApp, body: Value) -> String {

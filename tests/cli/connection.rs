@@ -134,7 +134,12 @@ async fn a_request_refused_for_its_rate_is_sent_again_after_the_wait_it_names(ba
     let database = crate::support::TestDatabase::new(backend).await;
     let cluster =
         submission_helper::cluster::Cluster::unconfigured("none".into(), "default".into());
-    let app = crate::support::spawn_app_limited(database, cluster, Default::default(), 60).await;
+    let app = crate::support::TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .with_rate_limit(60)
+        .spawn()
+        .await;
     let client = Client::of(&app);
     // The budget refills at one request a second while it is being spent, so on a slow machine
     // a little more than a minute's worth goes through before the first refusal.

@@ -1,7 +1,8 @@
 //! A CAF campaign on the control plane: samples and a merge that waits for them, and limits on
 //! how many Jobs run at once, held by the database across two replicas.
 
-use std::time::{Duration, Instant};
+use std::cell::Cell;
+use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, ListParams};
@@ -10,7 +11,7 @@ use serde_json::{Value, json as body};
 
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, test_defaults};
 use crate::on_the_cluster;
-use crate::support::{Backend, TestApp, TestDatabase, json, spawn_app_tuned};
+use crate::support::{Backend, TestApp, TestDatabase, json};
 
 async fn batch(app: &TestApp, request: Value) -> Vec<Value> {
     let stored = json(
@@ -154,6 +155,17 @@ fn check_jobs(jobs: &[(String, bool)], job_names: &[String], limit: usize) -> us
     unfinished
 }
 
+/// When a dispatcher last took its turn to claim the queued submissions of `namespace` (in
+/// milliseconds; 0 before the first).
+async fn last_dispatch_turn(database: &sqlx::PgPool, namespace: &str) -> i64 {
+    sqlx::query_scalar("SELECT taken_at FROM dispatch_turns WHERE namespace = $1")
+        .bind(namespace)
+        .fetch_optional(database)
+        .await
+        .expect("dispatch turns")
+        .unwrap_or_default()
+}
+
 /// Two replicas on one Postgres database, each user allowed 3 active Jobs: at no moment do
 /// more than 3 exist unfinished, and the others are dispatched in submit order as they end.
 #[tokio::test]
@@ -166,18 +178,18 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
         settings.defaults = test_defaults();
         settings.dispatch.per_user = Some(3);
     };
-    let first = spawn_app_tuned(
-        database.shared(),
-        cluster.service_account_cluster().await,
-        limited,
-    )
-    .await;
-    let second = spawn_app_tuned(
-        database.shared(),
-        cluster.service_account_cluster().await,
-        limited,
-    )
-    .await;
+    let first = TestApp::builder()
+        .with_database(database.shared())
+        .with_cluster(cluster.service_account_cluster().await)
+        .with_settings(limited)
+        .spawn()
+        .await;
+    let second = TestApp::builder()
+        .with_database(database.shared())
+        .with_cluster(cluster.service_account_cluster().await)
+        .with_settings(limited)
+        .spawn()
+        .await;
     let ledger = cluster.ledger("runs");
     let gate = cluster.gate("go");
     let submissions: Vec<Value> = (0..12)
@@ -202,12 +214,28 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
         (check_jobs(&jobs_now(&cluster).await, &job_names, 3) == 3).then_some(())
     })
     .await;
-    // Both dispatchers look again every few seconds: neither may start a fourth meanwhile.
-    let watched = Instant::now();
-    while watched.elapsed() < Duration::from_secs(6) {
-        check_jobs(&jobs_now(&cluster).await, &job_names, 3);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Both dispatchers look again every few seconds: neither may start a fourth meanwhile. Each
+    // look takes the namespace's dispatch turn in the database; nothing wakes either of them
+    // now, so the next two turns taken are one of each.
+    let turns = sqlx::PgPool::connect(&database.url)
+        .await
+        .expect("database");
+    let last_seen = Cell::new(last_dispatch_turn(&turns, &cluster.namespace).await);
+    let taken = Cell::new(0);
+    eventually(
+        "both dispatchers to look again",
+        Duration::from_secs(60),
+        || async {
+            check_jobs(&jobs_now(&cluster).await, &job_names, 3);
+            let last = last_dispatch_turn(&turns, &cluster.namespace).await;
+            if last > last_seen.get() {
+                last_seen.set(last);
+                taken.set(taken.get() + 1);
+            }
+            (taken.get() >= 2).then_some(())
+        },
+    )
+    .await;
     let queued = json(
         second.get("/v1/submissions?state=queued").await,
         StatusCode::OK,
@@ -220,23 +248,16 @@ async fn the_limit_of_active_jobs_holds_across_two_replicas() {
     );
 
     gate.open();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
+    eventually("all 12 to succeed", Duration::from_secs(180), || async {
         check_jobs(&jobs_now(&cluster).await, &job_names, 3);
         let done = json(
             first.get("/v1/submissions?state=succeeded").await,
             StatusCode::OK,
         )
         .await;
-        if done["items"].as_array().map(Vec::len) == Some(12) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "gave up waiting for all 12 to succeed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (done["items"].as_array().map(Vec::len) == Some(12)).then_some(())
+    })
+    .await;
     let runs = ledger.runs();
     assert_eq!(runs.len(), 12, "{runs:?}");
     assert!(

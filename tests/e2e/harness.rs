@@ -8,10 +8,11 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -20,10 +21,9 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 use submission_helper::cluster::Cluster;
-use submission_helper::domain::SubmitDefaults;
 
 use crate::payload_node::{RealNode, create_ntuples_volume, create_registry_secret};
-use crate::support::{Backend, TestApp, TestDatabase, spawn_app_tuned, spawn_app_with};
+use crate::support::{Backend, TestApp, TestDatabase, eventually_seen};
 
 pub use crate::payload_node::PAYLOAD_IMAGE;
 pub use crate::support::eventually;
@@ -282,12 +282,12 @@ impl TestCluster {
     /// API server counted in its `/metrics`, as in a real deployment).
     pub async fn spawn_service(&self, backend: Backend) -> TestApp {
         self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
-        spawn_app_with(
-            TestDatabase::new(backend).await,
-            self.service_account_cluster().await,
-            test_defaults(),
-        )
-        .await
+        TestApp::builder()
+            .with_database(TestDatabase::new(backend).await)
+            .with_cluster(self.service_account_cluster().await)
+            .with_defaults(test_defaults())
+            .spawn()
+            .await
     }
 
     /// The service account's view of our namespace, built as the service builds its own.
@@ -309,7 +309,12 @@ impl TestCluster {
     /// The service on a given database, e.g. the one a stopped service used.
     pub async fn spawn_service_on(&self, database: TestDatabase, client: Client) -> TestApp {
         let cluster = Cluster::new(client, self.namespace.clone());
-        spawn_app_with(database, cluster, test_defaults()).await
+        TestApp::builder()
+            .with_database(database)
+            .with_cluster(cluster)
+            .with_defaults(test_defaults())
+            .spawn()
+            .await
     }
 
     /// The service as the shipped service account, with settings changed by `tune` (from
@@ -321,11 +326,15 @@ impl TestCluster {
     ) -> TestApp {
         self.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         let cluster = self.service_account_cluster().await;
-        spawn_app_tuned(TestDatabase::new(backend).await, cluster, |settings| {
-            settings.defaults = test_defaults();
-            tune(settings);
-        })
-        .await
+        TestApp::builder()
+            .with_database(TestDatabase::new(backend).await)
+            .with_cluster(cluster)
+            .with_settings(|settings| {
+                settings.defaults = test_defaults();
+                tune(settings);
+            })
+            .spawn()
+            .await
     }
 
     /// A client for an API server that does not answer (a closed port on loopback).
@@ -445,25 +454,23 @@ impl Gate {
 
 /// Polls a submission until it is in one of `until`, recording each state seen on the way.
 pub async fn follow_states(app: &TestApp, id: &str, until: &[&str]) -> (Value, Vec<String>) {
-    let deadline = Duration::from_secs(90);
-    let start = Instant::now();
     let path = format!("/v1/submissions/{id}");
-    let mut seen: Vec<String> = Vec::new();
-    loop {
+    let seen: RefCell<Vec<String>> = RefCell::default();
+    let what = format!("{id} to reach one of {until:?}");
+    let submission = eventually_seen(&what, Duration::from_secs(90), || async {
         let submission: Value = app.get(&path).await.json().await.expect("submission");
         let state = submission["state"].as_str().unwrap_or_default().to_owned();
+        let mut seen = seen.borrow_mut();
         if seen.last() != Some(&state) {
             seen.push(state.clone());
         }
         if until.contains(&state.as_str()) {
-            return (submission, seen);
+            return Ok(submission);
         }
-        assert!(
-            start.elapsed() < deadline,
-            "gave up after {deadline:?} waiting for {id} to reach one of {until:?}; states seen: {seen:?}; last: {submission}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Err(format!("states seen: {seen:?}; last: {submission}"))
+    })
+    .await;
+    (submission, seen.into_inner())
 }
 
 /// A submission's id.

@@ -110,23 +110,11 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
     )
     .await;
     let total = 60;
-    let finished = eventually(
-        "all 60 submissions to finish",
+    let finished = crate::submissions::until_all_ended(
+        &app.client,
+        &app.address,
+        Some(total),
         Duration::from_secs(300),
-        || async {
-            let page: Value = app
-                .get("/v1/submissions?limit=1000")
-                .await
-                .json()
-                .await
-                .ok()?;
-            let items = page["items"].as_array()?.clone();
-            (items.len() == total
-                && items
-                    .iter()
-                    .all(|s| s["state"] == "succeeded" || s["state"] == "failed"))
-            .then_some(items)
-        },
     )
     .await;
     let per_submission = cluster.count_per_submission::<Job>().await;

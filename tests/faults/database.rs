@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
+use crate::submissions::until_all_ended;
 use crate::support::{Backend, json as json_body};
 
 fn postgres(command: &str) {
@@ -102,22 +103,17 @@ async fn completions_during_a_database_outage_are_recorded_once_it_is_back() {
     drop(outage);
     let back = std::time::Instant::now();
 
-    let finished = eventually(
-        "every submission to be recorded succeeded",
+    let finished = until_all_ended(
+        &app.client,
+        &app.address,
+        Some(total),
         Duration::from_secs(60),
-        || async {
-            let page: Value = app
-                .get("/v1/submissions?limit=1000")
-                .await
-                .json()
-                .await
-                .ok()?;
-            let items = page["items"].as_array()?.clone();
-            (items.len() == total && items.iter().all(|s| s["state"] == "succeeded"))
-                .then_some(items)
-        },
     )
     .await;
+    assert!(
+        finished.iter().all(|s| s["state"] == "succeeded"),
+        "every submission is recorded succeeded: {finished:#?}"
+    );
     crate::support::report(&format!(
         "database outage: {total} Jobs completed while Postgres was down; all {} recorded \
          succeeded {:.1} s after it came back",

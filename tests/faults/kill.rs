@@ -10,9 +10,10 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 
-use crate::harness::{TestCluster, eventually};
+use crate::harness::TestCluster;
 use crate::on_the_cluster;
 use crate::process::ServiceProcess;
+use crate::submissions::until_all_ended;
 use crate::support::{Backend, TestDatabase};
 
 const SUBMISSIONS: usize = 500;
@@ -81,17 +82,7 @@ async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend
         .collect();
 
     // After the storm: everything stored reaches a final state, once.
-    let stored = eventually(
-        "every stored submission to finish",
-        Duration::from_secs(600),
-        || async {
-            let all = list_all(&client, &url).await?;
-            all.iter()
-                .all(|s| s["state"] == "succeeded" || s["state"] == "failed")
-                .then_some(all)
-        },
-    )
-    .await;
+    let stored = until_all_ended(&client, &url, None, Duration::from_secs(600)).await;
     let mut by_name: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for submission in &stored {
         by_name
@@ -151,24 +142,3 @@ async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend
     service.kill().await;
 }
 on_the_cluster!(every_acknowledged_submission_runs_exactly_once_across_sigkills);
-
-/// Every submission, through all pages; `None` while the service does not answer.
-pub async fn list_all(client: &reqwest::Client, url: &str) -> Option<Vec<Value>> {
-    let mut all = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page: Value = client
-            .get(format!("{url}/v1/submissions?limit=1000{cursor}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        all.extend(page["items"].as_array()?.iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => return Some(all),
-        }
-    }
-}

@@ -24,6 +24,7 @@ mod process;
 mod replicas;
 mod shutdown;
 mod single_service;
+mod submissions;
 mod webhooks;
 
 /// Held by every test here: they change the shared control plane or load it heavily.

@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::harness::{TestCluster, eventually};
+use crate::submissions::{all_ended, list_all};
 use crate::support::{Backend, TestDatabase, json as json_body};
 
 #[tokio::test]
@@ -77,28 +78,12 @@ async fn two_replicas_on_one_database_create_each_job_once_and_agree_on_status()
     assert_eq!(cancelled["state"], "cancelled");
 
     let finished = eventually(
-        "all 101 submissions to finish",
+        "all 101 submissions to end, the same on both replicas",
         Duration::from_secs(300),
         || async {
-            let one: Value = first
-                .get("/v1/submissions?limit=1000")
-                .await
-                .json()
-                .await
-                .ok()?;
-            let other: Value = second
-                .get("/v1/submissions?limit=1000")
-                .await
-                .json()
-                .await
-                .ok()?;
-            let items = one["items"].as_array()?.clone();
-            let done = items.len() == 101
-                && items.iter().all(|s| {
-                    ["succeeded", "failed", "cancelled"]
-                        .contains(&s["state"].as_str().unwrap_or_default())
-                });
-            (done && one == other).then_some(items)
+            let items = all_ended(&first.client, &first.address, Some(101)).await?;
+            let other = list_all(&second.client, &second.address).await?;
+            (items == other).then_some(items)
         },
     )
     .await;
