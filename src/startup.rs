@@ -15,7 +15,7 @@ use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, controller, dispatch};
 use crate::domain::SubmitDefaults;
-use crate::http::events::EventStreams;
+use crate::http::event_stream::EventStreams;
 use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
@@ -143,7 +143,7 @@ impl Application {
             event_feed: crate::http::event_feed::EventFeed::new(settings.event_streams.feed_buffer),
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
-            token_use: crate::http::auth::TokenUse::new(settings.token_use_resolution),
+            token_use: crate::http::token_use::TokenUse::new(settings.token_use_resolution),
             oidc,
         };
         Ok(Application {

@@ -6,13 +6,14 @@ use axum::extract::{Path, State as AppState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
 use crate::domain::{Caller, FieldError, State, Submission, kube_rules};
 use crate::storage::{Cancelled, Filter};
 
-use super::submissions::{SubmissionView, find, parse_id};
+use super::submission_lookup::{find, parse_id};
+use super::submission_view::SubmissionView;
 
 /// Which active submissions to cancel. At least one criterion is required; all given must match.
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use kube::core::{Expression, Selector};
@@ -126,7 +126,7 @@ pub async fn submission_events(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EventList>> {
-    let submission = super::submissions::find(&context, &caller, &id).await?;
+    let submission = super::submission_lookup::find(&context, &caller, &id).await?;
     let mut names = vec![submission.id.job_name()];
     names.extend(
         context

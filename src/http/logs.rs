@@ -10,14 +10,14 @@ use futures::stream::BoxStream;
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 use tokio_util::io::ReaderStream;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use crate::cluster::logs::{self, LogRequest};
 use crate::cluster::{Cluster, ClusterError};
 use crate::domain::{Caller, kube_rules};
 
-use super::submissions::find;
+use super::submission_lookup::find;
 
 /// The payload's log, like `kubectl logs [-f]`.
 ///

@@ -10,13 +10,15 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Submitted;
+use super::submission_view::SubmissionView;
 use crate::domain::{Caller, FieldError, NewSubmissions, SentAs, Submission, SubmissionRequest};
 use crate::storage::{IdempotencyKey, Stored};
 
-use super::submissions::{MAX_BATCH, SubmissionView};
+/// The most submissions one batch may carry.
+const MAX_BATCH: usize = 10_000;
 
 /// Many submissions at once, stored all or none.
 #[derive(Debug, Deserialize, ToSchema)]
