@@ -58,6 +58,8 @@ pub struct Settings {
     /// How notifications are sent to submissions' `notify_url` (the allowed hosts are taken
     /// from `defaults.allowed.notify_hosts`).
     pub webhooks: crate::webhooks::Settings,
+    /// Whether each answered request writes a line at `info`.
+    pub log_requests: bool,
     /// The OpenID Connect issuer whose access tokens are accepted beside our own; none by
     /// default.
     pub oidc: Option<crate::http::oidc::Settings>,
@@ -83,6 +85,7 @@ impl Default for Settings {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             token_use_resolution: Duration::from_secs(60),
             webhooks: crate::webhooks::Settings::default(),
+            log_requests: true,
             oidc: None,
         }
     }
@@ -144,6 +147,7 @@ impl Application {
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
             token_use: crate::http::token_use::TokenUse::new(settings.token_use_resolution),
+            log_requests: settings.log_requests,
             oidc,
         };
         Ok(Application {

@@ -95,13 +95,16 @@ impl FromRequestParts<Context> for Caller {
                 Some(user)
             }
         };
-        Ok(Caller {
+        let caller = Caller {
             user: on_behalf_of.unwrap_or_else(|| holder.user.clone()),
             submitted_by: holder.user,
             admin: holder.admin,
             max_concurrent: holder.max_concurrent,
             token: holder.token,
-        })
+        };
+        // The request's span (see `router`) names its user from here on.
+        tracing::Span::current().record("user", tracing::field::display(&caller.user));
+        Ok(caller)
     }
 }
 

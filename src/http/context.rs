@@ -57,6 +57,8 @@ pub struct Context {
     pub webhook_metrics: Arc<WebhookMetrics>,
     /// When tokens were last used, written at most once a minute per token.
     pub token_use: TokenUse,
+    /// Whether each answered request writes a line at `info` (`--log-requests`).
+    pub log_requests: bool,
     /// The OpenID Connect issuer whose access tokens are accepted too, if one is configured.
     pub oidc: Option<Arc<Verifier>>,
 }

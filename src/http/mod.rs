@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod oidc;
 mod query_filters;
 pub mod rate_limit;
+mod request_log;
 pub mod request_metrics;
 mod router;
 mod submission_lookup;

@@ -1,5 +1,5 @@
 //! The routes and their documentation, and the layers every request passes through: request
-//! ids, tracing, metrics, the time limit and CORS.
+//! ids, tracing, the request log, metrics, the time limit and CORS.
 //!
 //! Routes are registered through utoipa-axum's `OpenApiRouter`, so a route cannot exist without
 //! its documentation, and `/openapi.json` is always the API that is served.
@@ -21,8 +21,8 @@ use super::context::Context;
 use super::error::ApiError;
 use super::time_limit::time_limit;
 use super::{
-    cancel, cluster, events, health, logs, metrics, request_metrics, submissions, submit, tokens,
-    ui,
+    cancel, cluster, events, health, logs, metrics, request_log, request_metrics, submissions,
+    submit, tokens, ui,
 };
 
 /// Bodies of one submission are small; a batch of 10,000 is not.
@@ -112,7 +112,8 @@ pub fn openapi_json() -> String {
     json
 }
 
-/// The whole application: routes, documentation, request ids, tracing, metrics and CORS.
+/// The whole application: routes, documentation, request ids, tracing, the request log,
+/// metrics and CORS.
 pub fn router(context: Context) -> Router {
     let (router, openapi) = api().split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
@@ -132,6 +133,10 @@ pub fn router(context: Context) -> Router {
             context.http_metrics.clone(),
             request_metrics::record,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            context.log_requests,
+            request_log::record,
+        ))
         .with_state(context)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
@@ -141,7 +146,14 @@ pub fn router(context: Context) -> Router {
                     .get("x-request-id")
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+                // `user` is recorded once the request's token is read (see `auth`).
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id,
+                    user = tracing::field::Empty,
+                )
             }),
         )
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tracing::Instrument as _;
+
 use crate::storage::{Store, Token};
 
 /// Records when tokens were last used, to within `resolution`: a use is written only when the
@@ -33,11 +35,15 @@ impl TokenUse {
             return;
         }
         let (store, id) = (store.clone(), token.id.clone());
-        tokio::spawn(async move {
-            if let Err(error) = store.record_token_use(&id, now).await {
-                tracing::warn!(token_id = %id, %error, "could not record a token's use");
+        // In the request's span, so a failure is logged with its request id.
+        tokio::spawn(
+            async move {
+                if let Err(error) = store.record_token_use(&id, now).await {
+                    tracing::warn!(token_id = %id, %error, "could not record a token's use");
+                }
             }
-        });
+            .in_current_span(),
+        );
     }
 
     /// Whether a use of `token` now should be written, and if so, claims the write.
