@@ -18,6 +18,7 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::domain::{Caller, kube_rules};
 
 use super::submission_lookup::find;
+use super::time_limit::within;
 
 /// The payload's log, like `kubectl logs [-f]`.
 ///
@@ -63,6 +64,26 @@ pub async fn logs(
         tail_lines: query.number("tail_lines", 0..=1_000_000)?,
         timestamps: query.flag("timestamps")?,
     };
+    // A follow streams for as long as the payload runs; a read answers within the server's
+    // time limit, as other routes do (the route has no time limit layer, see `router`).
+    if request.follow {
+        answer(context, caller, id, request).await
+    } else {
+        within(
+            context.request_timeout,
+            answer(context.clone(), caller, id, request),
+        )
+        .await
+    }
+}
+
+/// The log `request` asks for, of submission `id`.
+async fn answer(
+    context: Context,
+    caller: Caller,
+    id: String,
+    request: LogRequest,
+) -> ApiResult<Response> {
     if let Some(pod) = &request.pod {
         kube_rules::dns1123_label(pod).map_err(|reason| ApiError::invalid("pod", reason))?;
     }

@@ -78,20 +78,27 @@ impl utoipa::Modify for BearerTokens {
     }
 }
 
-/// The routes and their documentation, without state (also used to print the document).
-fn api() -> OpenApiRouter<Context> {
+/// The routes and their documentation, without state (also used to print the document). Every
+/// route but the streams answers within `limit`; a log read without `follow` is bounded by its
+/// handler.
+fn api(limit: Duration) -> OpenApiRouter<Context> {
+    let time_limit = axum::middleware::from_fn_with_state(limit, time_limit);
     let batch = OpenApiRouter::new()
         .routes(routes!(submit::submit_batch))
         .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT))
-        .layer(tower::limit::ConcurrencyLimitLayer::new(BATCHES_AT_ONCE));
+        .layer(tower::limit::ConcurrencyLimitLayer::new(BATCHES_AT_ONCE))
+        .layer(time_limit.clone());
+    // A log follow waits for a pod and then streams for as long as the payload runs; the event
+    // stream runs until its client leaves.
+    let streams = OpenApiRouter::new()
+        .routes(routes!(logs::logs))
+        .routes(routes!(events::events));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(submissions::list, submit::submit))
         .routes(routes!(submissions::get))
         .routes(routes!(submissions::pods))
-        .routes(routes!(logs::logs))
         .routes(routes!(cancel::cancel))
         .routes(routes!(cancel::cancel_matching))
-        .routes(routes!(events::events))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(cluster::submission_events))
@@ -100,13 +107,15 @@ fn api() -> OpenApiRouter<Context> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))
+        .layer(time_limit)
+        .merge(streams)
         .layer(DefaultBodyLimit::max(SUBMISSION_BODY_LIMIT))
         .merge(batch)
 }
 
 /// The OpenAPI document of the served API, as committed under `openapi/`.
 pub fn openapi_json() -> String {
-    let (_, openapi) = api().split_for_parts();
+    let (_, openapi) = api(Duration::MAX).split_for_parts();
     let mut json = openapi.to_pretty_json().unwrap_or_default();
     json.push('\n');
     json
@@ -115,20 +124,22 @@ pub fn openapi_json() -> String {
 /// The whole application: routes, documentation, request ids, tracing, the request log,
 /// metrics and CORS.
 pub fn router(context: Context) -> Router {
-    let (router, openapi) = api().split_for_parts();
+    let (router, openapi) = api(context.request_timeout).split_for_parts();
     let request_id = HeaderName::from_static("x-request-id");
     let cors = cors(&context.cors_origins);
-    router
+    let pages = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(ui::router())
+        .layer(axum::middleware::from_fn_with_state(
+            context.request_timeout,
+            time_limit,
+        ));
+    router
+        .merge(pages)
         .fallback(|| async { ApiError::NotFound("there is nothing at this path".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this path does not answer to that method".into())
         })
-        .layer(axum::middleware::from_fn_with_state(
-            context.request_timeout,
-            time_limit,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             context.http_metrics.clone(),
             request_metrics::record,
