@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
+use super::responses::Unauthorized;
 use crate::domain::{Caller, FieldError, State, Submission, kube_rules};
 use crate::storage::{Cancelled, Filter};
 
@@ -60,7 +61,7 @@ pub struct CancelledSubmission {
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "Cancelled (now or before), with what waited on it", body = CancelledSubmission),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It already succeeded or failed", body = Problem, content_type = "application/problem+json"),
@@ -113,7 +114,7 @@ const CANCELLED_MESSAGE: &str = "cancelled by request";
     tag = "submissions",
     request_body = CancelFilter,
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "What was cancelled (possibly nothing)", body = CancelResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),

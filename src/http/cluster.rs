@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
+use super::responses::Unauthorized;
 use kube::core::{Expression, Selector};
 
 use crate::cluster::events::{self, EventRow};
@@ -59,7 +60,7 @@ fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Selector> {
     tag = "cluster",
     params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = JobTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
@@ -85,7 +86,7 @@ pub async fn jobs(
     tag = "cluster",
     params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = PodTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
@@ -114,7 +115,7 @@ pub async fn pods(
     tag = "cluster",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = EventList),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),

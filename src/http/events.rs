@@ -26,6 +26,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::event_stream::{Following, Held, Start};
 use super::extract::QueryPairs;
 use super::query_filters::{labels_asked, states_asked};
+use super::responses::Unauthorized;
 use crate::domain::{Caller, State, StateEvent, SubmissionId};
 use crate::storage::EventFilter;
 
@@ -54,7 +55,7 @@ const LAST_EVENT_ID: &str = "last-event-id";
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this revision (wins over `after`)"),
     ),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "`state` events, each with its revision as `id` and a `StateEvent` as `data`", body = StateEvent, content_type = "text/event-stream"),
         (status = 400, description = "A query parameter or `Last-Event-ID` is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The events after the revision asked for were pruned (kept 7 days); read the submissions again and start without a position", body = Problem, content_type = "application/problem+json"),

@@ -13,6 +13,7 @@ use tokio_util::io::ReaderStream;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
+use super::responses::Unauthorized;
 use crate::cluster::logs::{self, LogRequest};
 use crate::cluster::{Cluster, ClusterError};
 use crate::domain::{Caller, kube_rules};
@@ -39,7 +40,7 @@ use super::time_limit::within;
         ("pod" = Option<String>, Query, description = "A pod of this submission (see its pods)"),
     ),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "The log", body = String, content_type = "text/plain"),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),

@@ -20,6 +20,7 @@ mod query_filters;
 pub mod rate_limit;
 mod request_log;
 pub mod request_metrics;
+pub mod responses;
 mod router;
 mod submission_lookup;
 pub mod submission_view;

@@ -11,6 +11,7 @@ use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use super::query_filters::{labels_asked, states_asked};
+use super::responses::Unauthorized;
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
 use crate::cluster::views::{self, PodDetail};
@@ -47,7 +48,7 @@ pub struct PodList {
         ("owner" = Option<String>, Query, description = "Only this user's submissions (admins; others see only their own)"),
     ),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = SubmissionPage),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
     )
@@ -103,7 +104,7 @@ pub async fn list(
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = SubmissionView),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
     )
@@ -124,7 +125,7 @@ pub async fn get(
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = PodList),
         (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Submitted;
+use super::responses::Unauthorized;
 use super::submission_view::SubmissionView;
 use crate::domain::{Caller, FieldError, NewSubmissions, SentAs, Submission, SubmissionRequest};
 use crate::storage::{IdempotencyKey, Stored};
@@ -52,7 +53,7 @@ pub struct BatchResponse {
     request_body = SubmissionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
          headers(("Location" = String, description = "The submission's URL"))),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -139,7 +140,7 @@ fn mark_replayed(response: &mut Response, replayed: bool) {
     request_body = BatchRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 201, description = "All stored", body = BatchResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
