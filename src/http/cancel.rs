@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
-use super::responses::Unauthorized;
+use super::responses::{NoSuchSubmission, NotJson, Unauthorized};
 use crate::domain::{Caller, FieldError, State, Submission, kube_rules};
 use crate::storage::{Cancelled, Filter};
 
@@ -63,7 +63,7 @@ pub struct CancelledSubmission {
     responses(
         Unauthorized,
         (status = 200, description = "Cancelled (now or before), with what waited on it", body = CancelledSubmission),
-        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+        NoSuchSubmission,
         (status = 409, description = "It already succeeded or failed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -116,8 +116,7 @@ const CANCELLED_MESSAGE: &str = "cancelled by request";
     responses(
         Unauthorized,
         (status = 200, description = "What was cancelled (possibly nothing)", body = CancelResponse),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "The filter is invalid or empty", body = Problem, content_type = "application/problem+json"),
     )
 )]

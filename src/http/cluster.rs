@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
-use super::responses::Unauthorized;
+use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use kube::core::{Expression, Selector};
 
 use crate::cluster::events::{self, EventRow};
@@ -63,7 +63,7 @@ fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Selector> {
         Unauthorized,
         (status = 200, body = JobTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        ClusterUnavailable,
     )
 )]
 pub async fn jobs(
@@ -89,7 +89,7 @@ pub async fn jobs(
         Unauthorized,
         (status = 200, body = PodTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        ClusterUnavailable,
     )
 )]
 pub async fn pods(
@@ -117,8 +117,8 @@ pub async fn pods(
     responses(
         Unauthorized,
         (status = 200, body = EventList),
-        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        NoSuchSubmission,
+        ClusterUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(submission_id = %id))]

@@ -13,7 +13,7 @@ use tokio_util::io::ReaderStream;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
-use super::responses::Unauthorized;
+use super::responses::{ClusterUnavailable, Unauthorized};
 use crate::cluster::logs::{self, LogRequest};
 use crate::cluster::{Cluster, ClusterError};
 use crate::domain::{Caller, kube_rules};
@@ -47,7 +47,7 @@ use super::time_limit::within;
         (status = 422, description = "`pod` is not a valid pod name", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The token's user has as many log follows open as allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        ClusterUnavailable,
         (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
     )
 )]

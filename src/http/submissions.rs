@@ -11,7 +11,7 @@ use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use super::query_filters::{labels_asked, states_asked};
-use super::responses::Unauthorized;
+use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
 use crate::cluster::views::{self, PodDetail};
@@ -106,7 +106,7 @@ pub async fn list(
     responses(
         Unauthorized,
         (status = 200, body = SubmissionView),
-        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+        NoSuchSubmission,
     )
 )]
 #[tracing::instrument(skip_all, fields(submission_id = %id))]
@@ -127,8 +127,8 @@ pub async fn get(
     responses(
         Unauthorized,
         (status = 200, body = PodList),
-        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        NoSuchSubmission,
+        ClusterUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(submission_id = %id))]

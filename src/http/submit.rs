@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Submitted;
-use super::responses::Unauthorized;
+use super::responses::{NotJson, Unauthorized};
 use super::submission_view::SubmissionView;
 use crate::domain::{Caller, FieldError, NewSubmissions, SentAs, Submission, SubmissionRequest};
 use crate::storage::{IdempotencyKey, Stored};
@@ -56,9 +56,8 @@ pub struct BatchResponse {
         Unauthorized,
         (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
          headers(("Location" = String, description = "The submission's URL"))),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Some fields are invalid, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -142,9 +141,8 @@ fn mark_replayed(response: &mut Response, replayed: bool) {
     responses(
         Unauthorized,
         (status = 201, description = "All stored", body = BatchResponse),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Some fields are invalid (`submissions[i].field`); nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
