@@ -15,7 +15,7 @@ use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, controller, dispatch};
 use crate::domain::SubmitDefaults;
-use crate::http::events::EventStreams;
+use crate::http::event_stream::EventStreams;
 use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, Context};
@@ -58,6 +58,8 @@ pub struct Settings {
     /// How notifications are sent to submissions' `notify_url` (the allowed hosts are taken
     /// from `defaults.allowed.notify_hosts`).
     pub webhooks: crate::webhooks::Settings,
+    /// Whether each answered request writes a line at `info`.
+    pub log_requests: bool,
     /// The OpenID Connect issuer whose access tokens are accepted beside our own; none by
     /// default.
     pub oidc: Option<crate::http::oidc::Settings>,
@@ -83,6 +85,7 @@ impl Default for Settings {
             event_retention: Duration::from_secs(7 * 24 * 3600),
             token_use_resolution: Duration::from_secs(60),
             webhooks: crate::webhooks::Settings::default(),
+            log_requests: true,
             oidc: None,
         }
     }
@@ -143,7 +146,8 @@ impl Application {
             event_feed: crate::http::event_feed::EventFeed::new(settings.event_streams.feed_buffer),
             cancels,
             cors_origins: Arc::new(settings.cors_origins),
-            token_use: crate::http::auth::TokenUse::new(settings.token_use_resolution),
+            token_use: crate::http::token_use::TokenUse::new(settings.token_use_resolution),
+            log_requests: settings.log_requests,
             oidc,
         };
         Ok(Application {

@@ -119,6 +119,19 @@ pub struct ServeArgs {
         default_value_t = LogFormat::Text
     )]
     pub log_format: LogFormat,
+    /// Write a line for each answered request at `info` (method, route, status, latency,
+    /// request id, user); `--log-requests=false` for none.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_LOG_REQUESTS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value_t = Settings::default().log_requests,
+        action = clap::ArgAction::Set
+    )]
+    pub log_requests: bool,
     /// Sign-in with an OpenID Connect issuer (`--oidc-*`).
     #[command(flatten)]
     pub oidc: OidcArgs,
@@ -152,6 +165,7 @@ impl ServeArgs {
             cors_origins: self.cors_origins.clone(),
             event_retention: self.event_retention,
             webhooks: self.notify.webhook_settings(),
+            log_requests: self.log_requests,
             oidc: self.oidc.settings()?,
             ..Settings::default()
         })
@@ -243,6 +257,16 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn requests_are_logged_unless_turned_off() {
+        let on = |extra: &[&str]| args(extra).settings().expect("valid").log_requests;
+
+        assert!(on(&[]));
+        assert!(on(&["--log-requests"]));
+        assert!(on(&["--log-requests=true"]));
+        assert!(!on(&["--log-requests=false"]));
     }
 
     #[test]

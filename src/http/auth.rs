@@ -7,22 +7,20 @@
 //! [`super::oidc`] instead, and its holder gets the same rights from their groups.
 //!
 //! An expired token is refused with a problem that says so. When a token was last used is
-//! written at most once per [`TokenUse`] resolution (a minute) per token, in the background, so
+//! written at most once per [`TokenUse`](super::token_use::TokenUse) resolution (a minute) per token, in the background, so
 //! requests never wait for or each cost a write.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::Context;
+use super::context::Context;
 use super::error::ApiError;
 use crate::domain::{Caller, parse_user_name};
-use crate::storage::{Store, Token};
+use crate::storage::Token;
 
 pub const ON_BEHALF_OF: &str = "x-on-behalf-of";
 
@@ -97,13 +95,16 @@ impl FromRequestParts<Context> for Caller {
                 Some(user)
             }
         };
-        Ok(Caller {
+        let caller = Caller {
             user: on_behalf_of.unwrap_or_else(|| holder.user.clone()),
             submitted_by: holder.user,
             admin: holder.admin,
             max_concurrent: holder.max_concurrent,
             token: holder.token,
-        })
+        };
+        // The request's span (see `router`) names its user from here on.
+        tracing::Span::current().record("user", tracing::field::display(&caller.user));
+        Ok(caller)
     }
 }
 
@@ -163,68 +164,6 @@ fn expired(token: &Token) -> Option<String> {
     }
 }
 
-/// Records when tokens were last used, to within `resolution`: a use is written only when the
-/// stored one is older than that and this process has not written one for the token since.
-#[derive(Clone)]
-pub struct TokenUse {
-    resolution: Duration,
-    written: Arc<Mutex<HashMap<String, Instant>>>,
-}
-
-/// Tokens remembered at most before the stale ones are forgotten.
-const REMEMBERED_USES: usize = 10_000;
-
-impl TokenUse {
-    pub fn new(resolution: Duration) -> Self {
-        TokenUse {
-            resolution,
-            written: Arc::default(),
-        }
-    }
-
-    /// Notes a use of `token`, writing it in the background if it is due.
-    pub fn used(&self, store: &Store, token: &Token) {
-        let now = jiff::Timestamp::now();
-        if !self.due(token, now, Instant::now()) {
-            return;
-        }
-        let (store, id) = (store.clone(), token.id.clone());
-        tokio::spawn(async move {
-            if let Err(error) = store.record_token_use(&id, now).await {
-                tracing::warn!(token_id = %id, %error, "could not record a token's use");
-            }
-        });
-    }
-
-    /// Whether a use of `token` now should be written, and if so, claims the write.
-    fn due(&self, token: &Token, now: jiff::Timestamp, instant: Instant) -> bool {
-        let stored_recently = token
-            .last_used_at
-            .as_deref()
-            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-            .and_then(|at| now.duration_since(at).try_into().ok())
-            .is_some_and(|since: Duration| since < self.resolution);
-        if stored_recently {
-            return false;
-        }
-        let Ok(mut written) = self.written.lock() else {
-            return false;
-        };
-        if written
-            .get(&token.id)
-            .is_some_and(|at| instant.duration_since(*at) < self.resolution)
-        {
-            return false;
-        }
-        if written.len() >= REMEMBERED_USES {
-            let resolution = self.resolution;
-            written.retain(|_, at| instant.duration_since(*at) < resolution);
-        }
-        written.insert(token.id.clone(), instant);
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,26 +181,6 @@ mod tests {
             last_used_at: last_used_at.map(str::to_owned),
             description: None,
         }
-    }
-
-    #[test]
-    fn a_tokens_use_is_written_at_most_once_a_minute() {
-        let uses = TokenUse::new(Duration::from_secs(60));
-        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().expect("time");
-        let start = Instant::now();
-
-        assert!(uses.due(&token(None), now, start));
-        assert!(!uses.due(&token(None), now, start + Duration::from_secs(59)));
-        assert!(uses.due(&token(None), now, start + Duration::from_secs(61)));
-    }
-
-    #[test]
-    fn a_use_stored_within_the_minute_is_not_written_again() {
-        let uses = TokenUse::new(Duration::from_secs(60));
-        let now: jiff::Timestamp = "2026-01-01T12:00:00Z".parse().expect("time");
-
-        assert!(!uses.due(&token(Some("2026-01-01T11:59:30Z")), now, Instant::now()));
-        assert!(uses.due(&token(Some("2026-01-01T11:58:00Z")), now, Instant::now()));
     }
 
     #[test]

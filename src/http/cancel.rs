@@ -6,13 +6,15 @@ use axum::extract::{Path, State as AppState};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
+use super::responses::{NoSuchSubmission, NotJson, Unauthorized};
 use crate::domain::{Caller, FieldError, State, Submission, kube_rules};
 use crate::storage::{Cancelled, Filter};
 
-use super::submissions::{SubmissionView, find, parse_id};
+use super::submission_lookup::{find, parse_id};
+use super::submission_view::SubmissionView;
 
 /// Which active submissions to cancel. At least one criterion is required; all given must match.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -59,9 +61,9 @@ pub struct CancelledSubmission {
     tag = "submissions",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "Cancelled (now or before), with what waited on it", body = CancelledSubmission),
-        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
+        NoSuchSubmission,
         (status = 409, description = "It already succeeded or failed", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -112,10 +114,9 @@ const CANCELLED_MESSAGE: &str = "cancelled by request";
     tag = "submissions",
     request_body = CancelFilter,
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "What was cancelled (possibly nothing)", body = CancelResponse),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 422, description = "The filter is invalid or empty", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -9,9 +9,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
+use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use kube::core::{Expression, Selector};
 
 use crate::cluster::events::{self, EventRow};
@@ -59,10 +60,10 @@ fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Selector> {
     tag = "cluster",
     params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = JobTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        ClusterUnavailable,
     )
 )]
 pub async fn jobs(
@@ -85,10 +86,10 @@ pub async fn jobs(
     tag = "cluster",
     params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = PodTable),
         (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        ClusterUnavailable,
     )
 )]
 pub async fn pods(
@@ -114,10 +115,10 @@ pub async fn pods(
     tag = "cluster",
     params(("id" = String, Path, description = "The submission's id")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, body = EventList),
-        (status = 404, description = "No such submission", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        NoSuchSubmission,
+        ClusterUnavailable,
     )
 )]
 #[tracing::instrument(skip_all, fields(submission_id = %id))]
@@ -126,7 +127,7 @@ pub async fn submission_events(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<EventList>> {
-    let submission = super::submissions::find(&context, &caller, &id).await?;
+    let submission = super::submission_lookup::find(&context, &caller, &id).await?;
     let mut names = vec![submission.id.job_name()];
     names.extend(
         context

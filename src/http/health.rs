@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 
 /// How each dependency is doing: `ok`, or why not in a few words (the details are in the log).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -6,13 +6,15 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
+use super::responses::{ClusterUnavailable, Unauthorized};
 use crate::cluster::logs::{self, LogRequest};
 use crate::domain::{Caller, kube_rules};
 
-use super::submissions::find;
+use super::submission_lookup::find;
+use super::time_limit::within;
 
 /// The payload's log, like `kubectl logs [-f]`.
 ///
@@ -33,14 +35,14 @@ use super::submissions::find;
         ("pod" = Option<String>, Query, description = "A pod of this submission (see its pods)"),
     ),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 200, description = "The log", body = String, content_type = "text/plain"),
         (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such submission or pod", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`pod` is not a valid pod name", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "No pod has started yet (without follow)", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "The token's user has as many log follows open as allowed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The cluster cannot be asked", body = Problem, content_type = "application/problem+json"),
+        ClusterUnavailable,
         (status = 504, description = "Following, but no pod started in time", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -58,6 +60,26 @@ pub async fn logs(
         tail_lines: query.number("tail_lines", 0..=1_000_000)?,
         timestamps: query.flag("timestamps")?,
     };
+    // A follow streams for as long as the payload runs; a read answers within the server's
+    // time limit, as other routes do (the route has no time limit layer, see `router`).
+    if request.follow {
+        answer(context, caller, id, request).await
+    } else {
+        within(
+            context.request_timeout,
+            answer(context.clone(), caller, id, request),
+        )
+        .await
+    }
+}
+
+/// The log `request` asks for, of submission `id`.
+async fn answer(
+    context: Context,
+    caller: Caller,
+    id: String,
+    request: LogRequest,
+) -> ApiResult<Response> {
     if let Some(pod) = &request.pod {
         kube_rules::dns1123_label(pod).map_err(|reason| ApiError::invalid("pod", reason))?;
     }

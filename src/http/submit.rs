@@ -10,13 +10,16 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Submitted;
+use super::responses::{NotJson, Unauthorized};
+use super::submission_view::SubmissionView;
 use crate::domain::{Caller, FieldError, NewSubmissions, SentAs, Submission, SubmissionRequest};
 use crate::storage::{IdempotencyKey, Stored};
 
-use super::submissions::{MAX_BATCH, SubmissionView};
+/// The most submissions one batch may carry.
+const MAX_BATCH: usize = 10_000;
 
 /// Many submissions at once, stored all or none.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,12 +53,11 @@ pub struct BatchResponse {
     request_body = SubmissionRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 201, description = "Stored; its Job is being created", body = SubmissionView,
          headers(("Location" = String, description = "The submission's URL"))),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 413, description = "The body is too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Some fields are invalid, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -137,11 +139,10 @@ fn mark_replayed(response: &mut Response, replayed: bool) {
     request_body = BatchRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: the same key and body return the first result", min_length = 1, max_length = 255, pattern = "^[!-~]+$")),
     responses(
-        (status = 401, description = "No token, or an unknown or revoked one", body = Problem, content_type = "application/problem+json"),
+        Unauthorized,
         (status = 201, description = "All stored", body = BatchResponse),
-        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        NotJson,
         (status = 413, description = "Too many submissions or too large a body", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The body is not declared as JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Some fields are invalid (`submissions[i].field`); nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Context;
+use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
 use crate::domain::{Caller, FieldError, parse_user_name};

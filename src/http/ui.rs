@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use super::Context;
+use super::context::Context;
 use super::error::ApiError;
 
 /// Only our own scripts, styles and API: no inline code, no other origin, no framing.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json as body;
 use submission_helper::cluster::Cluster;
-use submission_helper::http::events::EventStreams;
+use submission_helper::http::event_stream::EventStreams;
 use submission_helper::storage::Store;
 use tokio::sync::watch;
 use tokio::time::Instant;

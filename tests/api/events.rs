@@ -14,7 +14,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json as body};
 use submission_helper::cluster::Cluster;
 use submission_helper::domain::{Progress, State};
-use submission_helper::http::events::EventStreams;
+use submission_helper::http::event_stream::EventStreams;
 use submission_helper::storage::Store;
 use tokio::time::Instant;
 

@@ -25,6 +25,7 @@ mod oidc;
 mod oidc_issuer;
 mod openapi;
 mod prometheus;
+mod request_log;
 mod storage;
 mod submissions;
 mod tokens;

@@ -1,0 +1,119 @@
+//! What a submission looks like to clients: the body of a submit's, a get's, a list's and a
+//! cancel's answers.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::{IDENTIFIER_LABEL, NotifyScope, Resources, State, Submission};
+
+/// A submission: what was asked for, and what Kubernetes says of it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmissionView {
+    #[schema(example = "01935f2e-8c4a-7b3d-9e2f-123456789abc")]
+    pub id: String,
+    pub name: Option<String>,
+    /// The user it belongs to.
+    pub owner: String,
+    /// Who sent it: the owner, or a delegate acting for them.
+    pub submitted_by: String,
+    pub state: State,
+    /// Why it is in this state, when there is more to say: the Job's failure reason, an image
+    /// that cannot be pulled, a Job the API server refused.
+    pub message: Option<String>,
+    /// The Job's name (`kubectl get job NAME`).
+    #[schema(example = "sh-01935f2e8c4a7b3d9e2f123456789abc")]
+    pub job_name: String,
+    pub namespace: String,
+    /// Pods running now.
+    pub active: i64,
+    /// Pods that succeeded.
+    pub succeeded: i64,
+    /// Pods that failed.
+    pub failed: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    pub image: String,
+    pub command: String,
+    pub registry_secret: Option<String>,
+    pub volume_claim: Option<String>,
+    pub mount_path: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub resources: Resources,
+    pub backoff_limit: i32,
+    pub active_deadline_seconds: Option<i64>,
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// The task identifier (the label `identifier`), if it has one.
+    pub identifier: Option<String>,
+    /// The payload container's name.
+    #[schema(example = "analyze")]
+    pub tool: String,
+    /// The submissions that must succeed before it runs.
+    pub depends_on: Vec<String>,
+    /// Where each change of its state is POSTed (see `notify`); null when nowhere.
+    #[schema(example = "https://portal.example.org/hooks/submissions")]
+    pub notify_url: Option<String>,
+    /// Which changes `notify_url` is sent: `all` or only the `final` one; null without a
+    /// `notify_url`.
+    pub notify: Option<NotifyScope>,
+}
+
+impl From<Submission> for SubmissionView {
+    fn from(submission: Submission) -> Self {
+        let Submission {
+            id,
+            spec,
+            owner,
+            submitted_by,
+            namespace,
+            job_name,
+            created_at,
+            progress,
+            limits: _,
+            notify_token: _,
+        } = submission;
+        let (volume_claim, mount_path) = match spec.volume {
+            Some(volume) => (Some(volume.claim), Some(volume.mount_path)),
+            None => (None, None),
+        };
+        SubmissionView {
+            id: id.to_string(),
+            name: spec.name,
+            owner,
+            submitted_by,
+            state: progress.state,
+            message: progress.message,
+            job_name,
+            namespace,
+            active: progress.active,
+            succeeded: progress.succeeded,
+            failed: progress.failed,
+            created_at,
+            started_at: progress.started_at,
+            finished_at: progress.finished_at,
+            image: spec.image,
+            command: spec.command,
+            registry_secret: spec.registry_secret,
+            volume_claim,
+            mount_path,
+            env: spec.env,
+            identifier: spec.labels.get(IDENTIFIER_LABEL).cloned(),
+            labels: spec.labels,
+            resources: spec.resources,
+            backoff_limit: spec.backoff_limit,
+            active_deadline_seconds: spec.active_deadline_seconds,
+            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            tool: spec.tool,
+            depends_on: spec.depends_on.iter().map(ToString::to_string).collect(),
+            notify_url: spec.notify.as_ref().map(|notify| notify.url.clone()),
+            notify: spec.notify.map(|notify| notify.scope),
+        }
+    }
+}
