@@ -6,9 +6,11 @@
 pub mod auth;
 mod cancel;
 mod cluster;
+pub mod database_metrics;
 pub mod error;
 pub mod event_feed;
 pub mod events;
+pub mod exposition;
 mod extract;
 pub mod follows;
 mod health;
@@ -70,12 +72,10 @@ pub struct Context {
     pub cancels: crate::cluster::cancels::Cancels,
     /// Web origins whose pages may call the API (CORS); empty: none but our own.
     pub cors_origins: Arc<Vec<axum::http::HeaderValue>>,
-    /// Counts of finished submissions, recounted in the background.
-    pub final_counts: metrics::FinalCounts,
+    /// Every metric of the service, for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
     /// Requests by route and status, for `/metrics`.
     pub http_metrics: Arc<request_metrics::HttpMetrics>,
-    /// Webhook attempts by outcome, counted by this process's sender, for `/metrics`.
-    pub webhook_metrics: Arc<crate::webhooks::metrics::WebhookMetrics>,
     /// When tokens were last used, written at most once a minute per token.
     pub token_use: auth::TokenUse,
     /// The OpenID Connect issuer whose access tokens are accepted too, if one is configured.
