@@ -152,6 +152,15 @@ set -e
 kill "$fuzz_pid" 2>/dev/null || true
 [ "$fuzz_status" -eq 0 ] || { echo "schemathesis found server errors (service log: $work/schemathesis-service.log)"; tail -n 30 "$work/schemathesis-service.log"; exit 1; }
 
+step "The official Prometheus client, whose parsers read /metrics in tests/api/metrics.rs"
+prometheus_venv="$cache/prometheus-client-0.26.0"
+if ! "$prometheus_venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+  rm -rf "$prometheus_venv"
+  python3 -m venv "$prometheus_venv"
+  "$prometheus_venv/bin/pip" install -q prometheus-client==0.26.0
+fi
+export SH_TEST_PROMETHEUS_PYTHON="$prometheus_venv/bin/python"
+
 step "Tests"
 export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
