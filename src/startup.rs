@@ -15,11 +15,15 @@ use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
 use crate::cluster::{Cluster, controller, dispatch};
 use crate::domain::SubmitDefaults;
+use crate::http::database_metrics::DatabaseMetrics;
 use crate::http::event_stream::EventStreams;
 use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
+use crate::http::registry::Metrics;
+use crate::http::request_metrics::HttpMetrics;
 use crate::http::{self, Context};
 use crate::storage::Store;
+use crate::webhooks::metrics::WebhookMetrics;
 
 /// How long in-flight requests (log follows included) may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -99,6 +103,8 @@ pub struct Application {
     dispatch_limits: dispatch::Limits,
     event_retention: Duration,
     webhooks: crate::webhooks::Settings,
+    /// What the webhook sender counts, for `/metrics`.
+    webhook_metrics: Arc<WebhookMetrics>,
     /// The background deletion of cancelled submissions' Jobs, started by `run_until`.
     cancels: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
@@ -128,6 +134,14 @@ impl Application {
             Some(oidc) => Some(Arc::new(crate::http::oidc::Verifier::new(oidc)?)),
             None => None,
         };
+        let http_metrics = Arc::new(HttpMetrics::default());
+        let webhook_metrics = Arc::new(WebhookMetrics::default());
+        let metrics = Arc::new(Metrics::new(
+            DatabaseMetrics::new(store.clone()),
+            &http_metrics,
+            cluster.metrics(),
+            &webhook_metrics,
+        ));
         let context = Context {
             store,
             cluster,
@@ -138,9 +152,8 @@ impl Application {
             rate_limit: RateLimiter::new(settings.rate_limit_per_minute),
             unknown_tokens: RateLimiter::new(UNKNOWN_TOKENS_PER_MINUTE),
             public_metrics: settings.public_metrics,
-            final_counts: Default::default(),
-            http_metrics: Default::default(),
-            webhook_metrics: Default::default(),
+            metrics,
+            http_metrics,
             follows: FollowLimits::new(settings.follows_per_user),
             event_streams: settings.event_streams,
             event_feed: crate::http::event_feed::EventFeed::new(settings.event_streams.feed_buffer),
@@ -158,6 +171,7 @@ impl Application {
             dispatch_limits: settings.dispatch,
             event_retention: settings.event_retention,
             webhooks,
+            webhook_metrics,
             cancels: cancel_worker,
         })
     }
@@ -179,6 +193,7 @@ impl Application {
             dispatch_limits,
             event_retention,
             webhooks,
+            webhook_metrics,
             cancels,
         } = self;
         let mut background = JoinSet::new();
@@ -197,7 +212,7 @@ impl Application {
         background.spawn(crate::webhooks::run(
             context.store.clone(),
             webhooks,
-            context.webhook_metrics.clone(),
+            webhook_metrics,
         ));
         if let Some(oidc) = &context.oidc {
             background.spawn(oidc.keep_keys_fresh());

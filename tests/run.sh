@@ -149,6 +149,16 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q schemathesis==4.32.5
 fi
+# The official Prometheus client, whose parsers read /metrics in tests/api/metrics.rs.
+prometheus_venv="$cache/prometheus-client-0.26.0"
+if ! "$prometheus_venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
+  step "The official Prometheus client (PyPI)"
+  rm -rf "$prometheus_venv"
+  python3 -m venv "$prometheus_venv"
+  "$prometheus_venv/bin/pip" install -q prometheus-client==0.26.0
+fi
+export SH_TEST_PROMETHEUS_PYTHON="$prometheus_venv/bin/python"
+
 # Everything from here on runs in the namespace, which reaches no registry either.
 export CARGO_NET_OFFLINE=true
 

@@ -59,8 +59,8 @@ const VERBS: [(&str, &str); 5] = [
 ];
 
 /// The cluster side's metrics. Shared by the controller, the client and `/metrics`.
+#[derive(Debug)]
 pub struct ClusterMetrics {
-    registry: Registry,
     pub reconciles: Family<Outcome, Counter>,
     pub queue_depth: Gauge,
     pub in_flight: Gauge,
@@ -77,70 +77,17 @@ pub struct ClusterMetrics {
 
 impl Default for ClusterMetrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("submission_helper");
         let reconciles = Family::<Outcome, Counter>::default();
-        registry.register(
-            "reconciles",
-            "Reconciles of a submission with its Job and pods, by result",
-            reconciles.clone(),
-        );
-        let queue_depth = Gauge::default();
-        registry.register(
-            "reconcile_queue_depth",
-            "Submissions waiting to be reconciled (due now or backing off)",
-            queue_depth.clone(),
-        );
-        let in_flight = Gauge::default();
-        registry.register(
-            "reconciles_in_flight",
-            "Reconciles running now",
-            in_flight.clone(),
-        );
         // 1 ms to about 65 s.
         let lag = Histogram::new(exponential_buckets(0.001, 2.0, 17));
-        registry.register(
-            "reconcile_lag_seconds",
-            "From a Job or pod event to its submission's recorded change",
-            lag.clone(),
-        );
         let api_requests = Family::<Verb, Counter>::default();
-        registry.register(
-            "apiserver_requests",
-            "Requests sent to the Kubernetes API server, by verb",
-            api_requests.clone(),
-        );
         let api_answers = Family::<Answer, Counter>::default();
-        registry.register(
-            "apiserver_responses",
-            "Answers of the Kubernetes API server, by verb and HTTP status (`none`: no answer)",
-            api_answers.clone(),
-        );
         // 10 ms to about 87 minutes: it includes the wait behind concurrency limits.
         let submit_to_job_created = Histogram::new(exponential_buckets(0.01, 2.0, 20));
-        registry.register(
-            "submit_to_job_created_seconds",
-            "From a submission stored to its Job created (waiting behind limits and dependencies included)",
-            submit_to_job_created.clone(),
-        );
         // 100 ms to about 55 minutes: scheduling, image pulls, the pod's start.
         let job_created_to_running = Histogram::new(exponential_buckets(0.1, 2.0, 16));
-        registry.register(
-            "job_created_to_running_seconds",
-            "From a Job created to its submission recorded running (a pod of it runs)",
-            job_created_to_running.clone(),
-        );
         let watch_restarts = Family::<Watched, Counter>::default();
-        registry.register(
-            "watch_restarts",
-            "Times a watch of the cluster started over with a full list, past its first, by resource",
-            watch_restarts.clone(),
-        );
         let watch_errors = Family::<Watched, Counter>::default();
-        registry.register(
-            "watch_errors",
-            "Errors a watch of the cluster met before retrying, by resource",
-            watch_errors.clone(),
-        );
         for resource in WATCHED {
             watch_restarts
                 .get_or_create(&Watched { resource })
@@ -162,10 +109,9 @@ impl Default for ClusterMetrics {
                 .inc_by(0);
         }
         ClusterMetrics {
-            registry,
             reconciles,
-            queue_depth,
-            in_flight,
+            queue_depth: Gauge::default(),
+            in_flight: Gauge::default(),
             lag,
             api_requests,
             api_answers,
@@ -178,10 +124,58 @@ impl Default for ClusterMetrics {
 }
 
 impl ClusterMetrics {
-    /// Appends the metrics in the Prometheus text format.
-    pub fn encode(&self, out: &mut String) {
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
+    /// Adds these metrics to the registry `/metrics` encodes.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "reconciles",
+            "Reconciles of a submission with its Job and pods, by result",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_queue_depth",
+            "Submissions waiting to be reconciled (due now or backing off)",
+            self.queue_depth.clone(),
+        );
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now",
+            self.in_flight.clone(),
+        );
+        registry.register(
+            "reconcile_lag_seconds",
+            "From a Job or pod event to its submission's recorded change",
+            self.lag.clone(),
+        );
+        registry.register(
+            "apiserver_requests",
+            "Requests sent to the Kubernetes API server, by verb",
+            self.api_requests.clone(),
+        );
+        registry.register(
+            "apiserver_responses",
+            "Answers of the Kubernetes API server, by verb and HTTP status (`none`: no answer)",
+            self.api_answers.clone(),
+        );
+        registry.register(
+            "submit_to_job_created_seconds",
+            "From a submission stored to its Job created (waiting behind limits and dependencies included)",
+            self.submit_to_job_created.clone(),
+        );
+        registry.register(
+            "job_created_to_running_seconds",
+            "From a Job created to its submission recorded running (a pod of it runs)",
+            self.job_created_to_running.clone(),
+        );
+        registry.register(
+            "watch_restarts",
+            "Times a watch of the cluster started over with a full list, past its first, by resource",
+            self.watch_restarts.clone(),
+        );
+        registry.register(
+            "watch_errors",
+            "Errors a watch of the cluster met before retrying, by resource",
+            self.watch_errors.clone(),
+        );
     }
 
     /// What a watch of `resource` calls with each item it yields, to count its errors and
@@ -297,6 +291,16 @@ mod tests {
             .expect("request")
     }
 
+    /// The metrics as `/metrics` shows them, in a registry of their own.
+    fn encoded(metrics: &ClusterMetrics) -> String {
+        let mut registry = Registry::with_prefix("submission_helper");
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            .expect("encoded");
+        text
+    }
+
     #[test]
     fn requests_are_counted_by_verb_and_a_watch_is_told_from_a_list() {
         let metrics = ClusterMetrics::default();
@@ -309,8 +313,7 @@ mod tests {
         metrics.count_request(&request("POST", jobs));
         metrics.count_request(&request("DELETE", &format!("{jobs}/sh-1")));
 
-        let mut text = String::new();
-        metrics.encode(&mut text);
+        let text = encoded(&metrics);
 
         for line in [
             "submission_helper_apiserver_requests_total{verb=\"watch\"} 1",
@@ -338,8 +341,7 @@ mod tests {
         ] {
             observe(&item);
         }
-        let mut text = String::new();
-        metrics.encode(&mut text);
+        let text = encoded(&metrics);
 
         for line in [
             "submission_helper_watch_restarts_total{resource=\"pods\"} 1",
@@ -376,8 +378,7 @@ mod tests {
         ] {
             let _ = counted.clone().oneshot(request(method, &uri)).await;
         }
-        let mut text = String::new();
-        metrics.encode(&mut text);
+        let text = encoded(&metrics);
 
         for line in [
             "submission_helper_apiserver_responses_total{verb=\"create\",code=\"409\"} 1",

@@ -9,17 +9,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::event_feed::EventFeed;
 use super::event_stream::EventStreams;
-use super::final_counts::FinalCounts;
 use super::follows::FollowLimits;
 use super::oidc::Verifier;
 use super::rate_limit::RateLimiter;
+use super::registry::Metrics;
 use super::request_metrics::HttpMetrics;
 use super::token_use::TokenUse;
 use crate::cluster::Cluster;
 use crate::cluster::cancels::Cancels;
 use crate::domain::SubmitDefaults;
 use crate::storage::Store;
-use crate::webhooks::metrics::WebhookMetrics;
 
 /// What every handler can reach. Cheap to clone: the pool and the client are shared handles.
 #[derive(Clone)]
@@ -49,12 +48,10 @@ pub struct Context {
     pub cancels: Cancels,
     /// Web origins whose pages may call the API (CORS); empty: none but our own.
     pub cors_origins: Arc<Vec<HeaderValue>>,
-    /// Counts of finished submissions, recounted in the background.
-    pub final_counts: FinalCounts,
+    /// Every metric of the service, for `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// Requests by route and status, for `/metrics`.
     pub http_metrics: Arc<HttpMetrics>,
-    /// Webhook attempts by outcome, counted by this process's sender, for `/metrics`.
-    pub webhook_metrics: Arc<WebhookMetrics>,
     /// When tokens were last used, written at most once a minute per token.
     pub token_use: TokenUse,
     /// Whether each answered request writes a line at `info` (`--log-requests`).

@@ -44,12 +44,13 @@ fn request_buckets() -> Histogram {
 }
 
 /// The HTTP side's metrics, shared by the middleware that records them and `/metrics`.
+#[derive(Debug)]
 pub struct HttpMetrics {
-    registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RequestLabels, Histogram, fn() -> Histogram>,
     follows_open: Gauge,
     event_subscribers: Gauge,
+    build: Family<Build, Gauge>,
 }
 
 /// One open event stream, counted in `event_subscribers` until it is dropped.
@@ -63,61 +64,56 @@ impl Drop for OpenEventStream {
 
 impl Default for HttpMetrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("submission_helper");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route template and status",
-            requests.clone(),
-        );
-        let durations = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            request_buckets,
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "From a request received to its response's head sent, by method, route template and status",
-            durations.clone(),
-        );
-        let follows_open = Gauge::default();
-        registry.register(
-            "log_follows_open",
-            "Log follows (logs?follow=true) open now",
-            follows_open.clone(),
-        );
-        let event_subscribers = Gauge::default();
-        registry.register(
-            "event_subscribers",
-            "Event streams (GET /v1/events) open now",
-            event_subscribers.clone(),
-        );
         let build = Family::<Build, Gauge>::default();
         build
             .get_or_create(&Build {
                 version: env!("CARGO_PKG_VERSION"),
             })
             .set(1);
-        registry.register(
-            "build_info",
-            "The running build: always 1, with its version as a label",
-            build,
-        );
         HttpMetrics {
-            registry,
-            requests,
-            durations,
-            follows_open,
-            event_subscribers,
+            requests: Family::default(),
+            durations: Family::new_with_constructor(request_buckets),
+            follows_open: Gauge::default(),
+            event_subscribers: Gauge::default(),
+            build,
         }
     }
 }
 
 impl HttpMetrics {
-    /// Appends the metrics in the Prometheus text format, with `follows_open` log follows open.
-    pub fn encode(&self, out: &mut String, follows_open: usize) {
+    /// Adds these metrics to the registry `/metrics` encodes.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            self.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "From a request received to its response's head sent, by method, route template and status",
+            self.durations.clone(),
+        );
+        registry.register(
+            "log_follows_open",
+            "Log follows (logs?follow=true) open now",
+            self.follows_open.clone(),
+        );
+        registry.register(
+            "event_subscribers",
+            "Event streams (GET /v1/events) open now",
+            self.event_subscribers.clone(),
+        );
+        registry.register(
+            "build_info",
+            "The running build: always 1, with its version as a label",
+            self.build.clone(),
+        );
+    }
+
+    /// Sets how many log follows are open, before a scrape encodes it.
+    pub fn set_follows_open(&self, open: usize) {
         self.follows_open
-            .set(i64::try_from(follows_open).unwrap_or(i64::MAX));
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// Counts an event stream as open until the returned value is dropped.

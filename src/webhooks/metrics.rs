@@ -1,13 +1,12 @@
-//! What the webhook sender does, for `/metrics`: attempts by what became of them, and the
-//! notifications still to be sent.
+//! What the webhook sender does, for `/metrics`: attempts by what became of them.
 //!
-//! Outcomes are counted by the process that made the attempt; the outbox is counted in the
-//! database at each scrape, so every replica shows the same figure.
+//! Outcomes are counted by the process that made the attempt. (The notifications still to be
+//! sent are counted in the database at each scrape, so every replica shows the same figure:
+//! see `http::database_metrics`.)
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::storage::Attempt;
@@ -19,41 +18,33 @@ struct OutcomeLabels {
 }
 
 /// The sender's metrics, shared by the sender that counts and `/metrics`.
+#[derive(Debug)]
 pub struct WebhookMetrics {
-    registry: Registry,
     deliveries: Family<OutcomeLabels, Counter>,
-    pending: Gauge,
 }
 
 impl Default for WebhookMetrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("submission_helper");
         let deliveries = Family::<OutcomeLabels, Counter>::default();
         // Every outcome shown from the start, so a rate over it is never missing a series.
         for outcome in ["delivered", "retried", "given_up"] {
             drop(deliveries.get_or_create(&OutcomeLabels { outcome }));
         }
-        registry.register(
-            "webhook_deliveries",
-            "Webhook attempts by outcome: delivered, retried (failed, tried again later) or \
-             given_up (failed for the last time)",
-            deliveries.clone(),
-        );
-        let pending = Gauge::default();
-        registry.register(
-            "webhook_outbox_pending",
-            "Webhook notifications still to be sent (of every replica)",
-            pending.clone(),
-        );
-        WebhookMetrics {
-            registry,
-            deliveries,
-            pending,
-        }
+        WebhookMetrics { deliveries }
     }
 }
 
 impl WebhookMetrics {
+    /// Adds these metrics to the registry `/metrics` encodes.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "webhook_deliveries",
+            "Webhook attempts by outcome: delivered, retried (failed, tried again later) or \
+             given_up (failed for the last time)",
+            self.deliveries.clone(),
+        );
+    }
+
     /// Counts what became of one attempt.
     pub fn count(&self, attempt: &Attempt) {
         let outcome = match attempt {
@@ -64,13 +55,5 @@ impl WebhookMetrics {
         self.deliveries
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
-    }
-
-    /// Appends the metrics in the Prometheus text format, with `pending` notifications in
-    /// the outbox.
-    pub fn encode(&self, out: &mut String, pending: i64) {
-        self.pending.set(pending);
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
     }
 }

@@ -1,16 +1,19 @@
 //! `/metrics` moves with what happened: requests counted and timed by route template (never
 //! the path with its id) and status, the build's version, the event streams open; and the
 //! Grafana dashboard and the Prometheus alert rules shipped in `docker/` use only series the
-//! service exports. (Webhook attempts and the outbox: `webhooks.rs`.)
+//! service exports. (Webhook attempts and the outbox: `webhooks.rs`.) Both formats, read by
+//! the official client's parsers, type every counter as a counter.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::json;
 
 use crate::events::open;
 use crate::on_both_databases;
-use crate::prometheus::Scrape;
+use crate::prometheus::{Format, Scrape, official_parse};
 use crate::support::{Backend, TestApp, eventually, spawn_app};
 
 async fn scrape(app: &TestApp) -> Scrape {
@@ -209,3 +212,134 @@ async fn the_dashboard_and_the_alert_rules_use_only_series_the_service_exports()
         );
     }
 }
+
+/// What Prometheus sends when it scrapes.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+     application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;q=0.4,\
+     text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+/// The answer to a scrape that sends `accept`: its content type and its text.
+async fn scrape_as(app: &TestApp, accept: Option<&str>) -> (String, String) {
+    let mut request = app.client.get(app.url("/metrics"));
+    if let Some(accept) = accept {
+        request = request.header(ACCEPT, accept);
+    }
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (content_type, response.text().await.expect("text"))
+}
+
+async fn both_formats_read_by_the_official_parsers_type_every_counter_and_histogram(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    app.submit(json!({"image": "busybox", "command": "true"}))
+        .await;
+    // The first scrape is counted, so the next ones have the same series.
+    scrape(&app).await;
+    let expected = [
+        ("submission_helper_http_requests", "counter"),
+        ("submission_helper_reconciles", "counter"),
+        ("submission_helper_apiserver_requests", "counter"),
+        ("submission_helper_apiserver_responses", "counter"),
+        ("submission_helper_watch_restarts", "counter"),
+        ("submission_helper_watch_errors", "counter"),
+        ("submission_helper_webhook_deliveries", "counter"),
+        (
+            "submission_helper_http_request_duration_seconds",
+            "histogram",
+        ),
+        ("submission_helper_reconcile_lag_seconds", "histogram"),
+        (
+            "submission_helper_submit_to_job_created_seconds",
+            "histogram",
+        ),
+        (
+            "submission_helper_job_created_to_running_seconds",
+            "histogram",
+        ),
+        ("submission_helper_submissions", "gauge"),
+        ("submission_helper_webhook_outbox_pending", "gauge"),
+        ("submission_helper_db_pool_connections", "gauge"),
+        ("submission_helper_log_follows_open", "gauge"),
+        ("submission_helper_build_info", "gauge"),
+    ];
+
+    let (openmetrics_type, openmetrics) = scrape_as(&app, Some(PROMETHEUS_ACCEPT)).await;
+    let (text_type, text) = scrape_as(&app, None).await;
+    let (curl_type, _) = scrape_as(&app, Some("*/*")).await;
+
+    assert_eq!(
+        openmetrics_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    for content_type in [&text_type, &curl_type] {
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    }
+    assert!(!text.contains("# EOF"), "{text}");
+    let created = |line: &str| {
+        line.split(['{', ' '])
+            .next()
+            .is_some_and(|name| name.ends_with("_created"))
+    };
+    assert!(!text.lines().any(created), "no _created series:\n{text}");
+    assert!(
+        text.contains("# TYPE submission_helper_http_requests_total counter\n"),
+        "0.0.4 declares a counter by its sample's name:\n{text}"
+    );
+    let Some(read_openmetrics) = official_parse(Format::OpenMetrics, &openmetrics) else {
+        return;
+    };
+    let Some(read_text) = official_parse(Format::Text, &text) else {
+        return;
+    };
+    for (format, families) in [("OpenMetrics", &read_openmetrics), ("text", &read_text)] {
+        for (name, kind) in expected {
+            let family = families.iter().find(|family| family.name == name);
+            assert_eq!(
+                family.map(|family| family.kind.as_str()),
+                Some(kind),
+                "{format}: {name} read as {family:?}"
+            );
+        }
+        let untyped: Vec<_> = families
+            .iter()
+            .filter(|family| !["counter", "gauge", "histogram"].contains(&family.kind.as_str()))
+            .collect();
+        assert!(untyped.is_empty(), "{format}: read untyped: {untyped:?}");
+    }
+    let series = |families: &Vec<crate::prometheus::Family>| -> BTreeSet<_> {
+        families
+            .iter()
+            .flat_map(|family| &family.samples)
+            .map(|sample| (sample.name.clone(), sample.labels.clone()))
+            .collect()
+    };
+    assert_eq!(
+        series(&read_openmetrics),
+        series(&read_text),
+        "both formats have the same series"
+    );
+    assert!(
+        series(&read_text).contains(&(
+            "submission_helper_http_requests_total".to_owned(),
+            [
+                ("method", "POST"),
+                ("route", "/v1/submissions"),
+                ("status", "201")
+            ]
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+        )),
+        "a counter's sample keeps its name and labels"
+    );
+}
+on_both_databases!(both_formats_read_by_the_official_parsers_type_every_counter_and_histogram);

@@ -2,10 +2,20 @@
 //! labels, a value) and the metric families its `# TYPE` lines declare, so tests compare numbers
 //! instead of searching text. Only what the format needs for our output: no timestamps,
 //! escapes in label values are `\\`, `\"` and `\n`.
+//!
+//! And the official Python client's parsers ([`official_parse`]), which read each format as
+//! strictly as Prometheus does: a sample its family's `# TYPE` line does not cover becomes a
+//! family of its own, untyped.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+
+use crate::support::{must_run_everything, say_once_skipped};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -62,6 +72,10 @@ impl Scrape {
         let mut names = BTreeSet::new();
         for (family, kind) in &self.families {
             match kind.as_str() {
+                // OpenMetrics declares the family, the 0.0.4 text format the sample's name.
+                "counter" if family.ends_with("_total") => {
+                    names.insert(family.clone());
+                }
                 "counter" => {
                     names.insert(format!("{family}_total"));
                 }
@@ -78,6 +92,90 @@ impl Scrape {
         names.extend(self.samples.iter().map(|sample| sample.name.clone()));
         names
     }
+}
+
+/// The environment variable that names the Python interpreter with `prometheus_client`
+/// installed (tests/run.sh makes one).
+const PYTHON_VARIABLE: &str = "SH_TEST_PROMETHEUS_PYTHON";
+
+/// The families the Python client's parser for `format` (`openmetrics` or `text`) reads in
+/// `text`, as JSON: each family's name, type and samples.
+const OFFICIAL_PARSE: &str = r#"
+import json, sys
+if sys.argv[1] == "openmetrics":
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+else:
+    from prometheus_client.parser import text_string_to_metric_families
+families = text_string_to_metric_families(sys.stdin.read())
+print(json.dumps([
+    {"name": f.name, "type": f.type,
+     "samples": [{"name": s.name, "labels": s.labels} for s in f.samples]}
+    for f in families
+]))
+"#;
+
+/// A metric family as the official parser reads it.
+#[derive(Debug, Deserialize)]
+pub struct Family {
+    pub name: String,
+    /// `counter`, `gauge`, `histogram`; `unknown` (0.0.4: `untyped`) when no `# TYPE` line
+    /// covers its samples.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub samples: Vec<OfficialSample>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OfficialSample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Which of the official client's parsers reads a text.
+#[derive(Debug, Clone, Copy)]
+pub enum Format {
+    /// `prometheus_client.parser`: the Prometheus text format, version 0.0.4.
+    Text,
+    /// `prometheus_client.openmetrics.parser`: OpenMetrics, strict (`# EOF` required).
+    OpenMetrics,
+}
+
+/// `text` parsed by the official Python client, or `None` (said once) when no interpreter
+/// with it is named and the run does not require every test. A text the parser refuses fails
+/// the test with the parser's reason.
+pub fn official_parse(format: Format, text: &str) -> Option<Vec<Family>> {
+    let Some(python) = std::env::var_os(PYTHON_VARIABLE) else {
+        assert!(
+            !must_run_everything(),
+            "{PYTHON_VARIABLE} names no Python with prometheus_client: tests/run.sh installs it"
+        );
+        say_once_skipped("the official Prometheus parsers' tests (no SH_TEST_PROMETHEUS_PYTHON)");
+        return None;
+    };
+    let argument = match format {
+        Format::Text => "text",
+        Format::OpenMetrics => "openmetrics",
+    };
+    let mut child = Command::new(&python)
+        .args(["-c", OFFICIAL_PARSE, argument])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{PYTHON_VARIABLE}={python:?} does not run: {error}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write the text");
+    let output = child.wait_with_output().expect("the parser's output");
+    assert!(
+        output.status.success(),
+        "the {argument} parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_slice(&output.stdout).expect("the parser's JSON"))
 }
 
 /// `name{key="value",...} value` or `name value`.

@@ -7,9 +7,8 @@ use std::sync::{Arc, Mutex};
 use reqwest::StatusCode;
 use sqlx::{Connection, Executor};
 
-use crate::support::{Backend, TestDatabase, USER, spawn_app_with};
+use crate::support::{Backend, TestApp, TestDatabase, USER};
 use submission_helper::cluster::Cluster;
-use submission_helper::domain::SubmitDefaults;
 
 /// The log lines written while it is installed, kept in memory.
 #[derive(Clone, Default)]
@@ -60,7 +59,11 @@ async fn each_request_writes_one_line_and_its_errors_carry_its_request_id() {
     let database = TestDatabase::new(Backend::Sqlite).await;
     let url = database.url.clone();
     let cluster = Cluster::unconfigured("no cluster in this test".into(), "default".into());
-    let app = spawn_app_with(database, cluster, SubmitDefaults::default()).await;
+    let app = TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster)
+        .spawn()
+        .await;
 
     let listed = app.get("/v1/submissions?name=private-run").await;
     let mut breaker = sqlx::SqliteConnection::connect(&url)

@@ -21,6 +21,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use serde_json::Value;
 use submission_helper::cluster::Cluster;
+use submission_helper::domain::SubmitDefaults;
 
 use crate::payload_node::{RealNode, create_ntuples_volume, create_registry_secret};
 use crate::support::{Backend, TestApp, TestDatabase, eventually_seen};

@@ -11,7 +11,7 @@ use kube::config::Kubeconfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster};
 use crate::on_the_cluster;
 use crate::support::{Backend, cluster_error_text_in, json as json_body};
 
