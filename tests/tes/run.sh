@@ -40,11 +40,13 @@ shared_dir() {
   exit 1
 }
 
-hash_of() { sha256sum "$@" | sha256sum | cut -c1-12; }
+# A short hash of the files' contents (not their paths: the runner is hashed in a fresh copy).
+hash_of() { cat "$@" | sha256sum | cut -c1-12; }
 
 # Our venv: py-tes, pytest and what checks answers against the TES document.
 tes_venv() {
-  local venv="$cache/tes-python-$(hash_of "$here/requirements.txt")"
+  local venv
+  venv="$cache/tes-python-$(hash_of "$here/requirements.txt")"
   if [ ! -x "$venv/bin/pytest" ]; then
     rm -rf "$venv"
     "$python" -m venv "$venv"
@@ -57,7 +59,8 @@ tes_venv() {
 # The runner's venv, apart from ours: it pins older pytest, requests and jsonschema.
 runner_venv() {
   local runner="$1"
-  local venv="$cache/openapi-test-runner-$(hash_of "$runner/requirements.txt" "$runner/SNAPSHOT")"
+  local venv
+  venv="$cache/openapi-test-runner-$(hash_of "$runner/requirements.txt" "$runner/SNAPSHOT")"
   if [ ! -x "$venv/bin/openapi-test-runner" ]; then
     rm -rf "$venv"
     "$python" -m venv "$venv"
@@ -122,7 +125,7 @@ case "$command" in
     tes=$(tes_venv)
     proxy_pid=""
     cleanup() {
-      [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
+      if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null || true; fi
       rm -rf "$copy"
     }
     trap cleanup EXIT
