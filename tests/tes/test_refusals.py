@@ -81,7 +81,6 @@ def test_the_refusal_says_where_files_may_be(service: Service) -> None:
     ("body", "field"),
     [
         ({"executors": []}, "executors"),
-        ({}, "executors"),
         ({"executors": [{"image": "busybox"}]}, "executors[0].command"),
         ({"executors": [{"image": "busybox", "command": []}]}, "executors[0].command"),
         ({"executors": [{"command": ["true"]}]}, "executors[0].image"),
@@ -108,6 +107,13 @@ def test_a_task_with_a_bad_field_is_refused_naming_it(service: Service, body: di
 
     # Assert
     assert field in refused_fields(response)
+    assert stored == []
+
+
+def test_a_task_without_executors_is_refused_naming_them(service: Service) -> None:
+    response, stored = create(service, {"inputs": [{"path": "/in/x", "content": "x"}]})
+
+    assert refused_fields(response) == {"executors"}
     assert stored == []
 
 
