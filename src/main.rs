@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-use submission_helper::config::{Cli, Command, LogFormat};
+use clap::{CommandFactory, Parser};
+use submission_helper::cli::{Cli, Command};
+use submission_helper::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -12,7 +13,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             print!("{}", submission_helper::http::openapi_json());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token(args) => submission_helper::token(args)
+        Command::Token(args) => submission_helper::token::run(args)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => {
@@ -36,6 +37,6 @@ async fn main() -> anyhow::Result<ExitCode> {
                 .await
                 .map(|()| ExitCode::SUCCESS)
         }
-        Command::Client(command) => Ok(submission_helper::client::run(command).await),
+        Command::Client(command) => Ok(submission_helper::client::run(command, Cli::command).await),
     }
 }

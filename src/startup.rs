@@ -64,7 +64,7 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// The command line's defaults (`submission-helper serve` with no flags).
+    /// `submission-helper serve` with no flags: its flags' defaults are taken from here.
     fn default() -> Self {
         Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),

@@ -31,8 +31,8 @@ use jiff::Timestamp;
 use sha2::Sha256;
 use tokio::task::JoinSet;
 
+use crate::domain::StateEvent;
 use crate::domain::notify::{host_allowed, parse_notify_url, refused_address};
-use crate::http::events::StateEvent;
 use crate::storage::{Attempt, Delivery, Store};
 
 /// The header with the timestamp and signature.
@@ -60,6 +60,7 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// Also the defaults of the `--notify-*` flags.
     fn default() -> Self {
         Settings {
             timeout: Duration::from_secs(10),

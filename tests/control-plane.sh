@@ -2,23 +2,31 @@
 # A real Kubernetes control plane on 127.0.0.1 for the end-to-end tests and for trying the
 # service locally: etcd, kube-apiserver and kube-controller-manager (job controller, garbage
 # collector, service-account, TTL and node lifecycle controllers), and a kubectl of the same
-# release. Pods are run by tests/node-sim.
+# release. Pods are run by tests/node-sim, or by a real kubelet and kube-scheduler of the same
+# release that tests/real-node.sh starts (`up` writes their credentials too).
 #
 #   tests/control-plane.sh install     build the binaries, or reuse the cached ones
+#   tests/control-plane.sh install --no-node   the same without kubelet and kube-scheduler
 #   tests/control-plane.sh up DIR      start everything with its state in DIR; writes DIR/env
 #   tests/control-plane.sh down DIR    stop what `up DIR` started
 #   tests/control-plane.sh version     print the Kubernetes version `install` builds
+#   tests/control-plane.sh bin         print the folder of its binaries
+#   tests/control-plane.sh prune VERSION...   remove cached releases other than these
 #   tests/control-plane.sh stop-apiserver DIR | start-apiserver DIR   (fault-injection tests)
 #
 # Kubernetes is built from the k8s.io/kubernetes module and etcd from go.etcd.io/etcd/server,
 # both fetched through the Go module proxy by a small build module (tests/control-plane/) that
 # pins each k8s.io staging module to the release's matching v0.X.Y. The binaries are cached
 # under ~/.cache/submission-helper/kubernetes-<version>/ and etcd-<version>/ (the first build
-# takes about 15 minutes on 2 cores; Go's module and build caches are kept beside them).
+# takes about 15 minutes on 2 cores, kubelet and kube-scheduler about 4 more; Go's module and
+# build caches are kept beside them, so a missing binary alone is built again).
 set -euo pipefail
 
 KUBERNETES_VERSION="${SH_KUBERNETES_VERSION:-1.37.2}"
 ETCD_VERSION="${SH_ETCD_VERSION:-3.7.0}"
+# The name of the one real node a kubelet may register (tests/real-node.sh): the API server's
+# Node authorizer lets it read only what that node's pods use.
+NODE_NAME=local-node
 
 here=$(cd "$(dirname "$0")" && pwd)
 cache_root="${SUBMISSION_HELPER_CACHE:-$HOME/.cache/submission-helper}"
@@ -70,8 +78,12 @@ build_module() {
   } >>"$dir/go.mod"
 }
 
+# Builds the commands named after $2 (kube-apiserver, kubelet...) of k8s.io/kubernetes into $1.
 build_kubernetes() {
   local out=$1 build=$2
+  shift 2
+  local commands=()
+  for command in "$@"; do commands+=("k8s.io/kubernetes/cmd/$command"); done
   local minor=${KUBERNETES_VERSION#*.}
   minor=${minor%%.*}
   build_module "$build/kubernetes" k8s.io/kubernetes "v$KUBERNETES_VERSION" "v0.${KUBERNETES_VERSION#*.}"
@@ -84,14 +96,13 @@ build_kubernetes() {
   (
     cd "$build/kubernetes"
     go mod tidy >"$build/tidy.log" 2>&1 || { tail -n 30 "$build/tidy.log"; exit 1; }
-    go build -trimpath -ldflags "$ldflags" -o "$out/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kubectl
+    go build -trimpath -ldflags "$ldflags" -o "$out/" "${commands[@]}"
   )
 }
 
 build_etcd() {
   local out=$1 build=$2
+  shift 2
   build_module "$build/etcd" go.etcd.io/etcd/server/v3 "v$ETCD_VERSION" "v$ETCD_VERSION"
   (
     cd "$build/etcd"
@@ -101,36 +112,58 @@ build_etcd() {
   )
 }
 
-# Builds into a temporary folder and moves the result into place only when whole, so an
-# interrupted build never leaves a cache entry that looks complete.
+# Builds the binaries named after $3 that $bin lacks, into a temporary folder, and moves them
+# into place only when the build is whole, so an interrupted build never leaves a cache entry
+# that looks complete.
 cached_build() {
   local what=$1 bin=$2 builder=$3
   shift 3
-  local complete=1 file
-  for file in "$@"; do [ -x "$bin/$file" ] || complete=""; done
-  if [ -n "$complete" ]; then
+  local missing=() file
+  for file in "$@"; do [ -x "$bin/$file" ] || missing+=("$file"); done
+  if [ ${#missing[@]} -eq 0 ]; then
     log "using cached $what in $bin"
     return 0
   fi
   go_env
   local build
   build=$(mktemp -d "$cache_root/build.XXXXXX")
-  log "building $what in $build"
+  log "building $what (${missing[*]}) in $build"
   local started=$SECONDS
-  "$builder" "$build/out" "$build" || { rm -rf "$build"; die "building $what failed"; }
-  mkdir -p "$(dirname "$bin")"
-  rm -rf "$bin"
-  mv "$build/out" "$bin"
+  "$builder" "$build/out" "$build" "${missing[@]}" || { rm -rf "$build"; die "building $what failed"; }
+  mkdir -p "$bin"
+  for file in "${missing[@]}"; do mv "$build/out/$file" "$bin/$file"; done
   rm -rf "$build"
-  log "built $what into $bin in $((SECONDS - started)) s"
+  log "built ${missing[*]} of $what into $bin in $((SECONDS - started)) s"
 }
 
 install() {
+  local commands=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler)
+  case "${1:-}" in
+    "") ;;
+    --no-node) commands=(kube-apiserver kube-controller-manager kubectl) ;;
+    *) die "usage: $0 install [--no-node]" ;;
+  esac
   mkdir -p "$cache_root"
-  apt_install openssl ca-certificates curl python3
+  apt_install openssl ca-certificates curl python3 procps
   cached_build "etcd $ETCD_VERSION" "$(etcd_dir)" build_etcd etcd
-  cached_build "Kubernetes $KUBERNETES_VERSION" "$(binaries_dir)" build_kubernetes \
-    kube-apiserver kube-controller-manager kubectl
+  cached_build "Kubernetes $KUBERNETES_VERSION" "$(binaries_dir)" build_kubernetes "${commands[@]}"
+}
+
+# Removes the cached binaries of every Kubernetes release but those named, and of every etcd
+# release but this script's.
+prune() {
+  local keep folder version
+  for folder in "$cache_root"/kubernetes-*; do
+    [ -d "$folder" ] || continue
+    version=${folder##*/kubernetes-}
+    keep=""
+    for wanted in "$@"; do [ "$version" = "$wanted" ] && keep=1; done
+    [ -n "$keep" ] || { log "removing $folder"; rm -rf "$folder"; }
+  done
+  for folder in "$cache_root"/etcd-*; do
+    [ -d "$folder" ] && [ "$folder" != "$cache_root/etcd-$ETCD_VERSION" ] && { log "removing $folder"; rm -rf "$folder"; }
+  done
+  return 0
 }
 
 free_port() {
@@ -223,12 +256,16 @@ up() {
   [ -x "$bin/kube-apiserver" ] && [ -x "$etcd_bin/etcd" ] || die "no binaries in $bin: run '$0 install' first"
 
   certificates "$dir"
-  local admin_token controller_token
+  local admin_token controller_token scheduler_token node_token
   admin_token=$(openssl rand -hex 16)
   controller_token=$(openssl rand -hex 16)
+  scheduler_token=$(openssl rand -hex 16)
+  node_token=$(openssl rand -hex 16)
   {
     echo "$admin_token,admin,admin,system:masters"
     echo "$controller_token,system:kube-controller-manager,controller-manager"
+    echo "$scheduler_token,system:kube-scheduler,kube-scheduler"
+    echo "$node_token,system:node:$NODE_NAME,$NODE_NAME,system:nodes"
   } >"$dir/tokens.csv"
 
   local etcd_port etcd_peer api_port cm_port
@@ -271,6 +308,8 @@ ARGS
 
   kubeconfig "$dir/kubeconfig" "$server" "$dir/ca.crt" "$admin_token"
   kubeconfig "$dir/controller-manager.kubeconfig" "$server" "$dir/ca.crt" "$controller_token"
+  kubeconfig "$dir/kube-scheduler.kubeconfig" "$server" "$dir/ca.crt" "$scheduler_token"
+  kubeconfig "$dir/kubelet.kubeconfig" "$server" "$dir/ca.crt" "$node_token"
 
   "$bin/kube-controller-manager" \
     --kube-api-qps 200 --kube-api-burst 400 \
@@ -292,6 +331,7 @@ ARGS
   cat >"$dir/env" <<ENV
 export PATH=$bin:\$PATH
 export KUBECONFIG=$dir/kubeconfig
+export KUBECACHEDIR=$dir/kubectl-cache
 export SH_TEST_KUBERNETES_VERSION=v$KUBERNETES_VERSION
 export SH_TEST_APISERVER=$server
 export SH_TEST_ADMIN_TOKEN=$admin_token
@@ -300,15 +340,23 @@ ENV
   log "up: $server (kubeconfig $dir/kubeconfig)"
 }
 
+# Whether process $1 runs: not gone, nor a zombie (what `up` started is reaped by nobody once
+# `up` has ended, where the machine's first process does not reap).
+alive() {
+  local state
+  state=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ "$state" != Z* ]]
+}
+
 stop_pid() {
   local file=$1
   [ -f "$file" ] || return 0
   local pid
   pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
+      alive "$pid" || break
       sleep 0.1
     done
     kill -9 "$pid" 2>/dev/null || true
@@ -325,11 +373,13 @@ down() {
 }
 
 case "${1:-}" in
-  install) install ;;
+  install) [ $# -le 2 ] || die "usage: $0 install [--no-node]"; install "${2:-}" ;;
   version) echo "v$KUBERNETES_VERSION" ;;
+  bin) binaries_dir; echo ;;
+  prune) shift; prune "$@" ;;
   up) [ $# -eq 2 ] || die "usage: $0 up DIR"; up "$2" ;;
   down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
   stop-apiserver) [ $# -eq 2 ] || die "usage: $0 stop-apiserver DIR"; stop_pid "$2/kube-apiserver.pid" ;;
   start-apiserver) [ $# -eq 2 ] || die "usage: $0 start-apiserver DIR"; start_apiserver "$2" ;;
-  *) die "usage: $0 install | version | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR" ;;
+  *) die "usage: $0 install [--no-node] | version | bin | prune VERSION... | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR" ;;
 esac

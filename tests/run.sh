@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs and starts what the tests talk to
-# (a Postgres server, a local Kubernetes control plane with a simulated node, all on 127.0.0.1),
-# checks formatting and lints, runs every test, and stops everything it started.
+# (a Postgres server, a local Kubernetes control plane with a simulated node, all on 127.0.0.1;
+# a real node, with its own control plane, registry and Postgres, in a network namespace of its
+# own), checks formatting and lints, runs every test, and stops everything it started. Prints
+# the time each step took at the end.
 #
 #   tests/run.sh              everything
 #   tests/run.sh -- FILTER    only tests whose name contains FILTER (passed to cargo test)
@@ -40,8 +42,9 @@ cleanup() {
   "$root/tests/control-plane.sh" down "$work/cluster" >/dev/null 2>&1 || true
   SH_KUBERNETES_VERSION="$oldest_kubernetes" "$root/tests/control-plane.sh" down "$work/oldest" >/dev/null 2>&1 || true
   "$root/tests/postgres.sh" down "$work/postgres" >/dev/null 2>&1 || true
+  "$root/tests/real-node.sh" down "$work/real-node" >/dev/null 2>&1 || true
   if [ "$status" -ne 0 ]; then
-    for log in "$work"/cluster/*.log "$work"/oldest/*.log "$work"/node-sim*.log; do
+    for log in "$work"/cluster/*.log "$work"/oldest/*.log "$work"/node-sim*.log "$work"/real-node/*.log; do
       [ -f "$log" ] && { echo "--- last lines of $log"; tail -n 40 "$log"; }
     done
   fi
@@ -50,7 +53,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's name and how long it took, printed at the end.
+timings=()
+step_name=""
+step_started=$SECONDS
+end_step() {
+  [ -n "$step_name" ] && timings+=("$(printf '%6d s  %s' $((SECONDS - step_started)) "$step_name")")
+  step_name=""
+}
+step() {
+  end_step
+  step_name=$*
+  step_started=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
 
 # The page's browser tests drive Debian's Chromium through chromedriver.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
@@ -85,7 +101,7 @@ tests/postgres.sh up "$work/postgres"
 # shellcheck disable=SC1091
 source "$work/postgres/env"
 
-step "Kubernetes control plane"
+step "Kubernetes control plane (and the real node's kubelet and kube-scheduler)"
 tests/control-plane.sh install
 tests/control-plane.sh up "$work/cluster"
 # shellcheck disable=SC1091
@@ -139,10 +155,36 @@ kill "$fuzz_pid" 2>/dev/null || true
 step "Tests"
 export CI="${CI:-}"
 export SH_TEST_REQUIRE_ALL=1
+# The real node's tests run apart, inside its namespace.
 set +e
-cargo test --workspace -- --include-ignored "${filter[@]}" 2>&1 | tee "$work/tests.log"
+cargo test --workspace -- --include-ignored --skip real_node:: "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
+
+# With a filter, the real node is started only for a filter that names its tests.
+real_node_filter=(real_node::)
+if [ ${#filter[@]} -gt 0 ]; then
+  real_node_filter=()
+  for word in "${filter[@]}"; do
+    if [[ "$word" == *real_node* ]]; then real_node_filter=("${filter[@]}"); fi
+  done
+fi
+if [ ${#real_node_filter[@]} -gt 0 ]; then
+  step "End-to-end on a real node: kubelet, containerd, a private registry (tests/real-node.sh)"
+  tests/real-node.sh install
+  if tests/real-node.sh up "$work/real-node"; then
+    set +e
+    CARGO_NET_OFFLINE=true tests/real-node.sh run "$work/real-node" \
+      cargo test --test e2e -- --include-ignored "${real_node_filter[@]}" 2>&1 | tee "$work/real-node.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+    set -e
+    cat "$work/real-node.log" >>"$work/tests.log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed (the real node did not start)" >>"$work/tests.log"
+    status=1
+  fi
+  tests/real-node.sh down "$work/real-node"
+fi
 
 if [ ${#filter[@]} -eq 0 ]; then
   step "Benchmark, smoke run (tests/bench.sh runs it in full; BENCHMARKS.md)"
@@ -156,7 +198,9 @@ if [ ${#filter[@]} -eq 0 ]; then
   fi
 
   step "End-to-end suite on the oldest supported Kubernetes, $oldest_kubernetes"
-  SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh install
+  SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh install --no-node
+  current_kubernetes=$(tests/control-plane.sh version)
+  tests/control-plane.sh prune "${current_kubernetes#v}" "$oldest_kubernetes"
   SH_KUBERNETES_VERSION="$oldest_kubernetes" tests/control-plane.sh up "$work/oldest"
   (
     # shellcheck disable=SC1091
@@ -167,11 +211,14 @@ if [ ${#filter[@]} -eq 0 ]; then
     # This subshell's node: stopped when it ends, since the outer cleanup does not know it.
     trap 'kill "${node_pids[-1]}" 2>/dev/null || true' EXIT
     set +e
-    cargo test --test e2e -- --include-ignored 2>&1 | tee "$work/oldest.log"
+    cargo test --test e2e -- --include-ignored --skip real_node:: 2>&1 | tee "$work/oldest.log"
     exit "${PIPESTATUS[0]}"
   ) || status=1
   cat "$work/oldest.log" >>"$work/tests.log"
 fi
+end_step
+printf '\ntime per step:\n'
+printf '%s\n' "${timings[@]}"
 [ -d "$SH_TEST_ARTIFACTS" ] && echo "screenshots of the page: $SH_TEST_ARTIFACTS"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i - 1); if ($(i) ~ /^failed;?$/) f += $(i - 1) } }
      END { printf "\ntests: %d passed, %d failed\n", p, f }' "$work/tests.log"

@@ -1,18 +1,18 @@
-//! The HTTP client of the service's API, and how its failures read on a terminal.
+//! The HTTP client of the service's API.
 //!
-//! Every answer that is not a success becomes a [`ClientError`]: a problem document prints its
-//! `detail` and every `field: reason`, never JSON; a server that cannot be reached is named.
+//! Every answer that is not a success becomes a [`ClientError`]: a problem document, or a short
+//! description of what else came back; a server that cannot be reached is named.
 //! A `429` or a `503` with `Retry-After` (nothing was done) is retried after the wait it names.
 
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::credentials::Target;
+use super::error::{ClientError, Problem};
 
 /// How long a request (other than a log follow) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -20,73 +20,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Retries of a request the server asked to be sent again later.
 const RETRIES: u32 = 5;
 const LONGEST_RETRY_WAIT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The command line or a file the user gave cannot be used as it is.
-    #[error("{0}")]
-    Usage(String),
-    #[error("could not reach the server at {server}: {reason}")]
-    Unreachable { server: String, reason: String },
-    /// The server refused the request with a problem document.
-    #[error("{0}")]
-    Refused(Problem),
-    /// The server (or something in front of it) answered with something that is not a problem.
-    #[error("the server at {server} answered {status}{snippet}")]
-    Unexpected {
-        server: String,
-        status: StatusCode,
-        snippet: String,
-    },
-    /// A success whose body is not what this client expects.
-    #[error("the server's answer cannot be read: {0}")]
-    Unreadable(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-}
-
-/// An RFC 9457 problem document, as the server sends it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct Problem {
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    pub errors: Vec<FieldReason>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct FieldReason {
-    pub field: String,
-    pub reason: String,
-}
-
-impl std::fmt::Display for Problem {
-    /// The detail, then one indented `field: reason` line per refused field.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let headline = [&self.detail, &self.title]
-            .into_iter()
-            .find(|text| !text.is_empty())
-            .cloned()
-            .unwrap_or_else(|| format!("the server refused the request ({})", self.status));
-        f.write_str(&headline)?;
-        for error in &self.errors {
-            write!(f, "\n  {}: {}", error.field, error.reason)?;
-        }
-        if self.status == StatusCode::UNAUTHORIZED.as_u16() {
-            write!(
-                f,
-                "\n  (give a token with --token or {}, or save one with `submission-helper login`)",
-                super::credentials::TOKEN_VARIABLE
-            )?;
-        }
-        Ok(())
-    }
-}
 
 /// What an error answer becomes: its problem document, or a short description of the body.
 pub fn refusal(server: &str, status: StatusCode, content_type: &str, body: &[u8]) -> ClientError {

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::duration;
+
 /// The commands that talk to a running service over its HTTP API.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
@@ -36,6 +38,11 @@ Exit codes:
   1  some failed or were cancelled
   2  a usage error, or the server refused a request or could not be reached
   3  the timeout passed before every submission ended";
+
+/// The variable naming the server when `--server` does not.
+pub const URL_VARIABLE: &str = "SUBMISSION_HELPER_URL";
+/// The variable holding the token when `--token` does not.
+pub const TOKEN_VARIABLE: &str = "SUBMISSION_HELPER_TOKEN";
 
 /// Which service to talk to, and as whom.
 #[derive(Debug, Clone, Default, Args)]
@@ -132,7 +139,7 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up after this long (90s, 10m, 2h, 1d) [default: no limit]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "wait")]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse, requires = "wait")]
     pub timeout: Option<Duration>,
     /// Print the submissions as JSON instead of their ids
     #[arg(short, long, value_enum)]
@@ -164,7 +171,7 @@ pub struct WaitArgs {
     #[arg(required = true, value_name = "ID")]
     pub ids: Vec<String>,
     /// Give up after this long (90s, 10m, 2h, 1d) [default: no limit]
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse)]
     pub timeout: Option<Duration>,
 }
 
@@ -306,64 +313,9 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// A duration as people write it: `90` or `90s`, `10m`, `2h`, `1d`, or several at once (`1h30m`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let invalid = || format!("{text:?} is not a duration such as 90s, 10m, 1h30m or 1d");
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    for character in text.chars() {
-        if character.is_ascii_digit() {
-            number.push(character);
-            continue;
-        }
-        let unit: u64 = match character {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            _ => return Err(invalid()),
-        };
-        let amount: u64 = number.parse().map_err(|_| invalid())?;
-        number.clear();
-        total = amount
-            .checked_mul(unit)
-            .and_then(|seconds| total.checked_add(seconds))
-            .ok_or_else(invalid)?;
-    }
-    if !number.is_empty() || text.is_empty() {
-        return Err(invalid());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_are_read_as_people_write_them() {
-        let cases = [
-            ("90", 90),
-            ("90s", 90),
-            ("10m", 600),
-            ("1h30m", 5400),
-            ("2h", 7200),
-            ("1d", 86_400),
-        ];
-        for (text, seconds) in cases {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(seconds)),
-                "{text}"
-            );
-        }
-        for text in ["", "m", "10x", "5m3", "-1s", "1.5h"] {
-            assert!(parse_duration(text).is_err(), "{text}");
-        }
-    }
 
     #[test]
     fn a_pair_splits_at_the_first_equals_sign() {

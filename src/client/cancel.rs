@@ -5,10 +5,12 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, ClientError, id_segment};
+use super::api::{Api, id_segment};
 use super::args::CancelArgs;
+use super::error::ClientError;
 use super::model::{self, Cancelled, Submission};
-use super::{Outcome, terminal};
+use super::outcome::Outcome;
+use super::terminal;
 
 /// The body of `POST /v1/submissions/cancel`: the labels, or every active state when none are
 /// given (the API wants at least one criterion).

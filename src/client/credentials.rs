@@ -12,11 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::api::ClientError;
-use super::args::ServerArgs;
-
-pub const URL_VARIABLE: &str = "SUBMISSION_HELPER_URL";
-pub const TOKEN_VARIABLE: &str = "SUBMISSION_HELPER_TOKEN";
+use super::args::{ServerArgs, TOKEN_VARIABLE, URL_VARIABLE};
+use super::error::ClientError;
 
 /// What `login` saves.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

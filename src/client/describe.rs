@@ -9,11 +9,13 @@
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::api::{Api, ClientError, id_segment};
+use super::api::{Api, id_segment};
 use super::args::DescribeArgs;
+use super::error::ClientError;
 use super::model::{self, EventRow, Items, JobRow, PodDetail, Submission};
+use super::outcome::Outcome;
 use super::output::{Table, age, or_none};
-use super::{Outcome, terminal};
+use super::terminal;
 use crate::domain::{SUBMISSION_ID_LABEL, State};
 
 pub async fn run(api: &Api, args: &DescribeArgs) -> Result<Outcome, ClientError> {
@@ -116,7 +118,7 @@ pub fn render(
         &submission
             .active_deadline_seconds
             .map_or("<none>".into(), |seconds| {
-                super::output::human_duration(jiff::SignedDuration::from_secs(seconds))
+                crate::duration::human_duration(jiff::SignedDuration::from_secs(seconds))
             }),
     );
     field(

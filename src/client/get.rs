@@ -11,11 +11,13 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::api::{Api, ClientError, id_segment};
+use super::api::{Api, id_segment};
 use super::args::{GetArgs, Kind, Output};
+use super::error::ClientError;
 use super::model::{self, Items, JobRow, Page, PodRow, Submission};
+use super::outcome::Outcome;
 use super::output::{Table, age, line, one_line, or_none};
-use super::{Outcome, terminal, wait};
+use super::{terminal, wait};
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
 
 /// The objects listed, each as a row of cells.

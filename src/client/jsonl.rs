@@ -7,7 +7,7 @@ use std::io::BufRead;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::api::Problem;
+use super::error::Problem;
 
 /// A chunk is cut before it grows past this, well under the server's 64 MiB a request.
 pub const MAX_CHUNK_BYTES: usize = 8 * 1024 * 1024;
@@ -350,7 +350,7 @@ mod tests {
             title: "Invalid request".into(),
             status: 422,
             detail: "1 field(s) are invalid".into(),
-            errors: vec![super::super::api::FieldReason {
+            errors: vec![super::super::error::FieldReason {
                 field: "submissions[1].mount_path".into(),
                 reason: "must be an absolute path".into(),
             }],

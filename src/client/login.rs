@@ -3,10 +3,12 @@
 
 use std::io::BufRead;
 
-use super::api::{Api, ClientError};
+use super::api::Api;
 use super::args::{LoginArgs, ServerArgs};
 use super::credentials::{self, ConfigFile, Target};
-use super::{Outcome, terminal};
+use super::error::ClientError;
+use super::outcome::Outcome;
+use super::terminal;
 
 pub async fn run(args: &LoginArgs) -> Result<Outcome, ClientError> {
     let path = credentials::default_config_path().ok_or_else(|| {

@@ -6,10 +6,11 @@
 use futures::StreamExt;
 use std::io::Write;
 
-use super::Outcome;
-use super::api::{Api, ClientError, id_segment};
+use super::api::{Api, id_segment};
 use super::args::LogsArgs;
+use super::error::ClientError;
 use super::model::{self, Items, PodDetail};
+use super::outcome::Outcome;
 
 /// The pod of the attempt before the newest: pods ordered by when they started, those that have
 /// not started yet counting as the newest.

@@ -155,6 +155,6 @@ pub struct ContainerDetail {
 /// One item of an answer, as this client reads it.
 pub fn read<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
-) -> Result<T, super::api::ClientError> {
-    T::deserialize(value).map_err(|error| super::api::ClientError::Unreadable(error.to_string()))
+) -> Result<T, super::error::ClientError> {
+    T::deserialize(value).map_err(|error| super::error::ClientError::Unreadable(error.to_string()))
 }

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 
-pub use crate::cluster::views::human_duration;
+use crate::duration::human_duration;
 
 const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;

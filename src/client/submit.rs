@@ -12,13 +12,15 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, ClientError};
+use super::api::Api;
 use super::args::{SpecArgs, SubmitArgs, SubmitOutput};
+use super::error::ClientError;
 use super::jsonl::{
     Chunk, Chunker, MAX_CHUNK_BYTES, MAX_LINES_PER_REQUEST, chunk_key, in_file_terms, parse_chunk,
 };
 use super::model::{self, Batch, Submission};
-use super::{Outcome, terminal, wait};
+use super::outcome::Outcome;
+use super::{terminal, wait};
 
 /// How many bad lines of a file are named at once.
 const BAD_LINES_SHOWN: usize = 10;
@@ -356,8 +358,8 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
     use crate::client::args::ClientCommand;
-    use crate::config::{Cli, Command};
     use clap::Parser;
 
     fn submit_args(argv: &[&str]) -> SubmitArgs {

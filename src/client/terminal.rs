@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::api::ClientError;
+use super::error::ClientError;
 
 pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
@@ -16,7 +16,7 @@ pub fn live_stderr() -> bool {
 }
 
 /// Writes `text` to standard output as it is (a reader that went away, as `| head` does, ends
-/// the command quietly: see [`super::run`]).
+/// the command quietly: see [`super::command::run`]).
 pub fn print(text: &str) -> Result<(), ClientError> {
     let mut stdout = std::io::stdout().lock();
     stdout

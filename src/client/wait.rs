@@ -13,9 +13,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::api::{Api, ClientError, id_segment};
+use super::api::{Api, id_segment};
+use super::error::ClientError;
 use super::model::{self, Page, Submission};
-use super::{Outcome, terminal};
+use super::outcome::Outcome;
+use super::terminal;
 use crate::domain::{State, SubmissionId};
 
 /// How often the API is asked.
@@ -161,7 +163,7 @@ pub async fn wait_for(
             let waited = jiff::SignedDuration::try_from(started.elapsed()).unwrap_or_default();
             eprintln!(
                 "timed out after {}; not ended yet: {}",
-                super::output::human_duration(waited),
+                crate::duration::human_duration(waited),
                 waiting.join(", ")
             );
             break Ok(Outcome::TimedOut);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::SUBMISSION_ID_LABEL;
+use crate::duration::human_duration;
 
 /// One row of `kubectl get jobs -l app=submission-helper`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -300,79 +301,12 @@ fn age(created: Option<Timestamp>, now: Timestamp) -> String {
     )
 }
 
-/// kubectl's short human duration: `45s`, `5m3s`, `15m`, `2h5m`, `30h`, `3d4h`, `40d`, `2y30d`.
-pub fn human_duration(duration: jiff::SignedDuration) -> String {
-    let seconds = duration.as_secs();
-    if seconds < -1 {
-        return "<invalid>".into();
-    }
-    let seconds = seconds.max(0);
-    let (minutes, hours) = (seconds / 60, seconds / 3600);
-    let days = hours / 24;
-    if seconds < 120 {
-        format!("{seconds}s")
-    } else if minutes < 10 {
-        match seconds % 60 {
-            0 => format!("{minutes}m"),
-            s => format!("{minutes}m{s}s"),
-        }
-    } else if minutes < 180 {
-        format!("{minutes}m")
-    } else if hours < 8 {
-        match minutes % 60 {
-            0 => format!("{hours}h"),
-            m => format!("{hours}h{m}m"),
-        }
-    } else if hours < 48 {
-        format!("{hours}h")
-    } else if hours < 24 * 8 {
-        match hours % 24 {
-            0 => format!("{days}d"),
-            h => format!("{days}d{h}h"),
-        }
-    } else if days < 365 * 2 {
-        format!("{days}d")
-    } else if days < 365 * 8 {
-        match days % 365 {
-            0 => format!("{}y", days / 365),
-            d => format!("{}y{d}d", days / 365),
-        }
-    } else {
-        format!("{}y", days / 365)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use jiff::SignedDuration;
-
     use super::*;
 
     fn pod(json: serde_json::Value) -> Pod {
         serde_json::from_value(json).expect("pod")
-    }
-
-    #[test]
-    fn durations_read_like_kubectl() {
-        let cases = [
-            (-5, "<invalid>"),
-            (0, "0s"),
-            (45, "45s"),
-            (119, "119s"),
-            (303, "5m3s"),
-            (300, "5m"),
-            (900, "15m"),
-            (2 * 3600 + 5 * 60, "125m"),
-            (4 * 3600 + 5 * 60, "4h5m"),
-            (30 * 3600, "30h"),
-            (3 * 86400 + 4 * 3600, "3d4h"),
-            (40 * 86400, "40d"),
-            (3 * 365 * 86400 + 86400, "3y1d"),
-            (10 * 365 * 86400, "10y"),
-        ];
-        for (seconds, expected) in cases {
-            assert_eq!(human_duration(SignedDuration::from_secs(seconds)), expected);
-        }
     }
 
     #[test]

@@ -9,8 +9,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::field_error::FieldError;
 use super::state::State;
-use super::submission::{FieldError, SubmissionId};
+use super::submission_id::SubmissionId;
 
 /// The most submissions one submission may depend on.
 pub const MAX_DEPENDENCIES: usize = 10_000;

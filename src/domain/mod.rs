@@ -4,18 +4,24 @@
 //! and the cluster side turns them into Jobs.
 
 pub mod campaign;
+mod field_error;
 mod identity;
 pub mod kube_rules;
 pub mod notify;
 mod state;
+mod state_event;
 mod submission;
+mod submission_id;
 
+pub use field_error::FieldError;
 pub use identity::{Caller, parse_user_name};
 pub use notify::{Notify, NotifyScope};
 pub use state::{State, UnknownState};
+pub use state_event::StateEvent;
 pub use submission::{
-    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, FieldError,
-    IDENTIFIER_LABEL, JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL,
-    OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, Submission, SubmissionId,
-    SubmissionRequest, SubmissionSpec, SubmitDefaults, Volume, WorkLimits,
+    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, IDENTIFIER_LABEL,
+    JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, NewSubmissions,
+    OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, SentAs, Submission, SubmissionRequest,
+    SubmissionSpec, SubmitDefaults, Volume, WorkLimits,
 };
+pub use submission_id::SubmissionId;

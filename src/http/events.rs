@@ -11,7 +11,7 @@
 //! `id` is its revision: a client that reconnects with `Last-Event-ID` (or `?after=`) misses
 //! nothing, across restarts and replicas, as long as retention has kept the events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,12 +21,9 @@ use axum::extract::State as AppState;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, Sse};
 use futures::{Stream, StreamExt as _};
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use utoipa::ToSchema;
 
 use super::Context;
 use super::error::{ApiError, ApiResult, Problem};
@@ -35,7 +32,7 @@ use super::extract::QueryPairs;
 use super::follows::FollowSlot;
 use super::request_metrics::OpenEventStream;
 use super::submissions::{labels_asked, states_asked};
-use crate::domain::{Caller, State, SubmissionId};
+use crate::domain::{Caller, State, StateEvent, SubmissionId};
 use crate::storage::{Event, EventFilter, Store};
 
 /// Events read from the database at a time.
@@ -66,41 +63,6 @@ impl Default for EventStreams {
             poll: Duration::from_secs(1),
             keep_alive: Duration::from_secs(15),
             feed_buffer: 256,
-        }
-    }
-}
-
-/// One change of a submission's state: the `data` of each `state` event.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct StateEvent {
-    /// The event's revision, also its SSE `id`: resume after it with `Last-Event-ID` or `after`.
-    pub revision: i64,
-    /// The submission's id.
-    #[schema(example = "01935f2e-8c4a-7b3d-9e2f-123456789abc")]
-    pub id: String,
-    pub name: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    /// The state it left; null when it was just stored (as `queued`, `waiting` or `failed`).
-    pub previous_state: Option<State>,
-    pub state: State,
-    /// Why it is in this state, as the submission's `message` said at the change.
-    pub message: Option<String>,
-    /// When the change was recorded.
-    #[schema(value_type = String, format = DateTime)]
-    pub time: Timestamp,
-}
-
-impl From<Event> for StateEvent {
-    fn from(event: Event) -> Self {
-        StateEvent {
-            revision: event.revision,
-            id: event.id.to_string(),
-            name: event.name,
-            labels: event.labels,
-            previous_state: event.previous,
-            state: event.state,
-            message: event.message,
-            time: event.at,
         }
     }
 }

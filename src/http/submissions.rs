@@ -14,8 +14,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use crate::cluster::views::{self, PodDetail};
 use crate::domain::{
-    Caller, FieldError, IDENTIFIER_LABEL, NotifyScope, Resources, State, Submission, SubmissionId,
-    SubmissionRequest, SubmissionSpec, kube_rules,
+    Caller, IDENTIFIER_LABEL, NotifyScope, Resources, State, Submission, SubmissionId, kube_rules,
 };
 use crate::storage::{Filter, Page};
 
@@ -161,22 +160,6 @@ pub(super) async fn find(context: &Context, caller: &Caller, id: &str) -> ApiRes
         .await?
         .filter(|submission| caller.may_access(&submission.owner))
         .ok_or_else(|| ApiError::NotFound(format!("there is no submission with id {id}")))
-}
-
-pub(super) fn parse_spec(
-    context: &Context,
-    caller: &Caller,
-    request: SubmissionRequest,
-    prefix: &str,
-) -> Result<Submission, Vec<FieldError>> {
-    SubmissionSpec::parse(request, &context.defaults)
-        .map(|spec| Submission::new(spec, context.cluster.namespace(), caller))
-        .map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|error| FieldError::new(format!("{prefix}{}", error.field), error.reason))
-                .collect()
-        })
 }
 
 /// The states of the `state` parameters (repeated, or separated with commas).

@@ -1,6 +1,7 @@
 //! `POST /v1/submissions` and `/v1/submissions/batch`: storing new submissions, all or none,
-//! with their dependencies resolved and checked (names within a batch, stored ids of the same
-//! user, no cycles) and a batch's own limit of Jobs at once.
+//! once they are parsed (with what their `depends_on` names) and checked against what only
+//! storage knows (whose the stored submissions they depend on are, and whether the token can
+//! sign their notifications), with a batch's own limit of Jobs at once.
 
 use axum::Json;
 use axum::extract::State as AppState;
@@ -12,11 +13,10 @@ use utoipa::ToSchema;
 use super::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Submitted;
-use crate::domain::campaign::{self, Dependency};
-use crate::domain::{Caller, FieldError, Submission, SubmissionId, SubmissionRequest};
+use crate::domain::{Caller, FieldError, NewSubmissions, SentAs, Submission, SubmissionRequest};
 use crate::storage::{IdempotencyKey, Stored};
 
-use super::submissions::{MAX_BATCH, SubmissionView, parse_spec};
+use super::submissions::{MAX_BATCH, SubmissionView};
 
 /// Many submissions at once, stored all or none.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,11 +64,16 @@ pub async fn submit(
     caller: Caller,
     submitted: Submitted<SubmissionRequest>,
 ) -> ApiResult<Response> {
-    let mut request = submitted.body;
-    let depends_on = std::mem::take(&mut request.depends_on);
-    let submission = parse_spec(&context, &caller, request, "").map_err(ApiError::Invalid)?;
-    check_signing(&context, &caller, std::slice::from_ref(&submission), "").await?;
-    let submissions = with_dependencies(&context, vec![submission], &[depends_on], "").await?;
+    let parsed = NewSubmissions::parse(
+        vec![submitted.body],
+        SentAs::Alone,
+        &context.defaults,
+        context.cluster.namespace(),
+        &caller,
+    )
+    .map_err(ApiError::Invalid)?;
+    check_signing(&context, &caller, &parsed).await?;
+    let submissions = owned(&context, parsed).await?;
     let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
     let submission = stored
         .into_iter()
@@ -155,38 +160,35 @@ pub async fn submit_batch(
     if request.submissions.is_empty() {
         return Err(ApiError::invalid("submissions", "must not be empty"));
     }
-    let mut submissions = Vec::with_capacity(request.submissions.len());
-    let mut depends_on = Vec::with_capacity(request.submissions.len());
     let mut errors = Vec::new();
     if let Some(limit) = request.max_concurrent
         && limit < 1
     {
         errors.push(FieldError::new("max_concurrent", "must be at least 1"));
     }
-    for (index, mut request) in request.submissions.into_iter().enumerate() {
-        depends_on.push(std::mem::take(&mut request.depends_on));
-        match parse_spec(
-            &context,
-            &caller,
-            request,
-            &format!("submissions[{index}]."),
-        ) {
-            Ok(submission) => submissions.push(submission),
-            Err(mut field_errors) => errors.append(&mut field_errors),
+    let parsed = NewSubmissions::parse(
+        request.submissions,
+        SentAs::Batch,
+        &context.defaults,
+        context.cluster.namespace(),
+        &caller,
+    );
+    let parsed = match parsed {
+        Ok(parsed) if errors.is_empty() => parsed,
+        Ok(_) => return Err(ApiError::Invalid(errors)),
+        Err(mut field_errors) => {
+            errors.append(&mut field_errors);
+            return Err(ApiError::Invalid(errors));
         }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    check_signing(&context, &caller, &submissions, "submissions[{}].").await?;
+    };
+    check_signing(&context, &caller, &parsed).await?;
+    let mut submissions = owned(&context, parsed).await?;
     if let Some(limit) = request.max_concurrent {
         let group = uuid::Uuid::now_v7().to_string();
         for submission in &mut submissions {
             submission.limits.group = Some((group.clone(), limit));
         }
     }
-    let submissions =
-        with_dependencies(&context, submissions, &depends_on, "submissions[{}].").await?;
     let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
     let body = BatchResponse {
         submissions: stored.into_iter().map(SubmissionView::from).collect(),
@@ -200,14 +202,13 @@ pub async fn submit_batch(
 /// webhook secret of the token that submitted, and tokens made before webhooks existed, like
 /// an identity provider's tokens, have none. Refused here, a 422 on the field, rather
 /// than each notification given up later where the user would not see why.
-/// `prefix` names a submission as in [`with_dependencies`].
 async fn check_signing(
     context: &Context,
     caller: &Caller,
-    submissions: &[Submission],
-    prefix: &str,
+    parsed: &NewSubmissions,
 ) -> ApiResult<()> {
-    let notifying: Vec<usize> = submissions
+    let notifying: Vec<usize> = parsed
+        .submissions()
         .iter()
         .enumerate()
         .filter(|(_, submission)| submission.spec.notify.is_some())
@@ -230,98 +231,19 @@ async fn check_signing(
     Err(ApiError::Invalid(
         notifying
             .into_iter()
-            .map(|index| {
-                FieldError::new(
-                    format!("{}notify_url", prefix.replace("{}", &index.to_string())),
-                    reason.clone(),
-                )
-            })
+            .map(|index| FieldError::new(parsed.field(index, "notify_url"), reason.clone()))
             .collect(),
     ))
 }
 
-/// Resolves each new submission's `depends_on` (`depends_on[i]` is the i-th submission's, as
-/// sent) and checks it: names of other submissions of the request, or ids of the user's own
-/// stored submissions, and no cycle. `prefix` names a submission in an error's field, with
-/// `{}` for its position (`submissions[{}].`), or is empty for a lone submission.
-async fn with_dependencies(
-    context: &Context,
-    mut submissions: Vec<Submission>,
-    depends_on: &[Vec<String>],
-    prefix: &str,
-) -> ApiResult<Vec<Submission>> {
-    if depends_on.iter().all(Vec::is_empty) {
-        return Ok(submissions);
-    }
-    let field =
-        |index: usize, field: &str| format!("{}{field}", prefix.replace("{}", &index.to_string()));
-    let requests: Vec<(Option<&str>, &[String])> = submissions
-        .iter()
-        .zip(depends_on)
-        .map(|(submission, entries)| (submission.spec.name.as_deref(), entries.as_slice()))
-        .collect();
-    let resolved = campaign::resolve(&requests).map_err(|errors| {
-        ApiError::Invalid(
-            errors
-                .into_iter()
-                .map(|(index, error)| FieldError::new(field(index, &error.field), error.reason))
-                .collect(),
-        )
-    })?;
-    if let Some(circle) = campaign::cycle(&resolved) {
-        let named = |index: &usize| match &submissions[*index].spec.name {
-            Some(name) => format!("{} ({name})", field(*index, "").trim_end_matches('.')),
-            None => field(*index, "").trim_end_matches('.').to_owned(),
-        };
-        let path: Vec<String> = circle.iter().chain(circle.first()).map(named).collect();
-        let reason = format!("depends on itself through {}", path.join(" -> "));
-        return Err(ApiError::Invalid(
-            circle
-                .iter()
-                .map(|index| FieldError::new(field(*index, "depends_on"), reason.clone()))
-                .collect(),
-        ));
-    }
-    let stored: Vec<SubmissionId> = resolved
-        .iter()
-        .flatten()
-        .filter_map(|dependency| match dependency {
-            Dependency::Stored(id) => Some(*id),
-            Dependency::Sent(_) => None,
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let owners = context.store.owners_of(&stored).await?;
-    let mut errors = Vec::new();
-    for (index, (submission, entries)) in submissions.iter().zip(depends_on).enumerate() {
-        for (position, entry) in entries.iter().enumerate() {
-            let Ok(id) = entry.parse::<SubmissionId>() else {
-                continue;
-            };
-            if resolved[index].contains(&Dependency::Stored(id))
-                && owners.get(&id) != Some(&submission.owner)
-            {
-                // Another user's submission is as unknown as one that does not exist.
-                errors.push(FieldError::new(
-                    field(index, &format!("depends_on[{position}]")),
-                    format!("there is no submission {id} of {}", submission.owner),
-                ));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    let ids: Vec<SubmissionId> = submissions.iter().map(|submission| submission.id).collect();
-    for (submission, dependencies) in submissions.iter_mut().zip(resolved) {
-        submission.spec.depends_on = dependencies
-            .into_iter()
-            .map(|dependency| match dependency {
-                Dependency::Sent(index) => ids[index],
-                Dependency::Stored(id) => id,
-            })
-            .collect();
-    }
-    Ok(submissions)
+/// The parsed submissions, once storage says every stored submission they depend on is the
+/// caller's.
+async fn owned(context: &Context, parsed: NewSubmissions) -> ApiResult<Vec<Submission>> {
+    let stored = parsed.stored_dependencies();
+    let owners = if stored.is_empty() {
+        Default::default()
+    } else {
+        context.store.owners_of(&stored).await?
+    };
+    parsed.owned(&owners).map_err(ApiError::Invalid)
 }

@@ -101,7 +101,7 @@ impl CreateToken {
 
 /// The expiry `expires_in` after `now`.
 pub fn expiry_after(expires_in: &str, now: Timestamp) -> Result<Timestamp, String> {
-    let duration = crate::client::args::parse_duration(expires_in)?;
+    let duration = crate::duration::parse(expires_in)?;
     if duration.is_zero() {
         return Err("must be longer than zero".into());
     }

@@ -13,8 +13,9 @@ use std::collections::{HashMap, HashSet};
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
-use super::submissions::{columns, from_row};
-use super::{Result, Store};
+use super::error::Result;
+use super::store::Store;
+use super::submissions::row::{columns, from_row};
 use crate::domain::{Submission, SubmissionId};
 
 /// How long a claim holds without its Job being recorded.

@@ -19,8 +19,9 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
-use super::{Result, StorageError, Store};
-use crate::domain::{State, SubmissionId};
+use super::error::{Result, StorageError};
+use super::store::Store;
+use crate::domain::{State, StateEvent, SubmissionId};
 
 /// Events per multi-row INSERT (7 values each).
 const EVENT_CHUNK: usize = 1000;
@@ -62,6 +63,22 @@ pub struct Event {
     pub state: State,
     pub message: Option<String>,
     pub at: Timestamp,
+}
+
+/// What the event stream and webhooks send of a recorded change (everything but its owner).
+impl From<Event> for StateEvent {
+    fn from(event: Event) -> Self {
+        StateEvent {
+            revision: event.revision,
+            id: event.id.to_string(),
+            name: event.name,
+            labels: event.labels,
+            previous_state: event.previous,
+            state: event.state,
+            message: event.message,
+            time: event.at,
+        }
+    }
 }
 
 /// Which events a stream wants. Empty criteria match everything.

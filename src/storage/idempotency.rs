@@ -7,7 +7,8 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use sqlx::Row;
 
-use super::{Result, StorageError, Store};
+use super::error::{Result, StorageError};
+use super::store::Store;
 use crate::domain::{Submission, SubmissionId};
 
 /// An `Idempotency-Key` and the fingerprint of the request body it came with.

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
 use sqlx::Row;
 
-use super::{Result, StorageError, Store};
+use super::error::{Result, StorageError};
+use super::store::Store;
 use crate::domain::SubmissionId;
 
 /// A pod's log as archived when the pod finished.

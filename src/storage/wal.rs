@@ -6,16 +6,15 @@
 //! database. Two things keep it small here: `journal_size_limit` cuts the file back whenever the
 //! log starts over, and [`Store::keep_wal_bounded`] runs a `TRUNCATE` checkpoint (which waits for
 //! readers, up to the busy timeout, then empties the file) every [`CHECKPOINT_EVERY`] and soon
-//! after a large batch was stored. PostgreSQL manages its own log: all of this is a no-op there.
+//! after a large batch was stored (the store counts the rows it writes). PostgreSQL manages its own log: all of this is a no-op there.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::Row;
-use tokio::sync::Notify;
 use tokio::time::MissedTickBehavior;
 
-use super::{Backend, Result, Store};
+use super::error::Result;
+use super::store::{Backend, Store};
 
 /// Run on every new SQLite connection. WAL lets readers run beside the single writer;
 /// `journal_size_limit` (64 MiB) caps what the log keeps after it starts over; the busy timeout
@@ -27,9 +26,6 @@ pub(super) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
 /// How often the log is emptied when nothing else asks for it.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(45);
 
-/// Rows stored since the last checkpoint that make the next one start at once.
-pub(super) const LARGE_BATCH: usize = 1000;
-
 /// What a checkpoint did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpoint {
@@ -39,25 +35,6 @@ pub enum Checkpoint {
     Busy,
     /// PostgreSQL manages its own write-ahead log: there was nothing to do.
     NotNeeded,
-}
-
-/// Counts rows stored since the last checkpoint and wakes [`Store::keep_wal_bounded`] after a
-/// large batch. Shared by every clone of a store.
-#[derive(Debug, Default)]
-pub(super) struct Upkeep {
-    written: AtomicUsize,
-    large_batch: Notify,
-}
-
-impl Upkeep {
-    /// Records that `rows` rows were committed.
-    pub(super) fn wrote(&self, rows: usize) {
-        let total = self.written.fetch_add(rows, Ordering::Relaxed) + rows;
-        if total >= LARGE_BATCH {
-            // Keeps a permit if the upkeep task is busy, so the batch is not forgotten.
-            self.large_batch.notify_one();
-        }
-    }
 }
 
 impl Store {
@@ -91,9 +68,9 @@ impl Store {
         loop {
             tokio::select! {
                 _ = every.tick() => {}
-                () = self.wal.large_batch.notified() => {}
+                () = self.wal.large_batch() => {}
             }
-            self.wal.written.store(0, Ordering::Relaxed);
+            self.wal.checkpointing();
             match self.checkpoint().await {
                 Ok(Checkpoint::Busy) => {
                     tracing::debug!("WAL checkpoint postponed: the database stayed busy");
@@ -108,26 +85,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Whether the upkeep task would wake now (a permit is waiting).
-    async fn woken(upkeep: &Upkeep) -> bool {
-        tokio::time::timeout(Duration::ZERO, upkeep.large_batch.notified())
-            .await
-            .is_ok()
-    }
-
-    #[tokio::test]
-    async fn small_writes_add_up_until_they_make_a_large_batch() {
-        let upkeep = Upkeep::default();
-
-        upkeep.wrote(LARGE_BATCH - 1);
-        let early = woken(&upkeep).await;
-        upkeep.wrote(1);
-        let late = woken(&upkeep).await;
-
-        assert!(!early, "{} rows are not a large batch", LARGE_BATCH - 1);
-        assert!(late, "{LARGE_BATCH} rows are");
-    }
 
     #[tokio::test]
     async fn sqlite_connections_keep_a_write_ahead_log_of_bounded_size() {

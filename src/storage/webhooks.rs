@@ -24,8 +24,10 @@ use std::sync::LazyLock;
 use jiff::Timestamp;
 use sqlx::{Any, Row};
 
+use super::error::Result;
+use super::events::Event;
 use super::events::event_from_row;
-use super::{Event, Result, Store};
+use super::store::Store;
 use crate::domain::State;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;

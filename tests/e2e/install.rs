@@ -291,7 +291,7 @@ fn environment_names(manifest: &str) -> BTreeSet<String> {
 
 #[test]
 fn every_environment_variable_the_install_sets_is_one_the_server_reads() {
-    let cli = submission_helper::config::Cli::command();
+    let cli = submission_helper::cli::Cli::command();
     let serve = cli.find_subcommand("serve").expect("serve");
     let read: BTreeSet<String> = serve
         .get_arguments()

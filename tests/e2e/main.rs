@@ -17,6 +17,7 @@ mod harness;
 mod install;
 mod kubernetes;
 mod node;
+mod real_node;
 mod recovery;
 mod story;
 mod ui;

@@ -18,6 +18,7 @@ mod kill;
 mod process;
 mod replicas;
 mod shutdown;
+mod single_service;
 mod webhooks;
 
 /// Held by every test here: they change the shared control plane or load it heavily.

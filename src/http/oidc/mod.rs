@@ -20,7 +20,6 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::Value;
-use url::Url;
 
 pub use claims::{ClaimMapping, Identity};
 use keys::{KeyError, KeySet, KeySettings};
@@ -40,92 +39,6 @@ const ACCEPTED: [Algorithm; 9] = [
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
-
-/// The `serve` options of OpenID Connect sign-in (flattened into the server's command line).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct OidcArgs {
-    /// Also accept OpenID Connect access tokens (JWTs) issued by this issuer, as its tokens'
-    /// `iss` names it: `https://keycloak.example.org/realms/lab`. Plain http only for an
-    /// issuer on loopback. Needs --oidc-audience.
-    #[arg(long, env = "SUBMISSION_HELPER_OIDC_ISSUER")]
-    pub oidc_issuer: Option<String>,
-    /// The audience (`aud`) the issuer's tokens must name: the service's client id there.
-    #[arg(long, env = "SUBMISSION_HELPER_OIDC_AUDIENCE")]
-    pub oidc_audience: Option<String>,
-    /// The claim naming the user (a dotted path reaches nested claims).
-    #[arg(
-        long,
-        env = "SUBMISSION_HELPER_OIDC_USER_CLAIM",
-        default_value = "preferred_username"
-    )]
-    pub oidc_user_claim: String,
-    /// The claim listing the user's groups (a dotted path reaches nested claims:
-    /// `realm_access.roles`).
-    #[arg(
-        long,
-        env = "SUBMISSION_HELPER_OIDC_GROUPS_CLAIM",
-        default_value = "groups"
-    )]
-    pub oidc_groups_claim: String,
-    /// Members of this group are admins (as tokens created with --admin).
-    #[arg(long, env = "SUBMISSION_HELPER_OIDC_ADMIN_GROUP")]
-    pub oidc_admin_group: Option<String>,
-    /// Members of this group are delegates (as tokens created with --delegate).
-    #[arg(long, env = "SUBMISSION_HELPER_OIDC_DELEGATE_GROUP")]
-    pub oidc_delegate_group: Option<String>,
-    /// The issuer's key set (JWKS), to skip discovery of its `jwks_uri`.
-    #[arg(long, env = "SUBMISSION_HELPER_OIDC_JWKS_URL")]
-    pub oidc_jwks_url: Option<String>,
-}
-
-impl OidcArgs {
-    /// The verifier's settings, or `None` without an issuer; a bad combination stops the
-    /// server at start.
-    pub fn settings(&self) -> anyhow::Result<Option<Settings>> {
-        let Some(issuer) = self.oidc_issuer.as_deref().filter(|i| !i.is_empty()) else {
-            return Ok(None);
-        };
-        let issuer = Url::parse(issuer)
-            .map_err(|error| anyhow::anyhow!("--oidc-issuer {issuer:?}: {error}"))?;
-        keys::secure_enough(&issuer).map_err(|reason| anyhow::anyhow!("--oidc-issuer {reason}"))?;
-        let jwks_url = match self.oidc_jwks_url.as_deref().filter(|u| !u.is_empty()) {
-            None => None,
-            Some(url) => {
-                let url = Url::parse(url)
-                    .map_err(|error| anyhow::anyhow!("--oidc-jwks-url {url:?}: {error}"))?;
-                keys::secure_enough(&url)
-                    .map_err(|reason| anyhow::anyhow!("--oidc-jwks-url {reason}"))?;
-                Some(url)
-            }
-        };
-        let audience = self
-            .oidc_audience
-            .clone()
-            .filter(|audience| !audience.is_empty())
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--oidc-issuer needs --oidc-audience (the service's client id at the \
-                     issuer), or any token the issuer made for anything would be accepted"
-                )
-            })?;
-        let optional = |group: &Option<String>| group.clone().filter(|group| !group.is_empty());
-        Ok(Some(Settings {
-            keys: KeySettings {
-                issuer,
-                jwks_url,
-                refetch_unknown_after: keys::REFETCH_UNKNOWN_AFTER,
-                refresh_every: keys::REFRESH_EVERY,
-            },
-            audience,
-            claims: ClaimMapping {
-                user_claim: self.oidc_user_claim.clone(),
-                groups_claim: self.oidc_groups_claim.clone(),
-                admin_group: optional(&self.oidc_admin_group),
-                delegate_group: optional(&self.oidc_delegate_group),
-            },
-        }))
-    }
-}
 
 /// What the verifier accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -327,48 +240,6 @@ pub fn looks_like_jwt(bearer: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(extra: &[&str]) -> OidcArgs {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Command {
-            #[command(flatten)]
-            oidc: OidcArgs,
-        }
-        let mut argv = vec!["serve"];
-        argv.extend_from_slice(extra);
-        Command::try_parse_from(argv).expect("parses").oidc
-    }
-
-    #[test]
-    fn without_an_issuer_only_our_own_tokens_are_accepted() {
-        assert_eq!(args(&[]).settings().expect("valid"), None);
-    }
-
-    #[test]
-    fn an_issuer_needs_an_audience_and_https_unless_on_loopback() {
-        let no_audience = args(&["--oidc-issuer", "https://idp.example.org/realms/lab"]);
-        let plain = args(&[
-            "--oidc-issuer",
-            "http://idp.example.org",
-            "--oidc-audience",
-            "sh",
-        ]);
-        let loopback = args(&[
-            "--oidc-issuer",
-            "http://127.0.0.1:5556/dex",
-            "--oidc-audience",
-            "sh",
-        ]);
-
-        let error = no_audience.settings().expect_err("no audience").to_string();
-        assert!(error.contains("--oidc-audience"), "{error}");
-        let error = plain.settings().expect_err("plain http").to_string();
-        assert!(error.starts_with("--oidc-issuer must use https"), "{error}");
-        let settings = loopback.settings().expect("valid").expect("configured");
-        assert_eq!(settings.audience, "sh");
-        assert_eq!(settings.claims, ClaimMapping::default());
-    }
 
     #[test]
     fn only_jwt_shaped_bearers_go_to_the_verifier() {

@@ -9,11 +9,12 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
-use super::events::StateChange;
-use super::submissions::{columns, from_row};
-use super::{Result, StorageError, Store};
+use super::row::{columns, from_row};
 use crate::domain::campaign::{self, Dependency};
 use crate::domain::{State, Submission, SubmissionId};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::events::StateChange;
+use crate::storage::store::Store;
 
 /// Ids per statement that names many (well under either database's limit of parameters).
 const IDS_PER_STATEMENT: usize = 500;

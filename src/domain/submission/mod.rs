@@ -1,0 +1,25 @@
+//! Submissions: what a user asks to run, parsed once at the boundary into types that are valid
+//! by construction, and the record the service keeps of each one.
+//!
+//! [`request`] is the body as sent (and its schema), [`defaults`] what the server fills in and
+//! allows, [`parse`] turns the one with the other into a [`spec`], and [`record`] is a stored
+//! submission with its progress.
+
+mod defaults;
+mod labels;
+mod parse;
+mod record;
+mod request;
+mod resources;
+mod spec;
+
+pub use defaults::{AllowLists, JobDefaults, SubmitDefaults};
+pub use labels::{
+    APP_LABEL, APP_LABEL_VALUE, IDENTIFIER_LABEL, LABEL_PREFIX, NAME_LABEL, OWNER_LABEL,
+    SUBMISSION_ID_LABEL,
+};
+pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NewSubmissions, SentAs};
+pub use record::{Progress, Submission, WorkLimits};
+pub use request::{Cpus, SubmissionRequest};
+pub use resources::{Amounts, Resources};
+pub use spec::{DEFAULT_TOOL, SubmissionSpec, Volume};

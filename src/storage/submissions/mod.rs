@@ -1,0 +1,25 @@
+//! The `submissions`, `submission_labels` and `submission_dependencies` tables: storing new
+//! submissions (all or none), reading them back one at a time or as filtered, newest-first
+//! pages, moving their progress forward with optimistic locking, cancelling every active one a
+//! filter matches, and what the end of a dependency does to the submissions waiting for it.
+//!
+//! - `row`: the columns a submission is read from, and how;
+//! - `insert`: new submissions, with their labels and dependencies;
+//! - `filter`: the WHERE clause of a list, a count or a bulk cancel;
+//! - `read`: one submission, pages of a filter, counts by state;
+//! - `update`: a submission's next progress;
+//! - `cancel`: bulk cancels;
+//! - `dependencies`: which submissions wait for which, and what their ends do to the waiting.
+
+mod cancel;
+mod dependencies;
+mod filter;
+mod insert;
+mod read;
+pub(super) mod row;
+mod update;
+
+pub use cancel::Cancelled;
+pub use filter::Filter;
+pub use read::Page;
+pub use update::Updated;

@@ -1,0 +1,112 @@
+//! Moving a submission's progress forward with optimistic locking (its `version`), and with
+//! it what waited for it, in one transaction.
+
+use jiff::Timestamp;
+
+use crate::domain::{Progress, State, Submission, SubmissionId};
+use crate::storage::error::{Result, StorageError};
+use crate::storage::events::StateChange;
+use crate::storage::store::Store;
+
+/// The result of asking for an update: whether the row changed, and the row as it is now.
+#[derive(Debug, Clone)]
+pub struct Updated {
+    pub changed: bool,
+    pub submission: Submission,
+}
+
+/// Retries of an optimistic update before giving up; contention on one row is brief.
+const UPDATE_ATTEMPTS: usize = 20;
+
+impl Store {
+    /// Reads a submission, lets `decide` compute its next progress, and writes it if it is
+    /// still the version that was read; retries when another writer got there first.
+    ///
+    /// `decide` returns `None` to leave the row alone. Returns `None` if there is no such row.
+    pub async fn update(
+        &self,
+        id: SubmissionId,
+        mut decide: impl FnMut(&Submission) -> Option<Progress>,
+    ) -> Result<Option<Updated>> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some((mut submission, version)) = self.get_versioned(id).await? else {
+                return Ok(None);
+            };
+            let Some(progress) = decide(&submission) else {
+                return Ok(Some(Updated {
+                    changed: false,
+                    submission,
+                }));
+            };
+            if progress == submission.progress {
+                return Ok(Some(Updated {
+                    changed: false,
+                    submission,
+                }));
+            }
+            let ends = progress.state.is_final();
+            let turn = self.turn_to_write().await;
+            let mut tx = self.pool.begin().await?;
+            let result = sqlx::query(
+                "UPDATE submissions SET state = $1, message = $2, active = $3, succeeded = $4, \
+                 failed = $5, started_at = $6, finished_at = $7, updated_at = $8, \
+                 version = version + 1 WHERE id = $9 AND version = $10",
+            )
+            .bind(progress.state.as_str())
+            .bind(progress.message.clone())
+            .bind(progress.active)
+            .bind(progress.succeeded)
+            .bind(progress.failed)
+            .bind(progress.started_at.map(|at| at.to_string()))
+            .bind(progress.finished_at.map(|at| at.to_string()))
+            .bind(Timestamp::now().to_string())
+            .bind(id.to_string())
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() != 1 {
+                tx.rollback().await?;
+                drop(turn);
+                continue;
+            }
+            // What waited for it moves on in the same transaction: a dependency's end and its
+            // dependents' next step are recorded together or not at all.
+            let dependents = if ends {
+                self.dependency_ended(&mut tx, id, progress.state).await?
+            } else {
+                Vec::new()
+            };
+            let mut changes = Vec::with_capacity(dependents.len() + 1);
+            if progress.state != submission.progress.state {
+                changes.push(StateChange {
+                    id,
+                    owner: submission.owner.clone(),
+                    previous: Some(submission.progress.state),
+                    state: progress.state,
+                    message: progress.message.clone(),
+                    notifies: submission.spec.notify.is_some(),
+                });
+            }
+            let queued = dependents
+                .iter()
+                .any(|change| change.state == State::Queued);
+            changes.extend(dependents);
+            self.record_events(&mut tx, &changes).await?;
+            tx.commit().await?;
+            drop(turn);
+            if !changes.is_empty() {
+                self.events_committed();
+            }
+            if ends || queued {
+                // A slot under a limit is free, or dependents are queued.
+                self.wake_dispatcher();
+            }
+            submission.progress = progress;
+            return Ok(Some(Updated {
+                changed: true,
+                submission,
+            }));
+        }
+        Err(StorageError::Contended(id))
+    }
+}

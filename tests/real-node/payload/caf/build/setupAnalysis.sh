@@ -1,0 +1,3 @@
+# The analysis' environment: its commands on PATH.
+export CAF_BUILD=/caf/build
+export PATH="$CAF_BUILD/bin:$PATH"
