@@ -19,6 +19,7 @@ pub mod progress;
 pub mod reconcile;
 pub mod selector;
 pub mod shared_logs;
+pub mod tes_pod;
 pub mod views;
 
 use k8s_openapi::api::batch::v1::Job;

@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod request_metrics;
 pub mod submissions;
 pub mod submit;
+pub mod tes;
 pub mod tokens;
 mod ui;
 
@@ -177,6 +178,7 @@ pub fn router(context: Context) -> Router {
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(ui::router())
+        .merge(tes::routes::router())
         .fallback(|| async { ApiError::NotFound("there is nothing at this path".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this path does not answer to that method".into())

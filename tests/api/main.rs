@@ -25,6 +25,7 @@ mod openapi;
 mod prometheus;
 mod storage;
 mod submissions;
+mod tes;
 mod tokens;
 mod validation;
 mod webhook_outbox;
