@@ -35,6 +35,9 @@ cleanup() {
   if [ -n "${fuzz_pid:-}" ]; then
     kill "$fuzz_pid" 2>/dev/null || true
   fi
+  if [ -n "${tes_pid:-}" ]; then
+    kill "$tes_pid" 2>/dev/null || true
+  fi
   for pid in "${node_pids[@]}"; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -160,6 +163,40 @@ set +e
 cargo test --workspace -- --include-ignored --skip real_node:: "${filter[@]}" 2>&1 | tee "$work/tests.log"
 status=${PIPESTATUS[0]}
 set -e
+
+# The TES suite (tests/tes): py-tes tests and the GA4GH conformance runner, against the service
+# as a process on the simulated node. Tests that need a real kubelet (executors running in their
+# images, files through mounted volumes) are marked real_node and left out here.
+if [ ${#filter[@]} -eq 0 ]; then
+  step "TES suite: py-tes and the conformance runner on the simulated node (tests/tes/run.sh)"
+  tes_db="sqlite://$work/tes.db"
+  tes_bin="$CARGO_TARGET_DIR/debug/submission-helper"
+  export SH_TES_TOKEN SH_TES_OTHER_TOKEN
+  SH_TES_TOKEN=$("$tes_bin" token create --user tes-alice --database-url "$tes_db" 2>/dev/null)
+  SH_TES_OTHER_TOKEN=$("$tes_bin" token create --user tes-bob --database-url "$tes_db" 2>/dev/null)
+  kubectl create namespace sh-tes >/dev/null
+  tes_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  SUBMISSION_HELPER_LISTEN="127.0.0.1:$tes_port" SUBMISSION_HELPER_DATABASE_URL="$tes_db" \
+    SUBMISSION_HELPER_NAMESPACE=sh-tes "$tes_bin" serve >"$work/tes-service.log" 2>&1 &
+  tes_pid=$!
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$tes_port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  set +e
+  tests/tes/run.sh pytest "http://127.0.0.1:$tes_port" -m "not real_node and not not_yet" 2>&1 | tee "$work/tes-pytest.log"
+  tes_status=${PIPESTATUS[0]}
+  tests/tes/run.sh conformance "http://127.0.0.1:$tes_port" 2>&1 | tee "$work/tes-conformance.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || tes_status=1
+  set -e
+  kill "$tes_pid" 2>/dev/null || true
+  if [ "$tes_status" -eq 0 ]; then
+    echo "test result: ok. 2 passed; 0 failed (TES suite: py-tes and the conformance runner)" >>"$work/tests.log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed (TES suite; service log: $work/tes-service.log)" >>"$work/tests.log"
+    status=1
+  fi
+fi
 
 # With a filter, the real node is started only for a filter that names its tests.
 real_node_filter=(real_node::)

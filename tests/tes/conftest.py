@@ -16,15 +16,28 @@ import pytest
 import requests
 
 from tes_api import Service
-from tes_document import BASE_PATH, TesDocument, document_path
+from tes_document import BASE_PATH, TesDocument, TesDocuments, document_paths
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "real_node: needs a real kubelet (volumes mounted, images run, container logs and exit codes); "
+        "deselected on the simulated node with -m 'not real_node'",
+    )
+    config.addinivalue_line(
+        "markers",
+        "not_yet: needs what the service does not record yet (executors' stdout and times, "
+        "system_logs); deselected with -m 'not not_yet'",
+    )
 
 
 @pytest.fixture(scope="session")
-def tes_document() -> TesDocument:
-    path = document_path()
-    if path is None:
-        pytest.skip("the TES 1.1 OpenAPI document is not here (set SH_TES_OPENAPI; see tests/tes/README.md)")
-    return TesDocument.load(path)
+def tes_document() -> TesDocuments:
+    paths = document_paths()
+    if not paths:
+        pytest.skip("no TES 1.1 OpenAPI document is here (openapi/tes.json, or SH_TES_OPENAPI; see tests/tes/README.md)")
+    return TesDocuments([TesDocument.load(path) for path in paths])
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +54,7 @@ def every_answer_matches_the_document(request: pytest.FixtureRequest, monkeypatc
     if "service" not in request.fixturenames:
         yield
         return
-    document: TesDocument = request.getfixturevalue("tes_document")
+    document: TesDocuments = request.getfixturevalue("tes_document")
     send = requests.Session.send
 
     def checked_send(session: requests.Session, prepared: requests.PreparedRequest, **kwargs):  # type: ignore[no-untyped-def]

@@ -4,9 +4,15 @@ honoured, and each executor's exit code and times are in the task's log."""
 
 from __future__ import annotations
 
+import pytest
 import tes
 
 from tes_api import Service, shell, task, unique, wait_final
+
+# Executors really running in their images, files through mounted volumes, container logs and
+# exit codes: only a real kubelet does these (tests/real-node.sh); the simulated node runs commands
+# on this machine and mounts nothing.
+pytestmark = pytest.mark.real_node
 
 
 def test_two_executors_pass_a_file_through_a_volume(service: Service) -> None:

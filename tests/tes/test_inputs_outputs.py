@@ -3,9 +3,15 @@ paths on the volume claim, which a later task reads back."""
 
 from __future__ import annotations
 
+import pytest
 import tes
 
 from tes_api import Service, shell, task, unique, wait_final
+
+# Executors really running in their images, files through mounted volumes, container logs and
+# exit codes: only a real kubelet does these (tests/real-node.sh); the simulated node runs commands
+# on this machine and mounts nothing.
+pytestmark = pytest.mark.real_node
 
 CONTENT_LIMIT = 128 * 1024
 

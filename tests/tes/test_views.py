@@ -5,6 +5,8 @@ tests say what each view must contain."""
 
 from __future__ import annotations
 
+import pytest
+
 import tes
 
 from tes_api import Service, problem, refused_fields, shell, task, unique, wait_final
@@ -23,6 +25,7 @@ def finished_task(service: Service) -> str:
     return task_id
 
 
+@pytest.mark.real_node  # its task reads an inline input, which needs a mounted volume
 def test_without_a_view_a_task_is_minimal(service: Service) -> None:
     task_id = finished_task(service)
 
@@ -31,6 +34,7 @@ def test_without_a_view_a_task_is_minimal(service: Service) -> None:
     assert response.json() == {"id": task_id, "state": "COMPLETE"}
 
 
+@pytest.mark.real_node  # its task reads an inline input, which needs a mounted volume
 def test_basic_has_the_task_and_its_logs_without_contents_and_outputs(service: Service) -> None:
     # Arrange
     task_id = finished_task(service)
@@ -46,6 +50,7 @@ def test_basic_has_the_task_and_its_logs_without_contents_and_outputs(service: S
     assert "stdout" not in log["logs"][0] and "stderr" not in log["logs"][0]
 
 
+@pytest.mark.real_node  # its task reads an inline input, which needs a mounted volume
 def test_full_has_input_contents_executor_output_and_system_logs(service: Service) -> None:
     # Arrange
     task_id = finished_task(service)
@@ -59,6 +64,7 @@ def test_full_has_input_contents_executor_output_and_system_logs(service: Servic
     assert full.logs[0].system_logs is not None
 
 
+@pytest.mark.real_node  # its task reads an inline input, which needs a mounted volume
 def test_lists_answer_in_the_view_asked(service: Service) -> None:
     # Arrange
     task_id = finished_task(service)
@@ -82,6 +88,7 @@ def test_an_unknown_view_is_refused_naming_view(service: Service) -> None:
     assert refused_fields(response) == {"view"}
 
 
+@pytest.mark.real_node  # its task reads an inline input, which needs a mounted volume
 def test_an_unknown_view_of_one_task_is_refused_too(service: Service) -> None:
     task_id = finished_task(service)
 
