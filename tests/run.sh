@@ -47,6 +47,9 @@ cleanup() {
   if [ -n "${fuzz_pid:-}" ]; then
     kill "$fuzz_pid" 2>/dev/null || true
   fi
+  if [ -n "${tes_pid:-}" ]; then
+    kill "$tes_pid" 2>/dev/null || true
+  fi
   stop_simulated_nodes
   "$root/tests/control-plane.sh" down "$work/simulated" >/dev/null 2>&1 || true
   SH_KUBERNETES_VERSION="$oldest_kubernetes" "$root/tests/control-plane.sh" down "$work/oldest" >/dev/null 2>&1 || true
@@ -159,6 +162,10 @@ if ! "$prometheus_venv/bin/python" -c 'import prometheus_client' 2>/dev/null; th
 fi
 export SH_TEST_PROMETHEUS_PYTHON="$prometheus_venv/bin/python"
 
+# The TES suite's venvs: py-tes and the GA4GH conformance runner (tests/tes/run.sh).
+step "TES suite's Python packages (PyPI, pinned; cached)"
+tests/tes/run.sh install
+
 # Everything from here on runs in the namespace, which reaches no registry either.
 export CARGO_NET_OFFLINE=true
 
@@ -206,6 +213,40 @@ status=${PIPESTATUS[0]}
 set -e
 
 if [ ${#filter[@]} -eq 0 ]; then
+  step "TES suite: py-tes and the conformance runner, on the simulated node (tests/tes/run.sh)"
+  # The service as a process, against the simulated node's control plane. Tests that need a
+  # real kubelet (executors running in their images, files through mounted volumes) are marked
+  # real_node, those that need each executor's log not_yet; both are left out here.
+  tes_db="sqlite://$work/tes.db"
+  tes_bin="$CARGO_TARGET_DIR/debug/submission-helper"
+  export SH_TES_TOKEN SH_TES_OTHER_TOKEN
+  SH_TES_TOKEN=$("$tes_bin" token create --user tes-alice --database-url "$tes_db" 2>/dev/null)
+  SH_TES_OTHER_TOKEN=$("$tes_bin" token create --user tes-bob --database-url "$tes_db" 2>/dev/null)
+  on_simulated "$work/simulated" kubectl create namespace sh-tes >/dev/null
+  tes_port=$(inside python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  on_simulated "$work/simulated" env SUBMISSION_HELPER_LISTEN="127.0.0.1:$tes_port" \
+    SUBMISSION_HELPER_DATABASE_URL="$tes_db" SUBMISSION_HELPER_NAMESPACE=sh-tes \
+    "$tes_bin" serve >"$work/tes-service.log" 2>&1 &
+  tes_pid=$!
+  for _ in $(seq 1 100); do
+    inside curl -fsS "http://127.0.0.1:$tes_port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  set +e
+  inside tests/tes/run.sh pytest "http://127.0.0.1:$tes_port" -m "not real_node and not not_yet" 2>&1 | tee "$work/tes-pytest.log"
+  tes_status=${PIPESTATUS[0]}
+  inside tests/tes/run.sh conformance "http://127.0.0.1:$tes_port" 2>&1 | tee "$work/tes-conformance.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || tes_status=1
+  set -e
+  kill "$tes_pid" 2>/dev/null || true
+  tes_pid=""
+  if [ "$tes_status" -eq 0 ]; then
+    echo "test result: ok. 2 passed; 0 failed (TES suite: py-tes and the conformance runner)" >>"$work/tests.log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed (TES suite; service log: $work/tes-service.log)" >>"$work/tests.log"
+    status=1
+  fi
+
   step "Benchmark, smoke run, on the simulated node (tests/bench.sh runs it in full; BENCHMARKS.md)"
   # Every section at a tiny size, against this run's Postgres and the simulated node's control
   # plane: proves the benchmark still runs and the service answers it correctly; its figures

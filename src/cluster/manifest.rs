@@ -124,7 +124,7 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
         ..Container::default()
     };
 
-    Job {
+    let mut job = Job {
         metadata: ObjectMeta {
             name: Some(submission.job_name.clone()),
             namespace: Some(submission.namespace.clone()),
@@ -157,7 +157,13 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
             ..JobSpec::default()
         }),
         status: None,
+    };
+    if let Some(plan) = &spec.tes
+        && let Some(pod) = job.spec.as_mut().and_then(|job| job.template.spec.as_mut())
+    {
+        super::tes_pod::apply(plan, pod);
     }
+    job
 }
 
 /// The one rule: failures of pods with the `DisruptionTarget` condition are ignored. Every other
@@ -261,6 +267,7 @@ mod tests {
             tool: "analyze".into(),
             depends_on: Vec::new(),
             notify: None,
+            tes: None,
         }
     }
 

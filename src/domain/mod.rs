@@ -12,6 +12,7 @@ mod state;
 mod state_event;
 mod submission;
 mod submission_id;
+pub mod tes;
 
 pub use field_error::FieldError;
 pub use identity::{Caller, parse_user_name};
@@ -19,9 +20,9 @@ pub use notify::{Notify, NotifyScope};
 pub use state::{State, UnknownState};
 pub use state_event::StateEvent;
 pub use submission::{
-    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Cpus, DEFAULT_TOOL, IDENTIFIER_LABEL,
-    JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, NewSubmissions,
-    OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, SentAs, Submission, SubmissionRequest,
-    SubmissionSpec, SubmitDefaults, Volume, WorkLimits,
+    APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, ClaimInput, Cpus, DEFAULT_TOOL, ExecutorPlan,
+    IDENTIFIER_LABEL, InlineInput, JobDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES,
+    NAME_LABEL, NewSubmissions, OWNER_LABEL, Progress, Resources, SUBMISSION_ID_LABEL, SentAs,
+    Submission, SubmissionRequest, SubmissionSpec, SubmitDefaults, TesPlan, Volume, WorkLimits,
 };
 pub use submission_id::SubmissionId;

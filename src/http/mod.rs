@@ -28,6 +28,7 @@ mod submission_lookup;
 pub mod submission_view;
 pub mod submissions;
 pub mod submit;
+pub mod tes;
 mod time_limit;
 pub mod token_use;
 pub mod tokens;

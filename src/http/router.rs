@@ -130,6 +130,7 @@ pub fn router(context: Context) -> Router {
     let pages = Router::new()
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .merge(ui::router())
+        .merge(super::tes::routes::router())
         .layer(axum::middleware::from_fn_with_state(
             context.request_timeout,
             time_limit,

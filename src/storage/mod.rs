@@ -10,6 +10,7 @@
 //! the queues below) in `connect`. Each table has its own file, or folder:
 //! - `submissions/`: submissions, their labels and their dependencies (insert, list, update,
 //!   cancel, and what the end of a dependency does to the submissions waiting for it);
+//! - `tes_tasks`: GA4GH TES tasks, each with the submission that runs it, and their tags;
 //! - `events`: every change of a submission's state, under a revision streams resume from;
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
@@ -41,6 +42,7 @@ mod lookups;
 mod service_lock;
 mod store;
 mod submissions;
+mod tes_tasks;
 mod token_row;
 mod tokens;
 mod wal;
@@ -54,6 +56,7 @@ pub use logs::ArchivedLog;
 pub use service_lock::{ServiceLock, ServiceLockError};
 pub use store::{PoolStats, Store};
 pub use submissions::{Cancelled, Filter, Page, Updated};
+pub use tes_tasks::StoredTask;
 pub use token_row::Token;
 pub use tokens::NewToken;
 pub use wal::Checkpoint;

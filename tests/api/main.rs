@@ -28,6 +28,7 @@ mod prometheus;
 mod request_log;
 mod storage;
 mod submissions;
+mod tes;
 mod tokens;
 mod validation;
 mod webhook_outbox;

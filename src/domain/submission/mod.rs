@@ -12,6 +12,7 @@ mod record;
 mod request;
 mod resources;
 mod spec;
+mod tes_plan;
 
 pub use defaults::{AllowLists, JobDefaults, SubmitDefaults};
 pub use labels::{
@@ -23,3 +24,4 @@ pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use resources::{Amounts, Resources};
 pub use spec::{DEFAULT_TOOL, SubmissionSpec, Volume};
+pub use tes_plan::{ClaimInput, ExecutorPlan, InlineInput, TesPlan};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::resources::Resources;
+use super::tes_plan::TesPlan;
 use crate::domain::notify::Notify;
 use crate::domain::submission_id::SubmissionId;
 
@@ -40,6 +41,9 @@ pub struct SubmissionSpec {
     /// Where its state changes are sent, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// A TES task's executors and files; its Job runs these instead of `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tes: Option<TesPlan>,
 }
 
 /// The container name when the command names no program to call it after.

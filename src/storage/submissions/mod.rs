@@ -16,7 +16,7 @@ mod dependencies;
 mod filter;
 mod insert;
 mod read;
-pub(super) mod row;
+pub(in crate::storage) mod row;
 mod update;
 
 pub use cancel::Cancelled;

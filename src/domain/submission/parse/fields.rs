@@ -112,6 +112,7 @@ impl Fields {
                 tool,
                 depends_on: Vec::new(),
                 notify,
+                tes: None,
             }),
             _ => Err(errors.into_vec()),
         };
