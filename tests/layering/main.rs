@@ -42,27 +42,11 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Modules whose cycles, upward uses and length are tolerated while they are being split up;
-/// empty once they are.
-const BEING_TIDIED: &[&str] = &[];
-
-fn tolerated(modules: &[String]) -> bool {
-    modules.iter().all(|module| {
-        BEING_TIDIED
-            .iter()
-            .any(|tidied| module == tidied || module.starts_with(&format!("{tidied}::")))
-    })
-}
-
 #[test]
 fn no_two_modules_use_each_other_directly_or_through_others() {
     let graph = Graph::of_library();
 
-    let cycles: Vec<_> = graph
-        .cycles()
-        .into_iter()
-        .filter(|cycle| !tolerated(cycle))
-        .collect();
+    let cycles: Vec<_> = graph.cycles().into_iter().collect();
 
     assert!(
         cycles.is_empty(),
@@ -86,7 +70,6 @@ fn no_two_parts_of_a_folder_use_each_other() {
             collapsed
                 .cycles()
                 .into_iter()
-                .filter(|cycle| !tolerated(cycle))
                 .map(|cycle| collapsed.describe(&cycle)),
         );
     }
@@ -109,7 +92,7 @@ fn the_layers_below_http_never_reach_up_into_it() {
             continue;
         };
         for to in targets {
-            if forbidden.contains(&top_level(to)) && !tolerated(&[from.clone(), to.clone()]) {
+            if forbidden.contains(&top_level(to)) {
                 wrong.push(format!("{from} uses {to}"));
             }
         }
@@ -127,7 +110,7 @@ fn no_file_grows_past_500_lines_before_its_tests() {
             .lines()
             .take_while(|line| line.trim() != "#[cfg(test)]")
             .count();
-        if lines > MAX_LINES_BEFORE_TESTS && !tolerated(std::slice::from_ref(&file.module)) {
+        if lines > MAX_LINES_BEFORE_TESTS {
             long.push(format!("{} has {lines} lines", file.path.display()));
         }
     }
