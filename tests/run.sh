@@ -270,7 +270,9 @@ if [ ${#filter[@]} -eq 0 ]; then
   on_simulated "$work/oldest" kubectl version
   start_node_sim "$work/oldest/kubeconfig" oldest
   set +e
-  on_simulated "$work/oldest" cargo test --test e2e -- --include-ignored --skip real_node:: 2>&1 | tee "$work/oldest.log"
+  # Its screenshots apart, so they do not replace the real node's.
+  on_simulated "$work/oldest" env SH_TEST_ARTIFACTS="$SH_TEST_ARTIFACTS/kubernetes-$oldest_kubernetes" \
+    cargo test --test e2e -- --include-ignored --skip real_node:: 2>&1 | tee "$work/oldest.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   set -e
   cat "$work/oldest.log" >>"$work/tests.log"
