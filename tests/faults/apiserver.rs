@@ -39,8 +39,9 @@ fn api_server_address(cluster: &TestCluster) -> (String, u16) {
 }
 
 async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backend: Backend) {
-    let cluster = TestCluster::new().await;
+    // Before the cluster: making its namespace talks to the control plane the others change.
     let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(backend).await;
     let ledger = cluster.ledger("runs");
     let batch = |from: usize| {

@@ -50,8 +50,9 @@ impl Drop for Outage {
 #[tokio::test]
 #[ignore = "needs the local control plane and Postgres: run tests/run.sh"]
 async fn completions_during_a_database_outage_are_recorded_once_it_is_back() {
-    let cluster = TestCluster::new().await;
+    // Before the cluster: making its namespace talks to the control plane the others change.
     let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let cluster = TestCluster::new().await;
     let app = cluster.spawn_service(Backend::Postgres).await;
     let gate = cluster.gate("finish");
     let total = 3;

@@ -20,8 +20,9 @@ const SUBMISSIONS: usize = 500;
 
 async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend: Backend) {
     // On the simulated node: a real node of 2 cores would take minutes to start 500 pods.
-    let cluster = TestCluster::simulated().await;
+    // Before the cluster: making its namespace talks to the control plane the others change.
     let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let cluster = TestCluster::simulated().await;
     cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let kubeconfig = cluster.service_account_kubeconfig_file().await;
     let database = TestDatabase::new(backend).await;

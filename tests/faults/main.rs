@@ -27,5 +27,6 @@ mod single_service;
 mod submissions;
 mod webhooks;
 
-/// Held by every test here: they change the shared control plane or load it heavily.
+/// Held by every test here, from before it makes its cluster namespace: they change the shared
+/// control plane or load it heavily.
 pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

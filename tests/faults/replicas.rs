@@ -18,8 +18,9 @@ use crate::support::{Backend, TestDatabase, json as json_body};
 #[ignore = "needs the local control plane and Postgres: run tests/run.sh"]
 async fn two_replicas_on_one_database_create_each_job_once_and_agree_on_status() {
     // On the simulated node: a real node of 2 cores would take a minute to start 100 pods.
-    let cluster = TestCluster::simulated().await;
+    // Before the cluster: making its namespace talks to the control plane the others change.
     let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let cluster = TestCluster::simulated().await;
     cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let database = TestDatabase::new(Backend::Postgres).await;
     let first = cluster

@@ -13,8 +13,9 @@ use crate::support::TestDatabase;
 #[tokio::test]
 #[ignore = "needs the local control plane: run tests/run.sh"]
 async fn sigterm_ends_log_follows_cleanly_and_exits() {
-    let cluster = TestCluster::new().await;
+    // Before the cluster: making its namespace talks to the control plane the others change.
     let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let cluster = TestCluster::new().await;
     cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let kubeconfig = cluster.service_account_kubeconfig_file().await;
     let database = TestDatabase::new(crate::support::Backend::Sqlite).await;
