@@ -215,8 +215,8 @@ set -e
 if [ ${#filter[@]} -eq 0 ]; then
   step "TES suite: py-tes and the conformance runner, on the simulated node (tests/tes/run.sh)"
   # The service as a process, against the simulated node's control plane. Tests that need a
-  # real kubelet (executors running in their images, files through mounted volumes) are marked
-  # real_node, those that need each executor's log not_yet; both are left out here.
+  # real kubelet (executors running in their images, files through mounted volumes, each
+  # executor's output) are marked real_node: the end-to-end test real_node::tes runs those.
   tes_db="sqlite://$work/tes.db"
   tes_bin="$CARGO_TARGET_DIR/debug/submission-helper"
   export SH_TES_TOKEN SH_TES_OTHER_TOKEN
@@ -233,7 +233,7 @@ if [ ${#filter[@]} -eq 0 ]; then
     sleep 0.1
   done
   set +e
-  inside tests/tes/run.sh pytest "http://127.0.0.1:$tes_port" -m "not real_node and not not_yet" 2>&1 | tee "$work/tes-pytest.log"
+  inside tests/tes/run.sh pytest "http://127.0.0.1:$tes_port" -m "not real_node" 2>&1 | tee "$work/tes-pytest.log"
   tes_status=${PIPESTATUS[0]}
   inside tests/tes/run.sh conformance "http://127.0.0.1:$tes_port" 2>&1 | tee "$work/tes-conformance.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || tes_status=1

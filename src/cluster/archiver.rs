@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::client::Cluster;
 use super::logs;
+use super::tes_logs;
 use super::triggers::Triggers;
 use crate::domain::SubmissionId;
 use crate::storage::Store;
@@ -54,6 +55,8 @@ impl Archiver {
         let archiver = self.clone();
         tokio::spawn(async move {
             if let Ok(_permit) = archiver.permits.acquire().await {
+                // The executors first: the pod's archive lets the task be shown as ended.
+                tes_logs::record(&archiver.cluster, &archiver.store, id, pod.clone()).await;
                 logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
             }
             archiver.archiving.lock().remove(&name);

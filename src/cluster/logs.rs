@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{AsyncBufRead, StreamExt as _};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::LogParams;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tokio_util::io::ReaderStream;
@@ -54,19 +54,31 @@ pub fn payload_container(pod: &Pod) -> Option<&str> {
         .map(|container| container.name.as_str())
 }
 
-/// Whether the payload container of `pod` has started (is running or has run).
+/// The container whose log the pod's log is: the last one, in the order they run (init
+/// containers first), that has started. A submission's pod has one container; a TES task's
+/// runs its executors in turn, and one that failed leaves those after it unstarted.
+pub fn logged_container(pod: &Pod) -> Option<&str> {
+    statuses_in_order(pod)
+        .rfind(|container| {
+            container
+                .state
+                .as_ref()
+                .is_some_and(|state| state.running.is_some() || state.terminated.is_some())
+        })
+        .map(|container| container.name.as_str())
+}
+
+/// The statuses of `pod`'s containers in the order they run: init containers first.
+pub fn statuses_in_order(pod: &Pod) -> impl DoubleEndedIterator<Item = &ContainerStatus> {
+    let status = pod.status.as_ref();
+    let init = status.and_then(|status| status.init_container_statuses.as_ref());
+    let main = status.and_then(|status| status.container_statuses.as_ref());
+    init.into_iter().flatten().chain(main.into_iter().flatten())
+}
+
+/// Whether a container of `pod` has started (is running or has run).
 pub fn has_started(pod: &Pod) -> bool {
-    let Some(payload) = payload_container(pod) else {
-        return false;
-    };
-    pod.status
-        .as_ref()
-        .and_then(|status| status.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .filter(|container| container.name == payload)
-        .filter_map(|container| container.state.as_ref())
-        .any(|state| state.running.is_some() || state.terminated.is_some())
+    logged_container(pod).is_some()
 }
 
 /// The newest pod, which is the one `kubectl logs job/NAME` would choose to show.
@@ -151,10 +163,11 @@ pub async fn stream(
     request: &LogRequest,
 ) -> Result<impl AsyncBufRead + use<>, ClusterError> {
     // Without a cached pod to name its container, the API server picks its only one.
-    let container = cluster
-        .caches()
-        .pod(pod)
-        .and_then(|pod| payload_container(&pod).map(str::to_owned));
+    let container = cluster.caches().pod(pod).and_then(|pod| {
+        logged_container(&pod)
+            .or_else(|| payload_container(&pod))
+            .map(str::to_owned)
+    });
     let params = LogParams {
         container,
         follow: request.follow,
@@ -292,8 +305,37 @@ pub fn not_archived_note(why: &str) -> String {
 
 /// A pod's whole log, keeping only its last [`ARCHIVE_LIMIT`] bytes in memory.
 async fn read_tail(cluster: &Cluster, pod: &str) -> Result<ArchivedLog, ClusterError> {
-    use futures::AsyncReadExt;
     let reader = stream(cluster, pod, &LogRequest::default()).await?;
+    let (content, truncated_bytes) = keep_tail(reader, ARCHIVE_LIMIT).await?;
+    Ok(ArchivedLog {
+        pod_name: pod.to_owned(),
+        content,
+        truncated_bytes,
+    })
+}
+
+/// The whole log of one named container of `pod`, keeping only its last `limit` bytes: the
+/// kept bytes, and how many were dropped before them.
+pub async fn container_tail(
+    cluster: &Cluster,
+    pod: &str,
+    container: &str,
+    limit: usize,
+) -> Result<(Vec<u8>, u64), ClusterError> {
+    let params = LogParams {
+        container: Some(container.to_owned()),
+        ..LogParams::default()
+    };
+    let reader = bounded(cluster.pods()?.log_stream(pod, &params)).await??;
+    keep_tail(reader, limit).await
+}
+
+/// Reads `reader` to its end, keeping at most twice `limit` bytes in memory.
+async fn keep_tail(
+    reader: impl AsyncBufRead,
+    limit: usize,
+) -> Result<(Vec<u8>, u64), ClusterError> {
+    use futures::AsyncReadExt;
     let mut reader = std::pin::pin!(reader);
     let mut content = Vec::new();
     let mut dropped = 0u64;
@@ -307,22 +349,18 @@ async fn read_tail(cluster: &Cluster, pod: &str) -> Result<ArchivedLog, ClusterE
             break;
         }
         content.extend_from_slice(&chunk[..read]);
-        if content.len() > 2 * ARCHIVE_LIMIT {
-            let excess = content.len() - ARCHIVE_LIMIT;
+        if content.len() > 2 * limit {
+            let excess = content.len() - limit;
             content.drain(..excess);
             dropped += excess as u64;
         }
     }
-    if content.len() > ARCHIVE_LIMIT {
-        let excess = content.len() - ARCHIVE_LIMIT;
+    if content.len() > limit {
+        let excess = content.len() - limit;
         content.drain(..excess);
         dropped += excess as u64;
     }
-    Ok(ArchivedLog {
-        pod_name: pod.to_owned(),
-        content,
-        truncated_bytes: dropped,
-    })
+    Ok((content, dropped))
 }
 
 /// What the archive serves: the kept bytes, after a visible marker if the start was dropped,

@@ -159,9 +159,14 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
         status: None,
     };
     if let Some(plan) = &spec.tes
-        && let Some(pod) = job.spec.as_mut().and_then(|job| job.template.spec.as_mut())
+        && let Some(job) = job.spec.as_mut()
+        && let Some(pod) = job.template.spec.as_mut()
     {
         super::tes_pod::apply(plan, pod);
+        let rules = super::tes_pod::own_steps_fail_the_job(pod);
+        if let Some(policy) = job.pod_failure_policy.as_mut() {
+            policy.rules.extend(rules);
+        }
     }
     job
 }

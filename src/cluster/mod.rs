@@ -20,6 +20,7 @@ pub mod progress;
 pub mod reconcile;
 pub mod selector;
 pub mod shared_logs;
+pub mod tes_logs;
 pub mod tes_pod;
 pub mod triggers;
 pub mod views;

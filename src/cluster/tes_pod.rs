@@ -3,11 +3,13 @@
 //! first non-zero exit fails the pod before the next starts), each with its own image and argv
 //! (no shell), and the files they find. Pure, pinned by snapshots.
 
+use k8s_openapi::api::batch::v1::{PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule};
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, EnvVar, PodSpec, Volume, VolumeMount,
 };
 
-use crate::domain::{ExecutorPlan, InlineInput, TesPlan};
+use crate::domain::tes::runs::{EXECUTOR_PREFIX, INPUTS_CONTAINER, OUTPUTS_CONTAINER};
+use crate::domain::{ExecutorPlan, TesPlan};
 
 /// Where inline inputs and shared directories are kept in the pod.
 const SCRATCH: &str = "tes-scratch";
@@ -15,16 +17,26 @@ const SCRATCH_PATH: &str = "/.tes-scratch";
 /// An environment string must stay under Linux's 128 KiB `MAX_ARG_STRLEN`.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// Writes each inline input (`$1` a file, `$2` the variables holding its chunks, repeated).
-/// Constant: what users sent reaches it only as environment values, never as script.
-const WRITE_INPUTS: &str = r#"set -e
-cd /.tes-scratch
-mkdir -p inputs
-while [ "$#" -gt 1 ]; do
-  : > "$1"
-  for name in $2; do eval "printf '%s' \"\${$name}\"" >> "$1"; done
+/// Before the first executor: writes each inline input (`$1` a file under the scratch folder,
+/// `$2` the variables holding its chunks; repeated until `--`), then checks that each input of
+/// the claim shown elsewhere is there (`$1` its path as mounted, `$2` its URL; repeated), so a
+/// missing one is said by its URL rather than found as the empty folder Kubernetes would mount
+/// in its place. Constant: what users sent reaches it only as arguments and environment values,
+/// never as script.
+const PREPARE_INPUTS: &str = r#"set -e
+while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
+  mkdir -p /.tes-scratch/inputs
+  : > "/.tes-scratch/$1"
+  for name in $2; do eval "printf '%s' \"\${$name}\"" >> "/.tes-scratch/$1"; done
   shift 2
-done"#;
+done
+shift
+missing=0
+while [ "$#" -gt 1 ]; do
+  if [ ! -e "$1" ]; then echo "tes-input-missing $2"; missing=1; fi
+  shift 2
+done
+exit $missing"#;
 
 /// Runs an executor's argv (after `--`) with its streams redirected (`$1` stdin, `$2` stdout,
 /// `$3` stderr, empty for none) and, when `$4` is `ignore`, its exit code reported in the
@@ -38,6 +50,45 @@ if [ "$ignore" != ignore ]; then exec "$@"; fi
 "$@"
 echo "tes-exit-code=$?" > /dev/termination-log 2>/dev/null || true
 exit 0"#;
+
+/// After the last executor: copies each output written elsewhere to its URL's path on the
+/// claim (`$1` where it was written, `$2` where it belongs, `$3` `file`, `dir`, or `glob` for a
+/// pattern whose matches go to folder `$2` less `$4` from their paths; repeated) and says each
+/// one's size, or that it is missing, on a line of its own of the log. Exits 1 if any copy failed.
+const COPY_OUTPUTS: &str = r#"i=0 failed=0
+size() {
+  if [ -d "$1" ]; then find "$1" -type f -exec cat {} + | wc -c; else wc -c < "$1"; fi
+}
+copy() {
+  [ "$1" = "$2" ] && return 0
+  mkdir -p "$(dirname "$2")" || return 1
+  if [ -d "$1" ]; then mkdir -p "$2" && cp -R "$1/." "$2/"; else cp "$1" "$2"; fi
+}
+while [ "$#" -gt 3 ]; do
+  from=$1 to=$2 kind=$3 prefix=$4
+  shift 4
+  if [ "$kind" = glob ]; then
+    IFS=
+    for match in $from; do
+      [ -e "$match" ] || continue
+      rest=${match#"$prefix"}
+      if copy "$match" "$to$rest"; then
+        echo "tes-output-match $i $(size "$to$rest") $rest"
+      else
+        failed=1
+      fi
+    done
+    unset IFS
+  elif [ ! -e "$from" ]; then
+    echo "tes-output-missing $i"
+  elif copy "$from" "$to"; then
+    echo "tes-output $i $(size "$to")"
+  else
+    failed=1
+  fi
+  i=$((i + 1))
+done
+exit $failed"#;
 
 /// Turns `pod`, built for a payload with one container, into the pod of `plan`: that
 /// container is the template of every executor's (security, pull policy, requests, mounts).
@@ -59,10 +110,11 @@ pub fn apply(plan: &TesPlan, pod: &mut PodSpec) {
         .and_then(|mounts| mounts.first())
         .map(|mount| mount.name.clone());
     let mut containers: Vec<Container> = Vec::new();
-    if !plan.inline_inputs.is_empty()
+    let checked = claim.is_some() && !plan.claim_inputs.is_empty();
+    if (!plan.inline_inputs.is_empty() || checked)
         && let Some(first) = plan.executors.first()
     {
-        containers.push(write_inputs(&plan.inline_inputs, &first.image, &template));
+        containers.push(prepare_inputs(plan, &first.image, &template));
     }
     for (index, executor) in plan.executors.iter().enumerate() {
         let mut mounts = template.volume_mounts.clone().unwrap_or_default();
@@ -78,6 +130,11 @@ pub fn apply(plan: &TesPlan, pod: &mut PodSpec) {
             }
         }
         containers.push(executor_container(index, executor, &template, mounts));
+    }
+    if !plan.outputs.is_empty()
+        && let Some(last) = plan.executors.last()
+    {
+        containers.push(copy_outputs(plan, &last.image, &template));
     }
     pod.containers = containers.pop().into_iter().collect();
     pod.init_containers = (!containers.is_empty()).then_some(containers);
@@ -124,7 +181,7 @@ fn executor_container(
         })
         .collect();
     Container {
-        name: format!("exec-{index}"),
+        name: format!("{EXECUTOR_PREFIX}{index}"),
         image: Some(executor.image.clone()),
         command: Some(command),
         working_dir: executor.workdir.clone(),
@@ -134,15 +191,64 @@ fn executor_container(
     }
 }
 
-fn write_inputs(inputs: &[InlineInput], image: &str, template: &Container) -> Container {
-    let mut command = vec![
-        "/bin/sh".into(),
-        "-c".into(),
-        WRITE_INPUTS.into(),
-        "tes-inputs".into(),
-    ];
+/// One of the service's own steps: `script`, run by `image`'s `/bin/sh` with `args`.
+fn own_step(
+    name: &str,
+    image: &str,
+    script: &str,
+    args: Vec<String>,
+    env: Vec<EnvVar>,
+    mounts: Vec<VolumeMount>,
+    template: &Container,
+) -> Container {
+    let mut command = vec!["/bin/sh".into(), "-c".into(), script.into(), name.into()];
+    command.extend(args);
+    Container {
+        name: name.into(),
+        image: Some(image.to_owned()),
+        command: Some(command),
+        working_dir: None,
+        env: (!env.is_empty()).then_some(env),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..template.clone()
+    }
+}
+
+fn copy_outputs(plan: &TesPlan, image: &str, template: &Container) -> Container {
+    let mut args = Vec::new();
+    for output in &plan.outputs {
+        let kind = match (&output.prefix, output.directory) {
+            (Some(_), _) => "glob",
+            (None, true) => "dir",
+            (None, false) => "file",
+        };
+        args.extend([
+            output.path.clone(),
+            output.claim_path.clone(),
+            kind.into(),
+            output.prefix.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut mounts = template.volume_mounts.clone().unwrap_or_default();
+    for (k, path) in plan.volumes.iter().enumerate() {
+        mounts.push(mount(SCRATCH, path, format!("volumes/{k}"), false));
+    }
+    let script = COPY_OUTPUTS;
+    own_step(
+        OUTPUTS_CONTAINER,
+        image,
+        script,
+        args,
+        Vec::new(),
+        mounts,
+        template,
+    )
+}
+
+fn prepare_inputs(plan: &TesPlan, image: &str, template: &Container) -> Container {
+    let mut args = Vec::new();
     let mut env = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
+    for (i, input) in plan.inline_inputs.iter().enumerate() {
         let names: Vec<String> = chunks(&input.content)
             .enumerate()
             .map(|(j, chunk)| {
@@ -155,22 +261,51 @@ fn write_inputs(inputs: &[InlineInput], image: &str, template: &Container) -> Co
                 name
             })
             .collect();
-        command.push(format!("inputs/{i}"));
-        command.push(names.join(" "));
+        args.push(format!("inputs/{i}"));
+        args.push(names.join(" "));
     }
-    Container {
-        name: "tes-inputs".into(),
-        image: Some(image.to_owned()),
-        command: Some(command),
-        working_dir: None,
-        env: Some(env),
-        volume_mounts: Some(vec![VolumeMount {
+    args.push("--".into());
+    let mut mounts = template.volume_mounts.clone().unwrap_or_default();
+    if let Some(claim) = mounts.first() {
+        let root = claim.mount_path.trim_end_matches('/').to_owned();
+        for input in &plan.claim_inputs {
+            args.push(format!("{root}/{}", input.sub_path));
+            args.push(input.url.clone());
+        }
+    }
+    if !plan.inline_inputs.is_empty() {
+        mounts.push(VolumeMount {
             name: SCRATCH.into(),
             mount_path: SCRATCH_PATH.into(),
             ..VolumeMount::default()
-        }]),
-        ..template.clone()
+        });
     }
+    let script = PREPARE_INPUTS;
+    own_step(INPUTS_CONTAINER, image, script, args, env, mounts, template)
+}
+
+/// The rules a task's Job adds to its pod failure policy: the service's own steps (preparing
+/// inputs, copying outputs) failing fails the Job at once as the system's failure (reason
+/// `PodFailurePolicy`, shown as SYSTEM_ERROR), never as an executor's.
+pub fn own_steps_fail_the_job(pod: &PodSpec) -> Vec<PodFailurePolicyRule> {
+    let names = pod
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&pod.containers)
+        .map(|container| container.name.as_str());
+    names
+        .filter(|name| [INPUTS_CONTAINER, OUTPUTS_CONTAINER].contains(name))
+        .map(|name| PodFailurePolicyRule {
+            action: "FailJob".into(),
+            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                container_name: Some(name.to_owned()),
+                operator: "NotIn".into(),
+                values: vec![0],
+            }),
+            on_pod_conditions: None,
+        })
+        .collect()
 }
 
 /// `text` in pieces of at most [`CHUNK_BYTES`], cut between characters.
@@ -262,6 +397,14 @@ mod tests {
         }));
 
         insta::assert_yaml_snapshot!(job);
+    }
+
+    #[test]
+    fn an_ignored_error_is_reported_where_the_executors_runs_are_read() {
+        assert!(super::RUN_EXECUTOR.contains(&format!(
+            "echo \"{}$?\"",
+            crate::domain::tes::runs::IGNORED_EXIT_PREFIX
+        )));
     }
 
     #[test]

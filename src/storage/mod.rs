@@ -11,6 +11,7 @@
 //! - `submissions/`: submissions, their labels and their dependencies (insert, list, update,
 //!   cancel, and what the end of a dependency does to the submissions waiting for it);
 //! - `tes_tasks`: GA4GH TES tasks, each with the submission that runs it, and their tags;
+//! - `tes_executor_logs`: what each executor of a task's pod did, recorded when the pod ended;
 //! - `events`: every change of a submission's state, under a revision streams resume from;
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
@@ -42,6 +43,7 @@ mod lookups;
 mod service_lock;
 mod store;
 mod submissions;
+mod tes_executor_logs;
 mod tes_tasks;
 mod token_row;
 mod tokens;

@@ -6,23 +6,39 @@ use sqlx::{Any, QueryBuilder, Row};
 
 use crate::domain::tes::document::Task;
 use crate::domain::tes::list::ListQuery;
+use crate::domain::tes::runs::PodReport;
 use crate::domain::tes::state::{EXECUTOR_FAILURE, Ours, ours};
 use crate::domain::{State, Submission, SubmissionId};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::store::Store;
 use crate::storage::submissions::row::{columns, from_row};
 
-/// A stored task: the submission that runs it, and its document.
-pub type StoredTask = (Submission, Task);
+/// A stored task: the submission that runs it, its document, and what the service said of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTask {
+    pub submission: Submission,
+    pub document: Task,
+    /// Lines for the task's `system_logs` (a backend parameter that was dropped).
+    pub notes: Vec<String>,
+    /// What the service's own steps of the task's last pod said.
+    pub report: PodReport,
+}
 
 impl Store {
-    /// Stores a task: its submission, its document and its tags, all or none.
-    pub async fn insert_task(&self, submission: Submission, document: &Task) -> Result<Submission> {
+    /// Stores a task: its submission, its document, the service's notes and its tags, all or
+    /// none.
+    pub async fn insert_task(
+        &self,
+        submission: Submission,
+        document: &Task,
+        notes: &[String],
+    ) -> Result<Submission> {
         let corrupt = |error: serde_json::Error| StorageError::Corrupt {
             id: submission.id.to_string(),
             reason: error.to_string(),
         };
         let text = serde_json::to_string(document).map_err(corrupt)?;
+        let notes = serde_json::to_string(notes).map_err(corrupt)?;
         let mut submissions = [submission];
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
@@ -30,11 +46,13 @@ impl Store {
         let [submission] = submissions;
         let id = submission.id.to_string();
         sqlx::query(
-            "INSERT INTO tes_tasks (submission_id, name_hex, document) VALUES ($1, $2, $3)",
+            "INSERT INTO tes_tasks (submission_id, name_hex, document, notes) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(id.clone())
         .bind(hex(document.name.as_deref().unwrap_or_default()))
         .bind(text)
+        .bind(notes)
         .execute(&mut *tx)
         .await?;
         let tags = document.tags.clone().unwrap_or_default();
@@ -53,12 +71,27 @@ impl Store {
         Ok(submission)
     }
 
+    /// Keeps what the service's own steps of a task's last pod said.
+    pub async fn record_pod_report(&self, id: SubmissionId, report: &PodReport) -> Result<()> {
+        let text = serde_json::to_string(report).map_err(|error| StorageError::Corrupt {
+            id: id.to_string(),
+            reason: error.to_string(),
+        })?;
+        let _turn = self.turn_to_write().await;
+        sqlx::query("UPDATE tes_tasks SET pod_report = $1 WHERE submission_id = $2")
+            .bind(text)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The task `id`, if there is one (a submission that is no task is none).
     pub async fn get_task(&self, id: SubmissionId) -> Result<Option<StoredTask>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            ", t.document FROM tes_tasks t JOIN submissions s ON s.id = t.submission_id \
+            ", t.document, t.notes, t.pod_report FROM tes_tasks t JOIN submissions s ON s.id = t.submission_id \
              WHERE t.submission_id = $1"
         ))
         .bind(id.to_string())
@@ -76,7 +109,7 @@ impl Store {
         let mut builder = QueryBuilder::new(concat!(
             "SELECT ",
             columns!(),
-            ", t.document FROM tes_tasks t JOIN submissions s ON s.id = t.submission_id \
+            ", t.document, t.notes, t.pod_report FROM tes_tasks t JOIN submissions s ON s.id = t.submission_id \
              WHERE 1 = 1"
         ));
         if let Some(owner) = owner {
@@ -143,11 +176,21 @@ fn push_state(builder: &mut QueryBuilder<Any>, ours: Ours) {
 fn task_from_row(row: &sqlx::any::AnyRow) -> Result<StoredTask> {
     let (submission, _) = from_row(row)?;
     let text: String = row.try_get("document")?;
-    let document = serde_json::from_str(&text).map_err(|error| StorageError::Corrupt {
+    let corrupt = |column: &str, error: serde_json::Error| StorageError::Corrupt {
         id: submission.id.to_string(),
-        reason: format!("document: {error}"),
-    })?;
-    Ok((submission, document))
+        reason: format!("{column}: {error}"),
+    };
+    let document = serde_json::from_str(&text).map_err(|error| corrupt("document", error))?;
+    let notes: String = row.try_get("notes")?;
+    let notes = serde_json::from_str(&notes).map_err(|error| corrupt("notes", error))?;
+    let report: String = row.try_get("pod_report")?;
+    let report = serde_json::from_str(&report).map_err(|error| corrupt("pod_report", error))?;
+    Ok(StoredTask {
+        submission,
+        document,
+        notes,
+        report,
+    })
 }
 
 /// The UTF-8 bytes of `text` in lowercase hex: hex digits sort alike in every collation.

@@ -5,6 +5,10 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use submission_helper::domain::SubmissionId;
+use submission_helper::domain::tes::runs::ExecutorRun;
+use submission_helper::storage::Store;
+
 use crate::on_both_databases;
 use crate::support::{Backend, TestApp, fields, json, problem, spawn_app};
 
@@ -74,6 +78,101 @@ async fn a_created_task_is_answered_with_its_id_and_read_back_as_sent(backend: B
     assert!(basic["creation_time"].is_string(), "{basic}");
     assert_eq!(basic["logs"].as_array().map(Vec::len), Some(1), "{basic}");
     assert_eq!(full["inputs"][0]["content"], "echo hi");
+}
+
+/// What one executor did, as the service records it when a task's pod ends (written here
+/// straight into the database: with no cluster no pod ever ends).
+fn run(executor: usize, exit_code: i32, output: &str) -> ExecutorRun {
+    ExecutorRun {
+        executor,
+        exit_code,
+        start_time: Some("2026-12-06T08:00:00Z".parse().expect("time")),
+        end_time: Some("2026-12-06T08:00:02Z".parse().expect("time")),
+        output: output.as_bytes().to_vec(),
+        truncated_bytes: 0,
+    }
+}
+
+on_both_databases!(a_task_shows_what_the_executors_of_its_newest_pod_did);
+async fn a_task_shows_what_the_executors_of_its_newest_pod_did(backend: Backend) {
+    // Arrange: a task whose first pod was preempted after one executor, and whose second ran
+    // both (the first failing, its error ignored)
+    let app = spawn_app(backend).await;
+    let id = create(&app, &echo_task("two-pods")).await;
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let submission: SubmissionId = id.parse().expect("id");
+    let first: jiff::Timestamp = "2026-12-06T07:00:00Z".parse().expect("time");
+    let second: jiff::Timestamp = "2026-12-06T07:30:00Z".parse().expect("time");
+
+    // Act
+    store
+        .record_executor_runs(
+            submission,
+            "pod-b",
+            second,
+            &[run(1, 0, "two\n"), run(0, 3, "one\n")],
+        )
+        .await
+        .expect("record");
+    store
+        .record_executor_runs(submission, "pod-a", first, &[run(0, 0, "old\n")])
+        .await
+        .expect("record");
+    let full = json(
+        app.get(&format!("{TASKS}/{id}?view=FULL")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let basic = json(
+        app.get(&format!("{TASKS}?view=BASIC")).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Assert: the newest pod's executors, in order, each with its exit code and times; their
+    // output only in the FULL view
+    let logs = &full["logs"][0]["logs"];
+    assert_eq!(logs[0]["exit_code"], 3, "{full}");
+    assert_eq!(logs[0]["stdout"], "one\n");
+    assert_eq!(logs[1]["exit_code"], 0);
+    assert_eq!(logs[1]["stdout"], "two\n");
+    assert_eq!(logs[1]["start_time"], "2026-12-06T08:00:00Z");
+    assert_eq!(logs[1]["end_time"], "2026-12-06T08:00:02Z");
+    assert_eq!(logs.as_array().map(Vec::len), Some(2));
+    let listed = &basic["tasks"][0]["logs"][0]["logs"];
+    assert_eq!(listed[0]["exit_code"], 3, "{basic}");
+    assert_eq!(listed[0].get("stdout"), None, "{basic}");
+}
+
+#[tokio::test]
+async fn a_backend_parameter_that_is_not_kept_is_said_in_the_full_views_system_logs() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut task = echo_task("parameters");
+    task["resources"] = json!({"backend_parameters": {"VmSize": "Standard_D64_v3"}});
+
+    let id = create(&app, &task).await;
+    let full = json(
+        app.get(&format!("{TASKS}/{id}?view=FULL")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let basic = json(
+        app.get(&format!("{TASKS}/{id}?view=BASIC")).await,
+        StatusCode::OK,
+    )
+    .await;
+
+    assert_eq!(full["resources"].get("backend_parameters"), None, "{full}");
+    let system_logs = full["logs"][0]["system_logs"]
+        .as_array()
+        .expect("system_logs");
+    assert!(
+        system_logs
+            .iter()
+            .any(|line| line.as_str().is_some_and(|line| line.contains("VmSize"))),
+        "{full}"
+    );
+    assert_eq!(basic["logs"][0].get("system_logs"), None, "{basic}");
 }
 
 #[tokio::test]

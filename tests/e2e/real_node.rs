@@ -8,6 +8,7 @@
 //! seed tells its users to create, by the seed's own commands.
 
 mod story;
+mod tes;
 
 use crate::harness::TestCluster;
 use crate::payload_node::RealNode;

@@ -25,11 +25,6 @@ def pytest_configure(config: pytest.Config) -> None:
         "real_node: needs a real kubelet (volumes mounted, images run, container logs and exit codes); "
         "deselected on the simulated node with -m 'not real_node'",
     )
-    config.addinivalue_line(
-        "markers",
-        "not_yet: needs what the service does not record yet (executors' stdout and times, "
-        "system_logs); deselected with -m 'not not_yet'",
-    )
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,15 @@ class Service:
 
     `SH_TES_URL`: the service's base URL (`http://127.0.0.1:PORT`, without `/ga4gh/tes/v1`);
     `SH_TES_TOKEN` and `SH_TES_OTHER_TOKEN`: tokens of two different users; `SH_TES_IMAGE`: the
-    image executors run (`busybox` unless said otherwise; it needs `sh`, `cat`, `wc`, `echo`).
+    image executors run (`busybox` unless said otherwise; it needs `sh`, `cat`, `wc`, `echo`);
+    `SH_TES_MISSING_IMAGE`: an image the node cannot pull (its registry says it has none).
     """
 
     url: str
     token: str
     other_token: str
     image: str
+    missing_image: str
 
     @classmethod
     def from_environment(cls) -> "Service | None":
@@ -44,6 +46,7 @@ class Service:
             token=os.environ["SH_TES_TOKEN"],
             other_token=os.environ["SH_TES_OTHER_TOKEN"],
             image=os.environ.get("SH_TES_IMAGE", "busybox"),
+            missing_image=os.environ.get("SH_TES_MISSING_IMAGE", "registry.invalid/unpullable:1"),
         )
 
     def client(self, token: str | None = "") -> tes.HTTPClient:

@@ -114,7 +114,9 @@ def test_a_missing_input_on_the_volume_is_a_system_error_saying_which(service: S
     assert done.logs[0].logs == []
 
 
-def test_an_output_the_executors_did_not_write_is_a_system_error_saying_which(service: Service) -> None:
+def test_an_output_the_executors_did_not_write_is_said_in_system_logs(service: Service) -> None:
+    # The executors succeeded; the engines check their own outputs (Nextflow its patterns,
+    # Cromwell its rc file), so the task completes and says which output is missing.
     client = service.client()
     url = f"file://{service.volume()}/tes-tests/{unique('unwritten')}/never.txt"
     sent = task(
@@ -125,5 +127,6 @@ def test_an_output_the_executors_did_not_write_is_a_system_error_saying_which(se
 
     done = wait_final(client, client.create_task(sent))
 
-    assert done.state == "SYSTEM_ERROR"
+    assert done.state == "COMPLETE"
+    assert done.logs[0].outputs == []
     assert any("/out/never.txt" in line for line in done.logs[0].system_logs)

@@ -138,7 +138,6 @@ def test_unsupported_backend_parameters_are_refused_when_strict(service: Service
     assert stored == []
 
 
-@pytest.mark.not_yet  # system_logs are not recorded yet
 def test_unsupported_backend_parameters_are_dropped_with_a_system_log_when_not_strict(service: Service) -> None:
     # Arrange
     client = service.client()

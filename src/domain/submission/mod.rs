@@ -24,4 +24,4 @@ pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use resources::{Amounts, Resources};
 pub use spec::{DEFAULT_TOOL, SubmissionSpec, Volume};
-pub use tes_plan::{ClaimInput, ExecutorPlan, InlineInput, TesPlan};
+pub use tes_plan::{ClaimInput, ExecutorPlan, InlineInput, OutputPlan, TesPlan};

@@ -15,9 +15,26 @@ pub struct TesPlan {
     /// Files or directories of the volume claim shown at another path, read-only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claim_inputs: Vec<ClaimInput>,
-    /// Empty directories every executor shares.
+    /// Empty directories every executor shares (with the step that copies outputs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    /// Where each output is written, and where on the claim it belongs, in the task's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputPlan>,
+}
+
+/// One output: copied from `path` to `claim_path` after the last executor when they differ,
+/// then its size logged. With `prefix`, `path` is a pattern and `claim_path` a folder: each
+/// match goes to that folder plus what follows `prefix` in its path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputPlan {
+    pub path: String,
+    /// The URL's path, as the claim is mounted.
+    pub claim_path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub directory: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 /// One executor: its own image, argv (no shell), and where its streams go.
@@ -50,4 +67,7 @@ pub struct ClaimInput {
     pub path: String,
     /// The file's path relative to the claim's root.
     pub sub_path: String,
+    /// As the task named it, to say which input is missing.
+    #[serde(default)]
+    pub url: String,
 }

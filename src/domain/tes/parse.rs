@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use super::document::{Executor, Input, Output, Resources, Task};
+use super::document::{Executor, Input, Resources, Task};
+use super::outputs::{join, outputs};
 use super::paths::{claim_path, container_path};
+use super::runs::EXECUTOR_PREFIX;
 use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::kube_rules;
 use crate::domain::submission::{
@@ -32,6 +34,8 @@ pub struct ParsedTask {
     pub document: Task,
     pub spec: SubmissionSpec,
     pub tags: BTreeMap<String, String>,
+    /// What the task's `system_logs` say of it: each backend parameter that was dropped.
+    pub notes: Vec<String>,
 }
 
 /// Parses `task` with the server's `defaults`, or names every field that is wrong.
@@ -55,12 +59,22 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
     let (inline_inputs, claim_inputs) = errors
         .take(inputs(task.inputs.as_deref().unwrap_or_default(), mount))
         .unwrap_or_default();
-    errors.take(outputs(task.outputs.as_deref().unwrap_or_default(), mount));
+    let (outputs, shared) = errors
+        .take(outputs(task.outputs.as_deref().unwrap_or_default(), mount))
+        .unwrap_or_default();
     let mut volumes = Vec::new();
     for (index, path) in task.volumes.iter().flatten().enumerate() {
         match container_path(path) {
             Ok(path) => volumes.push(path),
             Err(reason) => errors.refuse(&format!("volumes[{index}]"), reason),
+        }
+    }
+    // The folders of outputs copied after the last executor are shared like `volumes`.
+    for folder in shared {
+        let inside =
+            |volume: &String| folder == *volume || folder.starts_with(&format!("{volume}/"));
+        if !volumes.iter().any(inside) {
+            volumes.push(folder);
         }
     }
     let requests = errors.take(resources(task.resources.as_ref(), defaults));
@@ -69,6 +83,7 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
     let (Some(executors), Some(requests), Some(labels)) = (executors, requests, labels) else {
         return Err(errors.into_vec());
     };
+    let notes = dropped_parameters(task.resources.as_ref());
     let document = stored(task);
     let spec = SubmissionSpec {
         name: document
@@ -89,7 +104,7 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
         backoff_limit: 0,
         active_deadline_seconds: defaults.job.time_minutes.map(|minutes| minutes * 60),
         ttl_seconds_after_finished: defaults.job.ttl_seconds_after_finished,
-        tool: format!("exec-{}", executors.len().saturating_sub(1)),
+        tool: format!("{EXECUTOR_PREFIX}{}", executors.len().saturating_sub(1)),
         depends_on: Vec::new(),
         notify: None,
         tes: Some(TesPlan {
@@ -97,13 +112,28 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
             inline_inputs,
             claim_inputs,
             volumes,
+            outputs,
         }),
     };
     errors.or(ParsedTask {
         tags: document.tags.clone().unwrap_or_default(),
         document,
         spec,
+        notes,
     })
+}
+
+/// A line for each backend parameter a task asked for, not strictly, that is not kept: the
+/// service supports none.
+fn dropped_parameters(resources: Option<&Resources>) -> Vec<String> {
+    resources
+        .and_then(|resources| resources.backend_parameters.as_ref())
+        .into_iter()
+        .flat_map(BTreeMap::keys)
+        .map(|key| {
+            format!("backend parameter {key} is not supported by this service and was ignored")
+        })
+        .collect()
 }
 
 /// The document as stored: the service's own fields are its to fill, and unsupported backend
@@ -233,7 +263,11 @@ fn inputs(inputs: &[Input], mount: Option<&str>) -> Result<Inputs, Vec<FieldErro
                     let on_claim = mount.map(|mount| join(mount, &sub_path));
                     // Already where the executors look: the claim is mounted at its mount path.
                     if on_claim.as_deref() != Some(path.as_str()) {
-                        claim.push(ClaimInput { path, sub_path });
+                        claim.push(ClaimInput {
+                            path,
+                            sub_path,
+                            url: url.to_owned(),
+                        });
                     }
                 }
                 Err(reason) => errors.refuse(&field("url"), reason),
@@ -243,64 +277,10 @@ fn inputs(inputs: &[Input], mount: Option<&str>) -> Result<Inputs, Vec<FieldErro
     errors.or((inline, claim))
 }
 
-/// Outputs are written in place on the volume: their `path` must be where the URL's file is.
-fn outputs(outputs: &[Output], mount: Option<&str>) -> Result<(), Vec<FieldError>> {
-    let mut errors = FieldErrors::default();
-    for (index, output) in outputs.iter().enumerate() {
-        let field = |name: &str| format!("outputs[{index}].{name}");
-        let path = match output.path.as_deref().map(container_path) {
-            None => {
-                errors.refuse(&field("path"), "is required");
-                continue;
-            }
-            Some(Err(reason)) => {
-                errors.refuse(&field("path"), reason);
-                continue;
-            }
-            Some(Ok(path)) => path,
-        };
-        if path.contains(['*', '?', '[']) {
-            // Wildcards need a copy step that finds the matches; none runs yet.
-            let reason = match &output.path_prefix {
-                None => "is required for a path with wildcards",
-                Some(_) => "with wildcards is not supported yet: outputs are written in place",
-            };
-            errors.refuse(&field("path_prefix"), reason);
-            continue;
-        }
-        let Some(url) = output.url.as_deref() else {
-            errors.refuse(&field("url"), "is required");
-            continue;
-        };
-        match claim_url(url, mount) {
-            Ok(sub_path) => {
-                let on_claim = mount.map(|mount| join(mount, &sub_path));
-                if on_claim.as_deref() != Some(path.as_str()) {
-                    errors.refuse(
-                        &field("path"),
-                        format!("must be the URL's own path ({}): outputs are written in place on the volume", on_claim.unwrap_or_default()),
-                    );
-                }
-            }
-            Err(reason) => errors.refuse(&field("url"), reason),
-        }
-    }
-    errors.or(())
-}
-
 fn claim_url(url: &str, mount: Option<&str>) -> Result<String, String> {
     match mount {
         Some(mount) => claim_path(url, mount),
         None => Err("cannot be read: this server has no volume claim for files".into()),
-    }
-}
-
-fn join(mount: &str, sub_path: &str) -> String {
-    let mount = mount.trim_end_matches('/');
-    if sub_path.is_empty() {
-        mount.to_owned()
-    } else {
-        format!("{mount}/{sub_path}")
     }
 }
 
@@ -468,17 +448,25 @@ mod tests {
     }
 
     #[test]
-    fn an_output_is_written_in_place_and_a_wildcard_needs_its_prefix() {
-        let fields = refused_fields(json!({
-            "executors": [echo()],
-            "outputs": [
-                {"url": "file:///ntuples/out/a.txt", "path": "/ntuples/out/a.txt"},
-                {"url": "file:///ntuples/out/b.txt", "path": "/work/b.txt"},
-                {"url": "file:///ntuples/out", "path": "/work/*.txt"},
-            ],
-        }));
+    fn the_folders_of_outputs_written_elsewhere_are_shared_once_with_the_volumes() {
+        let parsed = parse_task(
+            task(json!({
+                "executors": [echo()],
+                "outputs": [
+                    {"url": "file:///ntuples/out/a.txt", "path": "/ntuples/out/a.txt"},
+                    {"url": "/ntuples/work/ab/.command.out", "path": "/work/.command.out"},
+                    {"url": "/ntuples/work/ab/sub/b.txt", "path": "/work/sub/b.txt"},
+                    {"url": "/ntuples/work/ab/c.txt", "path": "/shared/c.txt"},
+                ],
+                "volumes": ["/shared"],
+            })),
+            &SubmitDefaults::default(),
+        )
+        .expect("valid");
 
-        assert_eq!(fields, ["outputs[1].path", "outputs[2].path_prefix"]);
+        let plan = parsed.spec.tes.expect("plan");
+        assert_eq!(plan.volumes, ["/shared", "/work"]);
+        assert_eq!(plan.outputs.len(), 4);
     }
 
     #[test]
@@ -556,7 +544,8 @@ mod tests {
             plan.claim_inputs,
             [ClaimInput {
                 path: "/work/a.txt".into(),
-                sub_path: "data/a.txt".into()
+                sub_path: "data/a.txt".into(),
+                url: "file:///ntuples/data/a.txt".into(),
             }]
         );
     }

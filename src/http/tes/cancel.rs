@@ -43,7 +43,7 @@ pub async fn cancel(
             "this path does not answer to that method".into(),
         ));
     };
-    let (submission, _) = find(&context, &caller, id).await?;
+    let submission = find(&context, &caller, id).await?.submission;
     let filter = Filter {
         ids: vec![submission.id],
         ..Filter::default()

@@ -8,7 +8,8 @@ use axum::extract::{Path, State as AppState};
 use crate::domain::tes::document::{CreateTaskResponse, ListTasksResponse, Task, View};
 use crate::domain::tes::list::{page_token, parse_list_query};
 use crate::domain::tes::parse::parse_task;
-use crate::domain::tes::view::render;
+use crate::domain::tes::runs::ExecutorRun;
+use crate::domain::tes::view::{Recorded, render};
 use crate::domain::{Caller, FieldError, Submission, SubmissionId};
 use crate::http::Context;
 use crate::http::error::{ApiError, ApiResult, Problem};
@@ -55,7 +56,7 @@ pub async fn create(
     let submission = Submission::new(parsed.spec, context.cluster.namespace(), &caller);
     let stored = context
         .store
-        .insert_task(submission, &parsed.document)
+        .insert_task(submission, &parsed.document, &parsed.notes)
         .await?;
     tracing::info!(submission_id = %stored.id, "task stored");
     Ok(Json(CreateTaskResponse {
@@ -95,16 +96,21 @@ pub async fn list(
     let more = tasks.len() > query.page_size as usize;
     tasks.truncate(query.page_size as usize);
     let next_page_token = more
-        .then(|| {
-            tasks
-                .last()
-                .map(|(submission, _)| page_token(submission.id))
-        })
+        .then(|| tasks.last().map(|task| page_token(task.submission.id)))
         .flatten();
+    let mut runs = if query.view == View::Minimal {
+        Default::default()
+    } else {
+        let ids: Vec<SubmissionId> = tasks.iter().map(|task| task.submission.id).collect();
+        context.store.executor_runs(&ids).await?
+    };
     Ok(Json(ListTasksResponse {
         tasks: tasks
-            .iter()
-            .map(|(submission, document)| render(submission, document, query.view))
+            .into_iter()
+            .map(|task| {
+                let runs = runs.remove(&task.submission.id).unwrap_or_default();
+                shown(task, runs, query.view)
+            })
             .collect(),
         next_page_token,
     }))
@@ -143,8 +149,29 @@ pub async fn get(
             )])
         })?,
     };
-    let (submission, document) = find(&context, &caller, &id).await?;
-    Ok(Json(render(&submission, &document, view)))
+    let task = find(&context, &caller, &id).await?;
+    let runs = if view == View::Minimal {
+        Vec::new()
+    } else {
+        let id = task.submission.id;
+        context
+            .store
+            .executor_runs(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default()
+    };
+    Ok(Json(shown(task, runs, view)))
+}
+
+/// A stored task, with what its executors did, as `view` shows it.
+fn shown(task: StoredTask, runs: Vec<ExecutorRun>, view: View) -> Task {
+    let recorded = Recorded {
+        notes: task.notes,
+        runs,
+        report: task.report,
+    };
+    render(&task.submission, &task.document, &recorded, view)
 }
 
 /// The task `id`, if it exists and the caller may see it (others' are "not found", so ids
@@ -156,6 +183,6 @@ pub async fn find(context: &Context, caller: &Caller, id: &str) -> ApiResult<Sto
         .store
         .get_task(id)
         .await?
-        .filter(|(submission, _)| caller.may_access(&submission.owner))
+        .filter(|task| caller.may_access(&task.submission.owner))
         .ok_or_else(missing)
 }
