@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{
-    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EnvVar, LocalObjectReference, PersistentVolumeClaimVolumeSource,
@@ -15,7 +16,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::domain::{
-    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, SUBMISSION_ID_LABEL, Submission,
+    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, RetryPolicy, SUBMISSION_ID_LABEL,
+    Submission,
 };
 
 const VOLUME_NAME: &str = "data";
@@ -135,7 +137,7 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
             backoff_limit: Some(spec.backoff_limit),
             active_deadline_seconds: spec.active_deadline_seconds,
             ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
-            pod_failure_policy: Some(disruptions_are_not_failures()),
+            pod_failure_policy: Some(failure_policy(&spec.retry_policy)),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
@@ -171,18 +173,33 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
     job
 }
 
-/// The one rule: failures of pods with the `DisruptionTarget` condition are ignored. Every other
-/// failure counts against `backoffLimit`, as without a policy.
-fn disruptions_are_not_failures() -> PodFailurePolicy {
+/// First, failures of pods with the `DisruptionTarget` condition are ignored; then the
+/// submission's rules on exit codes, in order. Every other failure counts against
+/// `backoffLimit`, as without a policy.
+fn failure_policy(retry_policy: &RetryPolicy) -> PodFailurePolicy {
+    let disruptions = PodFailurePolicyRule {
+        action: "Ignore".into(),
+        on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+            type_: "DisruptionTarget".into(),
+            status: Some("True".into()),
+        }]),
+        on_exit_codes: None,
+    };
+    let exit_codes = retry_policy.on_exit_codes.iter().map(|rule| {
+        let mut codes = rule.codes.clone();
+        codes.sort_unstable();
+        PodFailurePolicyRule {
+            action: rule.action.kubernetes_name().into(),
+            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                container_name: None,
+                operator: "In".into(),
+                values: codes,
+            }),
+            on_pod_conditions: None,
+        }
+    });
     PodFailurePolicy {
-        rules: vec![PodFailurePolicyRule {
-            action: "Ignore".into(),
-            on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
-                type_: "DisruptionTarget".into(),
-                status: Some("True".into()),
-            }]),
-            on_exit_codes: None,
-        }],
+        rules: std::iter::once(disruptions).chain(exit_codes).collect(),
     }
 }
 
@@ -221,7 +238,10 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
-    use crate::domain::{Progress, Resources, SubmissionId, SubmissionSpec, Volume as SpecVolume};
+    use crate::domain::{
+        ExitCodeAction, ExitCodeRule, Progress, Resources, SubmissionId, SubmissionSpec,
+        Volume as SpecVolume,
+    };
 
     fn submission(spec: SubmissionSpec) -> Submission {
         let id = SubmissionId::from_str("01935f2e-8c4a-7b3d-9e2f-123456789abc").expect("uuid");
@@ -267,6 +287,18 @@ mod tests {
                 },
             },
             backoff_limit: 2,
+            retry_policy: RetryPolicy {
+                on_exit_codes: vec![
+                    ExitCodeRule {
+                        codes: vec![42, 2],
+                        action: ExitCodeAction::Fail,
+                    },
+                    ExitCodeRule {
+                        codes: vec![75],
+                        action: ExitCodeAction::Ignore,
+                    },
+                ],
+            },
             active_deadline_seconds: Some(3600),
             ttl_seconds_after_finished: Some(86400),
             tool: "analyze".into(),

@@ -6,11 +6,11 @@ use clap::builder::TypedValueParser;
 
 use super::values::{
     OrNone, image, minutes_or_unlimited, mount_path, named, object_name, or_none, quantity,
-    retries, seconds_or_never,
+    retries, retry_policy, seconds_or_never,
 };
 use crate::cluster::dispatch;
 use crate::cluster::manifest::{ImagePullPolicy, PodSettings};
-use crate::domain::{AllowLists, JobDefaults, SubmitDefaults};
+use crate::domain::{AllowLists, JobDefaults, RetryPolicy, SubmitDefaults};
 
 #[derive(Debug, Clone, Args)]
 pub struct SubmissionArgs {
@@ -65,6 +65,16 @@ pub struct SubmissionArgs {
         default_value_t = seeds().job.retries
     )]
     pub default_retries: i32,
+    /// What a failed pod means by its exit code, for submissions that say nothing of it: a
+    /// submission's `retry_policy` as JSON, such as
+    /// `{"on_exit_codes": [{"codes": [2], "action": "fail"}]}`. Default: every failure counts.
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_DEFAULT_RETRY_POLICY",
+        value_parser = named(retry_policy),
+        default_value = "{}"
+    )]
+    pub default_retry_policy: RetryPolicy,
     /// Minutes a payload may run (`activeDeadlineSeconds` / 60) for submissions that name
     /// none; 0 for no limit.
     #[arg(
@@ -171,6 +181,7 @@ impl SubmissionArgs {
                 memory: self.default_memory.clone(),
                 cpus: self.default_cpus.clone(),
                 ttl_seconds_after_finished: self.job_ttl_seconds,
+                retry_policy: self.default_retry_policy.clone(),
             },
             allowed: AllowLists {
                 image_prefixes: self.allowed_image_prefixes.clone(),
@@ -207,6 +218,7 @@ impl SubmissionArgs {
 mod tests {
     use super::*;
     use crate::config::values::testing::parse;
+    use crate::domain::{ExitCodeAction, ExitCodeRule};
 
     fn args(extra: &[&str]) -> SubmissionArgs {
         parse(extra).expect("parses")
@@ -260,6 +272,8 @@ mod tests {
             "500m",
             "--job-ttl-seconds",
             "",
+            "--default-retry-policy",
+            r#"{"on_exit_codes": [{"codes": [2], "action": "fail"}]}"#,
         ])
         .submit_defaults()
         .expect("valid");
@@ -272,6 +286,12 @@ mod tests {
                 memory: None,
                 cpus: Some("500m".into()),
                 ttl_seconds_after_finished: None,
+                retry_policy: RetryPolicy {
+                    on_exit_codes: vec![ExitCodeRule {
+                        codes: vec![2],
+                        action: ExitCodeAction::Fail,
+                    }],
+                },
             }
         );
     }
@@ -295,6 +315,11 @@ mod tests {
             ("--default-time", "-1"),
             ("--default-memory", "lots"),
             ("--job-ttl-seconds", "soon"),
+            (
+                "--default-retry-policy",
+                r#"{"on_exit_codes": [{"codes": [0]}]}"#,
+            ),
+            ("--default-retry-policy", "fail on 2"),
         ] {
             let error = parse::<SubmissionArgs>(&[&format!("{flag}={value}")]).expect_err(flag);
             assert!(error.starts_with(flag), "{error}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::builder::TypedValueParser;
 use clap::error::ErrorKind;
 
-use crate::domain::{MAX_BACKOFF_LIMIT, kube_rules};
+use crate::domain::{MAX_BACKOFF_LIMIT, RetryPolicy, check_retry_policy, kube_rules};
 use crate::duration;
 
 /// A flag's value where an empty one means none (`--k8s-registry-secret ""`, or its variable
@@ -119,6 +119,19 @@ pub fn retries(text: &str) -> Result<i32, String> {
         .ok()
         .filter(|retries| (0..=MAX_BACKOFF_LIMIT).contains(&i64::from(*retries)))
         .ok_or_else(|| format!("must be between 0 and {MAX_BACKOFF_LIMIT}"))
+}
+
+/// A retry policy as JSON (the `retry_policy` field of a submission), checked as one is.
+pub fn retry_policy(text: &str) -> Result<RetryPolicy, String> {
+    let policy: RetryPolicy =
+        serde_json::from_str(text).map_err(|error| format!("is not a retry policy: {error}"))?;
+    check_retry_policy(policy, "retry_policy").map_err(|errors| {
+        errors
+            .iter()
+            .map(|error| format!("{} {}", error.field, error.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Minutes, 0 for no limit.

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{IDENTIFIER_LABEL, NotifyScope, Resources, State, Submission};
+use crate::domain::{IDENTIFIER_LABEL, NotifyScope, Resources, RetryPolicy, State, Submission};
 
 /// A submission: what was asked for, and what Kubernetes says of it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -48,6 +48,8 @@ pub struct SubmissionView {
     pub labels: BTreeMap<String, String>,
     pub resources: Resources,
     pub backoff_limit: i32,
+    /// What a failed pod means by its exit code (empty: every failure counts).
+    pub retry_policy: RetryPolicy,
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: Option<i32>,
     /// The task identifier (the label `identifier`), if it has one.
@@ -108,6 +110,7 @@ impl From<Submission> for SubmissionView {
             labels: spec.labels,
             resources: spec.resources,
             backoff_limit: spec.backoff_limit,
+            retry_policy: spec.retry_policy,
             active_deadline_seconds: spec.active_deadline_seconds,
             ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
             tool: spec.tool,

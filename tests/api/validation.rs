@@ -92,6 +92,28 @@ async fn each_bad_field_is_named(backend: Backend) {
             with("ttl_seconds_after_finished", body!(-1)),
             "ttl_seconds_after_finished",
         ),
+        (
+            with(
+                "retry_policy",
+                body!({"on_exit_codes": [{"codes": [2], "action": "retry"}]}),
+            ),
+            "retry_policy.on_exit_codes[0].action",
+        ),
+        (
+            with(
+                "retry_policy",
+                body!({"on_exit_codes": [{"codes": [2]}, {"codes": [2], "action": "fail"}]}),
+            ),
+            "retry_policy.on_exit_codes[1].codes",
+        ),
+        (
+            with("retry_policy", body!({"on_exit_codes": [{"codes": [0]}]})),
+            "retry_policy.on_exit_codes[0].codes",
+        ),
+        (
+            with("retry_policy", body!({"on_exit_codes": [{"codes": []}]})),
+            "retry_policy.on_exit_codes[0].codes",
+        ),
         (with("privileged", body!(true)), "privileged"),
         (with("host_network", body!(true)), "host_network"),
         (body!({"image": "busybox"}), "command"),

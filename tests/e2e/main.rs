@@ -21,5 +21,6 @@ mod node;
 mod payload_node;
 mod real_node;
 mod recovery;
+mod retry_policy;
 mod story;
 mod ui;

@@ -7,6 +7,7 @@
 //! `bash -cl` reads. Each test's namespace gets the registry secret and the volume claim the
 //! seed tells its users to create, by the seed's own commands.
 
+mod retry_policy;
 mod story;
 mod tes;
 

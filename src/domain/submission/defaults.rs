@@ -1,6 +1,8 @@
 //! The server's side of a submission: what it fills in for fields a request leaves out, and
 //! what it lets users name at all.
 
+use super::retry_policy::RetryPolicy;
+
 /// The server's defaults for what a request leaves out (the seed's `--k8s-*` options), and what
 /// it allows users to name at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub struct JobDefaults {
     pub cpus: Option<String>,
     /// `ttlSecondsAfterFinished`; `None` to keep finished Jobs until someone deletes them.
     pub ttl_seconds_after_finished: Option<i32>,
+    /// What a failed pod means by its exit code, for submissions that say nothing of it.
+    pub retry_policy: RetryPolicy,
 }
 
 impl Default for JobDefaults {
@@ -48,6 +52,7 @@ impl Default for JobDefaults {
             memory: Some("4000M".into()),
             cpus: Some("1".into()),
             ttl_seconds_after_finished: Some(24 * 60 * 60),
+            retry_policy: RetryPolicy::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod parse;
 mod record;
 mod request;
 mod resources;
+mod retry_policy;
 mod spec;
 mod tes_plan;
 
@@ -23,5 +24,6 @@ pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NewSubmissions, SentAs};
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use resources::{Amounts, Resources};
+pub use retry_policy::{ExitCodeAction, ExitCodeRule, RetryPolicy, check as check_retry_policy};
 pub use spec::{DEFAULT_TOOL, SubmissionSpec, Volume};
 pub use tes_plan::{ClaimInput, ExecutorPlan, InlineInput, OutputPlan, TesPlan};

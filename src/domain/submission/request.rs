@@ -7,6 +7,7 @@ use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use super::resources::Resources;
+use super::retry_policy::RetryPolicy;
 use crate::domain::notify::NotifyScope;
 
 /// A request to run one payload, as the user sends it.
@@ -91,6 +92,10 @@ pub struct SubmissionRequest {
     /// Retries of a failed pod (the helper's `--retries`): the same as `backoff_limit`.
     #[schema(minimum = 0, maximum = 100)]
     pub retries: Option<i64>,
+    /// What a failed pod means by its exit code: fail the submission at once, retry without
+    /// counting, or count against `retries`. Default: the server's (`--default-retry-policy`).
+    /// A pod evicted or preempted never counts.
+    pub retry_policy: Option<RetryPolicy>,
     /// The name of the payload's container (`kubectl logs POD -c TOOL`). Default: the command's
     /// program (`analyze` for `analyze.py config.cfg`), or `payload` when it has none.
     #[schema(example = "analyze", max_length = 63)]

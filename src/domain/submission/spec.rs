@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::resources::Resources;
+use super::retry_policy::RetryPolicy;
 use super::tes_plan::TesPlan;
 use crate::domain::notify::Notify;
 use crate::domain::submission_id::SubmissionId;
@@ -30,6 +31,9 @@ pub struct SubmissionSpec {
     pub labels: BTreeMap<String, String>,
     pub resources: Resources,
     pub backoff_limit: i32,
+    /// What a failed pod means, by its exit code (the Job's pod failure policy).
+    #[serde(default, skip_serializing_if = "RetryPolicy::is_empty")]
+    pub retry_policy: RetryPolicy,
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: Option<i32>,
     /// The payload container's name (submissions stored before it was chosen: `payload`).

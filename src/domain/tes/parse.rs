@@ -102,6 +102,7 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
         resources: requests,
         // A failed executor is the task's outcome, not a reason to run it again.
         backoff_limit: 0,
+        retry_policy: Default::default(),
         active_deadline_seconds: defaults.job.time_minutes.map(|minutes| minutes * 60),
         ttl_seconds_after_finished: defaults.job.ttl_seconds_after_finished,
         tool: format!("{EXECUTOR_PREFIX}{}", executors.len().saturating_sub(1)),

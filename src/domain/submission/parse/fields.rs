@@ -6,6 +6,7 @@ use crate::domain::campaign::{self, Dependency};
 use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::submission::defaults::SubmitDefaults;
 use crate::domain::submission::request::SubmissionRequest;
+use crate::domain::submission::retry_policy;
 use crate::domain::submission::spec::SubmissionSpec;
 
 use super::retries_and_deadlines::{self, Given};
@@ -42,6 +43,7 @@ impl Fields {
             memory,
             cpus,
             retries,
+            retry_policy,
             tool,
             depends_on,
             notify_url,
@@ -70,6 +72,10 @@ impl Fields {
             },
             &defaults.job,
         ));
+        let retry_policy = errors.take(retry_policy::check(
+            retry_policy.unwrap_or_else(|| defaults.job.retry_policy.clone()),
+            "retry_policy",
+        ));
         let command = payload.as_ref().map(|payload| payload.command.as_str());
         let tool = errors.take(tool::parse(tool, command));
         let notify = errors.take(notify::parse(
@@ -87,6 +93,7 @@ impl Fields {
             retries_and_deadlines,
             tool,
             notify,
+            retry_policy,
         ) {
             (
                 Some(name),
@@ -97,6 +104,7 @@ impl Fields {
                 Some(retries_and_deadlines),
                 Some(tool),
                 Some(notify),
+                Some(retry_policy),
             ) => errors.or(SubmissionSpec {
                 name,
                 image: payload.image,
@@ -107,6 +115,7 @@ impl Fields {
                 labels: env_and_labels.labels,
                 resources,
                 backoff_limit: retries_and_deadlines.backoff_limit,
+                retry_policy,
                 active_deadline_seconds: retries_and_deadlines.active_deadline_seconds,
                 ttl_seconds_after_finished: retries_and_deadlines.ttl_seconds_after_finished,
                 tool,

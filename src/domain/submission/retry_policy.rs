@@ -1,0 +1,158 @@
+//! What a failed pod means, by its cause: rules on the payload's exit code, which become the
+//! Job's `podFailurePolicy` after the rule that no disruption (eviction, preemption, a node
+//! drain) ever counts. A known "bad input" code can fail the submission at once instead of
+//! burning its retries, and a code that says "try again later" can be retried without counting.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::field_error::{FieldError, FieldErrors};
+
+/// Rules Kubernetes takes in one pod failure policy, less the one for disruptions.
+pub const MAX_EXIT_CODE_RULES: usize = 19;
+
+/// How a submission's failed pods are treated by cause.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Rules on the payload's exit code, the first that matches applies; a code no rule names
+    /// counts against `retries`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 19)]
+    pub on_exit_codes: Vec<ExitCodeRule>,
+}
+
+impl RetryPolicy {
+    pub fn is_empty(&self) -> bool {
+        self.on_exit_codes.is_empty()
+    }
+}
+
+/// What a pod that exited with one of `codes` does to its submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExitCodeRule {
+    /// Exit codes from 1 to 255, each in one rule only.
+    #[schema(min_items = 1, max_items = 255, example = json!([2, 42]))]
+    pub codes: Vec<i32>,
+    #[serde(default)]
+    pub action: ExitCodeAction,
+}
+
+/// `fail`: the submission fails at once, retries left or not (Kubernetes' `FailJob`);
+/// `ignore`: the pod is replaced without counting against `retries` (`Ignore`); `count`: it
+/// counts, as a failure no rule names does (`Count`, the default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExitCodeAction {
+    Fail,
+    Ignore,
+    #[default]
+    Count,
+}
+
+impl ExitCodeAction {
+    /// The action's name in a Job's pod failure policy.
+    pub fn kubernetes_name(self) -> &'static str {
+        match self {
+            ExitCodeAction::Fail => "FailJob",
+            ExitCodeAction::Ignore => "Ignore",
+            ExitCodeAction::Count => "Count",
+        }
+    }
+}
+
+/// `policy` as sent in field `field`, checked: every bad rule is named.
+pub fn check(policy: RetryPolicy, field: &str) -> Result<RetryPolicy, Vec<FieldError>> {
+    let mut errors = FieldErrors::default();
+    if policy.on_exit_codes.len() > MAX_EXIT_CODE_RULES {
+        errors.refuse(
+            &format!("{field}.on_exit_codes"),
+            format!("must have at most {MAX_EXIT_CODE_RULES} rules"),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (index, rule) in policy.on_exit_codes.iter().enumerate() {
+        let codes = format!("{field}.on_exit_codes[{index}].codes");
+        if rule.codes.is_empty() {
+            errors.refuse(&codes, "must name at least one exit code");
+        }
+        for code in &rule.codes {
+            if !(1..=255).contains(code) {
+                errors.refuse(
+                    &codes,
+                    format!("{code} is no failure's exit code: codes are 1 to 255"),
+                );
+            } else if !seen.insert(*code) {
+                errors.refuse(&codes, format!("{code} is named twice"));
+            }
+        }
+    }
+    errors.or(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn checked(policy: serde_json::Value) -> Result<RetryPolicy, Vec<String>> {
+        let policy: RetryPolicy = serde_json::from_value(policy).expect("well-formed");
+        check(policy, "retry_policy")
+            .map_err(|errors| errors.into_iter().map(|error| error.field).collect())
+    }
+
+    #[test]
+    fn rules_keep_their_order_and_count_is_the_default_action() {
+        let policy = checked(json!({"on_exit_codes": [
+            {"codes": [42], "action": "fail"},
+            {"codes": [75, 2], "action": "ignore"},
+            {"codes": [3]},
+        ]}))
+        .expect("valid");
+
+        let actions: Vec<ExitCodeAction> = policy
+            .on_exit_codes
+            .iter()
+            .map(|rule| rule.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ExitCodeAction::Fail,
+                ExitCodeAction::Ignore,
+                ExitCodeAction::Count
+            ]
+        );
+    }
+
+    #[test]
+    fn a_code_named_twice_out_of_range_or_no_code_is_refused_naming_its_rule() {
+        let refused = checked(json!({"on_exit_codes": [
+            {"codes": [42], "action": "fail"},
+            {"codes": [42, 0, 256], "action": "ignore"},
+            {"codes": []},
+        ]}))
+        .expect_err("refused");
+
+        assert_eq!(
+            refused,
+            [
+                "retry_policy.on_exit_codes[1].codes",
+                "retry_policy.on_exit_codes[1].codes",
+                "retry_policy.on_exit_codes[1].codes",
+                "retry_policy.on_exit_codes[2].codes"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_action_is_not_a_policy() {
+        let sent = json!({"on_exit_codes": [{"codes": [1], "action": "retry"}]});
+
+        assert!(serde_json::from_value::<RetryPolicy>(sent).is_err());
+    }
+}
