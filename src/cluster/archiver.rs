@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
+use super::attempts;
 use super::client::Cluster;
 use super::logs;
 use super::tes_logs;
@@ -55,7 +56,9 @@ impl Archiver {
         let archiver = self.clone();
         tokio::spawn(async move {
             if let Ok(_permit) = archiver.permits.acquire().await {
-                // The executors first: the pod's archive lets the task be shown as ended.
+                // The attempt and the executors first: the pod's archive lets the submission
+                // be shown as ended.
+                attempts::record(&archiver.store, id, pod.clone()).await;
                 tes_logs::record(&archiver.cluster, &archiver.store, id, pod.clone()).await;
                 logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
             }

@@ -6,6 +6,7 @@
 //! what they report when the API server cannot be asked or refuses.
 
 pub mod archiver;
+pub mod attempts;
 pub mod cache;
 pub mod cancels;
 pub mod client;

@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{IDENTIFIER_LABEL, NotifyScope, Resources, RetryPolicy, State, Submission};
+use crate::domain::{
+    Attempt, IDENTIFIER_LABEL, NotifyScope, Resources, RetryPolicy, State, Submission,
+};
 
 /// A submission: what was asked for, and what Kubernetes says of it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -65,6 +67,10 @@ pub struct SubmissionView {
     /// Which changes `notify_url` is sent: `all` or only the `final` one; null without a
     /// `notify_url`.
     pub notify: Option<NotifyScope>,
+    /// Each pod that ended, oldest first: only for one submission (`GET
+    /// /v1/submissions/{id}`, and the answer to a single submit), not in lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Vec<Attempt>>,
 }
 
 impl From<Submission> for SubmissionView {
@@ -117,6 +123,7 @@ impl From<Submission> for SubmissionView {
             depends_on: spec.depends_on.iter().map(ToString::to_string).collect(),
             notify_url: spec.notify.as_ref().map(|notify| notify.url.clone()),
             notify: spec.notify.map(|notify| notify.scope),
+            attempts: None,
         }
     }
 }

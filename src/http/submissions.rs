@@ -15,7 +15,7 @@ use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
 use crate::cluster::views::{self, PodDetail};
-use crate::domain::{Caller, State, SubmissionId};
+use crate::domain::{Attempt, Caller, State, SubmissionId};
 use crate::storage::{Filter, Page};
 
 const DEFAULT_PAGE: u32 = 100;
@@ -115,7 +115,16 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SubmissionView>> {
-    Ok(Json(find(&context, &caller, &id).await?.into()))
+    let submission = find(&context, &caller, &id).await?;
+    let ends = context.store.pod_ends(submission.id).await?;
+    let policy = submission.spec.retry_policy.clone();
+    let attempts = ends
+        .into_iter()
+        .map(|end| Attempt::of(end, &policy))
+        .collect();
+    let mut view = SubmissionView::from(submission);
+    view.attempts = Some(attempts);
+    Ok(Json(view))
 }
 
 /// The pods of a submission's Job, like `kubectl get pods -l`.

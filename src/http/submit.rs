@@ -82,8 +82,10 @@ pub async fn submit(
         .next()
         .ok_or_else(|| ApiError::Internal("an idempotency key recorded no submission".into()))?;
     let location = format!("/v1/submissions/{}", submission.id);
-    let mut response =
-        (StatusCode::CREATED, Json(SubmissionView::from(submission))).into_response();
+    // As `GET /v1/submissions/{id}` shows it; a new submission has no attempts yet.
+    let mut view = SubmissionView::from(submission);
+    view.attempts = Some(Vec::new());
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
     if let Ok(location) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, location);
     }

@@ -16,6 +16,7 @@
 //! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
+//! - `attempts`: each pod as it ended (exit code, reason, memory, whether it used a retry);
 //! - `tokens`: API tokens, stored as hashes, with their terms (rights, expiry, description),
 //!   their last use and their webhook signing secrets; `token_row` has the [`Token`] a row is
 //!   read into;
@@ -31,6 +32,7 @@
 //! [`QueryBuilder`](sqlx::QueryBuilder) from our own SQL fragments and `push_bind`, so every
 //! value a user sent is bound, never spliced.
 
+mod attempts;
 mod batcher;
 mod commits;
 mod connect;

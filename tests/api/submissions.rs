@@ -461,3 +461,65 @@ async fn a_log_request_for_a_pod_that_cannot_be_the_submissions_is_answered_at_o
     );
 }
 on_both_databases!(a_log_request_for_a_pod_that_cannot_be_the_submissions_is_answered_at_once);
+
+/// How pods ended, as the service records them when they end (written here straight into the
+/// database: with no cluster no pod ever ends).
+async fn attempts_are_shown_oldest_first_with_whether_each_used_a_retry(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let created = app
+        .submit(body!({"image": "busybox", "command": "analyze",
+            "retry_policy": {"on_exit_codes": [{"codes": [75], "action": "ignore"}]}}))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let store = submission_helper::storage::Store::connect(&app.database.url)
+        .await
+        .expect("store");
+    let end = |pod: &str, exit_code: i32, disrupted: bool| submission_helper::domain::PodEnd {
+        pod: pod.into(),
+        started_at: None,
+        finished_at: None,
+        exit_code: Some(exit_code),
+        reason: Some("Error".into()),
+        memory: Some("4000M".into()),
+        disrupted,
+    };
+    let at = |text: &str| text.parse::<jiff::Timestamp>().expect("time");
+    let submission = id.parse().expect("id");
+
+    // Act
+    for (created_at, pod) in [
+        ("2026-12-06T08:02:00Z", end("third", 1, false)),
+        ("2026-12-06T08:00:00Z", end("first", 75, false)),
+        ("2026-12-06T08:01:00Z", end("second", 137, true)),
+    ] {
+        store
+            .record_pod_end(submission, at(created_at), &pod)
+            .await
+            .expect("record");
+    }
+    let shown = json(
+        app.get(&format!("/v1/submissions/{id}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let listed = app.list_all("").await;
+
+    // Assert
+    let attempts: Vec<(&str, bool)> = shown["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|attempt| {
+            let pod = attempt["pod"].as_str().expect("pod");
+            (pod, attempt["counted"].as_bool().expect("counted"))
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [("first", false), ("second", false), ("third", true)]
+    );
+    assert_eq!(shown["attempts"][1]["disrupted"], true);
+    assert_eq!(listed[0].get("attempts"), None, "lists leave them out");
+}
+on_both_databases!(attempts_are_shown_oldest_first_with_whether_each_used_a_retry);

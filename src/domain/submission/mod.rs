@@ -5,6 +5,7 @@
 //! allows, [`parse`] turns the one with the other into a [`spec`], and [`record`] is a stored
 //! submission with its progress.
 
+mod attempt;
 mod defaults;
 mod labels;
 mod parse;
@@ -15,6 +16,7 @@ mod retry_policy;
 mod spec;
 mod tes_plan;
 
+pub use attempt::{Attempt, PodEnd};
 pub use defaults::{AllowLists, JobDefaults, SubmitDefaults};
 pub use labels::{
     APP_LABEL, APP_LABEL_VALUE, IDENTIFIER_LABEL, LABEL_PREFIX, NAME_LABEL, OWNER_LABEL,

@@ -38,5 +38,15 @@ async fn an_exit_code_ruled_ignore_is_retried_without_counting(backend: Backend)
         .await
         .expect("log");
     assert_eq!(log, "second try\n");
+    let attempts: Vec<(i64, bool)> = done["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|attempt| {
+            let code = attempt["exit_code"].as_i64().expect("exit code");
+            (code, attempt["counted"].as_bool().expect("counted"))
+        })
+        .collect();
+    assert_eq!(attempts, [(75, false), (0, false)], "{done}");
 }
 on_the_real_node!(an_exit_code_ruled_ignore_is_retried_without_counting);
