@@ -174,6 +174,7 @@ pub fn render(
             "Pod list:        (the cluster could not be asked: {why})\n"
         )),
     }
+    out.push_str(&attempts(submission, now));
     if submission.known_state() == Some(State::Failed) {
         out.push_str("Why it failed:\n");
         out.push_str(&format!("  {}\n", or_none(submission.message.as_deref())));
@@ -219,6 +220,45 @@ pub fn render(
         )),
     }
     out
+}
+
+/// Each pod that ended, oldest first, and whether it used a retry.
+fn attempts(submission: &Submission, now: Timestamp) -> String {
+    if submission.attempts.is_empty() {
+        return "Attempts:        <none>\n".into();
+    }
+    let mut table = Table::new(&[
+        "POD",
+        "EXIT CODE",
+        "REASON",
+        "MEMORY",
+        "RETRY USED",
+        "ENDED",
+    ]);
+    for attempt in &submission.attempts {
+        let used = match (attempt.counted, attempt.disrupted) {
+            (true, _) => "yes",
+            (false, true) => "no (disrupted)",
+            (false, false) => "no",
+        };
+        table.push(vec![
+            attempt.pod.clone(),
+            attempt
+                .exit_code
+                .map_or("<none>".into(), |code| code.to_string()),
+            or_none(attempt.reason.as_deref()),
+            or_none(attempt.memory.as_deref()),
+            used.into(),
+            attempt
+                .finished_at
+                .map_or("<none>".into(), |at| age(Some(at), now) + " ago"),
+        ]);
+    }
+    let mut text = "Attempts:\n".to_owned();
+    for line in table.render().lines() {
+        text.push_str(&format!("  {line}\n"));
+    }
+    text
 }
 
 fn pairs<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> String {
@@ -273,6 +313,38 @@ mod tests {
                             "restart_count": 0, "reason": "Error", "exit_code": 3}]
         }))
         .expect("pod")
+    }
+
+    #[test]
+    fn each_attempt_says_how_it_ended_and_whether_it_used_a_retry() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
+        let mut submission = failed();
+        submission.attempts = serde_json::from_value(serde_json::json!([
+            {"pod": "sh-0193a-aaaaa", "exit_code": 137, "reason": "OOMKilled", "memory": "4000M",
+             "counted": true, "disrupted": false, "finished_at": "2026-03-01T11:10:00Z"},
+            {"pod": "sh-0193a-bbbbb", "reason": "Evicted", "memory": "4000M",
+             "counted": false, "disrupted": true, "finished_at": "2026-03-01T11:50:00Z"},
+        ]))
+        .expect("attempts");
+
+        let text = render(&submission, Ok(None), Ok(Vec::new()), Ok(Vec::new()), now);
+
+        let table: Vec<String> = text
+            .lines()
+            .skip_while(|line| *line != "Attempts:")
+            .skip(1)
+            .take(3)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                "POD EXIT CODE REASON MEMORY RETRY USED ENDED",
+                "sh-0193a-aaaaa 137 OOMKilled 4000M yes 50m ago",
+                "sh-0193a-bbbbb <none> Evicted 4000M no (disrupted) 10m ago",
+            ],
+            "{text}"
+        );
     }
 
     #[test]

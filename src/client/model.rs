@@ -37,6 +37,21 @@ pub struct Submission {
     pub backoff_limit: Option<i64>,
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: Option<i64>,
+    /// Only in the answer for one submission.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A pod of a submission as it ended.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Attempt {
+    pub pod: String,
+    pub finished_at: Option<Timestamp>,
+    pub exit_code: Option<i64>,
+    pub reason: Option<String>,
+    pub memory: Option<String>,
+    pub disrupted: bool,
+    pub counted: bool,
 }
 
 impl Submission {
