@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 
 use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
@@ -93,30 +94,42 @@ pub fn progress_from_pod(submission: &Submission, pod: &Pod) -> Option<Progress>
         return None;
     }
     let status = pod.status.clone().unwrap_or_default();
-    let containers = status.container_statuses.unwrap_or_default();
-    let started_at = containers.iter().find_map(|container| {
-        let state = container.state.as_ref()?;
-        state
-            .running
-            .as_ref()
-            .and_then(|running| running.started_at.clone())
-            .or_else(|| {
-                state
-                    .terminated
-                    .as_ref()
-                    .and_then(|terminated| terminated.started_at.clone())
-            })
-    });
+    let containers = status.container_statuses.clone().unwrap_or_default();
+    // Init containers first: a TES task's executors run as init containers, and its pod is
+    // `Pending` until the last step starts, though its work runs.
+    let started: Vec<Time> = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(&containers)
+        .filter_map(|container| {
+            let state = container.state.as_ref()?;
+            state
+                .running
+                .as_ref()
+                .and_then(|running| running.started_at.clone())
+                .or_else(|| {
+                    state
+                        .terminated
+                        .as_ref()
+                        .and_then(|terminated| terminated.started_at.clone())
+                })
+        })
+        .filter(|at| at.0 != Timestamp::UNIX_EPOCH)
+        .collect();
     let phase = status.phase.as_deref().unwrap_or("Pending");
+    let works = phase == "Running" || (phase == "Pending" && !started.is_empty());
 
     let mut next = current.clone();
-    if phase == "Running" && current.state.can_become(State::Running) {
+    if works && current.state.can_become(State::Running) {
         next.state = State::Running;
         next.message = None;
     }
-    if next.started_at.is_none() && phase != "Pending" {
-        next.started_at = started_at
+    if next.started_at.is_none() && (works || phase != "Pending") {
+        next.started_at = started
+            .iter()
             .map(|at| at.0)
+            .min()
             .or(status.start_time.map(|at| at.0));
     }
     if next.state != State::Running {
@@ -256,7 +269,8 @@ pub struct Stuck {
 
 /// Whether `pod` is stuck before its start: a container waiting for one of [`STUCK_REASONS`]
 /// (since the pod was created), or the pod unschedulable (since the scheduler said so). A pod
-/// that runs or has ended is not stuck.
+/// that runs or has ended is not stuck, nor one of whose containers (init containers too:
+/// a TES task's executors) has started.
 pub fn stuck(pod: &Pod) -> Option<Stuck> {
     let name = pod.metadata.name.clone()?;
     let status = pod.status.as_ref()?;
@@ -265,6 +279,17 @@ pub fn stuck(pod: &Pod) -> Option<Stuck> {
         .as_deref()
         .is_some_and(|phase| phase != "Pending")
     {
+        return None;
+    }
+    let has_started = |statuses: &Option<Vec<ContainerStatus>>| {
+        statuses.iter().flatten().any(|container| {
+            container
+                .state
+                .as_ref()
+                .is_some_and(|state| state.running.is_some() || state.terminated.is_some())
+        })
+    };
+    if has_started(&status.init_container_statuses) || has_started(&status.container_statuses) {
         return None;
     }
     let explained = |reason: &str, message: Option<&str>| match message {
@@ -587,6 +612,46 @@ mod tests {
             next.started_at.map(|at| at.to_string()).as_deref(),
             Some("2026-01-01T00:00:05Z")
         );
+    }
+
+    /// A TES task's pod: its first executor (an init container) done, its second running, the
+    /// last step waiting, as the kubelet shows it (phase `Pending`).
+    fn executors_running() -> serde_json::Value {
+        let container = |name: &str, state: serde_json::Value| {
+            serde_json::json!({"name": name, "ready": false, "restartCount": 0, "image": "i",
+                               "imageID": "", "state": state})
+        };
+        serde_json::json!({"phase": "Pending",
+            "initContainerStatuses": [
+                container("exec-0", serde_json::json!({"terminated": {"exitCode": 0,
+                    "startedAt": "2026-01-01T00:00:03Z", "finishedAt": "2026-01-01T00:00:04Z"}})),
+                container("exec-1", serde_json::json!({"running": {"startedAt": "2026-01-01T00:00:05Z"}})),
+            ],
+            "containerStatuses": [container("tes-outputs", serde_json::json!({"waiting": {
+                "reason": "PodInitializing"}}))],
+        })
+    }
+
+    #[test]
+    fn a_pod_whose_init_containers_run_makes_the_submission_running_since_the_first_began() {
+        let next = progress_from_pod(&submission(State::Pending), &pod(executors_running()))
+            .expect("progress");
+
+        assert_eq!(next.state, State::Running);
+        assert_eq!(next.message, None);
+        assert_eq!(
+            next.started_at.map(|at| at.to_string()).as_deref(),
+            Some("2026-01-01T00:00:03Z")
+        );
+    }
+
+    #[test]
+    fn a_pod_whose_init_containers_ran_is_not_stuck_whatever_its_last_step_waits_for() {
+        let mut status = executors_running();
+        status["containerStatuses"][0]["state"] =
+            serde_json::json!({"waiting": {"reason": "ImagePullBackOff"}});
+
+        assert_eq!(stuck(&pod_created_at("2026-01-01T00:00:00Z", status)), None);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub async fn record(cluster: &Cluster, store: &Store, id: SubmissionId, pod: Arc
     if runs.is_empty() {
         return;
     }
+    let mut all_read = true;
     for (container, run) in &mut runs {
         let read = tokio::time::timeout(
             logs::ARCHIVE_TIME_LIMIT,
@@ -44,10 +45,12 @@ pub async fn record(cluster: &Cluster, store: &Store, id: SubmissionId, pod: Arc
             Ok(Err(error)) => {
                 tracing::warn!(submission_id = %id, pod = %name, %container, %error, "cannot read an executor's log");
                 run.output = logs::not_archived_note(error.short_cause()).into_bytes();
+                all_read = false;
             }
             Err(_) => {
                 tracing::warn!(submission_id = %id, pod = %name, %container, "reading an executor's log took too long");
                 run.output = logs::not_archived_note("reading it took too long").into_bytes();
+                all_read = false;
             }
         }
     }
@@ -57,7 +60,8 @@ pub async fn record(cluster: &Cluster, store: &Store, id: SubmissionId, pod: Arc
         .as_ref()
         .map_or_else(Timestamp::now, |at| at.0);
     let runs: Vec<ExecutorRun> = runs.into_iter().map(|(_, run)| run).collect();
-    if let Err(error) = store.record_executor_runs(id, name, created, &runs).await {
+    let recorded = store.record_executor_runs(id, name, created, &runs, all_read);
+    if let Err(error) = recorded.await {
         tracing::warn!(submission_id = %id, pod = %name, %error, "cannot record what the executors did");
     }
 }

@@ -33,7 +33,7 @@ done
 shift
 missing=0
 while [ "$#" -gt 1 ]; do
-  if [ ! -e "$1" ]; then echo "tes-input-missing $2"; missing=1; fi
+  if [ ! -e "$1" ]; then printf 'tes-input-missing %s\n' "$2"; missing=1; fi
   shift 2
 done
 exit $missing"#;
@@ -57,7 +57,8 @@ exit 0"#;
 /// one's size, or that it is missing, on a line of its own of the log. Exits 1 if any copy failed.
 const COPY_OUTPUTS: &str = r#"i=0 failed=0
 size() {
-  if [ -d "$1" ]; then find "$1" -type f -exec cat {} + | wc -c; else wc -c < "$1"; fi
+  if [ -d "$1" ]; then bytes=$(find "$1" -type f -exec cat {} + | wc -c); else bytes=$(wc -c < "$1"); fi
+  echo $((bytes))
 }
 copy() {
   [ "$1" = "$2" ] && return 0
@@ -73,7 +74,7 @@ while [ "$#" -gt 3 ]; do
       [ -e "$match" ] || continue
       rest=${match#"$prefix"}
       if copy "$match" "$to$rest"; then
-        echo "tes-output-match $i $(size "$to$rest") $rest"
+        printf 'tes-output-match %s %s %s\n' "$i" "$(size "$to$rest")" "$rest"
       else
         failed=1
       fi

@@ -14,13 +14,15 @@ use crate::domain::SubmissionId;
 use crate::domain::tes::runs::ExecutorRun;
 
 impl Store {
-    /// Keeps what the executors of one pod did (replacing an earlier record of the same pod).
+    /// Keeps what the executors of one pod did; an earlier record of the same pod is replaced
+    /// only if `replace` (a read that failed must not overwrite one that worked).
     pub async fn record_executor_runs(
         &self,
         id: SubmissionId,
         pod_name: &str,
         pod_created_at: Timestamp,
         runs: &[ExecutorRun],
+        replace: bool,
     ) -> Result<()> {
         if runs.is_empty() {
             return Ok(());
@@ -40,30 +42,39 @@ impl Store {
                 .push_bind(BASE64.encode(&run.output))
                 .push_bind(i64::try_from(run.truncated_bytes).unwrap_or(i64::MAX));
         });
-        builder.push(
+        builder.push(if replace {
             " ON CONFLICT (submission_id, pod_name, executor) DO UPDATE SET \
              exit_code = excluded.exit_code, start_time = excluded.start_time, \
              end_time = excluded.end_time, output_base64 = excluded.output_base64, \
-             truncated_bytes = excluded.truncated_bytes",
-        );
+             truncated_bytes = excluded.truncated_bytes"
+        } else {
+            " ON CONFLICT (submission_id, pod_name, executor) DO NOTHING"
+        });
         let _turn = self.turn_to_write().await;
         self.built(&mut builder)?.execute(&self.pool).await?;
         Ok(())
     }
 
-    /// What the executors of each task's newest recorded pod did, in executor order; tasks
-    /// with no record are left out. (Read through the primary key; a page's tasks are few.)
+    /// What the executors of each task's newest recorded pod did, in executor order, with
+    /// their output only if `with_output` (a list's BASIC view shows none); tasks with no
+    /// record are left out. Read through the primary key.
     pub async fn executor_runs(
         &self,
         ids: &[SubmissionId],
+        with_output: bool,
     ) -> Result<HashMap<SubmissionId, Vec<ExecutorRun>>> {
         let mut found: HashMap<SubmissionId, (String, String, Vec<ExecutorRun>)> = HashMap::new();
         for ids in ids.chunks(500) {
             let mut builder = QueryBuilder::new(
                 "SELECT submission_id, pod_name, pod_created_at, executor, exit_code, start_time, \
-                 end_time, output_base64, truncated_bytes FROM tes_executor_logs \
-                 WHERE submission_id IN (",
+                 end_time, truncated_bytes, ",
             );
+            builder.push(if with_output {
+                "output_base64"
+            } else {
+                "'' AS output_base64"
+            });
+            builder.push(" FROM tes_executor_logs WHERE submission_id IN (");
             let mut separated = builder.separated(", ");
             for id in ids {
                 separated.push_bind(id.to_string());

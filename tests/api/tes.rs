@@ -111,11 +111,17 @@ async fn a_task_shows_what_the_executors_of_its_newest_pod_did(backend: Backend)
             "pod-b",
             second,
             &[run(1, 0, "two\n"), run(0, 3, "one\n")],
+            true,
         )
         .await
         .expect("record");
     store
-        .record_executor_runs(submission, "pod-a", first, &[run(0, 0, "old\n")])
+        .record_executor_runs(submission, "pod-a", first, &[run(0, 0, "old\n")], true)
+        .await
+        .expect("record");
+    // A second read of the newest pod that failed (its archive retried) keeps what the first got
+    store
+        .record_executor_runs(submission, "pod-b", second, &[run(0, 3, "[lost]\n")], false)
         .await
         .expect("record");
     let full = json(

@@ -43,7 +43,7 @@ pub struct Attempt {
     /// Whether it was evicted, preempted or drained away.
     pub disrupted: bool,
     /// Whether it used one of the submission's `retries`: not if it succeeded, was disrupted,
-    /// or exited with a code ruled `ignore`.
+    /// or exited with a code ruled `ignore` (or `fail`, which ends the submission at once).
     pub counted: bool,
 }
 
@@ -51,15 +51,17 @@ impl Attempt {
     /// `end` under `policy`.
     pub fn of(end: PodEnd, policy: &RetryPolicy) -> Self {
         let succeeded = end.exit_code == Some(0);
-        let ignored = end.exit_code.is_some_and(|code| {
+        let ruled = end.exit_code.and_then(|code| {
             policy
                 .on_exit_codes
                 .iter()
                 .find(|rule| rule.codes.contains(&code))
-                .is_some_and(|rule| rule.action == ExitCodeAction::Ignore)
+                .map(|rule| rule.action)
         });
+        // `ignore` retries without counting; `fail` ends the submission, using no retry.
+        let uncounted = matches!(ruled, Some(ExitCodeAction::Ignore | ExitCodeAction::Fail));
         Attempt {
-            counted: !(succeeded || end.disrupted || ignored),
+            counted: !(succeeded || end.disrupted || uncounted),
             pod: end.pod,
             started_at: end.started_at,
             finished_at: end.finished_at,
@@ -99,7 +101,10 @@ mod tests {
             |exit_code, disrupted| Attempt::of(end(exit_code, disrupted), &policy).counted;
 
         assert!(counted(Some(1), false));
-        assert!(counted(Some(42), false));
+        assert!(
+            !counted(Some(42), false),
+            "fail ends it without using a retry"
+        );
         assert!(counted(None, false), "a pod that never ran failed");
         assert!(!counted(Some(75), false));
         assert!(!counted(Some(137), true));

@@ -77,6 +77,19 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
             volumes.push(folder);
         }
     }
+    // Kubernetes mounts one thing at a path: an input cannot be a shared folder itself.
+    for (index, input) in task.inputs.iter().flatten().enumerate() {
+        let path = input.path.as_deref().map(container_path);
+        if let Some(Ok(path)) = path
+            && volumes.contains(&path)
+        {
+            errors.refuse(
+                &format!("inputs[{index}].path"),
+                "is a folder the executors share (a volume, or the folder of an output copied \
+                 after them): give the input a path inside it",
+            );
+        }
+    }
     let requests = errors.take(resources(task.resources.as_ref(), defaults));
     let labels = errors.take(tags(task.tags.as_ref()));
 
@@ -468,6 +481,17 @@ mod tests {
         let plan = parsed.spec.tes.expect("plan");
         assert_eq!(plan.volumes, ["/shared", "/work"]);
         assert_eq!(plan.outputs.len(), 4);
+    }
+
+    #[test]
+    fn an_input_at_a_shared_folders_own_path_is_refused() {
+        let fields = refused_fields(json!({
+            "executors": [echo()],
+            "inputs": [{"url": "file:///ntuples/data", "path": "/work", "type": "DIRECTORY"}],
+            "outputs": [{"url": "file:///ntuples/out/x", "path": "/work/x"}],
+        }));
+
+        assert_eq!(fields, ["inputs[0].path"]);
     }
 
     #[test]

@@ -102,7 +102,8 @@ pub async fn list(
         Default::default()
     } else {
         let ids: Vec<SubmissionId> = tasks.iter().map(|task| task.submission.id).collect();
-        context.store.executor_runs(&ids).await?
+        let with_output = query.view == View::Full;
+        context.store.executor_runs(&ids, with_output).await?
     };
     Ok(Json(ListTasksResponse {
         tasks: tasks
@@ -156,7 +157,7 @@ pub async fn get(
         let id = task.submission.id;
         context
             .store
-            .executor_runs(&[id])
+            .executor_runs(&[id], view == View::Full)
             .await?
             .remove(&id)
             .unwrap_or_default()
