@@ -166,6 +166,16 @@ impl Reconciler {
             JobSeen::Present(job) => progress::has_ended(job),
             JobSeen::Deleted(_) => true,
         };
+        // The Job's watch can tell of its end before the pods' watch tells of theirs: a pod
+        // that started and is neither ended nor being deleted is waited for, so its log (and a
+        // TES task's exit codes) are kept before the end is recorded.
+        if matches!(seen, JobSeen::Present(_)) && job_ended {
+            archiving |= pods.iter().any(|pod| {
+                logs::has_started(pod)
+                    && !logs::has_ended(pod)
+                    && pod.metadata.deletion_timestamp.is_none()
+            });
+        }
         let deadline = if job_ended {
             Deadline::None
         } else {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import tes
 
-from tes_api import Service, shell, task, unique, wait_final
+from tes_api import FINAL_STATES, Service, shell, task, unique, wait_final, wait_state
 
 # Executors really running in their images, files through mounted volumes, container logs and
 # exit codes: only a real kubelet does these (tests/real-node.sh); the simulated node runs commands
@@ -157,3 +157,25 @@ def test_an_image_that_cannot_be_pulled_is_a_system_error_saying_why(service: Se
     assert done.state == "SYSTEM_ERROR"
     assert any("ImagePull" in line or "ErrImagePull" in line for line in done.logs[0].system_logs)
     assert done.logs[0].logs == []
+
+
+def test_a_task_is_running_while_its_first_executors_run_before_its_last_step(service: Service) -> None:
+    # Arrange: two executors (init containers) and an output copied after them, so the pod's
+    # own phase stays Pending until the copying step starts
+    client = service.client()
+    url = f"file://{service.volume()}/tes-tests/{unique('running')}/out.txt"
+    sent = task(
+        unique("running"),
+        [shell(service.image, "sleep 6"), shell(service.image, "echo done > /out/out.txt")],
+        outputs=[tes.Output(path="/out/out.txt", url=url)],
+    )
+
+    # Act
+    task_id = client.create_task(sent)
+    seen = wait_state(client, task_id, {"RUNNING", *FINAL_STATES})
+    done = wait_final(client, task_id)
+
+    # Assert
+    assert seen == "RUNNING"
+    assert done.state == "COMPLETE"
+    assert done.logs[0].start_time <= done.logs[0].logs[0].start_time
