@@ -1,6 +1,7 @@
 //! The page at `/ui` as a person uses it, in a real browser against the service on the control
 //! plane: sign in, a refused field shown beside it, submit, the state changing without a
-//! reload, the log followed live, cancel with its confirmation; then the same list on a phone.
+//! reload, the log followed live, cancel with its confirmation, a failed submission's attempts;
+//! then the same list on a phone.
 //! Each step leaves a screenshot (see `browser.rs`).
 
 use std::time::Duration;
@@ -144,6 +145,45 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     );
     browser.screenshot("5-cancelled").await;
 
+    // A submission that failed: its page lists the pod that ended, its exit code and reason.
+    let failed = app
+        .submit(json!({"name": "page-fails", "image": PAYLOAD_IMAGE,
+                       "command": "echo oops; exit 3", "retries": 0}))
+        .await;
+    let failed_id = failed["id"].as_str().expect("id").to_owned();
+    eventually("page-fails to fail", Duration::from_secs(90), || async {
+        let submission: Value = app
+            .get(&format!("/v1/submissions/{failed_id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (submission["state"] == "failed").then_some(())
+    })
+    .await;
+    browser
+        .client
+        .goto(&app.url(&format!("/ui#/submissions/{failed_id}")))
+        .await
+        .expect("the failed submission's page");
+    let attempts = eventually(
+        "its attempt on the page",
+        Duration::from_secs(30),
+        || async {
+            let table = browser.find("#attempts").await.text().await.ok()?;
+            table.contains("RETRY USED").then_some(table)
+        },
+    )
+    .await;
+    let row: Vec<&str> = attempts
+        .lines()
+        .find(|line| line.starts_with("sh-"))
+        .map(|line| line.split_whitespace().collect())
+        .unwrap_or_default();
+    assert_eq!(row.get(1..3), Some(&["3", "Error"][..]), "{attempts}");
+    assert_eq!(row.get(4), Some(&"yes"), "{attempts}");
+    browser.screenshot("6-attempts").await;
+
     // The list on a phone: everything within the screen's width.
     browser
         .client
@@ -166,7 +206,7 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
         )
         .await
         .expect("page width");
-    browser.screenshot("6-phone").await;
+    browser.screenshot("7-phone").await;
     assert!(
         overflow.as_f64().is_some_and(|extra| extra <= 1.0),
         "the page is wider than the phone by {overflow} px"

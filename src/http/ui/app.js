@@ -184,10 +184,17 @@ async function detailView(id) {
   const active = ["waiting", "queued", "pending", "running"].includes(s.state);
   const job = el("table", { id: "job" });
   const pods = el("table", { id: "pods" });
+  const attempts = el("table", { id: "attempts" });
+  fillTable(attempts, ["POD", "EXIT CODE", "REASON", "MEMORY", "RETRY USED", "ENDED"],
+    (s.attempts || []).map((a) => [a.pod, a.exit_code ?? "<none>", a.reason || "<none>",
+      a.memory || "<none>", a.counted ? "yes" : (a.disrupted ? "no (disrupted)" : "no"),
+      a.finished_at || "<none>"]),
+    "No pod has ended yet.");
   view.replaceChildren(el("h2", {}, s.name || s.id),
     el("p", {}, `State: ${s.state}`, s.message ? ` (${s.message})` : ""),
     ...(active ? [cancel] : []), download,
-    el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Log"), log);
+    el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Attempts"), attempts,
+    el("h3", {}, "Log"), log);
   clusterTables(s, job, pods);
   const logs = await api(`/v1/submissions/${encodeURIComponent(id)}/logs?follow=true`);
   if (!logs.ok || !logs.body) return;
