@@ -85,6 +85,26 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     let id = stored[0]["id"].as_str().expect("id").to_owned();
     browser.screenshot("3-running").await;
 
+    // Times as kubectl prints ages, the full time in the browser's zone on hover; the state as
+    // a badge that says it in words.
+    let created = browser.find("tbody tr time").await;
+    let age = created.text().await.expect("age");
+    let seconds = age.strip_suffix('s').and_then(|n| n.parse::<u64>().ok());
+    assert!(seconds.is_some_and(|n| n < 120), "an age in seconds: {age}");
+    let full = created
+        .attr("title")
+        .await
+        .expect("title")
+        .unwrap_or_default();
+    assert!(full.contains(':'), "the full time on hover: {full:?}");
+    let state = browser
+        .find("tbody tr .badge")
+        .await
+        .text()
+        .await
+        .expect("badge");
+    assert_eq!(state, "running");
+
     // Its page: the log, followed live.
     browser.click("tbody tr a").await;
     browser

@@ -35,6 +35,36 @@ document.getElementById("signout").addEventListener("click", () => {
 });
 
 let poll = null;
+/** A duration as kubectl prints it ("45s", "3m12s", "5h2m", "3d4h", "12d"). */
+function humanDuration(ms) {
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < -1) return "<invalid>";
+  const s = Math.max(seconds, 0);
+  const minutes = Math.floor(s / 60), hours = Math.floor(s / 3600), days = Math.floor(hours / 24);
+  const and = (big, unit, small, smallUnit) => small ? `${big}${unit}${small}${smallUnit}` : `${big}${unit}`;
+  if (s < 120) return `${s}s`;
+  if (minutes < 10) return and(minutes, "m", s % 60, "s");
+  if (minutes < 180) return `${minutes}m`;
+  if (hours < 8) return and(hours, "h", minutes % 60, "m");
+  if (hours < 48) return `${hours}h`;
+  if (hours < 24 * 8) return and(days, "d", hours % 24, "h");
+  if (days < 365 * 2) return `${days}d`;
+  if (days < 365 * 8) return and(Math.floor(days / 365), "y", days % 365, "d");
+  return `${Math.floor(days / 365)}y`;
+}
+
+/** How long ago `iso` was, kubectl's way, with the full time in the browser's zone on hover. */
+function ago(iso) {
+  if (!iso) return el("span", {}, "<none>");
+  const at = new Date(iso);
+  return el("time", { datetime: iso, title: at.toLocaleString() }, humanDuration(Date.now() - at));
+}
+
+/** A state as a badge: its name, and a colour that only repeats it. */
+function badge(state) {
+  return el("span", { class: `badge state-${state}` }, state);
+}
+
 async function listView() {
   const filters = el("form", { class: "filters", id: "filters" },
     el("label", { for: "f-state" }, "State"), el("input", { id: "f-state" }),
@@ -64,7 +94,7 @@ async function listView() {
     next = page.next_cursor || null;
     body.replaceChildren(...page.items.map((s) => el("tr", {},
       el("td", {}, el("a", { href: `#/submissions/${s.id}` }, s.name || s.id)),
-      el("td", {}, s.state), el("td", {}, s.message || ""), el("td", {}, s.created_at))));
+      el("td", {}, badge(s.state)), el("td", {}, s.message || ""), el("td", {}, ago(s.created_at)))));
     older.toggleAttribute("disabled", !next);
     newer.toggleAttribute("disabled", earlier.length === 0);
   };
@@ -188,10 +218,10 @@ async function detailView(id) {
   fillTable(attempts, ["POD", "EXIT CODE", "REASON", "MEMORY", "RETRY USED", "ENDED"],
     (s.attempts || []).map((a) => [a.pod, a.exit_code ?? "<none>", a.reason || "<none>",
       a.memory || "<none>", a.counted ? "yes" : (a.disrupted ? "no (disrupted)" : "no"),
-      a.finished_at || "<none>"]),
+      ago(a.finished_at)]),
     "No pod has ended yet.");
   view.replaceChildren(el("h2", {}, s.name || s.id),
-    el("p", {}, `State: ${s.state}`, s.message ? ` (${s.message})` : ""),
+    el("p", {}, "State: ", badge(s.state), s.message ? ` (${s.message})` : ""),
     ...(active ? [cancel] : []), download,
     el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Attempts"), attempts,
     el("h3", {}, "Log"), log);
@@ -211,7 +241,8 @@ async function detailView(id) {
 function fillTable(table, headers, rows, none) {
   if (!rows.length) { table.replaceChildren(el("caption", {}, none)); return; }
   table.replaceChildren(el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", {}, h)))),
-    el("tbody", {}, ...rows.map((row) => el("tr", {}, ...row.map((cell) => el("td", {}, String(cell)))))));
+    el("tbody", {}, ...rows.map((row) => el("tr", {},
+      ...row.map((cell) => el("td", {}, cell instanceof Node ? cell : String(cell)))))));
 }
 
 /** The submission's Job and pods as `kubectl get jobs` and `kubectl get pods` show them. */
