@@ -325,6 +325,20 @@ async fn the_list_pages_through_older_submissions_and_cancel_all_counts_every_ma
             .all(|submission| submission["state"] == "queued"),
         "the other campaign is untouched: {others:?}"
     );
+
+    // The filter is in the address: a shared view opens filtered.
+    let address = browser.client.current_url().await.expect("address");
+    assert_eq!(address.fragment(), Some("/?label=campaign%3Dbig"));
+    browser
+        .client
+        .goto(&app.url("/ui#/?label=campaign%3Dother"))
+        .await
+        .expect("a shared view");
+    let shared = page_rows(&browser, "other-0").await;
+    assert_eq!(shared.len(), 3, "only the other campaign: {shared:?}");
+    let label = browser.find("#f-label").await.prop("value").await;
+    assert_eq!(label.ok().flatten().as_deref(), Some("campaign=other"));
+    browser.screenshot("2-shared-view").await;
     browser.close().await;
 }
 

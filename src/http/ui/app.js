@@ -80,10 +80,13 @@ async function listView() {
   const newer = el("button", { type: "button", id: "newer", disabled: "" }, "Newer");
   const older = el("button", { type: "button", id: "older", disabled: "" }, "Older");
   view.replaceChildren(submitForm(), filters, table, el("nav", { class: "pages" }, newer, older));
+  // The filters are kept in the URL (`#/?state=...&label=...&name=...`), so a view can be shared.
+  const shared = new URLSearchParams(location.hash.split("?")[1] || "");
+  for (const [key, id] of FILTERS) document.getElementById(id).value = shared.get(key) || "";
   let next = null;
   const load = async () => {
     const query = new URLSearchParams({ limit: String(PAGE) });
-    for (const [key, id] of [["state", "f-state"], ["label", "f-label"], ["name", "f-name"]]) {
+    for (const [key, id] of FILTERS) {
       const value = document.getElementById(id)?.value;
       if (value) query.set(key, value);
     }
@@ -104,6 +107,13 @@ async function listView() {
     event.preventDefault();
     cursor = null;
     earlier.length = 0;
+    const query = new URLSearchParams();
+    for (const [key, id] of FILTERS) {
+      const value = document.getElementById(id).value;
+      if (value) query.set(key, value);
+    }
+    // Replaced, not navigated to: the list stays as it is and only the address changes.
+    history.replaceState(null, "", query.size ? `#/?${query}` : "#/");
     load();
   });
   const cancelAll = el("button", { type: "button", id: "cancel-all" }, "Cancel all matching");
@@ -126,6 +136,9 @@ async function listView() {
   await load();
   follow(load);
 }
+
+/** The list's filters: each query parameter and its input. */
+const FILTERS = [["state", "f-state"], ["label", "f-label"], ["name", "f-name"]];
 
 /** Rows per page of the list. */
 const PAGE = 50;
