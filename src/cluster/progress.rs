@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 
@@ -97,11 +97,7 @@ pub fn progress_from_pod(submission: &Submission, pod: &Pod) -> Option<Progress>
     let containers = status.container_statuses.clone().unwrap_or_default();
     // Init containers first: a TES task's executors run as init containers, and its pod is
     // `Pending` until the last step starts, though its work runs.
-    let started: Vec<Time> = status
-        .init_container_statuses
-        .iter()
-        .flatten()
-        .chain(&containers)
+    let started: Vec<Time> = super::logs::statuses_in_order(pod)
         .filter_map(|container| {
             let state = container.state.as_ref()?;
             state
@@ -281,15 +277,7 @@ pub fn stuck(pod: &Pod) -> Option<Stuck> {
     {
         return None;
     }
-    let has_started = |statuses: &Option<Vec<ContainerStatus>>| {
-        statuses.iter().flatten().any(|container| {
-            container
-                .state
-                .as_ref()
-                .is_some_and(|state| state.running.is_some() || state.terminated.is_some())
-        })
-    };
-    if has_started(&status.init_container_statuses) || has_started(&status.container_statuses) {
+    if super::logs::has_started(pod) {
         return None;
     }
     let explained = |reason: &str, message: Option<&str>| match message {
