@@ -67,6 +67,8 @@ pub struct Settings {
     /// The OpenID Connect issuer whose access tokens are accepted beside our own; none by
     /// default.
     pub oidc: Option<crate::http::oidc::Settings>,
+    /// How Jobs are submitted through Kueue; `None` (the default) to create runnable Jobs.
+    pub kueue: Option<crate::cluster::kueue_settings::KueueSettings>,
 }
 
 impl Default for Settings {
@@ -91,6 +93,7 @@ impl Default for Settings {
             webhooks: crate::webhooks::Settings::default(),
             log_requests: true,
             oidc: None,
+            kueue: None,
         }
     }
 }
@@ -117,6 +120,10 @@ impl Application {
         cluster: Cluster,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
+        let cluster = match settings.kueue {
+            Some(kueue) => cluster.with_kueue(kueue),
+            None => cluster,
+        };
         let webhooks = crate::webhooks::Settings {
             allowed_hosts: settings.defaults.allowed.notify_hosts.clone(),
             ..settings.webhooks

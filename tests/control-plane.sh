@@ -7,12 +7,15 @@
 #
 #   tests/control-plane.sh install     build the binaries, or reuse the cached ones
 #   tests/control-plane.sh install --no-node   the same without kubelet and kube-scheduler
+#   tests/control-plane.sh install --kueue     the same and Kueue (tests/control-plane/kueue.sh)
 #   tests/control-plane.sh up DIR      start everything with its state in DIR; writes DIR/env
 #   tests/control-plane.sh down DIR    stop what `up DIR` started
 #   tests/control-plane.sh version     print the Kubernetes version `install` builds
 #   tests/control-plane.sh bin         print the folder of its binaries
 #   tests/control-plane.sh prune VERSION...   remove cached releases other than these
 #   tests/control-plane.sh stop-apiserver DIR | start-apiserver DIR   (fault-injection tests)
+#   tests/control-plane.sh kueue-up DIR | kueue-down DIR   Kueue against the control plane of DIR
+#   tests/control-plane.sh kueue-version   print the Kueue version `install --kueue` builds
 #
 # Kubernetes is built from the k8s.io/kubernetes module and etcd from go.etcd.io/etcd/server,
 # both fetched through the Go module proxy by a small build module (tests/control-plane/) that
@@ -32,6 +35,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache_root="${SUBMISSION_HELPER_CACHE:-$HOME/.cache/submission-helper}"
 log() { printf 'control-plane: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=control-plane/kueue.sh
+source "$here/control-plane/kueue.sh"
 
 apt_updated=""
 apt_install() {
@@ -138,15 +143,18 @@ cached_build() {
 
 install() {
   local commands=(kube-apiserver kube-controller-manager kubectl kubelet kube-scheduler)
+  local kueue=""
   case "${1:-}" in
     "") ;;
     --no-node) commands=(kube-apiserver kube-controller-manager kubectl) ;;
-    *) die "usage: $0 install [--no-node]" ;;
+    --kueue) kueue=1 ;;
+    *) die "usage: $0 install [--no-node | --kueue]" ;;
   esac
   mkdir -p "$cache_root"
   apt_install openssl ca-certificates curl python3 procps
   cached_build "etcd $ETCD_VERSION" "$(etcd_dir)" build_etcd etcd
   cached_build "Kubernetes $KUBERNETES_VERSION" "$(binaries_dir)" build_kubernetes "${commands[@]}"
+  [ -z "$kueue" ] || install_kueue
 }
 
 # Removes the cached binaries of every Kubernetes release but those named, and of every etcd
@@ -162,6 +170,9 @@ prune() {
   done
   for folder in "$cache_root"/etcd-*; do
     [ -d "$folder" ] && [ "$folder" != "$cache_root/etcd-$ETCD_VERSION" ] && { log "removing $folder"; rm -rf "$folder"; }
+  done
+  for folder in "$cache_root"/kueue-*; do
+    [ -d "$folder" ] && [ "$folder" != "$(kueue_dir)" ] && { log "removing $folder"; rm -rf "$folder"; }
   done
   return 0
 }
@@ -367,19 +378,23 @@ stop_pid() {
 down() {
   local dir=$1
   [ -d "$dir" ] || return 0
+  kueue_down "$dir"
   for component in kube-controller-manager kube-apiserver etcd; do
     stop_pid "$dir/$component.pid"
   done
 }
 
 case "${1:-}" in
-  install) [ $# -le 2 ] || die "usage: $0 install [--no-node]"; install "${2:-}" ;;
+  install) [ $# -le 2 ] || die "usage: $0 install [--no-node | --kueue]"; install "${2:-}" ;;
   version) echo "v$KUBERNETES_VERSION" ;;
+  kueue-version) echo "v$KUEUE_VERSION" ;;
   bin) binaries_dir; echo ;;
   prune) shift; prune "$@" ;;
   up) [ $# -eq 2 ] || die "usage: $0 up DIR"; up "$2" ;;
   down) [ $# -eq 2 ] || die "usage: $0 down DIR"; down "$2" ;;
   stop-apiserver) [ $# -eq 2 ] || die "usage: $0 stop-apiserver DIR"; stop_pid "$2/kube-apiserver.pid" ;;
   start-apiserver) [ $# -eq 2 ] || die "usage: $0 start-apiserver DIR"; start_apiserver "$2" ;;
-  *) die "usage: $0 install [--no-node] | version | bin | prune VERSION... | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR" ;;
+  kueue-up) [ $# -eq 2 ] || die "usage: $0 kueue-up DIR"; kueue_up "$2" ;;
+  kueue-down) [ $# -eq 2 ] || die "usage: $0 kueue-down DIR"; kueue_down "$2" ;;
+  *) die "usage: $0 install [--no-node | --kueue] | version | bin | prune VERSION... | up DIR | down DIR | stop-apiserver DIR | start-apiserver DIR | kueue-up DIR | kueue-down DIR | kueue-version" ;;
 esac

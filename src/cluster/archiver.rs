@@ -44,8 +44,9 @@ impl Archiver {
     }
 
     /// Archives the log of a pod that ended, now, while it still exists; then reconciles its
-    /// submission again.
-    pub fn archive_pod(&self, id: SubmissionId, pod: Arc<Pod>) {
+    /// submission again. `suspended`: its Job was suspended (Kueue evicted it), which stopped
+    /// the pod; that used no retry.
+    pub fn archive_pod(&self, id: SubmissionId, pod: Arc<Pod>, suspended: bool) {
         let Some(name) = pod.metadata.name.clone() else {
             return;
         };
@@ -58,7 +59,7 @@ impl Archiver {
             if let Ok(_permit) = archiver.permits.acquire().await {
                 // The attempt and the executors first: the pod's archive lets the submission
                 // be shown as ended.
-                attempts::record(&archiver.store, id, pod.clone()).await;
+                attempts::record(&archiver.store, id, pod.clone(), suspended).await;
                 tes_logs::record(&archiver.cluster, &archiver.store, id, pod.clone()).await;
                 logs::archive_pod(&archiver.cluster, &archiver.store, id, &pod).await;
             }

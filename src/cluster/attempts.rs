@@ -13,12 +13,19 @@ use super::logs;
 use crate::domain::{PodEnd, SubmissionId};
 use crate::storage::Store;
 
-/// Records how `pod` ended. A failure is logged: the attempt is then missing from the
-/// submission's history, and nothing else is held up.
-pub async fn record(store: &Store, id: SubmissionId, pod: Arc<Pod>) {
-    let Some(end) = pod_end(&pod) else {
+/// Records how `pod` ended; `suspended` if its Job's suspension stopped it (Kueue evicted the
+/// Job), which the job controller does not count as a failure. A failure to record is
+/// logged: the attempt is then missing from the submission's history, and nothing else is
+/// held up.
+pub async fn record(store: &Store, id: SubmissionId, pod: Arc<Pod>, suspended: bool) {
+    let Some(mut end) = pod_end(&pod) else {
         return;
     };
+    let stopped = suspended && end.exit_code != Some(0);
+    if stopped {
+        end.disrupted = true;
+        end.reason = Some("Suspended".into());
+    }
     let created = pod
         .metadata
         .creation_timestamp

@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::error::ClusterError;
+use super::workloads::WorkloadFacts;
 use crate::domain::SubmissionId;
 
 /// How long a read waits for the first full list after a start before it answers 503.
@@ -35,6 +36,9 @@ pub struct Caches {
     /// The names of each submission's pods, so finding them does not walk every pod.
     /// Kept by the controller from the pod events; a name whose pod is gone is skipped.
     pod_names: Arc<Mutex<HashMap<SubmissionId, BTreeSet<String>>>>,
+    /// What Kueue's Workloads say, by the name of the Job each stands for (when Jobs are
+    /// submitted through Kueue; its watch keeps it).
+    workloads: Arc<Mutex<HashMap<String, Arc<WorkloadFacts>>>>,
 }
 
 /// The writing ends, taken once by the controller that runs the watches.
@@ -55,6 +59,7 @@ impl Caches {
             pods,
             pod_changed: pod_changed.clone(),
             pod_names: Arc::default(),
+            workloads: Arc::default(),
         };
         let writers = Writers {
             jobs: job_writer,
@@ -110,6 +115,25 @@ impl Caches {
                 names.remove(&id);
             }
         }
+    }
+
+    /// What the Workload of the Job named `job` says, if Kueue has made one.
+    pub fn workload_of(&self, job: &str) -> Option<Arc<WorkloadFacts>> {
+        self.workloads.lock().get(job).cloned()
+    }
+
+    /// Keeps what the Workload of the Job named `job` says (`None`: it was deleted).
+    pub(crate) fn set_workload(&self, job: &str, facts: Option<WorkloadFacts>) {
+        let mut workloads = self.workloads.lock();
+        match facts {
+            Some(facts) => workloads.insert(job.to_owned(), Arc::new(facts)),
+            None => workloads.remove(job),
+        };
+    }
+
+    /// Forgets the Workloads of every Job but those named (after a full list).
+    pub(crate) fn keep_workloads(&self, listed: &std::collections::HashSet<String>) {
+        self.workloads.lock().retain(|job, _| listed.contains(job));
     }
 
     /// Our Jobs that `selector` selects, oldest first (as kubectl lists them: by name).

@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 
 use super::cache::{Caches, Writers};
 use super::error::{ClusterError, Result};
+use super::kueue_settings::KueueSettings;
 use super::metrics::{self, ClusterMetrics};
 use super::shared_logs::SharedLogs;
 use crate::domain::{APP_LABEL, APP_LABEL_VALUE, SubmissionId};
@@ -47,6 +48,17 @@ pub struct Cluster {
     metrics: Arc<ClusterMetrics>,
     /// The log streams followers share, one per followed pod.
     shared_logs: SharedLogs,
+    /// How the client was configured, for clients of other servers with the same credentials.
+    config: Option<Config>,
+    /// Kueue, when Jobs are submitted through it.
+    kueue: Option<Arc<Kueue>>,
+}
+
+/// Kueue, when the service submits through it: its settings, and a client for its visibility
+/// API (the API server's own, through its aggregation, unless `visibility_url` names another).
+pub struct Kueue {
+    pub settings: KueueSettings,
+    pub visibility: Option<Client>,
 }
 
 impl Cluster {
@@ -70,12 +82,14 @@ impl Cluster {
     /// A client for `config` whose requests `/metrics` counts.
     pub fn from_config(config: Config, namespace: String) -> Self {
         let metrics = Arc::new(ClusterMetrics::default());
-        match ClientBuilder::try_from(config) {
+        match ClientBuilder::try_from(config.clone()) {
             Ok(builder) => {
                 let client = builder
                     .with_layer(&metrics::CountingLayer(metrics.clone()))
                     .build();
-                Cluster::with_metrics(Ok(client), namespace, metrics)
+                let mut cluster = Cluster::with_metrics(Ok(client), namespace, metrics);
+                cluster.config = Some(config);
+                cluster
             }
             Err(error) => Cluster::unconfigured(error.to_string(), namespace),
         }
@@ -102,7 +116,37 @@ impl Cluster {
             writers: Arc::new(Mutex::new(Some(writers))),
             metrics,
             shared_logs: Default::default(),
+            config: None,
+            kueue: None,
         }
+    }
+
+    /// The same cluster, its Jobs submitted through Kueue.
+    pub fn with_kueue(mut self, settings: KueueSettings) -> Self {
+        let visibility = match (&settings.visibility_url, &self.config) {
+            (None, _) => self.client.clone().ok(),
+            (Some(url), Some(config)) => {
+                let mut config = config.clone();
+                config.cluster_url = url.clone();
+                ClientBuilder::try_from(config)
+                    .map(|builder| builder.build())
+                    .map_err(|error| {
+                        tracing::warn!(%error, "no client for Kueue's visibility API");
+                    })
+                    .ok()
+            }
+            (Some(_), None) => None,
+        };
+        self.kueue = Some(Arc::new(Kueue {
+            settings,
+            visibility,
+        }));
+        self
+    }
+
+    /// Kueue, if Jobs are submitted through it.
+    pub fn kueue(&self) -> Option<&Kueue> {
+        self.kueue.as_deref()
     }
 
     /// The caches' writing ends, once: for the controller that runs the watches.
@@ -130,7 +174,7 @@ impl Cluster {
         self.client.is_ok()
     }
 
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         self.client.clone().map_err(ClusterError::NotConfigured)
     }
 

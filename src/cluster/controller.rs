@@ -74,8 +74,70 @@ pub async fn run(
         triggers.clone(),
         pod_changed,
     );
+    let watch_workloads = follow_workloads(reconciler.clone(), triggers.clone());
     let work = reconcile_forever(&reconciler, &triggers, &mut incoming);
-    tokio::join!(watch_jobs, watch_pods, work);
+    tokio::join!(watch_jobs, watch_pods, watch_workloads, work);
+}
+
+/// Keeps what Kueue's Workloads say of our Jobs, and reconciles the submission of each one
+/// that changes, when Jobs are submitted through Kueue. A Workload is matched to its Job by
+/// name and checked against the Job's uid (its `kueue.x-k8s.io/job-uid` label).
+async fn follow_workloads(reconciler: Arc<Reconciler>, triggers: Triggers) {
+    let cluster = &reconciler.cluster;
+    if cluster.kueue().is_none() {
+        return;
+    }
+    let Ok(workloads) = super::kueue::workloads(cluster) else {
+        return;
+    };
+    let caches = cluster.caches();
+    let events = watcher::watcher(workloads, watcher::Config::default())
+        .default_backoff()
+        .inspect(cluster.metrics().watch_observer("workloads"));
+    let mut events = std::pin::pin!(events);
+    let mut listed: Option<HashSet<String>> = None;
+    while let Some(event) = events.next().await {
+        let (workload, deleted) = match event {
+            Ok(Event::Init) => {
+                listed = Some(HashSet::new());
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                if let Some(listed) = listed.take() {
+                    caches.keep_workloads(&listed);
+                }
+                continue;
+            }
+            Ok(Event::InitApply(workload) | Event::Apply(workload)) => (workload, false),
+            Ok(Event::Delete(workload)) => (workload, true),
+            Err(error) => {
+                tracing::warn!(%error, "watching Kueue's Workloads failed; retrying");
+                continue;
+            }
+        };
+        let Ok(value) = serde_json::to_value(&workload) else {
+            continue;
+        };
+        let Some((job_name, facts)) = super::workloads::read(&value) else {
+            continue;
+        };
+        let Some(job) = caches.job(&job_name) else {
+            // Not one of ours, or its Job's event has not arrived yet: the Job's reconcile
+            // reads this Workload when it does.
+            caches.set_workload(&job_name, (!deleted).then_some(facts));
+            continue;
+        };
+        if facts.job_uid.is_some() && facts.job_uid.as_deref() != job.metadata.uid.as_deref() {
+            continue;
+        }
+        if let Some(listed) = listed.as_mut() {
+            listed.insert(job_name.clone());
+        }
+        caches.set_workload(&job_name, (!deleted).then_some(facts));
+        if let Some(id) = submission_id(job.as_ref()) {
+            triggers.reconcile(id);
+        }
+    }
 }
 
 /// Turns Job events into reconciles.

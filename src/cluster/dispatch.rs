@@ -24,7 +24,7 @@ use super::error::ClusterError;
 use super::manifest::{self, PodSettings};
 use crate::backoff::Backoff;
 use crate::domain::{Progress, State, Submission};
-use crate::storage::{Queued, Store};
+use crate::storage::{Queued, StorageError, Store};
 
 /// Jobs created at the same time: as many as a plain client needs to reach the API server's
 /// throughput (BENCHMARKS.md); its own limits make more pointless.
@@ -120,18 +120,29 @@ async fn dispatch_queued(
         if !more || !reached.load(Ordering::Relaxed) {
             return None;
         }
+        let wanted = match room_in_kueue(cluster, store).await {
+            Ok(room) => room.min(BATCH),
+            Err(error) => {
+                tracing::error!(%error, "could not count the Jobs waiting in Kueue");
+                reached.store(false, Ordering::Relaxed);
+                return None;
+            }
+        };
+        if wanted == 0 {
+            return None;
+        }
         let claimed = store
             .claim(
                 cluster.namespace(),
                 Timestamp::now(),
-                BATCH,
+                wanted,
                 limits.per_user,
             )
             .await;
         match claimed {
             Ok(batch) if batch.is_empty() => None,
             Ok(batch) => {
-                let full = batch.len() == BATCH as usize;
+                let full = batch.len() == wanted as usize;
                 Some((futures::stream::iter(batch), full))
             }
             Err(error) => {
@@ -158,6 +169,19 @@ async fn dispatch_queued(
         })
         .await;
     reached.load(Ordering::Relaxed)
+}
+
+/// How many more Jobs may be created now without more than `--kueue-max-suspended` of ours
+/// waiting suspended in Kueue; without Kueue, no bound.
+async fn room_in_kueue(cluster: &Cluster, store: &Store) -> Result<u32, StorageError> {
+    let Some(kueue) = cluster.kueue() else {
+        return Ok(u32::MAX);
+    };
+    let waiting = store
+        .count_suspended(cluster.namespace(), Timestamp::now())
+        .await?;
+    let max = i64::from(kueue.settings.max_suspended);
+    Ok(u32::try_from((max - waiting).max(0)).unwrap_or(0))
 }
 
 /// Creates one submission's Job and records the outcome, the two steps of the pipeline in one

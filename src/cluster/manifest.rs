@@ -16,8 +16,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::domain::{
-    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, RetryPolicy, SUBMISSION_ID_LABEL,
-    Submission,
+    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, PRIORITY_CLASS_LABEL,
+    QUEUE_NAME_LABEL, Queueing, RetryPolicy, SUBMISSION_ID_LABEL, Submission,
 };
 
 const VOLUME_NAME: &str = "data";
@@ -160,6 +160,9 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
         }),
         status: None,
     };
+    if let Some(queueing) = &spec.queueing {
+        through_kueue(&mut job, queueing);
+    }
     if let Some(plan) = &spec.tes
         && let Some(job) = job.spec.as_mut()
         && let Some(pod) = job.template.spec.as_mut()
@@ -171,6 +174,20 @@ pub fn job(submission: &Submission, settings: &PodSettings) -> Job {
         }
     }
     job
+}
+
+/// Puts the Job in its Kueue queue: the queue's (and priority class's) labels on the Job, and
+/// created suspended, so that it waits until Kueue admits it and lets it run. Kueue reads the
+/// quota a Job needs from its containers' requests, which every payload container has.
+fn through_kueue(job: &mut Job, queueing: &Queueing) {
+    let labels = job.metadata.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(QUEUE_NAME_LABEL.into(), queueing.queue.clone());
+    if let Some(class) = &queueing.priority_class {
+        labels.insert(PRIORITY_CLASS_LABEL.into(), class.clone());
+    }
+    if let Some(spec) = job.spec.as_mut() {
+        spec.suspend = Some(true);
+    }
 }
 
 /// First, failures of pods with the `DisruptionTarget` condition are ignored; then the
@@ -259,6 +276,64 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_submission_through_kueue_is_created_suspended_in_its_queue() {
+        let spec = SubmissionSpec {
+            queueing: Some(Queueing {
+                queue: "analysis".into(),
+                priority_class: Some("high".into()),
+            }),
+            ..full_spec()
+        };
+
+        let job = job(&submission(spec), &PodSettings::default());
+
+        let labels = job.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get(QUEUE_NAME_LABEL).map(String::as_str),
+            Some("analysis")
+        );
+        assert_eq!(
+            labels.get(PRIORITY_CLASS_LABEL).map(String::as_str),
+            Some("high")
+        );
+        let spec = job.spec.expect("spec");
+        assert_eq!(spec.suspend, Some(true));
+        let pod = spec.template.spec.expect("pod");
+        assert!(
+            pod.containers
+                .iter()
+                .chain(pod.init_containers.iter().flatten())
+                .all(|container| container
+                    .resources
+                    .as_ref()
+                    .is_some_and(|resources| resources.requests.is_some())),
+            "Kueue counts requests"
+        );
+        let pod_labels = spec
+            .template
+            .metadata
+            .and_then(|meta| meta.labels)
+            .unwrap_or_default();
+        assert!(
+            !pod_labels.contains_key(QUEUE_NAME_LABEL),
+            "the Job's, not its pods'"
+        );
+    }
+
+    #[test]
+    fn without_kueue_a_job_is_created_runnable() {
+        let job = job(&submission(full_spec()), &PodSettings::default());
+
+        assert_eq!(job.spec.and_then(|spec| spec.suspend), None);
+        assert!(
+            !job.metadata
+                .labels
+                .unwrap_or_default()
+                .contains_key(QUEUE_NAME_LABEL)
+        );
+    }
+
     fn full_spec() -> SubmissionSpec {
         SubmissionSpec {
             name: Some("ttbar-2018".into()),
@@ -304,6 +379,7 @@ mod tests {
             tool: "analyze".into(),
             depends_on: Vec::new(),
             notify: None,
+            queueing: None,
             tes: None,
         }
     }

@@ -14,6 +14,9 @@ pub mod controller;
 pub mod dispatch;
 pub mod error;
 pub mod events;
+pub mod kueue;
+pub mod kueue_progress;
+pub mod kueue_settings;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;
@@ -25,6 +28,7 @@ pub mod tes_logs;
 pub mod tes_pod;
 pub mod triggers;
 pub mod views;
+pub mod workloads;
 
 pub use client::{Cluster, Created};
 pub use error::ClusterError;

@@ -145,6 +145,14 @@ pub fn progress_from_pod(submission: &Submission, pod: &Pod) -> Option<Progress>
     Some(next)
 }
 
+/// Whether the Job is suspended: held by Kueue until it is admitted, or evicted since.
+pub fn is_suspended(job: &Job) -> bool {
+    job.spec
+        .as_ref()
+        .and_then(|spec| spec.suspend)
+        .unwrap_or(false)
+}
+
 /// Whether the Job completed or failed.
 pub(crate) fn has_ended(job: &Job) -> bool {
     job.status

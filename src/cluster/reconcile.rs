@@ -14,6 +14,7 @@ use super::archiver::Archiver;
 use super::cancels::Cancels;
 use super::client::Cluster;
 use super::error::ClusterError;
+use super::kueue_progress;
 use super::logs;
 use super::progress::{self, Deadline, JobSeen};
 use crate::backoff::Backoff;
@@ -135,10 +136,11 @@ impl Reconciler {
             self.store.archived_pods(id).await?
         };
         let mut archiving = false;
+        let suspended = job.as_ref().is_some_and(|job| progress::is_suspended(job));
         for pod in ended {
             let name = pod.metadata.name.as_deref().unwrap_or_default();
             if !archived.iter().any(|done| done == name) {
-                self.archiver.archive_pod(id, Arc::clone(pod));
+                self.archiver.archive_pod(id, Arc::clone(pod), suspended);
                 archiving = true;
             }
         }
@@ -181,13 +183,21 @@ impl Reconciler {
         } else {
             progress::pending_deadline(&pods, jiff::Timestamp::now(), self.pending_timeout)
         };
+        let workload = caches.workload_of(&submission.job_name);
         let updated = self
             .store
             .update(id, |current| match &deadline {
                 Deadline::Passed(stuck) => {
                     progress::failed_stuck(current, stuck, self.pending_timeout)
                 }
-                _ => progress::next_progress(current, &seen, &pods, &lost, archiving),
+                _ => progress::next_progress(current, &seen, &pods, &lost, archiving).map(|next| {
+                    match &seen {
+                        JobSeen::Present(job) => {
+                            kueue_progress::with_kueue(current, next, job, workload.as_deref())
+                        }
+                        JobSeen::Deleted(_) => next,
+                    }
+                }),
             })
             .await?;
         let changed = updated.as_ref().is_some_and(|updated| updated.changed);

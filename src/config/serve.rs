@@ -7,10 +7,12 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::TypedValueParser;
 
+use super::kueue::KueueArgs;
 use super::notify::NotifyArgs;
 use super::oidc::OidcArgs;
 use super::submissions::SubmissionArgs;
 use super::values::{cors_origin, named, namespace, positive_duration};
+use crate::domain::SubmitDefaults;
 use crate::duration;
 use crate::startup::Settings;
 
@@ -43,6 +45,9 @@ pub struct ServeArgs {
     /// What submissions get: defaults, allow lists, pods, limits.
     #[command(flatten)]
     pub submissions: SubmissionArgs,
+    /// Whether and how Jobs are submitted through Kueue.
+    #[command(flatten)]
+    pub kueue: KueueArgs,
     /// Requests a minute each token may send (in bursts of up to a minute's worth); 0 for no limit.
     #[arg(
         long,
@@ -150,10 +155,14 @@ impl ServeArgs {
     pub fn settings(&self) -> anyhow::Result<Settings> {
         Ok(Settings {
             listen: self.listen,
-            defaults: self
-                .submissions
-                .submit_defaults()
-                .map_err(anyhow::Error::msg)?,
+            defaults: SubmitDefaults {
+                kueue: self.kueue.defaults(),
+                ..self
+                    .submissions
+                    .submit_defaults()
+                    .map_err(anyhow::Error::msg)?
+            },
+            kueue: self.kueue.settings(),
             pods: self.submissions.pod_settings(),
             rate_limit_per_minute: self.rate_limit_per_minute,
             public_metrics: self.public_metrics,

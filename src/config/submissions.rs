@@ -189,6 +189,7 @@ impl SubmissionArgs {
                 registry_secrets: self.allowed_registry_secrets.clone(),
                 notify_hosts: self.allowed_notify_hosts.clone(),
             },
+            kueue: None,
         };
         if let Some(image) = &defaults.image {
             defaults

@@ -22,9 +22,9 @@ pub use state_event::StateEvent;
 pub use submission::{
     APP_LABEL, APP_LABEL_VALUE, AllowLists, Amounts, Attempt, ClaimInput, Cpus, DEFAULT_TOOL,
     ExecutorPlan, ExitCodeAction, ExitCodeRule, IDENTIFIER_LABEL, InlineInput, JobDefaults,
-    LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, NewSubmissions, OWNER_LABEL,
-    OutputPlan, PodEnd, Progress, Resources, RetryPolicy, SUBMISSION_ID_LABEL, SentAs, Submission,
-    SubmissionRequest, SubmissionSpec, SubmitDefaults, TesPlan, Volume, WorkLimits,
-    check_retry_policy,
+    KueueDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, NewSubmissions,
+    OWNER_LABEL, OutputPlan, PRIORITY_CLASS_LABEL, PodEnd, Progress, QUEUE_NAME_LABEL, Queueing,
+    Resources, RetryPolicy, SUBMISSION_ID_LABEL, SentAs, Submission, SubmissionRequest,
+    SubmissionSpec, SubmitDefaults, TesPlan, Volume, WorkLimits, check_retry_policy,
 };
 pub use submission_id::SubmissionId;

@@ -88,6 +88,13 @@ impl State {
     pub fn can_become(self, next: State) -> bool {
         !self.is_final() && next.rank() > self.rank()
     }
+
+    /// The one step back: a running submission whose Job Kueue evicts (a higher priority
+    /// workload preempts it, its queue's quota shrinks) is suspended and waits in its queue
+    /// again, `pending`, until Kueue admits it again. It neither failed nor was cancelled.
+    pub fn can_be_evicted(self) -> bool {
+        self == State::Running
+    }
 }
 
 impl std::fmt::Display for State {
@@ -132,6 +139,16 @@ mod tests {
             assert_eq!(state.as_str().parse::<State>().ok(), Some(state));
         }
         assert!("Running".parse::<State>().is_err());
+    }
+
+    #[test]
+    fn only_a_running_submission_can_be_evicted_back_to_pending() {
+        let evictable: Vec<State> = State::ALL
+            .into_iter()
+            .filter(|state| state.can_be_evicted())
+            .collect();
+
+        assert_eq!(evictable, [Running]);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the database and the API server answer).
+//! `/healthz` (the process answers) and `/readyz` (the database and the API server answer, and
+//! Kueue when Jobs are submitted through it).
 
 use axum::Json;
 use axum::extract::State as AppState;
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::context::Context;
+use crate::cluster::kueue;
 
 /// How each dependency is doing: `ok`, or why not in a few words (the details are in the log).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -14,6 +16,9 @@ pub struct Readiness {
     pub ready: bool,
     pub database: String,
     pub cluster: String,
+    /// With `--kueue`: whether Kueue is installed and answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kueue: Option<String>,
 }
 
 /// The process is alive.
@@ -22,7 +27,7 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The database and the API server both answer.
+/// The database and the API server both answer (and Kueue, with `--kueue`).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -34,10 +39,18 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(AppState(context): AppState<Context>) -> (StatusCode, Json<Readiness>) {
-    let (database, cluster) = tokio::join!(context.store.ping(), context.cluster.probe());
+    let kueue = async {
+        match context.cluster.kueue() {
+            Some(_) => Some(kueue::probe(&context.cluster).await),
+            None => None,
+        }
+    };
+    let (database, cluster, kueue) =
+        tokio::join!(context.store.ping(), context.cluster.probe(), kueue);
     let describe = |result: Result<(), String>| result.err().unwrap_or_else(|| "ok".into());
     let readiness = Readiness {
-        ready: database.is_ok() && cluster.is_ok(),
+        ready: database.is_ok() && cluster.is_ok() && kueue.as_ref().is_none_or(Result::is_ok),
+        kueue: kueue.map(describe),
         database: describe(database.map_err(|error| {
             tracing::warn!(%error, "database not ready");
             "the database does not answer".to_owned()

@@ -71,6 +71,28 @@ pub struct SubmissionView {
     /// /v1/submissions/{id}`, and the answer to a single submit), not in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
+    /// Where it waits in Kueue, on a server that submits through Kueue (`--kueue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<QueueView>,
+}
+
+/// A submission's place in Kueue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueView {
+    /// The Kueue LocalQueue it waits in.
+    #[schema(example = "analysis")]
+    pub name: String,
+    /// Its Kueue WorkloadPriorityClass, if it names one.
+    pub priority_class: Option<String>,
+    /// Whether Kueue has admitted its Job (it may run).
+    pub admitted: bool,
+    /// Its place in the LocalQueue (0 is next), from Kueue's visibility API, while it waits
+    /// and only for one submission (`GET /v1/submissions/{id}`); null otherwise or when that
+    /// API does not answer.
+    pub position: Option<i64>,
+    /// How often Kueue evicted its Job (preempted it, for one) and put it back in the queue;
+    /// an eviction uses no retry.
+    pub evictions: i64,
 }
 
 impl From<Submission> for SubmissionView {
@@ -87,6 +109,13 @@ impl From<Submission> for SubmissionView {
             limits: _,
             notify_token: _,
         } = submission;
+        let queue = spec.queueing.map(|queueing| QueueView {
+            name: queueing.queue,
+            priority_class: queueing.priority_class,
+            admitted: progress.admitted,
+            position: None,
+            evictions: progress.evictions,
+        });
         let (volume_claim, mount_path) = match spec.volume {
             Some(volume) => (Some(volume.claim), Some(volume.mount_path)),
             None => (None, None),
@@ -124,6 +153,7 @@ impl From<Submission> for SubmissionView {
             notify_url: spec.notify.as_ref().map(|notify| notify.url.clone()),
             notify: spec.notify.map(|notify| notify.scope),
             attempts: None,
+            queue,
         }
     }
 }

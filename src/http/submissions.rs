@@ -14,6 +14,7 @@ use super::query_filters::{labels_asked, states_asked};
 use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
+use crate::cluster::kueue;
 use crate::cluster::views::{self, PodDetail};
 use crate::domain::{Attempt, Caller, State, SubmissionId};
 use crate::storage::{Filter, Page};
@@ -122,8 +123,15 @@ pub async fn get(
         .into_iter()
         .map(|end| Attempt::of(end, &policy))
         .collect();
+    let waits_in_kueue = submission.progress.state == State::Pending
+        && !submission.progress.admitted
+        && submission.spec.queueing.is_some();
+    let job_name = submission.job_name.clone();
     let mut view = SubmissionView::from(submission);
     view.attempts = Some(attempts);
+    if let Some(queue) = view.queue.as_mut().filter(|_| waits_in_kueue) {
+        queue.position = kueue::position(&context.cluster, &queue.name, &job_name).await;
+    }
     Ok(Json(view))
 }
 

@@ -3,6 +3,8 @@
 //! storage knows (whose the stored submissions they depend on are, and whether the token can
 //! sign their notifications), with a batch's own limit of Jobs at once.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State as AppState;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,7 +17,10 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Submitted;
 use super::responses::{NotJson, Unauthorized};
 use super::submission_view::SubmissionView;
-use crate::domain::{Caller, FieldError, NewSubmissions, SentAs, Submission, SubmissionRequest};
+use crate::cluster::kueue;
+use crate::domain::{
+    Caller, FieldError, NewSubmissions, Queueing, SentAs, Submission, SubmissionRequest,
+};
 use crate::storage::{IdempotencyKey, Stored};
 
 /// The most submissions one batch may carry.
@@ -75,6 +80,7 @@ pub async fn submit(
     )
     .map_err(ApiError::Invalid)?;
     check_signing(&context, &caller, &parsed).await?;
+    check_queues(&context, &parsed).await?;
     let submissions = owned(&context, parsed).await?;
     let (stored, replayed) = store(&context, &caller, submissions, submitted.idempotency).await?;
     let submission = stored
@@ -185,6 +191,7 @@ pub async fn submit_batch(
         }
     };
     check_signing(&context, &caller, &parsed).await?;
+    check_queues(&context, &parsed).await?;
     let mut submissions = owned(&context, parsed).await?;
     if let Some(limit) = request.max_concurrent {
         let group = uuid::Uuid::now_v7().to_string();
@@ -237,6 +244,40 @@ async fn check_signing(
             .map(|index| FieldError::new(parsed.field(index, "notify_url"), reason.clone()))
             .collect(),
     ))
+}
+
+/// Refuses a Kueue queue or priority class the cluster does not have, each named once
+/// however many submissions name it. When the API server cannot be asked the submissions are
+/// taken: their Jobs are created once it answers, and Kueue says then what it lacks.
+async fn check_queues(context: &Context, parsed: &NewSubmissions) -> ApiResult<()> {
+    let mut checked: HashMap<&Queueing, Vec<FieldError>> = HashMap::new();
+    let mut refused = Vec::new();
+    for (index, submission) in parsed.submissions().iter().enumerate() {
+        let Some(queueing) = &submission.spec.queueing else {
+            continue;
+        };
+        if !checked.contains_key(queueing) {
+            let errors = match kueue::check_names(&context.cluster, queueing).await {
+                Ok(errors) => errors,
+                Err(error) => {
+                    tracing::warn!(%error, "could not ask whether a Kueue queue exists");
+                    Vec::new()
+                }
+            };
+            checked.insert(queueing, errors);
+        }
+        for error in checked.get(queueing).into_iter().flatten() {
+            refused.push(FieldError::new(
+                parsed.field(index, &error.field),
+                error.reason.clone(),
+            ));
+        }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(refused))
+    }
 }
 
 /// The parsed submissions, once storage says every stored submission they depend on is the

@@ -265,6 +265,21 @@ impl Store {
     }
 
     /// When the next submission of `namespace` waiting out a refusal's backoff is due.
+    /// Jobs of `namespace` that wait suspended for Kueue to admit them, or are about to be
+    /// created (claimed within the lease): what `--kueue-max-suspended` bounds.
+    pub async fn count_suspended(&self, namespace: &str, now: Timestamp) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS waiting FROM submissions WHERE namespace = $1 AND \
+             ((state = 'pending' AND admitted = 0) OR \
+              (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
+        )
+        .bind(namespace.to_owned())
+        .bind(now.as_millisecond() - lease_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("waiting")?)
+    }
+
     pub async fn next_dispatch_at(&self, namespace: &str) -> Result<Option<Timestamp>> {
         let row = sqlx::query(
             "SELECT MIN(next_dispatch_at) AS due FROM submissions \

@@ -23,4 +23,5 @@ mod real_node;
 mod recovery;
 mod retry_policy;
 mod story;
+mod through_kueue;
 mod ui;

@@ -1,6 +1,7 @@
 //! The server's side of a submission: what it fills in for fields a request leaves out, and
 //! what it lets users name at all.
 
+use super::queueing::KueueDefaults;
 use super::retry_policy::RetryPolicy;
 
 /// The server's defaults for what a request leaves out (the seed's `--k8s-*` options), and what
@@ -13,6 +14,8 @@ pub struct SubmitDefaults {
     pub mount_path: String,
     pub job: JobDefaults,
     pub allowed: AllowLists,
+    /// Whether Jobs are submitted through Kueue (`--kueue`), and how.
+    pub kueue: Option<KueueDefaults>,
 }
 
 impl Default for SubmitDefaults {
@@ -24,6 +27,7 @@ impl Default for SubmitDefaults {
             mount_path: "/ntuples".into(),
             job: JobDefaults::default(),
             allowed: AllowLists::default(),
+            kueue: None,
         }
     }
 }

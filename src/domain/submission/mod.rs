@@ -9,6 +9,7 @@ mod attempt;
 mod defaults;
 mod labels;
 mod parse;
+mod queueing;
 mod record;
 mod request;
 mod resources;
@@ -23,6 +24,8 @@ pub use labels::{
     SUBMISSION_ID_LABEL,
 };
 pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NewSubmissions, SentAs};
+pub(crate) use queueing::parse as parse_queueing;
+pub use queueing::{KueueDefaults, PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing};
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use resources::{Amounts, Resources};

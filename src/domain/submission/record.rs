@@ -19,6 +19,11 @@ pub struct Progress {
     pub failed: i64,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// Whether Kueue has admitted its Job (submissions through Kueue only).
+    pub admitted: bool,
+    /// How often Kueue evicted its admitted Job (preempted it, for one) and put it back in
+    /// its queue.
+    pub evictions: i64,
 }
 
 impl Progress {
@@ -31,6 +36,8 @@ impl Progress {
             failed: 0,
             started_at: None,
             finished_at: None,
+            admitted: false,
+            evictions: 0,
         }
     }
 }

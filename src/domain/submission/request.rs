@@ -116,6 +116,14 @@ pub struct SubmissionRequest {
     pub notify_url: Option<String>,
     /// Which changes `notify_url` is sent: `all` (the default) or only the `final` one.
     pub notify: Option<NotifyScope>,
+    /// The Kueue LocalQueue of the namespace the submission waits in, on a server that submits
+    /// through Kueue (`--kueue`). Default: the server's (`--kueue-default-queue`).
+    #[schema(example = "analysis", max_length = 253)]
+    pub queue: Option<String>,
+    /// The Kueue WorkloadPriorityClass of the submission, on a server that submits through
+    /// Kueue. Default: the queue's.
+    #[schema(example = "high", max_length = 253)]
+    pub priority_class: Option<String>,
 }
 
 /// A CPU amount as a JSON number (`1`, `0.5`) or a Kubernetes quantity (`"500m"`).

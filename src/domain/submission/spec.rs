@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::queueing::Queueing;
 use super::resources::Resources;
 use super::retry_policy::RetryPolicy;
 use super::tes_plan::TesPlan;
@@ -45,6 +46,9 @@ pub struct SubmissionSpec {
     /// Where its state changes are sent, if anywhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// The Kueue queue it waits in, on a server that submits through Kueue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queueing: Option<Queueing>,
     /// A TES task's executors and files; its Job runs these instead of `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tes: Option<TesPlan>,

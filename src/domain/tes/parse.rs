@@ -11,7 +11,7 @@ use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::kube_rules;
 use crate::domain::submission::{
     APP_LABEL, Amounts, ClaimInput, ExecutorPlan, InlineInput, LABEL_PREFIX, Resources as Requests,
-    SubmissionSpec, SubmitDefaults, TesPlan, Volume,
+    SubmissionSpec, SubmitDefaults, TesPlan, Volume, parse_queueing,
 };
 
 pub const MAX_EXECUTORS: usize = 32;
@@ -91,9 +91,13 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
         }
     }
     let requests = errors.take(resources(task.resources.as_ref(), defaults));
+    // A task names no queue: on a server that submits through Kueue it waits in the default one.
+    let queueing = errors.take(parse_queueing(None, None, defaults.kueue.as_ref()));
     let labels = errors.take(tags(task.tags.as_ref()));
 
-    let (Some(executors), Some(requests), Some(labels)) = (executors, requests, labels) else {
+    let (Some(executors), Some(requests), Some(labels), Some(queueing)) =
+        (executors, requests, labels, queueing)
+    else {
         return Err(errors.into_vec());
     };
     let notes = dropped_parameters(task.resources.as_ref());
@@ -121,6 +125,7 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
         tool: format!("{EXECUTOR_PREFIX}{}", executors.len().saturating_sub(1)),
         depends_on: Vec::new(),
         notify: None,
+        queueing,
         tes: Some(TesPlan {
             executors,
             inline_inputs,

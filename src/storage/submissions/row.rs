@@ -16,7 +16,7 @@ macro_rules! columns {
     () => {
         "id, spec, namespace, job_name, state, message, active, succeeded, failed, created_at, \
          started_at, finished_at, version, owner, submitted_by, user_limit, group_id, group_limit, \
-         notify_token"
+         notify_token, admitted, evictions"
     };
 }
 pub(in crate::storage) use columns;
@@ -57,6 +57,8 @@ pub(in crate::storage) fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
             failed: row.try_get("failed")?,
             started_at: timestamp("started_at")?,
             finished_at: timestamp("finished_at")?,
+            admitted: row.try_get::<i64, _>("admitted")? != 0,
+            evictions: row.try_get("evictions")?,
         },
         limits: WorkLimits {
             user: row.try_get("user_limit")?,

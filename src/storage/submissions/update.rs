@@ -50,7 +50,8 @@ impl Store {
             let result = sqlx::query(
                 "UPDATE submissions SET state = $1, message = $2, active = $3, succeeded = $4, \
                  failed = $5, started_at = $6, finished_at = $7, updated_at = $8, \
-                 version = version + 1 WHERE id = $9 AND version = $10",
+                 admitted = $9, evictions = $10, version = version + 1 \
+                 WHERE id = $11 AND version = $12",
             )
             .bind(progress.state.as_str())
             .bind(progress.message.clone())
@@ -60,6 +61,8 @@ impl Store {
             .bind(progress.started_at.map(|at| at.to_string()))
             .bind(progress.finished_at.map(|at| at.to_string()))
             .bind(Timestamp::now().to_string())
+            .bind(i64::from(progress.admitted))
+            .bind(progress.evictions)
             .bind(id.to_string())
             .bind(version)
             .execute(&mut *tx)
@@ -97,8 +100,9 @@ impl Store {
             if !changes.is_empty() {
                 self.events_committed();
             }
-            if ends || queued {
-                // A slot under a limit is free, or dependents are queued.
+            if ends || queued || (progress.admitted && !submission.progress.admitted) {
+                // A slot under a limit is free, or dependents are queued, or Kueue admitted a
+                // Job (one fewer waits suspended).
                 self.wake_dispatcher();
             }
             submission.progress = progress;

@@ -5,6 +5,7 @@
 use crate::domain::campaign::{self, Dependency};
 use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::submission::defaults::SubmitDefaults;
+use crate::domain::submission::queueing;
 use crate::domain::submission::request::SubmissionRequest;
 use crate::domain::submission::retry_policy;
 use crate::domain::submission::spec::SubmissionSpec;
@@ -48,6 +49,8 @@ impl Fields {
             depends_on,
             notify_url,
             notify,
+            queue,
+            priority_class,
         } = request;
         let sent_name = name.clone();
 
@@ -84,6 +87,12 @@ impl Fields {
             &defaults.allowed.notify_hosts,
         ));
 
+        let queueing = errors.take(queueing::parse(
+            queue,
+            priority_class,
+            defaults.kueue.as_ref(),
+        ));
+
         let spec = match (
             name,
             payload,
@@ -94,6 +103,7 @@ impl Fields {
             tool,
             notify,
             retry_policy,
+            queueing,
         ) {
             (
                 Some(name),
@@ -105,6 +115,7 @@ impl Fields {
                 Some(tool),
                 Some(notify),
                 Some(retry_policy),
+                Some(queueing),
             ) => errors.or(SubmissionSpec {
                 name,
                 image: payload.image,
@@ -121,6 +132,7 @@ impl Fields {
                 tool,
                 depends_on: Vec::new(),
                 notify,
+                queueing,
                 tes: None,
             }),
             _ => Err(errors.into_vec()),
