@@ -16,6 +16,7 @@ use serde_json::{Value, json as body};
 use submission_helper::cluster::kueue_settings::KueueSettings;
 use submission_helper::domain::KueueDefaults;
 
+use crate::browser::Browser;
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::support::{Backend, TestApp, fields, json, problem};
 
@@ -48,14 +49,15 @@ fn visibility_url() -> http::Uri {
     url.parse().expect("a URL")
 }
 
-/// Applies `manifest` with kubectl as the cluster's admin.
+/// Applies `manifest` with kubectl as the cluster's admin; server-side, so that tests applying
+/// the objects they share at once all succeed.
 fn kubectl_apply(cluster: &TestCluster, manifest: &str) {
     let file = cluster.scratch.path().join("kueue.yaml");
     std::fs::write(&file, manifest).expect("write manifest");
     let output = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(cluster.kubeconfig())
-        .args(["apply", "-f"])
+        .args(["apply", "--server-side", "--force-conflicts", "-f"])
         .arg(&file)
         .output()
         .expect("run kubectl");
@@ -165,6 +167,31 @@ async fn pending_saying(app: &TestApp, id: &str, words: &str) -> Value {
     .await
 }
 
+/// What the page shows of a submission (after signing in with the app's token), with a
+/// screenshot; `None` where no browser is installed (outside `tests/run.sh`).
+async fn the_page_of(app: &TestApp, id: &str, backend: Backend) -> Option<String> {
+    let browser = Browser::start(&format!("kueue-{backend:?}"), 1280, 800).await?;
+    browser
+        .client
+        .goto(&app.url("/ui"))
+        .await
+        .expect("open the page");
+    browser.fill("token", &app.token).await;
+    browser.click("#signin button[type=submit]").await;
+    browser.find("#submit").await;
+    browser
+        .client
+        .goto(&app.url(&format!("/ui#/submissions/{id}")))
+        .await
+        .expect("open the submission");
+    let text = browser
+        .wait_for_text("the submission's queue", Duration::from_secs(30), "Queue: ")
+        .await;
+    browser.screenshot("waiting-in-kueue").await;
+    browser.close().await;
+    Some(text)
+}
+
 async fn a_submission_through_kueue_is_admitted_and_runs(backend: Backend) {
     // Arrange
     let cluster = TestCluster::simulated().await;
@@ -237,6 +264,11 @@ async fn a_submission_beyond_its_queues_quota_waits_with_kueues_reason_and_runs_
     );
     assert_eq!(waiting["queue"]["admitted"], false, "{waiting}");
     assert_eq!(waiting["queue"]["position"], 0, "{waiting}");
+    let page = the_page_of(&app, &second, backend).await;
+    if let Some(text) = &page {
+        assert!(text.contains("insufficient unused quota for cpu"), "{text}");
+        assert!(text.contains("Queue: analysis, position 0"), "{text}");
+    }
 
     // Act: the first ends, which frees the quota
     gate.open();
