@@ -7,6 +7,7 @@
 #   tests/bench.sh --only accept,e2e,queries         some sections
 #   tests/bench.sh --rows 200000                     fewer stored submissions for the queries
 #   tests/bench.sh --only live --live 2000           fewer live Jobs for the controller figures
+#   tests/bench.sh --only kueue                      submissions through Kueue (started for it)
 #   tests/bench.sh --profile DIR --only accept       also a perf profile and a flamegraph of
 #                                                    every service process, into DIR
 #
@@ -54,3 +55,12 @@ cargo build --release -p node-sim >&2
 export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/release/node-sim"
 
 cargo bench --bench service -- "$@"
+
+# Kueue last: its Job webhook would slow every other section's creates.
+if [ $# -eq 0 ] || [[ " $* " == *kueue* ]]; then
+  tests/control-plane.sh install --kueue >&2
+  tests/control-plane.sh kueue-up "$work/cluster" >&2
+  # shellcheck disable=SC1091
+  source "$work/cluster/kueue/env"
+  cargo bench --bench service -- --only kueue
+fi

@@ -268,6 +268,13 @@ if [ ${#filter[@]} -eq 0 ]; then
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   set -e
   cat "$work/kueue.log" >>"$work/tests.log"
+  if on_simulated "$work/simulated" bash -c 'source "$SH_TEST_CONTROL_PLANE_DIR/kueue/env" &&
+    exec cargo test --bench service -- --only kueue'; then
+    echo "test result: ok. 1 passed; 0 failed (benchmark smoke run through Kueue)" >>"$work/tests.log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run through Kueue)" >>"$work/tests.log"
+    status=1
+  fi
   inside tests/control-plane.sh kueue-down "$work/simulated"
   stop_simulated_nodes
   tests/control-plane.sh down "$work/simulated"

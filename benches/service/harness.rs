@@ -28,6 +28,8 @@ pub struct Scale {
     pub cancel_rows: usize,
     /// Jobs created end to end.
     pub jobs: usize,
+    /// Submissions admitted through Kueue.
+    pub kueue_jobs: usize,
     /// Jobs live at once for the controller figures.
     pub live: usize,
     /// How long the API server's requests are counted with every Job live and nothing changing.
@@ -51,6 +53,7 @@ impl Scale {
             rows: 1_000_000,
             cancel_rows: 10_000,
             jobs: 500,
+            kueue_jobs: 1000,
             live: 5_000,
             rest: Duration::from_secs(60),
             followers: 200,
@@ -69,6 +72,7 @@ impl Scale {
             rows: 5_000,
             cancel_rows: 200,
             jobs: 20,
+            kueue_jobs: 20,
             live: 10,
             rest: Duration::from_secs(2),
             followers: 5,
@@ -199,6 +203,15 @@ impl Service {
         database: &Database,
         cluster: Option<(&Path, &str)>,
     ) -> anyhow::Result<Self> {
+        Service::start_with(database, cluster, &[]).await
+    }
+
+    /// [`Service::start`] with more of the service's settings, as environment variables.
+    pub async fn start_with(
+        database: &Database,
+        cluster: Option<(&Path, &str)>,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
             listener.local_addr()?.port()
@@ -218,6 +231,7 @@ impl Service {
                 std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
             )
             .env_remove("KUBERNETES_SERVICE_HOST")
+            .envs(settings.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

@@ -7,6 +7,7 @@
 //!   cargo bench --bench service -- --only live --live 2000
 //!   cargo bench --bench service -- --only campaign
 //!   cargo bench --bench service -- --only events --subscribers 500
+//!   cargo bench --bench service -- --only kueue   with Kueue beside the control plane
 //!   cargo test --bench service          the seconds-long smoke run CI does
 //!
 //! It prints Markdown tables (BENCHMARKS.md is made of them) and never fails for being slow:
@@ -21,6 +22,7 @@ mod cluster;
 mod events;
 mod follow;
 mod harness;
+mod kueue;
 mod live;
 mod queries;
 
@@ -123,6 +125,14 @@ async fn main() -> anyhow::Result<()> {
     if wanted("e2e") {
         match harness::kubeconfig() {
             Some(kubeconfig) => cluster::run(&kubeconfig, scale).await?,
+            None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
+        }
+    }
+    // Only where Kueue runs: its Job webhook would slow every other section's creates, so
+    // tests/bench.sh and tests/run.sh start it afterwards and ask for this section alone.
+    if wanted("kueue") && kueue::available() {
+        match harness::kubeconfig() {
+            Some(kubeconfig) => kueue::run(&kubeconfig, scale).await?,
             None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
         }
     }

@@ -142,6 +142,7 @@ CONFIG
     --image=probe --dry-run=server -n default -- true
   cat >"$state/env" <<ENV
 export SH_TEST_KUEUE=1
+export SH_TEST_KUEUE_VERSION=v$KUEUE_VERSION
 export SH_TEST_KUEUE_VISIBILITY_URL=https://127.0.0.1:$visibility_port
 ENV
   log "Kueue $KUEUE_VERSION up (visibility server https://127.0.0.1:$visibility_port; log $dir/kueue.log)"
