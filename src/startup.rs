@@ -153,6 +153,7 @@ impl Application {
             store,
             cluster,
             defaults: Arc::new(settings.defaults),
+            user_limit: settings.dispatch.per_user,
             log_wait: settings.log_wait,
             request_timeout: settings.request_timeout,
             shutdown,

@@ -80,6 +80,9 @@ pub fn render(
     }
     field("State", &submission.state);
     field("Message", &or_none(submission.message.as_deref()));
+    if let Some(queue) = &submission.queue {
+        field("Queue", &queue.summary());
+    }
     field("Created", &when(submission.created_at));
     field("Started", &when(submission.started_at));
     field("Finished", &when(submission.finished_at));
@@ -399,6 +402,36 @@ mod tests {
         );
         assert!(
             events.contains("Job has reached the specified backoff limit"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_submission_waiting_in_kueue_says_its_queue_place_and_kueues_reason() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
+        let waiting = Submission {
+            state: "pending".into(),
+            message: Some(
+                "waits in Kueue queue analysis: insufficient unused quota for cpu".into(),
+            ),
+            queue: Some(model::Queue {
+                name: Some("analysis".into()),
+                priority_class: Some("high".into()),
+                admitted: false,
+                position: Some(3),
+                evictions: 1,
+            }),
+            ..failed()
+        };
+
+        let text = render(&waiting, Ok(None), Ok(Vec::new()), Ok(Vec::new()), now);
+
+        assert!(
+            text.contains("Message:         waits in Kueue queue analysis: insufficient unused quota for cpu\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Queue:           analysis (priority high), position 3, evicted once\n"),
             "{text}"
         );
     }

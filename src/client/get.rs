@@ -65,6 +65,7 @@ pub fn submission_rows(
             "FAILED",
             "AGE",
             "JOB",
+            "QUEUE",
             "IMAGE",
             "MESSAGE",
         ]
@@ -87,6 +88,10 @@ pub fn submission_rows(
                 submission.failed.to_string(),
                 age,
                 submission.job_name.clone(),
+                submission
+                    .queue
+                    .as_ref()
+                    .map_or_else(|| "<none>".to_owned(), model::Queue::summary),
                 submission.image.clone(),
                 message.clone(),
             ]

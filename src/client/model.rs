@@ -39,6 +39,44 @@ pub struct Submission {
     pub ttl_seconds_after_finished: Option<i64>,
     /// Only in the answer for one submission.
     pub attempts: Vec<Attempt>,
+    /// Where it waits in Kueue, on a server that submits through Kueue.
+    pub queue: Option<Queue>,
+}
+
+/// A submission's place in Kueue.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Queue {
+    /// The Kueue LocalQueue; `None` for the service's own queue.
+    pub name: Option<String>,
+    pub priority_class: Option<String>,
+    pub admitted: bool,
+    pub position: Option<i64>,
+    pub evictions: i64,
+}
+
+impl Queue {
+    /// The queue in a few words: `analysis (priority high), position 0, evicted once`.
+    pub fn summary(&self) -> String {
+        let mut text = self
+            .name
+            .clone()
+            .unwrap_or_else(|| "the service's queue".to_owned());
+        if let Some(class) = &self.priority_class {
+            text.push_str(&format!(" (priority {class})"));
+        }
+        if self.admitted {
+            text.push_str(", admitted");
+        } else if let Some(position) = self.position {
+            text.push_str(&format!(", position {position}"));
+        }
+        match self.evictions {
+            0 => {}
+            1 => text.push_str(", evicted once"),
+            n => text.push_str(&format!(", evicted {n} times")),
+        }
+        text
+    }
 }
 
 /// A pod of a submission as it ended.

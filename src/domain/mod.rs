@@ -25,6 +25,6 @@ pub use submission::{
     KueueDefaults, LABEL_PREFIX, MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NAME_LABEL, NewSubmissions,
     OWNER_LABEL, OutputPlan, PRIORITY_CLASS_LABEL, PodEnd, Progress, QUEUE_NAME_LABEL, Queueing,
     Resources, RetryPolicy, SUBMISSION_ID_LABEL, SentAs, Submission, SubmissionRequest,
-    SubmissionSpec, SubmitDefaults, TesPlan, Volume, WorkLimits, check_retry_policy,
+    SubmissionSpec, SubmitDefaults, TesPlan, Volume, WaitsFor, WorkLimits, check_retry_policy,
 };
 pub use submission_id::SubmissionId;

@@ -26,6 +26,8 @@ pub struct Context {
     pub store: Store,
     pub cluster: Cluster,
     pub defaults: Arc<SubmitDefaults>,
+    /// Active Jobs per user for users whose token sets no limit (`--max-concurrent`).
+    pub user_limit: Option<i64>,
     /// How long a log follow waits for a pod to start.
     pub log_wait: Duration,
     pub request_timeout: Duration,

@@ -18,6 +18,7 @@ mod logs;
 pub mod metrics;
 pub mod oidc;
 mod query_filters;
+mod queue_place;
 pub mod rate_limit;
 pub mod registry;
 mod request_log;

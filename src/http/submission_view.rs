@@ -71,24 +71,25 @@ pub struct SubmissionView {
     /// /v1/submissions/{id}`, and the answer to a single submit), not in lists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<Attempt>>,
-    /// Where it waits in Kueue, on a server that submits through Kueue (`--kueue`).
+    /// Where it waits: in Kueue, on a server that submits through Kueue (`--kueue`); in the
+    /// service's own queue while `queued` (only for one submission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueView>,
 }
 
-/// A submission's place in Kueue.
+/// A submission's place in a queue: Kueue's, or the service's own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QueueView {
-    /// The Kueue LocalQueue it waits in.
+    /// The Kueue LocalQueue it waits in; null for the service's own queue.
     #[schema(example = "analysis")]
-    pub name: String,
+    pub name: Option<String>,
     /// Its Kueue WorkloadPriorityClass, if it names one.
     pub priority_class: Option<String>,
     /// Whether Kueue has admitted its Job (it may run).
     pub admitted: bool,
-    /// Its place in the LocalQueue (0 is next), from Kueue's visibility API, while it waits
-    /// and only for one submission (`GET /v1/submissions/{id}`); null otherwise or when that
-    /// API does not answer.
+    /// Its place (0 is next), only for one submission (`GET /v1/submissions/{id}`) while it
+    /// waits: in the LocalQueue, from Kueue's visibility API (null when that does not answer);
+    /// in the service's own queue, among its user's queued submissions. Null otherwise.
     pub position: Option<i64>,
     /// How often Kueue evicted its Job (preempted it, for one) and put it back in the queue;
     /// an eviction uses no retry.
@@ -110,7 +111,7 @@ impl From<Submission> for SubmissionView {
             notify_token: _,
         } = submission;
         let queue = spec.queueing.map(|queueing| QueueView {
-            name: queueing.queue,
+            name: Some(queueing.queue),
             priority_class: queueing.priority_class,
             admitted: progress.admitted,
             position: None,

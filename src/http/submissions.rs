@@ -11,10 +11,10 @@ use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use super::query_filters::{labels_asked, states_asked};
+use super::queue_place;
 use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
-use crate::cluster::kueue;
 use crate::cluster::views::{self, PodDetail};
 use crate::domain::{Attempt, Caller, State, SubmissionId};
 use crate::storage::{Filter, Page};
@@ -123,15 +123,9 @@ pub async fn get(
         .into_iter()
         .map(|end| Attempt::of(end, &policy))
         .collect();
-    let waits_in_kueue = submission.progress.state == State::Pending
-        && !submission.progress.admitted
-        && submission.spec.queueing.is_some();
-    let job_name = submission.job_name.clone();
-    let mut view = SubmissionView::from(submission);
+    let mut view = SubmissionView::from(submission.clone());
     view.attempts = Some(attempts);
-    if let Some(queue) = view.queue.as_mut().filter(|_| waits_in_kueue) {
-        queue.position = kueue::position(&context.cluster, &queue.name, &job_name).await;
-    }
+    queue_place::fill(&context, &submission, &mut view).await?;
     Ok(Json(view))
 }
 

@@ -319,6 +319,6 @@ impl Store {
     }
 }
 
-fn lease_millis() -> i64 {
+pub(super) fn lease_millis() -> i64 {
     i64::try_from(CLAIM_LEASE.as_millis()).unwrap_or(i64::MAX)
 }

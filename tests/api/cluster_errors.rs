@@ -101,7 +101,10 @@ async fn a_submission_waiting_for_an_unreachable_cluster_says_why_in_short(backe
         Duration::from_secs(30),
         || async {
             let submission: Value = app.get(&path).await.json().await.ok()?;
-            submission["message"].is_string().then_some(submission)
+            submission["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("waiting to create the Job"))
+                .then_some(submission)
         },
     )
     .await;

@@ -19,6 +19,7 @@ mod install;
 mod kubernetes;
 mod node;
 mod payload_node;
+mod queue_place;
 mod real_node;
 mod recovery;
 mod retry_policy;

@@ -65,7 +65,10 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     // Submit: the row appears and turns running without a reload.
     browser.fill("s-mount_path", "/ntuples").await;
     browser.fill("s-name", "page-run").await;
-    let command = format!("echo hello from the page; {}", gate.wait_command());
+    let command = format!(
+        "echo hello from the page; echo page line 2; echo page line 3; {}",
+        gate.wait_command()
+    );
     browser.fill("s-command", &command).await;
     browser.click("#submit button[type=submit]").await;
     let row = eventually(
@@ -128,6 +131,46 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     assert!(tables.0.contains("COMPLETIONS"), "Job table: {}", tables.0);
     assert!(tables.1.contains(&job_name), "pod table: {}", tables.1);
     browser.screenshot("4-log-followed").await;
+
+    // Find in the log while it is followed: every match marked, Next moves to the second.
+    browser
+        .wait_for_text(
+            "the log's last line",
+            Duration::from_secs(30),
+            "page line 3",
+        )
+        .await;
+    browser.fill("log-find", "page").await;
+    let counted = |expected: &'static str| {
+        let browser = &browser;
+        async move {
+            eventually(
+                &format!("the search to say {expected:?}"),
+                Duration::from_secs(10),
+                || async {
+                    let said = browser.find("#log-matches").await.text().await.ok()?;
+                    (said == expected).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    counted("1 of 3").await;
+    browser.click("#log-next").await;
+    counted("2 of 3").await;
+    let marked = browser
+        .client
+        .execute(
+            "return [...document.querySelectorAll('pre.log mark')].map(m => m.className + ':' + m.textContent)",
+            Vec::new(),
+        )
+        .await
+        .expect("marks");
+    assert_eq!(
+        marked,
+        serde_json::json!([":page", "current:page", ":page"])
+    );
+    browser.screenshot("4b-log-search").await;
 
     // Cancel, confirmed in the browser's dialog.
     browser.click("#cancel").await;

@@ -16,6 +16,7 @@ mod resources;
 mod retry_policy;
 mod spec;
 mod tes_plan;
+mod waits_for;
 
 pub use attempt::{Attempt, PodEnd};
 pub use defaults::{AllowLists, JobDefaults, SubmitDefaults};
@@ -32,3 +33,4 @@ pub use resources::{Amounts, Resources};
 pub use retry_policy::{ExitCodeAction, ExitCodeRule, RetryPolicy, check as check_retry_policy};
 pub use spec::{DEFAULT_TOOL, SubmissionSpec, Volume};
 pub use tes_plan::{ClaimInput, ExecutorPlan, InlineInput, OutputPlan, TesPlan};
+pub use waits_for::WaitsFor;

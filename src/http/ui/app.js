@@ -204,6 +204,17 @@ async function follow(load) {
   if (!signal.aborted) setTimeout(() => follow(load), 2000);
 }
 
+// Where a submission waits, in Kueue or the service's own queue, in a few words:
+// "analysis (priority high), position 0".
+function queueSummary(q) {
+  let text = (q.name ?? "the service's queue") + (q.priority_class ? ` (priority ${q.priority_class})` : "");
+  if (q.admitted) text += ", admitted";
+  else if (q.position != null) text += `, position ${q.position}`;
+  else text += ", waiting to be admitted";
+  if (q.evictions) text += q.evictions === 1 ? ", evicted once" : `, evicted ${q.evictions} times`;
+  return text;
+}
+
 async function detailView(id) {
   clearInterval(poll);
   events?.abort();
@@ -219,9 +230,10 @@ async function detailView(id) {
   });
   let pinned = true;
   log.addEventListener("scroll", () => { pinned = log.scrollTop + log.clientHeight >= log.scrollHeight - 4; });
+  const search = logSearch(log);
   const download = el("button", { type: "button" }, "Download log");
   download.addEventListener("click", () => {
-    const link = el("a", { href: URL.createObjectURL(new Blob([log.textContent])), download: `${s.id}.log` });
+    const link = el("a", { href: URL.createObjectURL(new Blob([search.text()])), download: `${s.id}.log` });
     link.click();
   });
   const active = ["waiting", "queued", "pending", "running"].includes(s.state);
@@ -235,9 +247,10 @@ async function detailView(id) {
     "No pod has ended yet.");
   view.replaceChildren(el("h2", {}, s.name || s.id),
     el("p", {}, "State: ", badge(s.state), s.message ? ` (${s.message})` : ""),
+    ...(s.queue ? [el("p", { id: "queue" }, "Queue: ", queueSummary(s.queue))] : []),
     ...(active ? [cancel] : []), download,
     el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Attempts"), attempts,
-    el("h3", {}, "Log"), log);
+    el("h3", {}, "Log"), search.bar, log);
   clusterTables(s, job, pods);
   const logs = await api(`/v1/submissions/${encodeURIComponent(id)}/logs?follow=true`);
   if (!logs.ok || !logs.body) return;
@@ -245,9 +258,51 @@ async function detailView(id) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    log.append(value);
-    if (pinned) log.scrollTop = log.scrollHeight;
+    search.append(value);
+    if (pinned && !search.active()) log.scrollTop = log.scrollHeight;
   }
+}
+
+/**
+ * Find in a log while it is followed: every match highlighted, the current one scrolled into
+ * view, Enter or "Next" for the next, Shift+Enter or "Previous" for the one before.
+ */
+function logSearch(log) {
+  let text = "";
+  let current = 0;
+  const input = el("input", { id: "log-find", type: "search", placeholder: "Find in the log" });
+  const label = el("label", { for: "log-find" }, "Find");
+  const count = el("span", { id: "log-matches", "aria-live": "polite" });
+  const previous = el("button", { type: "button", id: "log-previous" }, "Previous");
+  const next = el("button", { type: "button", id: "log-next" }, "Next");
+  const bar = el("div", { class: "filters", role: "search" }, label, input, previous, next, count);
+  const render = () => {
+    const query = input.value;
+    if (!query) { log.textContent = text; count.textContent = ""; return; }
+    const parts = text.split(query);
+    const matches = parts.length - 1;
+    if (matches) current = ((current % matches) + matches) % matches;
+    log.replaceChildren(...parts.flatMap((part, index) => index === parts.length - 1 ? [part]
+      : [part, el("mark", index === current ? { class: "current" } : {}, query)]));
+    count.textContent = matches ? `${current + 1} of ${matches}` : "no match";
+    log.querySelector("mark.current")?.scrollIntoView({ block: "nearest" });
+  };
+  const step = (by) => { current += by; render(); };
+  input.addEventListener("input", () => { current = 0; render(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); step(event.shiftKey ? -1 : 1); }
+  });
+  previous.addEventListener("click", () => step(-1));
+  next.addEventListener("click", () => step(1));
+  return {
+    bar,
+    active: () => Boolean(input.value),
+    append(value) {
+      text += value;
+      if (input.value) render(); else log.append(value);
+    },
+    text: () => text,
+  };
 }
 
 /** A table with kubectl's columns, or a line saying there is nothing (yet). */
