@@ -425,6 +425,39 @@ ID       NAME     STATE    AGE     MESSAGE
     }
 
     #[test]
+    fn wide_rows_say_where_each_submission_waits() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
+        let items = [
+            json!({"id": "0193-a", "state": "pending", "created_at": "2026-03-01T11:59:00Z",
+                   "job_name": "sh-0193a", "image": "busybox",
+                   "queue": {"name": "analysis", "priority_class": "high", "admitted": false,
+                             "position": 2, "evictions": 1}}),
+            json!({"id": "0193-b", "state": "running", "created_at": "2026-03-01T11:59:00Z",
+                   "job_name": "sh-0193b", "image": "busybox"}),
+        ];
+
+        let listing = submission_rows(&items, true, now).expect("rows");
+
+        let column = listing
+            .header
+            .iter()
+            .position(|name| *name == "QUEUE")
+            .expect("a QUEUE column");
+        let queues: Vec<&str> = listing
+            .rows
+            .iter()
+            .map(|row| row.cells[column].as_str())
+            .collect();
+        assert_eq!(
+            queues,
+            [
+                "analysis (priority high), position 2, evicted once",
+                "<none>"
+            ]
+        );
+    }
+
+    #[test]
     fn jobs_and_pods_show_kubectls_columns_from_the_servers_rows() {
         let jobs = [
             json!({"name": "sh-1", "status": "Complete", "completions": "1/1",

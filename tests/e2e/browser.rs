@@ -32,6 +32,11 @@ impl Browser {
     /// `None` (the test is skipped, and says so) where no chromedriver is installed, except
     /// under `tests/run.sh`, which installs it and where a missing browser fails the test.
     pub async fn start(story: &str, width: u32, height: u32) -> Option<Browser> {
+        Browser::start_themed(story, width, height, false).await
+    }
+
+    /// [`Browser::start`], its system theme dark when `dark` (the page's `prefers-color-scheme`).
+    pub async fn start_themed(story: &str, width: u32, height: u32, dark: bool) -> Option<Browser> {
         let chromedriver = std::env::var("SH_TEST_CHROMEDRIVER")
             .unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
         if !std::path::Path::new(&chromedriver).exists() {
@@ -66,29 +71,35 @@ impl Browser {
         .await;
 
         let profile = tempfile::tempdir().expect("browser profile");
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--disable-domain-reliability",
+            "--disable-client-side-phishing-detection",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+        ]
+        .map(str::to_owned)
+        .into();
+        args.push(format!("--window-size={width},{height}"));
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        if dark {
+            args.push("--force-dark-mode".to_owned());
+        }
         let capabilities = json!({
             "browserName": "chrome",
             "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": std::env::var("SH_TEST_CHROMIUM")
                     .unwrap_or_else(|_| "/usr/bin/chromium".to_owned()),
-                "args": [
-                    "--headless=new",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-dev-shm-usage",
-                    format!("--window-size={width},{height}"),
-                    format!("--user-data-dir={}", profile.path().display()),
-                    "--no-first-run",
-                    "--no-default-browser-check",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--disable-default-apps",
-                    "--disable-domain-reliability",
-                    "--disable-client-side-phishing-detection",
-                    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-                ],
+                "args": args,
             },
         });
         let capabilities = match capabilities {

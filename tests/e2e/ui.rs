@@ -414,3 +414,81 @@ async fn rows(browser: &Browser) -> Option<Vec<String>> {
     }
     Some(texts)
 }
+
+#[tokio::test]
+#[ignore = "needs Debian's chromium: run tests/run.sh"]
+async fn on_a_system_in_dark_mode_the_page_is_dark_and_its_badges_stay_readable() {
+    // No cluster: a queued submission is all the list needs.
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = Browser::start_themed("ui-dark", 1280, 800, true).await else {
+        return;
+    };
+    app.submit(json!({"name": "in-the-dark", "image": "busybox", "command": "true"}))
+        .await;
+
+    browser
+        .client
+        .goto(&app.url("/ui"))
+        .await
+        .expect("open the page");
+    browser.fill("token", &app.token).await;
+    browser.click("#signin button[type=submit]").await;
+    browser
+        .wait_for_text("the list", Duration::from_secs(30), "in-the-dark")
+        .await;
+
+    let colours = browser
+        .client
+        .execute(
+            "const style = (node) => getComputedStyle(node);
+             const badge = document.querySelector('tbody .badge');
+             return [style(document.documentElement).backgroundColor, style(document.documentElement).color,
+                     style(badge).backgroundColor, style(badge).color];",
+            Vec::new(),
+        )
+        .await
+        .expect("colours");
+    browser.screenshot("1-list").await;
+    let rgb = |value: &Value| -> Vec<f64> {
+        value
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .filter_map(|part| part.trim().parse().ok())
+            .collect()
+    };
+    let [page, text, badge, badge_text] =
+        [0, 1, 2, 3].map(|index| luminance(&rgb(&colours[index])));
+    assert!(
+        page < 0.05 && text > 0.7,
+        "a dark page with light text: {colours}"
+    );
+    assert!(
+        contrast(badge, badge_text) >= 4.5,
+        "the badge's text readable on it (WCAG AA): {colours}"
+    );
+    browser.close().await;
+}
+
+/// The relative luminance of an sRGB colour (WCAG 2).
+fn luminance(rgb: &[f64]) -> f64 {
+    let channel = |value: f64| {
+        let value = value / 255.0;
+        if value <= 0.03928 {
+            value / 12.92
+        } else {
+            ((value + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    match rgb {
+        [r, g, b, ..] => 0.2126 * channel(*r) + 0.7152 * channel(*g) + 0.0722 * channel(*b),
+        _ => f64::NAN,
+    }
+}
+
+/// The contrast ratio of two luminances (WCAG 2).
+fn contrast(a: f64, b: f64) -> f64 {
+    (a.max(b) + 0.05) / (a.min(b) + 0.05)
+}
