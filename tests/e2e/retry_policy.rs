@@ -55,3 +55,34 @@ async fn an_exit_code_ruled_fail_ends_the_submission_at_once_with_its_retries_le
     assert_eq!(attempts[0]["pod"], pods["items"][0]["name"]);
 }
 on_the_cluster!(an_exit_code_ruled_fail_ends_the_submission_at_once_with_its_retries_left);
+
+/// A payload that needs more memory than its limit is killed as a kubelet's OOM killer would
+/// (the simulated node does it on demand: `NODE_SIM_MEMORY_NEEDED`), and its attempt says so.
+async fn a_payload_killed_for_memory_is_recorded_as_oom_killed(backend: Backend) {
+    // Arrange
+    let cluster = TestCluster::simulated().await;
+    let app = cluster.spawn_service(backend).await;
+
+    // Act
+    let created = app
+        .submit(body!({
+            "image": PAYLOAD_IMAGE,
+            "command": "echo loading the ntuples",
+            "env": {"NODE_SIM_MEMORY_NEEDED": "1Gi"},
+            "resources": {"limits": {"memory": "64Mi"}},
+            "retries": 0,
+        }))
+        .await;
+    let id = id(&created);
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed"]).await;
+
+    // Assert
+    assert_eq!(done["state"], "failed", "{done}");
+    let attempts = &done["attempts"];
+    assert_eq!(attempts.as_array().map(Vec::len), Some(1), "{done}");
+    assert_eq!(attempts[0]["reason"], "OOMKilled", "{done}");
+    assert_eq!(attempts[0]["exit_code"], 137, "{done}");
+    assert_eq!(attempts[0]["memory"], "64Mi", "{done}");
+    assert_eq!(attempts[0]["counted"], true, "{done}");
+}
+on_the_cluster!(a_payload_killed_for_memory_is_recorded_as_oom_killed);

@@ -213,6 +213,8 @@ pub struct Launch<'a> {
 pub struct Running {
     child: tokio::process::Child,
     group: i32,
+    /// It needs more memory than its limit (`memory.rs`): killed at once, as `OOMKilled`.
+    out_of_memory: bool,
     pub started: Timestamp,
     groups: ProcessGroups,
     readers: Vec<JoinHandle<()>>,
@@ -282,6 +284,7 @@ impl Running {
         Ok(Running {
             child,
             group,
+            out_of_memory: crate::memory::runs_out(container),
             started,
             groups: launch.groups.clone(),
             readers,
@@ -298,6 +301,9 @@ impl Running {
     /// to its group, and SIGKILL once the grace period given is over. Returns once the
     /// container's output is all in its log.
     pub async fn wait(mut self, mut stop: watch::Receiver<Option<Duration>>) -> Exit {
+        if self.out_of_memory {
+            signal_group(self.group, Signal::KILL);
+        }
         let status = tokio::select! {
             status = self.child.wait() => status,
             grace = async { stop.wait_for(Option::is_some).await.ok().and_then(|grace| *grace) } => {
@@ -324,6 +330,13 @@ impl Running {
         }
         let _ = self.writer.await;
         match status {
+            Ok(_) if self.out_of_memory => Exit {
+                exit_code: 137,
+                reason: "OOMKilled".into(),
+                message: None,
+                started: Some(self.started),
+                finished,
+            },
             Ok(status) => Exit::of(status, self.started, finished),
             Err(error) => Exit {
                 exit_code: 128,

@@ -10,6 +10,7 @@ mod containers;
 mod images;
 mod kubelet_server;
 mod logs;
+mod memory;
 mod node;
 mod pod_status;
 mod pods;
