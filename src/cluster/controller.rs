@@ -121,6 +121,11 @@ async fn follow_workloads(reconciler: Arc<Reconciler>, triggers: Triggers) {
         let Some((job_name, facts)) = super::workloads::read(&value) else {
             continue;
         };
+        // Kept after a relist whether or not its Job is cached yet: the Jobs' list may end
+        // after the Workloads'.
+        if let (Some(listed), false) = (listed.as_mut(), deleted) {
+            listed.insert(job_name.clone());
+        }
         let Some(job) = caches.job(&job_name) else {
             // Not one of ours, or its Job's event has not arrived yet: the Job's reconcile
             // reads this Workload when it does.
@@ -129,9 +134,6 @@ async fn follow_workloads(reconciler: Arc<Reconciler>, triggers: Triggers) {
         };
         if facts.job_uid.is_some() && facts.job_uid.as_deref() != job.metadata.uid.as_deref() {
             continue;
-        }
-        if let Some(listed) = listed.as_mut() {
-            listed.insert(job_name.clone());
         }
         caches.set_workload(&job_name, (!deleted).then_some(facts));
         if let Some(id) = submission_id(job.as_ref()) {
