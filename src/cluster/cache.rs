@@ -39,6 +39,16 @@ pub struct Caches {
     /// What Kueue's Workloads say, by the name of the Job each stands for (when Jobs are
     /// submitted through Kueue; its watch keeps it).
     workloads: Arc<Mutex<HashMap<String, Arc<WorkloadFacts>>>>,
+    /// Whether Workloads are followed, and listed once yet.
+    workloads_listed: Arc<tokio::sync::watch::Sender<Listed>>,
+}
+
+/// Where the Workloads' watch stands: not followed (no Kueue), or followed and listed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listed {
+    NotFollowed,
+    NotYet,
+    Done,
 }
 
 /// The writing ends, taken once by the controller that runs the watches.
@@ -60,6 +70,7 @@ impl Caches {
             pod_changed: pod_changed.clone(),
             pod_names: Arc::default(),
             workloads: Arc::default(),
+            workloads_listed: Arc::new(tokio::sync::watch::Sender::new(Listed::NotFollowed)),
         };
         let writers = Writers {
             jobs: job_writer,
@@ -69,10 +80,17 @@ impl Caches {
         (caches, writers)
     }
 
-    /// Waits (briefly) until both watches have listed once.
+    /// Waits (briefly) until both watches have listed once (and the Workloads' too, when
+    /// they are followed: a reconcile before it would not know what Kueue said).
     pub async fn ready(&self) -> Result<(), ClusterError> {
         let listed = async {
-            self.jobs.wait_until_ready().await.is_ok() && self.pods.wait_until_ready().await.is_ok()
+            let mut workloads = self.workloads_listed.subscribe();
+            self.jobs.wait_until_ready().await.is_ok()
+                && self.pods.wait_until_ready().await.is_ok()
+                && workloads
+                    .wait_for(|listed| *listed != Listed::NotYet)
+                    .await
+                    .is_ok()
         };
         match tokio::time::timeout(FIRST_LIST_WAIT, listed).await {
             Ok(true) => Ok(()),
@@ -122,6 +140,23 @@ impl Caches {
         self.workloads.lock().get(job).cloned()
     }
 
+    /// Notes that Workloads are followed: [`Caches::ready`] waits for their first list.
+    pub(crate) fn follow_workloads(&self) {
+        self.workloads_listed.send_replace(Listed::NotYet);
+    }
+
+    /// Stops [`Caches::ready`] waiting for the Workloads' first list, which is not coming
+    /// soon (Kueue missing, or not readable): reconciles go on without what Kueue says.
+    pub(crate) fn workloads_unavailable(&self) {
+        self.workloads_listed.send_if_modified(|listed| {
+            let waiting = *listed == Listed::NotYet;
+            if waiting {
+                *listed = Listed::Done;
+            }
+            waiting
+        });
+    }
+
     /// Keeps what the Workload of the Job named `job` says (`None`: it was deleted).
     pub(crate) fn set_workload(&self, job: &str, facts: Option<WorkloadFacts>) {
         let mut workloads = self.workloads.lock();
@@ -134,6 +169,7 @@ impl Caches {
     /// Forgets the Workloads of every Job but those named (after a full list).
     pub(crate) fn keep_workloads(&self, listed: &std::collections::HashSet<String>) {
         self.workloads.lock().retain(|job, _| listed.contains(job));
+        self.workloads_listed.send_replace(Listed::Done);
     }
 
     /// Our Jobs that `selector` selects, oldest first (as kubectl lists them: by name).

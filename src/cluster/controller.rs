@@ -74,6 +74,9 @@ pub async fn run(
         triggers.clone(),
         pod_changed,
     );
+    if cluster.kueue().is_some() {
+        cluster.caches().follow_workloads();
+    }
     let watch_workloads = follow_workloads(reconciler.clone(), triggers.clone());
     let work = reconcile_forever(&reconciler, &triggers, &mut incoming);
     tokio::join!(watch_jobs, watch_pods, watch_workloads, work);
@@ -112,6 +115,7 @@ async fn follow_workloads(reconciler: Arc<Reconciler>, triggers: Triggers) {
             Ok(Event::Delete(workload)) => (workload, true),
             Err(error) => {
                 tracing::warn!(%error, "watching Kueue's Workloads failed; retrying");
+                caches.workloads_unavailable();
                 continue;
             }
         };
@@ -240,6 +244,8 @@ async fn follow_pods(
         changed.notify_waiters();
         if deleted && !logs::has_ended(&pod) {
             reconciler.pod_lost(id, pod.name_any());
+        } else if deleted && logs::has_started(&pod) {
+            reconciler.pod_deleted_after_end(id, Arc::new(pod));
         }
         triggers.reconcile(id);
     }

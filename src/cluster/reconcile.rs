@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
 
 use super::archiver::Archiver;
@@ -57,6 +58,8 @@ pub struct Reconciler {
     deleted_jobs: Mutex<HashMap<SubmissionId, Job>>,
     /// Pods that vanished before they ended, by submission.
     lost_pods: Mutex<HashMap<SubmissionId, BTreeSet<String>>>,
+    /// Pods deleted after they ended, by submission, until their submission ends.
+    ended_pods: Mutex<HashMap<SubmissionId, Vec<Arc<Pod>>>>,
 }
 
 impl Reconciler {
@@ -75,12 +78,19 @@ impl Reconciler {
             pending_timeout,
             deleted_jobs: Mutex::default(),
             lost_pods: Mutex::default(),
+            ended_pods: Mutex::default(),
         }
     }
 
     /// Keeps the last state of a deleted Job for the next reconcile of its submission.
     pub fn job_deleted(&self, id: SubmissionId, job: Job) {
         self.deleted_jobs.lock().insert(id, job);
+    }
+
+    /// Keeps a pod deleted after it ended for the next reconcile of its submission, which
+    /// records how it ended even if it never saw it in the cache.
+    pub fn pod_deleted_after_end(&self, id: SubmissionId, pod: Arc<Pod>) {
+        self.ended_pods.lock().entry(id).or_default().push(pod);
     }
 
     /// Notes a pod that was deleted before it ended (its node lost, deleted by hand).
@@ -126,10 +136,21 @@ impl Reconciler {
         }
 
         let pods = caches.pods_of(id);
-        let ended: Vec<_> = pods
+        let mut ended: Vec<Arc<Pod>> = pods
             .iter()
             .filter(|pod| logs::has_started(pod) && logs::has_ended(pod))
+            .cloned()
             .collect();
+        // Pods that ended and were deleted before a reconcile saw them (a suspended Job's,
+        // deleted by the job controller at once) are still recorded.
+        for pod in self.ended_pods.lock().get(&id).into_iter().flatten() {
+            if !ended
+                .iter()
+                .any(|seen| seen.metadata.name == pod.metadata.name)
+            {
+                ended.push(Arc::clone(pod));
+            }
+        }
         let archived = if ended.is_empty() {
             Vec::new()
         } else {
@@ -140,7 +161,7 @@ impl Reconciler {
         for pod in ended {
             let name = pod.metadata.name.as_deref().unwrap_or_default();
             if !archived.iter().any(|done| done == name) {
-                self.archiver.archive_pod(id, Arc::clone(pod), suspended);
+                self.archiver.archive_pod(id, pod, suspended);
                 archiving = true;
             }
         }
@@ -279,6 +300,7 @@ impl Reconciler {
     fn forget(&self, id: SubmissionId) {
         self.deleted_jobs.lock().remove(&id);
         self.lost_pods.lock().remove(&id);
+        self.ended_pods.lock().remove(&id);
     }
 }
 

@@ -130,16 +130,18 @@ async fn spawn_through_kueue(
     );
     cluster.apply_rbac(&rbac);
     cluster
-        .spawn_service_tuned(backend, |settings| {
-            settings.defaults.kueue = Some(KueueDefaults {
-                default_queue: Some("analysis".into()),
-            });
-            settings.kueue = Some(KueueSettings {
-                max_suspended,
-                visibility_url: Some(visibility_url()),
-            });
-        })
+        .spawn_service_tuned(backend, |settings| through_kueue(settings, max_suspended))
         .await
+}
+
+fn through_kueue(settings: &mut submission_helper::startup::Settings, max_suspended: u32) {
+    settings.defaults.kueue = Some(KueueDefaults {
+        default_queue: Some("analysis".into()),
+    });
+    settings.kueue = Some(KueueSettings {
+        max_suspended,
+        visibility_url: Some(visibility_url()),
+    });
 }
 
 async fn get(app: &TestApp, id: &str) -> Value {
@@ -503,3 +505,66 @@ async fn without_kueue_in_the_cluster_the_service_starts_and_says_it_is_not_read
     );
 }
 with_kueue!(without_kueue_in_the_cluster_the_service_starts_and_says_it_is_not_ready);
+
+async fn after_a_restart_a_waiting_submission_still_says_kueues_reason(backend: Backend) {
+    // Arrange: a first submission holds the only CPU; a second waits for it
+    let cluster = TestCluster::simulated().await;
+    create_queues(&cluster, "1");
+    let app = spawn_through_kueue(&cluster, backend, 1000).await;
+    let gate = cluster.gate("first");
+    let first = id(&app
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "cpus": 1}))
+        .await);
+    follow_states(&app, &first, &["running"]).await;
+    let second = id(&app
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo second", "cpus": 1}))
+        .await);
+    pending_saying(&app, &second, "insufficient unused quota for cpu").await;
+
+    // Act: the service stops as in a crash and starts again on the same database
+    let database = app.stop();
+    let app = TestApp::builder()
+        .with_database(database)
+        .with_cluster(cluster.service_account_cluster().await)
+        .with_settings(|settings| {
+            settings.defaults = crate::harness::test_defaults();
+            through_kueue(settings, 1000);
+        })
+        .spawn()
+        .await;
+
+    // Assert: once both submissions were reconciled after the restart's lists, the waiting
+    // one still says why in Kueue's words
+    eventually(
+        "both submissions reconciled after the restart",
+        Duration::from_secs(30),
+        || async {
+            let text = app.get("/metrics").await.text().await.ok()?;
+            let done: f64 = text
+                .lines()
+                .find_map(|line| {
+                    line.strip_prefix("submission_helper_reconciles_total{result=\"ok\"} ")
+                })?
+                .trim()
+                .parse()
+                .ok()?;
+            (done >= 2.0).then_some(())
+        },
+    )
+    .await;
+    let waiting = get(&app, &second).await;
+    assert_eq!(waiting["state"], "pending", "{waiting}");
+    let message = waiting["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("insufficient unused quota for cpu"),
+        "{message}"
+    );
+
+    // Act: the first ends
+    gate.open();
+
+    // Assert
+    let (done, _) = follow_states(&app, &second, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+}
+with_kueue!(after_a_restart_a_waiting_submission_still_says_kueues_reason);
