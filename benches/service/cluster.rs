@@ -2,23 +2,20 @@
 //! service, beside a plain kube client creating the same Jobs with 16 concurrent requests (the
 //! ceiling) and one at a time (how the command-line helper created them).
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use submission_helper::cluster::manifest::{self, PodSettings};
 
 use crate::accept::{request_body, submission};
 use crate::harness::{
-    Backend, Database, Scale, Service, Table, kube_client, rate, submit_batches, token,
+    Backend, Database, Scale, Service, Table, create_jobs, kube_client, rate, submit_batches,
+    time_until_jobs, token,
 };
 
 const CLIENT_CONCURRENCY: usize = 16;
@@ -110,52 +107,19 @@ async fn through_service(
     let database = Database::create(Backend::Sqlite).await?;
     let secret = token(&database, "bench", false).await?;
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
-    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let (listed, listed_rx) = tokio::sync::oneshot::channel();
-    let (seen_all, mut seen_rx) = tokio::sync::oneshot::channel();
-    let watch = tokio::spawn(async move {
-        let mut listed = Some(listed);
-        let mut seen = HashSet::new();
-        let mut stream = watcher(
-            api,
-            watcher::Config::default().labels("app=submission-helper"),
-        )
-        .boxed();
-        while let Some(event) = stream.try_next().await? {
-            match event {
-                watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
-                    if let Some(name) = job.metadata.name {
-                        seen.insert(name);
-                    }
-                }
-                watcher::Event::InitDone => {
-                    if let Some(listed) = listed.take() {
-                        let _ = listed.send(());
-                    }
-                }
-                watcher::Event::Init | watcher::Event::Delete(_) => {}
-            }
-            if seen.len() >= jobs {
-                let _ = seen_all.send(Instant::now());
-                return anyhow::Ok(());
-            }
-        }
-        bail!("the watch ended after {} Jobs", seen.len())
-    });
-    // The clock starts once the watch is listed and open.
-    listed_rx
-        .await
-        .context("the watch stopped before its first list")?;
-    let started = Instant::now();
-    let submissions = (0..jobs).map(|n| request_body("e2e", n)).collect();
-    submit_batches(&service, &secret, submissions, PER_REQUEST).await?;
-    let finished = tokio::select! {
-        seen = &mut seen_rx => seen.context("the watch stopped")?,
-        () = tokio::time::sleep(Duration::from_secs(300)) => bail!("not every Job was created within 5 minutes"),
-    };
-    watch.abort();
+    let took = time_until_jobs(
+        client,
+        namespace,
+        jobs,
+        |_| true,
+        || async {
+            let submissions = (0..jobs).map(|n| request_body("e2e", n)).collect();
+            submit_batches(&service, &secret, submissions, PER_REQUEST).await
+        },
+    )
+    .await;
     service.stop().await?;
-    Ok(finished - started)
+    took
 }
 
 /// Time for `concurrency` loops of creates to create `jobs` Jobs.
@@ -174,13 +138,6 @@ async fn direct(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let started = Instant::now();
-    futures::stream::iter(manifests)
-        .map(|job| {
-            let api = api.clone();
-            async move { api.create(&PostParams::default(), &job).await }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<_>>()
-        .await?;
+    create_jobs(&api, manifests, concurrency).await?;
     Ok(started.elapsed())
 }

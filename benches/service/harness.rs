@@ -1,6 +1,7 @@
 //! What every section of the benchmark needs: the service as a separate process (so its memory
 //! is its own), fresh databases, a load driver and the figures it prints.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -8,6 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::batch::v1::Job;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
 use submission_helper::storage::Store;
 use tokio::process::{Child, Command};
 
@@ -615,5 +621,73 @@ pub async fn submit_batches(
         .await
         .context("submit")?;
     }
+    Ok(())
+}
+
+/// The time from `start` until a watch of `namespace`'s Jobs, open and listed before `start`
+/// is called, has seen `jobs` Jobs for which `counts` holds (at most 10 minutes).
+pub async fn time_until_jobs<F, Fut>(
+    client: &Client,
+    namespace: &str,
+    jobs: usize,
+    counts: fn(&Job) -> bool,
+    start: F,
+) -> anyhow::Result<Duration>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let (listed, listed_rx) = tokio::sync::oneshot::channel();
+    let (seen_all, mut seen_rx) = tokio::sync::oneshot::channel();
+    let watch = tokio::spawn(async move {
+        let mut listed = Some(listed);
+        let mut seen = HashSet::new();
+        let mut stream = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = stream.try_next().await? {
+            match event {
+                watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
+                    if let (true, Some(name)) = (counts(&job), job.metadata.name) {
+                        seen.insert(name);
+                    }
+                }
+                watcher::Event::InitDone => {
+                    if let Some(listed) = listed.take() {
+                        let _ = listed.send(());
+                    }
+                }
+                watcher::Event::Init | watcher::Event::Delete(_) => {}
+            }
+            if seen.len() >= jobs {
+                let _ = seen_all.send(Instant::now());
+                return anyhow::Ok(());
+            }
+        }
+        bail!("the watch ended after {} Jobs", seen.len())
+    });
+    listed_rx
+        .await
+        .context("the watch stopped before its first list")?;
+    let started = Instant::now();
+    start().await?;
+    let finished = tokio::select! {
+        seen = &mut seen_rx => seen.context("the watch stopped")?,
+        () = tokio::time::sleep(Duration::from_secs(600)) => bail!("not every Job was seen within 10 minutes"),
+    };
+    watch.abort();
+    Ok(finished - started)
+}
+
+/// Creates `manifests` with `concurrency` creates in flight, as a plain client would.
+pub async fn create_jobs(
+    api: &Api<Job>,
+    manifests: Vec<Job>,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    futures::stream::iter(manifests)
+        .map(|job| async move { api.create(&PostParams::default(), &job).await })
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
     Ok(())
 }

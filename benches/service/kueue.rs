@@ -4,16 +4,12 @@
 //! room for all, so Kueue admits as fast as it can; the clock stops when the last Job is
 //! admitted (Kueue lets it run: `suspend` false).
 
-use std::collections::HashSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use futures::{StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, PostParams};
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use submission_helper::cluster::manifest::{self, PodSettings};
@@ -21,7 +17,8 @@ use submission_helper::domain::Queueing;
 
 use crate::accept::{request_body, submission};
 use crate::harness::{
-    Backend, Database, Scale, Service, Table, kube_client, rate, submit_batches, token,
+    Backend, Database, Scale, Service, Table, create_jobs, kube_client, rate, submit_batches,
+    time_until_jobs, token,
 };
 
 const CLIENT_CONCURRENCY: usize = 16;
@@ -156,58 +153,9 @@ async fn create_queues(client: &Client, namespace: &str, jobs: usize) -> anyhow:
     Ok(())
 }
 
-/// Waits, on a watch opened before `start` is called, until `jobs` Jobs of `namespace` run
-/// (Kueue admitted them); returns the time from the start.
-async fn until_admitted<F, Fut>(
-    client: &Client,
-    namespace: &str,
-    jobs: usize,
-    start: F,
-) -> anyhow::Result<Duration>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let (listed, listed_rx) = tokio::sync::oneshot::channel();
-    let (seen_all, mut seen_rx) = tokio::sync::oneshot::channel();
-    let watch = tokio::spawn(async move {
-        let mut listed = Some(listed);
-        let mut admitted = HashSet::new();
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
-        while let Some(event) = stream.try_next().await? {
-            match event {
-                watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
-                    let running = job.spec.as_ref().and_then(|spec| spec.suspend) == Some(false);
-                    if let (true, Some(name)) = (running, job.metadata.name) {
-                        admitted.insert(name);
-                    }
-                }
-                watcher::Event::InitDone => {
-                    if let Some(listed) = listed.take() {
-                        let _ = listed.send(());
-                    }
-                }
-                watcher::Event::Init | watcher::Event::Delete(_) => {}
-            }
-            if admitted.len() >= jobs {
-                let _ = seen_all.send(Instant::now());
-                return anyhow::Ok(());
-            }
-        }
-        bail!("the watch ended after {} admitted Jobs", admitted.len())
-    });
-    listed_rx
-        .await
-        .context("the watch stopped before its first list")?;
-    let started = Instant::now();
-    start().await?;
-    let finished = tokio::select! {
-        seen = &mut seen_rx => seen.context("the watch stopped")?,
-        () = tokio::time::sleep(Duration::from_secs(600)) => bail!("not every Job was admitted within 10 minutes"),
-    };
-    watch.abort();
-    Ok(finished - started)
+/// Kueue admitted it: it lets it run.
+fn admitted(job: &Job) -> bool {
+    job.spec.as_ref().and_then(|spec| spec.suspend) == Some(false)
 }
 
 async fn through_service(
@@ -227,7 +175,7 @@ async fn through_service(
         ],
     )
     .await?;
-    let took = until_admitted(client, namespace, jobs, || async {
+    let took = time_until_jobs(client, namespace, jobs, admitted, || async {
         let submissions = (0..jobs).map(|n| request_body("kueue", n)).collect();
         submit_batches(&service, &secret, submissions, PER_REQUEST).await
     })
@@ -249,16 +197,8 @@ async fn direct(client: &Client, namespace: &str, jobs: usize) -> anyhow::Result
             Ok(manifest::job(&submission, &PodSettings::default()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    until_admitted(client, namespace, jobs, || async {
-        futures::stream::iter(manifests)
-            .map(|job| {
-                let api = api.clone();
-                async move { api.create(&PostParams::default(), &job).await }
-            })
-            .buffer_unordered(CLIENT_CONCURRENCY)
-            .try_collect::<Vec<_>>()
-            .await?;
-        Ok(())
+    time_until_jobs(client, namespace, jobs, admitted, || {
+        create_jobs(&api, manifests, CLIENT_CONCURRENCY)
     })
     .await
 }

@@ -125,6 +125,13 @@ impl Browser {
         })
     }
 
+    /// Opens the page at `page` (`.../ui`) and signs in with `token`.
+    pub async fn sign_in(&self, page: &str, token: &str) {
+        self.client.goto(page).await.expect("open the page");
+        self.fill("token", token).await;
+        self.click("#signin button[type=submit]").await;
+    }
+
     /// Saves what the page shows now as `<name>.png`, to be looked at.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");

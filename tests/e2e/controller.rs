@@ -9,23 +9,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use reqwest::StatusCode;
 use serde_json::json as body;
 
-use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, metric};
 use crate::on_the_cluster;
 use crate::support::{Backend, TestApp, fields, json, problem};
-
-/// One series of the service's `/metrics` (0 if it is not there yet).
-async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = app
-        .get("/metrics")
-        .await
-        .text()
-        .await
-        .expect("metrics text");
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map_or(0.0, |value| value.trim().parse().expect("a number"))
-}
 
 /// The requests the service has sent the API server with this verb.
 async fn api_requests(app: &TestApp, verb: &str) -> f64 {

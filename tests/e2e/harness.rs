@@ -485,3 +485,17 @@ pub async fn run_gated(app: &TestApp, gate: &Gate) -> Value {
     let id = id(&app.submit(request).await);
     follow_states(app, &id, &["running"]).await.0
 }
+
+/// One series of the service's `/metrics` (0 if it is not there yet).
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics text");
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}

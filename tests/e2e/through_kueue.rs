@@ -17,7 +17,7 @@ use submission_helper::cluster::kueue_settings::KueueSettings;
 use submission_helper::domain::KueueDefaults;
 
 use crate::browser::Browser;
-use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
+use crate::harness::{Gate, PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, metric};
 use crate::support::{Backend, TestApp, fields, json, problem};
 
 /// A test that needs Kueue: left out of a plain `cargo test` and of the suite's main run.
@@ -152,6 +152,20 @@ async fn get(app: &TestApp, id: &str) -> Value {
     .await
 }
 
+/// A namespace whose queue has one CPU, the service, and a first submission that holds that
+/// CPU running until the gate it returns opens.
+async fn one_cpu_taken(backend: Backend) -> (TestCluster, TestApp, Gate) {
+    let cluster = TestCluster::simulated().await;
+    create_queues(&cluster, "1");
+    let app = spawn_through_kueue(&cluster, backend, 1000).await;
+    let gate = cluster.gate("first");
+    let first = id(&app
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "cpus": 1}))
+        .await);
+    follow_states(&app, &first, &["running"]).await;
+    (cluster, app, gate)
+}
+
 /// Waits until the submission is `pending` and its message says `words`.
 async fn pending_saying(app: &TestApp, id: &str, words: &str) -> Value {
     eventually(
@@ -173,13 +187,7 @@ async fn pending_saying(app: &TestApp, id: &str, words: &str) -> Value {
 /// screenshot; `None` where no browser is installed (outside `tests/run.sh`).
 async fn the_page_of(app: &TestApp, id: &str, backend: Backend) -> Option<String> {
     let browser = Browser::start(&format!("kueue-{backend:?}"), 1280, 800).await?;
-    browser
-        .client
-        .goto(&app.url("/ui"))
-        .await
-        .expect("open the page");
-    browser.fill("token", &app.token).await;
-    browser.click("#signin button[type=submit]").await;
+    browser.sign_in(&app.url("/ui"), &app.token).await;
     browser.find("#submit").await;
     browser
         .client
@@ -243,14 +251,7 @@ async fn a_submission_beyond_its_queues_quota_waits_with_kueues_reason_and_runs_
     backend: Backend,
 ) {
     // Arrange: a quota of one CPU, taken by a first submission that runs until its gate opens
-    let cluster = TestCluster::simulated().await;
-    create_queues(&cluster, "1");
-    let app = spawn_through_kueue(&cluster, backend, 1000).await;
-    let gate = cluster.gate("first");
-    let first = id(&app
-        .submit(body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "cpus": 1}))
-        .await);
-    follow_states(&app, &first, &["running"]).await;
+    let (_cluster, app, gate) = one_cpu_taken(backend).await;
 
     // Act
     let second = id(&app
@@ -508,14 +509,7 @@ with_kueue!(without_kueue_in_the_cluster_the_service_starts_and_says_it_is_not_r
 
 async fn after_a_restart_a_waiting_submission_still_says_kueues_reason(backend: Backend) {
     // Arrange: a first submission holds the only CPU; a second waits for it
-    let cluster = TestCluster::simulated().await;
-    create_queues(&cluster, "1");
-    let app = spawn_through_kueue(&cluster, backend, 1000).await;
-    let gate = cluster.gate("first");
-    let first = id(&app
-        .submit(body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command(), "cpus": 1}))
-        .await);
-    follow_states(&app, &first, &["running"]).await;
+    let (cluster, app, gate) = one_cpu_taken(backend).await;
     let second = id(&app
         .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo second", "cpus": 1}))
         .await);
@@ -539,15 +533,7 @@ async fn after_a_restart_a_waiting_submission_still_says_kueues_reason(backend: 
         "both submissions reconciled after the restart",
         Duration::from_secs(30),
         || async {
-            let text = app.get("/metrics").await.text().await.ok()?;
-            let done: f64 = text
-                .lines()
-                .find_map(|line| {
-                    line.strip_prefix("submission_helper_reconciles_total{result=\"ok\"} ")
-                })?
-                .trim()
-                .parse()
-                .ok()?;
+            let done = metric(&app, "submission_helper_reconciles_total{result=\"ok\"}").await;
             (done >= 2.0).then_some(())
         },
     )

@@ -318,13 +318,7 @@ async fn the_list_pages_through_older_submissions_and_cancel_all_counts_every_ma
         )
         .await;
     }
-    browser
-        .client
-        .goto(&app.url("/ui"))
-        .await
-        .expect("open the page");
-    browser.fill("token", &app.token).await;
-    browser.click("#signin button[type=submit]").await;
+    browser.sign_in(&app.url("/ui"), &app.token).await;
 
     // 123 rows, 50 a page, newest first: 50, 50, 23, and back.
     let first = page_rows(&browser, "other-2").await;
@@ -426,13 +420,7 @@ async fn on_a_system_in_dark_mode_the_page_is_dark_and_its_badges_stay_readable(
     app.submit(json!({"name": "in-the-dark", "image": "busybox", "command": "true"}))
         .await;
 
-    browser
-        .client
-        .goto(&app.url("/ui"))
-        .await
-        .expect("open the page");
-    browser.fill("token", &app.token).await;
-    browser.click("#signin button[type=submit]").await;
+    browser.sign_in(&app.url("/ui"), &app.token).await;
     browser
         .wait_for_text("the list", Duration::from_secs(30), "in-the-dark")
         .await;
