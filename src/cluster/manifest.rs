@@ -16,8 +16,8 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::domain::{
-    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OWNER_LABEL, PRIORITY_CLASS_LABEL,
-    QUEUE_NAME_LABEL, Queueing, RetryPolicy, SUBMISSION_ID_LABEL, Submission,
+    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OOM_EXIT_CODE, OWNER_LABEL,
+    PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing, RetryPolicy, SUBMISSION_ID_LABEL, Submission,
 };
 
 const VOLUME_NAME: &str = "data";
@@ -191,8 +191,8 @@ fn through_kueue(job: &mut Job, queueing: &Queueing) {
 }
 
 /// First, failures of pods with the `DisruptionTarget` condition are ignored; then the
-/// submission's rules on exit codes, in order. Every other failure counts against
-/// `backoffLimit`, as without a policy.
+/// submission's rules on exit codes, in order, and with `on_oom` the kill for memory's code.
+/// Every other failure counts against `backoffLimit`, as without a policy.
 fn failure_policy(retry_policy: &RetryPolicy) -> PodFailurePolicy {
     let disruptions = PodFailurePolicyRule {
         action: "Ignore".into(),
@@ -215,8 +215,22 @@ fn failure_policy(retry_policy: &RetryPolicy) -> PodFailurePolicy {
             on_pod_conditions: None,
         }
     });
+    // A kill for memory ends the Job at once, without a retry: the service runs the payload
+    // again in a new Job with more memory.
+    let oom = retry_policy.on_oom.as_ref().map(|_| PodFailurePolicyRule {
+        action: "FailJob".into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: None,
+            operator: "In".into(),
+            values: vec![OOM_EXIT_CODE],
+        }),
+        on_pod_conditions: None,
+    });
     PodFailurePolicy {
-        rules: std::iter::once(disruptions).chain(exit_codes).collect(),
+        rules: std::iter::once(disruptions)
+            .chain(exit_codes)
+            .chain(oom)
+            .collect(),
     }
 }
 
@@ -256,7 +270,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{
-        ExitCodeAction, ExitCodeRule, Progress, Resources, SubmissionId, SubmissionSpec,
+        ExitCodeAction, ExitCodeRule, OnOom, Progress, Resources, SubmissionId, SubmissionSpec,
         Volume as SpecVolume,
     };
 
@@ -273,6 +287,8 @@ mod tests {
             progress: Progress::queued(),
             limits: Default::default(),
             notify_token: None,
+            reruns: 0,
+            oom_reruns: 0,
         }
     }
 
@@ -373,6 +389,11 @@ mod tests {
                         action: ExitCodeAction::Ignore,
                     },
                 ],
+                on_oom: Some(OnOom {
+                    memory_factor: 2.0,
+                    max_memory: "16Gi".into(),
+                    max_reruns: 2,
+                }),
             },
             active_deadline_seconds: Some(3600),
             ttl_seconds_after_finished: Some(86400),
@@ -419,6 +440,8 @@ mod tests {
         spec.registry_secret = None;
         spec.volume = None;
         spec.resources = Resources::default();
+        // Without memory there is nothing to raise after a kill for memory.
+        spec.retry_policy.on_oom = None;
         spec.env.clear();
 
         let job = job(&submission(spec), &PodSettings::default());

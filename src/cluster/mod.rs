@@ -20,6 +20,7 @@ pub mod kueue_settings;
 pub mod logs;
 pub mod manifest;
 pub mod metrics;
+pub mod oom;
 pub mod progress;
 pub mod reconcile;
 pub mod selector;

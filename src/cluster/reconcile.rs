@@ -17,6 +17,7 @@ use super::client::Cluster;
 use super::error::ClusterError;
 use super::kueue_progress;
 use super::logs;
+use super::oom;
 use super::progress::{self, Deadline, JobSeen};
 use crate::backoff::Backoff;
 use crate::domain::{State, SubmissionId};
@@ -135,7 +136,12 @@ impl Reconciler {
             _ => {}
         }
 
-        let pods = caches.pods_of(id);
+        // Earlier runs' pods (a rerun's Job is another) are history: their attempts are kept.
+        let pods: Vec<Arc<Pod>> = caches
+            .pods_of(id)
+            .into_iter()
+            .filter(|pod| of_job(pod, &submission.job_name))
+            .collect();
         let mut ended: Vec<Arc<Pod>> = pods
             .iter()
             .filter(|pod| logs::has_started(pod) && logs::has_ended(pod))
@@ -144,9 +150,10 @@ impl Reconciler {
         // Pods that ended and were deleted before a reconcile saw them (a suspended Job's,
         // deleted by the job controller at once) are still recorded.
         for pod in self.ended_pods.lock().get(&id).into_iter().flatten() {
-            if !ended
-                .iter()
-                .any(|seen| seen.metadata.name == pod.metadata.name)
+            if of_job(pod, &submission.job_name)
+                && !ended
+                    .iter()
+                    .any(|seen| seen.metadata.name == pod.metadata.name)
             {
                 ended.push(Arc::clone(pod));
             }
@@ -165,11 +172,19 @@ impl Reconciler {
                 archiving = true;
             }
         }
+        // A pod's name starts with its Job's, and the current Job is the newest.
+        let own = format!("{}-", submission.job_name);
         let lost: Vec<String> = self
             .lost_pods
             .lock()
             .get(&id)
-            .map(|names| names.iter().cloned().collect())
+            .map(|names| {
+                names
+                    .iter()
+                    .filter(|name| name.starts_with(&own))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         for name in &lost {
             self.note_lost_pod(id, name).await?;
@@ -205,20 +220,31 @@ impl Reconciler {
             progress::pending_deadline(&pods, jiff::Timestamp::now(), self.pending_timeout)
         };
         let workload = caches.workload_of(&submission.job_name);
+        let oom_killed = pods.iter().any(|pod| oom::killed_for_memory(pod))
+            || self
+                .ended_pods
+                .lock()
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .any(|pod| of_job(pod, &submission.job_name) && oom::killed_for_memory(pod));
         let updated = self
             .store
-            .update(id, |current| match &deadline {
-                Deadline::Passed(stuck) => {
-                    progress::failed_stuck(current, stuck, self.pending_timeout)
-                }
-                _ => progress::next_progress(current, &seen, &pods, &lost, archiving).map(|next| {
-                    match &seen {
-                        JobSeen::Present(job) => {
-                            kueue_progress::with_kueue(current, next, job, workload.as_deref())
-                        }
-                        JobSeen::Deleted(_) => next,
+            .advance(id, |current| {
+                let next = match &deadline {
+                    Deadline::Passed(stuck) => {
+                        progress::failed_stuck(current, stuck, self.pending_timeout)
                     }
-                }),
+                    _ => progress::next_progress(current, &seen, &pods, &lost, archiving).map(
+                        |next| match &seen {
+                            JobSeen::Present(job) => {
+                                kueue_progress::with_kueue(current, next, job, workload.as_deref())
+                            }
+                            JobSeen::Deleted(_) => next,
+                        },
+                    ),
+                }?;
+                Some(oom::after_oom(current, next, oom_killed))
             })
             .await?;
         let changed = updated.as_ref().is_some_and(|updated| updated.changed);
@@ -272,7 +298,9 @@ impl Reconciler {
         id: SubmissionId,
         name: &str,
     ) -> Result<Uncached, ReconcileError> {
-        if let Some(last) = self.deleted_jobs.lock().get(&id).cloned() {
+        // An earlier run's Job deleted (by its time to live) says nothing of this run's.
+        let deleted = self.deleted_jobs.lock().get(&id).cloned();
+        if let Some(last) = deleted.filter(|last| last.metadata.name.as_deref() == Some(name)) {
             return Ok(Uncached::Deleted(Some(last)));
         }
         Ok(match self.cluster.get_job(name).await? {
@@ -302,6 +330,17 @@ impl Reconciler {
         self.lost_pods.lock().remove(&id);
         self.ended_pods.lock().remove(&id);
     }
+}
+
+/// Whether `pod` belongs to the Job named `job_name` (the job controller labels its pods).
+fn of_job(pod: &Pod, job_name: &str) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    let job = labels.and_then(|labels| {
+        labels
+            .get("batch.kubernetes.io/job-name")
+            .or_else(|| labels.get("job-name"))
+    });
+    job.is_none_or(|job| job == job_name)
 }
 
 /// A Job the cache does not hold.

@@ -364,6 +364,8 @@ mod tests {
             progress: Progress::queued(),
             limits: Default::default(),
             notify_token: None,
+            reruns: 0,
+            oom_reruns: 0,
         };
         job(&submission, &PodSettings::default())
     }

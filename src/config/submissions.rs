@@ -292,6 +292,7 @@ mod tests {
                         codes: vec![2],
                         action: ExitCodeAction::Fail,
                     }],
+                    on_oom: None,
                 },
             }
         );

@@ -18,7 +18,7 @@ use kube::core::{Expression, Selector};
 use crate::cluster::events::{self, EventRow};
 use crate::cluster::selector;
 use crate::cluster::views::{self, JobRow, PodRow};
-use crate::domain::{APP_LABEL, APP_LABEL_VALUE, Caller, OWNER_LABEL};
+use crate::domain::{APP_LABEL, APP_LABEL_VALUE, Caller, OWNER_LABEL, rerun_job_name};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobTable {
@@ -128,7 +128,10 @@ pub async fn submission_events(
     Path(id): Path<String>,
 ) -> ApiResult<Json<EventList>> {
     let submission = super::submission_lookup::find(&context, &caller, &id).await?;
-    let mut names = vec![submission.id.job_name()];
+    // Each run's Job: a rerun's history stays with it.
+    let mut names: Vec<String> = (0..=submission.reruns)
+        .map(|run| rerun_job_name(submission.id, run))
+        .collect();
     names.extend(
         context
             .cluster

@@ -39,7 +39,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 impl<S, T> FromRequest<S> for Submitted<T>
 where
-    T: DeserializeOwned,
+    T: Body,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -62,7 +62,19 @@ where
                 Some(key.to_owned())
             }
         };
-        let bytes = json_bytes(request, state).await?;
+        // A request whose every field is optional may come without a body (`curl -X POST`).
+        let empty = T::EMPTY_BODY_IS_DEFAULT
+            && !request.headers().contains_key(header::CONTENT_TYPE)
+            && !request.headers().contains_key(header::TRANSFER_ENCODING)
+            && request
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|length| length == "0");
+        let bytes = if empty {
+            Bytes::from_static(b"{}")
+        } else {
+            json_bytes(request, state).await?
+        };
         let body = parse_json(&bytes)?;
         let idempotency = key.map(|key| IdempotencyKey {
             key,
@@ -70,6 +82,11 @@ where
         });
         Ok(Submitted { body, idempotency })
     }
+}
+
+/// A request body, and whether leaving it out means `{}`.
+pub trait Body: DeserializeOwned {
+    const EMPTY_BODY_IS_DEFAULT: bool = false;
 }
 
 /// SHA-256 of the body as canonical JSON (keys sorted, no white space), so a retry that

@@ -23,6 +23,7 @@ pub mod rate_limit;
 pub mod registry;
 mod request_log;
 pub mod request_metrics;
+mod rerun;
 pub mod responses;
 mod router;
 mod submission_lookup;

@@ -21,8 +21,8 @@ use super::context::Context;
 use super::error::ApiError;
 use super::time_limit::time_limit;
 use super::{
-    cancel, cluster, events, health, logs, metrics, request_log, request_metrics, submissions,
-    submit, tokens, ui,
+    cancel, cluster, events, health, logs, metrics, request_log, request_metrics, rerun,
+    submissions, submit, tokens, ui,
 };
 
 /// Bodies of one submission are small; a batch of 10,000 is not.
@@ -99,6 +99,8 @@ fn api(limit: Duration) -> OpenApiRouter<Context> {
         .routes(routes!(submissions::pods))
         .routes(routes!(cancel::cancel))
         .routes(routes!(cancel::cancel_matching))
+        .routes(routes!(rerun::rerun))
+        .routes(routes!(rerun::rerun_matching))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(cluster::submission_events))

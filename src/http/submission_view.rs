@@ -75,6 +75,10 @@ pub struct SubmissionView {
     /// service's own queue while `queued` (only for one submission).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<QueueView>,
+    /// How often it was run again under its id (`POST /v1/submissions/{id}/rerun`, or after
+    /// a kill for memory under `retry_policy.on_oom`); each run has its own Job (`...-r1`).
+    #[serde(default)]
+    pub reruns: i64,
 }
 
 /// A submission's place in a queue: Kueue's, or the service's own.
@@ -109,6 +113,8 @@ impl From<Submission> for SubmissionView {
             progress,
             limits: _,
             notify_token: _,
+            reruns,
+            oom_reruns: _,
         } = submission;
         let queue = spec.queueing.map(|queueing| QueueView {
             name: Some(queueing.queue),
@@ -155,6 +161,7 @@ impl From<Submission> for SubmissionView {
             notify: spec.notify.map(|notify| notify.scope),
             attempts: None,
             queue,
+            reruns,
         }
     }
 }

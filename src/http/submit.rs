@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
-use super::extract::Submitted;
+use super::extract::{Body, Submitted};
 use super::responses::{NotJson, Unauthorized};
 use super::submission_view::SubmissionView;
 use crate::cluster::kueue;
@@ -130,8 +130,11 @@ async fn store(
     }
 }
 
+impl Body for SubmissionRequest {}
+impl Body for BatchRequest {}
+
 /// Tells the client its request was a repeat, answered from what the first one stored.
-fn mark_replayed(response: &mut Response, replayed: bool) {
+pub(super) fn mark_replayed(response: &mut Response, replayed: bool) {
     if replayed {
         response
             .headers_mut()

@@ -13,11 +13,11 @@ use submission_helper::storage::Store;
 use crate::on_both_databases;
 use crate::support::{Backend, TestApp, fields, json, problem, spawn_app};
 
-fn sample(name: &str) -> Value {
+pub(crate) fn sample(name: &str) -> Value {
     body!({"name": name, "image": "busybox", "command": format!("echo {name}")})
 }
 
-async fn batch(app: &TestApp, request: Value) -> Vec<Value> {
+pub(crate) async fn batch(app: &TestApp, request: Value) -> Vec<Value> {
     let response = app.post_json("/v1/submissions/batch", &request).await;
     let stored = json(response, StatusCode::CREATED).await;
     stored["submissions"]
@@ -26,7 +26,7 @@ async fn batch(app: &TestApp, request: Value) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn id_of(submission: &Value) -> SubmissionId {
+pub(crate) fn id_of(submission: &Value) -> SubmissionId {
     submission["id"]
         .as_str()
         .and_then(|id| id.parse().ok())
@@ -34,12 +34,12 @@ fn id_of(submission: &Value) -> SubmissionId {
 }
 
 /// The service's database, opened as a second process would.
-async fn store_of(app: &TestApp) -> Store {
+pub(crate) async fn store_of(app: &TestApp) -> Store {
     Store::connect(&app.database.url).await.expect("store")
 }
 
 /// Records `state` for a submission, as the controller does when its Job ends.
-async fn end(store: &Store, id: SubmissionId, state: State) {
+pub(crate) async fn end(store: &Store, id: SubmissionId, state: State) {
     store
         .update(id, |current| {
             Some(Progress {
@@ -53,7 +53,7 @@ async fn end(store: &Store, id: SubmissionId, state: State) {
         .expect("stored");
 }
 
-async fn state_of(app: &TestApp, id: SubmissionId) -> Value {
+pub(crate) async fn state_of(app: &TestApp, id: SubmissionId) -> Value {
     json(
         app.get(&format!("/v1/submissions/{id}")).await,
         StatusCode::OK,

@@ -7,7 +7,12 @@ use serde_json::{Value, json as body};
 use crate::on_both_databases;
 use crate::support::{Backend, TestApp, fields, json, problem, spawn_app};
 
-async fn post_with_key(app: &TestApp, path: &str, key: &str, request: &Value) -> reqwest::Response {
+pub(crate) async fn post_with_key(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    request: &Value,
+) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .header("idempotency-key", key)

@@ -26,6 +26,7 @@ mod oidc_issuer;
 mod openapi;
 mod prometheus;
 mod request_log;
+mod reruns;
 mod storage;
 mod submissions;
 mod tes;

@@ -114,6 +114,31 @@ async fn each_bad_field_is_named(backend: Backend) {
             with("retry_policy", body!({"on_exit_codes": [{"codes": []}]})),
             "retry_policy.on_exit_codes[0].codes",
         ),
+        (
+            with(
+                "retry_policy",
+                body!({"on_oom": {"memory_factor": 1.0, "max_memory": "16Gi"}}),
+            ),
+            "retry_policy.on_oom.memory_factor",
+        ),
+        (
+            with("retry_policy", body!({"on_oom": {"max_memory": "1Mi"}})),
+            "retry_policy.on_oom.max_memory",
+        ),
+        (
+            with(
+                "retry_policy",
+                body!({"on_oom": {"max_memory": "16Gi", "max_reruns": 0}}),
+            ),
+            "retry_policy.on_oom.max_reruns",
+        ),
+        (
+            with(
+                "retry_policy",
+                body!({"on_oom": {"max_memory": "16Gi"}, "on_exit_codes": [{"codes": [137]}]}),
+            ),
+            "retry_policy.on_exit_codes[0].codes",
+        ),
         (with("privileged", body!(true)), "privileged"),
         (with("host_network", body!(true)), "host_network"),
         (body!({"image": "busybox"}), "command"),

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::retry_policy::{ExitCodeAction, RetryPolicy};
+use super::retry_policy::{ExitCodeAction, OOM_EXIT_CODE, RetryPolicy};
 
 /// How a pod ended, as read from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +58,10 @@ impl Attempt {
                 .find(|rule| rule.codes.contains(&code))
                 .map(|rule| rule.action)
         });
-        // `ignore` retries without counting; `fail` ends the submission, using no retry.
-        let uncounted = matches!(ruled, Some(ExitCodeAction::Ignore | ExitCodeAction::Fail));
+        // `ignore` retries without counting; `fail` ends the submission, using no retry; so
+        // does a kill for memory under `on_oom`, which ends its Job for a rerun.
+        let oom = policy.on_oom.is_some() && end.exit_code == Some(OOM_EXIT_CODE);
+        let uncounted = oom || matches!(ruled, Some(ExitCodeAction::Ignore | ExitCodeAction::Fail));
         Attempt {
             counted: !(succeeded || end.disrupted || uncounted),
             pod: end.pod,

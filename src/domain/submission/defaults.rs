@@ -6,7 +6,7 @@ use super::retry_policy::RetryPolicy;
 
 /// The server's defaults for what a request leaves out (the seed's `--k8s-*` options), and what
 /// it allows users to name at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SubmitDefaults {
     pub image: Option<String>,
     pub registry_secret: Option<String>,
@@ -33,7 +33,7 @@ impl Default for SubmitDefaults {
 }
 
 /// What the helper's Kubernetes controller gave every Job, for submissions that do not say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobDefaults {
     /// `backoffLimit`.
     pub retries: i32,

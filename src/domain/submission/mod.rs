@@ -12,6 +12,7 @@ mod parse;
 mod queueing;
 mod record;
 mod request;
+mod rerun;
 mod resources;
 mod retry_policy;
 mod spec;
@@ -29,8 +30,11 @@ pub(crate) use queueing::parse as parse_queueing;
 pub use queueing::{KueueDefaults, PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing};
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
+pub use rerun::{AfterOom, RerunChanges, after_oom, job_name as rerun_job_name};
 pub use resources::{Amounts, Resources};
-pub use retry_policy::{ExitCodeAction, ExitCodeRule, RetryPolicy, check as check_retry_policy};
+pub use retry_policy::{
+    ExitCodeAction, ExitCodeRule, OOM_EXIT_CODE, OnOom, RetryPolicy, check as check_retry_policy,
+};
 pub use spec::{DEFAULT_TOOL, SubmissionSpec, Volume};
 pub use tes_plan::{ClaimInput, ExecutorPlan, InlineInput, OutputPlan, TesPlan};
 pub use waits_for::WaitsFor;

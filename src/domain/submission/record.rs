@@ -59,6 +59,10 @@ pub struct Submission {
     pub limits: WorkLimits,
     /// The token whose webhook secret signs its notifications (set when it has a `notify`).
     pub notify_token: Option<String>,
+    /// How often it was run again under its id: by a user's rerun, or after a kill for memory.
+    pub reruns: i64,
+    /// The reruns for memory since its last user's rerun (`retry_policy.on_oom.max_reruns`).
+    pub oom_reruns: i64,
 }
 
 /// The limits a submission's dispatch obeys: its user's (as the token it was sent with set
@@ -88,6 +92,8 @@ impl Submission {
                 group: None,
             },
             notify_token: spec.notify.as_ref().and(caller.token.clone()),
+            reruns: 0,
+            oom_reruns: 0,
             spec,
         }
     }

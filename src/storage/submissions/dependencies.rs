@@ -222,7 +222,7 @@ impl Store {
                     .push(", updated_at = ")
                     .push_bind(now.clone())
                     .push(
-                        ", version = version + 1 FROM (SELECT submission_id, \
+                        ", cascaded = 1, version = version + 1 FROM (SELECT submission_id, \
                          MIN(depends_on) AS dependency FROM submission_dependencies \
                          WHERE depends_on IN (",
                     );

@@ -9,6 +9,7 @@
 //! - `read`: one submission, pages of a filter, counts by state;
 //! - `update`: a submission's next progress;
 //! - `cancel`: bulk cancels;
+//! - `rerun`: running final submissions again, with what ended because of them;
 //! - `dependencies`: which submissions wait for which, and what their ends do to the waiting.
 
 mod cancel;
@@ -16,10 +17,12 @@ mod dependencies;
 mod filter;
 mod insert;
 mod read;
+mod rerun;
 pub(in crate::storage) mod row;
 mod update;
 
 pub use cancel::Cancelled;
 pub use filter::Filter;
 pub use read::Page;
-pub use update::Updated;
+pub use rerun::{Reran, RerunStored};
+pub use update::{Next, Updated};

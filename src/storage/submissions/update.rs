@@ -3,7 +3,8 @@
 
 use jiff::Timestamp;
 
-use crate::domain::{Progress, State, Submission, SubmissionId};
+use super::rerun::{RerunRow, write_rerun};
+use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
 use crate::storage::store::Store;
@@ -18,6 +19,18 @@ pub struct Updated {
 /// Retries of an optimistic update before giving up; contention on one row is brief.
 const UPDATE_ATTEMPTS: usize = 20;
 
+/// What becomes of a submission: its next progress, or a new run of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Progress(Progress),
+    /// Its Job ended for a kill for memory: it runs again under `spec` (more memory), queued
+    /// for a new Job, `message` saying why.
+    RerunForMemory {
+        spec: Box<SubmissionSpec>,
+        message: String,
+    },
+}
+
 impl Store {
     /// Reads a submission, lets `decide` compute its next progress, and writes it if it is
     /// still the version that was read; retries when another writer got there first.
@@ -28,11 +41,39 @@ impl Store {
         id: SubmissionId,
         mut decide: impl FnMut(&Submission) -> Option<Progress>,
     ) -> Result<Option<Updated>> {
+        self.advance(id, |submission| decide(submission).map(Next::Progress))
+            .await
+    }
+
+    /// As [`Store::update`], where `decide` may also run the submission again.
+    pub async fn advance(
+        &self,
+        id: SubmissionId,
+        mut decide: impl FnMut(&Submission) -> Option<Next>,
+    ) -> Result<Option<Updated>> {
         for _ in 0..UPDATE_ATTEMPTS {
             let Some((mut submission, version)) = self.get_versioned(id).await? else {
                 return Ok(None);
             };
-            let Some(progress) = decide(&submission) else {
+            let progress = match decide(&submission) {
+                Some(Next::Progress(progress)) => Some(progress),
+                Some(Next::RerunForMemory { spec, message }) => {
+                    match self
+                        .rerun_for_memory(&submission, version, *spec, message)
+                        .await?
+                    {
+                        Some(rerun) => {
+                            return Ok(Some(Updated {
+                                changed: true,
+                                submission: rerun,
+                            }));
+                        }
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
+            let Some(progress) = progress else {
                 return Ok(Some(Updated {
                     changed: false,
                     submission,
@@ -112,5 +153,31 @@ impl Store {
             }));
         }
         Err(StorageError::Contended(id))
+    }
+
+    /// Queues `submission` (read at `version`) for a new run under `spec`; `None` if another
+    /// writer changed it first.
+    async fn rerun_for_memory(
+        &self,
+        submission: &Submission,
+        version: i64,
+        spec: SubmissionSpec,
+        message: String,
+    ) -> Result<Option<Submission>> {
+        let row = RerunRow::new(submission, spec, State::Queued, Some(message), 0)
+            .for_memory(submission.oom_reruns);
+        let turn = self.turn_to_write().await;
+        let mut tx = self.pool.begin().await?;
+        if !write_rerun(&mut tx, &row, submission.id, version).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        self.record_events(&mut tx, &[row.change(submission)])
+            .await?;
+        tx.commit().await?;
+        drop(turn);
+        self.events_committed();
+        self.wake_dispatcher();
+        Ok(Some(row.into_submission(submission)))
     }
 }

@@ -79,6 +79,13 @@ impl Fields {
             retry_policy.unwrap_or_else(|| defaults.job.retry_policy.clone()),
             "retry_policy",
         ));
+        if let (Some(policy), Some(resources)) = (&retry_policy, &resources) {
+            errors.take(retry_policy::check_oom_cap(
+                policy,
+                resources,
+                "retry_policy",
+            ));
+        }
         let command = payload.as_ref().map(|payload| payload.command.as_str());
         let tool = errors.take(tool::parse(tool, command));
         let notify = errors.take(notify::parse(

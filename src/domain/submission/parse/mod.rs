@@ -15,4 +15,4 @@ mod volume;
 
 pub use image_and_command::MAX_COMMAND_BYTES;
 pub use new_submissions::{NewSubmissions, SentAs};
-pub use retries_and_deadlines::MAX_BACKOFF_LIMIT;
+pub use retries_and_deadlines::{MAX_BACKOFF_LIMIT, MAX_TIME_MINUTES};
