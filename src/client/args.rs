@@ -25,6 +25,8 @@ pub enum ClientCommand {
     Logs(LogsArgs),
     /// Cancel submissions by id, or every active one that matches (`kubectl delete jobs -l`).
     Cancel(CancelArgs),
+    /// Run failed or cancelled submissions again, with what failed only because of them.
+    Rerun(RerunArgs),
     /// Check a token against a server and save both in the config file.
     Login(LoginArgs),
     /// Print a shell completion script (e.g. `source <(submission-helper completion bash)`).
@@ -290,6 +292,44 @@ pub struct CancelArgs {
     /// With --all, for admins: every user's submissions, not only your own
     #[arg(long, requires = "all")]
     pub all_users: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// The submissions to rerun
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "selector",
+        conflicts_with = "selector"
+    )]
+    pub ids: Vec<String>,
+    /// Rerun every failed or cancelled submission with this label (repeat for several)
+    #[arg(short = 'l', long = "selector", alias = "label", value_name = "KEY=VALUE",
+          value_parser = key_value)]
+    pub selector: Vec<(String, String)>,
+    /// With -l: only failed submissions
+    #[arg(long, requires = "selector")]
+    pub failed: bool,
+    /// With -l: only cancelled submissions
+    #[arg(long, requires = "selector")]
+    pub cancelled: bool,
+    /// Memory for the new run, e.g. 8000M (its request, and its limit if it has one)
+    #[arg(long, value_name = "MEMORY")]
+    pub memory: Option<String>,
+    /// CPUs for the new run
+    #[arg(long, value_name = "CPUS")]
+    pub cpus: Option<String>,
+    /// Minutes the new run may take
+    #[arg(long, value_name = "MINUTES")]
+    pub time: Option<u32>,
+    /// Another image for the new run
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// With -l: do not ask for confirmation (needed when standard input is not a terminal)
+    #[arg(short, long, requires = "selector")]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

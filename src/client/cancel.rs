@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::api::{Api, id_segment};
+use super::api::Api;
 use super::args::CancelArgs;
+use super::each;
 use super::error::ClientError;
 use super::model::{self, Cancelled, Submission};
 use super::outcome::Outcome;
@@ -53,43 +54,25 @@ pub async fn run(api: &Api, args: &CancelArgs) -> Result<Outcome, ClientError> {
     if args.all {
         return cancel_matching(api, args).await;
     }
-    let mut failures = Vec::new();
-    for id in &args.ids {
-        let path = format!("v1/submissions/{}/cancel", id_segment(id));
-        match api.post::<Value>(&path, &json!({}), None).await {
-            Ok(posted) => {
-                let submission: Submission = model::read(&posted.body)?;
-                terminal::print_line(&format!("{} cancelled", submission.id))?;
-            }
-            // One that cannot be cancelled (already ended, unknown) does not stop the others.
-            Err(error @ ClientError::Refused(_)) => {
-                eprintln!("error: {id}: {error}");
-                failures.push(id.clone());
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    match failures.len() {
-        0 => Ok(Outcome::Success),
-        count => Err(ClientError::Usage(format!(
-            "{count} of {} could not be cancelled",
-            args.ids.len()
-        ))),
-    }
+    each::post_each(
+        api,
+        &args.ids,
+        "cancel",
+        "cancelled",
+        &json!({}),
+        |answer| {
+            let submission: Submission = model::read(answer)?;
+            Ok(format!("{} cancelled", submission.id))
+        },
+    )
+    .await
 }
 
 async fn cancel_matching(api: &Api, args: &CancelArgs) -> Result<Outcome, ClientError> {
     let question = question(&args.selector, args.all_users);
-    if !args.yes {
-        if !terminal::stdin_is_terminal() {
-            return Err(ClientError::Usage(format!(
-                "{question} Standard input is not a terminal to ask on: add --yes to mean it"
-            )));
-        }
-        if !terminal::confirm(&question)? {
-            eprintln!("nothing cancelled");
-            return Ok(Outcome::Success);
-        }
+    if !terminal::meant(&question, args.yes)? {
+        eprintln!("nothing cancelled");
+        return Ok(Outcome::Success);
     }
     let body = cancel_filter(&args.selector, args.all_users);
     let posted = api

@@ -7,7 +7,7 @@ use super::api::Api;
 use super::args::{ClientCommand, ServerArgs};
 use super::error::ClientError;
 use super::outcome::{ERROR_EXIT, Outcome};
-use super::{cancel, credentials, describe, get, login, logs, submit, terminal, wait};
+use super::{cancel, credentials, describe, get, login, logs, rerun, submit, terminal, wait};
 
 /// Runs a client command and says how it ended; errors are printed, never as JSON.
 /// `command_line` is the whole command line, which `completion` writes a script for.
@@ -40,6 +40,7 @@ async fn execute(
         ClientCommand::Describe(args) => describe::run(&connect(&args.server)?, &args).await,
         ClientCommand::Logs(args) => logs::run(&connect(&args.server)?, &args).await,
         ClientCommand::Cancel(args) => cancel::run(&connect(&args.server)?, &args).await,
+        ClientCommand::Rerun(args) => rerun::run(&connect(&args.server)?, &args).await,
         ClientCommand::Login(args) => login::run(&args).await,
         ClientCommand::Completion(args) => {
             let mut script = Vec::new();

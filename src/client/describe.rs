@@ -110,6 +110,15 @@ pub fn render(
     .collect::<Vec<_>>()
     .join("; ");
     field("Resources", &or_none(Some(&resources)));
+    if submission.reruns > 0 {
+        field(
+            "Reruns",
+            &format!(
+                "{} (this run's Job: {})",
+                submission.reruns, submission.job_name
+            ),
+        );
+    }
     field(
         "Retries",
         &submission

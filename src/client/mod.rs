@@ -1,6 +1,6 @@
-//! The command-line client: `submit`, `wait`, `get`, `describe`, `logs`, `cancel`, `login`,
-//! `completion`, for people who submit from a terminal with the CAF submission helper's flags
-//! and watch with kubectl's verbs.
+//! The command-line client: `submit`, `wait`, `get`, `describe`, `logs`, `cancel`, `rerun`,
+//! `login`, `completion`, for people who submit from a terminal with the CAF submission
+//! helper's flags and watch with kubectl's verbs.
 //!
 //! It is a client of the HTTP API only ([`api`]): it never opens the database or talks to the
 //! cluster. The server and token come from the flags, the environment or `login`'s config file
@@ -17,6 +17,7 @@ mod cancel;
 pub mod command;
 pub mod credentials;
 mod describe;
+mod each;
 pub mod error;
 mod get;
 mod jsonl;
@@ -25,6 +26,7 @@ mod logs;
 pub mod model;
 pub mod outcome;
 pub mod output;
+mod rerun;
 pub mod submit;
 mod terminal;
 pub mod wait;

@@ -41,6 +41,8 @@ pub struct Submission {
     pub attempts: Vec<Attempt>,
     /// Where it waits in Kueue, on a server that submits through Kueue.
     pub queue: Option<Queue>,
+    /// How often it was run again (each run in its own Job).
+    pub reruns: i64,
 }
 
 /// A submission's place in Kueue.
@@ -134,6 +136,21 @@ pub struct Batch {
 #[serde(default)]
 pub struct Cancelled {
     pub cancelled: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Reran {
+    pub rerun: Vec<serde_json::Value>,
+    pub also_rerun: Vec<serde_json::Value>,
+    pub not_rerun: Vec<NotRerun>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct NotRerun {
+    pub id: String,
+    pub reason: String,
 }
 
 /// An event of `/v1/submissions/{id}/cluster-events`: what Kubernetes recorded.

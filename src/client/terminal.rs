@@ -39,6 +39,20 @@ pub fn is_yes(answer: &str) -> bool {
     matches!(answer.trim().to_lowercase().as_str(), "y" | "yes")
 }
 
+/// Whether a change of everything that matches was meant: `--yes` says so; otherwise the
+/// question is asked on a terminal, and without one the command is refused naming `--yes`.
+pub fn meant(question: &str, yes: bool) -> Result<bool, ClientError> {
+    if yes {
+        return Ok(true);
+    }
+    if !stdin_is_terminal() {
+        return Err(ClientError::Usage(format!(
+            "{question} Standard input is not a terminal to ask on: add --yes to mean it"
+        )));
+    }
+    confirm(question)
+}
+
 /// Asks `question` on the terminal and reads the answer.
 pub fn confirm(question: &str) -> Result<bool, ClientError> {
     let terminal = console::Term::stderr();

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
+use super::query_filters::label_errors;
 use super::responses::{NoSuchSubmission, NotJson, Unauthorized};
-use crate::domain::{Caller, FieldError, State, Submission, kube_rules};
+use crate::domain::{Caller, FieldError, State, Submission};
 use crate::storage::{Cancelled, Filter};
 
 use super::submission_lookup::{find, parse_id};
@@ -132,13 +133,7 @@ pub async fn cancel_matching(
             "give at least one of labels, state, name (to cancel everything, list the three active states)",
         ));
     }
-    for (key, value) in &request.labels {
-        for result in [kube_rules::label_key(key), kube_rules::label_value(value)] {
-            if let Err(reason) = result {
-                errors.push(FieldError::new(format!("labels.{key}"), reason));
-            }
-        }
-    }
+    errors.extend(label_errors(&request.labels));
     for state in &request.state {
         if state.is_final() {
             errors.push(FieldError::new(

@@ -95,10 +95,10 @@ async fn answer(
     } else {
         None
     };
-    // A pod of this submission's Job is named after the Job: any other name is answered
-    // without asking the API server.
+    // A pod of one of this submission's Jobs is named after the Job, and every run's Job
+    // after its first: any other name is answered without asking the API server.
     if let Some(pod) = &request.pod
-        && !pod.starts_with(&format!("{}-", submission.job_name))
+        && !pod.starts_with(&format!("{}-", submission.id.job_name()))
     {
         return Err(ApiError::NotFound(format!(
             "submission {} has no pod named {pod}",

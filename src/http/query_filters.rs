@@ -1,10 +1,10 @@
-//! The filters a listing and an event stream both take from their query: `state` and `label`.
+//! The filters a listing, an event stream and a bulk cancel or rerun take: `state` and `label`.
 
 use std::str::FromStr;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::QueryPairs;
-use crate::domain::{State, kube_rules};
+use crate::domain::{FieldError, State, kube_rules};
 
 /// The states of the `state` parameters (repeated, or separated with commas).
 pub fn states_asked(query: &QueryPairs) -> ApiResult<Vec<State>> {
@@ -31,4 +31,19 @@ pub fn labels_asked(query: &QueryPairs) -> ApiResult<Vec<(String, String)>> {
             Ok((key.to_owned(), value.to_owned()))
         })
         .collect()
+}
+
+/// Why each of the labels of a JSON filter (a bulk cancel's, a bulk rerun's) is not a label.
+pub fn label_errors<'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (key, value) in labels {
+        for result in [kube_rules::label_key(key), kube_rules::label_value(value)] {
+            if let Err(reason) = result {
+                errors.push(FieldError::new(format!("labels.{key}"), reason));
+            }
+        }
+    }
+    errors
 }

@@ -12,11 +12,12 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{Body, Submitted};
+use super::query_filters::label_errors;
 use super::responses::{NoSuchSubmission, NotJson, Unauthorized};
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
 use super::submit::mark_replayed;
-use crate::domain::{Caller, Cpus, FieldError, RerunChanges, State, Submission, kube_rules};
+use crate::domain::{Caller, Cpus, FieldError, RerunChanges, State, Submission};
 use crate::storage::{Filter, IdempotencyKey, Reran, RerunStored};
 
 impl Body for RerunChanges {
@@ -207,13 +208,7 @@ pub async fn rerun_matching(
             "give labels or name: which submissions to rerun",
         ));
     }
-    for (key, value) in &request.labels {
-        for result in [kube_rules::label_key(key), kube_rules::label_value(value)] {
-            if let Err(reason) = result {
-                errors.push(FieldError::new(format!("labels.{key}"), reason));
-            }
-        }
-    }
+    errors.extend(label_errors(&request.labels));
     for state in &request.state {
         if !matches!(state, State::Failed | State::Cancelled) {
             errors.push(FieldError::new(

@@ -45,19 +45,7 @@ impl Store {
         })?;
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (key, request_hash, submission_ids, created_at) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key.key.clone())
-        .bind(key.fingerprint.clone())
-        .bind(ids)
-        .bind(Timestamp::now().to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if claimed {
+        if claim_key(&mut tx, key, ids).await? {
             self.insert_rows(&mut tx, &mut submissions).await?;
             tx.commit().await?;
             self.wal.wrote(submissions.len());
@@ -67,16 +55,9 @@ impl Store {
         }
         tx.rollback().await?;
 
-        let row =
-            sqlx::query("SELECT request_hash, submission_ids FROM idempotency_keys WHERE key = $1")
-                .bind(key.key.clone())
-                .fetch_one(&self.pool)
-                .await?;
-        let hash: String = row.try_get("request_hash")?;
-        if hash != key.fingerprint {
+        let Some(ids_text) = self.stored_under(key).await? else {
             return Ok(Stored::KeyReused);
-        }
-        let ids_text: String = row.try_get("submission_ids")?;
+        };
         let corrupt = |reason: String| StorageError::Corrupt {
             id: key.key.clone(),
             reason,
@@ -94,4 +75,41 @@ impl Store {
         }
         Ok(Stored::Replayed(earlier))
     }
+}
+
+impl Store {
+    /// What the request that first used `key` recorded, if it was the same request; `None`
+    /// if it was another.
+    pub(super) async fn stored_under(&self, key: &IdempotencyKey) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT request_hash, submission_ids FROM idempotency_keys WHERE key = $1")
+                .bind(key.key.clone())
+                .fetch_one(&self.pool)
+                .await?;
+        let hash: String = row.try_get("request_hash")?;
+        if hash != key.fingerprint {
+            return Ok(None);
+        }
+        Ok(Some(row.try_get("submission_ids")?))
+    }
+}
+
+/// Claims `key` inside `tx` for a request that records `answer`; `false` if it was used
+/// before (concurrent requests with one key claim it once).
+pub(super) async fn claim_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &IdempotencyKey,
+    answer: String,
+) -> Result<bool> {
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency_keys (key, request_hash, submission_ids, created_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key.key.clone())
+    .bind(key.fingerprint.clone())
+    .bind(answer)
+    .bind(Timestamp::now().to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
 }

@@ -7,10 +7,11 @@
 use jiff::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
-use submission_helper::domain::{Progress, State, SubmissionId};
+use submission_helper::domain::{State, SubmissionId};
 use submission_helper::storage::Store;
 
 use crate::on_both_databases;
+pub(crate) use crate::support::end;
 use crate::support::{Backend, TestApp, fields, json, problem, spawn_app};
 
 pub(crate) fn sample(name: &str) -> Value {
@@ -36,21 +37,6 @@ pub(crate) fn id_of(submission: &Value) -> SubmissionId {
 /// The service's database, opened as a second process would.
 pub(crate) async fn store_of(app: &TestApp) -> Store {
     Store::connect(&app.database.url).await.expect("store")
-}
-
-/// Records `state` for a submission, as the controller does when its Job ends.
-pub(crate) async fn end(store: &Store, id: SubmissionId, state: State) {
-    store
-        .update(id, |current| {
-            Some(Progress {
-                state,
-                finished_at: Some(Timestamp::now()),
-                ..current.progress.clone()
-            })
-        })
-        .await
-        .expect("update")
-        .expect("stored");
 }
 
 pub(crate) async fn state_of(app: &TestApp, id: SubmissionId) -> Value {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
 use submission_helper::cluster::Cluster;
-use submission_helper::domain::SubmitDefaults;
+use submission_helper::domain::{Progress, State, SubmissionId, SubmitDefaults};
 use submission_helper::startup::{Application, Settings};
 use submission_helper::storage::Store;
 
@@ -490,4 +490,20 @@ pub fn cluster_error_text_in(text: &str, host: &str, port: u16) -> Vec<String> {
     .filter(|needle| lowered.contains(&needle.to_lowercase()))
     .map(str::to_owned)
     .collect()
+}
+
+/// Records that a submission ended in `state`, as the controller does when its Job ends: the
+/// tests without a cluster drive a submission's end this way.
+pub async fn end(store: &Store, id: SubmissionId, state: State) {
+    store
+        .update(id, |current| {
+            Some(Progress {
+                state,
+                finished_at: Some(jiff::Timestamp::now()),
+                ..current.progress.clone()
+            })
+        })
+        .await
+        .expect("update")
+        .expect("stored");
 }

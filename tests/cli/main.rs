@@ -25,6 +25,7 @@ mod cli {
     mod connection;
     mod get;
     mod logs;
+    mod rerun;
     mod submit;
     mod terminal;
     mod wait;

@@ -22,6 +22,7 @@ mod payload_node;
 mod queue_place;
 mod real_node;
 mod recovery;
+mod reruns;
 mod retry_policy;
 mod story;
 mod through_kueue;

@@ -1,7 +1,7 @@
 //! The page at `/ui` as a person uses it, in a real browser against the service on the control
 //! plane: sign in, a refused field shown beside it, submit, the state changing without a
-//! reload, the log followed live, cancel with its confirmation, a failed submission's attempts;
-//! then the same list on a phone.
+//! reload, the log followed live, cancel with its confirmation, a failed submission's attempts
+//! and its rerun; then the same list on a phone.
 //! Each step leaves a screenshot (see `browser.rs`).
 
 use std::time::Duration;
@@ -246,6 +246,39 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     assert_eq!(row.get(1..3), Some(&["3", "Error"][..]), "{attempts}");
     assert_eq!(row.get(4), Some(&"yes"), "{attempts}");
     browser.screenshot("6-attempts").await;
+
+    // Rerun it from its page with more memory, confirmed in the browser's dialog.
+    browser
+        .find("#rerun-memory")
+        .await
+        .send_keys("64Mi")
+        .await
+        .expect("typed");
+    browser.click("#rerun").await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("the confirmation");
+    let reran = eventually("the rerun recorded", Duration::from_secs(30), || async {
+        let submission: Value = app
+            .get(&format!("/v1/submissions/{failed_id}"))
+            .await
+            .json()
+            .await
+            .ok()?;
+        (submission["reruns"] == 1).then_some(submission)
+    })
+    .await;
+    assert_eq!(reran["resources"]["requests"]["memory"], "64Mi", "{reran}");
+    browser
+        .wait_for_text(
+            "the page to show the rerun",
+            Duration::from_secs(30),
+            "Reruns: 1",
+        )
+        .await;
+    browser.screenshot("6b-rerun").await;
 
     // The list on a phone: everything within the screen's width.
     browser

@@ -10,11 +10,9 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json};
 
-use crate::harness::TestCluster;
 use crate::on_the_cluster;
-use crate::process::ServiceProcess;
 use crate::submissions::until_all_ended;
-use crate::support::{Backend, TestDatabase};
+use crate::support::Backend;
 
 const SUBMISSIONS: usize = 500;
 
@@ -22,14 +20,8 @@ async fn every_acknowledged_submission_runs_exactly_once_across_sigkills(backend
     // On the simulated node: a real node of 2 cores would take minutes to start 500 pods.
     // Before the cluster: making its namespace talks to the control plane the others change.
     let _alone = crate::ONE_AT_A_TIME.lock().await;
-    let cluster = TestCluster::simulated().await;
-    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
-    let kubeconfig = cluster.service_account_kubeconfig_file().await;
-    let database = TestDatabase::new(backend).await;
-    let log = cluster.scratch.path().join("service.log");
-    let mut service = ServiceProcess::start(&database.url, &kubeconfig, &log).await;
+    let (cluster, _database, mut service, client) = crate::process::on_simulated(backend).await;
     let url = service.url.clone();
-    let client = crate::support::client_with_token(&service.token);
     let ledger = cluster.ledger("runs");
 
     // The burst: each submission sent once, while the service is killed at irregular intervals.

@@ -22,6 +22,7 @@ mod database;
 mod kill;
 mod process;
 mod replicas;
+mod reruns;
 mod shutdown;
 mod single_service;
 mod submissions;

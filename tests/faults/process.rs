@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::harness::eventually;
+use crate::harness::{TestCluster, eventually};
+use crate::support::TestDatabase;
 
 pub struct ServiceProcess {
     child: Child,
@@ -20,6 +21,22 @@ pub struct ServiceProcess {
     /// Further arguments of `serve`.
     args: Vec<String>,
     pub restarts: usize,
+}
+
+/// The service as a process on the simulated node's control plane, as its service account (with
+/// the install's RBAC), on a new database of `backend`, logging to the cluster's scratch folder;
+/// and a client with its token.
+pub async fn on_simulated(
+    backend: crate::support::Backend,
+) -> (TestCluster, TestDatabase, ServiceProcess, reqwest::Client) {
+    let cluster = TestCluster::simulated().await;
+    cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
+    let kubeconfig = cluster.service_account_kubeconfig_file().await;
+    let database = TestDatabase::new(backend).await;
+    let log = cluster.scratch.path().join("service.log");
+    let service = ServiceProcess::start(&database.url, &kubeconfig, &log).await;
+    let client = crate::support::client_with_token(&service.token);
+    (cluster, database, service, client)
 }
 
 impl ServiceProcess {

@@ -40,13 +40,7 @@ pub enum AfterOom {
 /// the submission has no `on_oom` rule.
 pub fn after_oom(spec: &SubmissionSpec, oom_reruns: i64) -> Option<AfterOom> {
     let on_oom = spec.retry_policy.on_oom.as_ref()?;
-    let had = spec
-        .resources
-        .limits
-        .memory
-        .clone()
-        .or_else(|| spec.resources.requests.memory.clone())
-        .unwrap_or_else(|| "its memory".into());
+    let had = memory_of(spec).unwrap_or_else(|| "its memory".into());
     let killed = format!("the payload was killed for memory (OOMKilled) with {had}");
     if oom_reruns >= i64::from(on_oom.max_reruns) {
         return Some(AfterOom::Fail {
@@ -78,13 +72,7 @@ pub fn after_oom(spec: &SubmissionSpec, oom_reruns: i64) -> Option<AfterOom> {
             ),
         });
     }
-    let now_has = next
-        .resources
-        .limits
-        .memory
-        .clone()
-        .or_else(|| next.resources.requests.memory.clone())
-        .unwrap_or_default();
+    let now_has = memory_of(&next).unwrap_or_default();
     Some(AfterOom::Rerun {
         message: format!(
             "{killed}; rerun {} of {} with {now_has}",
@@ -93,6 +81,16 @@ pub fn after_oom(spec: &SubmissionSpec, oom_reruns: i64) -> Option<AfterOom> {
         ),
         spec: Box::new(next),
     })
+}
+
+/// The memory a payload has: its limit, else its request (as an attempt reports it).
+fn memory_of(spec: &SubmissionSpec) -> Option<String> {
+    let resources = &spec.resources;
+    resources
+        .limits
+        .memory
+        .clone()
+        .or_else(|| resources.requests.memory.clone())
 }
 
 /// `amount` times `factor`, at most `cap`; `None` if it already is `cap` or more (or either

@@ -228,6 +228,26 @@ async function detailView(id) {
     await api(`/v1/submissions/${encodeURIComponent(id)}/cancel`, { method: "POST" });
     route();
   });
+  // A failed or cancelled submission runs again under its id, with more memory if asked.
+  const rerunMemory = el("input", { id: "rerun-memory", type: "text", size: "8",
+    placeholder: s.resources?.limits?.memory || s.resources?.requests?.memory || "memory" });
+  const rerun = el("button", { type: "button", id: "rerun" }, "Rerun");
+  const rerunError = el("span", { class: "error", id: "rerun-error", role: "alert" });
+  rerun.addEventListener("click", async () => {
+    const memory = rerunMemory.value.trim();
+    if (!confirm(`Rerun ${s.name || s.id}${memory ? ` with ${memory}` : ""}?`)) return;
+    const answer = await api(`/v1/submissions/${encodeURIComponent(id)}/rerun`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(memory ? { memory } : {}),
+    });
+    if (answer.ok) { route(); return; }
+    const problem = await answer.json().catch(() => ({}));
+    rerunError.textContent = problem.errors?.map((e) => `${e.field}: ${e.reason}`).join("; ")
+      || problem.detail || "The rerun was refused.";
+  });
+  const rerunnable = ["failed", "cancelled"].includes(s.state);
+  const rerunBar = el("div", { class: "filters", id: "rerun-bar" },
+    el("label", { for: "rerun-memory" }, "Memory"), rerunMemory, rerun, rerunError);
   let pinned = true;
   log.addEventListener("scroll", () => { pinned = log.scrollTop + log.clientHeight >= log.scrollHeight - 4; });
   const search = logSearch(log);
@@ -248,7 +268,8 @@ async function detailView(id) {
   view.replaceChildren(el("h2", {}, s.name || s.id),
     el("p", {}, "State: ", badge(s.state), s.message ? ` (${s.message})` : ""),
     ...(s.queue ? [el("p", { id: "queue" }, "Queue: ", queueSummary(s.queue))] : []),
-    ...(active ? [cancel] : []), download,
+    ...(s.reruns ? [el("p", { id: "reruns" }, `Reruns: ${s.reruns} (this run's Job: ${s.job_name})`)] : []),
+    ...(active ? [cancel] : []), ...(rerunnable ? [rerunBar] : []), download,
     el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Attempts"), attempts,
     el("h3", {}, "Log"), search.bar, log);
   clusterTables(s, job, pods);

@@ -17,7 +17,7 @@ use crate::storage::events::StateChange;
 use crate::storage::store::Store;
 
 /// Ids per statement that names many (well under either database's limit of parameters).
-const IDS_PER_STATEMENT: usize = 500;
+pub(super) const IDS_PER_STATEMENT: usize = 500;
 /// Edges per multi-row INSERT (2 values each).
 const EDGE_CHUNK: usize = 5000;
 
@@ -80,8 +80,32 @@ impl Store {
             })
             .collect();
         let stored: Vec<SubmissionId> = stored.into_iter().collect();
+        let states = self.locked_states(tx, &stored).await?;
+        let ids: Vec<SubmissionId> = submissions.iter().map(|submission| submission.id).collect();
+        let starts = campaign::starts(&ids, &dependencies, &states);
+        let now = Timestamp::now();
+        let mut waiting_on = Vec::with_capacity(starts.len());
+        for (submission, start) in submissions.iter_mut().zip(starts) {
+            submission.progress.state = start.state;
+            submission.progress.message = start.message;
+            if start.state.is_final() {
+                submission.progress.finished_at = Some(now);
+            }
+            waiting_on.push(start.waiting_on);
+        }
+        Ok(waiting_on)
+    }
+
+    /// The states of `ids`, each row locked (a no-op update), so on Postgres one that ends
+    /// meanwhile either is seen ended here, or sees what the caller makes wait for it when it
+    /// ends: none is left waiting for an end already recorded.
+    pub(super) async fn locked_states(
+        &self,
+        tx: &mut Tx<'_>,
+        ids: &[SubmissionId],
+    ) -> Result<HashMap<SubmissionId, State>> {
         let mut states = HashMap::new();
-        for chunk in stored.chunks(IDS_PER_STATEMENT) {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
             let mut builder =
                 QueryBuilder::new("UPDATE submissions SET version = version WHERE id IN (");
             push_ids(&mut builder, chunk);
@@ -96,19 +120,7 @@ impl Store {
                 states.insert(parse_id(&id)?, state);
             }
         }
-        let ids: Vec<SubmissionId> = submissions.iter().map(|submission| submission.id).collect();
-        let starts = campaign::starts(&ids, &dependencies, &states);
-        let now = Timestamp::now();
-        let mut waiting_on = Vec::with_capacity(starts.len());
-        for (submission, start) in submissions.iter_mut().zip(starts) {
-            submission.progress.state = start.state;
-            submission.progress.message = start.message;
-            if start.state.is_final() {
-                submission.progress.finished_at = Some(now);
-            }
-            waiting_on.push(start.waiting_on);
-        }
-        Ok(waiting_on)
+        Ok(states)
     }
 
     /// Records each new submission's dependencies.
@@ -259,14 +271,14 @@ pub(super) fn ended_waiting(ended: &[Submission]) -> Vec<StateChange> {
         .collect()
 }
 
-fn push_ids(builder: &mut QueryBuilder<Any>, ids: &[SubmissionId]) {
+pub(super) fn push_ids(builder: &mut QueryBuilder<Any>, ids: &[SubmissionId]) {
     let mut separated = builder.separated(", ");
     for id in ids {
         separated.push_bind(id.to_string());
     }
 }
 
-fn parse_id(text: &str) -> Result<SubmissionId> {
+pub(super) fn parse_id(text: &str) -> Result<SubmissionId> {
     SubmissionId::from_str(text).map_err(|error| StorageError::Corrupt {
         id: text.to_owned(),
         reason: error.to_string(),

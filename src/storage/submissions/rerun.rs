@@ -4,25 +4,23 @@
 //! cancelled only because one of them did (a campaign's merge), waiting for them again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::str::FromStr;
 
 use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
+use super::dependencies::{IDS_PER_STATEMENT, parse_id, push_ids};
 use super::filter::{Conditions, Filter, push_states};
 use super::row::{columns, from_row};
 use crate::domain::{State, Submission, SubmissionId, SubmissionSpec, rerun_job_name};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
-use crate::storage::idempotency::IdempotencyKey;
+use crate::storage::idempotency::{IdempotencyKey, claim_key};
 use crate::storage::store::Store;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;
 
 /// The states a rerun starts from.
 const RERUNNABLE: [State; 2] = [State::Failed, State::Cancelled];
-/// Ids per statement that names many.
-const IDS_PER_STATEMENT: usize = 500;
 /// Tries of a bulk rerun whose rows another writer changed meanwhile.
 const RERUN_ATTEMPTS: usize = 5;
 
@@ -171,7 +169,7 @@ impl Store {
             let turn = self.turn_to_write().await;
             let mut tx = self.pool.begin().await?;
             if let Some(key) = key
-                && !claim(&mut tx, key).await?
+                && !claim_key(&mut tx, key, r#"{"rerun":[],"also_rerun":[]}"#.into()).await?
             {
                 tx.rollback().await?;
                 drop(turn);
@@ -297,7 +295,7 @@ impl Store {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let states = self.states_of(tx, &outside).await?;
+        let states = self.locked_states(tx, &outside).await?;
         loop {
             let blocked: Vec<(SubmissionId, SubmissionId)> = specs
                 .keys()
@@ -401,44 +399,11 @@ impl Store {
         Ok(dependencies)
     }
 
-    /// The states of `ids`, each row locked (a no-op update), so on Postgres one that ends
-    /// meanwhile either is seen ended here, or sees the rerun dependents waiting for it.
-    async fn states_of(
-        &self,
-        tx: &mut Tx<'_>,
-        ids: &[SubmissionId],
-    ) -> Result<HashMap<SubmissionId, State>> {
-        let mut states = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let mut builder =
-                QueryBuilder::new("UPDATE submissions SET version = version WHERE id IN (");
-            push_ids(&mut builder, chunk);
-            builder.push(") RETURNING id, state");
-            for row in self.built(&mut builder)?.fetch_all(&mut **tx).await? {
-                let id: String = row.try_get("id")?;
-                let state: String = row.try_get("state")?;
-                let state = State::from_str(&state).map_err(|error| StorageError::Corrupt {
-                    id: id.clone(),
-                    reason: error.to_string(),
-                })?;
-                states.insert(parse_id(&id)?, state);
-            }
-        }
-        Ok(states)
-    }
-
     /// The answer of the rerun that first used `key`, or that it was another request.
     async fn replay(&self, key: &IdempotencyKey) -> Result<RerunStored> {
-        let row =
-            sqlx::query("SELECT request_hash, submission_ids FROM idempotency_keys WHERE key = $1")
-                .bind(key.key.clone())
-                .fetch_one(&self.pool)
-                .await?;
-        let hash: String = row.try_get("request_hash")?;
-        if hash != key.fingerprint {
+        let Some(ids) = self.stored_under(key).await? else {
             return Ok(RerunStored::KeyReused);
-        }
-        let ids: String = row.try_get("submission_ids")?;
+        };
         let corrupt = |reason: String| StorageError::Corrupt {
             id: key.key.clone(),
             reason,
@@ -461,33 +426,4 @@ impl Store {
         }
         Ok(RerunStored::Replayed(reran))
     }
-}
-
-/// Claims `key` for this rerun inside `tx`; `false` if it was used before.
-async fn claim(tx: &mut Tx<'_>, key: &IdempotencyKey) -> Result<bool> {
-    let claimed = sqlx::query(
-        "INSERT INTO idempotency_keys (key, request_hash, submission_ids, created_at) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(key.key.clone())
-    .bind(key.fingerprint.clone())
-    .bind("{\"rerun\":[],\"also_rerun\":[]}")
-    .bind(Timestamp::now().to_string())
-    .execute(&mut **tx)
-    .await?;
-    Ok(claimed.rows_affected() == 1)
-}
-
-fn push_ids(builder: &mut QueryBuilder<Any>, ids: &[SubmissionId]) {
-    let mut separated = builder.separated(", ");
-    for id in ids {
-        separated.push_bind(id.to_string());
-    }
-}
-
-fn parse_id(text: &str) -> Result<SubmissionId> {
-    SubmissionId::from_str(text).map_err(|error| StorageError::Corrupt {
-        id: text.to_owned(),
-        reason: error.to_string(),
-    })
 }
