@@ -161,6 +161,14 @@ if ! "$prometheus_venv/bin/python" -c 'import prometheus_client' 2>/dev/null; th
   "$prometheus_venv/bin/pip" install -q prometheus-client==0.26.0
 fi
 export SH_TEST_PROMETHEUS_PYTHON="$prometheus_venv/bin/python"
+# axe-core, the accessibility checker the browser tests run inside each view of the page.
+axe="$cache/axe-core-4.14.1/axe.min.js"
+if [ ! -s "$axe" ]; then
+  step "axe-core (npm registry, pinned by its integrity hash)"
+  tests/axe.sh "$axe"
+fi
+export SH_TEST_AXE="$axe"
+for old in "$cache"/axe-core-*; do [ "$old" = "$(dirname "$axe")" ] || rm -rf "$old"; done
 
 # The TES suite's venvs: py-tes and the GA4GH conformance runner (tests/tes/run.sh).
 step "TES suite's Python packages (PyPI, pinned; cached)"

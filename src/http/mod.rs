@@ -2,6 +2,7 @@
 //! ([`context`]), and the [`router`] that puts them together with their OpenAPI document.
 
 pub mod auth;
+mod campaigns;
 mod cancel;
 mod cluster;
 pub mod context;

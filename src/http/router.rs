@@ -21,7 +21,7 @@ use super::context::Context;
 use super::error::ApiError;
 use super::time_limit::time_limit;
 use super::{
-    cancel, cluster, events, health, logs, metrics, request_log, request_metrics, rerun,
+    campaigns, cancel, cluster, events, health, logs, metrics, request_log, request_metrics, rerun,
     submissions, submit, tokens, ui,
 };
 
@@ -101,6 +101,7 @@ fn api(limit: Duration) -> OpenApiRouter<Context> {
         .routes(routes!(cancel::cancel_matching))
         .routes(routes!(rerun::rerun))
         .routes(routes!(rerun::rerun_matching))
+        .routes(routes!(campaigns::campaigns))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(cluster::submission_events))

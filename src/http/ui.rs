@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("ui/app.js"),
     ),
     (
+        "campaigns.js",
+        "text/javascript; charset=utf-8",
+        include_str!("ui/campaigns.js"),
+    ),
+    (
         "app.css",
         "text/css; charset=utf-8",
         include_str!("ui/app.css"),

@@ -62,7 +62,7 @@ pub use logs::ArchivedLog;
 pub use queue_place::Unfinished;
 pub use service_lock::{ServiceLock, ServiceLockError};
 pub use store::{PoolStats, Store};
-pub use submissions::{Cancelled, Filter, Next, Page, Reran, RerunStored, Updated};
+pub use submissions::{Cancelled, Filter, Group, Next, Page, Reran, RerunStored, Updated};
 pub use tes_tasks::StoredTask;
 pub use token_row::Token;
 pub use tokens::NewToken;

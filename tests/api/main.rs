@@ -12,6 +12,7 @@
 mod support;
 
 mod auth;
+mod campaign_counts;
 mod campaigns;
 mod cluster_errors;
 mod cors;

@@ -334,6 +334,34 @@ async fn a_cancelled_task_is_canceled_and_cancelling_it_again_changes_nothing() 
     assert_ne!(other_suffix, StatusCode::OK);
 }
 
+#[tokio::test]
+async fn a_cancelled_task_is_not_rerun_its_engine_retries_it() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let id = create(&app, &echo_task("engine-retries")).await;
+    json(
+        app.post_json(&format!("{TASKS}/{id}:cancel"), &json!({}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    let refused = problem(
+        app.post_json(&format!("/v1/submissions/{id}/rerun"), &json!({}))
+            .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("TES task")),
+        "{refused}"
+    );
+    let task = json(app.get(&format!("{TASKS}/{id}")).await, StatusCode::OK).await;
+    assert_eq!(task["state"], "CANCELED");
+}
+
 on_both_databases!(lists_filter_by_name_prefix_state_and_tags_as_the_document_says);
 async fn lists_filter_by_name_prefix_state_and_tags_as_the_document_says(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -171,6 +171,48 @@ impl Browser {
         .await
     }
 
+    /// Asserts that the page is no wider than the window (a phone's, say): nothing to scroll
+    /// sideways.
+    pub async fn assert_fits_the_width(&self) {
+        let overflow = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+                Vec::new(),
+            )
+            .await
+            .expect("page width");
+        assert!(
+            overflow.as_f64().is_some_and(|extra| extra <= 1.0),
+            "the page is wider than the window by {overflow} px"
+        );
+    }
+
+    /// The accessibility rules the page as it is now breaks, by axe-core (`SH_TEST_AXE`, which
+    /// `tests/run.sh` fetches): each as `rule: what it asks (the elements that break it)`.
+    pub async fn accessibility_violations(&self) -> Vec<String> {
+        let Ok(path) = std::env::var("SH_TEST_AXE") else {
+            assert!(
+                !crate::support::must_run_everything(),
+                "SH_TEST_AXE is not set: tests/run.sh fetches axe-core"
+            );
+            crate::support::say_once_skipped("accessibility checks: SH_TEST_AXE is not set");
+            return Vec::new();
+        };
+        let axe = std::fs::read_to_string(&path).expect("axe-core's script");
+        let script = format!(
+            "{axe}\nreturn axe.run(document, {{resultTypes: ['violations']}}).then((result) => \
+             result.violations.map((v) => `${{v.id}}: ${{v.help}} (${{v.nodes.map((n) => \
+             n.target.join(' ')).join(', ')}})`));"
+        );
+        let found = self
+            .client
+            .execute(&script, Vec::new())
+            .await
+            .expect("axe-core ran");
+        serde_json::from_value(found).expect("a list of violations")
+    }
+
     /// What the page wrote to the browser's console at level SEVERE (script errors, failed
     /// loads), from chromedriver's log of the session.
     pub async fn console_errors(&self) -> Vec<String> {

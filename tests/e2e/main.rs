@@ -27,3 +27,4 @@ mod retry_policy;
 mod story;
 mod through_kueue;
 mod ui;
+mod ui_campaigns;

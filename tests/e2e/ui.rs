@@ -43,6 +43,8 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     browser.click("#signin button[type=submit]").await;
     browser.find("#submit").await;
     browser.screenshot("1-signed-in").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "the list: {violations:#?}");
 
     // A refused field: the server's reason beside it, nothing stored.
     browser.fill("s-image", PAYLOAD_IMAGE).await;
@@ -246,6 +248,11 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     assert_eq!(row.get(1..3), Some(&["3", "Error"][..]), "{attempts}");
     assert_eq!(row.get(4), Some(&"yes"), "{attempts}");
     browser.screenshot("6-attempts").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(
+        violations.is_empty(),
+        "a failed submission's page: {violations:#?}"
+    );
 
     // Rerun it from its page with more memory, confirmed in the browser's dialog.
     browser
@@ -294,19 +301,8 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
     browser
         .wait_for_text("the list on a phone", Duration::from_secs(30), "page-run")
         .await;
-    let overflow = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
-            Vec::new(),
-        )
-        .await
-        .expect("page width");
     browser.screenshot("7-phone").await;
-    assert!(
-        overflow.as_f64().is_some_and(|extra| extra <= 1.0),
-        "the page is wider than the phone by {overflow} px"
-    );
+    browser.assert_fits_the_width().await;
 
     // The browser logs every failed request; the two this story provoked on purpose are the
     // only ones allowed.
@@ -450,8 +446,11 @@ async fn on_a_system_in_dark_mode_the_page_is_dark_and_its_badges_stay_readable(
     let Some(browser) = Browser::start_themed("ui-dark", 1280, 800, true).await else {
         return;
     };
-    app.submit(json!({"name": "in-the-dark", "image": "busybox", "command": "true"}))
-        .await;
+    app.submit(
+        json!({"name": "in-the-dark", "image": "busybox", "command": "true",
+                      "labels": {"campaign": "night"}}),
+    )
+    .await;
 
     browser.sign_in(&app.url("/ui"), &app.token).await;
     browser
@@ -489,6 +488,16 @@ async fn on_a_system_in_dark_mode_the_page_is_dark_and_its_badges_stay_readable(
     assert!(
         contrast(badge, badge_text) >= 4.5,
         "the badge's text readable on it (WCAG AA): {colours}"
+    );
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "the list, dark: {violations:#?}");
+    browser.click("#to-campaigns").await;
+    browser.find("section.campaign").await;
+    browser.screenshot("2-campaigns").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(
+        violations.is_empty(),
+        "the campaigns, dark: {violations:#?}"
     );
     browser.close().await;
 }

@@ -1,4 +1,6 @@
 // The submissions page: a token kept in this tab only, the list with filters, live states.
+import { campaignsView } from "./campaigns.js";
+
 const view = document.getElementById("view");
 const token = () => sessionStorage.getItem("token");
 
@@ -79,7 +81,7 @@ async function listView() {
   const earlier = [];
   const newer = el("button", { type: "button", id: "newer", disabled: "" }, "Newer");
   const older = el("button", { type: "button", id: "older", disabled: "" }, "Older");
-  view.replaceChildren(submitForm(), filters, table, el("nav", { class: "pages" }, newer, older));
+  view.replaceChildren(submitForm(), filters, table, el("nav", { class: "pages", "aria-label": "Pages" }, newer, older));
   // The filters are kept in the URL (`#/?state=...&label=...&name=...`), so a view can be shared.
   const shared = new URLSearchParams(location.hash.split("?")[1] || "");
   for (const [key, id] of FILTERS) document.getElementById(id).value = shared.get(key) || "";
@@ -402,7 +404,9 @@ function route() {
   document.getElementById("signin").hidden = true;
   document.getElementById("signout").hidden = false;
   const match = location.hash.match(/^#\/submissions\/([^/]+)$/);
-  if (match) detailView(match[1]); else listView();
+  if (match) detailView(match[1]);
+  else if (location.hash.startsWith("#/campaigns")) campaignsView({ api, el, follow, view });
+  else listView();
 }
 
 window.addEventListener("hashchange", route);

@@ -7,6 +7,7 @@
 //! - `insert`: new submissions, with their labels and dependencies;
 //! - `filter`: the WHERE clause of a list, a count or a bulk cancel;
 //! - `read`: one submission, pages of a filter, counts by state;
+//! - `groups`: counts by state of each value of a label (a campaign's);
 //! - `update`: a submission's next progress;
 //! - `cancel`: bulk cancels;
 //! - `rerun`: running final submissions again, with what ended because of them;
@@ -15,6 +16,7 @@
 mod cancel;
 mod dependencies;
 mod filter;
+mod groups;
 mod insert;
 mod read;
 mod rerun;
@@ -23,6 +25,7 @@ mod update;
 
 pub use cancel::Cancelled;
 pub use filter::Filter;
+pub use groups::Group;
 pub use read::Page;
 pub use rerun::{Reran, RerunStored};
 pub use update::{Next, Updated};

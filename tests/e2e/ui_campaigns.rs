@@ -1,0 +1,185 @@
+//! The page's campaigns view in a real browser: each campaign a bar of its states that matches
+//! the API's counts and follows changes live, a segment listing its submissions, and a
+//! campaign's failures rerun with a confirmation; at desktop and phone size. No cluster: the
+//! submissions' ends are recorded in the store as the controller would.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use submission_helper::domain::{State, SubmissionId};
+use submission_helper::storage::Store;
+
+use crate::browser::Browser;
+use crate::harness::eventually;
+use crate::support::{Backend, TestApp, end, json as json_body, spawn_app};
+
+/// The counts the page writes under a campaign's bar, once they are `expected`.
+async fn counts_shown(browser: &Browser, campaign: &str, expected: &str) -> String {
+    let css = format!("section.campaign[data-value='{campaign}'] .counts");
+    eventually(
+        &format!("{campaign}'s bar to say {expected}"),
+        Duration::from_secs(30),
+        || async {
+            let counts = browser.find(&css).await.text().await.ok()?;
+            (counts == expected).then_some(counts)
+        },
+    )
+    .await
+}
+
+/// The API's counts of `campaign`, in the page's words.
+async fn counts_in_api(app: &TestApp, campaign: &str) -> String {
+    let campaigns = json_body(app.get("/v1/campaigns").await, StatusCode::OK).await;
+    let item = campaigns["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["value"] == campaign)
+        .cloned()
+        .unwrap_or_default();
+    State::ALL
+        .iter()
+        .filter_map(|state| match item["states"][state.as_str()].as_i64() {
+            Some(count) if count > 0 => Some(format!("{count} {state}")),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::test]
+#[ignore = "needs Debian's chromium: run tests/run.sh"]
+async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_from_the_page() {
+    // Arrange: mc16a with 3 succeeded, 2 failed and 1 queued; mc16e with 2 queued
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = Browser::start("ui-campaigns", 1280, 800).await else {
+        return;
+    };
+    let requests: Vec<Value> = (0..8)
+        .map(|n| {
+            let campaign = if n < 6 { "mc16a" } else { "mc16e" };
+            json!({"name": format!("sample-{n}"), "image": "busybox", "command": "true",
+                   "labels": {"campaign": campaign}})
+        })
+        .collect();
+    let stored = json_body(
+        app.post_json("/v1/submissions/batch", &json!({"submissions": requests}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ids: Vec<SubmissionId> = stored["submissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str()?.parse().ok())
+        .collect();
+    let store = Store::connect(&app.database.url).await.expect("store");
+    for (n, state) in [
+        State::Succeeded,
+        State::Succeeded,
+        State::Succeeded,
+        State::Failed,
+        State::Failed,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        end(&store, ids[n], state).await;
+    }
+
+    // Act: the campaigns view
+    browser.sign_in(&app.url("/ui"), &app.token).await;
+    browser.click("#to-campaigns").await;
+
+    // Assert: the bars say what the API counts
+    let shown = counts_shown(&browser, "mc16a", "1 queued, 3 succeeded, 2 failed").await;
+    assert_eq!(shown, counts_in_api(&app, "mc16a").await);
+    counts_shown(&browser, "mc16e", "2 queued").await;
+    let segments = browser
+        .client
+        .find_all(fantoccini::Locator::Css(
+            "section.campaign[data-value='mc16a'] .bar .segment",
+        ))
+        .await
+        .expect("segments");
+    assert_eq!(segments.len(), 3, "one segment per state with submissions");
+    browser.screenshot("1-campaigns").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "the campaigns view: {violations:#?}");
+
+    // A change of state moves the bar without a reload.
+    end(&store, ids[5], State::Succeeded).await;
+    counts_shown(&browser, "mc16a", "4 succeeded, 2 failed").await;
+
+    // Rerun the campaign's failures, confirmed in the browser's dialog.
+    browser
+        .click("section.campaign[data-value='mc16a'] .rerun-failed")
+        .await;
+    browser
+        .client
+        .accept_alert()
+        .await
+        .expect("the confirmation");
+    counts_shown(&browser, "mc16a", "2 queued, 4 succeeded").await;
+    for id in &ids[3..5] {
+        let now = json_body(
+            app.get(&format!("/v1/submissions/{id}")).await,
+            StatusCode::OK,
+        )
+        .await;
+        assert_eq!(now["reruns"], 1, "{now}");
+    }
+    browser.screenshot("2-failures-rerun").await;
+
+    // A segment lists its submissions, filtered in the address.
+    browser
+        .click("section.campaign[data-value='mc16a'] .segment[data-state='succeeded']")
+        .await;
+    browser
+        .wait_for_text("the succeeded list", Duration::from_secs(30), "sample-5")
+        .await;
+    let address = browser.client.current_url().await.expect("url");
+    assert!(
+        address
+            .fragment()
+            .is_some_and(|f| f.contains("state=succeeded")),
+        "{address}"
+    );
+    let rows = browser
+        .client
+        .find_all(fantoccini::Locator::Css("#view table tbody tr"))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 4, "the four succeeded ones");
+    let violations = browser.accessibility_violations().await;
+    assert!(violations.is_empty(), "the list: {violations:#?}");
+    browser.click("#view table tbody tr a").await;
+    browser.find("#attempts").await;
+    let violations = browser.accessibility_violations().await;
+    assert!(
+        violations.is_empty(),
+        "a submission's page: {violations:#?}"
+    );
+
+    // On a phone: the bars fit the screen.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone size");
+    browser.click("#to-campaigns").await;
+    counts_shown(&browser, "mc16e", "2 queued").await;
+    browser.screenshot("3-phone").await;
+    browser.assert_fits_the_width().await;
+    // Without a cluster, a submission's page is told 503 for its Job, pods and log.
+    let errors: Vec<String> = browser
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|error| !error.contains("status of 503"))
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+}
