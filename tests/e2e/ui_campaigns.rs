@@ -157,6 +157,14 @@ async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_f
     assert!(violations.is_empty(), "the list: {violations:#?}");
     browser.click("#view table tbody tr a").await;
     browser.find("#attempts").await;
+    // Its page shows each change of its state, from the event stream.
+    let changes = eventually("its changes of state", Duration::from_secs(30), || async {
+        let text = browser.find("#timeline").await.text().await.ok()?;
+        (text.lines().count() == 2).then_some(text)
+    })
+    .await;
+    assert!(changes.contains("queued → succeeded"), "{changes}");
+    browser.screenshot("4-submission").await;
     let violations = browser.accessibility_violations().await;
     assert!(
         violations.is_empty(),

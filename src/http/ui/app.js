@@ -183,27 +183,62 @@ async function follow(load) {
       return;
     }
     if (!answer.ok || !answer.body) { poll = setInterval(load, 3000); return; }
-    const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        for (const line of block.split("\n")) {
-          const revision = line.startsWith("id:") ? Number(line.slice(3).trim()) : NaN;
-          if (Number.isInteger(revision)) lastRevision = revision;
-        }
-        if (block.split("\n").some((line) => line.startsWith("data:"))) soon();
-      }
-    }
+    await readEvents(answer, (revision) => {
+      if (Number.isInteger(revision)) lastRevision = revision;
+    }, soon);
   } catch (error) {
     if (signal.aborted) return;
   }
   if (!signal.aborted) setTimeout(() => follow(load), 2000);
+}
+
+/**
+ * Reads the Server-Sent Events of `answer` until it ends: each block's `id` to `onId`, and the
+ * data of each `state` event, parsed, to `onState`.
+ */
+async function readEvents(answer, onId, onState) {
+  const reader = answer.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      const field = (name) => lines.find((line) => line.startsWith(`${name}:`))?.slice(name.length + 1).trim();
+      const id = field("id");
+      if (id !== undefined) onId(Number(id));
+      const data = field("data");
+      if (data !== undefined && field("event") === "state") onState(JSON.parse(data));
+    }
+  }
+}
+
+/** A submission's changes of state, oldest first, as `/v1/events` replays and follows them. */
+let timelineEvents = null;
+function timeline(id) {
+  const list = el("ol", { id: "timeline", class: "timeline" });
+  timelineEvents?.abort();
+  timelineEvents = new AbortController();
+  const signal = timelineEvents.signal;
+  (async () => {
+    try {
+      const answer = await api(`/v1/events?${new URLSearchParams({ id, after: "0" })}`, { signal });
+      if (!answer.ok || !answer.body) return;
+      await readEvents(answer, () => {}, (event) => {
+        const at = new Date(event.time);
+        list.append(el("li", {},
+          el("time", { datetime: event.time, title: at.toLocaleString() }, at.toLocaleTimeString()), " ",
+          ...(event.previous_state ? [badge(event.previous_state), " → "] : []), badge(event.state),
+          event.message ? ` ${event.message}` : ""));
+      });
+    } catch (error) {
+      if (!signal.aborted) list.append(el("li", {}, "The changes cannot be followed now."));
+    }
+  })();
+  return list;
 }
 
 // Where a submission waits, in Kueue or the service's own queue, in a few words:
@@ -272,6 +307,7 @@ async function detailView(id) {
     ...(s.queue ? [el("p", { id: "queue" }, "Queue: ", queueSummary(s.queue))] : []),
     ...(s.reruns ? [el("p", { id: "reruns" }, `Reruns: ${s.reruns} (this run's Job: ${s.job_name})`)] : []),
     ...(active ? [cancel] : []), ...(rerunnable ? [rerunBar] : []), download,
+    el("h3", {}, "Changes"), timeline(s.id),
     el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Attempts"), attempts,
     el("h3", {}, "Log"), search.bar, log);
   clusterTables(s, job, pods);
@@ -400,6 +436,7 @@ function submitForm() {
 }
 
 function route() {
+  timelineEvents?.abort();
   if (!token()) { showSignin(); return; }
   document.getElementById("signin").hidden = true;
   document.getElementById("signout").hidden = false;
