@@ -191,3 +191,129 @@ async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_f
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
 }
+
+/// 10,000 submissions in 100 campaigns and a burst of 1,000 state changes: every bar ends
+/// with the API's counts, and the longest task the page's main thread ran during the burst is
+/// measured and printed (BENCHMARKS.md), not asserted.
+#[tokio::test]
+#[ignore = "needs Debian's chromium: run tests/run.sh"]
+async fn a_hundred_campaigns_of_ten_thousand_submissions_stay_right_through_a_burst() {
+    // Arrange
+    let app = spawn_app(Backend::Sqlite).await;
+    let Some(browser) = Browser::start("ui-campaigns-10k", 1280, 800).await else {
+        return;
+    };
+    let requests: Vec<Value> = (0..10_000)
+        .map(|n| {
+            json!({"name": format!("s-{n}"), "image": "busybox", "command": "true",
+                   "labels": {"campaign": format!("c{:03}", n % 100)}})
+        })
+        .collect();
+    let stored = json_body(
+        app.post_json("/v1/submissions/batch", &json!({"submissions": requests}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ids: Vec<SubmissionId> = stored["submissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str()?.parse().ok())
+        .collect();
+    browser.sign_in(&app.url("/ui"), &app.token).await;
+    browser.click("#to-campaigns").await;
+    counts_shown(&browser, "c099", "100 queued").await;
+    browser
+        .client
+        .execute(
+            "window.longTasks = [];
+             new PerformanceObserver((list) => list.getEntries()
+               .forEach((task) => window.longTasks.push(task.duration)))
+               .observe({type: 'longtask'});",
+            Vec::new(),
+        )
+        .await
+        .expect("a long-task observer");
+    // The observer sees a task of 120 ms the page is made to run, or its 0 would mean nothing.
+    browser
+        .client
+        .execute(
+            "setTimeout(() => { const start = performance.now(); while (performance.now() - start < 120) {} });",
+            Vec::new(),
+        )
+        .await
+        .expect("a long task");
+    eventually(
+        "the long task to be observed",
+        Duration::from_secs(10),
+        || async {
+            let seen = browser
+                .client
+                .execute("return window.longTasks.length;", Vec::new())
+                .await
+                .ok()?;
+            (seen.as_i64() == Some(1)).then_some(())
+        },
+    )
+    .await;
+    browser
+        .client
+        .execute("window.longTasks = [];", Vec::new())
+        .await
+        .expect("reset");
+
+    // Act: 1,000 ends, 10 in each campaign, as fast as the store takes them
+    let store = Store::connect(&app.database.url).await.expect("store");
+    let started = std::time::Instant::now();
+    for (n, id) in ids.iter().take(1_000).enumerate() {
+        // One of each campaign's ten fails.
+        let state = if n < 100 {
+            State::Failed
+        } else {
+            State::Succeeded
+        };
+        end(&store, *id, state).await;
+    }
+    let burst = started.elapsed();
+
+    // Assert: every bar says what the API counts
+    for campaign in ["c000", "c042", "c099"] {
+        let expected = counts_in_api(&app, campaign).await;
+        counts_shown(&browser, campaign, &expected).await;
+    }
+    let shown = eventually("every bar to match", Duration::from_secs(60), || async {
+        let sections = browser
+            .client
+            .find_all(fantoccini::Locator::Css("section.campaign .counts"))
+            .await
+            .ok()?;
+        let mut texts = Vec::new();
+        for section in sections {
+            texts.push(section.text().await.ok()?);
+        }
+        texts
+            .iter()
+            .all(|text| text == "90 queued, 9 succeeded, 1 failed")
+            .then_some(texts)
+    })
+    .await;
+    assert_eq!(shown.len(), 100);
+    let tasks = browser
+        .client
+        .execute(
+            "return [window.longTasks.length, Math.max(0, ...window.longTasks)];",
+            Vec::new(),
+        )
+        .await
+        .expect("the long tasks");
+    browser.screenshot("1-after-the-burst").await;
+    crate::support::report(&format!(
+        "the page with 10,000 submissions in 100 campaigns, 1,000 state changes in {:.1} s: \
+         {} long tasks (over 50 ms) on its main thread, the longest {} ms",
+        burst.as_secs_f64(),
+        tasks[0],
+        tasks[1]
+    ));
+    browser.close().await;
+}
