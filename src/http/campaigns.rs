@@ -1,5 +1,6 @@
 //! Campaigns: the caller's submissions grouped by the value of a label (`campaign` unless
-//! another is named), with how many are in each state, for the page's progress bars.
+//! another is named), with how many are in each state, for the page's progress bars; and how
+//! many started, succeeded and failed in each minute of the last hour, for its chart.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
+use super::query_filters::labels_asked;
 use super::responses::Unauthorized;
 use crate::domain::{Caller, State, kube_rules};
 
@@ -86,4 +88,79 @@ pub async fn campaigns(
         })
         .collect();
     Ok(Json(CampaignList { label, items }))
+}
+
+/// The longest window of `GET /v1/throughput`: a day.
+const MAX_MINUTES: u32 = 24 * 60;
+
+/// Starts and ends per minute.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Throughput {
+    /// Each minute of the window, oldest first, none left out.
+    pub minutes: Vec<Minute>,
+}
+
+/// What happened in one minute.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Minute {
+    /// The minute's start.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: jiff::Timestamp,
+    /// Submissions whose payload started running (again, after an eviction).
+    pub started: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+/// How many of the caller's submissions started, succeeded and failed in each minute of the
+/// last `minutes` (an admin: everyone's), from their recorded changes of state.
+#[utoipa::path(
+    get,
+    path = "/v1/throughput",
+    tag = "submissions",
+    params(
+        ("minutes" = Option<u32>, Query, description = "The window, 1 to 1440 minutes (default 60)", minimum = 1, maximum = 1440),
+        ("label" = Option<String>, Query, description = "`key=value`: only submissions with this label (a campaign's)", pattern = "^[^=]+=.*$"),
+    ),
+    responses(
+        Unauthorized,
+        (status = 200, body = Throughput),
+        (status = 400, description = "A query parameter is malformed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn throughput(
+    AppState(context): AppState<Context>,
+    caller: Caller,
+    query: QueryPairs,
+) -> ApiResult<Json<Throughput>> {
+    query.only(&["minutes", "label"])?;
+    let minutes = i64::from(query.number("minutes", 1..=MAX_MINUTES)?.unwrap_or(60));
+    let label = labels_asked(&query)?.into_iter().next();
+    let now_minute = jiff::Timestamp::now().as_second().div_euclid(60);
+    let first = now_minute - minutes + 1;
+    let since = jiff::Timestamp::from_second(first * 60)
+        .map_err(|error| ApiError::Internal(error.to_string()))?;
+    let owner = (!caller.admin).then_some(caller.user.as_str());
+    let counted = context
+        .store
+        .throughput(owner, label.as_ref(), since)
+        .await?;
+    let minutes = (first..=now_minute)
+        .map(|minute| {
+            let of = |wanted: State| {
+                counted
+                    .get(&minute)
+                    .and_then(|states| states.iter().find(|(state, _)| *state == wanted))
+                    .map_or(0, |(_, count)| *count)
+            };
+            Ok(Minute {
+                at: jiff::Timestamp::from_second(minute * 60)
+                    .map_err(|error| ApiError::Internal(error.to_string()))?,
+                started: of(State::Running),
+                succeeded: of(State::Succeeded),
+                failed: of(State::Failed),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(Throughput { minutes }))
 }

@@ -102,6 +102,7 @@ fn api(limit: Duration) -> OpenApiRouter<Context> {
         .routes(routes!(rerun::rerun))
         .routes(routes!(rerun::rerun_matching))
         .routes(routes!(campaigns::campaigns))
+        .routes(routes!(campaigns::throughput))
         .routes(routes!(cluster::jobs))
         .routes(routes!(cluster::pods))
         .routes(routes!(cluster::submission_events))

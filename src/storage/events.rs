@@ -260,15 +260,7 @@ impl Store {
             builder.push(")");
         }
         for (key, value) in &filter.labels {
-            builder
-                .push(
-                    " AND EXISTS (SELECT 1 FROM submission_labels l \
-                     WHERE l.submission_id = e.submission_id AND l.key = ",
-                )
-                .push_bind(key.clone())
-                .push(" AND l.value = ")
-                .push_bind(value.clone())
-                .push(")");
+            push_event_label(&mut builder, key, value);
         }
         builder
             .push(" ORDER BY e.revision LIMIT ")
@@ -427,6 +419,19 @@ impl Store {
 
 /// The event of a row with the columns `revision, submission_id, owner, previous_state, state,
 /// message, at_ms, name`; its labels are left for [`Store::attach_labels`].
+/// ` AND` the submission of event `e` carries label `key=value`.
+pub(super) fn push_event_label(builder: &mut QueryBuilder<Any>, key: &str, value: &str) {
+    builder
+        .push(
+            " AND EXISTS (SELECT 1 FROM submission_labels l \
+             WHERE l.submission_id = e.submission_id AND l.key = ",
+        )
+        .push_bind(key.to_owned())
+        .push(" AND l.value = ")
+        .push_bind(value.to_owned())
+        .push(")");
+}
+
 pub(super) fn event_from_row(row: &sqlx::any::AnyRow) -> Result<Event> {
     let revision: i64 = row.try_get("revision")?;
     let corrupt = |reason: String| StorageError::Corrupt {

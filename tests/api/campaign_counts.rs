@@ -68,3 +68,73 @@ async fn each_campaign_is_counted_by_state_and_only_the_callers(backend: Backend
     assert_eq!(refused["errors"][0]["field"], "label", "{refused}");
 }
 on_both_databases!(each_campaign_is_counted_by_state_and_only_the_callers);
+
+async fn throughput_counts_starts_and_ends_per_minute_of_the_callers_submissions(backend: Backend) {
+    // Arrange: two start, one succeeds, one fails; only one is in campaign mc16a
+    let app = spawn_app(backend).await;
+    let stored = batch(
+        &app,
+        body!({"submissions": [
+            labelled("a", body!({"campaign": "mc16a"})),
+            labelled("b", body!({"campaign": "mc16e"})),
+        ]}),
+    )
+    .await;
+    let (a, b) = (id_of(&stored[0]), id_of(&stored[1]));
+    let store = store_of(&app).await;
+    for id in [a, b] {
+        store
+            .update(id, |current| {
+                Some(submission_helper::domain::Progress {
+                    state: State::Running,
+                    ..current.progress.clone()
+                })
+            })
+            .await
+            .expect("update")
+            .expect("stored");
+    }
+    end(&store, a, State::Succeeded).await;
+    end(&store, b, State::Failed).await;
+
+    // Act
+    let all = json(app.get("/v1/throughput?minutes=5").await, StatusCode::OK).await;
+    let mc16a = json(
+        app.get("/v1/throughput?minutes=5&label=campaign%3Dmc16a")
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let refused = app.get("/v1/throughput?minutes=0").await;
+
+    // Assert
+    let total = |answer: &Value, what: &str| -> i64 {
+        answer["minutes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|minute| minute[what].as_i64())
+            .sum()
+    };
+    assert_eq!(all["minutes"].as_array().map(Vec::len), Some(5), "{all}");
+    assert_eq!(
+        [
+            total(&all, "started"),
+            total(&all, "succeeded"),
+            total(&all, "failed")
+        ],
+        [2, 1, 1],
+        "{all}"
+    );
+    assert_eq!(
+        [
+            total(&mc16a, "started"),
+            total(&mc16a, "succeeded"),
+            total(&mc16a, "failed")
+        ],
+        [1, 1, 0],
+        "{mc16a}"
+    );
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}
+on_both_databases!(throughput_counts_starts_and_ends_per_minute_of_the_callers_submissions);

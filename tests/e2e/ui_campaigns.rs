@@ -105,6 +105,20 @@ async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_f
         .await
         .expect("segments");
     assert_eq!(segments.len(), 3, "one segment per state with submissions");
+    // The last hour's chart: a line for each of started, succeeded and failed, said in words.
+    let caption = browser
+        .wait_for_text("the chart's totals", Duration::from_secs(30), "3 succeeded")
+        .await;
+    assert!(
+        caption.contains("0 started") && caption.contains("2 failed"),
+        "{caption}"
+    );
+    let lines = browser
+        .client
+        .find_all(fantoccini::Locator::Css("#throughput svg polyline"))
+        .await
+        .expect("lines");
+    assert_eq!(lines.len(), 3);
     browser.screenshot("1-campaigns").await;
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "the campaigns view: {violations:#?}");
