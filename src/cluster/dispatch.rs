@@ -227,9 +227,11 @@ async fn create_one(
         attempts,
     } = queued;
     // Read again right before the create: the batch was read a while ago, and a submission
-    // cancelled since must not get a Job at all (not even one deleted a moment later).
+    // cancelled since must not get a Job at all (not even one deleted a moment later), nor
+    // one rerun since the Job its earlier run's.
     match store.get(submission.id).await {
-        Ok(Some(now)) if now.progress.state == State::Queued => {}
+        Ok(Some(now))
+            if now.progress.state == State::Queued && now.job_name == submission.job_name => {}
         Ok(_) => return Attempt::Skipped,
         Err(error) => {
             tracing::warn!(%error, "could not re-read a queued submission; will retry");
@@ -237,7 +239,8 @@ async fn create_one(
         }
     }
     let created = cluster.create_job(&manifest::job(&submission, pods)).await;
-    if matches!(created, Ok(Created::Now)) {
+    // From its submit: a rerun's wait is not a submit's.
+    if matches!(created, Ok(Created::Now)) && submission.reruns == 0 {
         let waited = Timestamp::now().duration_since(submission.created_at);
         cluster
             .metrics()
@@ -287,7 +290,10 @@ async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
         }
         Err(error) => {
             tracing::warn!(%error, "could not create a Job; will retry");
-            if let Err(error) = store.release_claim(submission.id).await {
+            if let Err(error) = store
+                .release_claim(submission.id, &submission.job_name)
+                .await
+            {
                 tracing::warn!(%error, "could not give up a claim; it lapses by itself");
             }
             Outcome::Unreached(format!(
@@ -297,14 +303,18 @@ async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
         }
     };
     match store
-        .update(submission.id, |stored| outcome.progress(stored))
+        .update(submission.id, |stored| {
+            outcome.progress(stored, &submission.job_name)
+        })
         .await
     {
-        // Cancelled while this call created its Job: the Job must not stay. (Any other state
-        // than `queued` is fine: the controller may have recorded the new Job first.)
+        // Cancelled (or cancelled and rerun) while this call created its Job: the Job must not
+        // stay. (Any other state than `queued` is fine: the controller may have recorded the
+        // new Job first.)
         Ok(Some(updated))
             if matches!(created, Ok(Created::Now))
-                && updated.submission.progress.state == State::Cancelled =>
+                && (updated.submission.progress.state == State::Cancelled
+                    || updated.submission.job_name != submission.job_name) =>
         {
             if let Err(error) = cluster.delete_job(&submission.job_name).await {
                 tracing::warn!(%error, "could not delete the Job of a cancelled submission");
@@ -329,7 +339,13 @@ async fn defer(store: &Store, submission: &Submission, attempts: i64, error: &Cl
         .checked_add(wait)
         .unwrap_or_else(|_| Timestamp::now());
     if let Err(error) = store
-        .defer_dispatch(submission.id, attempts, next, &message)
+        .defer_dispatch(
+            submission.id,
+            &submission.job_name,
+            attempts,
+            next,
+            &message,
+        )
         .await
     {
         tracing::error!(%error, "could not record a refused create");
@@ -349,10 +365,11 @@ enum Outcome {
 }
 
 impl Outcome {
-    /// The submission's next progress; only a still-queued submission is touched, so a cancel
-    /// that raced with the create is never overwritten.
-    fn progress(&self, submission: &Submission) -> Option<Progress> {
-        if submission.progress.state != State::Queued {
+    /// The submission's next progress, if its run's Job is `job_name`; only a still-queued
+    /// submission is touched, so a cancel (or a cancel and a rerun) that raced with the create
+    /// is never overwritten.
+    fn progress(&self, submission: &Submission, job_name: &str) -> Option<Progress> {
+        if submission.progress.state != State::Queued || submission.job_name != job_name {
             return None;
         }
         let current = submission.progress.clone();
@@ -516,6 +533,59 @@ mod tests {
             handle.next_request().await.is_none(),
             "no request reached the API server"
         );
+    }
+
+    #[tokio::test]
+    async fn a_submission_cancelled_and_rerun_after_the_batch_was_read_gets_no_earlier_job() {
+        // Arrange: read for dispatch, then cancelled and rerun (a new Job name, still queued)
+        let scenario = stored_submission().await;
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let read_earlier = Queued {
+            submission: scenario.submission.clone(),
+            attempts: 0,
+        };
+        let id = scenario.submission.id;
+        scenario
+            .store
+            .update(id, |stored| {
+                Some(Progress {
+                    state: State::Cancelled,
+                    ..stored.progress.clone()
+                })
+            })
+            .await
+            .expect("cancel");
+        let filter = crate::storage::Filter {
+            ids: vec![id],
+            ..crate::storage::Filter::default()
+        };
+        scenario
+            .store
+            .rerun_matching(&filter, |submission| Ok(submission.spec.clone()), None)
+            .await
+            .expect("rerun");
+
+        // Act
+        let reached = dispatch_one(
+            &cluster,
+            &scenario.store,
+            read_earlier,
+            &PodSettings::default(),
+        )
+        .await;
+
+        // Assert: no create of the earlier run's Job, and the rerun still queued for its own
+        assert!(reached);
+        drop(cluster);
+        let mut handle = pin!(handle);
+        assert!(
+            handle.next_request().await.is_none(),
+            "no request reached the API server"
+        );
+        let stored = scenario.store.get(id).await.expect("read").expect("stored");
+        assert_eq!(stored.progress.state, State::Queued);
+        assert_eq!(stored.job_name, format!("{}-r1", id.job_name()));
     }
 
     fn status(code: u16, reason: &str, message: &str) -> serde_json::Value {

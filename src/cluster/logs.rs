@@ -94,10 +94,13 @@ fn newest(pods: Vec<Arc<Pod>>) -> Option<Arc<Pod>> {
     })
 }
 
-/// Finds the pod whose log to show, waiting up to `wait` for one to start when following.
+/// Finds the pod whose log to show, waiting up to `wait` for one to start when following:
+/// the one named, else the newest started pod of the submission's current run (its Job
+/// `job_name`; an earlier run's pods are asked for by name).
 pub async fn choose_pod(
     cluster: &Cluster,
     id: SubmissionId,
+    job_name: &str,
     request: &LogRequest,
     wait: Duration,
 ) -> Result<String, LogError> {
@@ -117,19 +120,36 @@ pub async fn choose_pod(
         }
         return Ok(name.clone());
     }
+    let run = run_prefix(job_name);
     let pods = cluster.pods_of(id).await?;
-    let started = newest(pods.into_iter().filter(|pod| has_started(pod)).collect());
+    let started = newest(
+        pods.into_iter()
+            .filter(|pod| has_started(pod) && of_run(pod, &run))
+            .collect(),
+    );
     if let Some(name) = started.and_then(|pod| pod.metadata.name.clone()) {
         return Ok(name);
     }
     if !request.follow {
         return Err(LogError::NotStarted);
     }
-    wait_for_start(cluster, id, None, wait).await
+    wait_for_start(cluster, id, Some(&run), wait).await
 }
 
-/// Waits for a pod of the submission (or the one named) to start, as the pod cache sees it:
-/// no watch of its own, however many followers wait.
+/// What the names of the pods of the Job `job_name` start with.
+pub fn run_prefix(job_name: &str) -> String {
+    format!("{job_name}-")
+}
+
+fn of_run(pod: &Pod, prefix: &str) -> bool {
+    pod.metadata
+        .name
+        .as_deref()
+        .is_some_and(|name| name.starts_with(prefix))
+}
+
+/// Waits for the pod of the submission whose name is, or starts with, `name` to start, as the
+/// pod cache sees it: no watch of its own, however many followers wait.
 async fn wait_for_start(
     cluster: &Cluster,
     id: SubmissionId,
@@ -141,10 +161,9 @@ async fn wait_for_start(
         loop {
             let changed = caches.pod_changed();
             let pods = cluster.pods_of(id).await?;
-            let found = pods.iter().find(|pod| {
-                name.is_none_or(|name| pod.metadata.name.as_deref() == Some(name))
-                    && has_started(pod)
-            });
+            let found = pods
+                .iter()
+                .find(|pod| name.is_none_or(|name| of_run(pod, name)) && has_started(pod));
             if let Some(name) = found.and_then(|pod| pod.metadata.name.clone()) {
                 return Ok(name);
             }
@@ -485,7 +504,7 @@ mod tests {
         archive_pod(&cluster, &store, id, &pod).await;
 
         let archived = store
-            .archived_log(id, pod.metadata.name.as_deref())
+            .archived_log(id, pod.metadata.name.as_deref(), "")
             .await
             .expect("read")
             .expect("a note");
@@ -512,7 +531,7 @@ mod tests {
         archive_pod(&cluster, &store, id, &pod).await;
 
         let archived = store
-            .archived_log(id, pod.metadata.name.as_deref())
+            .archived_log(id, pod.metadata.name.as_deref(), "")
             .await
             .expect("read")
             .expect("the log");

@@ -231,6 +231,10 @@ impl Reconciler {
         let updated = self
             .store
             .advance(id, |current| {
+                // Rerun since it was read: what was seen is of the earlier run's Job.
+                if current.job_name != submission.job_name {
+                    return None;
+                }
                 let next = match &deadline {
                     Deadline::Passed(stuck) => {
                         progress::failed_stuck(current, stuck, self.pending_timeout)

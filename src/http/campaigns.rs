@@ -45,8 +45,8 @@ pub struct Campaign {
 
 /// Campaigns: the caller's submissions grouped by a label's value, counted by state.
 ///
-/// An admin sees every user's. Each change of state is also on `/v1/events`, for a page that
-/// keeps the counts live.
+/// Only the caller's own, admins' too: what a bulk rerun or cancel of a group acts on. Each
+/// change of state is also on `/v1/events`, for a page that keeps the counts live.
 #[utoipa::path(
     get,
     path = "/v1/campaigns",
@@ -68,8 +68,10 @@ pub async fn campaigns(
     query.only(&["label"])?;
     let label = query.single("label")?.unwrap_or(DEFAULT_LABEL).to_owned();
     kube_rules::label_key(&label).map_err(|reason| ApiError::bad_request("label", reason))?;
-    let owner = (!caller.admin).then_some(caller.user.as_str());
-    let groups = context.store.groups(&label, owner, MAX_GROUPS).await?;
+    let groups = context
+        .store
+        .groups(&label, Some(&caller.user), MAX_GROUPS)
+        .await?;
     let items = groups
         .into_iter()
         .map(|group| {
@@ -113,7 +115,7 @@ pub struct Minute {
 }
 
 /// How many of the caller's submissions started, succeeded and failed in each minute of the
-/// last `minutes` (an admin: everyone's), from their recorded changes of state.
+/// last `minutes`, from their recorded changes of state.
 #[utoipa::path(
     get,
     path = "/v1/throughput",
@@ -140,10 +142,9 @@ pub async fn throughput(
     let first = now_minute - minutes + 1;
     let since = jiff::Timestamp::from_second(first * 60)
         .map_err(|error| ApiError::Internal(error.to_string()))?;
-    let owner = (!caller.admin).then_some(caller.user.as_str());
     let counted = context
         .store
-        .throughput(owner, label.as_ref(), since)
+        .throughput(Some(&caller.user), label.as_ref(), since)
         .await?;
     let minutes = (first..=now_minute)
         .map(|minute| {

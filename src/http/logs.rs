@@ -112,7 +112,9 @@ async fn answer(
         ..request.clone()
     };
     let chosen = tokio::select! {
-        chosen = logs::choose_pod(&context.cluster, submission.id, &choose, context.log_wait) => chosen,
+        chosen = logs::choose_pod(
+            &context.cluster, submission.id, &submission.job_name, &choose, context.log_wait,
+        ) => chosen,
         () = context.shutdown.cancelled() => {
             return Err(ApiError::ClusterUnavailable("the service is shutting down".into()));
         }
@@ -140,7 +142,11 @@ async fn answer(
         // The pod is gone (or the cluster cannot be asked): what was archived is the log.
         Err(error) => match context
             .store
-            .archived_log(submission.id, request.pod.as_deref())
+            .archived_log(
+                submission.id,
+                request.pod.as_deref(),
+                &logs::run_prefix(&submission.job_name),
+            )
             .await?
         {
             Some(archived) => {

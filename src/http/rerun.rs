@@ -142,7 +142,9 @@ pub async fn rerun(
         matched,
         dependents,
         left,
+        superseded,
     } = reran;
+    context.cancels.delete_jobs(superseded);
     if let Some((_, why)) = left.into_iter().next() {
         return Err(ApiError::Conflict(why));
     }
@@ -237,6 +239,9 @@ pub async fn rerun_matching(
     };
     let key = keyed(&caller, submitted.idempotency, "matching");
     let (reran, replayed) = store(&context, &filter, &changes, key.as_ref()).await?;
+    context
+        .cancels
+        .delete_jobs(reran.superseded.iter().cloned());
     tracing::info!(
         count = reran.matched.len(),
         dependents = reran.dependents.len(),

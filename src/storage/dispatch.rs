@@ -255,12 +255,16 @@ impl Store {
 
     /// Gives up a claim (the Job could not be created yet): the submission stays queued and no
     /// longer counts against its limits.
-    pub async fn release_claim(&self, id: SubmissionId) -> Result<()> {
+    pub async fn release_claim(&self, id: SubmissionId, job_name: &str) -> Result<()> {
         let _turn = self.turn_to_write().await;
-        sqlx::query("UPDATE submissions SET claimed_at = NULL WHERE id = $1 AND state = 'queued'")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE submissions SET claimed_at = NULL \
+             WHERE id = $1 AND state = 'queued' AND job_name = $2",
+        )
+        .bind(id.to_string())
+        .bind(job_name.to_owned())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -292,12 +296,13 @@ impl Store {
         Ok(due.and_then(|due| Timestamp::from_millisecond(due).ok()))
     }
 
-    /// Records a refused create of a still-queued submission: its attempts so far, when to try
-    /// again, and why it waits; its claim is given up. False if it is no longer queued
-    /// (cancelled meanwhile).
+    /// Records a refused create of a still-queued submission whose run's Job is `job_name`:
+    /// its attempts so far, when to try again, and why it waits; its claim is given up. False
+    /// if it is no longer queued for that Job (cancelled, or rerun, meanwhile).
     pub async fn defer_dispatch(
         &self,
         id: SubmissionId,
+        job_name: &str,
         attempts: i64,
         next: Timestamp,
         message: &str,
@@ -306,13 +311,14 @@ impl Store {
         let result = sqlx::query(
             "UPDATE submissions SET dispatch_attempts = $1, next_dispatch_at = $2, message = $3, \
              claimed_at = NULL, updated_at = $4, version = version + 1 \
-             WHERE id = $5 AND state = 'queued'",
+             WHERE id = $5 AND state = 'queued' AND job_name = $6",
         )
         .bind(attempts)
         .bind(next.as_millisecond())
         .bind(message.to_owned())
         .bind(Timestamp::now().to_string())
         .bind(id.to_string())
+        .bind(job_name.to_owned())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)

@@ -57,19 +57,23 @@ impl Store {
             .collect()
     }
 
-    /// An archived log: of the named pod, or of the submission's newest pod.
+    /// An archived log: of the named pod, or of the newest pod whose name starts with
+    /// `run_prefix` (a run's; `""`: any).
     pub async fn archived_log(
         &self,
         id: SubmissionId,
         pod_name: Option<&str>,
+        run_prefix: &str,
     ) -> Result<Option<ArchivedLog>> {
         let row = sqlx::query(
             "SELECT pod_name, content_base64, truncated_bytes FROM pod_logs \
              WHERE submission_id = $1 AND ($2 = '' OR pod_name = $2) \
+             AND ($2 <> '' OR pod_name LIKE $3) \
              ORDER BY pod_created_at DESC, pod_name DESC LIMIT 1",
         )
         .bind(id.to_string())
         .bind(pod_name.unwrap_or_default().to_owned())
+        .bind(format!("{run_prefix}%"))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };

@@ -83,9 +83,8 @@ async fn a_campaigns_three_failed_samples_and_its_merge_run_again_and_nothing_el
     assert_eq!(reran["also_rerun"][0]["id"], merge.to_string());
     assert_eq!(reran["also_rerun"][0]["state"], "waiting");
     assert_eq!(
-        reran["also_rerun"][0]["resources"]["requests"]["memory"],
-        stored[20]["resources"]["requests"]["memory"],
-        "the merge keeps its own memory"
+        reran["also_rerun"][0]["resources"]["requests"]["memory"], "8000M",
+        "the merge matched the filter too: {reran}"
     );
     assert_eq!(reran["not_rerun"], body!([]));
     let untouched = state_of(&app, samples[0]).await;
@@ -265,3 +264,21 @@ async fn a_rerun_without_a_body_changes_nothing_but_the_run(backend: Backend) {
     assert_eq!(reran["message"], "rerun by request");
 }
 on_both_databases!(a_rerun_without_a_body_changes_nothing_but_the_run);
+
+async fn a_refused_rerun_leaves_its_key_for_a_retry_that_can_rerun(backend: Backend) {
+    // Arrange: still queued
+    let app = spawn_app(backend).await;
+    let id = id_of(&app.submit(sample("early")).await);
+    let path = format!("/v1/submissions/{id}/rerun");
+
+    // Act: too early, then after it failed, with the same key
+    let early = post_with_key(&app, &path, "rerun-early", &body!({})).await;
+    end(&store_of(&app).await, id, State::Failed).await;
+    let later = post_with_key(&app, &path, "rerun-early", &body!({})).await;
+
+    // Assert
+    assert_eq!(early.status(), StatusCode::CONFLICT);
+    let later = json(later, StatusCode::OK).await;
+    assert_eq!(later["reruns"], 1, "{later}");
+}
+on_both_databases!(a_refused_rerun_leaves_its_key_for_a_retry_that_can_rerun);

@@ -637,7 +637,7 @@ async fn a_database_of_the_previous_release_keeps_everything_when_upgraded(backe
     .await;
     assert_eq!(ids(&by_label), [kept.id]);
     let log = store
-        .archived_log(kept.id, None)
+        .archived_log(kept.id, None, "")
         .await
         .expect("read log")
         .expect("kept log");

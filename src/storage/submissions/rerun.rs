@@ -134,6 +134,9 @@ pub struct Reran {
     pub dependents: Vec<Submission>,
     /// Submissions the request matched that were not rerun, and why.
     pub left: Vec<(Submission, String)>,
+    /// The Jobs of earlier runs that were cancelled, which must go if a delete after the
+    /// cancel did not get through (the controller only follows a submission's current Job).
+    pub superseded: Vec<(SubmissionId, String)>,
 }
 
 /// What a rerun under an idempotency key did.
@@ -179,6 +182,12 @@ impl Store {
                 tx.rollback().await?;
                 continue;
             };
+            if reran.matched.is_empty() && reran.dependents.is_empty() {
+                // Nothing to rerun: nothing is written, and a key stays free for a retry that
+                // may find something to rerun.
+                tx.rollback().await?;
+                return Ok(RerunStored::New(reran));
+            }
             if let Some(key) = key {
                 let ids = RerunIds {
                     rerun: reran.matched.iter().map(|s| s.id.to_string()).collect(),
@@ -196,10 +205,8 @@ impl Store {
             }
             tx.commit().await?;
             drop(turn);
-            if !reran.matched.is_empty() {
-                self.events_committed();
-                self.wake_dispatcher();
-            }
+            self.events_committed();
+            self.wake_dispatcher();
             return Ok(RerunStored::New(reran));
         }
         Err(StorageError::Contended(
@@ -233,12 +240,11 @@ impl Store {
             let (submission, version) = from_row(&row)?;
             if row.try_get::<i64, _>("ended_by_dependency")? != 0 {
                 cascaded.push(submission.id);
-                specs.insert(submission.id, submission.spec.clone());
             }
             found.insert(submission.id, (submission, version));
         }
         let matched: BTreeSet<SubmissionId> = found.keys().copied().collect();
-        for id in matched.iter().filter(|id| !cascaded.contains(id)) {
+        for id in &matched {
             let submission = &found[id].0;
             let spec = if submission.spec.tes.is_some() {
                 Err("a TES task is not rerun: its workflow engine retries it".to_owned())
@@ -354,6 +360,9 @@ impl Store {
             let row = RerunRow::new(submission, spec, state, message, waiting_on);
             if !write_rerun(tx, &row, id, *version).await? {
                 return Ok(None);
+            }
+            if submission.progress.state == State::Cancelled {
+                reran.superseded.push((id, submission.job_name.clone()));
             }
             changes.push(row.change(submission));
             let submission = row.into_submission(submission);
