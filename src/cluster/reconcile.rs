@@ -56,7 +56,7 @@ pub struct Reconciler {
     pub pending_timeout: Duration,
     /// The last state of Jobs deleted since their submission was last reconciled: a Job
     /// deleted after it ended keeps its outcome.
-    deleted_jobs: Mutex<HashMap<SubmissionId, Job>>,
+    deleted_jobs: Mutex<HashMap<SubmissionId, Vec<Job>>>,
     /// Pods that vanished before they ended, by submission.
     lost_pods: Mutex<HashMap<SubmissionId, BTreeSet<String>>>,
     /// Pods deleted after they ended, by submission, until their submission ends.
@@ -85,7 +85,11 @@ impl Reconciler {
 
     /// Keeps the last state of a deleted Job for the next reconcile of its submission.
     pub fn job_deleted(&self, id: SubmissionId, job: Job) {
-        self.deleted_jobs.lock().insert(id, job);
+        let mut deleted = self.deleted_jobs.lock();
+        let jobs = deleted.entry(id).or_default();
+        // One per name: each of a submission's runs has its own Job.
+        jobs.retain(|kept| kept.metadata.name != job.metadata.name);
+        jobs.push(job);
     }
 
     /// Keeps a pod deleted after it ended for the next reconcile of its submission, which
@@ -303,8 +307,12 @@ impl Reconciler {
         name: &str,
     ) -> Result<Uncached, ReconcileError> {
         // An earlier run's Job deleted (by its time to live) says nothing of this run's.
-        let deleted = self.deleted_jobs.lock().get(&id).cloned();
-        if let Some(last) = deleted.filter(|last| last.metadata.name.as_deref() == Some(name)) {
+        let deleted = self.deleted_jobs.lock().get(&id).and_then(|jobs| {
+            jobs.iter()
+                .find(|job| job.metadata.name.as_deref() == Some(name))
+                .cloned()
+        });
+        if let Some(last) = deleted {
             return Ok(Uncached::Deleted(Some(last)));
         }
         Ok(match self.cluster.get_job(name).await? {
