@@ -40,6 +40,16 @@ pub struct Watched {
 const WATCHED: [&str; 2] = ["jobs", "pods"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RerunCause {
+    /// `memory` (a kill for memory under `retry_policy.on_oom`) or `request` (a user's rerun,
+    /// with what came back with it).
+    pub cause: &'static str,
+}
+
+/// The causes of [`RerunCause`].
+const RERUN_CAUSES: [&str; 2] = ["memory", "request"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Answer {
     /// As [`Verb::verb`].
     pub verb: &'static str,
@@ -73,6 +83,8 @@ pub struct ClusterMetrics {
     pub watch_restarts: Family<Watched, Counter>,
     /// Errors a watch met (it retries with a backoff).
     pub watch_errors: Family<Watched, Counter>,
+    /// Submissions run again under their id, by cause.
+    pub reruns: Family<RerunCause, Counter>,
 }
 
 impl Default for ClusterMetrics {
@@ -99,6 +111,10 @@ impl Default for ClusterMetrics {
         for result in ["ok", "error"] {
             reconciles.get_or_create(&Outcome { result }).inc_by(0);
         }
+        let reruns = Family::<RerunCause, Counter>::default();
+        for cause in RERUN_CAUSES {
+            reruns.get_or_create(&RerunCause { cause }).inc_by(0);
+        }
         for (verb, success) in VERBS {
             api_requests.get_or_create(&Verb { verb }).inc_by(0);
             api_answers
@@ -119,6 +135,7 @@ impl Default for ClusterMetrics {
             job_created_to_running,
             watch_restarts,
             watch_errors,
+            reruns,
         }
     }
 }
@@ -175,6 +192,11 @@ impl ClusterMetrics {
             "watch_errors",
             "Errors a watch of the cluster met before retrying, by resource",
             self.watch_errors.clone(),
+        );
+        registry.register(
+            "reruns",
+            "Submissions run again under their id, by cause (memory: a kill under on_oom; request: a user's rerun)",
+            self.reruns.clone(),
         );
     }
 

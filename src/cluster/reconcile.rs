@@ -261,6 +261,14 @@ impl Reconciler {
             if changed {
                 tracing::info!(submission_id = %id, %state, "submission progressed");
             }
+            if updated.submission.job_name != submission.job_name {
+                tracing::info!(submission_id = %id, job = %updated.submission.job_name, "rerun for memory");
+                self.cluster
+                    .metrics()
+                    .reruns
+                    .get_or_create(&super::metrics::RerunCause { cause: "memory" })
+                    .inc();
+            }
             if changed && state == State::Running && submission.progress.state != State::Running {
                 self.note_running(&seen);
             }

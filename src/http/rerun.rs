@@ -17,6 +17,7 @@ use super::responses::{NoSuchSubmission, NotJson, Unauthorized};
 use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
 use super::submit::mark_replayed;
+use crate::cluster::metrics::RerunCause;
 use crate::domain::{Caller, Cpus, FieldError, RerunChanges, State, Submission};
 use crate::storage::{Filter, IdempotencyKey, Reran, RerunStored};
 
@@ -145,6 +146,9 @@ pub async fn rerun(
         superseded,
     } = reran;
     context.cancels.delete_jobs(superseded);
+    if !replayed {
+        count_reruns(&context, matched.len() + dependents.len());
+    }
     if let Some((_, why)) = left.into_iter().next() {
         return Err(ApiError::Conflict(why));
     }
@@ -242,6 +246,9 @@ pub async fn rerun_matching(
     context
         .cancels
         .delete_jobs(reran.superseded.iter().cloned());
+    if !replayed {
+        count_reruns(&context, reran.matched.len() + reran.dependents.len());
+    }
     tracing::info!(
         count = reran.matched.len(),
         dependents = reran.dependents.len(),
@@ -271,6 +278,16 @@ pub async fn rerun_matching(
     .into_response();
     mark_replayed(&mut response, replayed);
     Ok(response)
+}
+
+/// Counts `count` submissions rerun by request in `/metrics`.
+fn count_reruns(context: &Context, count: usize) {
+    context
+        .cluster
+        .metrics()
+        .reruns
+        .get_or_create(&RerunCause { cause: "request" })
+        .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
 }
 
 /// Why `submission` cannot be rerun, if it cannot.

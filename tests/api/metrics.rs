@@ -16,7 +16,7 @@ use crate::on_both_databases;
 use crate::prometheus::{Format, Scrape, official_parse};
 use crate::support::{Backend, TestApp, eventually, spawn_app};
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     Scrape::parse(&response.text().await.expect("text"))
@@ -250,6 +250,7 @@ async fn both_formats_read_by_the_official_parsers_type_every_counter_and_histog
         ("submission_helper_apiserver_responses", "counter"),
         ("submission_helper_watch_restarts", "counter"),
         ("submission_helper_watch_errors", "counter"),
+        ("submission_helper_reruns", "counter"),
         ("submission_helper_webhook_deliveries", "counter"),
         (
             "submission_helper_http_request_duration_seconds",

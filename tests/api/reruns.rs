@@ -117,6 +117,9 @@ async fn a_rerun_is_seen_as_a_change_of_state_back_to_queued(backend: Backend) {
     let event = stream.states(1).await.remove(0);
     assert_eq!(event["previous_state"], "failed", "{event}");
     assert_eq!(event["state"], "queued", "{event}");
+    let metrics = crate::metrics::scrape(&app).await;
+    let counted = |cause| metrics.value("submission_helper_reruns_total", &[("cause", cause)]);
+    assert_eq!((counted("request"), counted("memory")), (1.0, 0.0));
 }
 on_both_databases!(a_rerun_is_seen_as_a_change_of_state_back_to_queued);
 

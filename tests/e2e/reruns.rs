@@ -10,7 +10,7 @@ use kube::api::{Api, ListParams};
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
 
-use crate::harness::{PAYLOAD_IMAGE, TestCluster, follow_states, id};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, follow_states, id, metric};
 use crate::on_the_cluster;
 use crate::support::{Backend, json};
 
@@ -75,6 +75,10 @@ async fn a_payload_killed_for_memory_runs_again_with_twice_the_memory_and_succee
     assert_eq!(attempts[1]["exit_code"], 0);
     assert_eq!(attempts[1]["memory"], "2Gi");
     assert!(seen.contains(&"queued".to_owned()), "{seen:?}");
+    assert_eq!(
+        metric(&app, "submission_helper_reruns_total{cause=\"memory\"}").await,
+        1.0
+    );
     // The first run's log stays readable.
     let pod = attempts[0]["pod"].as_str().unwrap_or_default();
     let log = app
