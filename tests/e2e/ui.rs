@@ -247,6 +247,13 @@ async fn a_user_signs_in_submits_watches_it_run_follows_its_log_and_cancels_it()
         .unwrap_or_default();
     assert_eq!(row.get(1..3), Some(&["3", "Error"][..]), "{attempts}");
     assert_eq!(row.get(4), Some(&"yes"), "{attempts}");
+    // What Kubernetes recorded about it: the job controller created its pod.
+    let recorded = eventually("its Kubernetes events", Duration::from_secs(30), || async {
+        let table = browser.find("#cluster-events").await.text().await.ok()?;
+        table.contains("SuccessfulCreate").then_some(table)
+    })
+    .await;
+    assert!(recorded.contains("job-controller"), "{recorded}");
     browser.screenshot("6-attempts").await;
     let violations = browser.accessibility_violations().await;
     assert!(

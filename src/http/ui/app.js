@@ -297,6 +297,7 @@ async function detailView(id) {
   const job = el("table", { id: "job" });
   const pods = el("table", { id: "pods" });
   const attempts = el("table", { id: "attempts" });
+  const clusterEvents = el("table", { id: "cluster-events" });
   fillTable(attempts, ["POD", "EXIT CODE", "REASON", "MEMORY", "RETRY USED", "ENDED"],
     (s.attempts || []).map((a) => [a.pod, a.exit_code ?? "<none>", a.reason || "<none>",
       a.memory || "<none>", a.counted ? "yes" : (a.disrupted ? "no (disrupted)" : "no"),
@@ -309,8 +310,9 @@ async function detailView(id) {
     ...(active ? [cancel] : []), ...(rerunnable ? [rerunBar] : []), download,
     el("h3", {}, "Changes"), timeline(s.id),
     el("h3", {}, "Job"), job, el("h3", {}, "Pods"), pods, el("h3", {}, "Attempts"), attempts,
+    el("h3", {}, "Kubernetes events"), clusterEvents,
     el("h3", {}, "Log"), search.bar, log);
-  clusterTables(s, job, pods);
+  clusterTables(s, job, pods, clusterEvents);
   const logs = await api(`/v1/submissions/${encodeURIComponent(id)}/logs?follow=true`);
   if (!logs.ok || !logs.body) return;
   const reader = logs.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -372,8 +374,11 @@ function fillTable(table, headers, rows, none) {
       ...row.map((cell) => el("td", {}, cell instanceof Node ? cell : String(cell)))))));
 }
 
-/** The submission's Job and pods as `kubectl get jobs` and `kubectl get pods` show them. */
-async function clusterTables(s, job, pods) {
+/**
+ * The submission's Jobs and pods as `kubectl get jobs` and `kubectl get pods` show them, and
+ * the events Kubernetes recorded about them.
+ */
+async function clusterTables(s, job, pods, events) {
   const selector = encodeURIComponent(`submission-helper.io/submission-id=${s.id}`);
   const jobs = await api(`/v1/jobs?label_selector=${selector}`);
   const jobRows = jobs.ok ? (await jobs.json()).items : [];
@@ -385,6 +390,13 @@ async function clusterTables(s, job, pods) {
   fillTable(pods, ["NAME", "READY", "STATUS", "RESTARTS", "NODE"],
     podRows.map((p) => [p.name, p.ready, p.status, p.restarts, p.node || "<none>"]),
     answer.ok ? "No pod in the cluster now." : "The cluster cannot be asked now.");
+  // What Kubernetes recorded about its Jobs and pods, as `kubectl describe` lists it.
+  const recorded = await api(`/v1/submissions/${encodeURIComponent(s.id)}/cluster-events`);
+  const eventRows = recorded.ok ? (await recorded.json()).items : [];
+  fillTable(events, ["TYPE", "REASON", "OBJECT", "AGE", "FROM", "MESSAGE"],
+    eventRows.map((e) => [e.type, e.reason, e.object, ago(e.last_seen),
+      e.count > 1 ? `${e.from} (×${e.count})` : e.from, e.message]),
+    recorded.ok ? "Kubernetes has recorded nothing about it (events last an hour)." : "The cluster cannot be asked now.");
 }
 
 const FIELDS = [["name", "Name"], ["image", "Image"], ["command", "Command"],
