@@ -376,6 +376,30 @@ async fn the_list_pages_through_older_submissions_and_cancel_all_counts_every_ma
     browser.click("#newer").await;
     assert_eq!(page_rows(&browser, "big-069").await.len(), 50);
 
+    // The page sorts by a column's header, and the other way round on a second click.
+    // (This page holds big-072 down to big-023.)
+    for (first, sorted) in [("big-023", "ascending"), ("big-072", "descending")] {
+        browser.click("th button[data-column='Name']").await;
+        let rows = eventually(
+            "the rows sorted by name",
+            Duration::from_secs(10),
+            || async {
+                let rows = rows(&browser).await?;
+                rows.first()?.contains(first).then_some(rows)
+            },
+        )
+        .await;
+        assert_eq!(rows.len(), 50);
+        let order = browser
+            .find("th:has(button[data-column='Name'])")
+            .await
+            .attr("aria-sort")
+            .await
+            .ok()
+            .flatten();
+        assert_eq!(order.as_deref(), Some(sorted));
+    }
+
     // Cancel all of one campaign: the count is every match, not a page of them.
     browser.fill("f-label", "campaign=big").await;
     browser.click("#filters button[type=submit]").await;

@@ -74,8 +74,37 @@ async function listView() {
     el("label", { for: "f-name" }, "Name"), el("input", { id: "f-name" }),
     el("button", { type: "submit" }, "Filter"));
   const body = el("tbody");
-  const table = el("table", {}, el("thead", {}, el("tr", {},
-    ...["Name", "State", "Message", "Created"].map((h) => el("th", {}, h)))), body);
+  // The page's rows sort by a column's header (again: the other way); the server's order,
+  // newest first, until one is chosen.
+  const columns = [["Name", (s) => s.name || s.id], ["State", (s) => ORDER.indexOf(s.state)],
+    ["Message", (s) => s.message || ""], ["Created", (s) => s.created_at]];
+  let items = [];
+  let sortBy = null, ascending = true;
+  const heads = columns.map(([title], index) => {
+    const button = el("button", { type: "button", class: "sort", "data-column": title }, title);
+    button.addEventListener("click", () => {
+      ascending = sortBy === index ? !ascending : true;
+      sortBy = index;
+      render();
+    });
+    return el("th", { "aria-sort": "none" }, button);
+  });
+  const table = el("table", {}, el("thead", {}, el("tr", {}, ...heads)), body);
+  const render = () => {
+    const rows = [...items];
+    if (sortBy !== null) {
+      const key = columns[sortBy][1];
+      rows.sort((a, b) => {
+        const [x, y] = [key(a), key(b)];
+        return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1);
+      });
+    }
+    heads.forEach((head, index) => head.setAttribute("aria-sort",
+      index !== sortBy ? "none" : ascending ? "ascending" : "descending"));
+    body.replaceChildren(...rows.map((s) => el("tr", {},
+      el("td", {}, el("a", { href: `#/submissions/${s.id}` }, s.name || s.id)),
+      el("td", {}, badge(s.state)), el("td", {}, s.message || ""), el("td", {}, ago(s.created_at)))));
+  };
   // Pages of PAGE rows, newest first: the cursor of the page shown, and those before it.
   let cursor = null;
   const earlier = [];
@@ -97,9 +126,8 @@ async function listView() {
     if (!answer.ok) return;
     const page = await answer.json();
     next = page.next_cursor || null;
-    body.replaceChildren(...page.items.map((s) => el("tr", {},
-      el("td", {}, el("a", { href: `#/submissions/${s.id}` }, s.name || s.id)),
-      el("td", {}, badge(s.state)), el("td", {}, s.message || ""), el("td", {}, ago(s.created_at)))));
+    items = page.items;
+    render();
     older.toggleAttribute("disabled", !next);
     newer.toggleAttribute("disabled", earlier.length === 0);
   };
@@ -141,6 +169,9 @@ async function listView() {
 
 /** The list's filters: each query parameter and its input. */
 const FILTERS = [["state", "f-state"], ["label", "f-label"], ["name", "f-name"]];
+
+/** The states in the order of a submission's life, for sorting by state. */
+const ORDER = ["waiting", "queued", "pending", "running", "succeeded", "failed", "cancelled"];
 
 /** Rows per page of the list. */
 const PAGE = 50;
