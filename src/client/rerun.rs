@@ -10,7 +10,7 @@ use super::api::Api;
 use super::args::RerunArgs;
 use super::each;
 use super::error::ClientError;
-use super::model::{self, Reran, Submission};
+use super::model::{self, Page, Reran, Submission};
 use super::outcome::Outcome;
 use super::terminal;
 
@@ -54,22 +54,54 @@ pub fn rerun_filter(args: &RerunArgs) -> Value {
     Value::Object(filter)
 }
 
-/// What is about to run again, in words.
-pub fn question(args: &RerunArgs) -> String {
-    let which = match (args.failed, args.cancelled) {
+/// The states a rerun by label takes.
+fn states(args: &RerunArgs) -> &'static str {
+    match (args.failed, args.cancelled) {
         (true, false) => "failed",
         (false, true) => "cancelled",
         _ => "failed or cancelled",
-    };
+    }
+}
+
+/// What is about to run again, in words: `count` of them.
+pub fn question(args: &RerunArgs, count: usize) -> String {
     let labels: Vec<String> = args
         .selector
         .iter()
         .map(|(key, value)| format!("{key}={value}"))
         .collect();
     format!(
-        "Rerun every {which} submission of yours labelled {}?",
+        "Rerun the {count} {} submission(s) of yours labelled {}?",
+        states(args),
         labels.join(", ")
     )
+}
+
+/// How many of the caller's submissions a rerun by label matches, counted through every page.
+async fn count_matching(api: &Api, args: &RerunArgs) -> Result<usize, ClientError> {
+    let state = match (args.failed, args.cancelled) {
+        (true, false) => "failed",
+        (false, true) => "cancelled",
+        _ => "failed,cancelled",
+    };
+    let mut query = vec![("state", state.to_owned()), ("limit", "1000".to_owned())];
+    for (key, value) in &args.selector {
+        query.push(("label", format!("{key}={value}")));
+    }
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page_query = query.clone();
+        if let Some(cursor) = &cursor {
+            page_query.push(("cursor", cursor.clone()));
+        }
+        let page: Page = api.get("v1/submissions", &page_query).await?;
+        count += page.items.len();
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(count),
+        }
+    }
 }
 
 pub async fn run(api: &Api, args: &RerunArgs) -> Result<Outcome, ClientError> {
@@ -89,7 +121,15 @@ pub async fn run(api: &Api, args: &RerunArgs) -> Result<Outcome, ClientError> {
 }
 
 async fn rerun_matching(api: &Api, args: &RerunArgs) -> Result<Outcome, ClientError> {
-    let question = question(args);
+    let count = count_matching(api, args).await?;
+    if count == 0 {
+        eprintln!(
+            "no {} submission of yours has these labels; nothing rerun",
+            states(args)
+        );
+        return Ok(Outcome::Success);
+    }
+    let question = question(args, count);
     if !terminal::meant(&question, args.yes)? {
         eprintln!("nothing rerun");
         return Ok(Outcome::Success);
@@ -144,8 +184,8 @@ mod tests {
             json!({"labels": {"campaign": "mc16e"}, "state": ["failed"], "memory": "8000M"})
         );
         assert_eq!(
-            question(&args),
-            "Rerun every failed submission of yours labelled campaign=mc16e?"
+            question(&args, 3),
+            "Rerun the 3 failed submission(s) of yours labelled campaign=mc16e?"
         );
     }
 

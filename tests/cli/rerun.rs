@@ -58,7 +58,12 @@ async fn rerun_by_label_needs_yes_then_reruns_only_the_failed_with_more_memory(b
 
     // Assert
     refused.expect_code(2);
-    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("Rerun the 1 failed submission(s)")
+            && refused.stderr.contains("--yes"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(confirmed.expect_code(0).lines(), [format!("{a1} rerun")]);
     assert!(
         confirmed.stderr.contains("1 submission(s) rerun"),
