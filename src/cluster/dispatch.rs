@@ -498,11 +498,9 @@ mod tests {
         (stored.progress, reached, scenario)
     }
 
-    #[tokio::test]
-    async fn a_submission_cancelled_after_the_batch_was_read_gets_no_job() {
+    /// The stored submission as a dispatch batch read it, then cancelled.
+    async fn read_then_cancelled() -> (Scenario, Queued) {
         let scenario = stored_submission().await;
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
         let read_earlier = Queued {
             submission: scenario.submission.clone(),
             attempts: 0,
@@ -517,14 +515,15 @@ mod tests {
             })
             .await
             .expect("cancel");
+        (scenario, read_earlier)
+    }
 
-        let reached = dispatch_one(
-            &cluster,
-            &scenario.store,
-            read_earlier,
-            &PodSettings::default(),
-        )
-        .await;
+    /// Dispatches what a batch read earlier and asserts that no request reached the API server.
+    async fn dispatch_sends_nothing(store: &Store, read_earlier: Queued) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+
+        let reached = dispatch_one(&cluster, store, read_earlier, &PodSettings::default()).await;
 
         assert!(reached);
         drop(cluster);
@@ -536,26 +535,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_submission_cancelled_after_the_batch_was_read_gets_no_job() {
+        let (scenario, read_earlier) = read_then_cancelled().await;
+
+        dispatch_sends_nothing(&scenario.store, read_earlier).await;
+    }
+
+    #[tokio::test]
     async fn a_submission_cancelled_and_rerun_after_the_batch_was_read_gets_no_earlier_job() {
         // Arrange: read for dispatch, then cancelled and rerun (a new Job name, still queued)
-        let scenario = stored_submission().await;
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
-        let read_earlier = Queued {
-            submission: scenario.submission.clone(),
-            attempts: 0,
-        };
+        let (scenario, read_earlier) = read_then_cancelled().await;
         let id = scenario.submission.id;
-        scenario
-            .store
-            .update(id, |stored| {
-                Some(Progress {
-                    state: State::Cancelled,
-                    ..stored.progress.clone()
-                })
-            })
-            .await
-            .expect("cancel");
         let filter = crate::storage::Filter {
             ids: vec![id],
             ..crate::storage::Filter::default()
@@ -566,23 +556,10 @@ mod tests {
             .await
             .expect("rerun");
 
-        // Act
-        let reached = dispatch_one(
-            &cluster,
-            &scenario.store,
-            read_earlier,
-            &PodSettings::default(),
-        )
-        .await;
+        // Act and assert: no create of the earlier run's Job
+        dispatch_sends_nothing(&scenario.store, read_earlier).await;
 
-        // Assert: no create of the earlier run's Job, and the rerun still queued for its own
-        assert!(reached);
-        drop(cluster);
-        let mut handle = pin!(handle);
-        assert!(
-            handle.next_request().await.is_none(),
-            "no request reached the API server"
-        );
+        // The rerun is still queued for its own Job.
         let stored = scenario.store.get(id).await.expect("read").expect("stored");
         assert_eq!(stored.progress.state, State::Queued);
         assert_eq!(stored.job_name, format!("{}-r1", id.job_name()));

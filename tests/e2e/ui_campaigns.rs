@@ -28,6 +28,22 @@ async fn counts_shown(browser: &Browser, campaign: &str, expected: &str) -> Stri
     .await
 }
 
+/// Stores `requests` in one batch, and returns their ids in order.
+async fn store_batch(app: &TestApp, requests: Vec<Value>) -> Vec<SubmissionId> {
+    let stored = json_body(
+        app.post_json("/v1/submissions/batch", &json!({"submissions": requests}))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    stored["submissions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str()?.parse().ok())
+        .collect()
+}
+
 /// The API's counts of `campaign`, in the page's words.
 async fn counts_in_api(app: &TestApp, campaign: &str) -> String {
     let campaigns = json_body(app.get("/v1/campaigns").await, StatusCode::OK).await;
@@ -63,18 +79,7 @@ async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_f
                    "labels": {"campaign": campaign}})
         })
         .collect();
-    let stored = json_body(
-        app.post_json("/v1/submissions/batch", &json!({"submissions": requests}))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let ids: Vec<SubmissionId> = stored["submissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["id"].as_str()?.parse().ok())
-        .collect();
+    let ids = store_batch(&app, requests).await;
     let store = Store::connect(&app.database.url).await.expect("store");
     for (n, state) in [
         State::Succeeded,
@@ -223,18 +228,7 @@ async fn a_hundred_campaigns_of_ten_thousand_submissions_stay_right_through_a_bu
                    "labels": {"campaign": format!("c{:03}", n % 100)}})
         })
         .collect();
-    let stored = json_body(
-        app.post_json("/v1/submissions/batch", &json!({"submissions": requests}))
-            .await,
-        StatusCode::CREATED,
-    )
-    .await;
-    let ids: Vec<SubmissionId> = stored["submissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s["id"].as_str()?.parse().ok())
-        .collect();
+    let ids = store_batch(&app, requests).await;
     browser.sign_in(&app.url("/ui"), &app.token).await;
     browser.click("#to-campaigns").await;
     counts_shown(&browser, "c099", "100 queued").await;
