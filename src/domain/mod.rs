@@ -26,6 +26,7 @@ pub use submission::{
     NewSubmissions, OOM_EXIT_CODE, OWNER_LABEL, OnOom, OutputPlan, PRIORITY_CLASS_LABEL, PodEnd,
     Progress, QUEUE_NAME_LABEL, Queueing, RerunChanges, Resources, RetryPolicy,
     SUBMISSION_ID_LABEL, SentAs, Submission, SubmissionRequest, SubmissionSpec, SubmitDefaults,
-    TesPlan, Volume, WaitsFor, WorkLimits, after_oom, check_retry_policy, rerun_job_name,
+    TesPlan, Volume, WaitsFor, WorkLimits, after_oom, check_retry_policy, not_rerunnable,
+    rerun_job_name,
 };
 pub use submission_id::SubmissionId;

@@ -18,7 +18,7 @@ use super::submission_lookup::find;
 use super::submission_view::SubmissionView;
 use super::submit::mark_replayed;
 use crate::cluster::metrics::RerunCause;
-use crate::domain::{Caller, Cpus, FieldError, RerunChanges, State, Submission};
+use crate::domain::{Caller, Cpus, FieldError, RerunChanges, State, Submission, not_rerunnable};
 use crate::storage::{Filter, IdempotencyKey, Reran, RerunStored};
 
 impl Body for RerunChanges {
@@ -290,22 +290,11 @@ fn count_reruns(context: &Context, count: usize) {
         .inc_by(u64::try_from(count).unwrap_or(u64::MAX));
 }
 
-/// Why `submission` cannot be rerun, if it cannot.
+/// A 409 saying why `submission` cannot be rerun, if it cannot.
 fn refuse_unless_rerunnable(submission: &Submission) -> ApiResult<()> {
-    let state = submission.progress.state;
-    if submission.spec.tes.is_some() {
-        return Err(ApiError::Conflict(
-            "a TES task is not rerun: its workflow engine retries it".into(),
-        ));
-    }
-    match state {
-        State::Failed | State::Cancelled => Ok(()),
-        State::Succeeded => Err(ApiError::Conflict(
-            "the submission succeeded; only a failed or cancelled one is rerun".into(),
-        )),
-        active => Err(ApiError::Conflict(format!(
-            "the submission is {active}; only a failed or cancelled one is rerun"
-        ))),
+    match not_rerunnable(submission) {
+        Some(why) => Err(ApiError::Conflict(why)),
+        None => Ok(()),
     }
 }
 

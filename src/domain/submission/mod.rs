@@ -30,7 +30,7 @@ pub(crate) use queueing::parse as parse_queueing;
 pub use queueing::{KueueDefaults, PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing};
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
-pub use rerun::{AfterOom, RerunChanges, after_oom, job_name as rerun_job_name};
+pub use rerun::{AfterOom, RerunChanges, after_oom, job_name as rerun_job_name, not_rerunnable};
 pub use resources::{Amounts, Resources};
 pub use retry_policy::{
     ExitCodeAction, ExitCodeRule, OOM_EXIT_CODE, OnOom, RetryPolicy, check as check_retry_policy,

@@ -7,11 +7,13 @@ use utoipa::ToSchema;
 
 use super::defaults::SubmitDefaults;
 use super::parse::MAX_TIME_MINUTES;
+use super::record::Submission;
 use super::request::Cpus;
 use super::retry_policy::check_oom_cap;
 use super::spec::SubmissionSpec;
 use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::kube_rules;
+use crate::domain::state::State;
 use crate::domain::submission_id::SubmissionId;
 
 /// The Job of a submission's run: its first run's is named after its id alone, each rerun's
@@ -21,6 +23,23 @@ pub fn job_name(id: SubmissionId, rerun: i64) -> String {
     match rerun {
         0 => id.job_name(),
         n => format!("{}-r{n}", id.job_name()),
+    }
+}
+
+/// Why `submission` cannot be run again, if it cannot: only a failed or cancelled one can,
+/// and never a TES task (its workflow engine retries it).
+pub fn not_rerunnable(submission: &Submission) -> Option<String> {
+    if submission.spec.tes.is_some() {
+        return Some("a TES task is not rerun: its workflow engine retries it".into());
+    }
+    match submission.progress.state {
+        State::Failed | State::Cancelled => None,
+        State::Succeeded => {
+            Some("the submission succeeded; only a failed or cancelled one is rerun".into())
+        }
+        active => Some(format!(
+            "the submission is {active}; only a failed or cancelled one is rerun"
+        )),
     }
 }
 

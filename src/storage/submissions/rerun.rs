@@ -11,7 +11,9 @@ use sqlx::{Any, QueryBuilder, Row};
 use super::dependencies::{IDS_PER_STATEMENT, parse_id, push_ids};
 use super::filter::{Conditions, Filter, push_states};
 use super::row::{columns, from_row};
-use crate::domain::{State, Submission, SubmissionId, SubmissionSpec, rerun_job_name};
+use crate::domain::{
+    State, Submission, SubmissionId, SubmissionSpec, not_rerunnable, rerun_job_name,
+};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
 use crate::storage::idempotency::{IdempotencyKey, claim_key};
@@ -235,21 +237,20 @@ impl Store {
         let mut specs = HashMap::new();
         // A match that ended only because a dependency did comes back as a dependent (as it
         // was), if that dependency runs again too or already does.
-        let mut cascaded = Vec::new();
+        let mut cascaded = BTreeSet::new();
         for row in self.built(&mut builder)?.fetch_all(&mut **tx).await? {
             let (submission, version) = from_row(&row)?;
             if row.try_get::<i64, _>("ended_by_dependency")? != 0 {
-                cascaded.push(submission.id);
+                cascaded.insert(submission.id);
             }
             found.insert(submission.id, (submission, version));
         }
         let matched: BTreeSet<SubmissionId> = found.keys().copied().collect();
         for id in &matched {
             let submission = &found[id].0;
-            let spec = if submission.spec.tes.is_some() {
-                Err("a TES task is not rerun: its workflow engine retries it".to_owned())
-            } else {
-                spec_of(submission)
+            let spec = match not_rerunnable(submission) {
+                Some(why) => Err(why),
+                None => spec_of(submission),
             };
             match spec {
                 Ok(spec) => {
