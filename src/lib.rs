@@ -15,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod duration;
 pub mod http;
+pub mod memory;
 pub mod startup;
 pub mod storage;
 pub mod token;
@@ -39,6 +40,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let app = Application::build(settings, store, cluster.clone()).await?;
     tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
-    app.run_until(startup::shutdown_signal()).await?;
+    let trimming = tokio::spawn(memory::keep_trimmed());
+    let served = app.run_until(startup::shutdown_signal()).await;
+    trimming.abort();
+    served?;
     Ok(())
 }

@@ -5,8 +5,17 @@ use submission_helper::cli::{Cli, Command};
 use submission_helper::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
+    // Before the runtime starts its threads: glibc reads the setting at each thread's first
+    // allocation.
+    submission_helper::memory::limit_arenas();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Openapi => {

@@ -217,6 +217,7 @@ impl Application {
                 .watch_other_replicas(context.event_streams.poll),
         );
         background.spawn(context.event_feed.clone().run(context.store.clone()));
+        background.spawn(context.metrics.keep_counts_saved());
         background.spawn(crate::webhooks::run(
             context.store.clone(),
             webhooks,

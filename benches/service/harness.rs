@@ -38,6 +38,8 @@ pub struct Scale {
     pub kueue_jobs: usize,
     /// Jobs live at once for the controller figures.
     pub live: usize,
+    /// Submissions queued in the database when the service starts.
+    pub backlog: usize,
     /// How long the API server's requests are counted with every Job live and nothing changing.
     pub rest: Duration,
     /// Followers of one pod's log.
@@ -61,6 +63,7 @@ impl Scale {
             jobs: 500,
             kueue_jobs: 1000,
             live: 5_000,
+            backlog: 100_000,
             rest: Duration::from_secs(60),
             followers: 200,
             cancel_live: 10_000,
@@ -80,6 +83,7 @@ impl Scale {
             jobs: 20,
             kueue_jobs: 20,
             live: 10,
+            backlog: 1_000,
             rest: Duration::from_secs(2),
             followers: 5,
             cancel_live: 10,
@@ -230,12 +234,9 @@ impl Service {
             .env("SUBMISSION_HELPER_RATE_LIMIT_PER_MINUTE", "0")
             .env("SUBMISSION_HELPER_PUBLIC_METRICS", "true")
             .env("RUST_LOG", "warn")
-            // As the image runs it (docker/Dockerfile); `MALLOC_ARENA_MAX=16` in the
-            // benchmark's environment measures glibc's default on 2 CPUs (8 per CPU) instead.
-            .env(
-                "MALLOC_ARENA_MAX",
-                std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| "2".into()),
-            )
+            // The service sets its own allocator (src/memory.rs), as `cargo run` starts it;
+            // `MALLOC_ARENA_MAX=16` in the benchmark's environment, passed on, measures
+            // glibc's default on 2 CPUs (8 per CPU) instead.
             .env_remove("KUBERNETES_SERVICE_HOST")
             .envs(settings.iter().copied())
             .stdout(Stdio::null())

@@ -6,6 +6,7 @@
 //!   cargo bench --bench service -- --only accept,queries --rows 200000
 //!   cargo bench --bench service -- --only live --live 2000
 //!   cargo bench --bench service -- --only campaign
+//!   cargo bench --bench service -- --only backlog --backlog 100000
 //!   cargo bench --bench service -- --only events --subscribers 500
 //!   cargo bench --bench service -- --only kueue   with Kueue beside the control plane
 //!   cargo test --bench service          the seconds-long smoke run CI does
@@ -16,6 +17,7 @@
 //! `SH_TEST_REQUIRE_ALL` (tests/run.sh), where a missing server is an error.
 
 mod accept;
+mod backlog;
 mod campaign;
 mod cancel;
 mod cluster;
@@ -69,6 +71,13 @@ async fn main() -> anyhow::Result<()> {
                     .context("--subscribers needs a number")?
                     .parse()
                     .context("--subscribers needs a number")?;
+            }
+            "--backlog" => {
+                scale.backlog = arguments
+                    .next()
+                    .context("--backlog needs a number")?
+                    .parse()
+                    .context("--backlog needs a number")?;
             }
             "--rows" => {
                 scale.rows = arguments
@@ -125,6 +134,16 @@ async fn main() -> anyhow::Result<()> {
     if wanted("e2e") {
         match harness::kubeconfig() {
             Some(kubeconfig) => cluster::run(&kubeconfig, scale).await?,
+            None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
+        }
+    }
+    if wanted("backlog") {
+        match harness::kubeconfig() {
+            Some(kubeconfig) => {
+                for backend in &backends {
+                    backlog::run(&kubeconfig, *backend, scale).await?;
+                }
+            }
             None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
         }
     }

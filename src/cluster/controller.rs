@@ -31,6 +31,7 @@ use super::logs;
 use super::progress::submission_id;
 use super::reconcile::{self, Reconciled, Reconciler};
 use super::triggers::{Receiver, Trigger, Triggers};
+use super::trim;
 use crate::domain::SubmissionId;
 use crate::storage::Store;
 
@@ -60,12 +61,12 @@ pub async fn run(
     let job_events = watcher::watcher(jobs, config.clone())
         .default_backoff()
         .inspect(cluster.metrics().watch_observer("jobs"))
-        .modify(|job| job.managed_fields_mut().clear())
+        .modify(trim::job)
         .reflect(job_writer);
     let pod_events = watcher::watcher(pods, config)
         .default_backoff()
         .inspect(cluster.metrics().watch_observer("pods"))
-        .modify(|pod| pod.managed_fields_mut().clear())
+        .modify(trim::pod)
         .reflect(pod_writer);
     let watch_jobs = follow_jobs(job_events, reconciler.clone(), triggers.clone());
     let watch_pods = follow_pods(

@@ -28,6 +28,7 @@ pub mod shared_logs;
 pub mod tes_logs;
 pub mod tes_pod;
 pub mod triggers;
+pub mod trim;
 pub mod views;
 pub mod workloads;
 

@@ -6,12 +6,13 @@
 //! A collector encodes without waiting, so each scrape reads the counts first
 //! ([`DatabaseMetrics::read`]) and the collector writes what was read last. Active states are
 //! counted on every scrape (they are few, and what alerts watch). Counting the final states
-//! reads most of the table (75 ms at a million rows on SQLite), so those counts are kept for
-//! [`FINAL_COUNTS_TTL`] and recounted in the background when older: a scrape never waits for
-//! that count, except the very first.
+//! would read most of the table (75 ms at a million rows on SQLite, seconds on a busy
+//! machine), so they are the last counts brought forward by the events since (see
+//! `storage::final_counts`): exact at every scrape, the first after a start included, and
+//! saved every [`SAVE_EVERY`] so a start reads only the events of those last seconds.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -19,16 +20,17 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::domain::State;
-use crate::storage::{StorageError, Store};
+use crate::storage::{FinalCounts, StorageError, Store};
 
-/// How old the final states' counts may be before a scrape starts a recount.
-pub const FINAL_COUNTS_TTL: Duration = Duration::from_secs(15);
+/// How often the final states' counts are brought forward and saved, scraped or not.
+pub const SAVE_EVERY: Duration = Duration::from_secs(10);
 
 /// The counts read from the database for `/metrics`, and the collector that encodes them.
 #[derive(Clone)]
 pub struct DatabaseMetrics {
     store: Store,
-    final_counts: FinalCounts,
+    /// The final states' counts as last brought forward.
+    final_counts: Arc<Mutex<Option<FinalCounts>>>,
     last: Arc<Mutex<Counts>>,
 }
 
@@ -52,22 +54,65 @@ impl DatabaseMetrics {
     pub fn new(store: Store) -> Self {
         DatabaseMetrics {
             store,
-            final_counts: FinalCounts::default(),
+            final_counts: Arc::default(),
             last: Arc::default(),
         }
     }
 
     /// Reads the counts the next encoding writes: active states and the outbox now, final
-    /// states as [`FinalCounts`] keeps them.
+    /// states brought forward by the events since they were last read.
     pub async fn read(&self) -> Result<(), StorageError> {
         let mut by_state = self.store.count_by_state(&State::ACTIVE).await?;
-        by_state.extend(self.final_counts.get(&self.store).await?);
+        by_state.extend(self.bring_final_counts_forward().await?.by_state());
         let (outbox_pending, _) = self.store.delivery_counts().await?;
         *lock(&self.last) = Counts {
             by_state,
             outbox_pending,
         };
         Ok(())
+    }
+}
+
+impl DatabaseMetrics {
+    /// The final states' counts now, kept for the next read.
+    async fn bring_final_counts_forward(&self) -> Result<FinalCounts, StorageError> {
+        let known = lock(&self.final_counts).clone();
+        let now = self.store.final_counts(known).await?;
+        let mut kept = lock(&self.final_counts);
+        // Two scrapes at once: the newer counts stay.
+        if kept
+            .as_ref()
+            .is_none_or(|kept| kept.revision <= now.revision)
+        {
+            *kept = Some(now.clone());
+        }
+        Ok(now)
+    }
+
+    /// Brings the final states' counts forward and saves them now and every [`SAVE_EVERY`],
+    /// so the next start, scraped at once, reads only the events of the last seconds. Runs
+    /// until dropped.
+    pub async fn keep_final_counts_saved(self) {
+        let mut every = tokio::time::interval(SAVE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut saved = None;
+        loop {
+            every.tick().await;
+            let counts = match self.bring_final_counts_forward().await {
+                Ok(counts) => counts,
+                Err(error) => {
+                    tracing::debug!(%error, "could not bring the final states' counts forward");
+                    continue;
+                }
+            };
+            if saved == Some(counts.revision) {
+                continue;
+            }
+            match self.store.save_final_counts(&counts).await {
+                Ok(_) => saved = Some(counts.revision),
+                Err(error) => tracing::debug!(%error, "could not save the final states' counts"),
+            }
+        }
     }
 }
 
@@ -116,67 +161,6 @@ impl Collector for DatabaseMetrics {
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         Ok(())
-    }
-}
-
-/// The last count of submissions in final states, shared by every scrape.
-#[derive(Clone, Default)]
-struct FinalCounts {
-    last: Arc<Mutex<Cached>>,
-}
-
-#[derive(Default)]
-struct Cached {
-    counts: Option<(Instant, Vec<(State, i64)>)>,
-    recounting: bool,
-}
-
-impl FinalCounts {
-    /// The counts, counted now if there are none yet; stale ones are served while a
-    /// background recount replaces them.
-    async fn get(&self, store: &Store) -> Result<Vec<(State, i64)>, StorageError> {
-        let stale = {
-            let mut cached = lock(&self.last);
-            match &cached.counts {
-                Some((at, counts)) if at.elapsed() < FINAL_COUNTS_TTL => {
-                    return Ok(counts.clone());
-                }
-                Some((_, counts)) => {
-                    let counts = counts.clone();
-                    let start = !cached.recounting;
-                    cached.recounting = true;
-                    Some((counts, start))
-                }
-                None => None,
-            }
-        };
-        match stale {
-            Some((counts, start_recount)) => {
-                if start_recount {
-                    let this = self.clone();
-                    let store = store.clone();
-                    tokio::spawn(async move {
-                        let counted = store.count_by_state(&State::FINAL).await;
-                        this.store(counted.ok());
-                    });
-                }
-                Ok(counts)
-            }
-            None => {
-                let counts = store.count_by_state(&State::FINAL).await?;
-                self.store(Some(counts.clone()));
-                Ok(counts)
-            }
-        }
-    }
-
-    /// Keeps a fresh count (a failed recount keeps the old one, retried at the next scrape).
-    fn store(&self, counts: Option<Vec<(State, i64)>>) {
-        let mut cached = lock(&self.last);
-        cached.recounting = false;
-        if let Some(counts) = counts {
-            cached.counts = Some((Instant::now(), counts));
-        }
     }
 }
 

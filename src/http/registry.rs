@@ -31,4 +31,10 @@ impl Metrics {
         registry.register_collector(Box::new(database.clone()));
         Metrics { registry, database }
     }
+
+    /// Keeps the database's counts ready for the first scrape after the next start (see
+    /// [`DatabaseMetrics::keep_final_counts_saved`]). Runs until dropped.
+    pub fn keep_counts_saved(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.database.clone().keep_final_counts_saved()
+    }
 }

@@ -11,10 +11,14 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::json;
 
+use submission_helper::domain::State;
+use submission_helper::storage::FinalCounts;
+
+use crate::campaigns::{batch, id_of, store_of};
 use crate::events::open;
 use crate::on_both_databases;
 use crate::prometheus::{Format, Scrape, official_parse};
-use crate::support::{Backend, TestApp, eventually, spawn_app};
+use crate::support::{Backend, TestApp, end, eventually, spawn_app};
 
 pub(crate) async fn scrape(app: &TestApp) -> Scrape {
     let response = app.get("/metrics").await;
@@ -344,3 +348,85 @@ async fn both_formats_read_by_the_official_parsers_type_every_counter_and_histog
     );
 }
 on_both_databases!(both_formats_read_by_the_official_parsers_type_every_counter_and_histogram);
+
+/// `submission_helper_submissions` by final state, as `/metrics` shows it.
+async fn final_states(app: &TestApp) -> [f64; 3] {
+    let scraped = scrape(app).await;
+    ["succeeded", "failed", "cancelled"]
+        .map(|state| scraped.value("submission_helper_submissions", &[("state", state)]))
+}
+
+/// Runs one statement on the service's database, as an operator would.
+async fn execute(url: &str, statement: &'static str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.expect("connect");
+    sqlx::query(statement)
+        .execute(&pool)
+        .await
+        .expect("statement");
+    pool.close().await;
+}
+
+async fn a_start_reads_the_saved_final_counts_and_the_events_since_not_the_whole_table(
+    backend: Backend,
+) {
+    // Arrange: 2 succeeded, 1 failed, 1 cancelled, 1 queued; the counts saved
+    let app = spawn_app(backend).await;
+    let stored = batch(
+        &app,
+        json!({"submissions": (0..5)
+            .map(|n| json!({"name": format!("s{n}"), "image": "busybox", "command": "true"}))
+            .collect::<Vec<_>>()}),
+    )
+    .await;
+    let store = store_of(&app).await;
+    end(&store, id_of(&stored[0]), State::Succeeded).await;
+    end(&store, id_of(&stored[1]), State::Succeeded).await;
+    end(&store, id_of(&stored[2]), State::Failed).await;
+    let cancelled = app
+        .post_json(
+            &format!("/v1/submissions/{}/cancel", id_of(&stored[3])),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    assert_eq!(final_states(&app).await, [2.0, 1.0, 1.0]);
+    let counts = store.final_counts(None).await.expect("counts");
+    assert!(store.save_final_counts(&counts).await.expect("save"));
+    // Older counts never replace newer ones (another replica's).
+    let older = FinalCounts {
+        revision: counts.revision - 1,
+        ..counts.clone()
+    };
+    assert!(!store.save_final_counts(&older).await.expect("save"));
+
+    // Act: the service stopped, its saved count made wrong on purpose, one more failure,
+    // then a start
+    let database = app.stop();
+    execute(
+        &database.url,
+        "UPDATE final_state_counts SET count = 1002 WHERE state = 'succeeded'",
+    )
+    .await;
+    end(&store, id_of(&stored[4]), State::Failed).await;
+    let restarted = TestApp::builder().with_database(database).spawn().await;
+
+    // Assert: the start read the saved counts, not the table, and added the failure since
+    assert_eq!(final_states(&restarted).await, [1002.0, 2.0, 1.0]);
+
+    // Act: counts saved long ago, every event since pruned (a service stopped for longer than
+    // the event retention), then a start
+    let database = restarted.stop();
+    execute(
+        &database.url,
+        "UPDATE event_revisions SET revision = CASE name WHEN 'counted' THEN 1 \
+         ELSE (SELECT revision FROM event_revisions WHERE name = 'allocated') END \
+         WHERE name IN ('counted', 'pruned')",
+    )
+    .await;
+    let restarted = TestApp::builder().with_database(database).spawn().await;
+
+    // Assert: only a count of the table is right, and that is what it did
+    assert_eq!(final_states(&restarted).await, [2.0, 2.0, 1.0]);
+}
+on_both_databases!(a_start_reads_the_saved_final_counts_and_the_events_since_not_the_whole_table);

@@ -1,0 +1,176 @@
+//! What the caches keep of each Job and pod: only what the views, the reconciles and the log
+//! readers read.
+//!
+//! The watches deliver whole objects, and most of each is never read here: the Job's pod
+//! template (command, environment, volumes, security settings), a pod's spec beyond its
+//! containers' names and resources and its node, annotations and `managedFields`. At 5,000
+//! live Jobs those were most of what the service held (BENCHMARKS.md). Each event's object is
+//! trimmed before the reflector stores it, so a cached object costs a fraction of a decoded one.
+//! A field read anywhere below `cluster/` or in the views must be kept here: the tests below
+//! name them.
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// Keeps a Job's metadata, its completions, suspension and limits, and its whole status.
+pub fn job(job: &mut Job) {
+    metadata(&mut job.metadata);
+    if let Some(spec) = job.spec.take() {
+        job.spec = Some(JobSpec {
+            completions: spec.completions,
+            parallelism: spec.parallelism,
+            suspend: spec.suspend,
+            backoff_limit: spec.backoff_limit,
+            active_deadline_seconds: spec.active_deadline_seconds,
+            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            ..JobSpec::default()
+        });
+    }
+}
+
+/// Keeps a pod's metadata, its node, its containers' names and resources (init containers
+/// first, as they run), and its whole status.
+pub fn pod(pod: &mut Pod) {
+    metadata(&mut pod.metadata);
+    if let Some(spec) = pod.spec.take() {
+        let containers = |containers: Vec<Container>| -> Vec<Container> {
+            containers
+                .into_iter()
+                .map(|container| Container {
+                    name: container.name,
+                    resources: container.resources.map(|resources| ResourceRequirements {
+                        limits: resources.limits,
+                        requests: resources.requests,
+                        ..ResourceRequirements::default()
+                    }),
+                    ..Container::default()
+                })
+                .collect()
+        };
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            init_containers: spec.init_containers.map(containers),
+            containers: containers(spec.containers),
+            ..PodSpec::default()
+        });
+    }
+}
+
+/// Drops what no reader looks at: annotations (Kueue's and the API server's) and managed fields.
+fn metadata(metadata: &mut ObjectMeta) {
+    metadata.annotations = None;
+    metadata.managed_fields = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_cached_job_keeps_what_its_views_read_and_drops_its_pod_template() {
+        let mut cached: Job = serde_json::from_value(json!({
+            "metadata": {
+                "name": "sh-7", "namespace": "ns", "uid": "u-1", "resourceVersion": "42",
+                "creationTimestamp": "2026-12-06T10:00:00Z",
+                "labels": {"app": "submission-helper", "submission-helper/id": "7"},
+                "annotations": {"batch.kubernetes.io/job-tracking": ""},
+                "managedFields": [{"manager": "submission-helper", "operation": "Update"}]
+            },
+            "spec": {
+                "completions": 1, "parallelism": 1, "suspend": true, "backoffLimit": 3,
+                "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": 60,
+                "template": {"spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "payload", "image": "atlas/analysis:1",
+                                    "command": ["bash", "-cl", "run.sh"]}],
+                    "volumes": [{"name": "ntuples",
+                                 "persistentVolumeClaim": {"claimName": "ntuples-claim"}}]
+                }}
+            },
+            "status": {"active": 1, "startTime": "2026-12-06T10:00:01Z",
+                       "conditions": [{"type": "Suspended", "status": "True"}]}
+        }))
+        .expect("a Job");
+        let status = cached.status.clone();
+        job(&mut cached);
+        assert_eq!(
+            serde_json::to_value(&cached.metadata).expect("metadata"),
+            json!({
+                "name": "sh-7", "namespace": "ns", "uid": "u-1", "resourceVersion": "42",
+                "creationTimestamp": "2026-12-06T10:00:00Z",
+                "labels": {"app": "submission-helper", "submission-helper/id": "7"}
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(&cached.spec).expect("spec"),
+            json!({
+                "completions": 1, "parallelism": 1, "suspend": true, "backoffLimit": 3,
+                "activeDeadlineSeconds": 600, "ttlSecondsAfterFinished": 60,
+                "template": {}
+            })
+        );
+        assert_eq!(cached.status, status);
+    }
+
+    #[test]
+    fn a_cached_pod_keeps_its_node_its_containers_names_and_resources_and_its_status() {
+        let mut cached: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": "sh-7-abcde", "namespace": "ns", "uid": "p-1",
+                "creationTimestamp": "2026-12-06T10:00:01Z",
+                "deletionTimestamp": "2026-12-06T10:05:00Z",
+                "labels": {"job-name": "sh-7", "submission-helper/id": "7"},
+                "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "sh-7",
+                                     "uid": "u-1", "controller": true}],
+                "annotations": {"kubectl.kubernetes.io/default-container": "payload"}
+            },
+            "spec": {
+                "nodeName": "node-1",
+                "initContainers": [{"name": "executor-0", "image": "alpine",
+                                    "resources": {"limits": {"memory": "1Gi"}}}],
+                "containers": [{"name": "payload", "image": "atlas/analysis:1",
+                                "command": ["bash", "-cl", "run.sh"],
+                                "env": [{"name": "A", "value": "1"}],
+                                "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
+                                              "limits": {"memory": "2Gi"},
+                                              "claims": [{"name": "gpu"}]}}],
+                "volumes": [{"name": "ntuples",
+                             "persistentVolumeClaim": {"claimName": "ntuples-claim"}}],
+                "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]
+            },
+            "status": {"phase": "Failed", "reason": "Evicted",
+                       "containerStatuses": [{"name": "payload", "image": "atlas/analysis:1",
+                                              "imageID": "", "ready": false, "restartCount": 0,
+                                              "state": {"terminated": {"exitCode": 137,
+                                                                       "reason": "OOMKilled"}}}]}
+        }))
+        .expect("a pod");
+        let status = cached.status.clone();
+        pod(&mut cached);
+        let metadata = serde_json::to_value(&cached.metadata).expect("metadata");
+        assert_eq!(metadata.get("annotations"), None);
+        for kept in [
+            "name",
+            "labels",
+            "ownerReferences",
+            "deletionTimestamp",
+            "uid",
+        ] {
+            assert!(metadata.get(kept).is_some(), "{kept} dropped: {metadata}");
+        }
+        assert_eq!(
+            serde_json::to_value(&cached.spec).expect("spec"),
+            json!({
+                "nodeName": "node-1",
+                "initContainers": [{"name": "executor-0",
+                                    "resources": {"limits": {"memory": "1Gi"}}}],
+                "containers": [{"name": "payload",
+                                "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
+                                              "limits": {"memory": "2Gi"}}}]
+            })
+        );
+        assert_eq!(cached.status, status);
+    }
+}
