@@ -13,6 +13,7 @@ mod queueing;
 mod record;
 mod request;
 mod rerun;
+mod rerun_plan;
 mod resources;
 mod retry_policy;
 mod spec;
@@ -31,6 +32,7 @@ pub use queueing::{KueueDefaults, PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queuei
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use rerun::{AfterOom, RerunChanges, after_oom, job_name as rerun_job_name, not_rerunnable};
+pub use rerun_plan::{Held, RerunPlan, plan_rerun};
 pub use resources::{Amounts, Resources};
 pub use retry_policy::{
     ExitCodeAction, ExitCodeRule, OOM_EXIT_CODE, OnOom, RetryPolicy, check as check_retry_policy,

@@ -12,7 +12,8 @@ use super::dependencies::{IDS_PER_STATEMENT, parse_id, push_ids};
 use super::filter::{Conditions, Filter, push_states};
 use super::row::{columns, from_row};
 use crate::domain::{
-    State, Submission, SubmissionId, SubmissionSpec, not_rerunnable, rerun_job_name,
+    Held, RerunPlan, State, Submission, SubmissionId, SubmissionSpec, not_rerunnable, plan_rerun,
+    rerun_job_name,
 };
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
@@ -303,36 +304,21 @@ impl Store {
             .into_iter()
             .collect();
         let states = self.locked_states(tx, &outside).await?;
-        loop {
-            let blocked: Vec<(SubmissionId, SubmissionId)> = specs
-                .keys()
-                .filter_map(|id| {
-                    let blocker = dependencies.get(id)?.iter().find(|dependency| {
-                        !specs.contains_key(dependency)
-                            && states
-                                .get(dependency)
-                                .is_none_or(|state| state.is_final() && *state != State::Succeeded)
-                    })?;
-                    Some((*id, *blocker))
-                })
-                .collect();
-            if blocked.is_empty() {
-                break;
-            }
-            for (id, blocker) in blocked {
-                specs.remove(&id);
-                if matched.contains(&id) {
-                    let state = states
-                        .get(&blocker)
-                        .map_or("gone".to_owned(), |state| state.to_string());
-                    left.push((
-                        found[&id].0.clone(),
-                        format!(
-                            "its dependency {blocker} is {state} and is not rerun with it; \
-                             rerun that one and this one comes back with it"
-                        ),
-                    ));
-                }
+        let candidates = specs
+            .keys()
+            .map(|id| (*id, found[id].0.progress.state))
+            .collect();
+        let RerunPlan { runs, held } = plan_rerun(&candidates, &dependencies, &states);
+        for Held { id, by, state } in held {
+            if matched.contains(&id) {
+                let state = state.map_or("gone".to_owned(), |state| state.to_string());
+                left.push((
+                    found[&id].0.clone(),
+                    format!(
+                        "its dependency {by} is {state} and is not rerun with it; \
+                         rerun that one and this one comes back with it"
+                    ),
+                ));
             }
         }
 
@@ -340,19 +326,12 @@ impl Store {
             left,
             ..Reran::default()
         };
-        let mut changes = Vec::with_capacity(specs.len());
-        for (id, spec) in specs {
+        let mut changes = Vec::with_capacity(runs.len());
+        for (id, waiting_on) in runs {
+            let Some(spec) = specs.remove(&id) else {
+                continue;
+            };
             let (submission, version) = &found[&id];
-            // Its dependencies that run again, and those still running.
-            let waiting_on = dependencies.get(&id).map_or(0, |dependencies| {
-                dependencies
-                    .iter()
-                    .filter(|dependency| {
-                        states.get(dependency).is_none_or(|state| !state.is_final())
-                    })
-                    .count()
-            });
-            let waiting_on = i64::try_from(waiting_on).unwrap_or(i64::MAX);
             let (state, message) = if waiting_on > 0 {
                 (State::Waiting, None)
             } else {
