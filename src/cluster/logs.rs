@@ -116,15 +116,20 @@ pub async fn choose_pod(
             return Err(LogError::NoSuchPod(id, name.clone()));
         }
         if request.follow {
-            wait_for_start(cluster, id, Some(name), wait).await?;
+            wait_for_start(
+                cluster,
+                id,
+                |pod| pod.metadata.name.as_ref() == Some(name),
+                wait,
+            )
+            .await?;
         }
         return Ok(name.clone());
     }
-    let run = run_prefix(job_name);
     let pods = cluster.pods_of(id).await?;
     let started = newest(
         pods.into_iter()
-            .filter(|pod| has_started(pod) && of_run(pod, &run))
+            .filter(|pod| has_started(pod) && of_job(pod, job_name))
             .collect(),
     );
     if let Some(name) = started.and_then(|pod| pod.metadata.name.clone()) {
@@ -133,27 +138,32 @@ pub async fn choose_pod(
     if !request.follow {
         return Err(LogError::NotStarted);
     }
-    wait_for_start(cluster, id, Some(&run), wait).await
+    wait_for_start(cluster, id, |pod| of_job(pod, job_name), wait).await
 }
 
-/// What the names of the pods of the Job `job_name` start with.
+/// What the names of the pods of the Job `job_name` start with (all that is known of a pod
+/// whose watch saw it go, or whose log was archived).
 pub fn run_prefix(job_name: &str) -> String {
     format!("{job_name}-")
 }
 
-fn of_run(pod: &Pod, prefix: &str) -> bool {
-    pod.metadata
-        .name
-        .as_deref()
-        .is_some_and(|name| name.starts_with(prefix))
+/// Whether `pod` belongs to the Job named `job_name` (the job controller labels its pods).
+pub fn of_job(pod: &Pod, job_name: &str) -> bool {
+    let labels = pod.metadata.labels.as_ref();
+    let job = labels.and_then(|labels| {
+        labels
+            .get("batch.kubernetes.io/job-name")
+            .or_else(|| labels.get("job-name"))
+    });
+    job.is_none_or(|job| job == job_name)
 }
 
-/// Waits for the pod of the submission whose name is, or starts with, `name` to start, as the
-/// pod cache sees it: no watch of its own, however many followers wait.
+/// Waits for a pod of the submission that is `wanted` to start, as the pod cache sees it: no
+/// watch of its own, however many followers wait.
 async fn wait_for_start(
     cluster: &Cluster,
     id: SubmissionId,
-    name: Option<&str>,
+    wanted: impl Fn(&Pod) -> bool,
     wait: Duration,
 ) -> Result<String, LogError> {
     let caches = cluster.caches();
@@ -161,9 +171,7 @@ async fn wait_for_start(
         loop {
             let changed = caches.pod_changed();
             let pods = cluster.pods_of(id).await?;
-            let found = pods
-                .iter()
-                .find(|pod| name.is_none_or(|name| of_run(pod, name)) && has_started(pod));
+            let found = pods.iter().find(|pod| wanted(pod) && has_started(pod));
             if let Some(name) = found.and_then(|pod| pod.metadata.name.clone()) {
                 return Ok(name);
             }

@@ -141,23 +141,28 @@ impl Reconciler {
         }
 
         // Earlier runs' pods (a rerun's Job is another) are history: their attempts are kept.
-        let pods: Vec<Arc<Pod>> = caches
-            .pods_of(id)
+        let of_this_run = |pod: &Arc<Pod>| logs::of_job(pod, &submission.job_name);
+        let pods: Vec<Arc<Pod>> = caches.pods_of(id).into_iter().filter(of_this_run).collect();
+        // Pods that ended and were deleted before a reconcile saw them (a suspended Job's,
+        // deleted by the job controller at once) are still recorded.
+        let deleted_after_end: Vec<Arc<Pod>> = self
+            .ended_pods
+            .lock()
+            .get(&id)
             .into_iter()
-            .filter(|pod| of_job(pod, &submission.job_name))
+            .flatten()
+            .filter(|pod| of_this_run(pod))
+            .cloned()
             .collect();
         let mut ended: Vec<Arc<Pod>> = pods
             .iter()
             .filter(|pod| logs::has_started(pod) && logs::has_ended(pod))
             .cloned()
             .collect();
-        // Pods that ended and were deleted before a reconcile saw them (a suspended Job's,
-        // deleted by the job controller at once) are still recorded.
-        for pod in self.ended_pods.lock().get(&id).into_iter().flatten() {
-            if of_job(pod, &submission.job_name)
-                && !ended
-                    .iter()
-                    .any(|seen| seen.metadata.name == pod.metadata.name)
+        for pod in &deleted_after_end {
+            if !ended
+                .iter()
+                .any(|seen| seen.metadata.name == pod.metadata.name)
             {
                 ended.push(Arc::clone(pod));
             }
@@ -177,7 +182,7 @@ impl Reconciler {
             }
         }
         // A pod's name starts with its Job's, and the current Job is the newest.
-        let own = format!("{}-", submission.job_name);
+        let own = logs::run_prefix(&submission.job_name);
         let lost: Vec<String> = self
             .lost_pods
             .lock()
@@ -224,14 +229,10 @@ impl Reconciler {
             progress::pending_deadline(&pods, jiff::Timestamp::now(), self.pending_timeout)
         };
         let workload = caches.workload_of(&submission.job_name);
-        let oom_killed = pods.iter().any(|pod| oom::killed_for_memory(pod))
-            || self
-                .ended_pods
-                .lock()
-                .get(&id)
-                .into_iter()
-                .flatten()
-                .any(|pod| of_job(pod, &submission.job_name) && oom::killed_for_memory(pod));
+        let oom_killed = pods
+            .iter()
+            .chain(&deleted_after_end)
+            .any(|pod| oom::killed_for_memory(pod));
         let updated = self
             .store
             .advance(id, |current| {
@@ -350,17 +351,6 @@ impl Reconciler {
         self.lost_pods.lock().remove(&id);
         self.ended_pods.lock().remove(&id);
     }
-}
-
-/// Whether `pod` belongs to the Job named `job_name` (the job controller labels its pods).
-fn of_job(pod: &Pod, job_name: &str) -> bool {
-    let labels = pod.metadata.labels.as_ref();
-    let job = labels.and_then(|labels| {
-        labels
-            .get("batch.kubernetes.io/job-name")
-            .or_else(|| labels.get("job-name"))
-    });
-    job.is_none_or(|job| job == job_name)
 }
 
 /// A Job the cache does not hold.

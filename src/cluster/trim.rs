@@ -3,14 +3,17 @@
 //!
 //! The watches deliver whole objects, and most of each is never read here: the Job's pod
 //! template (command, environment, volumes, security settings), a pod's spec beyond its
-//! containers' names and resources and its node, annotations and `managedFields`. At 5,000
+//! containers' names and resources and its node, its addresses and its containers' images,
+//! ids and mounts, annotations and `managedFields`. At 5,000
 //! live Jobs those were most of what the service held (BENCHMARKS.md). Each event's object is
 //! trimmed before the reflector stores it, so a cached object costs a fraction of a decoded one.
 //! A field read anywhere below `cluster/` or in the views must be kept here: the tests below
 //! name them.
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStatus, Pod, PodSpec, PodStatus, ResourceRequirements,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// Keeps a Job's metadata, its completions, suspension and limits, and its whole status.
@@ -30,9 +33,35 @@ pub fn job(job: &mut Job) {
 }
 
 /// Keeps a pod's metadata, its node, its containers' names and resources (init containers
-/// first, as they run), and its whole status.
+/// first, as they run), its phase, reason, conditions and start, and its containers' states.
 pub fn pod(pod: &mut Pod) {
     metadata(&mut pod.metadata);
+    if let Some(status) = pod.status.take() {
+        let statuses = |statuses: Vec<ContainerStatus>| -> Vec<ContainerStatus> {
+            statuses
+                .into_iter()
+                .map(|status| ContainerStatus {
+                    name: status.name,
+                    ready: status.ready,
+                    restart_count: status.restart_count,
+                    started: status.started,
+                    state: status.state,
+                    last_state: status.last_state,
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        };
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            reason: status.reason,
+            message: status.message,
+            conditions: status.conditions,
+            start_time: status.start_time,
+            init_container_statuses: status.init_container_statuses.map(statuses),
+            container_statuses: status.container_statuses.map(statuses),
+            ..PodStatus::default()
+        });
+    }
     if let Some(spec) = pod.spec.take() {
         let containers = |containers: Vec<Container>| -> Vec<Container> {
             containers
@@ -115,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cached_pod_keeps_its_node_its_containers_names_and_resources_and_its_status() {
+    fn a_cached_pod_keeps_its_node_its_containers_names_and_resources_and_their_states() {
         let mut cached: Pod = serde_json::from_value(json!({
             "metadata": {
                 "name": "sh-7-abcde", "namespace": "ns", "uid": "p-1",
@@ -140,14 +169,21 @@ mod tests {
                              "persistentVolumeClaim": {"claimName": "ntuples-claim"}}],
                 "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]
             },
-            "status": {"phase": "Failed", "reason": "Evicted",
+            "status": {"phase": "Failed", "reason": "Evicted", "message": "low on memory",
+                       "startTime": "2026-12-06T10:00:02Z", "podIP": "10.0.0.7",
+                       "qosClass": "Burstable", "hostIP": "192.0.2.1",
+                       "conditions": [{"type": "DisruptionTarget", "status": "True"}],
                        "containerStatuses": [{"name": "payload", "image": "atlas/analysis:1",
-                                              "imageID": "", "ready": false, "restartCount": 0,
+                                              "imageID": "docker.io/atlas@sha256:0",
+                                              "containerID": "containerd://1", "ready": false,
+                                              "restartCount": 1, "started": false,
+                                              "volumeMounts": [{"name": "ntuples",
+                                                                "mountPath": "/ntuples"}],
                                               "state": {"terminated": {"exitCode": 137,
-                                                                       "reason": "OOMKilled"}}}]}
+                                                                       "reason": "OOMKilled"}},
+                                              "lastState": {"terminated": {"exitCode": 1}}}]}
         }))
         .expect("a pod");
-        let status = cached.status.clone();
         pod(&mut cached);
         let metadata = serde_json::to_value(&cached.metadata).expect("metadata");
         assert_eq!(metadata.get("annotations"), None);
@@ -171,6 +207,18 @@ mod tests {
                                               "limits": {"memory": "2Gi"}}}]
             })
         );
-        assert_eq!(cached.status, status);
+        assert_eq!(
+            serde_json::to_value(&cached.status).expect("status"),
+            json!({
+                "phase": "Failed", "reason": "Evicted", "message": "low on memory",
+                "startTime": "2026-12-06T10:00:02Z",
+                "conditions": [{"type": "DisruptionTarget", "status": "True"}],
+                "containerStatuses": [{"name": "payload", "image": "", "imageID": "",
+                                       "ready": false, "restartCount": 1, "started": false,
+                                       "state": {"terminated": {"exitCode": 137,
+                                                                "reason": "OOMKilled"}},
+                                       "lastState": {"terminated": {"exitCode": 1}}}]
+            })
+        );
     }
 }

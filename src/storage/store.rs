@@ -119,7 +119,10 @@ impl Store {
         &self,
         builder: &'q mut QueryBuilder<Any>,
     ) -> Result<Query<'q, Any, AnyArguments>> {
-        let mut query = builder.build();
+        // Not kept prepared: a built statement's text varies with its rows and ids (a group
+        // commit of 1 to 64 submissions, a batch of 1,000, an IN list), and SQLite keeps every
+        // prepared statement in this process, up to 100 per connection, some of them large.
+        let mut query = builder.build().persistent(false);
         if self.backend == Backend::Sqlite {
             return Ok(query);
         }
@@ -130,7 +133,7 @@ impl Store {
         let sql = postgres_placeholders(query.sql().as_str());
         // The text is the builder's: our own SQL fragments and its placeholders, nothing a user
         // sent, so it is as safe as the builder's own output.
-        Ok(sqlx::query_with(AssertSqlSafe(sql), arguments))
+        Ok(sqlx::query_with(AssertSqlSafe(sql), arguments).persistent(false))
     }
 }
 
