@@ -7,6 +7,7 @@
 #   tests/bench.sh --only accept,e2e,queries         some sections
 #   tests/bench.sh --rows 200000                     fewer stored submissions for the queries
 #   tests/bench.sh --only live --live 2000           fewer live Jobs for the controller figures
+#   tests/bench.sh --only backlog                    a start with 100,000 queued submissions
 #   tests/bench.sh --only kueue                      submissions through Kueue (started for it)
 #   tests/bench.sh --profile DIR --only accept       also a perf profile and a flamegraph of
 #                                                    every service process, into DIR

@@ -16,6 +16,9 @@ use super::error::Result;
 use super::token_row::Token;
 use crate::domain::{State, Submission};
 
+/// Arguments of the largest built statement kept prepared (see [`Store::built`]).
+const KEPT_PREPARED_ARGUMENTS: usize = 64;
+
 /// Rows stored since the last checkpoint that make the next one start at once (see `wal`).
 const LARGE_BATCH: usize = 1000;
 
@@ -119,10 +122,12 @@ impl Store {
         &self,
         builder: &'q mut QueryBuilder<Any>,
     ) -> Result<Query<'q, Any, AnyArguments>> {
-        // Not kept prepared: a built statement's text varies with its rows and ids (a group
-        // commit of 1 to 64 submissions, a batch of 1,000, an IN list), and SQLite keeps every
-        // prepared statement in this process, up to 100 per connection, some of them large.
-        let mut query = builder.build().persistent(false);
+        // A large statement is not kept prepared: its text varies with its rows (a group
+        // commit of up to 64 submissions, a batch of 1,000 with 7,000 event values), and
+        // SQLite keeps every prepared statement in this process, up to 100 per connection, the
+        // largest hundreds of KiB each. Small ones (the lists' few shapes) stay prepared.
+        let keep = builder.sql().as_str().matches('?').count() <= KEPT_PREPARED_ARGUMENTS;
+        let mut query = builder.build().persistent(keep);
         if self.backend == Backend::Sqlite {
             return Ok(query);
         }
@@ -133,7 +138,7 @@ impl Store {
         let sql = postgres_placeholders(query.sql().as_str());
         // The text is the builder's: our own SQL fragments and its placeholders, nothing a user
         // sent, so it is as safe as the builder's own output.
-        Ok(sqlx::query_with(AssertSqlSafe(sql), arguments).persistent(false))
+        Ok(sqlx::query_with(AssertSqlSafe(sql), arguments).persistent(keep))
     }
 }
 

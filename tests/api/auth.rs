@@ -279,7 +279,12 @@ async fn tokens_are_managed_from_the_command_line() {
         .find(|line| line.contains("\tcarol\t"))
         .and_then(|line| line.split('\t').next())
         .expect("id");
-    assert!(cli(&["revoke", id]).status.success());
+    let revoked = cli(&["revoke", id]);
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
     problem(
         app.get_as(&carol, "/v1/submissions").await,
         StatusCode::UNAUTHORIZED,
