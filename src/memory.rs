@@ -39,9 +39,9 @@ pub fn limit_arenas() {
 
 /// What the allocator holds: bytes in use, and bytes resident but free.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Held {
-    pub resident: u64,
-    pub in_use: u64,
+struct Held {
+    resident: u64,
+    in_use: u64,
 }
 
 impl Held {
@@ -54,7 +54,7 @@ impl Held {
 
 /// Whether to trim now, given the slack the last trim left: only when freed memory grew by
 /// [`TRIM_ABOVE`] since, so a service at rest is never trimmed again and again.
-pub fn worth_trimming(now: Held, after_last_trim: u64) -> bool {
+fn worth_trimming(now: Held, after_last_trim: u64) -> bool {
     now.slack() > after_last_trim.saturating_add(TRIM_ABOVE)
 }
 

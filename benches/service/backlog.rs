@@ -6,23 +6,20 @@
 //! creates 50 Jobs and then holds the rest of the queue (as a campaign behind its user's
 //! limit does); the payloads never run (a `lone-` namespace, which no simulated node serves).
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use kube::runtime::watcher::{self, watcher};
 use serde_json::json;
 use submission_helper::storage::Store;
-use tokio::sync::mpsc;
 
 use crate::accept::submission;
-use crate::harness::{Backend, Database, Memory, Scale, Service, Table, kube_client, token};
+use crate::harness::{
+    Backend, Database, Memory, Scale, Service, Table, kube_client, times_of_jobs,
+};
 
 /// Jobs the user may have at once.
 const LIMIT: usize = 50;
@@ -87,14 +84,12 @@ async fn start_with_queue(
         .await?;
 
     let database = Database::create(backend).await?;
-    let _secret = token(&database, "bench", false).await?;
     fill(&database, &name, queued).await?;
 
     let limit = LIMIT.to_string();
     let settings = [("SUBMISSION_HELPER_MAX_CONCURRENT", limit.as_str())];
     let (first_job, limit_reached, service) = {
-        let jobs = Api::namespaced(client.clone(), &name);
-        let mut seen = times_of_jobs(jobs, [1, LIMIT]).await?;
+        let mut seen = times_of_jobs(&client, &name, |_| true, [1, LIMIT]).await?;
         let started = Instant::now();
         let service = Service::start_with(&database, Some((kubeconfig, &name)), &settings).await?;
         let mut at = Vec::new();
@@ -116,42 +111,6 @@ async fn start_with_queue(
         limit_reached,
         memory,
     })
-}
-
-/// A watch of `api`'s Jobs, listed before this returns, that sends the moment it has seen
-/// each count of Jobs in `counts`.
-async fn times_of_jobs<const N: usize>(
-    api: Api<Job>,
-    counts: [usize; N],
-) -> anyhow::Result<mpsc::UnboundedReceiver<Instant>> {
-    let (listed, listed_rx) = tokio::sync::oneshot::channel();
-    let (sender, receiver) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut listed = Some(listed);
-        let mut names = HashSet::new();
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
-        while let Ok(Some(event)) = stream.try_next().await {
-            match event {
-                watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
-                    let before = names.len();
-                    names.extend(job.metadata.name);
-                    if names.len() > before && counts.contains(&names.len()) {
-                        let _ = sender.send(Instant::now());
-                    }
-                }
-                watcher::Event::InitDone => {
-                    if let Some(listed) = listed.take() {
-                        let _ = listed.send(());
-                    }
-                }
-                watcher::Event::Init | watcher::Event::Delete(_) => {}
-            }
-        }
-    });
-    listed_rx
-        .await
-        .context("the watch stopped before its first list")?;
-    Ok(receiver)
 }
 
 /// Stores `queued` queued submissions of one user in `namespace`, as a campaign submitted

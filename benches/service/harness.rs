@@ -638,18 +638,39 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
+    let mut seen = times_of_jobs(client, namespace, counts, [jobs]).await?;
+    let started = Instant::now();
+    start().await?;
+    let finished = tokio::time::timeout(Duration::from_secs(600), seen.recv())
+        .await
+        .map_err(|_| anyhow::anyhow!("not every Job was seen within 10 minutes"))?
+        .context("the watch of Jobs stopped")?;
+    Ok(finished - started)
+}
+
+/// A watch of `namespace`'s Jobs, open and listed when this returns, that sends the moment it
+/// has seen each number in `at` of Jobs for which `counts` holds; it stops after the largest.
+pub async fn times_of_jobs<const N: usize>(
+    client: &Client,
+    namespace: &str,
+    counts: fn(&Job) -> bool,
+    at: [usize; N],
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<Instant>> {
     let api: Api<Job> = Api::namespaced(client.clone(), namespace);
     let (listed, listed_rx) = tokio::sync::oneshot::channel();
-    let (seen_all, mut seen_rx) = tokio::sync::oneshot::channel();
-    let watch = tokio::spawn(async move {
+    let (seen_at, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let last = at.iter().copied().max().unwrap_or(0);
+    tokio::spawn(async move {
         let mut listed = Some(listed);
         let mut seen = HashSet::new();
         let mut stream = watcher(api, watcher::Config::default()).boxed();
-        while let Some(event) = stream.try_next().await? {
+        while let Ok(Some(event)) = stream.try_next().await {
             match event {
                 watcher::Event::Apply(job) | watcher::Event::InitApply(job) => {
-                    if let (true, Some(name)) = (counts(&job), job.metadata.name) {
-                        seen.insert(name);
+                    let new =
+                        counts(&job) && job.metadata.name.is_some_and(|name| seen.insert(name));
+                    if new && at.contains(&seen.len()) && seen_at.send(Instant::now()).is_err() {
+                        return;
                     }
                 }
                 watcher::Event::InitDone => {
@@ -659,24 +680,15 @@ where
                 }
                 watcher::Event::Init | watcher::Event::Delete(_) => {}
             }
-            if seen.len() >= jobs {
-                let _ = seen_all.send(Instant::now());
-                return anyhow::Ok(());
+            if seen.len() >= last {
+                return;
             }
         }
-        bail!("the watch ended after {} Jobs", seen.len())
     });
     listed_rx
         .await
         .context("the watch stopped before its first list")?;
-    let started = Instant::now();
-    start().await?;
-    let finished = tokio::select! {
-        seen = &mut seen_rx => seen.context("the watch stopped")?,
-        () = tokio::time::sleep(Duration::from_secs(600)) => bail!("not every Job was seen within 10 minutes"),
-    };
-    watch.abort();
-    Ok(finished - started)
+    Ok(receiver)
 }
 
 /// Creates `manifests` with `concurrency` creates in flight, as a plain client would.

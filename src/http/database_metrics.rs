@@ -71,9 +71,7 @@ impl DatabaseMetrics {
         };
         Ok(())
     }
-}
 
-impl DatabaseMetrics {
     /// The final states' counts now, kept for the next read.
     async fn bring_final_counts_forward(&self) -> Result<FinalCounts, StorageError> {
         let known = lock(&self.final_counts).clone();
