@@ -17,7 +17,8 @@
 # it. The pause image is a static build of tests/real-node/pause.c, imported into containerd
 # (no registry here has one); the payload image is busybox-static with Debian's bash and its
 # libraries, and the files of tests/real-node/payload/ for a user `atlas` whose .bashrc sets up
-# the environment, as the CAF images are built (`bash -cl` reads it).
+# the environment, as the CAF images are built (`bash -cl` reads it). The registry also holds
+# the Snakemake workflow test's image (Debian with Python and Snakemake; tests/tes/snakemake.sh).
 #
 # What this machine asks of a node: the kubelet must accept cgroup v1 (`failCgroupV1: false`);
 # containerd must not try to lower OOM scores (`restrict_oom_score_adj`); the node's address
@@ -36,8 +37,10 @@ REGISTRY="$NODE_IP:5000"
 REGISTRY_USER=analyst
 PAUSE_IMAGE="$REGISTRY/pause:3.10"
 PAYLOAD_IMAGE="$REGISTRY/caf-k8s/cafexample:1"
+# The executors' image of the Snakemake workflow test (tests/tes/snakemake.sh builds it).
+SNAKEMAKE_IMAGE="$REGISTRY/snakemake/snakemake:9.27.1"
 PACKAGES=(containerd runc containernetworking-plugins docker-registry apache2-utils umoci skopeo
-  busybox-static gcc libc6-dev openssl iproute2 util-linux procps curl python3)
+  busybox-static gcc libc6-dev openssl iproute2 util-linux procps curl python3 debootstrap)
 # What the kubelet changes outside any namespace; saved by `up`, restored by `down`.
 KERNEL_SETTINGS=(vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
   kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
@@ -174,12 +177,13 @@ CONFIG
   mkdir -p "$registry/certs"
   cp "$registry/ca.crt" "$registry/certs/ca.crt"
   local image
-  for image in pause:"$PAUSE_IMAGE" payload:"$PAYLOAD_IMAGE"; do
+  for image in "$dir/images/oci:pause=$PAUSE_IMAGE" "$dir/images/oci:payload=$PAYLOAD_IMAGE" \
+    "$snakemake_layout:snakemake=$SNAKEMAKE_IMAGE"; do
     in_netns skopeo --insecure-policy copy -q --dest-cert-dir "$registry/certs" \
       --dest-creds "$REGISTRY_USER:$(cat "$registry/password")" \
-      "oci:$dir/images/oci:${image%%:*}" "docker://${image#*:}"
+      "oci:${image%%=*}" "docker://${image#*=}"
   done
-  log "pushed $PAYLOAD_IMAGE and $PAUSE_IMAGE"
+  log "pushed $PAYLOAD_IMAGE, $PAUSE_IMAGE and $SNAKEMAKE_IMAGE"
 }
 
 start_containerd() {
@@ -359,6 +363,8 @@ up() {
   done >"$dir/host-folders"
 
   build_images
+  # Built from Debian's packages and PyPI, so before anything runs in the namespace; cached.
+  snakemake_layout=$("$here/tes/snakemake.sh" image)
 
   # The namespace, kept by a bind mount on DIR/netns, with its loopback and the node's link.
   touch "$dir/netns"
@@ -389,6 +395,7 @@ up() {
     echo "export SH_TEST_REGISTRY_USERNAME=$REGISTRY_USER"
     echo "export SH_TEST_REGISTRY_PASSWORD=$(cat "$dir/registry/password")"
     echo "export SH_TEST_PAYLOAD_IMAGE=$PAYLOAD_IMAGE"
+    echo "export SH_TEST_SNAKEMAKE_IMAGE=$SNAKEMAKE_IMAGE"
   } >"$dir/env"
   trap - EXIT
   log "up in $((SECONDS - started)) s: node $NODE_NAME ($NODE_IP), registry $REGISTRY; run tests with '$0 run $dir CMD'"

@@ -171,8 +171,9 @@ export SH_TEST_AXE="$axe"
 for old in "$cache"/axe-core-*; do [ "$old" = "$(dirname "$axe")" ] || rm -rf "$old"; done
 
 # The TES suite's venvs: py-tes and the GA4GH conformance runner (tests/tes/run.sh).
-step "TES suite's Python packages (PyPI, pinned; cached)"
+step "TES suite's Python packages (PyPI, pinned; cached); Snakemake and its executors' image"
 tests/tes/run.sh install
+tests/tes/snakemake.sh install
 
 # Everything from here on runs in the namespace, which reaches no registry either.
 export CARGO_NET_OFFLINE=true
