@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::client::ClientBuilder;
 use kube::core::Selector;
 use kube::{Client, Config};
@@ -21,7 +21,9 @@ use super::error::{ClusterError, Result};
 use super::kueue_settings::KueueSettings;
 use super::metrics::{self, ClusterMetrics};
 use super::shared_logs::SharedLogs;
-use crate::domain::{APP_LABEL, APP_LABEL_VALUE, SubmissionId};
+use crate::domain::{
+    ADMISSION_GATE, ADMISSION_GATE_ANNOTATION, APP_LABEL, APP_LABEL_VALUE, SubmissionId,
+};
 
 /// The label selector every object of ours carries (`app=submission-helper`).
 pub fn app_selector() -> String {
@@ -208,6 +210,46 @@ impl Cluster {
     /// A Job that is already gone counts as deleted.
     pub async fn delete_job(&self, name: &str) -> Result<()> {
         match bounded(self.jobs()?.delete(name, &DeleteParams::background())).await? {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                let error = ClusterError::from(error);
+                if error.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    /// Lifts our admission gate from a Job (Kueue may then admit it), leaving any other
+    /// controller's; a Job that is gone, or has no gate of ours, counts as lifted.
+    pub async fn lift_gate(&self, job: &Job) -> Result<()> {
+        let Some(name) = job.metadata.name.as_deref() else {
+            return Ok(());
+        };
+        let others: Vec<&str> = job
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|annotations| annotations.get(ADMISSION_GATE_ANNOTATION))
+            .map(|gates| {
+                gates
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|gate| *gate != ADMISSION_GATE)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let value = (!others.is_empty()).then(|| others.join(","));
+        let patch =
+            serde_json::json!({"metadata": {"annotations": {ADMISSION_GATE_ANNOTATION: value}}});
+        match bounded(
+            self.jobs()?
+                .patch(name, &PatchParams::default(), &Patch::Merge(patch)),
+        )
+        .await?
+        {
             Ok(_) => Ok(()),
             Err(error) => {
                 let error = ClusterError::from(error);

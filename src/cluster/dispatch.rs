@@ -18,13 +18,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::client::{Cluster, Created};
 use super::error::ClusterError;
 use super::manifest::{self, PodSettings};
 use crate::backoff::Backoff;
 use crate::domain::{Progress, State, Submission};
-use crate::storage::{Queued, StorageError, Store};
+use crate::storage::{Claiming, Queued, Store};
 
 /// Jobs created at the same time: as many as a plain client needs to reach the API server's
 /// throughput (BENCHMARKS.md); its own limits make more pointless.
@@ -120,23 +122,23 @@ async fn dispatch_queued(
         if !more || !reached.load(Ordering::Relaxed) {
             return None;
         }
-        let wanted = match room_in_kueue(cluster, store).await {
-            Ok(room) => room.min(BATCH),
-            Err(error) => {
-                tracing::error!(%error, "could not count the Jobs waiting in Kueue");
-                reached.store(false, Ordering::Relaxed);
-                return None;
-            }
+        let wanted = BATCH;
+        // Through Kueue, at most `--kueue-max-suspended` Jobs wait in Kueue, and a waiting one
+        // counts against no limit: every due submission gets its Job, those under a limit
+        // with Kueue's gate on.
+        let claiming = match cluster.kueue() {
+            Some(kueue) => Claiming::ThroughKueue {
+                max_suspended: kueue.settings.max_suspended,
+            },
+            None => Claiming::Runnable,
         };
-        if wanted == 0 {
-            return None;
-        }
         let claimed = store
-            .claim(
+            .claim_for(
                 cluster.namespace(),
                 Timestamp::now(),
                 wanted,
                 limits.per_user,
+                claiming,
             )
             .await;
         match claimed {
@@ -168,20 +170,56 @@ async fn dispatch_queued(
             std::future::ready(())
         })
         .await;
+    if cluster.kueue().is_some() && reached.load(Ordering::Relaxed) {
+        return lift_gates(cluster, store, limits).await;
+    }
     reached.load(Ordering::Relaxed)
 }
 
-/// How many more Jobs may be created now without more than `--kueue-max-suspended` of ours
-/// waiting suspended in Kueue; without Kueue, no bound.
-async fn room_in_kueue(cluster: &Cluster, store: &Store) -> Result<u32, StorageError> {
-    let Some(kueue) = cluster.kueue() else {
-        return Ok(u32::MAX);
+/// Lifts Kueue's admission gate from the Jobs whose limits have room now, oldest first (the
+/// database decides which, [`Store::open_gates`]). A gate that could not be lifted is put back
+/// in the books for the next round. Returns false if the cluster or the database could not be
+/// reached.
+async fn lift_gates(cluster: &Cluster, store: &Store, limits: Limits) -> bool {
+    let opened = match store
+        .open_gates(cluster.namespace(), Timestamp::now(), limits.per_user)
+        .await
+    {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::error!(%error, "could not read the Jobs held at Kueue's gate");
+            return false;
+        }
     };
-    let waiting = store
-        .count_suspended(cluster.namespace(), Timestamp::now())
-        .await?;
-    let max = i64::from(kueue.settings.max_suspended);
-    Ok(u32::try_from((max - waiting).max(0)).unwrap_or(0))
+    let lifted = futures::stream::iter(opened)
+        .map(|queued| async move {
+            let job_name = &queued.submission.job_name;
+            // The cached Job names the other controllers' gates, if any; one not seen yet is
+            // named by its name alone.
+            let job = cluster.caches().job(job_name).unwrap_or_else(|| {
+                std::sync::Arc::new(Job {
+                    metadata: ObjectMeta {
+                        name: Some(job_name.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    ..Job::default()
+                })
+            });
+            match cluster.lift_gate(&job).await {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(submission_id = %queued.submission.id, %error, "could not lift Kueue's gate; will retry");
+                    if let Err(error) = store.close_gate(&queued).await {
+                        tracing::warn!(%error, "could not put a gate back in the books");
+                    }
+                    false
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<bool>>()
+        .await;
+    lifted.into_iter().all(|lifted| lifted)
 }
 
 /// Creates one submission's Job and records the outcome, the two steps of the pipeline in one
@@ -238,7 +276,11 @@ async fn create_one(
             return Attempt::Unread;
         }
     }
-    let created = cluster.create_job(&manifest::job(&submission, pods)).await;
+    let mut job = manifest::job(&submission, pods);
+    if submission.gated {
+        manifest::gate_admission(&mut job);
+    }
+    let created = cluster.create_job(&job).await;
     // From its submit: a rerun's wait is not a submit's.
     if matches!(created, Ok(Created::Now)) && submission.reruns == 0 {
         let waited = Timestamp::now().duration_since(submission.created_at);

@@ -2,7 +2,8 @@
 //!
 //! While Kueue holds its Job suspended a submission is `pending`, and its message says where
 //! it waits and why, in Kueue's words where Kueue gave some. Once Kueue lets the Job run it is
-//! admitted. A Job suspended again after it ran was evicted (preempted, its queue stopped):
+//! admitted; one that carries our admission gate is held back by its limit of concurrent Jobs,
+//! and says so. A Job suspended again after it ran was evicted (preempted, its queue stopped):
 //! the submission steps back to `pending`, neither failed nor cancelled, and waits to be
 //! admitted again; its evictions are Kueue's count, so a repeated event counts nothing twice.
 
@@ -39,6 +40,10 @@ pub fn with_kueue(
     }
     let queue = &queueing.queue;
     let waits = match workload.and_then(|workload| workload.waiting.as_deref()) {
+        _ if super::manifest::is_gated(job) => format!(
+            "waits in Kueue queue {queue}, held back by its limit of concurrent Jobs \
+             (its user's or its batch's) until one of them ends"
+        ),
         Some(why) => format!("waits in Kueue queue {queue}: {why}"),
         None => format!("waits in Kueue queue {queue} to be admitted"),
     };
@@ -116,6 +121,33 @@ mod tests {
             next.message.as_deref(),
             Some(
                 "waits in Kueue queue analysis: insufficient unused quota for cpu in flavor default"
+            )
+        );
+    }
+
+    #[test]
+    fn a_job_at_our_admission_gate_says_its_limit_holds_it_back() {
+        let submission = submission(State::Pending);
+        let mut gated = job(true);
+        crate::cluster::manifest::gate_admission(&mut gated);
+        let workload = WorkloadFacts {
+            waiting: Some("the workload has admission gates".into()),
+            ..WorkloadFacts::default()
+        };
+
+        let next = with_kueue(
+            &submission,
+            progress(State::Pending),
+            &gated,
+            Some(&workload),
+        );
+
+        assert_eq!(next.state, State::Pending);
+        assert_eq!(
+            next.message.as_deref(),
+            Some(
+                "waits in Kueue queue analysis, held back by its limit of concurrent Jobs \
+                 (its user's or its batch's) until one of them ends"
             )
         );
     }

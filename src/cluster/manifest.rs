@@ -16,8 +16,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::domain::{
-    APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL, OOM_EXIT_CODE, OWNER_LABEL,
-    PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing, RetryPolicy, SUBMISSION_ID_LABEL, Submission,
+    ADMISSION_GATE, ADMISSION_GATE_ANNOTATION, APP_LABEL, APP_LABEL_VALUE, Amounts, NAME_LABEL,
+    OOM_EXIT_CODE, OWNER_LABEL, PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing, RetryPolicy,
+    SUBMISSION_ID_LABEL, Submission,
 };
 
 const VOLUME_NAME: &str = "data";
@@ -190,6 +191,25 @@ fn through_kueue(job: &mut Job, queueing: &Queueing) {
     }
 }
 
+/// Puts Kueue's admission gate on a Job of a submission under a limit of concurrent Jobs
+/// (`Submission::gated`): Kueue keeps it in its queue, unadmitted, until the dispatcher lifts
+/// the gate (`Cluster::lift_gate`) while the limit has room.
+pub fn gate_admission(job: &mut Job) {
+    job.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(ADMISSION_GATE_ANNOTATION.into(), ADMISSION_GATE.into());
+}
+
+/// Whether a Job still carries our admission gate.
+pub fn is_gated(job: &Job) -> bool {
+    job.metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(ADMISSION_GATE_ANNOTATION))
+        .is_some_and(|gates| gates.split(',').any(|gate| gate.trim() == ADMISSION_GATE))
+}
+
 /// First, failures of pods with the `DisruptionTarget` condition are ignored; then the
 /// submission's rules on exit codes, in order, and with `on_oom` the kill for memory's code.
 /// Every other failure counts against `backoffLimit`, as without a policy.
@@ -289,6 +309,7 @@ mod tests {
             notify_token: None,
             reruns: 0,
             oom_reruns: 0,
+            gated: false,
         }
     }
 
@@ -335,6 +356,32 @@ mod tests {
             !pod_labels.contains_key(QUEUE_NAME_LABEL),
             "the Job's, not its pods'"
         );
+    }
+
+    #[test]
+    fn a_gated_job_names_our_gate_and_is_gated_until_only_others_remain() {
+        let mut gated = job(&submission(full_spec()), &PodSettings::default());
+        assert!(!is_gated(&gated));
+
+        gate_admission(&mut gated);
+
+        assert_eq!(
+            gated
+                .metadata
+                .annotations
+                .clone()
+                .unwrap_or_default()
+                .get(ADMISSION_GATE_ANNOTATION)
+                .map(String::as_str),
+            Some("submission-helper.io/max-concurrent")
+        );
+        assert!(is_gated(&gated));
+        let others = BTreeMap::from([(
+            ADMISSION_GATE_ANNOTATION.to_owned(),
+            "example.com/other".to_owned(),
+        )]);
+        gated.metadata.annotations = Some(others);
+        assert!(!is_gated(&gated), "another controller's gate is not ours");
     }
 
     #[test]

@@ -139,6 +139,15 @@ impl Reconciler {
             }
             _ => {}
         }
+        if let Some(job) = &job
+            && !submission.gated
+            && super::manifest::is_gated(job)
+            && job.metadata.deletion_timestamp.is_none()
+        {
+            // Its limit let it through, but the gate was not lifted (the API server did not
+            // answer, or the service stopped in between): lift it now.
+            self.cluster.lift_gate(job).await?;
+        }
 
         // Earlier runs' pods (a rerun's Job is another) are history: their attempts are kept.
         let of_this_run = |pod: &Arc<Pod>| logs::of_job(pod, &submission.job_name);

@@ -366,6 +366,7 @@ mod tests {
             notify_token: None,
             reruns: 0,
             oom_reruns: 0,
+            gated: false,
         };
         job(&submission, &PodSettings::default())
     }

@@ -16,6 +16,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::domain::ADMISSION_GATE_ANNOTATION;
+
 /// Keeps a Job's metadata, its completions, suspension and limits, and its whole status.
 pub fn job(job: &mut Job) {
     metadata(&mut job.metadata);
@@ -86,9 +88,13 @@ pub fn pod(pod: &mut Pod) {
     }
 }
 
-/// Drops what no reader looks at: annotations (Kueue's and the API server's) and managed fields.
+/// Drops what no reader looks at: annotations (Kueue's and the API server's) but our admission
+/// gate, and managed fields.
 fn metadata(metadata: &mut ObjectMeta) {
-    metadata.annotations = None;
+    metadata.annotations = metadata.annotations.take().and_then(|mut annotations| {
+        let gate = annotations.remove_entry(ADMISSION_GATE_ANNOTATION)?;
+        Some(std::iter::once(gate).collect())
+    });
     metadata.managed_fields = None;
 }
 
@@ -141,6 +147,24 @@ mod tests {
             })
         );
         assert_eq!(cached.status, status);
+    }
+
+    #[test]
+    fn a_cached_job_keeps_our_admission_gate_and_no_other_annotation() {
+        let mut cached: Job = serde_json::from_value(json!({
+            "metadata": {"name": "sh-7", "annotations": {
+                "batch.kubernetes.io/job-tracking": "",
+                "kueue.x-k8s.io/admission-gated-by": "submission-helper.io/max-concurrent"
+            }}
+        }))
+        .expect("a Job");
+
+        job(&mut cached);
+
+        assert_eq!(
+            serde_json::to_value(&cached.metadata).expect("metadata")["annotations"],
+            json!({"kueue.x-k8s.io/admission-gated-by": "submission-helper.io/max-concurrent"})
+        );
     }
 
     #[test]

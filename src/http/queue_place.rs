@@ -64,13 +64,16 @@ pub async fn fill(
 }
 
 /// What a queued submission waits for: the first of its cluster, its user's limit, its batch's
-/// limit and room in Kueue that holds it, else its turn.
+/// limit and room in Kueue that holds it, else its turn. Through Kueue the limits hold Jobs at
+/// Kueue's gate, not in this queue.
 async fn waits_for(context: &Context, submission: &Submission) -> ApiResult<WaitsFor> {
     let now = Timestamp::now();
     if !context.cluster.is_configured() {
         return Ok(WaitsFor::Cluster);
     }
-    if let Some(limit) = submission.limits.user.or(context.user_limit)
+    let limits_here = context.cluster.kueue().is_none();
+    if limits_here
+        && let Some(limit) = submission.limits.user.or(context.user_limit)
         && context.store.active_of_user(&submission.owner, now).await? >= limit
     {
         return Ok(WaitsFor::UserLimit {
@@ -78,7 +81,8 @@ async fn waits_for(context: &Context, submission: &Submission) -> ApiResult<Wait
             limit,
         });
     }
-    if let Some((group, limit)) = &submission.limits.group
+    if limits_here
+        && let Some((group, limit)) = &submission.limits.group
         && context.store.active_of_group(group, now).await? >= *limit
     {
         return Ok(WaitsFor::BatchLimit { limit: *limit });

@@ -115,6 +115,7 @@ impl From<Submission> for SubmissionView {
             notify_token: _,
             reruns,
             oom_reruns: _,
+            gated: _,
         } = submission;
         let queue = spec.queueing.map(|queueing| QueueView {
             name: Some(queueing.queue),

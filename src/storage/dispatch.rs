@@ -32,7 +32,21 @@ pub struct Queued {
     pub attempts: i64,
 }
 
-type Tx<'t> = sqlx::Transaction<'t, Any>;
+/// How the Jobs of claimed submissions are created, and so where the limits of concurrent
+/// Jobs hold a submission back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claiming {
+    /// Runnable: a submission is claimed only within its limits.
+    Runnable,
+    /// Suspended in Kueue, with at most `max_suspended` of them waiting there (counted under
+    /// the claims' lock, so replicas never pass it together). The limits are at Kueue's
+    /// admission gate: every due submission is claimed, those under a limit marked `gated`
+    /// (their Jobs are created with the gate on), and [`Store::open_gates`] lifts the gates
+    /// within the limits; a Job waiting in Kueue's queue counts against no limit.
+    ThroughKueue { max_suspended: u32 },
+}
+
+pub(super) type Tx<'t> = sqlx::Transaction<'t, Any>;
 
 impl Store {
     /// Claims up to `limit` queued submissions of `namespace` whose Jobs may be created now:
@@ -45,17 +59,32 @@ impl Store {
         limit: u32,
         user_default: Option<i64>,
     ) -> Result<Vec<Queued>> {
+        self.claim_for(namespace, now, limit, user_default, Claiming::Runnable)
+            .await
+    }
+
+    /// [`Store::claim`], for Jobs created as `claiming` says; the claimed submissions come back
+    /// with `gated` set where their Job is to be created with Kueue's gate.
+    pub async fn claim_for(
+        &self,
+        namespace: &str,
+        now: Timestamp,
+        limit: u32,
+        user_default: Option<i64>,
+        claiming: Claiming,
+    ) -> Result<Vec<Queued>> {
         let stale = now.as_millisecond() - lease_millis();
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO dispatch_turns (namespace, taken_at) VALUES ($1, $2) \
-             ON CONFLICT (namespace) DO UPDATE SET taken_at = excluded.taken_at",
-        )
-        .bind(namespace.to_owned())
-        .bind(now.as_millisecond())
-        .execute(&mut *tx)
-        .await?;
+        take_turn(&mut tx, namespace, now).await?;
+        let limit = match claiming {
+            Claiming::Runnable => limit,
+            Claiming::ThroughKueue { max_suspended } => {
+                let waiting = suspended_in(&mut tx, namespace, stale).await?;
+                let room = (i64::from(max_suspended) - waiting).max(0);
+                limit.min(u32::try_from(room).unwrap_or(u32::MAX))
+            }
+        };
 
         let mut claimed: Vec<Queued> = Vec::new();
         let mut full_users: HashSet<String> = HashSet::new();
@@ -79,6 +108,15 @@ impl Store {
                 )
                 .await?;
             let read_all = i64::try_from(candidates.len()).unwrap_or(i64::MAX) < wanted;
+            if claiming != Claiming::Runnable {
+                for mut candidate in candidates {
+                    let submission = &mut candidate.submission;
+                    submission.gated = submission.limits.user.or(user_default).is_some()
+                        || submission.limits.group.is_some();
+                    claimed.push(candidate);
+                }
+                break;
+            }
             let newly_full = (full_users.len(), full_groups.len());
             self.count_active(
                 &mut tx,
@@ -119,18 +157,26 @@ impl Store {
             }
         }
 
-        let ids: Vec<SubmissionId> = claimed.iter().map(|queued| queued.submission.id).collect();
-        for chunk in ids.chunks(500) {
-            let mut builder = QueryBuilder::new("UPDATE submissions SET claimed_at = ");
-            builder
-                .push_bind(now.as_millisecond())
-                .push(" WHERE id IN (");
-            let mut separated = builder.separated(", ");
-            for id in chunk {
-                separated.push_bind(id.to_string());
+        for gated in [false, true] {
+            let ids: Vec<SubmissionId> = claimed
+                .iter()
+                .filter(|queued| queued.submission.gated == gated)
+                .map(|queued| queued.submission.id)
+                .collect();
+            for chunk in ids.chunks(500) {
+                let mut builder = QueryBuilder::new("UPDATE submissions SET claimed_at = ");
+                builder
+                    .push_bind(now.as_millisecond())
+                    .push(", gated = ")
+                    .push_bind(i64::from(gated))
+                    .push(" WHERE id IN (");
+                let mut separated = builder.separated(", ");
+                for id in chunk {
+                    separated.push_bind(id.to_string());
+                }
+                builder.push(")");
+                self.built(&mut builder)?.execute(&mut *tx).await?;
             }
-            builder.push(")");
-            self.built(&mut builder)?.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(claimed)
@@ -199,6 +245,33 @@ impl Store {
         users: &mut HashMap<String, i64>,
         groups: &mut HashMap<String, i64>,
     ) -> Result<()> {
+        // The claims, then the live Jobs: each read from its own index. In this order a claim
+        // whose Job another replica creates between the two reads is counted twice (a turn too
+        // cautious), never missed (a limit passed), as the other order allowed on Postgres,
+        // where each statement reads what was committed before it began. The literal states
+        // let both databases match the partial index of claims.
+        const ACTIVE: [&str; 2] = [
+            "state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > ",
+            "state IN ('pending', 'running')",
+        ];
+        self.count_in(tx, candidates, user_default, &ACTIVE, stale, users, groups)
+            .await
+    }
+
+    /// Counts the rows that `active` (statements' conditions; one ending in `> ` is given
+    /// `stale`) selects, of the limited users and groups among `candidates` that `users` and
+    /// `groups` do not count yet.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn count_in(
+        &self,
+        tx: &mut Tx<'_>,
+        candidates: &[Queued],
+        user_default: Option<i64>,
+        active: &[&str],
+        stale: i64,
+        users: &mut HashMap<String, i64>,
+        groups: &mut HashMap<String, i64>,
+    ) -> Result<()> {
         let new_users: HashSet<&str> = candidates
             .iter()
             .map(|queued| &queued.submission)
@@ -222,15 +295,7 @@ impl Store {
             for key in &keys {
                 counts.insert((*key).to_owned(), 0);
             }
-            // The claims, then the live Jobs: each read from its own index. In this order a
-            // claim whose Job another replica creates between the two reads is counted twice
-            // (a turn too cautious), never missed (a limit passed), as the other order allowed
-            // on Postgres, where each statement reads what was committed before it began. The
-            // literal states let both databases match the partial index of claims.
-            for active in [
-                "state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > ",
-                "state IN ('pending', 'running')",
-            ] {
+            for active in active {
                 let mut builder = QueryBuilder::new(format!(
                     "SELECT {column} AS key, COUNT(*) AS active FROM submissions WHERE {active}"
                 ));
@@ -272,16 +337,11 @@ impl Store {
     /// Jobs of `namespace` that wait suspended for Kueue to admit them, or are about to be
     /// created (claimed within the lease): what `--kueue-max-suspended` bounds.
     pub async fn count_suspended(&self, namespace: &str, now: Timestamp) -> Result<i64> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS waiting FROM submissions WHERE namespace = $1 AND \
-             ((state = 'pending' AND admitted = 0) OR \
-              (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
-        )
-        .bind(namespace.to_owned())
-        .bind(now.as_millisecond() - lease_millis())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("waiting")?)
+        let mut tx = self.pool.begin().await?;
+        let waiting =
+            suspended_in(&mut tx, namespace, now.as_millisecond() - lease_millis()).await?;
+        tx.commit().await?;
+        Ok(waiting)
     }
 
     pub async fn next_dispatch_at(&self, namespace: &str) -> Result<Option<Timestamp>> {
@@ -323,6 +383,34 @@ impl Store {
         .await?;
         Ok(result.rows_affected() == 1)
     }
+}
+
+/// [`Store::count_suspended`] in `tx`, claims taken after `stale` counted.
+async fn suspended_in(tx: &mut Tx<'_>, namespace: &str, stale: i64) -> Result<i64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS waiting FROM submissions WHERE namespace = $1 AND \
+         ((state = 'pending' AND admitted = 0) OR \
+          (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
+    )
+    .bind(namespace.to_owned())
+    .bind(stale)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(row.try_get("waiting")?)
+}
+
+/// Takes `namespace`'s lock row for the rest of `tx`: the dispatchers of other replicas wait
+/// for it, so no two count the same free place under a limit.
+pub(super) async fn take_turn(tx: &mut Tx<'_>, namespace: &str, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dispatch_turns (namespace, taken_at) VALUES ($1, $2) \
+         ON CONFLICT (namespace) DO UPDATE SET taken_at = excluded.taken_at",
+    )
+    .bind(namespace.to_owned())
+    .bind(now.as_millisecond())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub(super) fn lease_millis() -> i64 {

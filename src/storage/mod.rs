@@ -42,6 +42,7 @@ mod dispatch;
 mod error;
 mod events;
 mod final_counts;
+mod gates;
 mod idempotency;
 mod logs;
 mod lookups;
@@ -57,7 +58,7 @@ mod tokens;
 mod wal;
 mod webhooks;
 
-pub use dispatch::{CLAIM_LEASE, Queued};
+pub use dispatch::{CLAIM_LEASE, Claiming, Queued};
 pub use error::StorageError;
 pub use events::{Event, EventFilter, EventPage, Revisions};
 pub use final_counts::FinalCounts;

@@ -11,6 +11,7 @@
 
 mod support;
 
+mod admission_gates;
 mod auth;
 mod campaign_counts;
 mod campaigns;

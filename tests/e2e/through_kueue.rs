@@ -124,13 +124,26 @@ async fn spawn_through_kueue(
     backend: Backend,
     max_suspended: u32,
 ) -> TestApp {
+    spawn_through_kueue_tuned(cluster, backend, max_suspended, |_| {}).await
+}
+
+/// [`spawn_through_kueue`], with what the test changes of the settings.
+async fn spawn_through_kueue_tuned(
+    cluster: &TestCluster,
+    backend: Backend,
+    max_suspended: u32,
+    tune: impl FnOnce(&mut submission_helper::startup::Settings),
+) -> TestApp {
     let rbac = include_str!("../../docker/k8s/overlays/kueue/rbac.yaml").replace(
         "name: submission-helper-kueue-submission-helper",
         &format!("name: submission-helper-kueue-{}", cluster.namespace),
     );
     cluster.apply_rbac(&rbac);
     cluster
-        .spawn_service_tuned(backend, |settings| through_kueue(settings, max_suspended))
+        .spawn_service_tuned(backend, |settings| {
+            through_kueue(settings, max_suspended);
+            tune(settings);
+        })
         .await
 }
 
@@ -481,6 +494,87 @@ async fn no_more_than_the_allowed_number_of_jobs_wait_suspended(backend: Backend
     assert!(most <= 2, "{most} Jobs waited suspended at once");
 }
 with_kueue!(no_more_than_the_allowed_number_of_jobs_wait_suspended);
+
+async fn a_users_limit_counts_only_admitted_jobs_the_rest_wait_in_kueue_at_our_gate(
+    backend: Backend,
+) {
+    // Arrange: quota for all three, and a limit of one running Job per user
+    let cluster = TestCluster::simulated().await;
+    create_queues(&cluster, "8");
+    let app = spawn_through_kueue_tuned(&cluster, backend, 1000, |settings| {
+        settings.dispatch.per_user = Some(1);
+    })
+    .await;
+    let jobs: Api<Job> = Api::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let gate = cluster.gate("first");
+
+    // Act
+    let first = id(&app
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": gate.wait_command()}))
+        .await);
+    follow_states(&app, &first, &["running"]).await;
+    let rest: Vec<String> = {
+        let mut rest = Vec::new();
+        for n in 0..2 {
+            rest.push(id(&app
+                .submit(body!({"image": PAYLOAD_IMAGE, "command": format!("echo {n}")}))
+                .await));
+        }
+        rest
+    };
+
+    // Assert: the other two have their Jobs, waiting in Kueue behind our gate with room in
+    // the quota, and say why
+    for id in &rest {
+        let waiting = pending_saying(&app, id, "held back by its limit of concurrent Jobs").await;
+        assert_eq!(waiting["queue"]["admitted"], false, "{waiting}");
+        let job = jobs
+            .get(waiting["job_name"].as_str().unwrap_or_default())
+            .await
+            .expect("its Job exists");
+        assert_eq!(
+            job.metadata
+                .annotations
+                .unwrap_or_default()
+                .get("kueue.x-k8s.io/admission-gated-by")
+                .map(String::as_str),
+            Some("submission-helper.io/max-concurrent")
+        );
+        assert_eq!(job.spec.and_then(|spec| spec.suspend), Some(true));
+    }
+
+    // Act: the first ends
+    gate.open();
+
+    // Assert: the other two run one at a time, each once admitted, and never two at once
+    let most_admitted = std::cell::Cell::new(0);
+    eventually("all three succeeded", Duration::from_secs(120), || async {
+        let listed = jobs.list(&ListParams::default()).await.ok()?;
+        let admitted = listed
+            .items
+            .iter()
+            .filter(|job| job.spec.as_ref().and_then(|spec| spec.suspend) == Some(false))
+            .filter(|job| {
+                job.status
+                    .as_ref()
+                    .and_then(|status| status.completion_time.as_ref())
+                    .is_none()
+            })
+            .count();
+        most_admitted.set(most_admitted.get().max(admitted));
+        let mut succeeded = 0;
+        for id in std::iter::once(&first).chain(&rest) {
+            if get(&app, id).await["state"] == "succeeded" {
+                succeeded += 1;
+            }
+        }
+        (succeeded == 3).then_some(())
+    })
+    .await;
+    let most = most_admitted.get();
+    assert!(most <= 1, "{most} Jobs ran at once under a limit of one");
+}
+with_kueue!(a_users_limit_counts_only_admitted_jobs_the_rest_wait_in_kueue_at_our_gate);
 
 async fn without_kueue_in_the_cluster_the_service_starts_and_says_it_is_not_ready(
     backend: Backend,

@@ -28,7 +28,10 @@ pub use labels::{
 };
 pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NewSubmissions, SentAs};
 pub(crate) use queueing::parse as parse_queueing;
-pub use queueing::{KueueDefaults, PRIORITY_CLASS_LABEL, QUEUE_NAME_LABEL, Queueing};
+pub use queueing::{
+    ADMISSION_GATE, ADMISSION_GATE_ANNOTATION, KueueDefaults, PRIORITY_CLASS_LABEL,
+    QUEUE_NAME_LABEL, Queueing,
+};
 pub use record::{Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use rerun::{AfterOom, RerunChanges, after_oom, job_name as rerun_job_name, not_rerunnable};

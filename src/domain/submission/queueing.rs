@@ -14,6 +14,12 @@ use crate::domain::kube_rules;
 pub const QUEUE_NAME_LABEL: &str = "kueue.x-k8s.io/queue-name";
 /// The label that gives a Job a WorkloadPriorityClass.
 pub const PRIORITY_CLASS_LABEL: &str = "kueue.x-k8s.io/priority-class";
+/// The annotation with which Kueue (0.19 and later) admits no Job until it is removed; it names
+/// the controllers that hold the Job back.
+pub const ADMISSION_GATE_ANNOTATION: &str = "kueue.x-k8s.io/admission-gated-by";
+/// Our name in that annotation: the Job counts against a limit of concurrent Jobs that has no
+/// room for it yet (`--max-concurrent`, a token's or a batch's).
+pub const ADMISSION_GATE: &str = "submission-helper.io/max-concurrent";
 
 /// Where a submission waits in Kueue: its LocalQueue, and its priority class if it names one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

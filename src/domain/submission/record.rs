@@ -63,6 +63,9 @@ pub struct Submission {
     pub reruns: i64,
     /// The reruns for memory since its last user's rerun (`retry_policy.on_oom.max_reruns`).
     pub oom_reruns: i64,
+    /// Through Kueue: its Job was created with Kueue's admission gate, because it counts against
+    /// a limit of concurrent Jobs that had no room yet, and the gate is still on.
+    pub gated: bool,
 }
 
 /// The limits a submission's dispatch obeys: its user's (as the token it was sent with set
@@ -94,6 +97,7 @@ impl Submission {
             notify_token: spec.notify.as_ref().and(caller.token.clone()),
             reruns: 0,
             oom_reruns: 0,
+            gated: false,
             spec,
         }
     }

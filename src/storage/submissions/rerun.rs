@@ -108,7 +108,7 @@ pub(super) async fn write_rerun(
     let written = sqlx::query(
         "UPDATE submissions SET spec = $1, job_name = $2, state = $3, message = $4, active = 0, \
          succeeded = 0, failed = 0, started_at = NULL, finished_at = NULL, updated_at = $5, \
-         admitted = 0, waiting_on = $6, reruns = $7, oom_reruns = $8, cascaded = 0, \
+         admitted = 0, gated = 0, waiting_on = $6, reruns = $7, oom_reruns = $8, cascaded = 0, \
          claimed_at = NULL, dispatch_attempts = 0, next_dispatch_at = NULL, \
          version = version + 1 WHERE id = $9 AND version = $10",
     )

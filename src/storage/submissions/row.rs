@@ -16,7 +16,7 @@ macro_rules! columns {
     () => {
         "id, spec, namespace, job_name, state, message, active, succeeded, failed, created_at, \
          started_at, finished_at, version, owner, submitted_by, user_limit, group_id, group_limit, \
-         notify_token, admitted, evictions, reruns, oom_reruns"
+         notify_token, admitted, evictions, reruns, oom_reruns, gated"
     };
 }
 pub(in crate::storage) use columns;
@@ -73,6 +73,7 @@ pub(in crate::storage) fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
         notify_token: row.try_get("notify_token")?,
         reruns: row.try_get("reruns")?,
         oom_reruns: row.try_get("oom_reruns")?,
+        gated: row.try_get::<i64, _>("gated")? != 0,
     };
     Ok((submission, row.try_get("version")?))
 }

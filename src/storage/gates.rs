@@ -1,0 +1,145 @@
+//! Kueue's admission gates on the Jobs of submissions under a limit of concurrent Jobs
+//! ([`Claiming::ThroughKueue`](super::dispatch::Claiming)): which gates may be lifted now.
+//!
+//! A gated Job waits in its Kueue queue, where Kueue will not admit it, and counts against no
+//! limit. The gates are lifted oldest first, under the same lock row as the claims, while its
+//! user's and batch group's Jobs without a gate (admitted, or free to be) leave room: a limit
+//! counts only what Kueue may run, and holds across replicas.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use sqlx::{QueryBuilder, Row};
+
+use super::dispatch::{Queued, lease_millis, take_turn};
+use super::error::Result;
+use super::store::Store;
+use super::submissions::row::{columns, from_row};
+
+/// Gated submissions looked at per call, oldest first.
+const LOOKED_AT: i64 = 256;
+
+/// What counts against a limit where the limits are at the gate: the live Jobs whose gate is
+/// off (a claim's Job is gated or not by the time it counts).
+const UNGATED: [&str; 1] = ["state IN ('pending', 'running') AND gated = 0"];
+
+impl Store {
+    /// Marks the gated submissions of `namespace` whose limits have room (a user's limit the
+    /// token's, or `user_default`) as no longer gated, oldest first, and returns them: their
+    /// Jobs' gates are to be lifted. Clears the mark of gated submissions that ended.
+    pub async fn open_gates(
+        &self,
+        namespace: &str,
+        now: Timestamp,
+        user_default: Option<i64>,
+    ) -> Result<Vec<Queued>> {
+        let _turn = self.turn_to_write().await;
+        let mut tx = self.pool.begin().await?;
+        take_turn(&mut tx, namespace, now).await?;
+        sqlx::query(
+            "UPDATE submissions SET gated = 0 WHERE gated = 1 AND namespace = $1 \
+             AND state NOT IN ('queued', 'pending', 'running')",
+        )
+        .bind(namespace.to_owned())
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            ", dispatch_attempts FROM submissions WHERE gated = 1 AND namespace = $1 \
+             AND state IN ('pending', 'running') ORDER BY id LIMIT $2"
+        ))
+        .bind(namespace.to_owned())
+        .bind(LOOKED_AT)
+        .fetch_all(&mut *tx)
+        .await?;
+        let gated = rows
+            .iter()
+            .map(|row| {
+                Ok(Queued {
+                    submission: from_row(row)?.0,
+                    attempts: row.try_get("dispatch_attempts")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (mut users, mut groups) = (HashMap::new(), HashMap::new());
+        self.count_in(
+            &mut tx,
+            &gated,
+            user_default,
+            &UNGATED,
+            now.as_millisecond() - lease_millis(),
+            &mut users,
+            &mut groups,
+        )
+        .await?;
+        let opened = within_limits(gated, user_default, &mut users, &mut groups);
+        for chunk in opened.chunks(500) {
+            let mut builder = QueryBuilder::new("UPDATE submissions SET gated = 0 WHERE id IN (");
+            let mut separated = builder.separated(", ");
+            for queued in chunk {
+                separated.push_bind(queued.submission.id.to_string());
+            }
+            builder.push(")");
+            self.built(&mut builder)?.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(opened)
+    }
+
+    /// Puts a gate back in the books: its Job's gate could not be lifted (the API server did
+    /// not answer); the next round tries again.
+    pub async fn close_gate(&self, queued: &Queued) -> Result<()> {
+        let _turn = self.turn_to_write().await;
+        sqlx::query(
+            "UPDATE submissions SET gated = 1 WHERE id = $1 AND job_name = $2 \
+             AND state IN ('pending', 'running')",
+        )
+        .bind(queued.submission.id.to_string())
+        .bind(queued.submission.job_name.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// The oldest of `gated` that fit under their limits, given the `users`' and `groups'` counts
+/// so far (which they then include).
+fn within_limits(
+    gated: Vec<Queued>,
+    user_default: Option<i64>,
+    users: &mut HashMap<String, i64>,
+    groups: &mut HashMap<String, i64>,
+) -> Vec<Queued> {
+    let mut opened = Vec::new();
+    for queued in gated {
+        let submission = &queued.submission;
+        let user = submission
+            .limits
+            .user
+            .or(user_default)
+            .map(|limit| (users.get(&submission.owner).copied().unwrap_or(0), limit));
+        let group = submission.limits.group.as_ref().map(|(group, limit)| {
+            (
+                group.clone(),
+                groups.get(group).copied().unwrap_or(0),
+                *limit,
+            )
+        });
+        let user_full = user.is_some_and(|(active, limit)| active >= limit);
+        let group_full = group
+            .as_ref()
+            .is_some_and(|(_, active, limit)| active >= limit);
+        if user_full || group_full {
+            continue;
+        }
+        if user.is_some() {
+            *users.entry(submission.owner.clone()).or_insert(0) += 1;
+        }
+        if let Some((group, _, _)) = group {
+            *groups.entry(group).or_insert(0) += 1;
+        }
+        opened.push(queued);
+    }
+    opened
+}
