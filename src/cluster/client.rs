@@ -21,9 +21,7 @@ use super::error::{ClusterError, Result};
 use super::kueue_settings::KueueSettings;
 use super::metrics::{self, ClusterMetrics};
 use super::shared_logs::SharedLogs;
-use crate::domain::{
-    ADMISSION_GATE, ADMISSION_GATE_ANNOTATION, APP_LABEL, APP_LABEL_VALUE, SubmissionId,
-};
+use crate::domain::{ADMISSION_GATE_ANNOTATION, APP_LABEL, APP_LABEL_VALUE, SubmissionId};
 
 /// The label selector every object of ours carries (`app=submission-helper`).
 pub fn app_selector() -> String {
@@ -209,17 +207,7 @@ impl Cluster {
     /// Deletes a Job and, through background propagation, its pods (as `kubectl delete job`).
     /// A Job that is already gone counts as deleted.
     pub async fn delete_job(&self, name: &str) -> Result<()> {
-        match bounded(self.jobs()?.delete(name, &DeleteParams::background())).await? {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let error = ClusterError::from(error);
-                if error.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
-        }
+        gone_is_done(bounded(self.jobs()?.delete(name, &DeleteParams::background())).await?)
     }
 
     /// Lifts our admission gate from a Job (Kueue may then admit it), leaving any other
@@ -228,38 +216,11 @@ impl Cluster {
         let Some(name) = job.metadata.name.as_deref() else {
             return Ok(());
         };
-        let others: Vec<&str> = job
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|annotations| annotations.get(ADMISSION_GATE_ANNOTATION))
-            .map(|gates| {
-                gates
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|gate| *gate != ADMISSION_GATE)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let value = (!others.is_empty()).then(|| others.join(","));
+        let others = super::manifest::other_gates(job);
         let patch =
-            serde_json::json!({"metadata": {"annotations": {ADMISSION_GATE_ANNOTATION: value}}});
-        match bounded(
-            self.jobs()?
-                .patch(name, &PatchParams::default(), &Patch::Merge(patch)),
-        )
-        .await?
-        {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                let error = ClusterError::from(error);
-                if error.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(error)
-                }
-            }
-        }
+            serde_json::json!({"metadata": {"annotations": {ADMISSION_GATE_ANNOTATION: others}}});
+        let (jobs, params, patch) = (self.jobs()?, PatchParams::default(), Patch::Merge(patch));
+        gone_is_done(bounded(jobs.patch(name, &params, &patch)).await?)
     }
 
     /// A Job of ours by name, if it exists.
@@ -308,6 +269,15 @@ impl Cluster {
     async fn ready(&self) -> Result<()> {
         self.client()?;
         self.caches.ready().await
+    }
+}
+
+/// A call's answer, a Job that is already gone counting as done.
+fn gone_is_done<T>(answer: std::result::Result<T, kube::Error>) -> Result<()> {
+    match answer.map_err(ClusterError::from) {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_not_found() => Ok(()),
+        Err(error) => Err(error),
     }
 }
 

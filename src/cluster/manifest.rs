@@ -203,11 +203,24 @@ pub fn gate_admission(job: &mut Job) {
 
 /// Whether a Job still carries our admission gate.
 pub fn is_gated(job: &Job) -> bool {
+    gates(job).any(|gate| gate == ADMISSION_GATE)
+}
+
+/// The admission gates of other controllers on a Job, as the annotation names them; `None`
+/// when ours is the only one (the annotation is then removed with it).
+pub fn other_gates(job: &Job) -> Option<String> {
+    let others: Vec<&str> = gates(job).filter(|gate| *gate != ADMISSION_GATE).collect();
+    (!others.is_empty()).then(|| others.join(","))
+}
+
+/// The admission gates a Job names.
+fn gates(job: &Job) -> impl Iterator<Item = &str> {
     job.metadata
         .annotations
         .as_ref()
         .and_then(|annotations| annotations.get(ADMISSION_GATE_ANNOTATION))
-        .is_some_and(|gates| gates.split(',').any(|gate| gate.trim() == ADMISSION_GATE))
+        .into_iter()
+        .flat_map(|gates| gates.split(',').map(str::trim))
 }
 
 /// First, failures of pods with the `DisruptionTarget` condition are ignored; then the
@@ -382,6 +395,19 @@ mod tests {
         )]);
         gated.metadata.annotations = Some(others);
         assert!(!is_gated(&gated), "another controller's gate is not ours");
+        gate_admission(&mut gated);
+        assert_eq!(
+            other_gates(&gated).as_deref(),
+            None,
+            "gate_admission replaces the annotation"
+        );
+        let both = BTreeMap::from([(
+            ADMISSION_GATE_ANNOTATION.to_owned(),
+            "example.com/other, submission-helper.io/max-concurrent".to_owned(),
+        )]);
+        gated.metadata.annotations = Some(both);
+        assert!(is_gated(&gated));
+        assert_eq!(other_gates(&gated).as_deref(), Some("example.com/other"));
     }
 
     #[test]

@@ -439,6 +439,24 @@ async fn a_queue_or_priority_class_the_cluster_lacks_is_refused(backend: Backend
 }
 with_kueue!(a_queue_or_priority_class_the_cluster_lacks_is_refused);
 
+/// How many of the namespace's Jobs are suspended (or not, as `suspended` says) and not
+/// complete; `None` if they could not be listed.
+async fn unfinished(jobs: &Api<Job>, suspended: bool) -> Option<usize> {
+    let listed = jobs.list(&ListParams::default()).await.ok()?;
+    let count = listed
+        .items
+        .iter()
+        .filter(|job| job.spec.as_ref().and_then(|spec| spec.suspend) == Some(suspended))
+        .filter(|job| {
+            job.status
+                .as_ref()
+                .and_then(|status| status.completion_time.as_ref())
+                .is_none()
+        })
+        .count();
+    Some(count)
+}
+
 async fn no_more_than_the_allowed_number_of_jobs_wait_suspended(backend: Backend) {
     // Arrange: nothing can be admitted, and at most two Jobs may wait
     let cluster = TestCluster::simulated().await;
@@ -468,18 +486,7 @@ async fn no_more_than_the_allowed_number_of_jobs_wait_suspended(backend: Backend
     // Assert: all run, and never more than two Jobs waited suspended at once
     let most_suspended = std::cell::Cell::new(0);
     eventually("all five succeeded", Duration::from_secs(120), || async {
-        let listed = jobs.list(&ListParams::default()).await.ok()?;
-        let suspended = listed
-            .items
-            .iter()
-            .filter(|job| job.spec.as_ref().and_then(|spec| spec.suspend) == Some(true))
-            .filter(|job| {
-                job.status
-                    .as_ref()
-                    .and_then(|status| status.completion_time.as_ref())
-                    .is_none()
-            })
-            .count();
+        let suspended = unfinished(&jobs, true).await?;
         most_suspended.set(most_suspended.get().max(suspended));
         let mut succeeded = 0;
         for id in &ids {
@@ -549,18 +556,7 @@ async fn a_users_limit_counts_only_admitted_jobs_the_rest_wait_in_kueue_at_our_g
     // Assert: the other two run one at a time, each once admitted, and never two at once
     let most_admitted = std::cell::Cell::new(0);
     eventually("all three succeeded", Duration::from_secs(120), || async {
-        let listed = jobs.list(&ListParams::default()).await.ok()?;
-        let admitted = listed
-            .items
-            .iter()
-            .filter(|job| job.spec.as_ref().and_then(|spec| spec.suspend) == Some(false))
-            .filter(|job| {
-                job.status
-                    .as_ref()
-                    .and_then(|status| status.completion_time.as_ref())
-                    .is_none()
-            })
-            .count();
+        let admitted = unfinished(&jobs, false).await?;
         most_admitted.set(most_admitted.get().max(admitted));
         let mut succeeded = 0;
         for id in std::iter::once(&first).chain(&rest) {
