@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use sqlx::AnyConnection;
+use sqlx::Connection;
 use sqlx::any::AnyPoolOptions;
 
 use super::error::Result;
@@ -24,6 +26,19 @@ impl Store {
         } else {
             Backend::Postgres
         };
+        // Migrated on a connection of its own, closed before any other work: on SQLite a
+        // statement of the migrator's left unfinished on a pooled connection would keep that
+        // connection's old snapshot, and its next write would fail at once ("database is
+        // locked", with no wait) if another process (a running service beside `token`)
+        // wrote since.
+        let mut migrating = AnyConnection::connect(&url).await?;
+        if backend == Backend::Sqlite {
+            sqlx::raw_sql(wal::SQLITE_PRAGMAS)
+                .execute(&mut migrating)
+                .await?;
+        }
+        sqlx::migrate!("./migrations").run(&mut migrating).await?;
+        migrating.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 8,
@@ -45,7 +60,6 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
         let mut store = Store {
             pool,
             backend,
