@@ -49,6 +49,8 @@ pub struct Settings {
     pub follows_per_user: usize,
     /// How long a pod may be stuck before its start before its submission fails.
     pub pending_timeout: Duration,
+    /// How long the cluster may fail to answer before it counts as unreachable.
+    pub cluster_unreachable_after: Duration,
     /// What the dispatcher obeys: each user's limit of active Jobs.
     pub dispatch: dispatch::Limits,
     /// Web origins whose pages may call the API from a browser (CORS); none by default.
@@ -84,6 +86,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             follows_per_user: 20,
             pending_timeout: Duration::from_secs(600),
+            cluster_unreachable_after: crate::cluster::reachability::UNREACHABLE_AFTER,
             dispatch: dispatch::Limits::default(),
             cors_origins: Vec::new(),
             event_streams: EventStreams::default(),
@@ -123,7 +126,8 @@ impl Application {
         let cluster = match settings.kueue {
             Some(kueue) => cluster.with_kueue(kueue),
             None => cluster,
-        };
+        }
+        .with_unreachable_after(settings.cluster_unreachable_after);
         let webhooks = crate::webhooks::Settings {
             allowed_hosts: settings.defaults.allowed.notify_hosts.clone(),
             ..settings.webhooks

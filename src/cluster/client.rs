@@ -20,8 +20,13 @@ use super::cache::{Caches, Writers};
 use super::error::{ClusterError, Result};
 use super::kueue_settings::KueueSettings;
 use super::metrics::{self, ClusterMetrics};
+use super::reachability::Reachability;
 use super::shared_logs::SharedLogs;
 use crate::domain::{ADMISSION_GATE_ANNOTATION, APP_LABEL, APP_LABEL_VALUE, SubmissionId};
+
+/// The name of the one cluster a service finds in its environment (kubeconfig, or the pod's
+/// service account).
+pub const DEFAULT_CLUSTER: &str = "default";
 
 /// The label selector every object of ours carries (`app=submission-helper`).
 pub fn app_selector() -> String {
@@ -52,6 +57,10 @@ pub struct Cluster {
     config: Option<Config>,
     /// Kueue, when Jobs are submitted through it.
     kueue: Option<Arc<Kueue>>,
+    /// The cluster's name in the service's answers and metrics.
+    name: String,
+    /// Whether the cluster answers, as its watches find.
+    reachability: Arc<Reachability>,
 }
 
 /// Kueue, when the service submits through it: its settings, and a client for its visibility
@@ -118,7 +127,24 @@ impl Cluster {
             shared_logs: Default::default(),
             config: None,
             kueue: None,
+            name: DEFAULT_CLUSTER.into(),
+            reachability: Arc::default(),
         }
+    }
+
+    /// The same cluster, unreachable once it has not answered for `after`.
+    pub fn with_unreachable_after(mut self, after: std::time::Duration) -> Self {
+        self.reachability = Arc::new(Reachability::new(after));
+        self
+    }
+
+    /// The cluster's name (`default` when the service has one cluster from its environment).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn reachability(&self) -> &Arc<Reachability> {
+        &self.reachability
     }
 
     /// The same cluster, its Jobs submitted through Kueue.

@@ -58,14 +58,18 @@ pub async fn run(
         pod_changed,
     } = writers;
     let config = watcher::Config::default().labels(&app_selector());
+    let reachability = cluster.reachability().clone();
     let job_events = watcher::watcher(jobs, config.clone())
         .default_backoff()
         .inspect(cluster.metrics().watch_observer("jobs"))
+        .inspect(move |item| reachability.observe(item))
         .modify(trim::job)
         .reflect(job_writer);
+    let reachability = cluster.reachability().clone();
     let pod_events = watcher::watcher(pods, config)
         .default_backoff()
         .inspect(cluster.metrics().watch_observer("pods"))
+        .inspect(move |item| reachability.observe(item))
         .modify(trim::pod)
         .reflect(pod_writer);
     let watch_jobs = follow_jobs(job_events, reconciler.clone(), triggers.clone());

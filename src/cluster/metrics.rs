@@ -36,6 +36,11 @@ pub struct Watched {
     pub resource: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterName {
+    pub cluster: String,
+}
+
 /// The resources the controller watches.
 const WATCHED: [&str; 2] = ["jobs", "pods"];
 
@@ -85,6 +90,9 @@ pub struct ClusterMetrics {
     pub watch_errors: Family<Watched, Counter>,
     /// Submissions run again under their id, by cause.
     pub reruns: Family<RerunCause, Counter>,
+    /// 1 while the cluster answers, 0 once it has not for `--cluster-unreachable-after`; set
+    /// at each scrape.
+    pub reachable: Family<ClusterName, Gauge>,
 }
 
 impl Default for ClusterMetrics {
@@ -136,6 +144,7 @@ impl Default for ClusterMetrics {
             watch_restarts,
             watch_errors,
             reruns,
+            reachable: Family::default(),
         }
     }
 }
@@ -192,6 +201,11 @@ impl ClusterMetrics {
             "watch_errors",
             "Errors a watch of the cluster met before retrying, by resource",
             self.watch_errors.clone(),
+        );
+        registry.register(
+            "cluster_reachable",
+            "1 while the cluster answers, 0 once its watches have failed for --cluster-unreachable-after",
+            self.reachable.clone(),
         );
         registry.register(
             "reruns",

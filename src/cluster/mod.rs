@@ -22,6 +22,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod oom;
 pub mod progress;
+pub mod reachability;
 pub mod reconcile;
 pub mod selector;
 pub mod shared_logs;

@@ -84,6 +84,16 @@ pub struct ServeArgs {
         default_value = duration::format(Settings::default().pending_timeout)
     )]
     pub pending_timeout: Duration,
+    /// How long the cluster's watches may fail before it counts as unreachable: its live
+    /// submissions keep their state and say since when it has not answered, and
+    /// `cluster_reachable` is 0 (`60s`, `5m`).
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_CLUSTER_UNREACHABLE_AFTER",
+        value_parser = named(positive_duration("60s or 5m")),
+        default_value = duration::format(Settings::default().cluster_unreachable_after)
+    )]
+    pub cluster_unreachable_after: Duration,
     /// How long state changes are kept for event streams (`GET /v1/events`) to resume from:
     /// `7d`, `12h`. A stream asking for older ones is answered 410.
     #[arg(
@@ -170,6 +180,7 @@ impl ServeArgs {
             request_timeout: self.request_timeout,
             follows_per_user: self.follows_per_token_user,
             pending_timeout: self.pending_timeout,
+            cluster_unreachable_after: self.cluster_unreachable_after,
             dispatch: self.submissions.dispatch_limits(),
             cors_origins: self.cors_origins.clone(),
             event_retention: self.event_retention,

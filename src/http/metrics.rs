@@ -15,6 +15,7 @@ use axum::response::IntoResponse;
 use super::context::Context;
 use super::error::{ApiError, ApiResult};
 use super::exposition::Format;
+use crate::cluster::metrics::ClusterName;
 use crate::domain::Caller;
 
 /// Every metric of the service: OpenMetrics text when the `Accept` header asks for it (as
@@ -54,6 +55,18 @@ pub async fn metrics(
     context
         .http_metrics
         .set_follows_open(context.follows.open());
+    let cluster = &context.cluster;
+    let reachable = cluster
+        .reachability()
+        .unreachable_since(jiff::Timestamp::now())
+        .is_none();
+    cluster
+        .metrics()
+        .reachable
+        .get_or_create(&ClusterName {
+            cluster: cluster.name().to_owned(),
+        })
+        .set(i64::from(reachable));
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type()),

@@ -100,6 +100,22 @@ pub struct QueueView {
     pub evictions: i64,
 }
 
+impl SubmissionView {
+    /// Says that `cluster` has not answered since `since`, on a submission whose Job is live:
+    /// its state is as last seen, neither failed nor cancelled for that.
+    pub fn while_unanswered(&mut self, cluster: &str, since: Timestamp) {
+        if !matches!(self.state, State::Pending | State::Running) {
+            return;
+        }
+        let since = Timestamp::from_second(since.as_second()).unwrap_or(since);
+        let note = format!("the cluster {cluster} has not answered since {since}; as last seen");
+        self.message = Some(match self.message.take() {
+            Some(message) => format!("{note}: {message}"),
+            None => note,
+        });
+    }
+}
+
 impl From<Submission> for SubmissionView {
     fn from(submission: Submission) -> Self {
         let Submission {

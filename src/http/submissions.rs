@@ -92,10 +92,13 @@ pub async fn list(
     let next_cursor = (items.len() == limit as usize)
         .then(|| items.last().map(|last| last.id.to_string()))
         .flatten();
-    Ok(Json(SubmissionPage {
-        items: items.into_iter().map(SubmissionView::from).collect(),
-        next_cursor,
-    }))
+    let mut items: Vec<SubmissionView> = items.into_iter().map(SubmissionView::from).collect();
+    if let Some(since) = unanswered_since(&context) {
+        for view in &mut items {
+            view.while_unanswered(context.cluster.name(), since);
+        }
+    }
+    Ok(Json(SubmissionPage { items, next_cursor }))
 }
 
 /// One submission, with the status Kubernetes reports for its Job.
@@ -126,7 +129,18 @@ pub async fn get(
     let mut view = SubmissionView::from(submission.clone());
     view.attempts = Some(attempts);
     queue_place::fill(&context, &submission, &mut view).await?;
+    if let Some(since) = unanswered_since(&context) {
+        view.while_unanswered(context.cluster.name(), since);
+    }
     Ok(Json(view))
+}
+
+/// Since when the cluster has not answered, once that counts as unreachable.
+fn unanswered_since(context: &Context) -> Option<jiff::Timestamp> {
+    context
+        .cluster
+        .reachability()
+        .unreachable_since(jiff::Timestamp::now())
 }
 
 /// The pods of a submission's Job, like `kubectl get pods -l`.

@@ -11,7 +11,7 @@ use kube::config::Kubeconfig;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{PAYLOAD_IMAGE, TestCluster};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, metric};
 use crate::on_the_cluster;
 use crate::support::{Backend, cluster_error_text_in, json as json_body};
 
@@ -147,3 +147,89 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
     );
 }
 on_the_cluster!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);
+
+async fn running_work_keeps_its_state_while_the_api_server_is_down_and_says_since_when(
+    backend: Backend,
+) {
+    // Arrange: a payload running until its gate opens, on a service that counts the cluster
+    // unreachable after 2 s without an answer
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let cluster = TestCluster::new().await;
+    let app = cluster
+        .spawn_service_tuned(backend, |settings| {
+            settings.cluster_unreachable_after = Duration::from_secs(2);
+        })
+        .await;
+    let gate = cluster.gate("outage");
+    let created = json_body(
+        app.post_json(
+            "/v1/submissions",
+            &json!({"image": PAYLOAD_IMAGE, "command": gate.wait_command()}),
+        )
+        .await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    follow_states(&app, &id, &["running"]).await;
+    let reachable = "submission_helper_cluster_reachable{cluster=\"default\"}";
+    let before = metric(&app, reachable).await;
+
+    // Act: the API server stops for longer than that
+    control_plane(&cluster, "stop-apiserver");
+    let during = eventually(
+        "the running submission to say the cluster has not answered",
+        Duration::from_secs(60),
+        || async {
+            let submission: Value = app
+                .get(&format!("/v1/submissions/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            submission["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("has not answered since"))
+                .then_some(submission)
+        },
+    )
+    .await;
+    let listed = json_body(
+        app.get("/v1/submissions?state=running").await,
+        StatusCode::OK,
+    )
+    .await;
+    let unreachable = metric(&app, reachable).await;
+    control_plane(&cluster, "start-apiserver");
+    let back = eventually(
+        "the cluster to answer again",
+        Duration::from_secs(90),
+        || async {
+            let submission: Value = app
+                .get(&format!("/v1/submissions/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            submission["message"].is_null().then_some(submission)
+        },
+    )
+    .await;
+    gate.open();
+    let (done, _) = follow_states(&app, &id, &["succeeded", "failed", "cancelled"]).await;
+
+    // Assert: while unreachable it stayed running and said since when, in its view and in the
+    // list, and the metric said so; back, it ended normally
+    assert_eq!(during["state"], "running", "{during}");
+    let message = during["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("the cluster default has not answered since 20"),
+        "{message}"
+    );
+    assert_eq!(listed["items"][0]["message"], during["message"], "{listed}");
+    assert_eq!((before, unreachable), (1.0, 0.0));
+    assert_eq!(back["state"], "running", "{back}");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(metric(&app, reachable).await, 1.0);
+}
+on_the_cluster!(running_work_keeps_its_state_while_the_api_server_is_down_and_says_since_when);
