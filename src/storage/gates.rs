@@ -33,6 +33,16 @@ impl Store {
         now: Timestamp,
         user_default: Option<i64>,
     ) -> Result<Vec<Queued>> {
+        // Nothing marked (the usual case without limits): no turn taken, nothing written.
+        let marked = sqlx::query(
+            "SELECT 1 AS marked FROM submissions WHERE gated = 1 AND namespace = $1 LIMIT 1",
+        )
+        .bind(namespace.to_owned())
+        .fetch_optional(&self.pool)
+        .await?;
+        if marked.is_none() {
+            return Ok(Vec::new());
+        }
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         take_turn(&mut tx, namespace, now).await?;
