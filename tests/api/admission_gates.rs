@@ -122,3 +122,51 @@ async fn without_a_limit_nothing_is_gated(backend: Backend) {
     assert!(!stored.gated);
 }
 on_both_databases!(without_a_limit_nothing_is_gated);
+
+async fn a_batchs_limit_at_kueues_gate_opens_one_of_its_submissions_at_a_time(backend: Backend) {
+    // Arrange: a batch of three with max_concurrent 1, and a lone submission of the same user
+    let app = spawn_app(backend).await;
+    batch(
+        &app,
+        body!({"max_concurrent": 1,
+               "submissions": (0..3).map(|n| sample(&format!("g{n}"))).collect::<Vec<_>>()}),
+    )
+    .await;
+    batch(&app, body!({"submissions": [sample("lone")]})).await;
+    let store = store_of(&app).await;
+
+    // Act
+    let claimed = store
+        .claim_for("default", Timestamp::now(), 32, None, THROUGH_KUEUE)
+        .await
+        .expect("claim");
+    for queued in &claimed {
+        created(&store, queued.submission.id).await;
+    }
+    let opened = store
+        .open_gates("default", Timestamp::now(), None)
+        .await
+        .expect("open");
+    end(&store, claimed[0].submission.id, State::Failed).await;
+    let after_an_end = store
+        .open_gates("default", Timestamp::now(), None)
+        .await
+        .expect("open");
+
+    // Assert: the batch's are gated and go one at a time; the lone one, under no limit, never
+    // waited at the gate
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|queued| queued.submission.gated)
+            .collect::<Vec<_>>(),
+        [true, true, true, false]
+    );
+    assert_eq!(names(&opened), ["g0"]);
+    assert_eq!(
+        names(&after_an_end),
+        ["g1"],
+        "the batch's next once one ended"
+    );
+}
+on_both_databases!(a_batchs_limit_at_kueues_gate_opens_one_of_its_submissions_at_a_time);

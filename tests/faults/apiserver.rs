@@ -148,6 +148,15 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
 }
 on_the_cluster!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);
 
+/// A submission as `GET /v1/submissions/{id}` shows it; `None` if it could not be read.
+async fn submission_of(app: &crate::support::TestApp, id: &str) -> Option<Value> {
+    app.get(&format!("/v1/submissions/{id}"))
+        .await
+        .json()
+        .await
+        .ok()
+}
+
 async fn running_work_keeps_its_state_while_the_api_server_is_down_and_says_since_when(
     backend: Backend,
 ) {
@@ -181,12 +190,7 @@ async fn running_work_keeps_its_state_while_the_api_server_is_down_and_says_sinc
         "the running submission to say the cluster has not answered",
         Duration::from_secs(60),
         || async {
-            let submission: Value = app
-                .get(&format!("/v1/submissions/{id}"))
-                .await
-                .json()
-                .await
-                .ok()?;
+            let submission = submission_of(&app, &id).await?;
             submission["message"]
                 .as_str()
                 .is_some_and(|message| message.contains("has not answered since"))
@@ -205,12 +209,7 @@ async fn running_work_keeps_its_state_while_the_api_server_is_down_and_says_sinc
         "the cluster to answer again",
         Duration::from_secs(90),
         || async {
-            let submission: Value = app
-                .get(&format!("/v1/submissions/{id}"))
-                .await
-                .json()
-                .await
-                .ok()?;
+            let submission = submission_of(&app, &id).await?;
             submission["message"].is_null().then_some(submission)
         },
     )
