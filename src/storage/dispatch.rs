@@ -80,7 +80,7 @@ impl Store {
         let limit = match claiming {
             Claiming::Runnable => limit,
             Claiming::ThroughKueue { max_suspended } => {
-                let waiting = suspended_in(&mut tx, namespace, stale).await?;
+                let waiting = suspended_in(&mut *tx, namespace, stale).await?;
                 let room = (i64::from(max_suspended) - waiting).max(0);
                 limit.min(u32::try_from(room).unwrap_or(u32::MAX))
             }
@@ -128,29 +128,15 @@ impl Store {
             )
             .await?;
             for candidate in candidates {
-                let submission = &candidate.submission;
-                let user_limit = submission.limits.user.or(user_default);
-                if let Some(limit) = user_limit {
-                    let active = users.entry(submission.owner.clone()).or_insert(0);
-                    if *active >= limit {
-                        full_users.insert(submission.owner.clone());
-                        continue;
+                match take_place(&candidate.submission, user_default, &mut users, &mut groups) {
+                    Ok(()) => claimed.push(candidate),
+                    Err(Full::User(user)) => {
+                        full_users.insert(user);
+                    }
+                    Err(Full::Group(group)) => {
+                        full_groups.insert(group);
                     }
                 }
-                if let Some((group, limit)) = &submission.limits.group {
-                    let active = groups.entry(group.clone()).or_insert(0);
-                    if *active >= *limit {
-                        full_groups.insert(group.clone());
-                        continue;
-                    }
-                }
-                if user_limit.is_some() {
-                    *users.entry(submission.owner.clone()).or_insert(0) += 1;
-                }
-                if let Some((group, _)) = &submission.limits.group {
-                    *groups.entry(group.clone()).or_insert(0) += 1;
-                }
-                claimed.push(candidate);
             }
             if read_all || newly_full == (full_users.len(), full_groups.len()) {
                 break;
@@ -337,11 +323,7 @@ impl Store {
     /// Jobs of `namespace` that wait suspended for Kueue to admit them, or are about to be
     /// created (claimed within the lease): what `--kueue-max-suspended` bounds.
     pub async fn count_suspended(&self, namespace: &str, now: Timestamp) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
-        let waiting =
-            suspended_in(&mut tx, namespace, now.as_millisecond() - lease_millis()).await?;
-        tx.commit().await?;
-        Ok(waiting)
+        suspended_in(&self.pool, namespace, now.as_millisecond() - lease_millis()).await
     }
 
     pub async fn next_dispatch_at(&self, namespace: &str) -> Result<Option<Timestamp>> {
@@ -385,8 +367,47 @@ impl Store {
     }
 }
 
-/// [`Store::count_suspended`] in `tx`, claims taken after `stale` counted.
-async fn suspended_in(tx: &mut Tx<'_>, namespace: &str, stale: i64) -> Result<i64> {
+/// Which of a submission's limits has no room: its user's, or its batch group's.
+pub(super) enum Full {
+    User(String),
+    Group(String),
+}
+
+/// Counts `submission` in its user's and batch group's active Jobs (`users`, `groups`) if both
+/// limits have room for it; otherwise says which is full and counts nothing.
+pub(super) fn take_place(
+    submission: &Submission,
+    user_default: Option<i64>,
+    users: &mut HashMap<String, i64>,
+    groups: &mut HashMap<String, i64>,
+) -> std::result::Result<(), Full> {
+    let user_limit = submission.limits.user.or(user_default);
+    if let Some(limit) = user_limit
+        && users.get(&submission.owner).copied().unwrap_or(0) >= limit
+    {
+        return Err(Full::User(submission.owner.clone()));
+    }
+    if let Some((group, limit)) = &submission.limits.group
+        && groups.get(group).copied().unwrap_or(0) >= *limit
+    {
+        return Err(Full::Group(group.clone()));
+    }
+    if user_limit.is_some() {
+        *users.entry(submission.owner.clone()).or_insert(0) += 1;
+    }
+    if let Some((group, _)) = &submission.limits.group {
+        *groups.entry(group.clone()).or_insert(0) += 1;
+    }
+    Ok(())
+}
+
+/// [`Store::count_suspended`] read through `reader` (the pool, or a claim's transaction),
+/// claims taken after `stale` counted.
+async fn suspended_in<'r>(
+    reader: impl sqlx::Executor<'r, Database = Any>,
+    namespace: &str,
+    stale: i64,
+) -> Result<i64> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS waiting FROM submissions WHERE namespace = $1 AND \
          ((state = 'pending' AND admitted = 0) OR \
@@ -394,7 +415,7 @@ async fn suspended_in(tx: &mut Tx<'_>, namespace: &str, stale: i64) -> Result<i6
     )
     .bind(namespace.to_owned())
     .bind(stale)
-    .fetch_one(&mut **tx)
+    .fetch_one(reader)
     .await?;
     Ok(row.try_get("waiting")?)
 }

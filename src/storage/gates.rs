@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use sqlx::{QueryBuilder, Row};
 
-use super::dispatch::{Queued, lease_millis, take_turn};
+use super::dispatch::{Queued, lease_millis, take_place, take_turn};
 use super::error::Result;
 use super::store::Store;
 use super::submissions::row::{columns, from_row};
@@ -83,7 +83,12 @@ impl Store {
             &mut groups,
         )
         .await?;
-        let opened = within_limits(gated, user_default, &mut users, &mut groups);
+        let opened: Vec<Queued> = gated
+            .into_iter()
+            .filter(|queued| {
+                take_place(&queued.submission, user_default, &mut users, &mut groups).is_ok()
+            })
+            .collect();
         for chunk in opened.chunks(500) {
             let mut builder = QueryBuilder::new("UPDATE submissions SET gated = 0 WHERE id IN (");
             let mut separated = builder.separated(", ");
@@ -111,45 +116,4 @@ impl Store {
         .await?;
         Ok(())
     }
-}
-
-/// The oldest of `gated` that fit under their limits, given the `users`' and `groups'` counts
-/// so far (which they then include).
-fn within_limits(
-    gated: Vec<Queued>,
-    user_default: Option<i64>,
-    users: &mut HashMap<String, i64>,
-    groups: &mut HashMap<String, i64>,
-) -> Vec<Queued> {
-    let mut opened = Vec::new();
-    for queued in gated {
-        let submission = &queued.submission;
-        let user = submission
-            .limits
-            .user
-            .or(user_default)
-            .map(|limit| (users.get(&submission.owner).copied().unwrap_or(0), limit));
-        let group = submission.limits.group.as_ref().map(|(group, limit)| {
-            (
-                group.clone(),
-                groups.get(group).copied().unwrap_or(0),
-                *limit,
-            )
-        });
-        let user_full = user.is_some_and(|(active, limit)| active >= limit);
-        let group_full = group
-            .as_ref()
-            .is_some_and(|(_, active, limit)| active >= limit);
-        if user_full || group_full {
-            continue;
-        }
-        if user.is_some() {
-            *users.entry(submission.owner.clone()).or_insert(0) += 1;
-        }
-        if let Some((group, _, _)) = group {
-            *groups.entry(group).or_insert(0) += 1;
-        }
-        opened.push(queued);
-    }
-    opened
 }
