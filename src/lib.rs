@@ -31,15 +31,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let _lock = storage::ServiceLock::take(&args.database_url)?;
     let store = storage::Store::connect(&args.database_url).await?;
-    let cluster = cluster::Cluster::infer(args.namespace.clone()).await;
-    if !cluster.is_configured() {
-        tracing::warn!(
-            "no cluster configuration found (kubeconfig or in-cluster service account); \
-             submissions are stored and wait until the service is restarted with one"
-        );
-    }
-    let app = Application::build(settings, store, cluster.clone()).await?;
-    tracing::info!(address = %app.local_addr()?, namespace = cluster.namespace(), "listening");
+    let clusters = if args.clusters.clusters.is_empty() {
+        let cluster = cluster::Cluster::infer(args.namespace.clone()).await;
+        if !cluster.is_configured() {
+            tracing::warn!(
+                "no cluster configuration found (kubeconfig or in-cluster service account); \
+                 submissions are stored and wait until the service is restarted with one"
+            );
+        }
+        cluster::Clusters::from(cluster)
+    } else {
+        cluster::Clusters::connect(&args.clusters.clusters, args.namespace.clone())
+            .await
+            .map_err(anyhow::Error::msg)?
+    };
+    let namespace = clusters.namespace().to_owned();
+    let names = clusters.names().join(", ");
+    let app = Application::build(settings, store, clusters).await?;
+    tracing::info!(address = %app.local_addr()?, namespace, clusters = names, "listening");
     let trimming = tokio::spawn(memory::keep_trimmed());
     let served = app.run_until(startup::shutdown_signal()).await;
     trimming.abort();

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster::cancels::Cancels;
 use crate::cluster::manifest::PodSettings;
-use crate::cluster::{Cluster, controller, dispatch};
+use crate::cluster::{Clusters, controller, dispatch};
 use crate::domain::SubmitDefaults;
 use crate::http::database_metrics::DatabaseMetrics;
 use crate::http::event_stream::EventStreams;
@@ -51,6 +51,10 @@ pub struct Settings {
     pub pending_timeout: Duration,
     /// How long the cluster may fail to answer before it counts as unreachable.
     pub cluster_unreachable_after: Duration,
+    /// How a submission that names no cluster is placed among several.
+    pub placement: crate::domain::placement::Placement,
+    /// Caps of active Jobs, by cluster name (`--cluster-capacity`).
+    pub cluster_capacity: std::collections::BTreeMap<String, i64>,
     /// What the dispatcher obeys: each user's limit of active Jobs.
     pub dispatch: dispatch::Limits,
     /// Web origins whose pages may call the API from a browser (CORS); none by default.
@@ -87,6 +91,8 @@ impl Default for Settings {
             follows_per_user: 20,
             pending_timeout: Duration::from_secs(600),
             cluster_unreachable_after: crate::cluster::reachability::UNREACHABLE_AFTER,
+            placement: Default::default(),
+            cluster_capacity: Default::default(),
             dispatch: dispatch::Limits::default(),
             cors_origins: Vec::new(),
             event_streams: EventStreams::default(),
@@ -117,25 +123,34 @@ pub struct Application {
 
 impl Application {
     /// Binds the listener. Nothing runs until [`Application::run_until`].
+    /// `clusters`: one [`Cluster`], or the [`Clusters`] of `--cluster`.
     pub async fn build(
-        settings: Settings,
+        mut settings: Settings,
         store: Store,
-        cluster: Cluster,
+        clusters: impl Into<Clusters>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
-        let cluster = match settings.kueue {
-            Some(kueue) => cluster.with_kueue(kueue),
-            None => cluster,
-        }
-        .with_unreachable_after(settings.cluster_unreachable_after);
+        let clusters = clusters
+            .into()
+            .map(|cluster| {
+                let capacity = settings.cluster_capacity.get(cluster.name()).copied();
+                match &settings.kueue {
+                    Some(kueue) => cluster.with_kueue(kueue.clone()),
+                    None => cluster,
+                }
+                .with_unreachable_after(settings.cluster_unreachable_after)
+                .with_capacity(capacity)
+            })
+            .with_placement(settings.placement);
+        settings.defaults.clusters = clusters.names();
         let webhooks = crate::webhooks::Settings {
             allowed_hosts: settings.defaults.allowed.notify_hosts.clone(),
             ..settings.webhooks
         };
         let shutdown = CancellationToken::new();
-        let (cancels, cancel_worker) = if cluster.is_configured() {
+        let (cancels, cancel_worker) = if clusters.is_configured() {
             let (cancels, worker) =
-                Cancels::start(cluster.clone(), store.clone(), shutdown.clone());
+                Cancels::start(clusters.clone(), store.clone(), shutdown.clone());
             let worker: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(worker);
             (cancels, Some(worker))
         } else {
@@ -150,12 +165,12 @@ impl Application {
         let metrics = Arc::new(Metrics::new(
             DatabaseMetrics::new(store.clone()),
             &http_metrics,
-            cluster.metrics(),
+            &clusters,
             &webhook_metrics,
         ));
         let context = Context {
             store,
-            cluster,
+            clusters,
             defaults: Arc::new(settings.defaults),
             user_limit: settings.dispatch.per_user,
             log_wait: settings.log_wait,
@@ -230,16 +245,18 @@ impl Application {
         if let Some(oidc) = &context.oidc {
             background.spawn(oidc.keep_keys_fresh());
         }
-        if context.cluster.is_configured() {
-            let (_, controller) = controller::start(
-                context.cluster.clone(),
-                context.store.clone(),
-                context.cancels.clone(),
-                pending_timeout,
-            );
-            background.spawn(controller);
+        if context.clusters.is_configured() {
+            for cluster in context.clusters.iter().filter(|c| c.is_configured()) {
+                let (_, controller) = controller::start(
+                    cluster.clone(),
+                    context.store.clone(),
+                    context.cancels.clone(),
+                    pending_timeout,
+                );
+                background.spawn(controller);
+            }
             background.spawn(dispatch::run(
-                context.cluster.clone(),
+                context.clusters.clone(),
                 context.store.clone(),
                 pods,
                 dispatch_limits,

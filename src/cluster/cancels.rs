@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::client::Cluster;
+use super::clusters::Clusters;
 use super::logs;
-use crate::domain::SubmissionId;
+use crate::domain::{JobRef, SubmissionId};
 use crate::storage::Store;
 
 /// Jobs deleted at the same time.
@@ -30,15 +31,15 @@ const CONCURRENCY: usize = 16;
 /// How long a cancel waits for the logs of its pods to be archived before deleting them.
 const ARCHIVE_BEFORE_DELETE: Duration = Duration::from_secs(10);
 
-/// A Job to delete: its submission and name.
-type Doomed = (SubmissionId, String);
+/// A Job to delete: its submission, name and cluster.
+type Doomed = (SubmissionId, String, String);
 
 /// Where cancels leave the Jobs to delete. Cheap to clone.
 #[derive(Clone)]
 pub struct Cancels {
     queue: Option<mpsc::UnboundedSender<Doomed>>,
-    /// Names of the Jobs queued or being deleted.
-    pending: Arc<Mutex<HashSet<String>>>,
+    /// The clusters and names of the Jobs queued or being deleted.
+    pending: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 impl Cancels {
@@ -52,23 +53,26 @@ impl Cancels {
 
     /// The queue, and the task that works it until `stop`.
     pub fn start(
-        cluster: Cluster,
+        clusters: Clusters,
         store: Store,
         stop: CancellationToken,
     ) -> (Self, impl Future<Output = ()>) {
         let (queue, doomed) = mpsc::unbounded_channel();
-        let pending: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let pending: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
         let done = pending.clone();
         let worker = async move {
-            let (cluster, store, done) = (&cluster, &store, &done);
+            let (clusters, store, done) = (&clusters, &store, &done);
             stream_of(doomed)
                 .take_until(stop.cancelled_owned())
-                .for_each_concurrent(CONCURRENCY, |(id, job_name): Doomed| {
+                .for_each_concurrent(CONCURRENCY, |(id, job_name, cluster): Doomed| {
                     async move {
-                        delete(cluster, store, id, &job_name).await;
+                        match clusters.get(&cluster) {
+                            Some(cluster) => delete(cluster, store, id, &job_name).await,
+                            None => tracing::warn!(submission_id = %id, cluster, "the Job of a cancelled submission is in a cluster this service no longer has; it is left there"),
+                        }
                         // Asked again after this (the delete failed, or a relist still shows
                         // the Job), it is queued again.
-                        done.lock().remove(&job_name);
+                        done.lock().remove(&(cluster, job_name));
                     }
                 })
                 .await;
@@ -81,16 +85,19 @@ impl Cancels {
     }
 
     /// Hands the Jobs of these cancelled submissions to the background, each unless it is
-    /// already queued or being deleted.
-    pub fn delete_jobs(&self, jobs: impl IntoIterator<Item = Doomed>) {
+    /// already queued or being deleted. A Job never placed in a cluster was never created.
+    pub fn delete_jobs(&self, jobs: impl IntoIterator<Item = JobRef>) {
         let Some(queue) = &self.queue else {
             return;
         };
         let mut pending = self.pending.lock();
-        for (id, job_name) in jobs {
-            if pending.insert(job_name.clone()) {
+        for job in jobs {
+            let Some(cluster) = job.cluster else {
+                continue;
+            };
+            if pending.insert((cluster.clone(), job.job_name.clone())) {
                 // The worker stopped only when the service is stopping; the watcher finishes.
-                let _ = queue.send((id, job_name));
+                let _ = queue.send((job.id, job.job_name, cluster));
             }
         }
     }
@@ -128,17 +135,25 @@ mod tests {
         (cancels, doomed)
     }
 
+    fn job(id: SubmissionId, name: &str) -> JobRef {
+        JobRef {
+            id,
+            job_name: name.to_owned(),
+            cluster: Some("default".to_owned()),
+        }
+    }
+
     #[test]
     fn a_job_asked_for_again_while_queued_is_queued_once() {
         let (cancels, mut doomed) = queue_only();
         let id = SubmissionId::new();
 
-        cancels.delete_jobs([(id, "sh-a".to_owned())]);
-        cancels.delete_jobs([(id, "sh-a".to_owned()), (id, "sh-b".to_owned())]);
-        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+        cancels.delete_jobs([job(id, "sh-a")]);
+        cancels.delete_jobs([job(id, "sh-a"), job(id, "sh-b")]);
+        cancels.delete_jobs([job(id, "sh-a")]);
 
         let mut queued = Vec::new();
-        while let Ok((_, name)) = doomed.try_recv() {
+        while let Ok((_, name, _)) = doomed.try_recv() {
             queued.push(name);
         }
         assert_eq!(queued, ["sh-a", "sh-b"]);
@@ -148,11 +163,14 @@ mod tests {
     fn a_job_is_queued_again_once_its_delete_is_done() {
         let (cancels, mut doomed) = queue_only();
         let id = SubmissionId::new();
-        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+        cancels.delete_jobs([job(id, "sh-a")]);
         assert!(doomed.try_recv().is_ok());
 
-        cancels.pending.lock().remove("sh-a");
-        cancels.delete_jobs([(id, "sh-a".to_owned())]);
+        cancels
+            .pending
+            .lock()
+            .remove(&("default".to_owned(), "sh-a".to_owned()));
+        cancels.delete_jobs([job(id, "sh-a")]);
 
         assert!(doomed.try_recv().is_ok(), "queued again");
     }

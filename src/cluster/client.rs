@@ -24,9 +24,7 @@ use super::reachability::Reachability;
 use super::shared_logs::SharedLogs;
 use crate::domain::{ADMISSION_GATE_ANNOTATION, APP_LABEL, APP_LABEL_VALUE, SubmissionId};
 
-/// The name of the one cluster a service finds in its environment (kubeconfig, or the pod's
-/// service account).
-pub const DEFAULT_CLUSTER: &str = "default";
+pub use crate::domain::DEFAULT_CLUSTER;
 
 /// The label selector every object of ours carries (`app=submission-helper`).
 pub fn app_selector() -> String {
@@ -61,6 +59,8 @@ pub struct Cluster {
     name: String,
     /// Whether the cluster answers, as its watches find.
     reachability: Arc<Reachability>,
+    /// At most this many active Jobs here (`--cluster-capacity`); `None` for no cap.
+    capacity: Option<i64>,
 }
 
 /// Kueue, when the service submits through it: its settings, and a client for its visibility
@@ -129,7 +129,34 @@ impl Cluster {
             kueue: None,
             name: DEFAULT_CLUSTER.into(),
             reachability: Arc::default(),
+            capacity: None,
         }
+    }
+
+    /// The same cluster under another name (`--cluster NAME=...`).
+    pub fn named(mut self, name: &str) -> Self {
+        name.clone_into(&mut self.name);
+        self
+    }
+
+    /// The same cluster with at most `capacity` active Jobs.
+    pub fn with_capacity(mut self, capacity: Option<i64>) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    pub fn capacity(&self) -> Option<i64> {
+        self.capacity
+    }
+
+    /// Whether new Jobs may be created here now: configured, and answering (not unreachable
+    /// for `--cluster-unreachable-after`).
+    pub fn takes_jobs(&self) -> bool {
+        self.is_configured()
+            && self
+                .reachability
+                .unreachable_since(jiff::Timestamp::now())
+                .is_none()
     }
 
     /// The same cluster, unreachable once it has not answered for `after`.

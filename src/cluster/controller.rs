@@ -206,7 +206,12 @@ async fn reconcile_unlisted(
             .await
         {
             Ok(live) => {
-                for submission in live.iter().filter(|s| !listed.contains(&s.id)) {
+                let here = reconciler.cluster.name();
+                for submission in live
+                    .iter()
+                    .filter(|s| s.cluster.as_deref().is_none_or(|cluster| cluster == here))
+                    .filter(|s| !listed.contains(&s.id))
+                {
                     triggers.reconcile(submission.id);
                 }
                 return;

@@ -22,6 +22,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::client::{Cluster, Created};
+use super::clusters::Clusters;
 use super::error::ClusterError;
 use super::manifest::{self, PodSettings};
 use crate::backoff::Backoff;
@@ -65,13 +66,13 @@ pub struct Limits {
 /// Runs until the task is aborted. The store wakes it when submissions are queued or an active
 /// one ends (a slot under a limit may be free); it also looks every few seconds, for what
 /// other replicas did.
-pub async fn run(cluster: Cluster, store: Store, pods: PodSettings, limits: Limits) {
+pub async fn run(clusters: Clusters, store: Store, pods: PodSettings, limits: Limits) {
     let wake = store.dispatcher_wakes();
     let mut failures: u32 = 0;
     loop {
-        let pause = if dispatch_queued(&cluster, &store, &pods, limits).await {
+        let pause = if dispatch_queued(&clusters, &store, &pods, limits).await {
             failures = 0;
-            until_next_due(&cluster, &store).await
+            until_next_due(clusters.namespace(), &store).await
         } else {
             failures = failures.saturating_add(1);
             UNREACHED.after(failures)
@@ -86,8 +87,8 @@ pub async fn run(cluster: Cluster, store: Store, pods: PodSettings, limits: Limi
 /// How long to sleep when nothing is due: until the first refused submission's retry, at most
 /// [`IDLE_POLL`]. A wake-up from a new submission does not retry refused ones early: they are
 /// not due, so `queued` passes them over.
-async fn until_next_due(cluster: &Cluster, store: &Store) -> Duration {
-    match store.next_dispatch_at(cluster.namespace()).await {
+async fn until_next_due(namespace: &str, store: &Store) -> Duration {
+    match store.next_dispatch_at(namespace).await {
         Ok(Some(due)) => {
             let wait = due.duration_since(Timestamp::now());
             Duration::try_from(wait)
@@ -107,15 +108,20 @@ async fn until_next_due(cluster: &Cluster, store: &Store) -> Duration {
 /// server always has [`CONCURRENCY`] creates to answer, as a plain client's loop would. Waiting
 /// for a whole batch before claiming the next left it a handful at the end of every batch
 /// (BENCHMARKS.md).
+///
+/// Each claimed submission comes with the cluster placement chose for it, among those that
+/// take Jobs now; its Job is created there.
 async fn dispatch_queued(
-    cluster: &Cluster,
+    clusters: &Clusters,
     store: &Store,
     pods: &PodSettings,
     limits: Limits,
 ) -> bool {
-    if !cluster.is_configured() {
+    if !clusters.is_configured() {
         return false;
     }
+    let placing = &clusters.placing();
+    let kueue = clusters.first().kueue();
     let reached = AtomicBool::new(true);
     let reached = &reached;
     let claims = futures::stream::unfold(true, |more| async move {
@@ -126,7 +132,7 @@ async fn dispatch_queued(
         // Through Kueue, at most `--kueue-max-suspended` Jobs wait in Kueue, and a waiting one
         // counts against no limit: every due submission gets its Job, those under a limit
         // with Kueue's gate on.
-        let claiming = match cluster.kueue() {
+        let claiming = match kueue {
             Some(kueue) => Claiming::ThroughKueue {
                 max_suspended: kueue.settings.max_suspended,
             },
@@ -134,11 +140,12 @@ async fn dispatch_queued(
         };
         let claimed = store
             .claim_for(
-                cluster.namespace(),
+                clusters.namespace(),
                 Timestamp::now(),
                 wanted,
                 limits.per_user,
                 claiming,
+                placing,
             )
             .await;
         match claimed {
@@ -159,9 +166,19 @@ async fn dispatch_queued(
     claims
         .boxed()
         .flatten()
-        .map(|submission| create_one(cluster, store, submission, pods))
+        .map(|queued| async move {
+            match clusters.of(&queued.submission) {
+                Some(cluster) => (
+                    cluster.clone(),
+                    create_one(cluster, store, queued, pods).await,
+                ),
+                // Placed in a cluster the service does not have: cannot happen, as placement
+                // chooses among this service's; the claim lapses.
+                None => (clusters.first().clone(), Attempt::Skipped),
+            }
+        })
         .buffer_unordered(CONCURRENCY)
-        .map(|attempt| record(cluster, store, attempt))
+        .map(|(cluster, attempt)| async move { record(&cluster, store, attempt).await })
         .buffer_unordered(RECORDING)
         .for_each(|created| {
             if !created {
@@ -170,8 +187,8 @@ async fn dispatch_queued(
             std::future::ready(())
         })
         .await;
-    if cluster.kueue().is_some() && reached.load(Ordering::Relaxed) {
-        return lift_gates(cluster, store, limits).await;
+    if kueue.is_some() && reached.load(Ordering::Relaxed) {
+        return lift_gates(clusters, store, limits).await;
     }
     reached.load(Ordering::Relaxed)
 }
@@ -180,9 +197,9 @@ async fn dispatch_queued(
 /// database decides which, [`Store::open_gates`]). A gate that could not be lifted is put back
 /// in the books for the next round. Returns false if the cluster or the database could not be
 /// reached.
-async fn lift_gates(cluster: &Cluster, store: &Store, limits: Limits) -> bool {
+async fn lift_gates(clusters: &Clusters, store: &Store, limits: Limits) -> bool {
     let opened = match store
-        .open_gates(cluster.namespace(), Timestamp::now(), limits.per_user)
+        .open_gates(clusters.namespace(), Timestamp::now(), limits.per_user)
         .await
     {
         Ok(opened) => opened,
@@ -193,6 +210,9 @@ async fn lift_gates(cluster: &Cluster, store: &Store, limits: Limits) -> bool {
     };
     let lifted = futures::stream::iter(opened)
         .map(|queued| async move {
+            let Some(cluster) = clusters.of(&queued.submission) else {
+                return true;
+            };
             let job_name = &queued.submission.job_name;
             // The cached Job names the other controllers' gates, if any; one not seen yet is
             // named by its name alone.
@@ -860,8 +880,9 @@ mod tests {
         };
 
         let pods = PodSettings::default();
+        let clusters = Clusters::from(cluster.clone());
         let (reached, ()) = tokio::join!(
-            dispatch_queued(&cluster, &scenario.store, &pods, Limits::default()),
+            dispatch_queued(&clusters, &scenario.store, &pods, Limits::default()),
             fake
         );
 

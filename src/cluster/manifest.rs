@@ -323,6 +323,7 @@ mod tests {
             reruns: 0,
             oom_reruns: 0,
             gated: false,
+            cluster: None,
         }
     }
 
@@ -475,6 +476,7 @@ mod tests {
             notify: None,
             queueing: None,
             tes: None,
+            cluster: None,
         }
     }
 

@@ -90,9 +90,6 @@ pub struct ClusterMetrics {
     pub watch_errors: Family<Watched, Counter>,
     /// Submissions run again under their id, by cause.
     pub reruns: Family<RerunCause, Counter>,
-    /// 1 while the cluster answers, 0 once it has not for `--cluster-unreachable-after`; set
-    /// at each scrape.
-    pub reachable: Family<ClusterName, Gauge>,
 }
 
 impl Default for ClusterMetrics {
@@ -144,7 +141,6 @@ impl Default for ClusterMetrics {
             watch_restarts,
             watch_errors,
             reruns,
-            reachable: Family::default(),
         }
     }
 }
@@ -201,11 +197,6 @@ impl ClusterMetrics {
             "watch_errors",
             "Errors a watch of the cluster met before retrying, by resource",
             self.watch_errors.clone(),
-        );
-        registry.register(
-            "cluster_reachable",
-            "1 while the cluster answers, 0 once its watches have failed for --cluster-unreachable-after",
-            self.reachable.clone(),
         );
         registry.register(
             "reruns",

@@ -10,6 +10,7 @@ pub mod attempts;
 pub mod cache;
 pub mod cancels;
 pub mod client;
+pub mod clusters;
 pub mod controller;
 pub mod dispatch;
 pub mod error;
@@ -34,4 +35,5 @@ pub mod views;
 pub mod workloads;
 
 pub use client::{Cluster, Created};
+pub use clusters::Clusters;
 pub use error::ClusterError;

@@ -111,8 +111,14 @@ impl Reconciler {
             self.forget(id);
             return Ok(Reconciled::default());
         };
-        if submission.namespace != self.cluster.namespace() {
-            // Another namespace's submission is for a service that follows that namespace.
+        if submission.namespace != self.cluster.namespace()
+            || submission
+                .cluster
+                .as_deref()
+                .is_some_and(|cluster| cluster != self.cluster.name())
+        {
+            // Another namespace's submission is for a service that follows that namespace;
+            // another cluster's, for that cluster's controller.
             self.forget(id);
             return Ok(Reconciled::default());
         }
@@ -123,8 +129,7 @@ impl Reconciler {
                 // The background delete after the cancel did not get through (or the service
                 // stopped first): the Job must still go.
                 if job.is_some_and(|job| job.metadata.deletion_timestamp.is_none()) {
-                    self.cancels
-                        .delete_jobs([(id, submission.job_name.clone())]);
+                    self.cancels.delete_jobs([submission.job()]);
                 }
                 self.forget(id);
                 return Ok(Reconciled::default());
@@ -284,8 +289,7 @@ impl Reconciler {
             }
             if let (Deadline::Passed(stuck), true, State::Failed) = (&deadline, changed, state) {
                 tracing::warn!(submission_id = %id, pod = %stuck.pod, why = %stuck.why, "a pod could not start in time; deleting its Job");
-                self.cancels
-                    .delete_jobs([(id, submission.job_name.clone())]);
+                self.cancels.delete_jobs([submission.job()]);
             }
             if state.is_final() {
                 self.forget(id);

@@ -367,6 +367,7 @@ mod tests {
             reruns: 0,
             oom_reruns: 0,
             gated: false,
+            cluster: None,
         };
         job(&submission, &PodSettings::default())
     }

@@ -17,6 +17,9 @@ use crate::duration::human_duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobRow {
     pub name: String,
+    /// The cluster it is in (the service's name for it, `--cluster`).
+    #[serde(default)]
+    pub cluster: String,
     /// The submission the Job belongs to, from its label.
     pub submission_id: Option<String>,
     /// kubectl's STATUS column: `Running`, `Complete`, `Failed`, `Terminating`, `Suspended`, or
@@ -40,6 +43,9 @@ pub struct JobRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PodRow {
     pub name: String,
+    /// The cluster it is in.
+    #[serde(default)]
+    pub cluster: String,
     pub submission_id: Option<String>,
     /// Ready containers over all containers, e.g. `1/1`.
     pub ready: String,
@@ -82,7 +88,7 @@ pub struct ContainerDetail {
     pub finished_at: Option<Timestamp>,
 }
 
-pub fn job_row(job: &Job, now: Timestamp) -> JobRow {
+pub fn job_row(job: &Job, cluster: &str, now: Timestamp) -> JobRow {
     let status = job.status.clone().unwrap_or_default();
     let wanted = job
         .spec
@@ -97,6 +103,7 @@ pub fn job_row(job: &Job, now: Timestamp) -> JobRow {
     };
     JobRow {
         name: job.metadata.name.clone().unwrap_or_default(),
+        cluster: cluster.to_owned(),
         submission_id: label(&job.metadata.labels),
         status: job_status_column(job).into(),
         completions: format!("{succeeded}/{wanted}"),
@@ -135,10 +142,11 @@ fn job_status_column(job: &Job) -> &'static str {
     }
 }
 
-pub fn pod_row(pod: &Pod, now: Timestamp) -> PodRow {
+pub fn pod_row(pod: &Pod, cluster: &str, now: Timestamp) -> PodRow {
     let columns = PodColumns::of(pod);
     PodRow {
         name: pod.metadata.name.clone().unwrap_or_default(),
+        cluster: cluster.to_owned(),
         submission_id: label(&pod.metadata.labels),
         ready: columns.ready,
         status: columns.status,
@@ -328,8 +336,14 @@ mod tests {
             }]}
         }));
 
-        assert_eq!(pod_row(&completed, Timestamp::now()).status, "Completed");
-        assert_eq!(pod_row(&failed, Timestamp::now()).status, "ExitCode:3");
+        assert_eq!(
+            pod_row(&completed, "default", Timestamp::now()).status,
+            "Completed"
+        );
+        assert_eq!(
+            pod_row(&failed, "default", Timestamp::now()).status,
+            "ExitCode:3"
+        );
         let detail = pod_detail(&failed);
         assert_eq!(detail.containers[0].exit_code, Some(3));
         assert_eq!(detail.containers[0].state, "terminated");
@@ -346,7 +360,7 @@ mod tests {
             }]}
         }));
 
-        let row = pod_row(&waiting, Timestamp::now());
+        let row = pod_row(&waiting, "default", Timestamp::now());
         assert_eq!(
             (row.status.as_str(), row.ready.as_str(), row.restarts),
             ("ImagePullBackOff", "0/1", 2)
@@ -355,7 +369,10 @@ mod tests {
         waiting.metadata.deletion_timestamp = Some(
             k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
         );
-        assert_eq!(pod_row(&waiting, Timestamp::now()).status, "Terminating");
+        assert_eq!(
+            pod_row(&waiting, "default", Timestamp::now()).status,
+            "Terminating"
+        );
     }
 
     #[test]
@@ -369,7 +386,7 @@ mod tests {
         .expect("job");
         let now: Timestamp = "2026-01-01T01:00:00Z".parse().expect("time");
 
-        let row = job_row(&job, now);
+        let row = job_row(&job, "default", now);
 
         assert_eq!(row.completions, "1/1");
         assert_eq!(row.duration, "5m3s");
@@ -387,7 +404,7 @@ mod tests {
         let condition =
             |kind: &str| serde_json::json!({"conditions": [{"type": kind, "status": "True"}]});
 
-        let column = |status| job_row(&job_with(status), Timestamp::now()).status;
+        let column = |status| job_row(&job_with(status), "default", Timestamp::now()).status;
 
         assert_eq!(column(serde_json::json!({"active": 1})), "Running");
         assert_eq!(column(condition("FailureTarget")), "FailureTarget");
@@ -403,10 +420,12 @@ mod tests {
     fn ready_and_terminating_are_absent_when_an_older_server_does_not_report_them() {
         let current = job_row(
             &job_with(serde_json::json!({"active": 2, "ready": 1, "terminating": 1})),
+            "default",
             Timestamp::now(),
         );
         let older = job_row(
             &job_with(serde_json::json!({"active": 2})),
+            "default",
             Timestamp::now(),
         );
 

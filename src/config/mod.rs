@@ -6,6 +6,7 @@
 //! the setting the flag fills (`startup::Settings`, `SubmitDefaults`, `webhooks::Settings`, the
 //! OpenID Connect claim mapping), written there once and shown by `--help`.
 
+pub mod clusters;
 pub mod kueue;
 pub mod notify;
 pub mod oidc;

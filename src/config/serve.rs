@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::TypedValueParser;
 
+use super::clusters::ClusterArgs;
 use super::kueue::KueueArgs;
 use super::notify::NotifyArgs;
 use super::oidc::OidcArgs;
@@ -42,6 +43,9 @@ pub struct ServeArgs {
         value_parser = named(namespace)
     )]
     pub namespace: Option<String>,
+    /// The clusters Jobs are created in, and how each submission's is chosen.
+    #[command(flatten)]
+    pub clusters: ClusterArgs,
     /// What submissions get: defaults, allow lists, pods, limits.
     #[command(flatten)]
     pub submissions: SubmissionArgs,
@@ -163,10 +167,17 @@ impl ServeArgs {
     /// What the application is built with. Each flag was checked as it was read; what is left
     /// are the checks of flags together, which stop the server at start.
     pub fn settings(&self) -> anyhow::Result<Settings> {
+        let clusters = self.clusters.names();
         Ok(Settings {
             listen: self.listen,
+            placement: self.clusters.placement,
+            cluster_capacity: self
+                .clusters
+                .capacities(&clusters)
+                .map_err(anyhow::Error::msg)?,
             defaults: SubmitDefaults {
                 kueue: self.kueue.defaults(),
+                clusters,
                 ..self
                     .submissions
                     .submit_defaults()

@@ -190,6 +190,7 @@ impl SubmissionArgs {
                 notify_hosts: self.allowed_notify_hosts.clone(),
             },
             kueue: None,
+            clusters: seeds().clusters,
         };
         if let Some(image) = &defaults.image {
             defaults

@@ -181,9 +181,7 @@ pub async fn cancel_matching(
 /// Hands the Jobs of newly cancelled submissions to the background (archive, then delete):
 /// the cancel is already recorded, and the answer does not wait for the cluster.
 fn delete_jobs(context: &Context, cancelled: &[Submission]) {
-    context.cancels.delete_jobs(
-        cancelled
-            .iter()
-            .map(|submission| (submission.id, submission.job_name.clone())),
-    );
+    context
+        .cancels
+        .delete_jobs(cancelled.iter().map(Submission::job));
 }

@@ -15,9 +15,12 @@ use super::extract::QueryPairs;
 use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use kube::core::{Expression, Selector};
 
+use futures::future::try_join_all;
+
 use crate::cluster::events::{self, EventRow};
 use crate::cluster::selector;
 use crate::cluster::views::{self, JobRow, PodRow};
+use crate::cluster::{Cluster, Clusters};
 use crate::domain::{APP_LABEL, APP_LABEL_VALUE, Caller, OWNER_LABEL, rerun_job_name};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -35,10 +38,30 @@ pub struct EventList {
     pub items: Vec<EventRow>,
 }
 
+/// The clusters a list asks (`?cluster=NAME`, or all), each with a client.
+fn listed<'c>(query: &QueryPairs, clusters: &'c Clusters) -> ApiResult<Vec<&'c Cluster>> {
+    match query.single("cluster")? {
+        Some(name) => match clusters.get(name) {
+            Some(cluster) => Ok(vec![cluster]),
+            None => Err(ApiError::bad_request(
+                "cluster",
+                format!(
+                    "no cluster is named {name:?} here; this server has: {}",
+                    clusters.names().join(", ")
+                ),
+            )),
+        },
+        None => Ok(clusters
+            .iter()
+            .filter(|cluster| cluster.is_configured() || clusters.len() == 1)
+            .collect()),
+    }
+}
+
 /// The caller's selector (`app=submission-helper`, what they asked for, and their own
 /// objects only unless they are an admin), parsed as the API server would.
 fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Selector> {
-    query.only(&["label_selector"])?;
+    query.only(&["label_selector", "cluster"])?;
     let asked = query.single("label_selector")?.unwrap_or_default();
     let mut selector = selector::parse(asked)
         .map_err(|error| ApiError::bad_request("label_selector", error.to_string()))?;
@@ -58,11 +81,14 @@ fn selector(query: &QueryPairs, caller: &Caller) -> ApiResult<Selector> {
     get,
     path = "/v1/jobs",
     tag = "cluster",
-    params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
+    params(
+        ("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`"),
+        ("cluster" = Option<String>, Query, description = "Only this cluster's (`--cluster NAME=...`); default: every cluster's"),
+    ),
     responses(
         Unauthorized,
         (status = 200, body = JobTable),
-        (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The selector is malformed, or no cluster has that name", body = Problem, content_type = "application/problem+json"),
         ClusterUnavailable,
     )
 )]
@@ -72,10 +98,18 @@ pub async fn jobs(
     query: QueryPairs,
 ) -> ApiResult<Json<JobTable>> {
     let selector = selector(&query, &caller)?;
-    let jobs = context.cluster.list_jobs(&selector).await?;
+    let listed = listed(&query, &context.clusters)?;
+    let found = try_join_all(listed.iter().map(|cluster| cluster.list_jobs(&selector))).await?;
     let now = Timestamp::now();
     Ok(Json(JobTable {
-        items: jobs.iter().map(|job| views::job_row(job, now)).collect(),
+        items: listed
+            .iter()
+            .zip(found)
+            .flat_map(|(cluster, jobs)| {
+                jobs.into_iter()
+                    .map(move |job| views::job_row(&job, cluster.name(), now))
+            })
+            .collect(),
     }))
 }
 
@@ -84,11 +118,14 @@ pub async fn jobs(
     get,
     path = "/v1/pods",
     tag = "cluster",
-    params(("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`")),
+    params(
+        ("label_selector" = Option<String>, Query, description = "More label requirements, e.g. `campaign=mc16e`"),
+        ("cluster" = Option<String>, Query, description = "Only this cluster's (`--cluster NAME=...`); default: every cluster's"),
+    ),
     responses(
         Unauthorized,
         (status = 200, body = PodTable),
-        (status = 400, description = "The selector is malformed", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The selector is malformed, or no cluster has that name", body = Problem, content_type = "application/problem+json"),
         ClusterUnavailable,
     )
 )]
@@ -98,10 +135,18 @@ pub async fn pods(
     query: QueryPairs,
 ) -> ApiResult<Json<PodTable>> {
     let selector = selector(&query, &caller)?;
-    let pods = context.cluster.list_pods(&selector).await?;
+    let listed = listed(&query, &context.clusters)?;
+    let found = try_join_all(listed.iter().map(|cluster| cluster.list_pods(&selector))).await?;
     let now = Timestamp::now();
     Ok(Json(PodTable {
-        items: pods.iter().map(|pod| views::pod_row(pod, now)).collect(),
+        items: listed
+            .iter()
+            .zip(found)
+            .flat_map(|(cluster, pods)| {
+                pods.into_iter()
+                    .map(move |pod| views::pod_row(&pod, cluster.name(), now))
+            })
+            .collect(),
     }))
 }
 
@@ -128,19 +173,22 @@ pub async fn submission_events(
     Path(id): Path<String>,
 ) -> ApiResult<Json<EventList>> {
     let submission = super::submission_lookup::find(&context, &caller, &id).await?;
+    let Some(cluster) = context.clusters.of_or_only(&submission) else {
+        // Not placed yet (or in a cluster the service no longer has): nothing to ask.
+        return Ok(Json(EventList { items: Vec::new() }));
+    };
     // Each run's Job: a rerun's history stays with it.
     let mut names: Vec<String> = (0..=submission.reruns)
         .map(|run| rerun_job_name(submission.id, run))
         .collect();
     names.extend(
-        context
-            .cluster
+        cluster
             .pods_of(submission.id)
             .await?
             .iter()
             .filter_map(|pod| pod.metadata.name.clone()),
     );
-    let found = context.cluster.events_about(&names).await?;
+    let found = cluster.events_about(&names).await?;
     Ok(Json(EventList {
         items: events::event_rows(&found),
     }))

@@ -15,7 +15,7 @@ use super::rate_limit::RateLimiter;
 use super::registry::Metrics;
 use super::request_metrics::HttpMetrics;
 use super::token_use::TokenUse;
-use crate::cluster::Cluster;
+use crate::cluster::Clusters;
 use crate::cluster::cancels::Cancels;
 use crate::domain::SubmitDefaults;
 use crate::storage::Store;
@@ -24,7 +24,7 @@ use crate::storage::Store;
 #[derive(Clone)]
 pub struct Context {
     pub store: Store,
-    pub cluster: Cluster,
+    pub clusters: Clusters,
     pub defaults: Arc<SubmitDefaults>,
     /// Active Jobs per user for users whose token sets no limit (`--max-concurrent`).
     pub user_limit: Option<i64>,

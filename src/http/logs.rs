@@ -10,8 +10,9 @@ use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
 use super::responses::{ClusterUnavailable, Unauthorized};
+use crate::cluster::Cluster;
 use crate::cluster::logs::{self, LogRequest};
-use crate::domain::{Caller, kube_rules};
+use crate::domain::{Caller, Submission, kube_rules};
 
 use super::submission_lookup::find;
 use super::time_limit::within;
@@ -73,6 +74,31 @@ pub async fn logs(
     }
 }
 
+/// The cluster whose pods hold `submission`'s log: its own; before it is placed (a follow
+/// of a queued submission), the one it is placed in within the log wait. With one cluster,
+/// that one.
+async fn placed<'c>(context: &'c Context, submission: &Submission, follow: bool) -> &'c Cluster {
+    let clusters = &context.clusters;
+    if let Some(cluster) = clusters.of(submission) {
+        return cluster;
+    }
+    if clusters.len() > 1 && follow {
+        let deadline = tokio::time::Instant::now() + context.log_wait;
+        while tokio::time::Instant::now() < deadline && !context.shutdown.is_cancelled() {
+            tokio::time::sleep(PLACEMENT_POLL).await;
+            if let Ok(Some(now)) = context.store.get(submission.id).await
+                && let Some(cluster) = clusters.of(&now)
+            {
+                return cluster;
+            }
+        }
+    }
+    clusters.first()
+}
+
+/// How often a follow of a submission not placed yet looks for its cluster.
+const PLACEMENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The log `request` asks for, of submission `id`.
 async fn answer(
     context: Context,
@@ -111,16 +137,17 @@ async fn answer(
         follow: request.follow && !state.is_final(),
         ..request.clone()
     };
+    let cluster = placed(&context, &submission, choose.follow).await;
     let chosen = tokio::select! {
         chosen = logs::choose_pod(
-            &context.cluster, submission.id, &submission.job_name, &choose, context.log_wait,
+            cluster, submission.id, &submission.job_name, &choose, context.log_wait,
         ) => chosen,
         () = context.shutdown.cancelled() => {
             return Err(ApiError::ClusterUnavailable("the service is shutting down".into()));
         }
     };
     let live = match chosen {
-        Ok(pod) => match logs::open(&context.cluster, &pod, &request).await {
+        Ok(pod) => match logs::open(cluster, &pod, &request).await {
             Ok(stream) => Ok((pod, stream)),
             Err(error) => Err(logs::LogError::from(error)),
         },

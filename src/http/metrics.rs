@@ -55,18 +55,17 @@ pub async fn metrics(
     context
         .http_metrics
         .set_follows_open(context.follows.open());
-    let cluster = &context.cluster;
-    let reachable = cluster
-        .reachability()
-        .unreachable_since(jiff::Timestamp::now())
-        .is_none();
-    cluster
-        .metrics()
-        .reachable
-        .get_or_create(&ClusterName {
-            cluster: cluster.name().to_owned(),
-        })
-        .set(i64::from(reachable));
+    let now = jiff::Timestamp::now();
+    for cluster in context.clusters.iter() {
+        let reachable = cluster.reachability().unreachable_since(now).is_none();
+        context
+            .metrics
+            .reachable
+            .get_or_create(&ClusterName {
+                cluster: cluster.name().to_owned(),
+            })
+            .set(i64::from(reachable));
+    }
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type()),

@@ -22,8 +22,12 @@ pub async fn fill(
         State::Pending if !progress.admitted => {
             if let (Some(queueing), Some(queue)) = (&submission.spec.queueing, view.queue.as_mut())
             {
+                let cluster = context
+                    .clusters
+                    .of(submission)
+                    .unwrap_or(context.clusters.first());
                 queue.position =
-                    kueue::position(&context.cluster, &queueing.queue, &submission.job_name).await;
+                    kueue::position(cluster, &queueing.queue, &submission.job_name).await;
             }
         }
         State::Waiting if progress.message.is_none() => {
@@ -68,10 +72,10 @@ pub async fn fill(
 /// Kueue's gate, not in this queue.
 async fn waits_for(context: &Context, submission: &Submission) -> ApiResult<WaitsFor> {
     let now = Timestamp::now();
-    if !context.cluster.is_configured() {
+    if !context.clusters.is_configured() {
         return Ok(WaitsFor::Cluster);
     }
-    let limits_here = context.cluster.kueue().is_none();
+    let limits_here = context.clusters.first().kueue().is_none();
     if limits_here
         && let Some(limit) = submission.limits.user.or(context.user_limit)
         && context.store.active_of_user(&submission.owner, now).await? >= limit
@@ -87,11 +91,11 @@ async fn waits_for(context: &Context, submission: &Submission) -> ApiResult<Wait
     {
         return Ok(WaitsFor::BatchLimit { limit: *limit });
     }
-    if let Some(kueue) = context.cluster.kueue() {
+    if let Some(kueue) = context.clusters.first().kueue() {
         let max = kueue.settings.max_suspended;
         let waiting = context
             .store
-            .count_suspended(context.cluster.namespace(), now)
+            .count_suspended(context.clusters.namespace(), now)
             .await?;
         if waiting >= i64::from(max) {
             return Ok(WaitsFor::KueueRoom { max });

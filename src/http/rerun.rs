@@ -283,7 +283,8 @@ pub async fn rerun_matching(
 /// Counts `count` submissions rerun by request in `/metrics`.
 fn count_reruns(context: &Context, count: usize) {
     context
-        .cluster
+        .clusters
+        .first()
         .metrics()
         .reruns
         .get_or_create(&RerunCause { cause: "request" })

@@ -29,6 +29,10 @@ pub struct SubmissionView {
     #[schema(example = "sh-01935f2e8c4a7b3d9e2f123456789abc")]
     pub job_name: String,
     pub namespace: String,
+    /// The cluster its Job is created in (of the service's `--cluster`s): the one it asked for,
+    /// or the one placement chose when its Job was created; absent until then.
+    #[schema(example = "onsite")]
+    pub cluster: Option<String>,
     /// Pods running now.
     pub active: i64,
     /// Pods that succeeded.
@@ -116,6 +120,21 @@ impl SubmissionView {
     }
 }
 
+impl SubmissionView {
+    /// Says that `cluster`, where its Job is, is no longer one of the service's, on a live
+    /// submission: it is neither followed nor failed for that, and stays as last seen.
+    pub fn while_unconfigured(&mut self, cluster: &str) {
+        if !matches!(self.state, State::Pending | State::Running) {
+            return;
+        }
+        let note = format!("the cluster {cluster} is no longer configured here; as last seen");
+        self.message = Some(match self.message.take() {
+            Some(message) => format!("{note}: {message}"),
+            None => note,
+        });
+    }
+}
+
 impl From<Submission> for SubmissionView {
     fn from(submission: Submission) -> Self {
         let Submission {
@@ -132,6 +151,7 @@ impl From<Submission> for SubmissionView {
             reruns,
             oom_reruns: _,
             gated: _,
+            cluster,
         } = submission;
         let queue = spec.queueing.map(|queueing| QueueView {
             name: Some(queueing.queue),
@@ -153,6 +173,7 @@ impl From<Submission> for SubmissionView {
             message: progress.message,
             job_name,
             namespace,
+            cluster: cluster.or_else(|| spec.cluster.clone()),
             active: progress.active,
             succeeded: progress.succeeded,
             failed: progress.failed,

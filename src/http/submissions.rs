@@ -93,10 +93,9 @@ pub async fn list(
         .then(|| items.last().map(|last| last.id.to_string()))
         .flatten();
     let mut items: Vec<SubmissionView> = items.into_iter().map(SubmissionView::from).collect();
-    if let Some(since) = unanswered_since(&context) {
-        for view in &mut items {
-            view.while_unanswered(context.cluster.name(), since);
-        }
+    let now = jiff::Timestamp::now();
+    for view in &mut items {
+        as_last_seen(&context, view, now);
     }
     Ok(Json(SubmissionPage { items, next_cursor }))
 }
@@ -129,18 +128,24 @@ pub async fn get(
     let mut view = SubmissionView::from(submission.clone());
     view.attempts = Some(attempts);
     queue_place::fill(&context, &submission, &mut view).await?;
-    if let Some(since) = unanswered_since(&context) {
-        view.while_unanswered(context.cluster.name(), since);
-    }
+    as_last_seen(&context, &mut view, jiff::Timestamp::now());
     Ok(Json(view))
 }
 
-/// Since when the cluster has not answered, once that counts as unreachable.
-fn unanswered_since(context: &Context) -> Option<jiff::Timestamp> {
-    context
-        .cluster
-        .reachability()
-        .unreachable_since(jiff::Timestamp::now())
+/// Says so on a live submission whose cluster has not answered for long enough to count as
+/// unreachable, or that the service no longer has: its state is as last seen.
+fn as_last_seen(context: &Context, view: &mut SubmissionView, now: jiff::Timestamp) {
+    let Some(name) = view.cluster.clone() else {
+        return;
+    };
+    match context.clusters.get(&name) {
+        Some(cluster) => {
+            if let Some(since) = cluster.reachability().unreachable_since(now) {
+                view.while_unanswered(&name, since);
+            }
+        }
+        None => view.while_unconfigured(&name),
+    }
 }
 
 /// The pods of a submission's Job, like `kubectl get pods -l`.
@@ -163,7 +168,11 @@ pub async fn pods(
     Path(id): Path<String>,
 ) -> ApiResult<Json<PodList>> {
     let submission = find(&context, &caller, &id).await?;
-    let pods = context.cluster.pods_of(submission.id).await?;
+    let Some(cluster) = context.clusters.of_or_only(&submission) else {
+        // Not placed yet: no Job, so no pods.
+        return Ok(Json(PodList { items: Vec::new() }));
+    };
+    let pods = cluster.pods_of(submission.id).await?;
     Ok(Json(PodList {
         items: pods.iter().map(|pod| views::pod_detail(pod)).collect(),
     }))

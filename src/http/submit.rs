@@ -75,7 +75,7 @@ pub async fn submit(
         vec![submitted.body],
         SentAs::Alone,
         &context.defaults,
-        context.cluster.namespace(),
+        context.clusters.namespace(),
         &caller,
     )
     .map_err(ApiError::Invalid)?;
@@ -182,7 +182,7 @@ pub async fn submit_batch(
         request.submissions,
         SentAs::Batch,
         &context.defaults,
-        context.cluster.namespace(),
+        context.clusters.namespace(),
         &caller,
     );
     let parsed = match parsed {
@@ -260,7 +260,7 @@ async fn check_queues(context: &Context, parsed: &NewSubmissions) -> ApiResult<(
             continue;
         };
         if !checked.contains_key(queueing) {
-            let errors = match kueue::check_names(&context.cluster, queueing).await {
+            let errors = match kueue::check_names(context.clusters.first(), queueing).await {
                 Ok(errors) => errors,
                 Err(error) => {
                     tracing::warn!(%error, "could not ask whether a Kueue queue exists");

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
 use super::error::Result;
+use super::placing::{Places, Placing, only_placeable};
 use super::store::Store;
 use super::submissions::row::{columns, from_row};
 use crate::domain::{Submission, SubmissionId};
@@ -59,12 +60,20 @@ impl Store {
         limit: u32,
         user_default: Option<i64>,
     ) -> Result<Vec<Queued>> {
-        self.claim_for(namespace, now, limit, user_default, Claiming::Runnable)
-            .await
+        self.claim_for(
+            namespace,
+            now,
+            limit,
+            user_default,
+            Claiming::Runnable,
+            &Placing::default(),
+        )
+        .await
     }
 
-    /// [`Store::claim`], for Jobs created as `claiming` says; the claimed submissions come back
-    /// with `gated` set where their Job is to be created with Kueue's gate.
+    /// [`Store::claim`], for Jobs created as `claiming` says, in the clusters `placing` has
+    /// room in; the claimed submissions come back with their `cluster`, and with `gated` set
+    /// where their Job is to be created with Kueue's gate.
     pub async fn claim_for(
         &self,
         namespace: &str,
@@ -72,11 +81,13 @@ impl Store {
         limit: u32,
         user_default: Option<i64>,
         claiming: Claiming,
+        placing: &Placing,
     ) -> Result<Vec<Queued>> {
         let stale = now.as_millisecond() - lease_millis();
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         take_turn(&mut tx, namespace, now).await?;
+        let mut places = Places::count(self, &mut tx, placing, stale).await?;
         let limit = match claiming {
             Claiming::Runnable => limit,
             Claiming::ThroughKueue { max_suspended } => {
@@ -93,29 +104,41 @@ impl Store {
         let mut groups: HashMap<String, i64> = HashMap::new();
         for _ in 0..CLAIM_ROUNDS {
             let wanted = i64::from(limit) - i64::try_from(claimed.len()).unwrap_or(i64::MAX);
-            if wanted <= 0 {
+            let with_room = places.with_room();
+            if wanted <= 0 || with_room.is_empty() {
                 break;
             }
             let candidates = self
                 .candidates(
                     &mut tx,
-                    namespace,
-                    now,
-                    stale,
-                    wanted,
+                    Wanted {
+                        namespace,
+                        now,
+                        stale,
+                        limit: wanted,
+                        with_room: &with_room,
+                    },
                     &full_users,
                     &full_groups,
                 )
                 .await?;
             let read_all = i64::try_from(candidates.len()).unwrap_or(i64::MAX) < wanted;
+            let rooms = with_room.len();
             if claiming != Claiming::Runnable {
                 for mut candidate in candidates {
                     let submission = &mut candidate.submission;
+                    let Some(cluster) = places.take(submission.spec.cluster.as_deref()) else {
+                        continue;
+                    };
+                    submission.cluster = Some(cluster);
                     submission.gated = submission.limits.user.or(user_default).is_some()
                         || submission.limits.group.is_some();
                     claimed.push(candidate);
                 }
-                break;
+                if read_all || rooms == places.with_room().len() {
+                    break;
+                }
+                continue;
             }
             let newly_full = (full_users.len(), full_groups.len());
             self.count_active(
@@ -127,34 +150,51 @@ impl Store {
                 &mut groups,
             )
             .await?;
-            for candidate in candidates {
+            for mut candidate in candidates {
+                let Some(cluster) = places.take(candidate.submission.spec.cluster.as_deref())
+                else {
+                    continue;
+                };
                 match take_place(&candidate.submission, user_default, &mut users, &mut groups) {
-                    Ok(()) => claimed.push(candidate),
-                    Err(Full::User(user)) => {
-                        full_users.insert(user);
+                    Ok(()) => {
+                        candidate.submission.cluster = Some(cluster);
+                        claimed.push(candidate);
                     }
-                    Err(Full::Group(group)) => {
-                        full_groups.insert(group);
+                    Err(full) => {
+                        places.give_back(&cluster);
+                        match full {
+                            Full::User(user) => full_users.insert(user),
+                            Full::Group(group) => full_groups.insert(group),
+                        };
                     }
                 }
             }
-            if read_all || newly_full == (full_users.len(), full_groups.len()) {
+            if read_all
+                || (newly_full == (full_users.len(), full_groups.len())
+                    && rooms == places.with_room().len())
+            {
                 break;
             }
         }
 
-        for gated in [false, true] {
-            let ids: Vec<SubmissionId> = claimed
-                .iter()
-                .filter(|queued| queued.submission.gated == gated)
-                .map(|queued| queued.submission.id)
-                .collect();
+        let mut marks: HashMap<(bool, &str), Vec<SubmissionId>> = HashMap::new();
+        for queued in &claimed {
+            let submission = &queued.submission;
+            let cluster = submission.cluster.as_deref().unwrap_or_default();
+            marks
+                .entry((submission.gated, cluster))
+                .or_default()
+                .push(submission.id);
+        }
+        for ((gated, cluster), ids) in marks {
             for chunk in ids.chunks(500) {
                 let mut builder = QueryBuilder::new("UPDATE submissions SET claimed_at = ");
                 builder
                     .push_bind(now.as_millisecond())
                     .push(", gated = ")
                     .push_bind(i64::from(gated))
+                    .push(", cluster = ")
+                    .push_bind(cluster.to_owned())
                     .push(" WHERE id IN (");
                 let mut separated = builder.separated(", ");
                 for id in chunk {
@@ -168,18 +208,22 @@ impl Store {
         Ok(claimed)
     }
 
-    /// The oldest claimable queued submissions, leaving out the users and groups at their limit.
-    #[allow(clippy::too_many_arguments)]
+    /// The oldest claimable queued submissions, leaving out the users and groups at their limit
+    /// and those pinned to a cluster without room.
     async fn candidates(
         &self,
         tx: &mut Tx<'_>,
-        namespace: &str,
-        now: Timestamp,
-        stale: i64,
-        limit: i64,
+        wanted: Wanted<'_>,
         full_users: &HashSet<String>,
         full_groups: &HashSet<String>,
     ) -> Result<Vec<Queued>> {
+        let Wanted {
+            namespace,
+            now,
+            stale,
+            limit,
+            with_room,
+        } = wanted;
         let mut builder = QueryBuilder::new(concat!(
             "SELECT ",
             columns!(),
@@ -192,6 +236,7 @@ impl Store {
             .push(") AND (claimed_at IS NULL OR claimed_at <= ")
             .push_bind(stale)
             .push(")");
+        only_placeable(&mut builder, with_room);
         if !full_users.is_empty() {
             builder.push(" AND owner NOT IN (");
             let mut separated = builder.separated(", ");
@@ -365,6 +410,16 @@ impl Store {
         .await?;
         Ok(result.rows_affected() == 1)
     }
+}
+
+/// Which queued submissions a claim's round reads: of `namespace`, due at `now`, unclaimed
+/// since `stale`, at most `limit`, unpinned or pinned to a cluster `with_room`.
+struct Wanted<'a> {
+    namespace: &'a str,
+    now: Timestamp,
+    stale: i64,
+    limit: i64,
+    with_room: &'a [String],
 }
 
 /// Which of a submission's limits has no room: its user's, or its batch group's.

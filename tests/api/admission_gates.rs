@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use serde_json::{Value, json as body};
 use submission_helper::domain::{Progress, State, SubmissionId};
-use submission_helper::storage::{Claiming, Queued, Store};
+use submission_helper::storage::{Claiming, Placing, Queued, Store};
 
 use crate::campaigns::{batch, id_of, sample, store_of};
 use crate::on_both_databases;
@@ -59,7 +59,14 @@ async fn a_limit_at_kueues_gate_opens_the_oldest_and_the_next_when_one_ends(back
 
     // Act: every one claimed and created gated; then the gates that may open
     let claimed = store
-        .claim_for("default", Timestamp::now(), 32, limit, THROUGH_KUEUE)
+        .claim_for(
+            "default",
+            Timestamp::now(),
+            32,
+            limit,
+            THROUGH_KUEUE,
+            &Placing::default(),
+        )
         .await
         .expect("claim");
     for queued in &claimed {
@@ -108,7 +115,14 @@ async fn without_a_limit_nothing_is_gated(backend: Backend) {
     let store = store_of(&app).await;
 
     let claimed = store
-        .claim_for("default", Timestamp::now(), 32, None, THROUGH_KUEUE)
+        .claim_for(
+            "default",
+            Timestamp::now(),
+            32,
+            None,
+            THROUGH_KUEUE,
+            &Placing::default(),
+        )
         .await
         .expect("claim");
 
@@ -137,7 +151,14 @@ async fn a_batchs_limit_at_kueues_gate_opens_one_of_its_submissions_at_a_time(ba
 
     // Act
     let claimed = store
-        .claim_for("default", Timestamp::now(), 32, None, THROUGH_KUEUE)
+        .claim_for(
+            "default",
+            Timestamp::now(),
+            32,
+            None,
+            THROUGH_KUEUE,
+            &Placing::default(),
+        )
         .await
         .expect("claim");
     for queued in &claimed {

@@ -26,6 +26,7 @@ mod metrics;
 mod oidc;
 mod oidc_issuer;
 mod openapi;
+mod placement;
 mod prometheus;
 mod request_log;
 mod reruns;

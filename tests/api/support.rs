@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
-use submission_helper::cluster::Cluster;
+use submission_helper::cluster::{Cluster, Clusters};
 use submission_helper::domain::{Progress, State, SubmissionId, SubmitDefaults};
 use submission_helper::startup::{Application, Settings};
 use submission_helper::storage::Store;
@@ -245,7 +245,7 @@ enum Database {
 /// A service to start, with what a test changes of the defaults; [`TestApp::builder`] makes one.
 pub struct TestAppBuilder {
     database: Database,
-    cluster: Cluster,
+    clusters: Clusters,
     settings: Settings,
 }
 
@@ -263,7 +263,13 @@ impl TestAppBuilder {
     }
 
     pub fn with_cluster(mut self, cluster: Cluster) -> Self {
-        self.cluster = cluster;
+        self.clusters = cluster.into();
+        self
+    }
+
+    /// Several clusters behind the one API (`--cluster`), in this order.
+    pub fn with_clusters(mut self, clusters: Clusters) -> Self {
+        self.clusters = clusters;
         self
     }
 
@@ -310,7 +316,7 @@ impl TestAppBuilder {
         };
         let store = Store::connect(&database.url).await.expect("database");
         let (_, token) = store.create_token(USER, false, false).await.expect("token");
-        let app = Application::build(self.settings, store, self.cluster)
+        let app = Application::build(self.settings, store, self.clusters)
             .await
             .expect("bind");
         let address = format!("http://{}", app.local_addr().expect("address"));
@@ -334,7 +340,8 @@ impl TestApp {
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
             database: Database::Fresh(Backend::Sqlite),
-            cluster: Cluster::unconfigured("no cluster in this test".into(), "default".into()),
+            clusters: Cluster::unconfigured("no cluster in this test".into(), "default".into())
+                .into(),
             settings: Settings {
                 listen: "127.0.0.1:0".parse().expect("address"),
                 log_wait: Duration::from_secs(60),

@@ -127,12 +127,31 @@ impl TestCluster {
         Self::create(simulated_kubeconfig_path(), "lone-", None).await
     }
 
+    /// The same namespace on the other control plane (the simulated node's), for a service
+    /// with two clusters; panics unless there are two.
+    pub async fn beside(&self) -> Self {
+        let other = simulated_kubeconfig_path();
+        assert_ne!(
+            other, self.kubeconfig,
+            "this test needs two control planes: SH_TEST_SIMULATED_KUBECONFIG must name another than SH_TEST_KUBECONFIG (tests/run.sh sets both)"
+        );
+        Self::create_named(other, self.namespace.clone(), None).await
+    }
+
     async fn create(kubeconfig: PathBuf, prefix: &str, real_node: Option<RealNode>) -> Self {
-        let admin = client_from(Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig")).await;
         let namespace = format!(
             "{prefix}{}",
             &uuid::Uuid::now_v7().simple().to_string()[24..]
         );
+        Self::create_named(kubeconfig, namespace, real_node).await
+    }
+
+    async fn create_named(
+        kubeconfig: PathBuf,
+        namespace: String,
+        real_node: Option<RealNode>,
+    ) -> Self {
+        let admin = client_from(Kubeconfig::read_from(&kubeconfig).expect("read kubeconfig")).await;
         let namespaces: Api<Namespace> = Api::all(admin.clone());
         let object: Namespace =
             serde_json::from_value(serde_json::json!({"metadata": {"name": namespace}}))

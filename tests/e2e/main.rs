@@ -24,6 +24,7 @@ mod real_node;
 mod recovery;
 mod reruns;
 mod retry_policy;
+mod several_clusters;
 mod story;
 mod through_kueue;
 mod ui;

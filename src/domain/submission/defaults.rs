@@ -4,6 +4,10 @@
 use super::queueing::KueueDefaults;
 use super::retry_policy::RetryPolicy;
 
+/// The name of the one cluster a service finds in its environment (kubeconfig, or the pod's
+/// service account) when it is given no `--cluster`.
+pub const DEFAULT_CLUSTER: &str = "default";
+
 /// The server's defaults for what a request leaves out (the seed's `--k8s-*` options), and what
 /// it allows users to name at all.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +20,9 @@ pub struct SubmitDefaults {
     pub allowed: AllowLists,
     /// Whether Jobs are submitted through Kueue (`--kueue`), and how.
     pub kueue: Option<KueueDefaults>,
+    /// The names of the clusters a submission may ask for (`--cluster`), in the server's
+    /// order.
+    pub clusters: Vec<String>,
 }
 
 impl Default for SubmitDefaults {
@@ -28,6 +35,7 @@ impl Default for SubmitDefaults {
             job: JobDefaults::default(),
             allowed: AllowLists::default(),
             kueue: None,
+            clusters: vec![DEFAULT_CLUSTER.into()],
         }
     }
 }

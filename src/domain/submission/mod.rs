@@ -21,7 +21,7 @@ mod tes_plan;
 mod waits_for;
 
 pub use attempt::{Attempt, PodEnd};
-pub use defaults::{AllowLists, JobDefaults, SubmitDefaults};
+pub use defaults::{AllowLists, DEFAULT_CLUSTER, JobDefaults, SubmitDefaults};
 pub use labels::{
     APP_LABEL, APP_LABEL_VALUE, IDENTIFIER_LABEL, LABEL_PREFIX, NAME_LABEL, OWNER_LABEL,
     SUBMISSION_ID_LABEL,
@@ -32,7 +32,7 @@ pub use queueing::{
     ADMISSION_GATE, ADMISSION_GATE_ANNOTATION, KueueDefaults, PRIORITY_CLASS_LABEL,
     QUEUE_NAME_LABEL, Queueing,
 };
-pub use record::{Progress, Submission, WorkLimits};
+pub use record::{JobRef, Progress, Submission, WorkLimits};
 pub use request::{Cpus, SubmissionRequest};
 pub use rerun::{AfterOom, RerunChanges, after_oom, job_name as rerun_job_name, not_rerunnable};
 pub use rerun_plan::{Held, RerunPlan, plan_rerun};

@@ -66,6 +66,29 @@ pub struct Submission {
     /// Through Kueue: its Job was created with Kueue's admission gate, because it counts against
     /// a limit of concurrent Jobs that had no room yet, and the gate is still on.
     pub gated: bool,
+    /// The cluster its Job is created in, once the dispatcher placed it (its `spec.cluster`
+    /// if pinned); until then `None`.
+    pub cluster: Option<String>,
+}
+
+/// A submission's Job: its name, and the cluster it was created in (`None`: never placed, so
+/// never created).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobRef {
+    pub id: SubmissionId,
+    pub job_name: String,
+    pub cluster: Option<String>,
+}
+
+impl Submission {
+    /// Its current run's Job.
+    pub fn job(&self) -> JobRef {
+        JobRef {
+            id: self.id,
+            job_name: self.job_name.clone(),
+            cluster: self.cluster.clone(),
+        }
+    }
 }
 
 /// The limits a submission's dispatch obeys: its user's (as the token it was sent with set
@@ -98,6 +121,7 @@ impl Submission {
             reruns: 0,
             oom_reruns: 0,
             gated: false,
+            cluster: None,
             spec,
         }
     }

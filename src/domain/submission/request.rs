@@ -124,6 +124,11 @@ pub struct SubmissionRequest {
     /// Kueue. Default: the queue's.
     #[schema(example = "high", max_length = 253)]
     pub priority_class: Option<String>,
+    /// The cluster to run in, by the name the server gives it (`--cluster NAME=...`); it waits
+    /// for that cluster if it has no room or does not answer. Default: any with room, as the
+    /// server's `--placement` chooses.
+    #[schema(example = "onsite", max_length = 63)]
+    pub cluster: Option<String>,
 }
 
 /// A CPU amount as a JSON number (`1`, `0.5`) or a Kubernetes quantity (`"500m"`).

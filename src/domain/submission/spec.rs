@@ -52,6 +52,10 @@ pub struct SubmissionSpec {
     /// A TES task's executors and files; its Job runs these instead of `command`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tes: Option<TesPlan>,
+    /// The cluster it must run in, of those the service has (`--cluster`); any with room if
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// The container name when the command names no program to call it after.

@@ -133,6 +133,7 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
             volumes,
             outputs,
         }),
+        cluster: None,
     };
     errors.or(ParsedTask {
         tags: document.tags.clone().unwrap_or_default(),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::tasks::find;
-use crate::domain::Caller;
+use crate::domain::{Caller, Submission};
 use crate::http::Context;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::storage::Filter;
@@ -52,11 +52,8 @@ pub async fn cancel(
         .store
         .cancel_matching(&filter, CANCELLED_MESSAGE)
         .await?;
-    context.cancels.delete_jobs(
-        cancelled
-            .matched
-            .iter()
-            .map(|submission| (submission.id, submission.job_name.clone())),
-    );
+    context
+        .cancels
+        .delete_jobs(cancelled.matched.iter().map(Submission::job));
     Ok(Json(CancelTaskResponse {}))
 }

@@ -53,7 +53,7 @@ pub async fn create(
 ) -> ApiResult<Json<CreateTaskResponse>> {
     let AppJson(task) = body.map_err(as_tes)?;
     let parsed = parse_task(task, &context.defaults).map_err(refused)?;
-    let submission = Submission::new(parsed.spec, context.cluster.namespace(), &caller);
+    let submission = Submission::new(parsed.spec, context.clusters.namespace(), &caller);
     let stored = context
         .store
         .insert_task(submission, &parsed.document, &parsed.notes)

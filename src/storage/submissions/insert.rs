@@ -84,7 +84,7 @@ impl Store {
                 "INSERT INTO submissions (id, name, spec, namespace, job_name, state, message, \
                  finished_at, created_at, updated_at, owner, submitted_by, waiting_on, \
                  user_limit, group_id, group_limit, notify_url, notify, notify_token, \
-                 cascaded) ",
+                 cascaded, pin) ",
             );
             builder.push_values(rows, |mut row, (submission, spec, waiting_on)| {
                 let created_at = submission.created_at.to_string();
@@ -114,7 +114,8 @@ impl Store {
                     .push_bind(notify.map(|notify| notify.scope.as_str()))
                     .push_bind(submission.notify_token.clone())
                     // Only a dependency that failed or was cancelled already ends a new one.
-                    .push_bind(i64::from(progress.state.is_final()));
+                    .push_bind(i64::from(progress.state.is_final()))
+                    .push_bind(submission.spec.cluster.clone());
             });
             self.built(&mut builder)?.execute(&mut **tx).await?;
 

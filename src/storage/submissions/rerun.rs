@@ -12,8 +12,8 @@ use super::dependencies::{IDS_PER_STATEMENT, parse_id, push_ids};
 use super::filter::{Conditions, Filter, push_states};
 use super::row::{columns, from_row};
 use crate::domain::{
-    Held, RerunPlan, State, Submission, SubmissionId, SubmissionSpec, not_rerunnable, plan_rerun,
-    rerun_job_name,
+    Held, JobRef, RerunPlan, State, Submission, SubmissionId, SubmissionSpec, not_rerunnable,
+    plan_rerun, rerun_job_name,
 };
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
@@ -139,7 +139,7 @@ pub struct Reran {
     pub left: Vec<(Submission, String)>,
     /// The Jobs of earlier runs that were cancelled, which must go if a delete after the
     /// cancel did not get through (the controller only follows a submission's current Job).
-    pub superseded: Vec<(SubmissionId, String)>,
+    pub superseded: Vec<JobRef>,
 }
 
 /// What a rerun under an idempotency key did.
@@ -342,7 +342,7 @@ impl Store {
                 return Ok(None);
             }
             if submission.progress.state == State::Cancelled {
-                reran.superseded.push((id, submission.job_name.clone()));
+                reran.superseded.push(submission.job());
             }
             changes.push(row.change(submission));
             let submission = row.into_submission(submission);

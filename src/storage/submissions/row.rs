@@ -16,7 +16,7 @@ macro_rules! columns {
     () => {
         "id, spec, namespace, job_name, state, message, active, succeeded, failed, created_at, \
          started_at, finished_at, version, owner, submitted_by, user_limit, group_id, group_limit, \
-         notify_token, admitted, evictions, reruns, oom_reruns, gated"
+         notify_token, admitted, evictions, reruns, oom_reruns, gated, cluster"
     };
 }
 pub(in crate::storage) use columns;
@@ -74,6 +74,7 @@ pub(in crate::storage) fn from_row(row: &AnyRow) -> Result<(Submission, i64)> {
         reruns: row.try_get("reruns")?,
         oom_reruns: row.try_get("oom_reruns")?,
         gated: row.try_get::<i64, _>("gated")? != 0,
+        cluster: row.try_get("cluster")?,
     };
     Ok((submission, row.try_get("version")?))
 }

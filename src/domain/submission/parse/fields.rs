@@ -51,6 +51,7 @@ impl Fields {
             notify,
             queue,
             priority_class,
+            cluster,
         } = request;
         let sent_name = name.clone();
 
@@ -100,6 +101,8 @@ impl Fields {
             defaults.kueue.as_ref(),
         ));
 
+        let cluster = errors.take(parse_cluster(cluster, &defaults.clusters));
+
         let spec = match (
             name,
             payload,
@@ -111,6 +114,7 @@ impl Fields {
             notify,
             retry_policy,
             queueing,
+            cluster,
         ) {
             (
                 Some(name),
@@ -123,6 +127,7 @@ impl Fields {
                 Some(notify),
                 Some(retry_policy),
                 Some(queueing),
+                Some(cluster),
             ) => errors.or(SubmissionSpec {
                 name,
                 image: payload.image,
@@ -141,6 +146,7 @@ impl Fields {
                 notify,
                 queueing,
                 tes: None,
+                cluster,
             }),
             _ => Err(errors.into_vec()),
         };
@@ -149,6 +155,23 @@ impl Fields {
             spec,
             depends_on,
         }
+    }
+}
+
+/// A submission's `cluster`: one of the server's, by name.
+fn parse_cluster(
+    cluster: Option<String>,
+    known: &[String],
+) -> Result<Option<String>, Vec<FieldError>> {
+    match cluster {
+        Some(name) if !known.contains(&name) => Err(vec![FieldError::new(
+            "cluster",
+            format!(
+                "no cluster is named {name:?} here; this server has: {}",
+                known.join(", ")
+            ),
+        )]),
+        cluster => Ok(cluster),
     }
 }
 

@@ -1,0 +1,218 @@
+//! One API over two clusters, each a control plane of its own with its node (the real node's
+//! and the simulated node's under `tests/run.sh`): placement in order within a cluster's cap,
+//! pinning, logs followed from each cluster, the kubectl-like lists with their CLUSTER column,
+//! and a bulk cancel that deletes Jobs in both.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use serde_json::{Value, json as body};
+use submission_helper::cluster::Clusters;
+use submission_helper::domain::placement::Placement;
+
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, test_defaults};
+use crate::on_the_cluster;
+use crate::support::{Backend, TestApp, TestDatabase};
+
+/// The service over `onsite` and `cloud` (the same namespace in each control plane), as each
+/// one's shipped service account, `onsite` capped at `onsite_cap` active Jobs.
+async fn spawn_over_both(
+    backend: Backend,
+    onsite: &TestCluster,
+    cloud: &TestCluster,
+    placement: Placement,
+    onsite_cap: Option<i64>,
+) -> TestApp {
+    for cluster in [onsite, cloud] {
+        cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
+    }
+    let clusters = Clusters::new(
+        onsite.service_account_cluster().await.named("onsite"),
+        vec![cloud.service_account_cluster().await.named("cloud")],
+        placement,
+    );
+    TestApp::builder()
+        .with_database(TestDatabase::new(backend).await)
+        .with_clusters(clusters)
+        .with_settings(|settings| {
+            settings.defaults = test_defaults();
+            settings.placement = placement;
+            if let Some(cap) = onsite_cap {
+                settings.cluster_capacity.insert("onsite".into(), cap);
+            }
+        })
+        .spawn()
+        .await
+}
+
+/// The names of the Jobs of ours in `cluster`'s namespace, as its API server lists them.
+async fn jobs_in(cluster: &TestCluster) -> Vec<String> {
+    let mut names: Vec<String> = cluster
+        .count_per_submission::<Job>()
+        .await
+        .into_keys()
+        .collect();
+    names.sort();
+    names
+}
+
+/// `path`'s `items`, each row's `submission_id` with its `cluster`.
+async fn rows(app: &TestApp, path: &str) -> BTreeMap<String, String> {
+    let table: Value = app.get(path).await.json().await.expect("table");
+    table["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|row| {
+            (
+                row["submission_id"].as_str().unwrap_or_default().to_owned(),
+                row["cluster"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn placement_in_order_within_a_cap_with_pins_and_logs_followed_in_each_cluster(
+    backend: Backend,
+) {
+    // Arrange: onsite takes one Job at a time; cloud takes the overflow
+    let onsite = TestCluster::new().await;
+    let cloud = onsite.beside().await;
+    let app = spawn_over_both(backend, &onsite, &cloud, Placement::Ordered, Some(1)).await;
+    let onsite_gate = onsite.gate("held");
+
+    // Act: one held onsite; one free (onsite is full, so cloud); one pinned onsite (waits)
+    let held = id(&app
+        .submit(body!({"image": PAYLOAD_IMAGE, "cluster": "onsite",
+                       "command": format!("echo held onsite; {}", onsite_gate.wait_command())}))
+        .await);
+    follow_states(&app, &held, &["running"]).await;
+    let overflow = id(&app
+        .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo overflow to the cloud"}))
+        .await);
+    let pinned = id(&app
+        .submit(
+            body!({"image": PAYLOAD_IMAGE, "cluster": "onsite", "command": "echo pinned onsite"}),
+        )
+        .await);
+    let (overflowed, _) = follow_states(&app, &overflow, &["succeeded", "failed"]).await;
+    let while_held: Value = app
+        .get(&format!("/v1/submissions/{pinned}"))
+        .await
+        .json()
+        .await
+        .expect("submission");
+    let jobs = rows(&app, "/v1/jobs").await;
+    let cloud_jobs = rows(&app, "/v1/jobs?cluster=cloud").await;
+    let pods = rows(&app, "/v1/pods").await;
+    let (onsite_jobs, cloud_jobs_listed) = (jobs_in(&onsite).await, jobs_in(&cloud).await);
+    let follow = app
+        .get(&format!("/v1/submissions/{held}/logs?follow=true"))
+        .await;
+    onsite_gate.open();
+    let followed = follow.text().await.expect("log");
+    let (held_end, _) = follow_states(&app, &held, &["succeeded", "failed"]).await;
+    let (pinned_end, _) = follow_states(&app, &pinned, &["succeeded", "failed"]).await;
+    let overflow_log = app
+        .get(&format!("/v1/submissions/{overflow}/logs"))
+        .await
+        .text()
+        .await
+        .expect("log");
+    let pinned_log = app
+        .get(&format!("/v1/submissions/{pinned}/logs"))
+        .await
+        .text()
+        .await
+        .expect("log");
+
+    // Assert: each where placement put it, and read from there
+    assert_eq!(overflowed["state"], "succeeded", "{overflowed}");
+    assert_eq!(overflowed["cluster"], "cloud", "{overflowed}");
+    assert_eq!(
+        while_held["state"], "queued",
+        "onsite was full: {while_held}"
+    );
+    assert_eq!(while_held["cluster"], "onsite", "{while_held}");
+    assert_eq!(
+        jobs.get(&held).map(String::as_str),
+        Some("onsite"),
+        "{jobs:?}"
+    );
+    assert_eq!(
+        jobs.get(&overflow).map(String::as_str),
+        Some("cloud"),
+        "{jobs:?}"
+    );
+    assert_eq!(
+        cloud_jobs.keys().collect::<Vec<_>>(),
+        [&overflow],
+        "{cloud_jobs:?}"
+    );
+    assert_eq!(
+        pods.get(&held).map(String::as_str),
+        Some("onsite"),
+        "{pods:?}"
+    );
+    assert_eq!(onsite_jobs, [held.clone()], "onsite's API server");
+    assert_eq!(cloud_jobs_listed, [overflow.clone()], "cloud's API server");
+    assert_eq!(followed, "held onsite\n");
+    assert_eq!(held_end["state"], "succeeded", "{held_end}");
+    assert_eq!(pinned_end["state"], "succeeded", "{pinned_end}");
+    assert_eq!(pinned_end["cluster"], "onsite", "{pinned_end}");
+    assert_eq!(overflow_log, "overflow to the cloud\n");
+    assert_eq!(pinned_log, "pinned onsite\n");
+}
+on_the_cluster!(placement_in_order_within_a_cap_with_pins_and_logs_followed_in_each_cluster);
+
+async fn a_bulk_cancel_deletes_the_jobs_in_both_clusters(backend: Backend) {
+    // Arrange: two held payloads in each cluster, all of one campaign
+    let onsite = TestCluster::new().await;
+    let cloud = onsite.beside().await;
+    let app = spawn_over_both(backend, &onsite, &cloud, Placement::Balanced, None).await;
+    let mut held = Vec::new();
+    for (cluster, gate) in [("onsite", onsite.gate("g")), ("cloud", cloud.gate("g"))] {
+        for _ in 0..2 {
+            held.push(id(&app
+                .submit(body!({"image": PAYLOAD_IMAGE, "cluster": cluster,
+                               "labels": {"campaign": "spanning"},
+                               "command": gate.wait_command()}))
+                .await));
+        }
+    }
+    for id in &held {
+        follow_states(&app, id, &["running"]).await;
+    }
+
+    // Act
+    let cancelled: Value = app
+        .post_json(
+            "/v1/submissions/cancel",
+            &body!({"labels": {"campaign": "spanning"}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("cancel answer");
+
+    // Assert: all four cancelled, and their Jobs gone from both API servers
+    assert_eq!(
+        cancelled["cancelled"].as_array().map(Vec::len),
+        Some(4),
+        "{cancelled}"
+    );
+    for cluster in [&onsite, &cloud] {
+        eventually(
+            "the cancelled Jobs to be deleted",
+            Duration::from_secs(60),
+            || async { jobs_in(cluster).await.is_empty().then_some(()) },
+        )
+        .await;
+    }
+    for id in &held {
+        let (ended, _) = follow_states(&app, id, &["cancelled"]).await;
+        assert_eq!(ended["state"], "cancelled");
+    }
+}
+on_the_cluster!(a_bulk_cancel_deletes_the_jobs_in_both_clusters);
