@@ -51,6 +51,9 @@ pub struct Settings {
     pub pending_timeout: Duration,
     /// How long the cluster may fail to answer before it counts as unreachable.
     pub cluster_unreachable_after: Duration,
+    /// How long a cluster may fail to answer before its live submissions are run again in
+    /// another (one that answers).
+    pub cluster_lost_after: Duration,
     /// How a submission that names no cluster is placed among several.
     pub placement: crate::domain::placement::Placement,
     /// Caps of active Jobs, by cluster name (`--cluster-capacity`).
@@ -91,6 +94,7 @@ impl Default for Settings {
             follows_per_user: 20,
             pending_timeout: Duration::from_secs(600),
             cluster_unreachable_after: crate::cluster::reachability::UNREACHABLE_AFTER,
+            cluster_lost_after: crate::cluster::reachability::LOST_AFTER,
             placement: Default::default(),
             cluster_capacity: Default::default(),
             dispatch: dispatch::Limits::default(),
@@ -138,7 +142,10 @@ impl Application {
                     Some(kueue) => cluster.with_kueue(kueue.clone()),
                     None => cluster,
                 }
-                .with_unreachable_after(settings.cluster_unreachable_after)
+                .with_reachability(
+                    settings.cluster_unreachable_after,
+                    settings.cluster_lost_after,
+                )
                 .with_capacity(capacity)
             })
             .with_placement(settings.placement);

@@ -110,6 +110,10 @@ pub struct SpecArgs {
     /// of the same request (repeat for several)
     #[arg(long = "depends-on", value_name = "ID|NAME")]
     pub depends_on: Vec<String>,
+    /// Run in this cluster only, by the server's name for it; the submission waits for it when
+    /// it has no room [default: any with room, as the server places it]
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +222,9 @@ pub struct GetArgs {
     /// Only submissions in this state (repeat for several)
     #[arg(long, value_name = "STATE", value_parser = STATES)]
     pub state: Vec<String>,
+    /// Only this cluster's Jobs or pods, by the server's name for it [default: every cluster's]
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
     /// After listing, keep polling and print a line for every object that changes
     #[arg(short, long)]
     pub watch: bool,

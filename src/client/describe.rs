@@ -83,6 +83,9 @@ pub fn render(
     if let Some(queue) = &submission.queue {
         field("Queue", &queue.summary());
     }
+    if let Some(cluster) = &submission.cluster {
+        field("Cluster", cluster);
+    }
     field("Created", &when(submission.created_at));
     field("Started", &when(submission.started_at));
     field("Finished", &when(submission.finished_at));
@@ -443,6 +446,21 @@ mod tests {
             text.contains("Queue:           analysis (priority high), position 3, evicted once\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_placed_submission_names_its_cluster_and_one_not_placed_yet_says_nothing_of_it() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
+        let placed = Submission {
+            cluster: Some("onsite".into()),
+            ..failed()
+        };
+
+        let text = render(&placed, Ok(None), Ok(Vec::new()), Ok(Vec::new()), now);
+        let waiting = render(&failed(), Ok(None), Ok(Vec::new()), Ok(Vec::new()), now);
+
+        assert!(text.contains("Cluster:         onsite\n"), "{text}");
+        assert!(!waiting.contains("Cluster:"), "{waiting}");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! Jobs and pods come from `/v1/jobs` and `/v1/pods`, whose rows the server computes with
 //! kubectl's printers (STATUS, COMPLETIONS, DURATION, READY, RESTARTS, AGE); submissions from
-//! `/v1/submissions`, their ages computed here from `created_at`.
+//! `/v1/submissions`, their ages computed here from `created_at`. A CLUSTER column comes first,
+//! as kubectl's NAMESPACE does with `-A`, once the rows name a cluster other than `default`
+//! ([`names_clusters`]): a server with one cluster prints what it always did.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
 use jiff::Timestamp;
@@ -18,13 +20,16 @@ use super::model::{self, Items, JobRow, Page, PodRow, Submission};
 use super::outcome::Outcome;
 use super::output::{Table, age, line, one_line, or_none};
 use super::{terminal, wait};
-use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};
+use crate::domain::{DEFAULT_CLUSTER, SUBMISSION_ID_LABEL, SubmissionId};
 
 /// The objects listed, each as a row of cells.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {
+    /// The object's own columns; CLUSTER is put before them when `clusters` says so.
     pub header: Vec<&'static str>,
     pub rows: Vec<Row>,
+    /// Whether the table shows each row's cluster ([`names_clusters`]).
+    pub clusters: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +38,9 @@ pub struct Row {
     pub key: String,
     /// `-o name`: `submission/ID`, `job.batch/NAME`, `pod/NAME`.
     pub name: String,
+    /// The cluster it is in: none for a submission not placed yet, or from an older server.
+    pub cluster: Option<String>,
+    /// The object's own columns, without its cluster.
     pub cells: Vec<String>,
     /// What a change is seen in: every column but those that only count time.
     pub fingerprint: String,
@@ -41,12 +49,47 @@ pub struct Row {
 }
 
 impl Listing {
-    pub fn table(&self) -> Table {
-        Table {
-            header: self.header.iter().map(|&cell| cell.to_owned()).collect(),
-            rows: self.rows.iter().map(|row| row.cells.clone()).collect(),
+    fn new(header: Vec<&'static str>, rows: Vec<Row>) -> Self {
+        let clusters = names_clusters(rows.iter().map(|row| row.cluster.as_deref()));
+        Listing {
+            header,
+            rows,
+            clusters,
         }
     }
+
+    pub fn table(&self) -> Table {
+        let header = self.clusters.then_some("CLUSTER").into_iter();
+        Table {
+            header: header
+                .chain(self.header.iter().copied())
+                .map(str::to_owned)
+                .collect(),
+            rows: self
+                .rows
+                .iter()
+                .map(|row| row.cells(self.clusters))
+                .collect(),
+        }
+    }
+}
+
+impl Row {
+    /// Its cells as the table prints them: its cluster first when the table shows clusters.
+    pub fn cells(&self, clusters: bool) -> Vec<String> {
+        let cluster = clusters
+            .then(|| or_none(self.cluster.as_deref()))
+            .into_iter();
+        cluster.chain(self.cells.iter().cloned()).collect()
+    }
+}
+
+/// Whether rows in these clusters need a CLUSTER column: they are in several, or in one not
+/// named `default`. Rows in none (unplaced submissions, an older server's rows) do not count,
+/// so a one-cluster user's tables keep their columns.
+pub fn names_clusters<'a>(clusters: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    let named: BTreeSet<&str> = clusters.into_iter().flatten().collect();
+    named.len() > 1 || named.iter().any(|name| *name != DEFAULT_CLUSTER)
 }
 
 /// Submissions as rows: ID, NAME, STATE, AGE, MESSAGE (wide: the pod counts, the Job, the image).
@@ -104,18 +147,24 @@ pub fn submission_rows(
                 message.clone(),
             ]
         };
+        let cluster = submission.cluster.clone().filter(|name| !name.is_empty());
         rows.push(Row {
             key: submission.id.clone(),
             name: format!("submission/{}", submission.id),
-            cells,
             fingerprint: format!(
-                "{} {} {} {} {message}",
-                submission.state, submission.active, submission.succeeded, submission.failed
+                "{} {} {} {} {} {message}",
+                submission.state,
+                submission.active,
+                submission.succeeded,
+                submission.failed,
+                or_none(cluster.as_deref())
             ),
+            cluster,
+            cells,
             json: item.clone(),
         });
     }
-    Ok(Listing { header, rows })
+    Ok(Listing::new(header, rows))
 }
 
 /// Jobs as `kubectl get jobs` prints them (wide: the submission too).
@@ -138,8 +187,9 @@ pub fn job_rows(items: &[Value], wide: bool) -> Result<Listing, ClientError> {
             cells.push(or_none(job.submission_id.as_deref()));
         }
         rows.push(Row {
-            key: job.name.clone(),
+            key: format!("{}/{}", job.cluster, job.name),
             name: format!("job.batch/{}", job.name),
+            cluster: Some(job.cluster.clone()).filter(|name| !name.is_empty()),
             cells,
             fingerprint: format!(
                 "{} {} {} {} {}",
@@ -148,7 +198,7 @@ pub fn job_rows(items: &[Value], wide: bool) -> Result<Listing, ClientError> {
             json: item.clone(),
         });
     }
-    Ok(Listing { header, rows })
+    Ok(Listing::new(header, rows))
 }
 
 /// Pods as `kubectl get pods` prints them (wide: the submission too).
@@ -171,14 +221,15 @@ pub fn pod_rows(items: &[Value], wide: bool) -> Result<Listing, ClientError> {
             cells.push(or_none(pod.submission_id.as_deref()));
         }
         rows.push(Row {
-            key: pod.name.clone(),
+            key: format!("{}/{}", pod.cluster, pod.name),
             name: format!("pod/{}", pod.name),
+            cluster: Some(pod.cluster.clone()).filter(|name| !name.is_empty()),
             cells,
             fingerprint: format!("{} {} {}", pod.ready, pod.status, pod.restarts),
             json: item.clone(),
         });
     }
-    Ok(Listing { header, rows })
+    Ok(Listing::new(header, rows))
 }
 
 /// `-l K=V` as the API's `label` parameters (each `-l` may hold several, comma-separated).
@@ -216,6 +267,19 @@ pub fn label_selector(selectors: &[String], submission: Option<&str>) -> String 
     parts.join(",")
 }
 
+/// The query of `/v1/jobs` and `/v1/pods`: the label selector, and `--cluster`'s one cluster.
+pub fn cluster_query(args: &GetArgs, submission: Option<&str>) -> Vec<(&'static str, String)> {
+    let selector = label_selector(&args.selector, submission);
+    let mut query = Vec::new();
+    if !selector.is_empty() {
+        query.push(("label_selector", selector));
+    }
+    if let Some(cluster) = &args.cluster {
+        query.push(("cluster", cluster.clone()));
+    }
+    query
+}
+
 /// A submission id, as opposed to the name of a Job or a pod.
 fn as_submission_id(text: &str) -> Option<String> {
     let text = text.strip_prefix("submission/").unwrap_or(text);
@@ -240,11 +304,7 @@ async fn fetch(api: &Api, args: &GetArgs) -> Result<(Listing, Option<Value>), Cl
         Kind::Jobs | Kind::Pods => {
             let id = args.id.as_deref();
             let submission = id.and_then(as_submission_id);
-            let selector = label_selector(&args.selector, submission.as_deref());
-            let query = match selector.is_empty() {
-                true => Vec::new(),
-                false => vec![("label_selector", selector)],
-            };
+            let query = cluster_query(args, submission.as_deref());
             let path = match args.kind {
                 Kind::Jobs => "v1/jobs",
                 _ => "v1/pods",
@@ -257,7 +317,10 @@ async fn fetch(api: &Api, args: &GetArgs) -> Result<(Listing, Option<Value>), Cl
                     own == name || own.starts_with(&format!("{name}-"))
                 });
             }
-            items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            items.sort_by(|a, b| {
+                let [a, b] = [a, b].map(|item| (item["cluster"].as_str(), item["name"].as_str()));
+                a.cmp(&b)
+            });
             let listing = match args.kind {
                 Kind::Jobs => job_rows(&items, wide)?,
                 _ => pod_rows(&items, wide)?,
@@ -314,6 +377,11 @@ pub async fn run(api: &Api, args: &GetArgs) -> Result<Outcome, ClientError> {
             "--state selects submissions; Jobs and pods have a STATUS column instead".into(),
         ));
     }
+    if args.cluster.is_some() && args.kind == Kind::Submissions {
+        return Err(ClientError::Usage(
+            "--cluster selects Jobs and pods; submissions have a CLUSTER column instead".into(),
+        ));
+    }
     let (listing, single) = fetch(api, args).await?;
     match args.output {
         Some(Output::Json) => {
@@ -352,9 +420,11 @@ fn noun(kind: Kind) -> &'static str {
     }
 }
 
-/// Polls until interrupted, printing each object that is new or changed.
+/// Polls until interrupted, printing each object that is new or changed, in the first
+/// listing's columns (CLUSTER or not) so every line stays under its header.
 async fn watch(api: &Api, args: &GetArgs, first: Listing) -> Result<(), ClientError> {
     let mut widths = first.table().widths();
+    let clusters = first.clusters;
     if first.rows.is_empty() && matches!(args.output, Some(Output::Wide) | None) {
         terminal::print(&first.table().render())?;
     }
@@ -387,10 +457,11 @@ async fn watch(api: &Api, args: &GetArgs, first: Listing) -> Result<(), ClientEr
                 Some(Output::Json) => terminal::print_line(&row.json.to_string())?,
                 Some(Output::Name) => terminal::print_line(&row.name)?,
                 Some(Output::Wide) | None => {
-                    for (width, cell) in widths.iter_mut().zip(&row.cells) {
+                    let cells = row.cells(clusters);
+                    for (width, cell) in widths.iter_mut().zip(&cells) {
                         *width = (*width).max(cell.chars().count() + 3);
                     }
-                    terminal::print(&line(&row.cells, &widths))?;
+                    terminal::print(&line(&cells, &widths))?;
                 }
             }
             seen.insert(row.key, row.fingerprint);
@@ -401,6 +472,18 @@ async fn watch(api: &Api, args: &GetArgs, first: Listing) -> Result<(), ClientEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::client::args::ClientCommand;
+    use clap::Parser;
+
+    fn get_args(argv: &[&str]) -> GetArgs {
+        let mut full = vec!["submission-helper", "get"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).expect("parses").command {
+            Command::Client(ClientCommand::Get(args)) => args,
+            _ => panic!("expected get"),
+        }
+    }
 
     #[test]
     fn submissions_show_id_name_state_age_and_the_first_line_of_the_message() {
@@ -476,6 +559,124 @@ ID       NAME     STATE    AGE     MESSAGE
             pod_rows(&pods, false).expect("rows").table().render(),
             "NAME         READY   STATUS      RESTARTS   AGE\nsh-1-x7k2p   0/1     Completed   0          3d4h\n"
         );
+    }
+
+    #[test]
+    fn jobs_and_pods_in_several_clusters_say_which_cluster_first() {
+        let jobs = [
+            json!({"name": "sh-1", "cluster": "default", "status": "Complete",
+                   "completions": "1/1", "duration": "5m3s", "age": "12d"}),
+            json!({"name": "sh-2", "cluster": "onsite", "status": "Running",
+                   "completions": "0/1", "duration": "40s", "age": "40s"}),
+        ];
+        let pods = [
+            json!({"name": "sh-2-x7k2p", "cluster": "onsite", "ready": "1/1",
+                   "status": "Running", "restarts": 0, "age": "38s"}),
+        ];
+
+        assert_eq!(
+            job_rows(&jobs, false).expect("rows").table().render(),
+            "\
+CLUSTER   NAME   STATUS     COMPLETIONS   DURATION   AGE
+default   sh-1   Complete   1/1           5m3s       12d
+onsite    sh-2   Running    0/1           40s        40s
+"
+        );
+        assert_eq!(
+            pod_rows(&pods, false).expect("rows").table().render(),
+            "\
+CLUSTER   NAME         READY   STATUS    RESTARTS   AGE
+onsite    sh-2-x7k2p   1/1     Running   0          38s
+"
+        );
+    }
+
+    #[test]
+    fn one_cluster_named_default_or_none_named_keeps_kubectls_columns() {
+        let jobs = [
+            json!({"name": "sh-1", "cluster": "default", "status": "Complete",
+                   "completions": "1/1", "duration": "5m3s", "age": "12d"}),
+        ];
+        let older_server = [
+            json!({"name": "sh-1-x7k2p", "ready": "0/1", "status": "Completed",
+                   "restarts": 0, "age": "3d4h"}),
+        ];
+
+        assert_eq!(
+            job_rows(&jobs, false).expect("rows").table().header,
+            ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+        );
+        assert_eq!(
+            pod_rows(&older_server, false).expect("rows").table().header,
+            ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        );
+    }
+
+    #[test]
+    fn submissions_name_their_cluster_once_one_is_not_default() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
+        let placed = [
+            json!({"id": "0193-a", "name": "ttbar", "state": "running", "cluster": "onsite",
+                   "created_at": "2026-03-01T11:59:00Z"}),
+            json!({"id": "0193-b", "name": "zjets", "state": "queued", "cluster": null,
+                   "created_at": "2026-03-01T11:59:15Z"}),
+        ];
+        let on_one_cluster = [
+            json!({"id": "0193-c", "state": "running", "cluster": "default",
+                   "created_at": "2026-03-01T11:59:00Z"}),
+            json!({"id": "0193-d", "state": "queued", "created_at": "2026-03-01T11:59:15Z"}),
+        ];
+
+        let listing = submission_rows(&placed, false, now).expect("rows");
+        let single = submission_rows(&on_one_cluster, false, now).expect("rows");
+
+        assert_eq!(
+            listing.table().render(),
+            "\
+CLUSTER   ID       NAME    STATE     AGE   MESSAGE
+onsite    0193-a   ttbar   running   60s
+<none>    0193-b   zjets   queued    45s
+"
+        );
+        assert_eq!(
+            single.table().header,
+            ["ID", "NAME", "STATE", "AGE", "MESSAGE"]
+        );
+    }
+
+    #[test]
+    fn a_submission_placed_in_a_cluster_is_a_change_to_watch() {
+        let now: Timestamp = "2026-03-01T12:00:00Z".parse().expect("time");
+        let queued = json!({"id": "a", "state": "queued", "cluster": null});
+        let placed = json!({"id": "a", "state": "queued", "cluster": "onsite"});
+
+        let fingerprint = |item: &Value| {
+            submission_rows(std::slice::from_ref(item), false, now)
+                .expect("rows")
+                .rows[0]
+                .fingerprint
+                .clone()
+        };
+
+        assert_ne!(fingerprint(&queued), fingerprint(&placed));
+    }
+
+    #[test]
+    fn cluster_asks_the_server_for_one_clusters_jobs_and_pods() {
+        let onsite = get_args(&["pods", "--cluster", "onsite", "-l", "campaign=mc16e"]);
+        let every = get_args(&["jobs"]);
+
+        assert_eq!(
+            cluster_query(&onsite, Some("0193")),
+            [
+                (
+                    "label_selector",
+                    format!("campaign=mc16e,{SUBMISSION_ID_LABEL}=0193")
+                ),
+                ("cluster", "onsite".to_owned()),
+            ]
+        );
+        assert_eq!(cluster_query(&every, None), []);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Submission {
     pub message: Option<String>,
     pub job_name: String,
     pub namespace: String,
+    /// The cluster its Job is in; `None` until the server placed it, and from an older server
+    /// that runs on one cluster only.
+    pub cluster: Option<String>,
     pub active: i64,
     pub succeeded: i64,
     pub failed: i64,
@@ -172,6 +175,8 @@ pub struct EventRow {
 #[serde(default)]
 pub struct JobRow {
     pub name: String,
+    /// The cluster it is in; empty from an older server, which has one only.
+    pub cluster: String,
     pub submission_id: Option<String>,
     pub status: String,
     pub completions: String,
@@ -187,6 +192,8 @@ pub struct JobRow {
 #[serde(default)]
 pub struct PodRow {
     pub name: String,
+    /// The cluster it is in; empty from an older server.
+    pub cluster: String,
     pub submission_id: Option<String>,
     pub ready: String,
     pub status: String,

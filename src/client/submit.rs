@@ -94,6 +94,9 @@ pub fn fields_from_flags(spec: &SpecArgs, command: &[String]) -> Map<String, Val
     if !spec.depends_on.is_empty() {
         fields.insert("depends_on".into(), json!(spec.depends_on));
     }
+    if let Some(cluster) = &spec.cluster {
+        fields.insert("cluster".into(), text(cluster));
+    }
     if !command.is_empty() {
         fields.insert("command".into(), text(&command.join(" ")));
     }
@@ -446,6 +449,27 @@ mod tests {
             Value::Object(fields_from_flags(&none.spec, &none.command)),
             json!({"registry_secret": null, "volume_claim": null, "command": "echo a; echo b"})
         );
+    }
+
+    #[test]
+    fn cluster_pins_the_submission_and_every_line_of_a_file_that_names_none() {
+        let one = submit_args(&["--cluster", "onsite", "--", "analyze"]);
+        let file = submit_args(&["--cluster", "onsite", "--file", "tasks.jsonl"]);
+        let defaults = fields_from_flags(&file.spec, &file.command);
+        let line = |value: Value| match value {
+            Value::Object(mut fields) => {
+                crate::client::jsonl::fill(&mut fields, &defaults);
+                fields.get("cluster").cloned().unwrap_or_default()
+            }
+            _ => panic!("a line is an object"),
+        };
+
+        assert_eq!(
+            Value::Object(fields_from_flags(&one.spec, &one.command)),
+            json!({"cluster": "onsite", "command": "analyze"})
+        );
+        assert_eq!(line(json!({"command": "a"})), "onsite");
+        assert_eq!(line(json!({"command": "b", "cluster": "cloud"})), "cloud");
     }
 
     #[test]

@@ -159,9 +159,14 @@ impl Cluster {
                 .is_none()
     }
 
-    /// The same cluster, unreachable once it has not answered for `after`.
-    pub fn with_unreachable_after(mut self, after: std::time::Duration) -> Self {
-        self.reachability = Arc::new(Reachability::new(after));
+    /// The same cluster, unreachable once it has not answered for `unreachable_after`, and lost
+    /// (its live submissions run again elsewhere) after `lost_after`.
+    pub fn with_reachability(
+        mut self,
+        unreachable_after: std::time::Duration,
+        lost_after: std::time::Duration,
+    ) -> Self {
+        self.reachability = Arc::new(Reachability::new(unreachable_after).lost_after(lost_after));
         self
     }
 

@@ -70,6 +70,7 @@ pub async fn run(clusters: Clusters, store: Store, pods: PodSettings, limits: Li
     let wake = store.dispatcher_wakes();
     let mut failures: u32 = 0;
     loop {
+        super::failover::round(&clusters, &store).await;
         let pause = if dispatch_queued(&clusters, &store, &pods, limits).await {
             failures = 0;
             until_next_due(clusters.namespace(), &store).await

@@ -46,13 +46,14 @@ const WATCHED: [&str; 2] = ["jobs", "pods"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RerunCause {
-    /// `memory` (a kill for memory under `retry_policy.on_oom`) or `request` (a user's rerun,
-    /// with what came back with it).
+    /// `memory` (a kill for memory under `retry_policy.on_oom`), `request` (a user's rerun,
+    /// with what came back with it) or `cluster_lost` (moved off a cluster that stopped
+    /// answering for `--cluster-lost-after`).
     pub cause: &'static str,
 }
 
 /// The causes of [`RerunCause`].
-const RERUN_CAUSES: [&str; 2] = ["memory", "request"];
+const RERUN_CAUSES: [&str; 3] = ["memory", "request", "cluster_lost"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Answer {
@@ -200,7 +201,7 @@ impl ClusterMetrics {
         );
         registry.register(
             "reruns",
-            "Submissions run again under their id, by cause (memory: a kill under on_oom; request: a user's rerun)",
+            "Submissions run again under their id, by cause (memory: a kill under on_oom; request: a user's rerun; cluster_lost: moved off a lost cluster)",
             self.reruns.clone(),
         );
     }

@@ -15,6 +15,7 @@ pub mod controller;
 pub mod dispatch;
 pub mod error;
 pub mod events;
+pub mod failover;
 pub mod kueue;
 pub mod kueue_progress;
 pub mod kueue_settings;

@@ -12,12 +12,17 @@ use parking_lot::Mutex;
 /// How long a cluster fails before it counts as unreachable, unless the server says otherwise
 /// (`--cluster-unreachable-after`).
 pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(60);
+/// How long a cluster fails before it counts as lost, and its live submissions are run again
+/// elsewhere (`--cluster-lost-after`): long enough that an API server's restart or a short
+/// network outage never kills healthy work.
+pub const LOST_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The cluster's failing watches, shared by the handle's clones.
 #[derive(Debug)]
 pub struct Reachability {
     failing_since: Mutex<Option<Timestamp>>,
     unreachable_after: Duration,
+    lost_after: Duration,
 }
 
 impl Default for Reachability {
@@ -31,7 +36,14 @@ impl Reachability {
         Reachability {
             failing_since: Mutex::new(None),
             unreachable_after,
+            lost_after: LOST_AFTER,
         }
+    }
+
+    /// The same, lost once it has failed for `lost_after`.
+    pub fn lost_after(mut self, lost_after: Duration) -> Self {
+        self.lost_after = lost_after;
+        self
     }
 
     /// A watch failed at `now` (the first failure since the last answer counts).
@@ -50,6 +62,14 @@ impl Reachability {
         let since = (*self.failing_since.lock())?;
         let failing = Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO);
         (failing >= self.unreachable_after).then_some(since)
+    }
+
+    /// Since when the cluster has not answered, if that is `lost_after` or longer before
+    /// `now`: its live submissions may be run again elsewhere.
+    pub fn lost_since(&self, now: Timestamp) -> Option<Timestamp> {
+        let since = (*self.failing_since.lock())?;
+        let failing = Duration::try_from(now.duration_since(since)).unwrap_or(Duration::ZERO);
+        (failing >= self.lost_after).then_some(since)
     }
 
     /// What a watch calls with each item it yields.
@@ -91,6 +111,19 @@ mod tests {
 
         assert_eq!(reachability.unreachable_since(at(2_030)), None);
         assert_eq!(reachability.unreachable_since(at(2_060)), Some(at(2_000)));
+    }
+
+    #[test]
+    fn a_cluster_is_lost_only_after_failing_for_the_longer_limit() {
+        let reachability =
+            Reachability::new(Duration::from_secs(60)).lost_after(Duration::from_secs(900));
+        reachability.failed(at(1_000));
+
+        assert!(reachability.unreachable_since(at(1_100)).is_some());
+        assert_eq!(reachability.lost_since(at(1_899)), None);
+        assert_eq!(reachability.lost_since(at(1_900)), Some(at(1_000)));
+        reachability.answered();
+        assert_eq!(reachability.lost_since(at(5_000)), None);
     }
 
     #[test]

@@ -98,6 +98,16 @@ pub struct ServeArgs {
         default_value = duration::format(Settings::default().cluster_unreachable_after)
     )]
     pub cluster_unreachable_after: Duration,
+    /// How long a cluster may not answer before its live submissions (those not pinned to it)
+    /// are run again in another cluster that answers; their Jobs there are deleted once it
+    /// answers again (`15m`, `1h`).
+    #[arg(
+        long,
+        env = "SUBMISSION_HELPER_CLUSTER_LOST_AFTER",
+        value_parser = named(positive_duration("15m or 1h")),
+        default_value = duration::format(Settings::default().cluster_lost_after)
+    )]
+    pub cluster_lost_after: Duration,
     /// How long state changes are kept for event streams (`GET /v1/events`) to resume from:
     /// `7d`, `12h`. A stream asking for older ones is answered 410.
     #[arg(
@@ -192,6 +202,7 @@ impl ServeArgs {
             follows_per_user: self.follows_per_token_user,
             pending_timeout: self.pending_timeout,
             cluster_unreachable_after: self.cluster_unreachable_after,
+            cluster_lost_after: self.cluster_lost_after,
             dispatch: self.submissions.dispatch_limits(),
             cors_origins: self.cors_origins.clone(),
             event_retention: self.event_retention,

@@ -357,6 +357,36 @@ impl TestCluster {
             .await
     }
 
+    /// The service over two clusters: this one, named `onsite`, then `cloud`, the same
+    /// namespace in another control plane ([`TestCluster::beside`]); each as its shipped
+    /// service account, placing as `placement`, with settings changed by `tune`.
+    pub async fn spawn_service_over(
+        &self,
+        cloud: &TestCluster,
+        backend: Backend,
+        placement: submission_helper::domain::placement::Placement,
+        tune: impl FnOnce(&mut submission_helper::startup::Settings),
+    ) -> TestApp {
+        for cluster in [self, cloud] {
+            cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
+        }
+        let clusters = submission_helper::cluster::Clusters::new(
+            self.service_account_cluster().await.named("onsite"),
+            vec![cloud.service_account_cluster().await.named("cloud")],
+            placement,
+        );
+        TestApp::builder()
+            .with_database(TestDatabase::new(backend).await)
+            .with_clusters(clusters)
+            .with_settings(|settings| {
+                settings.defaults = test_defaults();
+                settings.placement = placement;
+                tune(settings);
+            })
+            .spawn()
+            .await
+    }
+
     /// A client for an API server that does not answer (a closed port on loopback).
     pub async fn unreachable_client(&self) -> Client {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

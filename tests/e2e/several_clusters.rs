@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use serde_json::{Value, json as body};
-use submission_helper::cluster::Clusters;
 use submission_helper::domain::placement::Placement;
 
-use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id, test_defaults};
+use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
-use crate::support::{Backend, TestApp, TestDatabase};
+use crate::support::{Backend, TestApp};
 
 /// The service over `onsite` and `cloud` (the same namespace in each control plane), as each
 /// one's shipped service account, `onsite` capped at `onsite_cap` active Jobs.
@@ -24,25 +23,12 @@ async fn spawn_over_both(
     placement: Placement,
     onsite_cap: Option<i64>,
 ) -> TestApp {
-    for cluster in [onsite, cloud] {
-        cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
-    }
-    let clusters = Clusters::new(
-        onsite.service_account_cluster().await.named("onsite"),
-        vec![cloud.service_account_cluster().await.named("cloud")],
-        placement,
-    );
-    TestApp::builder()
-        .with_database(TestDatabase::new(backend).await)
-        .with_clusters(clusters)
-        .with_settings(|settings| {
-            settings.defaults = test_defaults();
-            settings.placement = placement;
+    onsite
+        .spawn_service_over(cloud, backend, placement, |settings| {
             if let Some(cap) = onsite_cap {
                 settings.cluster_capacity.insert("onsite".into(), cap);
             }
         })
-        .spawn()
         .await
 }
 
@@ -155,8 +141,16 @@ async fn placement_in_order_within_a_cap_with_pins_and_logs_followed_in_each_clu
         Some("onsite"),
         "{pods:?}"
     );
-    assert_eq!(onsite_jobs, [held.clone()], "onsite's API server");
-    assert_eq!(cloud_jobs_listed, [overflow.clone()], "cloud's API server");
+    assert_eq!(
+        onsite_jobs,
+        std::slice::from_ref(&held),
+        "onsite's API server"
+    );
+    assert_eq!(
+        cloud_jobs_listed,
+        std::slice::from_ref(&overflow),
+        "cloud's API server"
+    );
     assert_eq!(followed, "held onsite\n");
     assert_eq!(held_end["state"], "succeeded", "{held_end}");
     assert_eq!(pinned_end["state"], "succeeded", "{pinned_end}");

@@ -15,7 +15,7 @@ use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, metr
 use crate::on_the_cluster;
 use crate::support::{Backend, cluster_error_text_in, json as json_body};
 
-fn control_plane(cluster: &TestCluster, command: &str) {
+pub(crate) fn control_plane(cluster: &TestCluster, command: &str) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/control-plane.sh");
     let status = Command::new(script)
         .arg(command)
@@ -149,7 +149,7 @@ async fn submissions_made_while_the_api_server_is_down_run_once_it_is_back(backe
 on_the_cluster!(submissions_made_while_the_api_server_is_down_run_once_it_is_back);
 
 /// A submission as `GET /v1/submissions/{id}` shows it; `None` if it could not be read.
-async fn submission_of(app: &crate::support::TestApp, id: &str) -> Option<Value> {
+pub(crate) async fn submission_of(app: &crate::support::TestApp, id: &str) -> Option<Value> {
     app.get(&format!("/v1/submissions/{id}"))
         .await
         .json()

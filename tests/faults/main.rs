@@ -23,6 +23,7 @@ mod kill;
 mod process;
 mod replicas;
 mod reruns;
+mod several_clusters;
 mod shutdown;
 mod single_service;
 mod submissions;

@@ -75,9 +75,11 @@ async function listView() {
     el("button", { type: "submit" }, "Filter"));
   const body = el("tbody");
   // The page's rows sort by a column's header (again: the other way); the server's order,
-  // newest first, until one is chosen.
+  // newest first, until one is chosen. Cluster is shown only when the rows need it.
   const columns = [["Name", (s) => s.name || s.id], ["State", (s) => ORDER.indexOf(s.state)],
+    ["Cluster", (s) => s.cluster || ""],
     ["Message", (s) => s.message || ""], ["Created", (s) => s.created_at]];
+  const clusterColumn = columns.findIndex(([title]) => title === "Cluster");
   let items = [];
   let sortBy = null, ascending = true;
   const heads = columns.map(([title], index) => {
@@ -89,8 +91,12 @@ async function listView() {
     });
     return el("th", { "aria-sort": "none" }, button);
   });
-  const table = el("table", {}, el("thead", {}, el("tr", {}, ...heads)), body);
+  const headRow = el("tr", {});
+  const table = el("table", {}, el("thead", {}, headRow), body);
   const render = () => {
+    const shown = columns.map((_, index) => index !== clusterColumn || namesClusters(items));
+    if (sortBy !== null && !shown[sortBy]) sortBy = null;
+    headRow.replaceChildren(...heads.filter((_, index) => shown[index]));
     const rows = [...items];
     if (sortBy !== null) {
       const key = columns[sortBy][1];
@@ -101,9 +107,12 @@ async function listView() {
     }
     heads.forEach((head, index) => head.setAttribute("aria-sort",
       index !== sortBy ? "none" : ascending ? "ascending" : "descending"));
-    body.replaceChildren(...rows.map((s) => el("tr", {},
+    // A cell for each of `columns`, in their order; those not shown are left out.
+    body.replaceChildren(...rows.map((s) => el("tr", {}, ...[
       el("td", {}, el("a", { href: `#/submissions/${s.id}` }, s.name || s.id)),
-      el("td", {}, badge(s.state)), el("td", {}, s.message || ""), el("td", {}, ago(s.created_at)))));
+      el("td", {}, badge(s.state)), el("td", {}, s.cluster || "<none>"),
+      el("td", {}, s.message || ""), el("td", {}, ago(s.created_at)),
+    ].filter((_, index) => shown[index]))));
   };
   // Pages of PAGE rows, newest first: the cursor of the page shown, and those before it.
   let cursor = null;
@@ -165,6 +174,15 @@ async function listView() {
   });
   await load();
   follow(load);
+}
+
+/**
+ * Whether submissions need a Cluster column, as the command line decides: they name several
+ * clusters, or one not called "default". A one-cluster user's list keeps its columns.
+ */
+function namesClusters(items) {
+  const named = new Set(items.map((s) => s.cluster).filter(Boolean));
+  return named.size > 1 || [...named].some((name) => name !== "default");
 }
 
 /** The list's filters: each query parameter and its input. */
@@ -337,6 +355,7 @@ async function detailView(id) {
   view.replaceChildren(el("h2", {}, s.name || s.id),
     el("p", {}, "State: ", badge(s.state), s.message ? ` (${s.message})` : ""),
     ...(s.queue ? [el("p", { id: "queue" }, "Queue: ", queueSummary(s.queue))] : []),
+    ...(s.cluster ? [el("p", { id: "cluster" }, `Cluster: ${s.cluster}`)] : []),
     ...(s.reruns ? [el("p", { id: "reruns" }, `Reruns: ${s.reruns} (this run's Job: ${s.job_name})`)] : []),
     ...(active ? [cancel] : []), ...(rerunnable ? [rerunBar] : []), download,
     el("h3", {}, "Changes"), timeline(s.id),

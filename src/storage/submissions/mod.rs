@@ -11,10 +11,12 @@
 //! - `update`: a submission's next progress;
 //! - `cancel`: bulk cancels;
 //! - `rerun`: running final submissions again, with what ended because of them;
-//! - `dependencies`: which submissions wait for which, and what their ends do to the waiting.
+//! - `dependencies`: which submissions wait for which, and what their ends do to the waiting;
+//! - `failover`: a lost cluster's live submissions run again elsewhere, and the Jobs they left.
 
 mod cancel;
 mod dependencies;
+mod failover;
 mod filter;
 mod groups;
 mod insert;

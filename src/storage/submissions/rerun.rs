@@ -66,6 +66,13 @@ impl RerunRow {
         self
     }
 
+    /// The same, keeping the count of reruns for memory (`previous`): a run moved to another
+    /// cluster is not a rerun for memory, nor does it start their count over.
+    pub(super) fn keeping_memory_reruns(mut self, previous: i64) -> Self {
+        self.oom_reruns = previous;
+        self
+    }
+
     /// The event of `previous` becoming this.
     pub(super) fn change(&self, previous: &Submission) -> StateChange {
         StateChange {
