@@ -9,6 +9,7 @@
 #   tests/bench.sh --only live --live 2000           fewer live Jobs for the controller figures
 #   tests/bench.sh --only backlog                    a start with 100,000 queued submissions
 #   tests/bench.sh --only kueue                      submissions through Kueue (started for it)
+#   tests/bench.sh --only clusters                   1,000 submissions over two control planes
 #   tests/bench.sh --profile DIR --only accept       also a perf profile and a flamegraph of
 #                                                    every service process, into DIR
 #
@@ -25,6 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/submission-helper-bench.XXXXXX")
 cleanup() {
   status=$?
   "$root/tests/control-plane.sh" down "$work/cluster" >/dev/null 2>&1 || true
+  "$root/tests/control-plane.sh" down "$work/second" >/dev/null 2>&1 || true
   "$root/tests/postgres.sh" down "$work/postgres" >/dev/null 2>&1 || true
   rm -rf "$work"
   exit "$status"
@@ -51,6 +53,11 @@ tests/control-plane.sh up "$work/cluster" >&2
 # shellcheck disable=SC1091
 source "$work/cluster/env"
 export SH_TEST_KUBECONFIG="$KUBECONFIG"
+# The section over two clusters has a second control plane beside the first.
+if [ $# -eq 0 ] || [[ " $* " == *clusters* ]]; then
+  tests/control-plane.sh up "$work/second" >&2
+  export SH_TEST_SIMULATED_KUBECONFIG="$work/second/kubeconfig"
+fi
 # The live section runs its payloads on simulated nodes of its own.
 cargo build --release -p node-sim >&2
 export SH_TEST_NODE_SIM="$CARGO_TARGET_DIR/release/node-sim"

@@ -52,6 +52,7 @@ cleanup() {
   fi
   stop_simulated_nodes
   "$root/tests/control-plane.sh" down "$work/simulated" >/dev/null 2>&1 || true
+  "$root/tests/control-plane.sh" down "$work/second" >/dev/null 2>&1 || true
   SH_KUBERNETES_VERSION="$oldest_kubernetes" "$root/tests/control-plane.sh" down "$work/oldest" >/dev/null 2>&1 || true
   "$root/tests/real-node.sh" down "$work/real-node" >/dev/null 2>&1 || true
   if [ "$status" -ne 0 ]; then
@@ -268,6 +269,18 @@ if [ ${#filter[@]} -eq 0 ]; then
     echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run)" >>"$work/tests.log"
     status=1
   fi
+
+  # Over two clusters: a second control plane without a node beside the simulated one (the
+  # section's namespaces are `lone-`: no payload runs, Jobs and pods are only created).
+  inside tests/control-plane.sh up "$work/second" >/dev/null
+  if on_simulated "$work/simulated" env SH_TEST_SIMULATED_KUBECONFIG="$work/second/kubeconfig" \
+    cargo test --bench service -- --only clusters; then
+    echo "test result: ok. 1 passed; 0 failed (benchmark smoke run over two clusters)" >>"$work/tests.log"
+  else
+    echo "test result: FAILED. 0 passed; 1 failed (benchmark smoke run over two clusters)" >>"$work/tests.log"
+    status=1
+  fi
+  inside tests/control-plane.sh down "$work/second" >/dev/null
 
   # Kueue's Job webhook holds every Job of the control plane it runs beside: it starts once
   # nothing else uses the simulated node's, and `kueue-down` removes the webhook.

@@ -123,7 +123,7 @@ async fn through_service(
 }
 
 /// Time for `concurrency` loops of creates to create `jobs` Jobs.
-async fn direct(
+pub async fn direct(
     client: &Client,
     namespace: &str,
     jobs: usize,

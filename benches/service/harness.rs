@@ -34,6 +34,8 @@ pub struct Scale {
     pub cancel_rows: usize,
     /// Jobs created end to end.
     pub jobs: usize,
+    /// Submissions of the section over two clusters.
+    pub clusters_jobs: usize,
     /// Submissions admitted through Kueue.
     pub kueue_jobs: usize,
     /// Jobs live at once for the controller figures.
@@ -61,6 +63,7 @@ impl Scale {
             rows: 1_000_000,
             cancel_rows: 10_000,
             jobs: 500,
+            clusters_jobs: 1000,
             kueue_jobs: 1000,
             live: 5_000,
             backlog: 100_000,
@@ -81,6 +84,7 @@ impl Scale {
             rows: 5_000,
             cancel_rows: 200,
             jobs: 20,
+            clusters_jobs: 20,
             kueue_jobs: 20,
             live: 10,
             backlog: 1_000,
@@ -186,6 +190,15 @@ pub fn kubeconfig() -> Option<PathBuf> {
     std::env::var_os("SH_TEST_KUBECONFIG")
         .filter(|path| !path.is_empty())
         .map(PathBuf::from)
+}
+
+/// A second control plane's kubeconfig, if one is set up beside the first (the simulated
+/// node's, in `tests/run.sh`), for the section over two clusters.
+pub fn second_kubeconfig() -> Option<PathBuf> {
+    std::env::var_os("SH_TEST_SIMULATED_KUBECONFIG")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .filter(|second| kubeconfig().as_ref() != Some(second))
 }
 
 /// The service binary, run as users run it, in its own process.

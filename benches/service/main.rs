@@ -9,6 +9,7 @@
 //!   cargo bench --bench service -- --only backlog --backlog 100000
 //!   cargo bench --bench service -- --only events --subscribers 500
 //!   cargo bench --bench service -- --only kueue   with Kueue beside the control plane
+//!   cargo bench --bench service -- --only clusters  with a second control plane
 //!   cargo test --bench service          the seconds-long smoke run CI does
 //!
 //! It prints Markdown tables (BENCHMARKS.md is made of them) and never fails for being slow:
@@ -21,6 +22,7 @@ mod backlog;
 mod campaign;
 mod cancel;
 mod cluster;
+mod clusters;
 mod events;
 mod follow;
 mod harness;
@@ -135,6 +137,17 @@ async fn main() -> anyhow::Result<()> {
         match harness::kubeconfig() {
             Some(kubeconfig) => cluster::run(&kubeconfig, scale).await?,
             None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
+        }
+    }
+    // Over two clusters only where a second control plane is set up, or when asked for by name.
+    let named = |section: &str| {
+        only.as_ref()
+            .is_some_and(|only| only.iter().any(|s| s == section))
+    };
+    if wanted("clusters") && (named("clusters") || harness::second_kubeconfig().is_some()) {
+        match (harness::kubeconfig(), harness::second_kubeconfig()) {
+            (Some(first), Some(second)) => clusters::run(&first, &second, scale).await?,
+            _ => skip("two control planes (SH_TEST_KUBECONFIG, SH_TEST_SIMULATED_KUBECONFIG)")?,
         }
     }
     if wanted("backlog") {

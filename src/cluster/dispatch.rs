@@ -29,8 +29,8 @@ use crate::backoff::Backoff;
 use crate::domain::{Progress, State, Submission};
 use crate::storage::{Claiming, Queued, Store};
 
-/// Jobs created at the same time: as many as a plain client needs to reach the API server's
-/// throughput (BENCHMARKS.md); its own limits make more pointless.
+/// Jobs created at the same time, per cluster: as many as a plain client needs to reach an API
+/// server's throughput (BENCHMARKS.md); its own limits make more pointless.
 const CONCURRENCY: usize = 16;
 /// Creates' outcomes being recorded at the same time. Recording is apart from creating, so a
 /// create's slot is free again as soon as the API server answers, not once its row is written
@@ -123,13 +123,15 @@ async fn dispatch_queued(
     }
     let placing = &clusters.placing();
     let kueue = clusters.first().kueue();
+    // Each API server answers its own creates: as many in flight for each cluster.
+    let width = clusters.len();
     let reached = AtomicBool::new(true);
     let reached = &reached;
     let claims = futures::stream::unfold(true, |more| async move {
         if !more || !reached.load(Ordering::Relaxed) {
             return None;
         }
-        let wanted = BATCH;
+        let wanted = BATCH * u32::try_from(width).unwrap_or(1);
         // Through Kueue, at most `--kueue-max-suspended` Jobs wait in Kueue, and a waiting one
         // counts against no limit: every due submission gets its Job, those under a limit
         // with Kueue's gate on.
@@ -178,9 +180,9 @@ async fn dispatch_queued(
                 None => (clusters.first().clone(), Attempt::Skipped),
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(CONCURRENCY * width)
         .map(|(cluster, attempt)| async move { record(&cluster, store, attempt).await })
-        .buffer_unordered(RECORDING)
+        .buffer_unordered(RECORDING * width)
         .for_each(|created| {
             if !created {
                 reached.store(false, Ordering::Relaxed);

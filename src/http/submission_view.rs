@@ -124,10 +124,17 @@ impl SubmissionView {
     /// Says that `cluster`, where its Job is, is no longer one of the service's, on a live
     /// submission: it is neither followed nor failed for that, and stays as last seen.
     pub fn while_unconfigured(&mut self, cluster: &str) {
+        self.as_last_seen(&format!(
+            "the cluster {cluster} is no longer configured here"
+        ));
+    }
+
+    /// Says `why` a live submission is not followed: its state is as last seen.
+    pub fn as_last_seen(&mut self, why: &str) {
         if !matches!(self.state, State::Pending | State::Running) {
             return;
         }
-        let note = format!("the cluster {cluster} is no longer configured here; as last seen");
+        let note = format!("{why}; as last seen");
         self.message = Some(match self.message.take() {
             Some(message) => format!("{note}: {message}"),
             None => note,

@@ -135,6 +135,14 @@ pub async fn get(
 /// Says so on a live submission whose cluster has not answered for long enough to count as
 /// unreachable, or that the service no longer has: its state is as last seen.
 fn as_last_seen(context: &Context, view: &mut SubmissionView, now: jiff::Timestamp) {
+    if view.namespace != context.clusters.namespace() {
+        let note = format!(
+            "its Job is in the namespace {}, which this service no longer follows",
+            view.namespace
+        );
+        view.as_last_seen(&note);
+        return;
+    }
     let Some(name) = view.cluster.clone() else {
         return;
     };

@@ -312,13 +312,17 @@ impl TestCluster {
 
     /// The service account's view of our namespace, built as the service builds its own.
     pub async fn service_account_cluster(&self) -> Cluster {
-        let config = Config::from_custom_kubeconfig(
+        Cluster::from_config(self.service_account_config().await, self.namespace.clone())
+    }
+
+    /// How the service reaches the API server as the service account.
+    pub async fn service_account_config(&self) -> Config {
+        Config::from_custom_kubeconfig(
             self.service_account_kubeconfig().await,
             &KubeConfigOptions::default(),
         )
         .await
-        .expect("service account config");
-        Cluster::from_config(config, self.namespace.clone())
+        .expect("service account config")
     }
 
     pub async fn spawn_service_as(&self, backend: Backend, client: Client) -> TestApp {
@@ -359,24 +363,43 @@ impl TestCluster {
 
     /// The service over two clusters: this one, named `onsite`, then `cloud`, the same
     /// namespace in another control plane ([`TestCluster::beside`]); each as its shipped
-    /// service account, placing as `placement`, with settings changed by `tune`.
+    /// service account, on `database`, placing as `placement`, with settings changed by
+    /// `tune`.
     pub async fn spawn_service_over(
         &self,
         cloud: &TestCluster,
-        backend: Backend,
+        database: TestDatabase,
         placement: submission_helper::domain::placement::Placement,
         tune: impl FnOnce(&mut submission_helper::startup::Settings),
     ) -> TestApp {
         for cluster in [self, cloud] {
             cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
         }
+        let configs = (
+            self.service_account_config().await,
+            cloud.service_account_config().await,
+        );
+        self.spawn_service_over_configs(&configs, database, placement, tune)
+            .await
+    }
+
+    /// As [`TestCluster::spawn_service_over`], with the service account's configurations of
+    /// both clusters given (RBAC applied before): a service restarted while a cluster's API
+    /// server is down, which could not be asked for a token.
+    pub async fn spawn_service_over_configs(
+        &self,
+        (onsite, cloud): &(Config, Config),
+        database: TestDatabase,
+        placement: submission_helper::domain::placement::Placement,
+        tune: impl FnOnce(&mut submission_helper::startup::Settings),
+    ) -> TestApp {
         let clusters = submission_helper::cluster::Clusters::new(
-            self.service_account_cluster().await.named("onsite"),
-            vec![cloud.service_account_cluster().await.named("cloud")],
+            Cluster::from_config(onsite.clone(), self.namespace.clone()).named("onsite"),
+            vec![Cluster::from_config(cloud.clone(), self.namespace.clone()).named("cloud")],
             placement,
         );
         TestApp::builder()
-            .with_database(TestDatabase::new(backend).await)
+            .with_database(database)
             .with_clusters(clusters)
             .with_settings(|settings| {
                 settings.defaults = test_defaults();

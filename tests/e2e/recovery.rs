@@ -242,7 +242,14 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
     )
     .await;
     assert_eq!(untouched["state"], "running", "{untouched}");
-    assert_eq!(untouched["message"], Value::Null, "{untouched}");
+    assert_eq!(
+        untouched["message"],
+        format!(
+            "its Job is in the namespace {}, which this service no longer follows; as last seen",
+            first_namespace.namespace
+        ),
+        "{untouched}"
+    );
 
     // Back in the first namespace, it is followed to its end.
     let database = other.stop();

@@ -12,7 +12,7 @@ use submission_helper::domain::placement::Placement;
 
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, TestDatabase};
 
 /// The service over `onsite` and `cloud` (the same namespace in each control plane), as each
 /// one's shipped service account, `onsite` capped at `onsite_cap` active Jobs.
@@ -24,11 +24,16 @@ async fn spawn_over_both(
     onsite_cap: Option<i64>,
 ) -> TestApp {
     onsite
-        .spawn_service_over(cloud, backend, placement, |settings| {
-            if let Some(cap) = onsite_cap {
-                settings.cluster_capacity.insert("onsite".into(), cap);
-            }
-        })
+        .spawn_service_over(
+            cloud,
+            TestDatabase::new(backend).await,
+            placement,
+            |settings| {
+                if let Some(cap) = onsite_cap {
+                    settings.cluster_capacity.insert("onsite".into(), cap);
+                }
+            },
+        )
         .await
 }
 

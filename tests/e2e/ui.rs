@@ -553,3 +553,88 @@ fn luminance(rgb: &[f64]) -> f64 {
 fn contrast(a: f64, b: f64) -> f64 {
     (a.max(b) + 0.05) / (a.min(b) + 0.05)
 }
+
+#[tokio::test]
+#[ignore = "needs Debian's chromium: run tests/run.sh"]
+async fn with_several_clusters_the_list_and_a_submission_say_which_cluster_each_is_in() {
+    // Two clusters without a client: pinned submissions show their cluster while queued.
+    let unconfigured = |name: &str| {
+        submission_helper::cluster::Cluster::unconfigured(
+            "no cluster in this test".into(),
+            "default".into(),
+        )
+        .named(name)
+    };
+    let app = crate::support::TestApp::builder()
+        .with_clusters(submission_helper::cluster::Clusters::new(
+            unconfigured("onsite"),
+            vec![unconfigured("cloud")],
+            submission_helper::domain::placement::Placement::Ordered,
+        ))
+        .spawn()
+        .await;
+    let Some(browser) = Browser::start("ui-clusters", 1280, 800).await else {
+        return;
+    };
+    let pinned = app
+        .submit(
+            json!({"name": "to-the-cloud", "image": "busybox", "command": "true",
+                       "cluster": "cloud"}),
+        )
+        .await;
+    app.submit(
+        json!({"name": "kept-onsite", "image": "busybox", "command": "true",
+                      "cluster": "onsite"}),
+    )
+    .await;
+    app.submit(json!({"name": "anywhere", "image": "busybox", "command": "true"}))
+        .await;
+    browser.sign_in(&app.url("/ui"), &app.token).await;
+
+    let listed = page_rows(&browser, "anywhere").await;
+    let header = browser
+        .find("th button[data-column='Cluster']")
+        .await
+        .text()
+        .await;
+    browser.screenshot("1-list").await;
+    let id = pinned["id"].as_str().expect("id");
+    browser
+        .client
+        .goto(&app.url(&format!("/ui#/submissions/{id}")))
+        .await
+        .expect("the submission's page");
+    let cluster = eventually(
+        "the submission's cluster",
+        Duration::from_secs(10),
+        || async {
+            browser
+                .client
+                .find(Locator::Css("#cluster"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    browser.screenshot("2-submission").await;
+
+    assert_eq!(header.ok().as_deref(), Some("Cluster"));
+    let row = |name: &str| listed.iter().find(|row| row.contains(name)).cloned();
+    assert!(
+        row("to-the-cloud").is_some_and(|row| row.contains("cloud")),
+        "{listed:?}"
+    );
+    assert!(
+        row("kept-onsite").is_some_and(|row| row.contains("onsite")),
+        "{listed:?}"
+    );
+    assert!(
+        row("anywhere").is_some_and(|row| row.contains("<none>")),
+        "{listed:?}"
+    );
+    assert_eq!(cluster, "Cluster: cloud");
+    browser.close().await;
+}

@@ -2,7 +2,8 @@
 //! keeps its state while the cluster is merely unreachable, and once it is lost (here after a
 //! few seconds; 15 minutes by default) its live submissions run again in the other. When it
 //! answers again, the Jobs they left there are deleted, so no payload runs twice at once once
-//! both answer; a submission pinned to it waits for it and then runs there.
+//! both answer, also when the service restarted in the meantime; a submission pinned to it
+//! waits for it and then runs there.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use submission_helper::domain::placement::Placement;
 use crate::apiserver::{control_plane, submission_of};
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states};
 use crate::on_the_cluster;
-use crate::support::{Backend, TestApp};
+use crate::support::{Backend, TestApp, TestDatabase};
 
 /// A folder both clusters' payloads reach: `onsite`'s shared folder, at this machine's path on
 /// a simulated node (which runs payloads here), at `/ntuples` in a real node's pods.
@@ -65,20 +66,35 @@ async fn submit(app: &TestApp, request: Value) -> String {
         .to_owned()
 }
 
-async fn a_lost_clusters_work_runs_again_in_the_other_and_its_old_jobs_go_when_it_answers(
-    backend: Backend,
-) {
-    // Arrange: a payload running onsite until its gate opens; onsite unreachable after 2 s
-    // without an answer, lost after 8 s
-    let _alone = crate::ONE_AT_A_TIME.lock().await;
-    let onsite = TestCluster::new().await;
-    let cloud = onsite.beside().await;
-    let app = onsite
-        .spawn_service_over(&cloud, backend, Placement::Ordered, |settings| {
+/// The service over both, `onsite` unreachable after 2 s without an answer and lost after 8 s.
+async fn over_both(
+    onsite: &TestCluster,
+    configs: &(kube::Config, kube::Config),
+    database: TestDatabase,
+) -> TestApp {
+    onsite
+        .spawn_service_over_configs(configs, database, Placement::Ordered, |settings| {
             settings.cluster_unreachable_after = Duration::from_secs(2);
             settings.cluster_lost_after = Duration::from_secs(8);
         })
-        .await;
+        .await
+}
+
+async fn a_lost_clusters_work_runs_again_in_the_other_and_its_old_jobs_go_when_it_answers(
+    backend: Backend,
+) {
+    // Arrange: a payload running onsite until its gate opens
+    let _alone = crate::ONE_AT_A_TIME.lock().await;
+    let onsite = TestCluster::new().await;
+    let cloud = onsite.beside().await;
+    for cluster in [&onsite, &cloud] {
+        cluster.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
+    }
+    let configs = (
+        onsite.service_account_config().await,
+        cloud.service_account_config().await,
+    );
+    let app = over_both(&onsite, &configs, TestDatabase::new(backend).await).await;
     let moved = submit(
         &app,
         json!({"image": PAYLOAD_IMAGE, "command": gated_payload(&onsite)}),
@@ -86,7 +102,8 @@ async fn a_lost_clusters_work_runs_again_in_the_other_and_its_old_jobs_go_when_i
     .await;
     let (running, _) = follow_states(&app, &moved, &["running"]).await;
 
-    // Act: onsite's API server stops; work is sent meanwhile; it starts again
+    // Act: onsite's API server stops; work is sent meanwhile; the service restarts; onsite's
+    // API server starts again
     control_plane(&onsite, "stop-apiserver");
     let unreachable = eventually(
         "the running submission to say its cluster has not answered",
@@ -122,12 +139,18 @@ async fn a_lost_clusters_work_runs_again_in_the_other_and_its_old_jobs_go_when_i
     )
     .await;
     let pinned_while_down = submission_of(&app, &pinned).await.expect("pinned");
+    let ready_while_down = app.get("/readyz").await;
+    let (ready_status, readiness) = (
+        ready_while_down.status(),
+        ready_while_down.json::<Value>().await.expect("readiness"),
+    );
     let runs_while_down = eventually(
         "the new run to start beside the old one",
         Duration::from_secs(30),
         || async { (ledger(&onsite).len() >= 2).then(|| ledger(&onsite)) },
     )
     .await;
+    let app = over_both(&onsite, &configs, app.stop()).await;
     control_plane(&onsite, "start-apiserver");
     eventually(
         "the Job left in the lost cluster, and its pod, to be deleted once it answers",
@@ -149,6 +172,19 @@ async fn a_lost_clusters_work_runs_again_in_the_other_and_its_old_jobs_go_when_i
     );
     assert_eq!(rerun["reruns"], 1, "{rerun}");
     assert_eq!(pinned_while_down["state"], "queued", "{pinned_while_down}");
+    assert_eq!(
+        ready_status,
+        reqwest::StatusCode::OK,
+        "one cluster answers: {readiness}"
+    );
+    assert_eq!(readiness["clusters"]["cloud"], "ok", "{readiness}");
+    assert_ne!(readiness["clusters"]["onsite"], "ok", "{readiness}");
+    assert!(
+        readiness["cluster"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("onsite: ")),
+        "says which does not answer: {readiness}"
+    );
     assert_eq!(
         runs_while_down,
         ["start", "start"],
