@@ -16,6 +16,21 @@ const THROUGH_KUEUE: Claiming = Claiming::ThroughKueue {
     max_suspended: 1000,
 };
 
+/// Claims as the dispatcher does through Kueue, `limit` the server's `--max-concurrent`.
+async fn claim_through_kueue(store: &Store, limit: Option<i64>) -> Vec<Queued> {
+    store
+        .claim_for(
+            "default",
+            Timestamp::now(),
+            32,
+            limit,
+            THROUGH_KUEUE,
+            &Placing::default(),
+        )
+        .await
+        .expect("claim")
+}
+
 /// Records a claimed submission's Job as created (`pending`), as the dispatcher does.
 async fn created(store: &Store, id: SubmissionId) {
     store
@@ -58,17 +73,7 @@ async fn a_limit_at_kueues_gate_opens_the_oldest_and_the_next_when_one_ends(back
     let limit = Some(2);
 
     // Act: every one claimed and created gated; then the gates that may open
-    let claimed = store
-        .claim_for(
-            "default",
-            Timestamp::now(),
-            32,
-            limit,
-            THROUGH_KUEUE,
-            &Placing::default(),
-        )
-        .await
-        .expect("claim");
+    let claimed = claim_through_kueue(&store, limit).await;
     for queued in &claimed {
         created(&store, queued.submission.id).await;
     }
@@ -114,17 +119,7 @@ async fn without_a_limit_nothing_is_gated(backend: Backend) {
     batch(&app, body!({"submissions": [sample("free")]})).await;
     let store = store_of(&app).await;
 
-    let claimed = store
-        .claim_for(
-            "default",
-            Timestamp::now(),
-            32,
-            None,
-            THROUGH_KUEUE,
-            &Placing::default(),
-        )
-        .await
-        .expect("claim");
+    let claimed = claim_through_kueue(&store, None).await;
 
     assert_eq!(names(&claimed), ["free"]);
     assert!(!claimed[0].submission.gated);
@@ -150,17 +145,7 @@ async fn a_batchs_limit_at_kueues_gate_opens_one_of_its_submissions_at_a_time(ba
     let store = store_of(&app).await;
 
     // Act
-    let claimed = store
-        .claim_for(
-            "default",
-            Timestamp::now(),
-            32,
-            None,
-            THROUGH_KUEUE,
-            &Placing::default(),
-        )
-        .await
-        .expect("claim");
+    let claimed = claim_through_kueue(&store, None).await;
     for queued in &claimed {
         created(&store, queued.submission.id).await;
     }
