@@ -101,5 +101,51 @@ async fn waits_for(context: &Context, submission: &Submission) -> ApiResult<Wait
             return Ok(WaitsFor::KueueRoom { max });
         }
     }
-    Ok(WaitsFor::Turn)
+    Ok(clusters_hold(context, submission, now)
+        .await?
+        .unwrap_or(WaitsFor::Turn))
+}
+
+/// What holds a queued submission at the clusters, if anything: its pinned cluster's, or
+/// every cluster's, reason for taking no Job now (not answering, or at its cap).
+async fn clusters_hold(
+    context: &Context,
+    submission: &Submission,
+    now: Timestamp,
+) -> ApiResult<Option<WaitsFor>> {
+    let clusters = &context.clusters;
+    if let Some(pin) = &submission.spec.cluster {
+        return Ok(why_not(context, pin, now)
+            .await?
+            .map(|why| WaitsFor::PinnedCluster {
+                cluster: pin.clone(),
+                why,
+            }));
+    }
+    let mut held = Vec::new();
+    for cluster in clusters.iter() {
+        match why_not(context, cluster.name(), now).await? {
+            Some(why) => held.push((cluster.name().to_owned(), why.replacen("it ", "", 1))),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(WaitsFor::ClusterRoom(held)))
+}
+
+/// Why the cluster `name` takes no Job now, if it does not.
+async fn why_not(context: &Context, name: &str, now: Timestamp) -> ApiResult<Option<String>> {
+    let Some(cluster) = context.clusters.get(name) else {
+        return Ok(Some("this service no longer has it".to_owned()));
+    };
+    if !cluster.takes_jobs() {
+        return Ok(Some("it does not answer".to_owned()));
+    }
+    if let Some(capacity) = cluster.capacity()
+        && context.store.active_in_cluster(name, now).await? >= capacity
+    {
+        return Ok(Some(format!(
+            "it is full: {capacity} active Jobs at most (--cluster-capacity)"
+        )));
+    }
+    Ok(None)
 }

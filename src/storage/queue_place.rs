@@ -32,6 +32,18 @@ impl Store {
         .await
     }
 
+    /// Jobs that count against the cap of the cluster `cluster` now.
+    pub async fn active_in_cluster(&self, cluster: &str, now: Timestamp) -> Result<i64> {
+        self.active_counted(
+            "SELECT COUNT(*) AS active FROM submissions WHERE cluster = $1 AND \
+             (state IN ('pending', 'running') OR \
+              (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
+            cluster,
+            now,
+        )
+        .await
+    }
+
     /// Jobs that count against the limit of the batch `group` now.
     pub async fn active_of_group(&self, group: &str, now: Timestamp) -> Result<i64> {
         self.active_counted(

@@ -127,6 +127,10 @@ async fn placement_in_order_within_a_cap_with_pins_and_logs_followed_in_each_clu
     );
     assert_eq!(while_held["cluster"], "onsite", "{while_held}");
     assert_eq!(
+        while_held["message"],
+        "waits for the cluster onsite it asked for: it is full: 1 active Jobs at most (--cluster-capacity)"
+    );
+    assert_eq!(
         jobs.get(&held).map(String::as_str),
         Some("onsite"),
         "{jobs:?}"
@@ -215,3 +219,88 @@ async fn a_bulk_cancel_deletes_the_jobs_in_both_clusters(backend: Backend) {
     }
 }
 on_the_cluster!(a_bulk_cancel_deletes_the_jobs_in_both_clusters);
+
+async fn a_merge_waits_for_samples_in_both_clusters_and_each_ones_events_come_from_its_own(
+    backend: Backend,
+) {
+    // Arrange: a sample in each cluster and a merge of both, placed wherever there is room
+    let onsite = TestCluster::new().await;
+    let cloud = onsite.beside().await;
+    let app = spawn_over_both(backend, &onsite, &cloud, Placement::Balanced, None).await;
+
+    // Act
+    let stored: Value = app
+        .post_json(
+            "/v1/submissions/batch",
+            &body!({"submissions": [
+                {"name": "sample-onsite", "image": PAYLOAD_IMAGE, "cluster": "onsite",
+                 "command": "echo onsite"},
+                {"name": "sample-cloud", "image": PAYLOAD_IMAGE, "cluster": "cloud",
+                 "command": "echo cloud"},
+                {"name": "merge", "image": PAYLOAD_IMAGE, "command": "echo merged",
+                 "depends_on": ["sample-onsite", "sample-cloud"]},
+            ]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("batch");
+    let ids: Vec<String> = stored["submissions"]
+        .as_array()
+        .expect("submissions")
+        .iter()
+        .map(id)
+        .collect();
+    let mut ended = Vec::new();
+    for id in &ids {
+        ended.push(
+            follow_states(&app, id, &["succeeded", "failed", "cancelled"])
+                .await
+                .0,
+        );
+    }
+    // The job controller of each sample's cluster reported creating its pod.
+    let mut created = Vec::new();
+    for id in &ids[..2] {
+        created.push(
+            eventually("its Job's events", Duration::from_secs(30), || async {
+                let events: Value = app
+                    .get(&format!("/v1/submissions/{id}/cluster-events"))
+                    .await
+                    .json()
+                    .await
+                    .ok()?;
+                events["items"]
+                    .as_array()?
+                    .iter()
+                    .find(|event| event["reason"] == "SuccessfulCreate")
+                    .cloned()
+            })
+            .await,
+        );
+    }
+
+    // Assert: each sample in its cluster, its events from there; the merge ran once both had
+    // succeeded
+    assert_eq!(ended[0]["cluster"], "onsite", "{}", ended[0]);
+    assert_eq!(ended[1]["cluster"], "cloud", "{}", ended[1]);
+    for submission in &ended {
+        assert_eq!(submission["state"], "succeeded", "{submission}");
+    }
+    let merge_started = ended[2]["started_at"].as_str().expect("started");
+    for sample in &ended[..2] {
+        let finished = sample["finished_at"].as_str().expect("finished");
+        assert!(
+            finished <= merge_started,
+            "{sample} ended after the merge started"
+        );
+    }
+    for (event, id) in created.iter().zip(&ids) {
+        let job = id.replace('-', "");
+        assert!(
+            event["message"].as_str().is_some_and(|m| m.contains(&job)),
+            "{event}"
+        );
+    }
+}
+on_the_cluster!(a_merge_waits_for_samples_in_both_clusters_and_each_ones_events_come_from_its_own);

@@ -173,6 +173,10 @@ async fn a_lost_clusters_work_runs_again_in_the_other_and_its_old_jobs_go_when_i
     assert_eq!(rerun["reruns"], 1, "{rerun}");
     assert_eq!(pinned_while_down["state"], "queued", "{pinned_while_down}");
     assert_eq!(
+        pinned_while_down["message"],
+        "waits for the cluster onsite it asked for: it does not answer"
+    );
+    assert_eq!(
         ready_status,
         reqwest::StatusCode::OK,
         "one cluster answers: {readiness}"

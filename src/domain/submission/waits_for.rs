@@ -14,6 +14,10 @@ pub enum WaitsFor {
     BatchLimit { limit: i64 },
     /// As many of the service's Jobs wait suspended in Kueue as `--kueue-max-suspended` allows.
     KueueRoom { max: u32 },
+    /// The cluster it is pinned to takes no Job now, for the reason given.
+    PinnedCluster { cluster: String, why: String },
+    /// No cluster takes a Job now: each cluster with the reason it does not.
+    ClusterRoom(Vec<(String, String)>),
     /// Nothing: its Job is about to be created.
     Turn,
 }
@@ -52,6 +56,16 @@ impl WaitsFor {
                 "waits for room in Kueue: {max} of the service's Jobs already wait there to be \
                  admitted (--kueue-max-suspended)"
             ),
+            WaitsFor::PinnedCluster { cluster, why } => {
+                format!("waits for the cluster {cluster} it asked for: {why}")
+            }
+            WaitsFor::ClusterRoom(clusters) => {
+                let listed: Vec<String> = clusters
+                    .iter()
+                    .map(|(cluster, why)| format!("{cluster} {why}"))
+                    .collect();
+                format!("waits for a cluster with room: {}", listed.join(", "))
+            }
             WaitsFor::Turn => "its Job is about to be created".to_owned(),
         }
     }
@@ -79,6 +93,30 @@ mod tests {
         assert_eq!(
             user.explain(),
             "waits for one of alice's 2 active Jobs to end: at most 2 run at once (max_concurrent)"
+        );
+    }
+
+    #[test]
+    fn a_submission_held_by_its_clusters_says_which_and_why() {
+        let pinned = WaitsFor::PinnedCluster {
+            cluster: "gpu".into(),
+            why: "it is full: 8 active Jobs at most (--cluster-capacity)".into(),
+        };
+        let none = WaitsFor::ClusterRoom(vec![
+            (
+                "onsite".into(),
+                "is full: 400 active Jobs at most (--cluster-capacity)".into(),
+            ),
+            ("cloud".into(), "does not answer".into()),
+        ]);
+
+        assert_eq!(
+            pinned.explain(),
+            "waits for the cluster gpu it asked for: it is full: 8 active Jobs at most (--cluster-capacity)"
+        );
+        assert_eq!(
+            none.explain(),
+            "waits for a cluster with room: onsite is full: 400 active Jobs at most (--cluster-capacity), cloud does not answer"
         );
     }
 }
