@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use sqlx::{Any, QueryBuilder, Row};
 
 use super::error::Result;
+use super::limits::{Full, take_place};
 use super::placing::{Places, Placing, only_placeable};
 use super::store::Store;
 use super::submissions::row::{columns, from_row};
@@ -108,6 +109,7 @@ impl Store {
             if wanted <= 0 || with_room.is_empty() {
                 break;
             }
+            let taken: Vec<SubmissionId> = claimed.iter().map(|q| q.submission.id).collect();
             let candidates = self
                 .candidates(
                     &mut tx,
@@ -117,6 +119,7 @@ impl Store {
                         stale,
                         limit: wanted,
                         with_room: &with_room,
+                        taken: &taken,
                     },
                     &full_users,
                     &full_groups,
@@ -223,6 +226,7 @@ impl Store {
             stale,
             limit,
             with_room,
+            taken,
         } = wanted;
         let mut builder = QueryBuilder::new(concat!(
             "SELECT ",
@@ -237,6 +241,15 @@ impl Store {
             .push_bind(stale)
             .push(")");
         only_placeable(&mut builder, with_room);
+        if !taken.is_empty() {
+            // Claimed by an earlier round of this claim, not marked yet.
+            builder.push(" AND id NOT IN (");
+            let mut separated = builder.separated(", ");
+            for id in taken {
+                separated.push_bind(id.to_string());
+            }
+            builder.push(")");
+        }
         if !full_users.is_empty() {
             builder.push(" AND owner NOT IN (");
             let mut separated = builder.separated(", ");
@@ -413,47 +426,15 @@ impl Store {
 }
 
 /// Which queued submissions a claim's round reads: of `namespace`, due at `now`, unclaimed
-/// since `stale`, at most `limit`, unpinned or pinned to a cluster `with_room`.
+/// since `stale`, at most `limit`, unpinned or pinned to a cluster `with_room`, and not
+/// `taken` by an earlier round.
 struct Wanted<'a> {
     namespace: &'a str,
     now: Timestamp,
     stale: i64,
     limit: i64,
     with_room: &'a [String],
-}
-
-/// Which of a submission's limits has no room: its user's, or its batch group's.
-pub(super) enum Full {
-    User(String),
-    Group(String),
-}
-
-/// Counts `submission` in its user's and batch group's active Jobs (`users`, `groups`) if both
-/// limits have room for it; otherwise says which is full and counts nothing.
-pub(super) fn take_place(
-    submission: &Submission,
-    user_default: Option<i64>,
-    users: &mut HashMap<String, i64>,
-    groups: &mut HashMap<String, i64>,
-) -> std::result::Result<(), Full> {
-    let user_limit = submission.limits.user.or(user_default);
-    if let Some(limit) = user_limit
-        && users.get(&submission.owner).copied().unwrap_or(0) >= limit
-    {
-        return Err(Full::User(submission.owner.clone()));
-    }
-    if let Some((group, limit)) = &submission.limits.group
-        && groups.get(group).copied().unwrap_or(0) >= *limit
-    {
-        return Err(Full::Group(group.clone()));
-    }
-    if user_limit.is_some() {
-        *users.entry(submission.owner.clone()).or_insert(0) += 1;
-    }
-    if let Some((group, _)) = &submission.limits.group {
-        *groups.entry(group.clone()).or_insert(0) += 1;
-    }
-    Ok(())
+    taken: &'a [SubmissionId],
 }
 
 /// [`Store::count_suspended`] read through `reader` (the pool, or a claim's transaction),

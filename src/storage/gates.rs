@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use sqlx::{QueryBuilder, Row};
 
-use super::dispatch::{Queued, lease_millis, take_place, take_turn};
+use super::dispatch::{Queued, lease_millis, take_turn};
 use super::error::Result;
+use super::limits::take_place;
 use super::store::Store;
 use super::submissions::row::{columns, from_row};
 

@@ -44,6 +44,7 @@ mod events;
 mod final_counts;
 mod gates;
 mod idempotency;
+mod limits;
 mod logs;
 mod lookups;
 mod placing;

@@ -287,3 +287,34 @@ async fn with_several_clusters_each_clusters_series_carry_its_name(backend: Back
     }
 }
 on_both_databases!(with_several_clusters_each_clusters_series_carry_its_name);
+
+async fn a_claim_of_several_rounds_takes_each_submission_once(backend: Backend) {
+    // Arrange: alice's, then three of carol's (her token allows one Job at a time), then
+    // alice's second
+    let app = crate::support::spawn_app(backend).await;
+    let store = store_of(&app).await;
+    let (_, secret) = store
+        .create_limited_token("carol", false, false, Some(1))
+        .await
+        .expect("token");
+    let carol = crate::support::client_with_token(&secret);
+    samples(&app, &["a0"]).await;
+    for name in ["c0", "c1", "c2"] {
+        app.post_as(&carol, "/v1/submissions", &sample(name)).await;
+    }
+    samples(&app, &["a1"]).await;
+
+    // Act: three at a time; carol's limit is found full in the first round
+    let claimed = store
+        .claim("default", Timestamp::now(), 3, None)
+        .await
+        .expect("claim");
+
+    // Assert: the second round went past carol's, to alice's second, and took a0 once
+    let names: Vec<String> = claimed
+        .iter()
+        .filter_map(|queued| queued.submission.spec.name.clone())
+        .collect();
+    assert_eq!(names, ["a0", "c0", "a1"]);
+}
+on_both_databases!(a_claim_of_several_rounds_takes_each_submission_once);
