@@ -149,6 +149,12 @@ impl Application {
                 .with_capacity(capacity)
             })
             .with_placement(settings.placement);
+        // Jobs created in another namespace before a restart are followed to their end there.
+        let former = store
+            .live_elsewhere(clusters.namespace())
+            .await
+            .map_err(std::io::Error::other)?;
+        let clusters = clusters.following_also(&former);
         settings.defaults.clusters = clusters.names();
         let webhooks = crate::webhooks::Settings {
             allowed_hosts: settings.defaults.allowed.notify_hosts.clone(),
@@ -253,7 +259,8 @@ impl Application {
             background.spawn(oidc.keep_keys_fresh());
         }
         if context.clusters.is_configured() {
-            for cluster in context.clusters.iter().filter(|c| c.is_configured()) {
+            let handles = context.clusters.iter().chain(context.clusters.former());
+            for cluster in handles.filter(|c| c.is_configured()) {
                 let (_, controller) = controller::start(
                     cluster.clone(),
                     context.store.clone(),

@@ -31,15 +31,17 @@ const CONCURRENCY: usize = 16;
 /// How long a cancel waits for the logs of its pods to be archived before deleting them.
 const ARCHIVE_BEFORE_DELETE: Duration = Duration::from_secs(10);
 
-/// A Job to delete: its submission, name and cluster.
-type Doomed = (SubmissionId, String, String);
+/// A Job to delete.
+type Doomed = JobRef;
+/// Where a Job is: its cluster, namespace and name.
+type Place = (String, String, String);
 
 /// Where cancels leave the Jobs to delete. Cheap to clone.
 #[derive(Clone)]
 pub struct Cancels {
     queue: Option<mpsc::UnboundedSender<Doomed>>,
-    /// The clusters and names of the Jobs queued or being deleted.
-    pending: Arc<Mutex<HashSet<(String, String)>>>,
+    /// Where the Jobs queued or being deleted are.
+    pending: Arc<Mutex<HashSet<Place>>>,
 }
 
 impl Cancels {
@@ -58,21 +60,23 @@ impl Cancels {
         stop: CancellationToken,
     ) -> (Self, impl Future<Output = ()>) {
         let (queue, doomed) = mpsc::unbounded_channel();
-        let pending: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+        let pending: Arc<Mutex<HashSet<Place>>> = Arc::default();
         let done = pending.clone();
         let worker = async move {
             let (clusters, store, done) = (&clusters, &store, &done);
             stream_of(doomed)
                 .take_until(stop.cancelled_owned())
-                .for_each_concurrent(CONCURRENCY, |(id, job_name, cluster): Doomed| {
+                .for_each_concurrent(CONCURRENCY, |job: Doomed| {
                     async move {
-                        match clusters.get(&cluster) {
-                            Some(cluster) => delete(cluster, store, id, &job_name).await,
-                            None => tracing::warn!(submission_id = %id, cluster, "the Job of a cancelled submission is in a cluster this service no longer has; it is left there"),
+                        let JobRef { id, job_name, cluster, namespace } = job;
+                        let cluster = cluster.unwrap_or_default();
+                        match clusters.following(&cluster, &namespace) {
+                            Some(handle) => delete(handle, store, id, &job_name).await,
+                            None => tracing::warn!(submission_id = %id, cluster, namespace, "the Job of a cancelled submission is where this service no longer follows; it is left there"),
                         }
                         // Asked again after this (the delete failed, or a relist still shows
                         // the Job), it is queued again.
-                        done.lock().remove(&(cluster, job_name));
+                        done.lock().remove(&(cluster, namespace, job_name));
                     }
                 })
                 .await;
@@ -92,12 +96,13 @@ impl Cancels {
         };
         let mut pending = self.pending.lock();
         for job in jobs {
-            let Some(cluster) = job.cluster else {
+            let Some(cluster) = &job.cluster else {
                 continue;
             };
-            if pending.insert((cluster.clone(), job.job_name.clone())) {
+            let place = (cluster.clone(), job.namespace.clone(), job.job_name.clone());
+            if pending.insert(place) {
                 // The worker stopped only when the service is stopping; the watcher finishes.
-                let _ = queue.send((job.id, job.job_name, cluster));
+                let _ = queue.send(job);
             }
         }
     }
@@ -140,6 +145,7 @@ mod tests {
             id,
             job_name: name.to_owned(),
             cluster: Some("default".to_owned()),
+            namespace: "jobs".to_owned(),
         }
     }
 
@@ -153,8 +159,8 @@ mod tests {
         cancels.delete_jobs([job(id, "sh-a")]);
 
         let mut queued = Vec::new();
-        while let Ok((_, name, _)) = doomed.try_recv() {
-            queued.push(name);
+        while let Ok(job) = doomed.try_recv() {
+            queued.push(job.job_name);
         }
         assert_eq!(queued, ["sh-a", "sh-b"]);
     }
@@ -166,10 +172,11 @@ mod tests {
         cancels.delete_jobs([job(id, "sh-a")]);
         assert!(doomed.try_recv().is_ok());
 
-        cancels
-            .pending
-            .lock()
-            .remove(&("default".to_owned(), "sh-a".to_owned()));
+        cancels.pending.lock().remove(&(
+            "default".to_owned(),
+            "jobs".to_owned(),
+            "sh-a".to_owned(),
+        ));
         cancels.delete_jobs([job(id, "sh-a")]);
 
         assert!(doomed.try_recv().is_ok(), "queued again");

@@ -170,6 +170,25 @@ impl Cluster {
         self
     }
 
+    /// The same cluster seen in `namespace`, for following the Jobs created there before the
+    /// service was restarted with another `--namespace`: the same client and settings, its own
+    /// caches and metrics (the requests still count in this cluster's), and its own
+    /// reachability, failing at the first failed watch: a namespace the service may no longer
+    /// read fails alone, and says so at once.
+    pub fn in_namespace(&self, namespace: &str) -> Self {
+        let (caches, writers) = Caches::new(namespace);
+        Cluster {
+            namespace: namespace.to_owned(),
+            caches,
+            writers: Arc::new(Mutex::new(Some(writers))),
+            metrics: Arc::default(),
+            shared_logs: SharedLogs::default(),
+            reachability: Arc::new(Reachability::new(Duration::ZERO)),
+            capacity: None,
+            ..self.clone()
+        }
+    }
+
     /// The cluster's name (`default` when the service has one cluster from its environment).
     pub fn name(&self) -> &str {
         &self.name

@@ -27,6 +27,9 @@ pub struct ClusterSource {
 pub struct Clusters {
     all: Arc<[Cluster]>,
     placement: Placement,
+    /// Handles on namespaces the service no longer creates Jobs in (it was restarted with
+    /// another `--namespace`) but whose live Jobs it still follows: never placed in.
+    former: Arc<[Cluster]>,
 }
 
 impl From<Cluster> for Clusters {
@@ -42,6 +45,7 @@ impl Clusters {
         Clusters {
             all: all.into(),
             placement,
+            former: Arc::new([]),
         }
     }
 
@@ -87,7 +91,36 @@ impl Clusters {
         Clusters {
             all: self.all.iter().cloned().map(change).collect(),
             placement: self.placement,
+            former: self.former,
         }
+    }
+
+    /// The same, also following the live Jobs of each `(cluster, namespace)` in `former`
+    /// (where the service created Jobs before a restart with another `--namespace`); a
+    /// cluster it no longer has, or the namespace it uses now, is left out.
+    pub fn following_also(mut self, former: &[(String, String)]) -> Self {
+        let namespace = self.namespace().to_owned();
+        let handles: Vec<Cluster> = former
+            .iter()
+            .filter(|(_, old)| *old != namespace)
+            .filter_map(|(name, old)| Some(self.get(name)?.in_namespace(old)))
+            .collect();
+        self.former = handles.into();
+        self
+    }
+
+    /// The handles on former namespaces (see [`Clusters::following_also`]).
+    pub fn former(&self) -> impl Iterator<Item = &Cluster> {
+        self.former.iter()
+    }
+
+    /// The handle on `cluster`'s `namespace`: the one Jobs are created in, or a former one
+    /// still followed.
+    pub fn following(&self, cluster: &str, namespace: &str) -> Option<&Cluster> {
+        self.all
+            .iter()
+            .chain(self.former.iter())
+            .find(|handle| handle.name() == cluster && handle.namespace() == namespace)
     }
 
     pub fn with_placement(mut self, placement: Placement) -> Self {
@@ -135,10 +168,10 @@ impl Clusters {
         self.all.iter().any(Cluster::is_configured)
     }
 
-    /// The cluster `submission`'s Job is (or was) created in, if the service still has it;
-    /// `None` also before its Job is placed.
+    /// The handle on the cluster and namespace `submission`'s Job is (or was) created in, if
+    /// the service still follows them; `None` also before its Job is placed.
     pub fn of(&self, submission: &Submission) -> Option<&Cluster> {
-        self.get(submission.cluster.as_deref()?)
+        self.following(submission.cluster.as_deref()?, &submission.namespace)
     }
 
     /// [`Clusters::of`]; for a submission not placed yet, the only cluster when there is one
@@ -166,5 +199,41 @@ impl Clusters {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(name: &str, namespace: &str) -> Cluster {
+        Cluster::unconfigured("no client in this test".into(), namespace.into()).named(name)
+    }
+
+    #[test]
+    fn former_namespaces_are_followed_in_clusters_the_service_still_has_and_never_placed_in() {
+        let clusters = Clusters::new(
+            cluster("onsite", "analysis-2027"),
+            vec![cluster("cloud", "analysis-2027")],
+            Placement::Ordered,
+        )
+        .following_also(&[
+            ("onsite".into(), "analysis".into()),
+            ("gone".into(), "analysis".into()),
+            ("cloud".into(), "analysis-2027".into()),
+        ]);
+
+        let former: Vec<(&str, &str)> = clusters
+            .former()
+            .map(|handle| (handle.name(), handle.namespace()))
+            .collect();
+        assert_eq!(former, [("onsite", "analysis")]);
+        let followed = clusters
+            .following("onsite", "analysis")
+            .map(Cluster::namespace);
+        assert_eq!(followed, Some("analysis"));
+        assert!(clusters.following("cloud", "analysis").is_none());
+        assert_eq!(clusters.names(), ["onsite", "cloud"]);
+        assert_eq!(clusters.placing().places.len(), 2);
     }
 }

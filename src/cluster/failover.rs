@@ -71,7 +71,10 @@ async fn move_off(clusters: &Clusters, cluster: &Cluster, store: &Store, since: 
 /// Deletes the Jobs left in `cluster` by submissions that run elsewhere now, each log archived
 /// first (bounded in time); a Job that could not be deleted is tried again next round.
 async fn delete_abandoned(cluster: &Cluster, store: &Store) {
-    let abandoned = match store.abandoned_in(cluster.name()).await {
+    let abandoned = match store
+        .abandoned_in(cluster.name(), cluster.namespace())
+        .await
+    {
         Ok(abandoned) => abandoned,
         Err(error) => {
             tracing::warn!(%error, "could not read the abandoned Jobs");

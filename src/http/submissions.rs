@@ -136,10 +136,24 @@ pub async fn get(
 /// unreachable, or that the service no longer has: its state is as last seen.
 fn as_last_seen(context: &Context, view: &mut SubmissionView, now: jiff::Timestamp) {
     if view.namespace != context.clusters.namespace() {
-        let note = format!(
-            "its Job is in the namespace {}, which this service no longer follows",
-            view.namespace
-        );
+        let former = (view.cluster.as_deref())
+            .and_then(|name| context.clusters.following(name, &view.namespace));
+        let note = match former {
+            // Followed there, since the start: said only while its watches fail (no rights in
+            // that namespace, or the cluster does not answer).
+            Some(former) => match former.reachability().unreachable_since(now) {
+                Some(since) => format!(
+                    "its Job is in the namespace {}, which this service has not been able to \
+                     watch since {since}",
+                    view.namespace
+                ),
+                None => return,
+            },
+            None => format!(
+                "its Job is in the namespace {}, which this service no longer follows",
+                view.namespace
+            ),
+        };
         view.as_last_seen(&note);
         return;
     }

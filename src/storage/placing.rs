@@ -63,12 +63,10 @@ impl Places {
     ) -> Result<Self> {
         let mut places = placing.places.clone();
         if placing.counts() {
-            let mut builder = QueryBuilder::new(
-                "SELECT cluster, COUNT(*) AS in_use FROM submissions WHERE \
-                 (state IN ('pending', 'running') OR \
-                  (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > ",
-            );
-            builder.push_bind(stale).push(")) AND cluster IN (");
+            let mut builder =
+                QueryBuilder::new("SELECT cluster, COUNT(*) AS in_use FROM submissions WHERE ");
+            push_active(&mut builder, stale);
+            builder.push(" AND cluster IN (");
             let mut separated = builder.separated(", ");
             for place in &places {
                 separated.push_bind(place.name.clone());
@@ -123,4 +121,16 @@ pub(super) fn only_placeable(builder: &mut QueryBuilder<sqlx::Any>, with_room: &
         separated.push_bind(name.clone());
     }
     builder.push("))");
+}
+
+/// The condition of a row whose Job counts as active (against a limit or a cluster's cap):
+/// live, or claimed after `stale` and being created.
+pub(super) fn push_active(builder: &mut QueryBuilder<sqlx::Any>, stale: i64) {
+    builder
+        .push(
+            "(state IN ('pending', 'running') OR \
+             (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > ",
+        )
+        .push_bind(stale)
+        .push("))");
 }

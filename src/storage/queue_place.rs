@@ -3,10 +3,11 @@
 //! one submission is shown, never on the dispatcher's path.
 
 use jiff::Timestamp;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row};
 
 use super::dispatch::lease_millis;
 use super::error::Result;
+use super::placing::push_active;
 use super::store::Store;
 use crate::domain::{State, SubmissionId};
 
@@ -22,51 +23,29 @@ impl Store {
     /// Jobs that count against the limit of the user `owner` now: the live ones and those
     /// being created.
     pub async fn active_of_user(&self, owner: &str, now: Timestamp) -> Result<i64> {
-        self.active_counted(
-            "SELECT COUNT(*) AS active FROM submissions WHERE owner = $1 AND \
-             (state IN ('pending', 'running') OR \
-              (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
-            owner,
-            now,
-        )
-        .await
+        self.active_counted("owner", owner, now).await
     }
 
     /// Jobs that count against the cap of the cluster `cluster` now.
     pub async fn active_in_cluster(&self, cluster: &str, now: Timestamp) -> Result<i64> {
-        self.active_counted(
-            "SELECT COUNT(*) AS active FROM submissions WHERE cluster = $1 AND \
-             (state IN ('pending', 'running') OR \
-              (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
-            cluster,
-            now,
-        )
-        .await
+        self.active_counted("cluster", cluster, now).await
     }
 
     /// Jobs that count against the limit of the batch `group` now.
     pub async fn active_of_group(&self, group: &str, now: Timestamp) -> Result<i64> {
-        self.active_counted(
-            "SELECT COUNT(*) AS active FROM submissions WHERE group_id = $1 AND \
-             (state IN ('pending', 'running') OR \
-              (state = 'queued' AND claimed_at IS NOT NULL AND claimed_at > $2))",
-            group,
-            now,
-        )
-        .await
+        self.active_counted("group_id", group, now).await
     }
 
-    async fn active_counted(
-        &self,
-        statement: &'static str,
-        key: &str,
-        now: Timestamp,
-    ) -> Result<i64> {
-        let row = sqlx::query(statement)
-            .bind(key.to_owned())
-            .bind(now.as_millisecond() - lease_millis())
-            .fetch_one(&self.pool)
-            .await?;
+    /// Active Jobs of the rows whose `column` (one of ours, never a request's) is `key`.
+    async fn active_counted(&self, column: &'static str, key: &str, now: Timestamp) -> Result<i64> {
+        let mut builder = QueryBuilder::new("SELECT COUNT(*) AS active FROM submissions WHERE ");
+        builder
+            .push(column)
+            .push(" = ")
+            .push_bind(key.to_owned())
+            .push(" AND ");
+        push_active(&mut builder, now.as_millisecond() - lease_millis());
+        let row = self.built(&mut builder)?.fetch_one(&self.pool).await?;
         Ok(row.try_get("active")?)
     }
 

@@ -248,7 +248,7 @@ async fn unknown_fields_wrong_types_and_bad_json_are_400_naming_the_field() {
 }
 
 #[tokio::test]
-async fn service_info_is_public_and_names_the_volume() {
+async fn service_info_is_public_and_names_the_volume_and_the_cluster_parameter() {
     let app = spawn_app(Backend::Sqlite).await;
 
     let info = json(
@@ -264,7 +264,7 @@ async fn service_info_is_public_and_names_the_volume() {
         json!({"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"})
     );
     assert_eq!(info["storage"], json!(["file:///ntuples"]));
-    assert_eq!(info["tesResources_backend_parameters"], json!([]));
+    assert_eq!(info["tesResources_backend_parameters"], json!(["cluster"]));
 }
 
 #[tokio::test]

@@ -8,6 +8,8 @@
 
 #[path = "../api/support.rs"]
 mod support;
+#[path = "../api/webhook_receiver.rs"]
+mod webhook_receiver;
 
 mod archive;
 mod browser;

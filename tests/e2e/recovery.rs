@@ -10,7 +10,7 @@ use serde_json::{Value, json as body};
 
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, follow_states, id, run_gated};
 use crate::on_the_cluster;
-use crate::support::{Backend, json};
+use crate::support::{Backend, eventually, json};
 
 async fn a_job_deleted_by_hand_is_recorded_as_deleted(backend: Backend) {
     let cluster = TestCluster::new().await;
@@ -215,7 +215,112 @@ async fn a_job_removed_by_its_ttl_as_soon_as_it_succeeded_is_recorded_as_succeed
 }
 on_the_cluster!(a_job_removed_by_its_ttl_as_soon_as_it_succeeded_is_recorded_as_succeeded);
 
-async fn a_service_following_another_namespace_leaves_the_first_ones_submissions_alone(
+async fn a_service_restarted_with_another_namespace_follows_its_former_jobs_to_their_end(
+    backend: Backend,
+) {
+    // Arrange: two held payloads in the first namespace; the service restarted in another,
+    // its service account given the same rights in the first
+    let first_namespace = TestCluster::new().await;
+    let other_namespace = TestCluster::new().await;
+    let first = first_namespace.spawn_service(backend).await;
+    let gate = first_namespace.gate("finish");
+    let request = body!({"image": PAYLOAD_IMAGE,
+                         "command": format!("echo before the move; {}", gate.wait_command())});
+    let finishing = id(&first.submit(request.clone()).await);
+    let to_cancel = first.submit(request).await;
+    let cancelled = id(&to_cancel);
+    for id in [&finishing, &cancelled] {
+        follow_states(&first, id, &["running"]).await;
+    }
+    let database = first.stop();
+    other_namespace.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
+    first_namespace.apply_rbac(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: submission-helper-moved
+  namespace: submission-helper
+subjects:
+  - kind: ServiceAccount
+    name: submission-helper
+    namespace: {}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: submission-helper
+",
+        other_namespace.namespace
+    ));
+    let other = other_namespace
+        .spawn_service_on(database, other_namespace.service_account_client().await)
+        .await;
+
+    // Act: read, cancel one, let the other finish
+    let viewed = json(
+        other.get(&format!("/v1/submissions/{finishing}")).await,
+        StatusCode::OK,
+    )
+    .await;
+    let pods = eventually(
+        "its pod, read in the first namespace",
+        Duration::from_secs(60),
+        || async {
+            let pods = json(
+                other
+                    .get(&format!("/v1/submissions/{finishing}/pods"))
+                    .await,
+                StatusCode::OK,
+            )
+            .await;
+            (pods["items"].as_array().map(Vec::len) == Some(1)).then_some(pods)
+        },
+    )
+    .await;
+    let log = other
+        .get(&format!("/v1/submissions/{finishing}/logs"))
+        .await
+        .text()
+        .await
+        .expect("log");
+    other
+        .post_json(&format!("/v1/submissions/{cancelled}/cancel"), &body!({}))
+        .await;
+    let jobs: Api<Job> = Api::namespaced(first_namespace.admin.clone(), &first_namespace.namespace);
+    let cancelled_job = to_cancel["job_name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    eventually(
+        "the cancelled Job deleted from the first namespace",
+        Duration::from_secs(60),
+        || async {
+            let names: Vec<String> = jobs
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter_map(|job| job.metadata.name)
+                .collect();
+            (!names.contains(&cancelled_job)).then_some(())
+        },
+    )
+    .await;
+    gate.open();
+    let (finished, _) = follow_states(&other, &finishing, &["succeeded", "failed"]).await;
+
+    // Assert: followed where its Job is, as if the service had never moved
+    assert_eq!(viewed["state"], "running", "{viewed}");
+    assert!(viewed["message"].is_null(), "no note: {viewed}");
+    assert_eq!(pods["items"][0]["phase"], "Running", "{pods}");
+    assert!(log.contains("before the move"), "{log}");
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    let (ended, _) = follow_states(&other, &cancelled, &["cancelled"]).await;
+    assert_eq!(ended["state"], "cancelled", "{ended}");
+}
+on_the_cluster!(a_service_restarted_with_another_namespace_follows_its_former_jobs_to_their_end);
+
+async fn a_service_without_rights_in_its_former_namespace_says_so_and_changes_nothing(
     backend: Backend,
 ) {
     let first_namespace = TestCluster::new().await;
@@ -225,7 +330,8 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
     let running = id(&run_gated(&first, &gate).await);
     let database = first.stop();
 
-    // Restarted on the same database with another --namespace: it runs its own work there...
+    // Restarted on the same database with another --namespace, and no rights in the first: it
+    // runs its own work there...
     other_namespace.apply_rbac(include_str!("../../docker/k8s/base/rbac.yaml"));
     let other = other_namespace
         .spawn_service_on(database, other_namespace.service_account_client().await)
@@ -235,19 +341,28 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
         .await);
     let (done, _) = follow_states(&other, &own, &["succeeded", "failed"]).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    // ...and its re-list of that namespace, which does not have the first Job, changed nothing.
-    let untouched = json(
-        other.get(&format!("/v1/submissions/{running}")).await,
-        StatusCode::OK,
+    // ...says it cannot watch the first namespace, and changes nothing there.
+    let untouched = eventually(
+        "a note that the first namespace cannot be watched",
+        Duration::from_secs(60),
+        || async {
+            let view = json(
+                other.get(&format!("/v1/submissions/{running}")).await,
+                StatusCode::OK,
+            )
+            .await;
+            view["message"].is_string().then_some(view)
+        },
     )
     .await;
     assert_eq!(untouched["state"], "running", "{untouched}");
-    assert_eq!(
-        untouched["message"],
-        format!(
-            "its Job is in the namespace {}, which this service no longer follows; as last seen",
-            first_namespace.namespace
-        ),
+    let message = untouched["message"].as_str().unwrap_or_default();
+    let expected = format!(
+        "its Job is in the namespace {}, which this service has not been able to watch since ",
+        first_namespace.namespace
+    );
+    assert!(
+        message.starts_with(&expected) && message.ends_with("; as last seen"),
         "{untouched}"
     );
 
@@ -260,7 +375,7 @@ async fn a_service_following_another_namespace_leaves_the_first_ones_submissions
     let (finished, _) = follow_states(&back, &running, &["succeeded", "failed"]).await;
     assert_eq!(finished["state"], "succeeded", "{finished}");
 }
-on_the_cluster!(a_service_following_another_namespace_leaves_the_first_ones_submissions_alone);
+on_the_cluster!(a_service_without_rights_in_its_former_namespace_says_so_and_changes_nothing);
 
 /// Every Job name the API server announces in the namespace from now on, created and deleted
 /// a moment later included (a list afterwards would not show those).

@@ -1,7 +1,7 @@
 //! One API over two clusters, each a control plane of its own with its node (the real node's
 //! and the simulated node's under `tests/run.sh`): placement in order within a cluster's cap,
 //! pinning, logs followed from each cluster, the kubectl-like lists with their CLUSTER column,
-//! and a bulk cancel that deletes Jobs in both.
+//! a bulk cancel that deletes Jobs in both, and TES tasks and webhooks in either.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use submission_helper::domain::placement::Placement;
 use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually, follow_states, id};
 use crate::on_the_cluster;
 use crate::support::{Backend, TestApp, TestDatabase};
+use crate::webhook_receiver::{Receiver, verified, webhook_secret};
 
 /// The service over `onsite` and `cloud` (the same namespace in each control plane), as each
 /// one's shipped service account, `onsite` capped at `onsite_cap` active Jobs.
@@ -304,3 +305,106 @@ async fn a_merge_waits_for_samples_in_both_clusters_and_each_ones_events_come_fr
     }
 }
 on_the_cluster!(a_merge_waits_for_samples_in_both_clusters_and_each_ones_events_come_from_its_own);
+
+async fn a_tes_task_pinned_by_its_backend_parameter_and_webhooks_work_in_either_cluster(
+    backend: Backend,
+) {
+    // Arrange: a receiver of webhooks; placement in order, so only a pin puts work in cloud
+    let onsite = TestCluster::new().await;
+    let cloud = onsite.beside().await;
+    let receiver = Receiver::start(0).await;
+    let app = onsite
+        .spawn_service_over(
+            &cloud,
+            TestDatabase::new(backend).await,
+            Placement::Ordered,
+            |settings| settings.defaults.allowed.notify_hosts = vec!["127.0.0.1".into()],
+        )
+        .await;
+    let secret = webhook_secret(&app.database.url).await;
+
+    // Act: a TES task pinned to cloud, and a notifying submission in each cluster
+    let task = body!({"name": "pinned-task",
+                      "executors": [{"image": PAYLOAD_IMAGE, "command": ["echo", "from cloud"]}],
+                      "resources": {"backend_parameters": {"cluster": "cloud"}}});
+    let created: Value = app
+        .post_json("/ga4gh/tes/v1/tasks", &task)
+        .await
+        .json()
+        .await
+        .expect("created task");
+    let task_id = created["id"].as_str().unwrap_or_default().to_owned();
+    let mut notifying = Vec::new();
+    for cluster in ["onsite", "cloud"] {
+        notifying.push(id(&app
+            .submit(body!({"image": PAYLOAD_IMAGE, "command": "echo notified",
+                           "cluster": cluster, "notify_url": receiver.url}))
+            .await));
+    }
+    let completed = eventually(
+        "the TES task to complete",
+        Duration::from_secs(120),
+        || async {
+            let task: Value = app
+                .get(&format!("/ga4gh/tes/v1/tasks/{task_id}?view=FULL"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (task["state"] == "COMPLETE" || task["state"].as_str()?.ends_with("ERROR"))
+                .then_some(task)
+        },
+    )
+    .await;
+    let ends = eventually(
+        "a webhook of each submission's success",
+        Duration::from_secs(120),
+        || async {
+            let events: Vec<Value> = receiver
+                .accepted()
+                .iter()
+                .map(|received| verified(received, &secret))
+                .collect();
+            let ended = |id: &String| {
+                events
+                    .iter()
+                    .any(|event| event["id"] == id.as_str() && event["state"] == "succeeded")
+            };
+            notifying.iter().all(ended).then_some(events)
+        },
+    )
+    .await;
+
+    // Assert: the task ran in cloud and kept its parameter; each submission told of its end
+    let placed: Value = app
+        .get(&format!("/v1/submissions/{task_id}"))
+        .await
+        .json()
+        .await
+        .expect("the task's submission");
+    assert_eq!(completed["state"], "COMPLETE", "{completed}");
+    assert_eq!(
+        completed["resources"]["backend_parameters"],
+        body!({"cluster": "cloud"}),
+        "{completed}"
+    );
+    assert!(
+        completed["logs"][0]["logs"][0]["stdout"]
+            .as_str()
+            .is_some_and(|out| out.contains("from cloud")),
+        "{completed}"
+    );
+    assert_eq!(placed["cluster"], "cloud", "{placed}");
+    assert!(jobs_in(&cloud).await.contains(&task_id), "{placed}");
+    assert!(!jobs_in(&onsite).await.contains(&task_id), "{placed}");
+    for (id, cluster) in notifying.iter().zip(["onsite", "cloud"]) {
+        let states: Vec<&str> = ends
+            .iter()
+            .filter(|event| event["id"] == id.as_str())
+            .filter_map(|event| event["state"].as_str())
+            .collect();
+        assert_eq!(states.first(), Some(&"queued"), "{cluster}: {states:?}");
+        assert_eq!(states.last(), Some(&"succeeded"), "{cluster}: {states:?}");
+    }
+}
+on_the_cluster!(a_tes_task_pinned_by_its_backend_parameter_and_webhooks_work_in_either_cluster);

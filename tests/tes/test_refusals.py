@@ -156,6 +156,33 @@ def test_unsupported_backend_parameters_are_dropped_with_a_system_log_when_not_s
     assert any("VmSize" in line for line in full.logs[0].system_logs)
 
 
+def test_a_cluster_the_service_does_not_have_is_refused_naming_the_backend_parameter(service: Service) -> None:
+    body = {"executors": executors(service), "resources": {"backend_parameters": {"cluster": "nowhere"}}}
+
+    response, stored = create(service, body)
+
+    assert refused_fields(response) == {"resources.backend_parameters.cluster"}
+    assert stored == []
+
+
+def test_a_task_pinned_to_a_cluster_runs_there_and_keeps_only_that_parameter(service: Service) -> None:
+    # Arrange: the one cluster a service without --cluster has, and a parameter it ignores
+    client = service.client()
+    parameters = {"cluster": "default", "VmSize": "Standard_D64_v3"}
+    sent = task(
+        unique("pinned"),
+        [shell(service.image, "true")],
+        resources=tes.Resources(backend_parameters=parameters, backend_parameters_strict=False),
+    )
+
+    # Act
+    full = wait_final(client, client.create_task(sent))
+
+    # Assert
+    assert full.state == "COMPLETE"
+    assert full.resources and full.resources.backend_parameters == {"cluster": "default"}
+
+
 def test_a_body_that_is_not_json_is_refused(service: Service) -> None:
     response = service.request("POST", "/tasks", data="{not json", headers=HEADERS)
 

@@ -22,10 +22,10 @@ def test_service_info_names_the_volume_as_its_file_storage(service: Service) -> 
     assert len(file_locations) == 1, info.storage
 
 
-def test_service_info_lists_no_backend_parameters_since_none_is_supported(service: Service) -> None:
+def test_service_info_lists_cluster_as_the_only_backend_parameter_it_supports(service: Service) -> None:
     info = service.client().get_service_info()
 
-    assert info.tes_resources_backend_parameters == []
+    assert info.tes_resources_backend_parameters == ["cluster"]
 
 
 def test_service_info_is_served_only_under_the_tes_prefix(service: Service) -> None:

@@ -26,6 +26,7 @@ pub use labels::{
     APP_LABEL, APP_LABEL_VALUE, IDENTIFIER_LABEL, LABEL_PREFIX, NAME_LABEL, OWNER_LABEL,
     SUBMISSION_ID_LABEL,
 };
+pub(crate) use parse::parse_cluster;
 pub use parse::{MAX_BACKOFF_LIMIT, MAX_COMMAND_BYTES, NewSubmissions, SentAs};
 pub(crate) use queueing::parse as parse_queueing;
 pub use queueing::{

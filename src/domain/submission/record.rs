@@ -71,13 +71,14 @@ pub struct Submission {
     pub cluster: Option<String>,
 }
 
-/// A submission's Job: its name, and the cluster it was created in (`None`: never placed, so
-/// never created).
+/// A submission's Job: its name, and the cluster (`None`: never placed, so never created) and
+/// namespace it was created in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct JobRef {
     pub id: SubmissionId,
     pub job_name: String,
     pub cluster: Option<String>,
+    pub namespace: String,
 }
 
 impl Submission {
@@ -87,6 +88,7 @@ impl Submission {
             id: self.id,
             job_name: self.job_name.clone(),
             cluster: self.cluster.clone(),
+            namespace: self.namespace.clone(),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::field_error::{FieldError, FieldErrors};
 use crate::domain::kube_rules;
 use crate::domain::submission::{
     APP_LABEL, Amounts, ClaimInput, ExecutorPlan, InlineInput, LABEL_PREFIX, Resources as Requests,
-    SubmissionSpec, SubmitDefaults, TesPlan, Volume, parse_queueing,
+    SubmissionSpec, SubmitDefaults, TesPlan, Volume, parse_cluster, parse_queueing,
 };
 
 pub const MAX_EXECUTORS: usize = 32;
@@ -25,6 +25,9 @@ const MAX_TAG_VALUE_BYTES: usize = 4096;
 const MAX_NAME_BYTES: usize = 1024;
 /// Tags put on the Job as labels, at most (the others are kept in the task only).
 const MAX_LABEL_TAGS: usize = 32;
+/// The one backend parameter the service supports: the cluster a task runs in (a
+/// submission's `cluster`).
+pub const CLUSTER_PARAMETER: &str = "cluster";
 
 /// A task ready to store: the document as it will be shown, the submission's specification,
 /// and the tags to filter by.
@@ -94,9 +97,22 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
     // A task names no queue: on a server that submits through Kueue it waits in the default one.
     let queueing = errors.take(parse_queueing(None, None, defaults.kueue.as_ref()));
     let labels = errors.take(tags(task.tags.as_ref()));
+    let asked = (task.resources.as_ref())
+        .and_then(|resources| {
+            resources
+                .backend_parameters
+                .as_ref()?
+                .get(CLUSTER_PARAMETER)
+        })
+        .cloned();
+    let cluster = errors.take(parse_cluster(
+        "resources.backend_parameters.cluster",
+        asked,
+        &defaults.clusters,
+    ));
 
-    let (Some(executors), Some(requests), Some(labels), Some(queueing)) =
-        (executors, requests, labels, queueing)
+    let (Some(executors), Some(requests), Some(labels), Some(queueing), Some(cluster)) =
+        (executors, requests, labels, queueing, cluster)
     else {
         return Err(errors.into_vec());
     };
@@ -133,7 +149,7 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
             volumes,
             outputs,
         }),
-        cluster: None,
+        cluster,
     };
     errors.or(ParsedTask {
         tags: document.tags.clone().unwrap_or_default(),
@@ -144,12 +160,13 @@ pub fn parse_task(task: Task, defaults: &SubmitDefaults) -> Result<ParsedTask, V
 }
 
 /// A line for each backend parameter a task asked for, not strictly, that is not kept: the
-/// service supports none.
+/// service supports only `cluster`.
 fn dropped_parameters(resources: Option<&Resources>) -> Vec<String> {
     resources
         .and_then(|resources| resources.backend_parameters.as_ref())
         .into_iter()
         .flat_map(BTreeMap::keys)
+        .filter(|key| *key != CLUSTER_PARAMETER)
         .map(|key| {
             format!("backend parameter {key} is not supported by this service and was ignored")
         })
@@ -164,7 +181,12 @@ fn stored(mut task: Task) -> Task {
     task.logs = None;
     task.creation_time = None;
     if let Some(resources) = &mut task.resources {
-        resources.backend_parameters = None;
+        resources.backend_parameters = (resources.backend_parameters.take())
+            .map(|mut parameters| {
+                parameters.retain(|key, _| key == CLUSTER_PARAMETER);
+                parameters
+            })
+            .filter(|parameters| !parameters.is_empty());
     }
     task
 }
@@ -340,7 +362,8 @@ fn resources(
         requests.memory = Some(format!("{}Mi", (ram * 1024.0).ceil() as u64));
     }
     if resources.backend_parameters_strict == Some(true) {
-        for key in resources.backend_parameters.iter().flat_map(BTreeMap::keys) {
+        let keys = resources.backend_parameters.iter().flat_map(BTreeMap::keys);
+        for key in keys.filter(|key| *key != CLUSTER_PARAMETER) {
             errors.refuse(
                 &format!("resources.backend_parameters.{key}"),
                 "is not supported by this service",
@@ -608,6 +631,30 @@ mod tests {
             None
         );
         assert_eq!(fields, ["resources.backend_parameters.INVALID"]);
+    }
+
+    #[test]
+    fn the_cluster_backend_parameter_pins_the_task_and_is_kept_and_an_unknown_one_is_refused() {
+        let defaults = SubmitDefaults {
+            clusters: vec!["onsite".into(), "cloud".into()],
+            ..SubmitDefaults::default()
+        };
+        let pinned = json!({"executors": [echo()], "resources": {"backend_parameters": {"cluster": "cloud", "VmSize": "x"}, "backend_parameters_strict": false}});
+        let unknown = json!({"executors": [echo()], "resources": {"backend_parameters": {"cluster": "gpu"}, "backend_parameters_strict": true}});
+
+        let parsed = parse_task(task(pinned), &defaults).expect("valid");
+        let refused = parse_task(task(unknown), &defaults)
+            .err()
+            .unwrap_or_default();
+
+        assert_eq!(parsed.spec.cluster.as_deref(), Some("cloud"));
+        assert_eq!(
+            parsed.document.resources.expect("kept").backend_parameters,
+            Some(BTreeMap::from([("cluster".into(), "cloud".into())]))
+        );
+        assert_eq!(parsed.notes.len(), 1, "VmSize dropped: {:?}", parsed.notes);
+        let fields: Vec<&str> = refused.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(fields, ["resources.backend_parameters.cluster"]);
     }
 
     #[test]

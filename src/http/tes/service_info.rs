@@ -51,6 +51,6 @@ pub fn describe(mount_path: Option<&str>) -> ServiceInfo {
             .map(|path| format!("file://{}", path.trim_end_matches('/')))
             .into_iter()
             .collect(),
-        backend_parameters: Vec::new(),
+        backend_parameters: vec![crate::domain::tes::parse::CLUSTER_PARAMETER.into()],
     }
 }

@@ -82,8 +82,9 @@ impl Store {
         Ok(moved)
     }
 
-    /// The Jobs abandoned in `cluster`, to delete once it answers again.
-    pub async fn abandoned_in(&self, cluster: &str) -> Result<Vec<JobRef>> {
+    /// The Jobs abandoned in `cluster`'s `namespace` (the only one failover moves work from),
+    /// to delete once it answers again.
+    pub async fn abandoned_in(&self, cluster: &str, namespace: &str) -> Result<Vec<JobRef>> {
         let rows = sqlx::query(
             "SELECT job_name, submission_id FROM abandoned_jobs WHERE cluster = $1 \
              ORDER BY job_name",
@@ -104,6 +105,7 @@ impl Store {
                     id,
                     job_name: row.try_get("job_name")?,
                     cluster: Some(cluster.to_owned()),
+                    namespace: namespace.to_owned(),
                 })
             })
             .collect()

@@ -100,6 +100,22 @@ impl Store {
         .await?;
         rows.iter().map(|row| Ok(from_row(row)?.0)).collect()
     }
+
+    /// The clusters and namespaces other than `namespace` with live Jobs: where a service
+    /// restarted with another `--namespace` created Jobs before, and must still follow them.
+    pub async fn live_elsewhere(&self, namespace: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT cluster, namespace FROM submissions \
+             WHERE state IN ('pending', 'running') AND namespace <> $1 AND cluster IS NOT NULL \
+             ORDER BY cluster, namespace",
+        )
+        .bind(namespace.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("cluster")?, row.try_get("namespace")?)))
+            .collect()
+    }
 }
 
 /// The statement of [`Store::list`], after `prefix` (empty, or the database's EXPLAIN).

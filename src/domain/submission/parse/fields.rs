@@ -101,7 +101,7 @@ impl Fields {
             defaults.kueue.as_ref(),
         ));
 
-        let cluster = errors.take(parse_cluster(cluster, &defaults.clusters));
+        let cluster = errors.take(parse_cluster("cluster", cluster, &defaults.clusters));
 
         let spec = match (
             name,
@@ -158,14 +158,15 @@ impl Fields {
     }
 }
 
-/// A submission's `cluster`: one of the server's, by name.
-fn parse_cluster(
+/// A submission's `cluster` (sent as `field`): one of the server's, by name.
+pub(crate) fn parse_cluster(
+    field: &str,
     cluster: Option<String>,
     known: &[String],
 ) -> Result<Option<String>, Vec<FieldError>> {
     match cluster {
         Some(name) if !known.contains(&name) => Err(vec![FieldError::new(
-            "cluster",
+            field,
             format!(
                 "no cluster is named {name:?} here; this server has: {}",
                 known.join(", ")

@@ -5,6 +5,7 @@
 
 mod env_and_labels;
 mod fields;
+pub(crate) use fields::parse_cluster;
 mod image_and_command;
 mod new_submissions;
 mod notify;
