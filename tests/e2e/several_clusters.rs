@@ -170,8 +170,10 @@ async fn placement_in_order_within_a_cap_with_pins_and_logs_followed_in_each_clu
 }
 on_the_cluster!(placement_in_order_within_a_cap_with_pins_and_logs_followed_in_each_cluster);
 
-async fn a_bulk_cancel_deletes_the_jobs_in_both_clusters(backend: Backend) {
-    // Arrange: two held payloads in each cluster, all of one campaign
+async fn balanced_placement_spreads_work_and_a_bulk_cancel_deletes_the_jobs_in_both_clusters(
+    backend: Backend,
+) {
+    // Arrange: two held payloads pinned to each cluster, all of one campaign
     let onsite = TestCluster::new().await;
     let cloud = onsite.beside().await;
     let app = spawn_over_both(backend, &onsite, &cloud, Placement::Balanced, None).await;
@@ -188,6 +190,20 @@ async fn a_bulk_cancel_deletes_the_jobs_in_both_clusters(backend: Backend) {
     for id in &held {
         follow_states(&app, id, &["running"]).await;
     }
+    // Two unpinned ones, placed balanced: the first where there is a tie goes to the first
+    // cluster, the second to the other, now less busy
+    let mut spread = Vec::new();
+    for _ in 0..2 {
+        let sent = app
+            .submit(
+                body!({"image": PAYLOAD_IMAGE, "labels": {"campaign": "spanning"},
+                           "command": "sleep 600"}),
+            )
+            .await;
+        let (running, _) = follow_states(&app, &id(&sent), &["running"]).await;
+        spread.push(running["cluster"].as_str().unwrap_or_default().to_owned());
+        held.push(id(&sent));
+    }
 
     // Act
     let cancelled: Value = app
@@ -200,10 +216,11 @@ async fn a_bulk_cancel_deletes_the_jobs_in_both_clusters(backend: Backend) {
         .await
         .expect("cancel answer");
 
-    // Assert: all four cancelled, and their Jobs gone from both API servers
+    // Assert: all six cancelled, and their Jobs gone from both API servers
+    assert_eq!(spread, ["onsite", "cloud"], "balanced placement");
     assert_eq!(
         cancelled["cancelled"].as_array().map(Vec::len),
-        Some(4),
+        Some(6),
         "{cancelled}"
     );
     for cluster in [&onsite, &cloud] {
@@ -219,7 +236,9 @@ async fn a_bulk_cancel_deletes_the_jobs_in_both_clusters(backend: Backend) {
         assert_eq!(ended["state"], "cancelled");
     }
 }
-on_the_cluster!(a_bulk_cancel_deletes_the_jobs_in_both_clusters);
+on_the_cluster!(
+    balanced_placement_spreads_work_and_a_bulk_cancel_deletes_the_jobs_in_both_clusters
+);
 
 async fn a_merge_waits_for_samples_in_both_clusters_and_each_ones_events_come_from_its_own(
     backend: Backend,
