@@ -222,7 +222,8 @@ pub struct GetArgs {
     /// Only submissions in this state (repeat for several)
     #[arg(long, value_name = "STATE", value_parser = STATES)]
     pub state: Vec<String>,
-    /// Only this cluster's Jobs or pods, by the server's name for it [default: every cluster's]
+    /// Only this cluster's submissions, Jobs or pods, by the server's name for it [default:
+    /// every cluster's]
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
     /// After listing, keep polling and print a line for every object that changes

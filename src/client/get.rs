@@ -342,6 +342,9 @@ async fn list_submissions(api: &Api, args: &GetArgs) -> Result<Vec<Value>, Clien
     for label in label_pairs(&args.selector)? {
         query.push(("label", label));
     }
+    if let Some(cluster) = &args.cluster {
+        query.push(("cluster", cluster.clone()));
+    }
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -375,11 +378,6 @@ pub async fn run(api: &Api, args: &GetArgs) -> Result<Outcome, ClientError> {
     if !args.state.is_empty() && args.kind != Kind::Submissions {
         return Err(ClientError::Usage(
             "--state selects submissions; Jobs and pods have a STATUS column instead".into(),
-        ));
-    }
-    if args.cluster.is_some() && args.kind == Kind::Submissions {
-        return Err(ClientError::Usage(
-            "--cluster selects Jobs and pods; submissions have a CLUSTER column instead".into(),
         ));
     }
     let (listing, single) = fetch(api, args).await?;

@@ -30,6 +30,8 @@ pub struct CancelFilter {
     pub state: Vec<State>,
     /// Only submissions with this name.
     pub name: Option<String>,
+    /// Only submissions placed in, or pinned to, this cluster (one of the server's).
+    pub cluster: Option<String>,
     /// Admins only: cancel matching submissions of every user, not only their own.
     #[serde(default)]
     pub all_users: bool,
@@ -127,11 +129,20 @@ pub async fn cancel_matching(
     AppJson(request): AppJson<CancelFilter>,
 ) -> ApiResult<Json<CancelResponse>> {
     let mut errors = Vec::new();
-    if request.labels.is_empty() && request.state.is_empty() && request.name.is_none() {
+    if request.labels.is_empty()
+        && request.state.is_empty()
+        && request.name.is_none()
+        && request.cluster.is_none()
+    {
         errors.push(FieldError::new(
             "body",
-            "give at least one of labels, state, name (to cancel everything, list the three active states)",
+            "give at least one of labels, state, name, cluster (to cancel everything, list the four active states)",
         ));
+    }
+    if let Some(reason) = (request.cluster.as_deref())
+        .and_then(|name| super::query_filters::unknown_cluster(name, &context.clusters))
+    {
+        errors.push(FieldError::new("cluster", reason));
     }
     errors.extend(label_errors(&request.labels));
     for state in &request.state {
@@ -158,6 +169,7 @@ pub async fn cancel_matching(
         labels: request.labels.into_iter().collect(),
         ids: Vec::new(),
         owner: (!request.all_users).then(|| caller.user.clone()),
+        cluster: request.cluster,
     };
     let Cancelled {
         matched,

@@ -40,17 +40,8 @@ pub struct EventList {
 
 /// The clusters a list asks (`?cluster=NAME`, or all), each with a client.
 fn listed<'c>(query: &QueryPairs, clusters: &'c Clusters) -> ApiResult<Vec<&'c Cluster>> {
-    match query.single("cluster")? {
-        Some(name) => match clusters.get(name) {
-            Some(cluster) => Ok(vec![cluster]),
-            None => Err(ApiError::bad_request(
-                "cluster",
-                format!(
-                    "no cluster is named {name:?} here; this server has: {}",
-                    clusters.names().join(", ")
-                ),
-            )),
-        },
+    match super::query_filters::cluster_asked(query, clusters)? {
+        Some(name) => Ok(clusters.get(&name).into_iter().collect()),
         None => Ok(clusters
             .iter()
             .filter(|cluster| cluster.is_configured() || clusters.len() == 1)

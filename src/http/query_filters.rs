@@ -1,4 +1,5 @@
-//! The filters a listing, an event stream and a bulk cancel or rerun take: `state` and `label`.
+//! The filters a listing, an event stream and a bulk cancel or rerun take: `state`, `label`
+//! and `cluster`.
 
 use std::str::FromStr;
 
@@ -46,4 +47,28 @@ pub fn label_errors<'a>(
         }
     }
     errors
+}
+
+/// Why `name` is not a cluster of `clusters`, if it is not.
+pub fn unknown_cluster(name: &str, clusters: &crate::cluster::Clusters) -> Option<String> {
+    clusters.get(name).is_none().then(|| {
+        format!(
+            "no cluster is named {name:?} here; this server has: {}",
+            clusters.names().join(", ")
+        )
+    })
+}
+
+/// The cluster of the `cluster` parameter, one of `clusters`.
+pub fn cluster_asked(
+    query: &QueryPairs,
+    clusters: &crate::cluster::Clusters,
+) -> ApiResult<Option<String>> {
+    let Some(name) = query.single("cluster")? else {
+        return Ok(None);
+    };
+    match unknown_cluster(name, clusters) {
+        Some(reason) => Err(ApiError::bad_request("cluster", reason)),
+        None => Ok(Some(name.to_owned())),
+    }
 }

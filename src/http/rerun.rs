@@ -240,6 +240,7 @@ pub async fn rerun_matching(
         labels: request.labels.into_iter().collect(),
         ids: Vec::new(),
         owner: Some(caller.user.clone()),
+        cluster: None,
     };
     let key = keyed(&caller, submitted.idempotency, "matching");
     let (reran, replayed) = store(&context, &filter, &changes, key.as_ref()).await?;

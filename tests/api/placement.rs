@@ -244,7 +244,20 @@ async fn a_cluster_the_service_does_not_have_is_refused_naming_the_field(backend
         )
         .await;
     let listed = app.get("/v1/jobs?cluster=gpu").await;
+    let submissions = app.get("/v1/submissions?cluster=gpu").await;
+    let cancel = app
+        .post_json("/v1/submissions/cancel", &body!({"cluster": "gpu"}))
+        .await;
 
+    let cancel = problem(cancel, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(cancel["errors"][0]["field"], "cluster", "{cancel}");
+    let submissions = problem(submissions, StatusCode::BAD_REQUEST).await;
+    assert!(
+        submissions["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cluster")),
+        "{submissions}"
+    );
     let body = problem(refused, StatusCode::UNPROCESSABLE_ENTITY).await;
     let errors = body["errors"].as_array().expect("errors");
     assert_eq!(errors.len(), 1, "{body}");
@@ -318,3 +331,47 @@ async fn a_claim_of_several_rounds_takes_each_submission_once(backend: Backend) 
     assert_eq!(names, ["a0", "c0", "a1"]);
 }
 on_both_databases!(a_claim_of_several_rounds_takes_each_submission_once);
+
+async fn the_list_and_a_bulk_cancel_take_one_clusters_submissions(backend: Backend) {
+    // Arrange: one submission pinned to each cluster, and one not placed yet
+    let app = two_clusters(backend).await;
+    for (name, cluster) in [("a", Some("onsite")), ("b", Some("cloud")), ("c", None)] {
+        let mut request = body!({"name": name, "image": "busybox", "command": "true"});
+        if let Some(cluster) = cluster {
+            request["cluster"] = body!(cluster);
+        }
+        app.submit(request).await;
+    }
+
+    // Act
+    let listed = json(
+        app.get("/v1/submissions?cluster=cloud").await,
+        StatusCode::OK,
+    )
+    .await;
+    let cancelled = json(
+        app.post_json("/v1/submissions/cancel", &body!({"cluster": "onsite"}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+    let left = json(
+        app.get("/v1/submissions?state=queued").await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Assert
+    let names = |page: &Value, key: &str| -> Vec<String> {
+        page[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(names(&listed, "items"), ["b"], "{listed}");
+    assert_eq!(names(&cancelled, "cancelled"), ["a"], "{cancelled}");
+    assert_eq!(names(&left, "items"), ["c", "b"], "{left}");
+}
+on_both_databases!(the_list_and_a_bulk_cancel_take_one_clusters_submissions);

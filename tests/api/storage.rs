@@ -111,6 +111,7 @@ async fn every_filter_criterion_narrows_listing_and_bulk_cancel_together(backend
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect(),
+        cluster: None,
     };
 
     let listed = store

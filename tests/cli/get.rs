@@ -73,6 +73,57 @@ async fn get_submissions_prints_kubectl_like_columns_and_filters(backend: Backen
 }
 on_both_databases!(get_submissions_prints_kubectl_like_columns_and_filters);
 
+async fn get_submissions_cluster_lists_one_clusters_with_a_cluster_column(backend: Backend) {
+    // Two clusters without a client: pinned submissions are listed by the cluster they ask for
+    let unconfigured = |name: &str| {
+        submission_helper::cluster::Cluster::unconfigured(
+            "no cluster here".into(),
+            "default".into(),
+        )
+        .named(name)
+    };
+    let app = crate::support::TestApp::builder()
+        .on(backend)
+        .with_clusters(submission_helper::cluster::Clusters::new(
+            unconfigured("onsite"),
+            vec![unconfigured("cloud")],
+            submission_helper::domain::placement::Placement::Ordered,
+        ))
+        .spawn()
+        .await;
+    let client = Client::of(&app);
+    for (name, cluster) in [("here", "onsite"), ("there", "cloud")] {
+        app.submit(
+            json!({"name": name, "image": "busybox", "command": "true", "cluster": cluster}),
+        )
+        .await;
+    }
+
+    let run = client
+        .run(&["get", "submissions", "--cluster", "cloud"])
+        .await;
+    let unknown = client
+        .run(&["get", "submissions", "--cluster", "gpu"])
+        .await;
+
+    let lines = run.expect_code(0).lines();
+    assert_eq!(
+        columns(lines[0])[..3],
+        ["CLUSTER", "ID", "NAME"],
+        "{lines:?}"
+    );
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(columns(lines[1])[0], "cloud");
+    assert_eq!(columns(lines[1])[2], "there");
+    unknown.expect_code(2);
+    assert!(
+        unknown.stderr.contains("no cluster is named"),
+        "{}",
+        unknown.stderr
+    );
+}
+on_both_databases!(get_submissions_cluster_lists_one_clusters_with_a_cluster_column);
+
 async fn without_a_cluster_get_jobs_says_why_in_words(backend: Backend) {
     let app = spawn_app(backend).await;
     let client = Client::of(&app);

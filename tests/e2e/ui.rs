@@ -620,8 +620,27 @@ async fn with_several_clusters_the_list_and_a_submission_say_which_cluster_each_
     )
     .await;
     browser.screenshot("2-submission").await;
+    // A shared view of one cluster's submissions: its filter is in the address.
+    browser
+        .client
+        .goto(&app.url("/ui#/?cluster=cloud"))
+        .await
+        .expect("the filtered list");
+    let filtered = eventually(
+        "only the cloud's submission listed",
+        Duration::from_secs(30),
+        || async {
+            let texts = rows(&browser).await?;
+            (texts.len() == 1).then_some(texts)
+        },
+    )
+    .await;
+    let filter = browser.find("#f-cluster").await.prop("value").await;
+    browser.screenshot("3-filtered-by-cluster").await;
 
     assert_eq!(header.ok().as_deref(), Some("Cluster"));
+    assert!(filtered[0].contains("to-the-cloud"), "{filtered:?}");
+    assert_eq!(filter.ok().flatten().as_deref(), Some("cloud"));
     let row = |name: &str| listed.iter().find(|row| row.contains(name)).cloned();
     assert!(
         row("to-the-cloud").is_some_and(|row| row.contains("cloud")),

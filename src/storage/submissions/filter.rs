@@ -17,6 +17,8 @@ pub struct Filter {
     pub name: Option<String>,
     /// Carrying every one of these labels.
     pub labels: Vec<(String, String)>,
+    /// Placed in (or pinned to) this cluster.
+    pub cluster: Option<String>,
 }
 
 /// Joins the conditions of a WHERE clause: `WHERE` before the first, `AND` before the others.
@@ -59,6 +61,15 @@ impl Conditions {
         if let Some(name) = &filter.name {
             self.next(builder);
             builder.push("s.name = ").push_bind(name.clone());
+        }
+        if let Some(cluster) = &filter.cluster {
+            self.next(builder);
+            builder
+                .push("(s.cluster = ")
+                .push_bind(cluster.clone())
+                .push(" OR s.pin = ")
+                .push_bind(cluster.clone())
+                .push(")");
         }
         for (key, value) in &filter.labels {
             self.next(builder);
