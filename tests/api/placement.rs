@@ -196,6 +196,42 @@ async fn balanced_placement_evens_the_share_of_capacity_in_use(backend: Backend)
 }
 on_both_databases!(balanced_placement_evens_the_share_of_capacity_in_use);
 
+async fn a_users_limit_counts_its_jobs_in_every_cluster(backend: Backend) {
+    // Arrange: five queued of one user, whose limit is three, and clusters without caps
+    let app = two_clusters(backend).await;
+    samples(&app, &["u0", "u1", "u2", "u3", "u4"]).await;
+    let store = store_of(&app).await;
+    let placing = Placing {
+        placement: Placement::Balanced,
+        places: vec![place("onsite", None, true), place("cloud", None, true)],
+    };
+    let claim_limited = || {
+        store.claim_for(
+            "default",
+            Timestamp::now(),
+            32,
+            Some(3),
+            Claiming::Runnable,
+            &placing,
+        )
+    };
+
+    // Act
+    let first = claim_limited().await.expect("claim");
+    let again = claim_limited().await.expect("claim");
+
+    // Assert: three in all, spread over both; none more while they are active
+    assert_eq!(
+        by_cluster(&first),
+        BTreeMap::from([
+            ("onsite".to_owned(), vec!["u0".to_owned(), "u2".to_owned()]),
+            ("cloud".to_owned(), vec!["u1".to_owned()]),
+        ])
+    );
+    assert!(again.is_empty(), "the user's limit is reached: {again:?}");
+}
+on_both_databases!(a_users_limit_counts_its_jobs_in_every_cluster);
+
 async fn two_replicas_claiming_at_once_never_pass_a_clusters_cap(backend: Backend) {
     // Arrange: forty queued, and two replicas' stores on the one database
     let app = two_clusters(backend).await;
