@@ -7,29 +7,12 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use reqwest::StatusCode;
 use serde_json::{Value, json as body};
-use submission_helper::cluster::{Cluster, Clusters};
 use submission_helper::domain::placement::{Place, Placement};
 use submission_helper::storage::{Claiming, Placing, Queued, Store};
 
 use crate::campaigns::{batch, sample, store_of};
 use crate::on_both_databases;
-use crate::support::{Backend, TestApp, json, problem};
-
-/// A service with the clusters `onsite` and `cloud`, neither with a client.
-async fn two_clusters(backend: Backend) -> TestApp {
-    let unconfigured = |name: &str| {
-        Cluster::unconfigured("no cluster in this test".into(), "default".into()).named(name)
-    };
-    TestApp::builder()
-        .on(backend)
-        .with_clusters(Clusters::new(
-            unconfigured("onsite"),
-            vec![unconfigured("cloud")],
-            Placement::Ordered,
-        ))
-        .spawn()
-        .await
-}
+use crate::support::{Backend, TestApp, json, problem, spawn_over_two_clusters_without_clients};
 
 fn place(name: &str, capacity: Option<i64>, open: bool) -> Place {
     Place {
@@ -77,7 +60,7 @@ async fn samples(app: &TestApp, names: &[&str]) -> Vec<Value> {
 
 async fn ordered_placement_fills_the_first_cluster_to_its_cap_then_the_next(backend: Backend) {
     // Arrange: six submissions; onsite takes two, cloud three
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
     let stored = samples(&app, &["s0", "s1", "s2", "s3", "s4", "s5"]).await;
     let store = store_of(&app).await;
     let placing = Placing {
@@ -126,7 +109,7 @@ async fn a_cluster_that_does_not_answer_gets_no_new_jobs_and_pinned_work_waits_f
     backend: Backend,
 ) {
     // Arrange: two pinned to onsite, which does not answer; two free to go anywhere
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
     let stored = batch(
         &app,
         body!({"submissions": [
@@ -168,7 +151,7 @@ async fn a_cluster_that_does_not_answer_gets_no_new_jobs_and_pinned_work_waits_f
 on_both_databases!(a_cluster_that_does_not_answer_gets_no_new_jobs_and_pinned_work_waits_for_it);
 
 async fn balanced_placement_evens_the_share_of_capacity_in_use(backend: Backend) {
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
     samples(&app, &["b0", "b1", "b2", "b3", "b4", "b5"]).await;
     let store = store_of(&app).await;
     let placing = Placing {
@@ -198,7 +181,7 @@ on_both_databases!(balanced_placement_evens_the_share_of_capacity_in_use);
 
 async fn a_users_limit_counts_its_jobs_in_every_cluster(backend: Backend) {
     // Arrange: five queued of one user, whose limit is three, and clusters without caps
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
     samples(&app, &["u0", "u1", "u2", "u3", "u4"]).await;
     let store = store_of(&app).await;
     let placing = Placing {
@@ -234,7 +217,7 @@ on_both_databases!(a_users_limit_counts_its_jobs_in_every_cluster);
 
 async fn two_replicas_claiming_at_once_never_pass_a_clusters_cap(backend: Backend) {
     // Arrange: forty queued, and two replicas' stores on the one database
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
     let names: Vec<String> = (0..40).map(|n| format!("r{n}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     samples(&app, &names).await;
@@ -271,7 +254,7 @@ async fn two_replicas_claiming_at_once_never_pass_a_clusters_cap(backend: Backen
 on_both_databases!(two_replicas_claiming_at_once_never_pass_a_clusters_cap);
 
 async fn a_cluster_the_service_does_not_have_is_refused_naming_the_field(backend: Backend) {
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
 
     let refused = app
         .post_json(
@@ -313,7 +296,7 @@ async fn a_cluster_the_service_does_not_have_is_refused_naming_the_field(backend
 on_both_databases!(a_cluster_the_service_does_not_have_is_refused_naming_the_field);
 
 async fn with_several_clusters_each_clusters_series_carry_its_name(backend: Backend) {
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
 
     let text = app.get("/metrics").await.text().await.expect("metrics");
 
@@ -370,7 +353,7 @@ on_both_databases!(a_claim_of_several_rounds_takes_each_submission_once);
 
 async fn the_list_and_a_bulk_cancel_take_one_clusters_submissions(backend: Backend) {
     // Arrange: one submission pinned to each cluster, and one not placed yet
-    let app = two_clusters(backend).await;
+    let app = spawn_over_two_clusters_without_clients(backend).await;
     for (name, cluster) in [("a", Some("onsite")), ("b", Some("cloud")), ("c", None)] {
         let mut request = body!({"name": name, "image": "busybox", "command": "true"});
         if let Some(cluster) = cluster {

@@ -75,22 +75,7 @@ on_both_databases!(get_submissions_prints_kubectl_like_columns_and_filters);
 
 async fn get_submissions_cluster_lists_one_clusters_with_a_cluster_column(backend: Backend) {
     // Two clusters without a client: pinned submissions are listed by the cluster they ask for
-    let unconfigured = |name: &str| {
-        submission_helper::cluster::Cluster::unconfigured(
-            "no cluster here".into(),
-            "default".into(),
-        )
-        .named(name)
-    };
-    let app = crate::support::TestApp::builder()
-        .on(backend)
-        .with_clusters(submission_helper::cluster::Clusters::new(
-            unconfigured("onsite"),
-            vec![unconfigured("cloud")],
-            submission_helper::domain::placement::Placement::Ordered,
-        ))
-        .spawn()
-        .await;
+    let app = crate::support::spawn_over_two_clusters_without_clients(backend).await;
     let client = Client::of(&app);
     for (name, cluster) in [("here", "onsite"), ("there", "cloud")] {
         app.submit(

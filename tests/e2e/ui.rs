@@ -558,21 +558,7 @@ fn contrast(a: f64, b: f64) -> f64 {
 #[ignore = "needs Debian's chromium: run tests/run.sh"]
 async fn with_several_clusters_the_list_and_a_submission_say_which_cluster_each_is_in() {
     // Two clusters without a client: pinned submissions show their cluster while queued.
-    let unconfigured = |name: &str| {
-        submission_helper::cluster::Cluster::unconfigured(
-            "no cluster in this test".into(),
-            "default".into(),
-        )
-        .named(name)
-    };
-    let app = crate::support::TestApp::builder()
-        .with_clusters(submission_helper::cluster::Clusters::new(
-            unconfigured("onsite"),
-            vec![unconfigured("cloud")],
-            submission_helper::domain::placement::Placement::Ordered,
-        ))
-        .spawn()
-        .await;
+    let app = crate::support::spawn_over_two_clusters_without_clients(Backend::Sqlite).await;
     let Some(browser) = Browser::start("ui-clusters", 1280, 800).await else {
         return;
     };
