@@ -11,7 +11,7 @@ use super::error::{ApiError, ApiResult, Problem};
 use super::extract::AppJson;
 use super::query_filters::label_errors;
 use super::responses::{NoSuchSubmission, NotJson, Unauthorized};
-use crate::domain::{Caller, FieldError, State, Submission};
+use crate::domain::{Caller, FieldError, State, Submission, kube_rules};
 use crate::storage::{Cancelled, Filter};
 
 use super::submission_lookup::{find, parse_id};
@@ -32,6 +32,8 @@ pub struct CancelFilter {
     pub name: Option<String>,
     /// Only submissions placed in, or pinned to, this cluster (one of the server's).
     pub cluster: Option<String>,
+    /// Only submissions sent to this Kueue LocalQueue.
+    pub queue: Option<String>,
     /// Admins only: cancel matching submissions of every user, not only their own.
     #[serde(default)]
     pub all_users: bool,
@@ -133,11 +135,15 @@ pub async fn cancel_matching(
         && request.state.is_empty()
         && request.name.is_none()
         && request.cluster.is_none()
+        && request.queue.is_none()
     {
         errors.push(FieldError::new(
             "body",
-            "give at least one of labels, state, name, cluster (to cancel everything, list the four active states)",
+            "give at least one of labels, state, name, cluster, queue (to cancel everything, list the four active states)",
         ));
+    }
+    if let Some(Err(reason)) = request.queue.as_deref().map(kube_rules::dns1123_subdomain) {
+        errors.push(FieldError::new("queue", reason));
     }
     if let Some(reason) = (request.cluster.as_deref())
         .and_then(|name| super::query_filters::unknown_cluster(name, &context.clusters))
@@ -170,6 +176,7 @@ pub async fn cancel_matching(
         ids: Vec::new(),
         owner: (!request.all_users).then(|| caller.user.clone()),
         cluster: request.cluster,
+        queue: request.queue,
     };
     let Cancelled {
         matched,

@@ -1,5 +1,5 @@
-//! The filters a listing, an event stream and a bulk cancel or rerun take: `state`, `label`
-//! and `cluster`.
+//! The filters a listing, an event stream and a bulk cancel or rerun take: `state`, `label`,
+//! `cluster` and `queue`.
 
 use std::str::FromStr;
 
@@ -71,4 +71,14 @@ pub fn cluster_asked(
         Some(reason) => Err(ApiError::bad_request("cluster", reason)),
         None => Ok(Some(name.to_owned())),
     }
+}
+
+/// The Kueue LocalQueue of the `queue` parameter: a name Kubernetes accepts.
+pub fn queue_asked(query: &QueryPairs) -> ApiResult<Option<String>> {
+    let Some(queue) = query.single("queue")? else {
+        return Ok(None);
+    };
+    kube_rules::dns1123_subdomain(queue)
+        .map_err(|reason| ApiError::bad_request("queue", reason))?;
+    Ok(Some(queue.to_owned()))
 }

@@ -241,6 +241,7 @@ pub async fn rerun_matching(
         ids: Vec::new(),
         owner: Some(caller.user.clone()),
         cluster: None,
+        queue: None,
     };
     let key = keyed(&caller, submitted.idempotency, "matching");
     let (reran, replayed) = store(&context, &filter, &changes, key.as_ref()).await?;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::context::Context;
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::QueryPairs;
-use super::query_filters::{cluster_asked, labels_asked, states_asked};
+use super::query_filters::{cluster_asked, labels_asked, queue_asked, states_asked};
 use super::queue_place;
 use super::responses::{ClusterUnavailable, NoSuchSubmission, Unauthorized};
 use super::submission_lookup::find;
@@ -45,6 +45,7 @@ pub struct PodList {
         ("label" = Option<Vec<String>>, Query, description = "`key=value`; repeat to require several labels", pattern = "^[^=]+=.*$"),
         ("name" = Option<String>, Query, description = "Only submissions with this name"),
         ("cluster" = Option<String>, Query, description = "Only submissions placed in, or pinned to, this cluster (one of the server's)"),
+        ("queue" = Option<String>, Query, description = "Only submissions sent to this Kueue LocalQueue"),
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
         ("owner" = Option<String>, Query, description = "Only this user's submissions (admins; others see only their own)"),
@@ -61,7 +62,7 @@ pub async fn list(
     query: QueryPairs,
 ) -> ApiResult<Json<SubmissionPage>> {
     query.only(&[
-        "state", "label", "name", "cluster", "limit", "cursor", "owner",
+        "state", "label", "name", "cluster", "queue", "limit", "cursor", "owner",
     ])?;
     let owner = match query.single("owner")? {
         Some(owner) if caller.admin => Some(owner.to_owned()),
@@ -81,6 +82,7 @@ pub async fn list(
     filter.labels = labels_asked(&query)?;
     filter.name = query.single("name")?.map(str::to_owned);
     filter.cluster = cluster_asked(&query, &context.clusters)?;
+    filter.queue = queue_asked(&query)?;
     let limit = query.number("limit", 1..=MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
     let before = query
         .single("cursor")?

@@ -394,3 +394,54 @@ async fn the_list_and_a_bulk_cancel_take_one_clusters_submissions(backend: Backe
     assert_eq!(names(&left, "items"), ["c", "b"], "{left}");
 }
 on_both_databases!(the_list_and_a_bulk_cancel_take_one_clusters_submissions);
+
+async fn the_list_and_a_bulk_cancel_take_one_kueue_queues_submissions(backend: Backend) {
+    // Arrange: a server that submits through Kueue, one submission in each of two queues
+    let app = TestApp::builder()
+        .on(backend)
+        .with_settings(|settings| {
+            settings.defaults.kueue = Some(submission_helper::domain::KueueDefaults {
+                default_queue: Some("team-a".into()),
+            });
+        })
+        .spawn()
+        .await;
+    app.submit(body!({"name": "a", "image": "busybox", "command": "true"}))
+        .await;
+    app.submit(body!({"name": "ab", "image": "busybox", "command": "true", "queue": "team-ab"}))
+        .await;
+
+    // Act
+    let listed = json(
+        app.get("/v1/submissions?queue=team-a").await,
+        StatusCode::OK,
+    )
+    .await;
+    let malformed = app.get("/v1/submissions?queue=Team%20A").await;
+    let cancelled = json(
+        app.post_json("/v1/submissions/cancel", &body!({"queue": "team-ab"}))
+            .await,
+        StatusCode::OK,
+    )
+    .await;
+
+    // Assert: a queue's name matches whole, never as the start of another's
+    let names = |page: &Value, key: &str| -> Vec<String> {
+        page[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(names(&listed, "items"), ["a"], "{listed}");
+    assert_eq!(names(&cancelled, "cancelled"), ["ab"], "{cancelled}");
+    let refused = problem(malformed, StatusCode::BAD_REQUEST).await;
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("queue")),
+        "{refused}"
+    );
+}
+on_both_databases!(the_list_and_a_bulk_cancel_take_one_kueue_queues_submissions);

@@ -112,6 +112,7 @@ async fn every_filter_criterion_narrows_listing_and_bulk_cancel_together(backend
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect(),
         cluster: None,
+        queue: None,
     };
 
     let listed = store

@@ -68,11 +68,12 @@ function badge(state) {
 }
 
 async function listView() {
+  // Each filter's label and input stay together when the row wraps (on a phone).
+  const field = (id, text) => el("span", { class: "field" },
+    el("label", { for: id }, text), el("input", { id }));
   const filters = el("form", { class: "filters", id: "filters" },
-    el("label", { for: "f-state" }, "State"), el("input", { id: "f-state" }),
-    el("label", { for: "f-label" }, "Label k=v"), el("input", { id: "f-label" }),
-    el("label", { for: "f-name" }, "Name"), el("input", { id: "f-name" }),
-    el("label", { for: "f-cluster" }, "Cluster"), el("input", { id: "f-cluster" }),
+    field("f-state", "State"), field("f-label", "Label k=v"), field("f-name", "Name"),
+    field("f-cluster", "Cluster"), field("f-queue", "Queue"),
     el("button", { type: "submit" }, "Filter"));
   const body = el("tbody");
   // The page's rows sort by a column's header (again: the other way); the server's order,
@@ -121,8 +122,8 @@ async function listView() {
   const newer = el("button", { type: "button", id: "newer", disabled: "" }, "Newer");
   const older = el("button", { type: "button", id: "older", disabled: "" }, "Older");
   view.replaceChildren(submitForm(), filters, table, el("nav", { class: "pages", "aria-label": "Pages" }, newer, older));
-  // The filters are kept in the URL (`#/?state=...&label=...&name=...&cluster=...`), so a view
-  // can be shared.
+  // The filters are kept in the URL (`#/?state=...&label=...&name=...&cluster=...&queue=...`),
+  // so a view can be shared.
   const shared = new URLSearchParams(location.hash.split("?")[1] || "");
   for (const [key, id] of FILTERS) document.getElementById(id).value = shared.get(key) || "";
   let next = null;
@@ -167,6 +168,8 @@ async function listView() {
     const cluster = document.getElementById("f-cluster").value;
     if (name) { query.set("name", name); filter.name = name; }
     if (cluster) { query.set("cluster", cluster); filter.cluster = cluster; }
+    const queue = document.getElementById("f-queue").value;
+    if (queue) { query.set("queue", queue); filter.queue = queue; }
     if (label) { query.set("label", label); Object.assign(filter.labels, pairs(label)); }
     const count = await countMatching(query);
     if (count === null) return;
@@ -190,7 +193,8 @@ function namesClusters(items) {
 }
 
 /** The list's filters: each query parameter and its input. */
-const FILTERS = [["state", "f-state"], ["label", "f-label"], ["name", "f-name"], ["cluster", "f-cluster"]];
+const FILTERS = [["state", "f-state"], ["label", "f-label"], ["name", "f-name"], ["cluster", "f-cluster"],
+  ["queue", "f-queue"]];
 
 /** The states in the order of a submission's life, for sorting by state. */
 const ORDER = ["waiting", "queued", "pending", "running", "succeeded", "failed", "cancelled"];

@@ -19,6 +19,9 @@ pub struct Filter {
     pub labels: Vec<(String, String)>,
     /// Placed in (or pinned to) this cluster.
     pub cluster: Option<String>,
+    /// Waiting, or having waited, in this Kueue LocalQueue: a DNS-1123 subdomain, as every
+    /// stored queue is (the caller checks it).
+    pub queue: Option<String>,
 }
 
 /// Joins the conditions of a WHERE clause: `WHERE` before the first, `AND` before the others.
@@ -70,6 +73,14 @@ impl Conditions {
                 .push(" OR s.pin = ")
                 .push_bind(cluster.clone())
                 .push(")");
+        }
+        if let Some(queue) = &filter.queue {
+            // Read from the stored spec, whose JSON names the queue first in `queueing`; a
+            // DNS name holds no quote and nothing LIKE reads as a wildcard.
+            self.next(builder);
+            builder
+                .push("s.spec LIKE ")
+                .push_bind(format!("%\"queueing\":{{\"queue\":\"{queue}\"%"));
         }
         for (key, value) in &filter.labels {
             self.next(builder);
