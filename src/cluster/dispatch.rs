@@ -69,8 +69,13 @@ pub struct Limits {
 pub async fn run(clusters: Clusters, store: Store, pods: PodSettings, limits: Limits) {
     let wake = store.dispatcher_wakes();
     let mut failures: u32 = 0;
+    let mut failover_due = tokio::time::Instant::now();
     loop {
-        super::failover::round(&clusters, &store).await;
+        // Not at every wake: under load the dispatcher wakes for each batch of submissions.
+        if tokio::time::Instant::now() >= failover_due {
+            super::failover::round(&clusters, &store).await;
+            failover_due = tokio::time::Instant::now() + super::failover::EVERY;
+        }
         let pause = if dispatch_queued(&clusters, &store, &pods, limits).await {
             failures = 0;
             until_next_due(clusters.namespace(), &store).await

@@ -16,6 +16,8 @@ use super::logs;
 use super::metrics::RerunCause;
 use crate::storage::Store;
 
+/// How often the dispatcher looks for lost clusters and abandoned Jobs to delete, at most.
+pub const EVERY: Duration = Duration::from_secs(2);
 /// How long an abandoned Job's logs may take to archive before it is deleted anyway.
 const ARCHIVE_BEFORE_DELETE: Duration = Duration::from_secs(10);
 
