@@ -61,11 +61,7 @@ async fn a_limit_at_kueues_gate_opens_the_oldest_and_the_next_when_one_ends(back
     )
     .await;
     let store = store_of(&app).await;
-    let (_, secret) = store
-        .create_limited_token("carol", false, false, Some(1))
-        .await
-        .expect("token");
-    let carol = crate::support::client_with_token(&secret);
+    let carol = crate::support::client_limited_to_one_job(&store, "carol").await;
     for n in 0..2 {
         app.post_as(&carol, "/v1/submissions", &sample(&format!("c{n}")))
             .await;

@@ -370,11 +370,7 @@ async fn a_batch_limit_and_a_tokens_own_limit_are_obeyed(backend: Backend) {
     )
     .await;
     let store = store_of(&app).await;
-    let (_, secret) = store
-        .create_limited_token("carol", false, false, Some(1))
-        .await
-        .expect("token");
-    let carol = crate::support::client_with_token(&secret);
+    let carol = crate::support::client_limited_to_one_job(&store, "carol").await;
     for n in 0..2 {
         let response = app
             .post_as(&carol, "/v1/submissions", &sample(&format!("c{n}")))

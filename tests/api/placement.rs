@@ -325,11 +325,7 @@ async fn a_claim_of_several_rounds_takes_each_submission_once(backend: Backend) 
     // alice's second
     let app = crate::support::spawn_app(backend).await;
     let store = store_of(&app).await;
-    let (_, secret) = store
-        .create_limited_token("carol", false, false, Some(1))
-        .await
-        .expect("token");
-    let carol = crate::support::client_with_token(&secret);
+    let carol = crate::support::client_limited_to_one_job(&store, "carol").await;
     samples(&app, &["a0"]).await;
     for name in ["c0", "c1", "c2"] {
         app.post_as(&carol, "/v1/submissions", &sample(name)).await;

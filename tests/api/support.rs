@@ -229,6 +229,15 @@ pub fn client_with_token(token: &str) -> Client {
         .expect("client")
 }
 
+/// A client of `user`, whose token allows one active Job at a time.
+pub async fn client_limited_to_one_job(store: &Store, user: &str) -> Client {
+    let (_, secret) = store
+        .create_limited_token(user, false, false, Some(1))
+        .await
+        .expect("token");
+    client_with_token(&secret)
+}
+
 /// A service with no cluster configured: submissions are stored and stay `queued`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     TestApp::builder().on(backend).spawn().await
