@@ -153,7 +153,10 @@ impl Application {
         let former = store
             .live_elsewhere(clusters.namespace())
             .await
-            .map_err(std::io::Error::other)?;
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not read where earlier Jobs live; following only this namespace");
+                Vec::new()
+            });
         let clusters = clusters.following_also(&former);
         settings.defaults.clusters = clusters.names();
         let webhooks = crate::webhooks::Settings {
