@@ -243,19 +243,24 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     TestApp::builder().on(backend).spawn().await
 }
 
-/// A service with the clusters `onsite` and `cloud`, in that order, neither with a client:
-/// submissions are placed (or pinned) but no Job is created.
-pub async fn spawn_over_two_clusters_without_clients(backend: Backend) -> TestApp {
+/// The clusters `onsite` and `cloud`, in that order, neither with a client: submissions are
+/// placed (or pinned) but no Job is created.
+pub fn two_clusters_without_clients() -> Clusters {
     let unconfigured = |name: &str| {
         Cluster::unconfigured("no cluster in this test".into(), "default".into()).named(name)
     };
+    Clusters::new(
+        unconfigured("onsite"),
+        vec![unconfigured("cloud")],
+        submission_helper::domain::placement::Placement::Ordered,
+    )
+}
+
+/// A service over [`two_clusters_without_clients`].
+pub async fn spawn_over_two_clusters_without_clients(backend: Backend) -> TestApp {
     TestApp::builder()
         .on(backend)
-        .with_clusters(Clusters::new(
-            unconfigured("onsite"),
-            vec![unconfigured("cloud")],
-            submission_helper::domain::placement::Placement::Ordered,
-        ))
+        .with_clusters(two_clusters_without_clients())
         .spawn()
         .await
 }

@@ -557,8 +557,17 @@ fn contrast(a: f64, b: f64) -> f64 {
 #[tokio::test]
 #[ignore = "needs Debian's chromium: run tests/run.sh"]
 async fn with_several_clusters_the_list_and_a_submission_say_which_cluster_each_is_in() {
-    // Two clusters without a client: pinned submissions show their cluster while queued.
-    let app = crate::support::spawn_over_two_clusters_without_clients(Backend::Sqlite).await;
+    // Two clusters without a client: pinned submissions show their cluster while queued; and
+    // Kueue's queues, one of them asked for.
+    let app = crate::support::TestApp::builder()
+        .with_clusters(crate::support::two_clusters_without_clients())
+        .with_settings(|settings| {
+            settings.defaults.kueue = Some(submission_helper::domain::KueueDefaults {
+                default_queue: Some("analysis".into()),
+            });
+        })
+        .spawn()
+        .await;
     let Some(browser) = Browser::start("ui-clusters", 1280, 800).await else {
         return;
     };
@@ -570,7 +579,7 @@ async fn with_several_clusters_the_list_and_a_submission_say_which_cluster_each_
         .await;
     app.submit(
         json!({"name": "kept-onsite", "image": "busybox", "command": "true",
-                      "cluster": "onsite"}),
+                      "cluster": "onsite", "queue": "express"}),
     )
     .await;
     app.submit(json!({"name": "anywhere", "image": "busybox", "command": "true"}))
@@ -623,10 +632,26 @@ async fn with_several_clusters_the_list_and_a_submission_say_which_cluster_each_
     .await;
     let filter = browser.find("#f-cluster").await.prop("value").await;
     browser.screenshot("3-filtered-by-cluster").await;
+    browser
+        .client
+        .goto(&app.url("/ui#/?queue=express"))
+        .await
+        .expect("the list of one queue");
+    let queued = eventually(
+        "only the express queue's submission listed",
+        Duration::from_secs(30),
+        || async {
+            let texts = rows(&browser).await?;
+            (texts.len() == 1 && texts[0].contains("kept-onsite")).then_some(texts)
+        },
+    )
+    .await;
+    browser.screenshot("4-filtered-by-queue").await;
 
     assert_eq!(header.ok().as_deref(), Some("Cluster"));
     assert!(filtered[0].contains("to-the-cloud"), "{filtered:?}");
     assert_eq!(filter.ok().flatten().as_deref(), Some("cloud"));
+    assert_eq!(queued.len(), 1, "{queued:?}");
     let row = |name: &str| listed.iter().find(|row| row.contains(name)).cloned();
     assert!(
         row("to-the-cloud").is_some_and(|row| row.contains("cloud")),
