@@ -36,6 +36,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("ui/app.css"),
     ),
+    // uPlot, from its npm package (build.rs).
+    (
+        "uplot.js",
+        "text/javascript; charset=utf-8",
+        include_str!(concat!(env!("OUT_DIR"), "/uplot.js")),
+    ),
+    (
+        "uplot.css",
+        "text/css; charset=utf-8",
+        include_str!(concat!(env!("OUT_DIR"), "/uplot.css")),
+    ),
     (
         "favicon.svg",
         "image/svg+xml",
@@ -117,5 +128,24 @@ mod tests {
             asset("../Cargo.toml", &HeaderMap::new()).status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    #[test]
+    fn the_page_loads_uplot_from_the_binary_before_its_own_script() {
+        let page = ASSETS.iter().find(|(name, _, _)| *name == "index.html");
+        let script = ASSETS.iter().find(|(name, _, _)| *name == "uplot.js");
+        let style = asset("uplot.css", &HeaderMap::new());
+
+        let page = page.map(|(_, _, body)| *body).unwrap_or_default();
+        let (Some(ours), Some(library)) = (page.find("/ui/app.js"), page.find("/ui/uplot.js"))
+        else {
+            panic!("the page loads both scripts: {page}");
+        };
+        assert!(
+            library < ours,
+            "uPlot is defined before the page's script runs"
+        );
+        assert!(script.is_some_and(|(_, _, body)| body.contains("uPlot")));
+        assert_eq!(style.status(), StatusCode::OK);
     }
 }

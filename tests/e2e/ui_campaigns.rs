@@ -118,12 +118,23 @@ async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_f
         caption.contains("0 started") && caption.contains("2 failed"),
         "{caption}"
     );
-    let lines = browser
+    // Drawn by uPlot: its canvas, and a series for each line.
+    let canvases = browser
         .client
-        .find_all(fantoccini::Locator::Css("#throughput svg polyline"))
+        .find_all(fantoccini::Locator::Css("#throughput .uplot canvas"))
         .await
-        .expect("lines");
-    assert_eq!(lines.len(), 3);
+        .expect("the chart's canvas");
+    assert_eq!(canvases.len(), 1);
+    let series = browser
+        .client
+        .execute(
+            "return document.querySelector('#throughput .uplot') ? \
+             [...document.querySelectorAll('#throughput .uplot .u-cursor-pt')].length : -1",
+            vec![],
+        )
+        .await
+        .expect("the chart's series");
+    assert_eq!(series, serde_json::json!(3), "a cursor point per line");
     browser.screenshot("1-campaigns").await;
     let violations = browser.accessibility_violations().await;
     assert!(violations.is_empty(), "the campaigns view: {violations:#?}");

@@ -103,29 +103,37 @@ export async function campaignsView({ api, el, follow, view }) {
 const SERIES = [["started", "state-running"], ["succeeded", "state-succeeded"], ["failed", "state-failed"]];
 
 /**
- * Starts and ends per minute as three lines in an SVG drawn here (no library, nothing fetched),
- * with a caption that says the totals in words and a legend whose lines repeat the words.
+ * Starts and ends per minute as three lines drawn by uPlot (from its npm package, built into
+ * the binary like the page's own files), in the colours of the state badges of the theme in
+ * use, with a caption that says the totals in words and a legend whose lines repeat the words.
  */
 function throughputChart(el, minutes) {
-  const width = 600, height = 120, pad = 4;
   const most = Math.max(1, ...minutes.flatMap((m) => SERIES.map(([name]) => m[name])));
-  const x = (i) => pad + (i * (width - 2 * pad)) / Math.max(1, minutes.length - 1);
-  const y = (count) => height - pad - (count * (height - 2 * pad)) / most;
-  const svg = (tag, attrs) => {
-    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-    return node;
-  };
   const totals = SERIES.map(([name]) => `${minutes.reduce((sum, m) => sum + m[name], 0)} ${name}`);
-  const picture = svg("svg", {
-    viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img",
+  const picture = el("div", {
+    class: "chart", role: "img",
     "aria-label": `In the last hour: ${totals.join(", ")}; at most ${most} in a minute`,
   });
-  picture.append(svg("line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, class: "axis" }));
-  for (const [name, colour] of SERIES) {
-    const points = minutes.map((m, i) => `${x(i).toFixed(1)},${y(m[name]).toFixed(1)}`).join(" ");
-    picture.append(svg("polyline", { points, class: `series ${colour}`, "data-series": name }));
-  }
+  const colour = (className) => {
+    const probe = el("span", { class: className });
+    document.body.append(probe);
+    const { color } = getComputedStyle(probe);
+    probe.remove();
+    return color;
+  };
+  const ink = getComputedStyle(document.body).color;
+  const axis = { stroke: ink, grid: { stroke: "rgba(128, 128, 128, 0.25)" }, ticks: { stroke: ink } };
+  const data = [minutes.map((m) => Date.parse(m.at) / 1000),
+    ...SERIES.map(([name]) => minutes.map((m) => m[name]))];
+  const width = Math.max(240, Math.min(640, document.getElementById("view").clientWidth - 16));
+  // Its legend is ours (words, below); its cursor shows the minute's values on hover.
+  new uPlot({
+    width, height: 160, legend: { show: false },
+    scales: { y: { range: [0, most] } },
+    // Counts: whole numbers on the y axis.
+    axes: [axis, { ...axis, size: 40, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }],
+    series: [{}, ...SERIES.map(([name, className]) => ({ label: name, stroke: colour(className), width: 2 }))],
+  }, data, picture);
   const legend = el("figcaption", { class: "legend" },
     ...SERIES.map(([name, colour], i) => el("span", {},
       el("span", { class: `swatch ${colour}`, "aria-hidden": "true" }), totals[i])),
