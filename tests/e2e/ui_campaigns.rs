@@ -211,6 +211,11 @@ async fn campaigns_are_bars_of_their_states_kept_live_and_their_failures_rerun_f
     counts_shown(&browser, "mc16e", "2 queued").await;
     browser.screenshot("3-phone").await;
     browser.assert_fits_the_width().await;
+    // And a submission's page on a phone, its changes of state in view.
+    browser.client.back().await.expect("back to the submission");
+    browser.find("#timeline").await;
+    browser.screenshot("5-phone-submission").await;
+    browser.assert_fits_the_width().await;
     // Without a cluster, a submission's page is told 503 for its Job, pods and log.
     let errors: Vec<String> = browser
         .console_errors()
