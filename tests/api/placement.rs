@@ -50,6 +50,17 @@ fn by_cluster(claimed: &[Queued]) -> BTreeMap<String, Vec<String>> {
     placed
 }
 
+/// The names of the submissions under `key` of an answer (a page's `items`, a cancel's
+/// `cancelled`).
+fn names(answer: &Value, key: &str) -> Vec<String> {
+    answer[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
 async fn samples(app: &TestApp, names: &[&str]) -> Vec<Value> {
     batch(
         app,
@@ -377,14 +388,6 @@ async fn the_list_and_a_bulk_cancel_take_one_clusters_submissions(backend: Backe
     .await;
 
     // Assert
-    let names = |page: &Value, key: &str| -> Vec<String> {
-        page[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item["name"].as_str().map(str::to_owned))
-            .collect()
-    };
     assert_eq!(names(&listed, "items"), ["b"], "{listed}");
     assert_eq!(names(&cancelled, "cancelled"), ["a"], "{cancelled}");
     assert_eq!(names(&left, "items"), ["c", "b"], "{left}");
@@ -422,14 +425,6 @@ async fn the_list_and_a_bulk_cancel_take_one_kueue_queues_submissions(backend: B
     .await;
 
     // Assert: a queue's name matches whole, never as the start of another's
-    let names = |page: &Value, key: &str| -> Vec<String> {
-        page[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|item| item["name"].as_str().map(str::to_owned))
-            .collect()
-    };
     assert_eq!(names(&listed, "items"), ["a"], "{listed}");
     assert_eq!(names(&cancelled, "cancelled"), ["ab"], "{cancelled}");
     let refused = problem(malformed, StatusCode::BAD_REQUEST).await;
