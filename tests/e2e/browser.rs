@@ -147,8 +147,21 @@ impl Browser {
         field.send_keys(text).await.expect("type into field");
     }
 
+    /// Clicks the element `css` selects. A live view may draw it again between the find and
+    /// the click (its old element is then stale): it is found again, within the deadline.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        eventually(
+            &format!("a click on {css}"),
+            Duration::from_secs(30),
+            || async {
+                match self.find(css).await.click().await {
+                    Ok(()) => Some(()),
+                    Err(error) if error.is_stale_element_reference() => None,
+                    Err(error) => panic!("click {css}: {error}"),
+                }
+            },
+        )
+        .await;
     }
 
     /// The element `css` selects, waiting for it to appear.
