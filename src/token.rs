@@ -5,8 +5,41 @@ use crate::cli::{TokenArgs, TokenCommand};
 use crate::http::tokens::expiry_after;
 use crate::{domain, storage};
 
-/// Runs a `token` command against the database named by `--database-url`.
+/// How often a command is tried when SQLite answers "database is locked" (a service beside it
+/// holding the file's locks past the busy timeout, or a lock the busy handler does not wait
+/// for), and how long it waits before the next try.
+const LOCKED_TRIES: u32 = 5;
+const LOCKED_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Runs a `token` command against the database named by `--database-url`; a try that found
+/// the SQLite file locked changed nothing, and is made again.
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
+    let mut tries = 1;
+    loop {
+        match run_once(&args).await {
+            Err(error) if tries < LOCKED_TRIES && is_locked(&error) => {
+                tries += 1;
+                tokio::time::sleep(LOCKED_PAUSE).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether SQLite refused with "database is locked" (`SQLITE_BUSY`, 5, or one of its
+/// extended codes).
+fn is_locked(error: &anyhow::Error) -> bool {
+    let Some(storage::StorageError::Database(sqlx::Error::Database(database))) =
+        error.downcast_ref::<storage::StorageError>()
+    else {
+        return false;
+    };
+    let code = database.code().and_then(|code| code.parse::<i64>().ok());
+    code.is_some_and(|code| code & 0xff == 5)
+}
+
+async fn run_once(args: &TokenArgs) -> anyhow::Result<()> {
+    let args = args.clone();
     let store = storage::Store::connect(&args.database_url).await?;
     match args.command {
         TokenCommand::Create {

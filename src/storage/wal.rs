@@ -19,9 +19,9 @@ use super::store::{Backend, Store};
 /// Run on every new SQLite connection. WAL lets readers run beside the single writer;
 /// `journal_size_limit` (64 MiB) caps what the log keeps after it starts over; the busy timeout
 /// makes writers (and checkpoints) queue instead of failing; foreign keys are off by default.
-pub(super) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; \
-     PRAGMA journal_size_limit = 67108864; PRAGMA synchronous = NORMAL; \
-     PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+pub(super) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 30000; \
+     PRAGMA journal_mode = WAL; PRAGMA journal_size_limit = 67108864; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
 
 /// How often the log is emptied when nothing else asks for it.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(45);
