@@ -32,10 +32,10 @@ use crate::storage::{Claiming, Queued, Store};
 /// Jobs created at the same time, per cluster: as many as a plain client needs to reach an API
 /// server's throughput (BENCHMARKS.md); its own limits make more pointless.
 const CONCURRENCY: usize = 16;
-/// Creates' outcomes being recorded at the same time. Recording is apart from creating, so a
-/// create's slot is free again as soon as the API server answers, not once its row is written
-/// (which waits its turn behind the controller's writes); more than [`CONCURRENCY`], so that
-/// recording seldom holds up the creates.
+/// Creates' outcomes waiting to be recorded, and recorded together at most. Recording is apart
+/// from creating, so a create's slot is free again as soon as the API server answers, not once
+/// its row is written (which waits its turn behind the controller's writes); more than
+/// [`CONCURRENCY`], so that recording seldom holds up the creates.
 const RECORDING: usize = 4 * CONCURRENCY;
 /// Submissions taken from the database per round: enough to keep [`CONCURRENCY`] creates busy,
 /// few enough that a claim is soon followed by its create.
@@ -169,32 +169,44 @@ async fn dispatch_queued(
             }
         }
     });
-    // Boxed, or the spawned dispatcher is not seen to be `Send` (the compiler cannot prove it
-    // for a stream of futures that borrow).
-    claims
-        .boxed()
-        .flatten()
-        .map(|queued| async move {
-            match clusters.of(&queued.submission) {
-                Some(cluster) => (
-                    cluster.clone(),
-                    create_one(cluster, store, queued, pods).await,
-                ),
-                // Placed in a cluster the service does not have: cannot happen, as placement
-                // chooses among this service's; the claim lapses.
-                None => (clusters.first().clone(), Attempt::Skipped),
-            }
-        })
-        .buffer_unordered(CONCURRENCY * width)
-        .map(|(cluster, attempt)| async move { record(&cluster, store, attempt).await })
-        .buffer_unordered(RECORDING * width)
-        .for_each(|created| {
-            if !created {
+    // Creating and recording run side by side, joined by a channel: a create's slot is free
+    // again as soon as the API server answers, and the outcomes answered while a recording
+    // transaction runs are recorded together in the next one.
+    let (outcomes, mut received) = tokio::sync::mpsc::channel(RECORDING * width);
+    let creating = async move {
+        let outcomes = &outcomes;
+        // Boxed, or the spawned dispatcher is not seen to be `Send` (the compiler cannot
+        // prove it for a stream of futures that borrow).
+        claims
+            .boxed()
+            .flatten()
+            .map(|queued| async move {
+                match clusters.of(&queued.submission) {
+                    Some(cluster) => (
+                        cluster.clone(),
+                        create_one(cluster, store, queued, pods).await,
+                    ),
+                    // Placed in a cluster the service does not have: cannot happen, as
+                    // placement chooses among this service's; the claim lapses.
+                    None => (clusters.first().clone(), Attempt::Skipped),
+                }
+            })
+            .buffer_unordered(CONCURRENCY * width)
+            .for_each(|outcome| async move {
+                // The receiver lives until every sender is gone.
+                let _ = outcomes.send(outcome).await;
+            })
+            .await;
+    };
+    let recording = async {
+        let mut answered = Vec::with_capacity(RECORDING * width);
+        while received.recv_many(&mut answered, RECORDING * width).await > 0 {
+            if !record_all(store, std::mem::take(&mut answered)).await {
                 reached.store(false, Ordering::Relaxed);
             }
-            std::future::ready(())
-        })
-        .await;
+        }
+    };
+    futures::join!(creating, recording);
     if kueue.is_some() && reached.load(Ordering::Relaxed) {
         return lift_gates(clusters, store, limits).await;
     }
@@ -250,8 +262,8 @@ async fn lift_gates(clusters: &Clusters, store: &Store, limits: Limits) -> bool 
     lifted.into_iter().all(|lifted| lifted)
 }
 
-/// Creates one submission's Job and records the outcome, the two steps of the pipeline in one
-/// (for the tests). Returns false if the cluster could not be reached.
+/// Creates one submission's Job and records the outcome as the pipeline does, the two steps
+/// in one (for the tests). Returns false if the cluster could not be reached.
 #[cfg(test)]
 async fn dispatch_one(
     cluster: &Cluster,
@@ -260,7 +272,38 @@ async fn dispatch_one(
     pods: &PodSettings,
 ) -> bool {
     let attempt = create_one(cluster, store, queued, pods).await;
-    record(cluster, store, attempt).await
+    record_all(store, vec![(cluster.clone(), attempt)]).await
+}
+
+/// Records the outcomes of creates answered together: the Jobs created, in one transaction
+/// ([`Store::record_created`]); the rest, and a created one whose submission changed meanwhile
+/// (which may mean its Job must go), one at a time. Returns false if the cluster or the
+/// database could not be reached.
+async fn record_all(store: &Store, answered: Vec<(Cluster, Attempt)>) -> bool {
+    let created: Vec<&Submission> = answered
+        .iter()
+        .filter_map(|(_, attempt)| match attempt {
+            Attempt::Sent(sent) if sent.created.is_ok() => Some(&sent.submission),
+            _ => None,
+        })
+        .collect();
+    let marked = match store.record_created(&created).await {
+        Ok(marked) => marked,
+        Err(error) => {
+            tracing::warn!(%error, "could not record created Jobs together; recording each");
+            std::collections::HashSet::new()
+        }
+    };
+    let mut reached = true;
+    for (cluster, attempt) in answered {
+        if let Attempt::Sent(sent) = &attempt
+            && marked.contains(&sent.submission.id)
+        {
+            continue;
+        }
+        reached &= record(&cluster, store, attempt).await;
+    }
+    reached
 }
 
 /// A create, before it is recorded.
@@ -291,17 +334,21 @@ async fn create_one(
     let Queued {
         submission,
         attempts,
+        withdrawals,
     } = queued;
-    // Read again right before the create: the batch was read a while ago, and a submission
-    // cancelled since must not get a Job at all (not even one deleted a moment later), nor
-    // one rerun since the Job its earlier run's.
-    match store.get(submission.id).await {
-        Ok(Some(now))
-            if now.progress.state == State::Queued && now.job_name == submission.job_name => {}
-        Ok(_) => return Attempt::Skipped,
-        Err(error) => {
-            tracing::warn!(%error, "could not re-read a queued submission; will retry");
-            return Attempt::Unread;
+    // The batch was read a while ago, and a submission cancelled since must not get a Job at
+    // all (not even one deleted a moment later), nor one rerun since the Job of its earlier
+    // run. Only if this process has taken a queued submission out of the queue since the
+    // claim is the row read again (a cancel through another replica is caught at recording).
+    if store.withdrawals() != withdrawals {
+        match store.get(submission.id).await {
+            Ok(Some(now))
+                if now.progress.state == State::Queued && now.job_name == submission.job_name => {}
+            Ok(_) => return Attempt::Skipped,
+            Err(error) => {
+                tracing::warn!(%error, "could not re-read a queued submission; will retry");
+                return Attempt::Unread;
+            }
         }
     }
     let mut job = manifest::job(&submission, pods);
@@ -550,6 +597,7 @@ mod tests {
             Queued {
                 submission: scenario.submission.clone(),
                 attempts,
+                withdrawals: scenario.store.withdrawals(),
             },
             &PodSettings::default(),
         )
@@ -574,6 +622,7 @@ mod tests {
         let read_earlier = Queued {
             submission: scenario.submission.clone(),
             attempts: 0,
+            withdrawals: scenario.store.withdrawals(),
         };
         scenario
             .store
@@ -818,6 +867,7 @@ mod tests {
             Queued {
                 submission: scenario.submission.clone(),
                 attempts: 0,
+                withdrawals: scenario.store.withdrawals(),
             },
             &PodSettings::default(),
         )

@@ -32,6 +32,9 @@ const CLAIM_ROUNDS: usize = 8;
 pub struct Queued {
     pub submission: Submission,
     pub attempts: i64,
+    /// [`Store::withdrawals`] before the claim read the row: if it is the same at the create,
+    /// nothing in this process has cancelled the submission since.
+    pub withdrawals: u64,
 }
 
 /// How the Jobs of claimed submissions are created, and so where the limits of concurrent
@@ -85,6 +88,7 @@ impl Store {
         placing: &Placing,
     ) -> Result<Vec<Queued>> {
         let stale = now.as_millisecond() - lease_millis();
+        let withdrawals = self.withdrawals();
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         take_turn(&mut tx, namespace, now).await?;
@@ -120,6 +124,7 @@ impl Store {
                         limit: wanted,
                         with_room: &with_room,
                         taken: &taken,
+                        withdrawals,
                     },
                     &full_users,
                     &full_groups,
@@ -227,6 +232,7 @@ impl Store {
             limit,
             with_room,
             taken,
+            withdrawals,
         } = wanted;
         let mut builder = QueryBuilder::new(concat!(
             "SELECT ",
@@ -273,6 +279,7 @@ impl Store {
                 Ok(Queued {
                     submission: from_row(row)?.0,
                     attempts: row.try_get("dispatch_attempts")?,
+                    withdrawals,
                 })
             })
             .collect()
@@ -435,6 +442,8 @@ struct Wanted<'a> {
     limit: i64,
     with_room: &'a [String],
     taken: &'a [SubmissionId],
+    /// [`Store::withdrawals`] when the claim began.
+    withdrawals: u64,
 }
 
 /// [`Store::count_suspended`] read through `reader` (the pool, or a claim's transaction),

@@ -50,6 +50,15 @@ pub(super) struct StateChange {
     pub notifies: bool,
 }
 
+impl StateChange {
+    /// Whether the change took a submission out of the queue for another reason than its Job
+    /// (a cancel, a failure): see [`Store::withdrawals`].
+    fn withdraws(&self) -> bool {
+        self.previous == Some(State::Queued)
+            && !matches!(self.state, State::Pending | State::Running)
+    }
+}
+
 /// A recorded state change, as a stream delivers it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -142,6 +151,11 @@ impl Store {
     ) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
+        }
+        // Before the commit, so a dispatcher that reads the count after it sees it.
+        if changes.iter().any(StateChange::withdraws) {
+            self.withdrawals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let count = i64::try_from(changes.len()).unwrap_or(i64::MAX);
         let row = sqlx::query(

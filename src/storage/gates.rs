@@ -70,6 +70,8 @@ impl Store {
                 Ok(Queued {
                     submission: from_row(row)?.0,
                     attempts: row.try_get("dispatch_attempts")?,
+                    // Their Jobs exist: no create follows.
+                    withdrawals: 0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

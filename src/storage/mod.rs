@@ -14,7 +14,8 @@
 //! - `tes_executor_logs`: what each executor of a task's pod did, recorded when the pod ended;
 //! - `events`: every change of a submission's state, under a revision streams resume from;
 //!   `throughput` counts them by minute;
-//! - `dispatch`: the queued submissions the dispatcher takes, within their limits;
+//! - `dispatch`: the queued submissions the dispatcher takes, within their limits; `created`
+//!   records the Jobs it created, many in one transaction;
 //! - `queue_place`: where a queued or waiting submission stands, and what holds it;
 //! - `idempotency`: `Idempotency-Key`s and the submissions each one stored;
 //! - `logs`: logs of finished pods, archived so they outlive the pods;
@@ -38,6 +39,7 @@ mod attempts;
 mod batcher;
 mod commits;
 mod connect;
+mod created;
 mod dispatch;
 mod error;
 mod events;

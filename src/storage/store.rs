@@ -4,7 +4,7 @@
 //! fragments is sent to either database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -53,6 +53,9 @@ pub struct Store {
     pub(super) dispatch: Arc<Notify>,
     /// Changes after each commit that recorded events, waking this process's event feed.
     pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Counts the writes of this process that took a queued submission out of the queue for
+    /// another reason than its Job (a cancel, a failure): see [`Store::withdrawals`].
+    pub(super) withdrawals: Arc<AtomicU64>,
 }
 
 /// How busy the connection pool is: for `/metrics`, read without touching the database.
@@ -84,6 +87,17 @@ impl Store {
             Backend::Sqlite => Some(self.writer.lock().await),
             Backend::Postgres => None,
         }
+    }
+
+    /// How many times this process has taken a queued submission out of the queue for another
+    /// reason than its Job. A claim notes it ([`Queued::withdrawals`]); while it has not
+    /// changed, no claimed submission can have been cancelled here since, and the dispatcher
+    /// creates its Job without reading its row again. (A cancel by another replica is caught
+    /// when the creation is recorded: the Job is deleted.)
+    ///
+    /// [`Queued::withdrawals`]: super::Queued::withdrawals
+    pub fn withdrawals(&self) -> u64 {
+        self.withdrawals.load(Ordering::SeqCst)
     }
 
     /// What the dispatcher waits on between rounds (see [`Store::wake_dispatcher`]).

@@ -702,3 +702,74 @@ async fn postgres_lists_of_a_state_walk_the_state_index() {
         }
     }
 }
+
+/// The dispatcher records the Jobs it created many at a time: each submission still queued for
+/// that Job turns `pending` with its event, and one cancelled, or cancelled and rerun (a new Job
+/// name), since its Job was created is left as it is for the dispatcher to look at again.
+async fn creations_recorded_together_move_only_what_still_waits_for_that_job(backend: Backend) {
+    // Arrange: four queued submissions; one cancelled since, one cancelled and rerun since.
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("store");
+    let created: Vec<Submission> = (0..4)
+        .map(|n| submission("alice", &format!("job-{n}"), &[], "true"))
+        .collect();
+    store.insert(created.clone()).await.expect("insert");
+    let by_ids = |ids: Vec<SubmissionId>| Filter {
+        ids,
+        ..Filter::default()
+    };
+    store
+        .cancel_matching(&by_ids(vec![created[2].id, created[3].id]), "cancelled")
+        .await
+        .expect("cancel");
+    store
+        .rerun_matching(&by_ids(vec![created[3].id]), |s| Ok(s.spec.clone()), None)
+        .await
+        .expect("rerun");
+    let before = store.revisions().await.expect("revisions").latest;
+
+    // Act: the four Jobs as the dispatcher created them (the first run's names).
+    let marked = store
+        .record_created(&created.iter().collect::<Vec<_>>())
+        .await
+        .expect("record");
+
+    // Assert
+    let mut marked: Vec<SubmissionId> = marked.into_iter().collect();
+    marked.sort();
+    assert_eq!(marked, vec![created[0].id, created[1].id]);
+    let states = |n: usize| {
+        let store = store.clone();
+        let id = created[n].id;
+        async move {
+            let stored = store.get(id).await.expect("get").expect("stored");
+            (stored.progress.state, stored.progress.message)
+        }
+    };
+    assert_eq!(states(0).await, (State::Pending, None));
+    assert_eq!(states(1).await, (State::Pending, None));
+    assert_eq!(states(2).await.0, State::Cancelled);
+    assert_eq!(
+        states(3).await.0,
+        State::Queued,
+        "the rerun waits for its own Job"
+    );
+    let events = store
+        .events_after(before, &Default::default(), 100)
+        .await
+        .expect("events")
+        .events;
+    let mut moved: Vec<(SubmissionId, Option<State>, State)> = events
+        .iter()
+        .map(|event| (event.id, event.previous, event.state))
+        .collect();
+    moved.sort_by_key(|(id, _, _)| *id);
+    assert_eq!(
+        moved,
+        vec![
+            (created[0].id, Some(State::Queued), State::Pending),
+            (created[1].id, Some(State::Queued), State::Pending),
+        ]
+    );
+}
+on_both_databases!(creations_recorded_together_move_only_what_still_waits_for_that_job);
