@@ -89,13 +89,17 @@ pub fn pod(pod: &mut Pod) {
 }
 
 /// Drops what no reader looks at: annotations (Kueue's and the API server's) but our admission
-/// gate, and managed fields.
+/// gate, managed fields, owner references, finalizers and the name's prefix. The labels stay:
+/// a selector of the pods' or Jobs' lists may name any of them.
 fn metadata(metadata: &mut ObjectMeta) {
     metadata.annotations = metadata.annotations.take().and_then(|mut annotations| {
         let gate = annotations.remove_entry(ADMISSION_GATE_ANNOTATION)?;
         Some(std::iter::once(gate).collect())
     });
     metadata.managed_fields = None;
+    metadata.owner_references = None;
+    metadata.finalizers = None;
+    metadata.generate_name = None;
 }
 
 #[cfg(test)]
@@ -175,8 +179,10 @@ mod tests {
                 "creationTimestamp": "2026-12-06T10:00:01Z",
                 "deletionTimestamp": "2026-12-06T10:05:00Z",
                 "labels": {"job-name": "sh-7", "submission-helper/id": "7"},
+                "generateName": "sh-7-",
                 "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "sh-7",
                                      "uid": "u-1", "controller": true}],
+                "finalizers": ["batch.kubernetes.io/job-tracking"],
                 "annotations": {"kubectl.kubernetes.io/default-container": "payload"}
             },
             "spec": {
@@ -210,14 +216,15 @@ mod tests {
         .expect("a pod");
         pod(&mut cached);
         let metadata = serde_json::to_value(&cached.metadata).expect("metadata");
-        assert_eq!(metadata.get("annotations"), None);
-        for kept in [
-            "name",
-            "labels",
+        for dropped in [
+            "annotations",
+            "generateName",
             "ownerReferences",
-            "deletionTimestamp",
-            "uid",
+            "finalizers",
         ] {
+            assert_eq!(metadata.get(dropped), None, "{dropped} kept: {metadata}");
+        }
+        for kept in ["name", "labels", "deletionTimestamp", "uid"] {
             assert!(metadata.get(kept).is_some(), "{kept} dropped: {metadata}");
         }
         assert_eq!(
