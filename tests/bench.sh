@@ -5,6 +5,8 @@
 #
 #   tests/bench.sh                                   every section
 #   tests/bench.sh --only accept,e2e,queries         some sections
+#   tests/bench.sh --only e2e --jobs 500 --runs 1    end to end: its sizes, and runs of each
+#   tests/bench.sh --only e2e --database postgres    one database only
 #   tests/bench.sh --rows 200000                     fewer stored submissions for the queries
 #   tests/bench.sh --only live --live 2000           fewer live Jobs for the controller figures
 #   tests/bench.sh --only backlog                    a start with 100,000 queued submissions

@@ -1,6 +1,10 @@
 //! End to end on the local control plane: how fast submissions become Jobs through the
 //! service, beside a plain kube client creating the same Jobs with 16 concurrent requests (the
 //! ceiling) and one at a time (how the command-line helper created them).
+//!
+//! Each size runs several times on each database; every run measures the service and the plain
+//! client seconds apart, each until an independent watch has seen its last Job, on an API server cleared of the previous run's Jobs, and the two take
+//! turns going first (an API server holding more objects answers a little slower).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,90 +25,158 @@ use crate::harness::{
 const CLIENT_CONCURRENCY: usize = 16;
 /// Submissions per batch request when submitting to the service.
 const PER_REQUEST: usize = 100;
+/// How long a namespace of the last run may take to go, with its Jobs and pods.
+const CLEARED_WITHIN: Duration = Duration::from_secs(600);
 
-pub async fn run(kubeconfig: &Path, scale: Scale) -> anyhow::Result<()> {
+pub async fn run(kubeconfig: &Path, backends: &[Backend], scale: Scale) -> anyhow::Result<()> {
     let client = kube_client(kubeconfig).await?;
-    let suffix = uuid::Uuid::now_v7().simple().to_string();
-    // `lone-`: the simulated node of the test suite leaves these namespaces alone, so no
-    // payload runs; the job controller still creates every pod.
-    let namespaces = ["service", "direct", "serial"]
-        .map(|kind| format!("lone-bench-{kind}-{}", &suffix[suffix.len() - 8..]));
-    let namespace_api: Api<Namespace> = Api::all(client.clone());
-    for name in &namespaces {
-        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
-        namespace_api
-            .create(&PostParams::default(), &namespace)
-            .await?;
+    for backend in backends {
+        for jobs in scale.e2e_sizes() {
+            let table = Table::start(
+                &format!("End to end: {jobs} submissions to {jobs} Jobs ({backend})"),
+                &[
+                    "run",
+                    "first",
+                    "through the service (batches of 100)",
+                    "direct kube client, 16 concurrent creates",
+                    "ratio to the direct client",
+                ],
+            );
+            let mut ratios = Vec::new();
+            for run in 0..scale.runs {
+                let service_first = run % 2 == 0;
+                let (service, direct) = one_run(
+                    kubeconfig,
+                    &client,
+                    *backend,
+                    jobs,
+                    service_first,
+                    scale.full,
+                )
+                .await?;
+                let ratio = direct.as_secs_f64() / service.as_secs_f64();
+                ratios.push(ratio);
+                table.row(&[
+                    format!("{}", run + 1),
+                    if service_first { "service" } else { "direct" }.into(),
+                    figure(jobs, service),
+                    figure(jobs, direct),
+                    format!("{ratio:.2}"),
+                ]);
+            }
+            ratios.sort_by(f64::total_cmp);
+            if let Some(median) = ratios.get(ratios.len() / 2) {
+                table.row(&[
+                    "median".into(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("{median:.2}"),
+                ]);
+            }
+        }
     }
-    let measured = measure(kubeconfig, &client, &namespaces, scale).await;
-    for name in &namespaces {
-        // Background: the namespace controller removes the Jobs and pods.
-        let _ = namespace_api
-            .delete(name, &DeleteParams::background())
-            .await;
-    }
-    let (service, direct, serial) = measured?;
-
-    let table = Table::start(
-        &format!(
-            "End to end: {} submissions to {} Jobs (SQLite)",
-            scale.jobs, scale.jobs
-        ),
-        &[
-            "how",
-            "Jobs/s",
-            "all Jobs created after",
-            "ratio to the direct client",
-        ],
+    // How the command-line helper created Jobs, once, for scale.
+    let jobs = (scale.jobs / 5).max(1);
+    let namespace = Scratch::create(&client, "serial").await?;
+    let serial = direct(&client, &namespace.name, jobs, 1).await;
+    namespace.clear(&client, false).await?;
+    let serial = serial?;
+    println!(
+        "\nOne create at a time (as the command-line helper did): {} for {jobs} Jobs ({:.2} s).",
+        rate(jobs as f64 / serial.as_secs_f64()),
+        serial.as_secs_f64()
     );
-    for (how, jobs, took) in [
-        ("through the service (batches of 100)", scale.jobs, service),
-        (
-            "direct kube client, 16 concurrent creates",
-            scale.jobs,
-            direct,
-        ),
-        (
-            "direct kube client, one at a time (the CLI helper)",
-            serial.0,
-            serial.1,
-        ),
-    ] {
-        let per_second = jobs as f64 / took.as_secs_f64();
-        let direct_per_second = scale.jobs as f64 / direct.as_secs_f64();
-        table.row(&[
-            how.into(),
-            rate(per_second),
-            format!("{:.2} s for {jobs}", took.as_secs_f64()),
-            format!("{:.2}", per_second / direct_per_second),
-        ]);
-    }
     Ok(())
 }
 
-type Figures = (Duration, Duration, (usize, Duration));
+fn figure(jobs: usize, took: Duration) -> String {
+    format!(
+        "{} ({:.2} s)",
+        rate(jobs as f64 / took.as_secs_f64()),
+        took.as_secs_f64()
+    )
+}
 
-async fn measure(
+/// One run: the service's time and the plain client's, for `jobs` Jobs each, each in a
+/// namespace of its own, deleted before the run ends (and gone, if `wait`).
+async fn one_run(
     kubeconfig: &Path,
     client: &Client,
-    namespaces: &[String; 3],
-    scale: Scale,
-) -> anyhow::Result<Figures> {
-    let service = through_service(kubeconfig, client, &namespaces[0], scale.jobs).await?;
-    let concurrent = direct(client, &namespaces[1], scale.jobs, CLIENT_CONCURRENCY).await?;
-    let serial_jobs = (scale.jobs / 5).max(1);
-    let serial = direct(client, &namespaces[2], serial_jobs, 1).await?;
-    Ok((service, concurrent, (serial_jobs, serial)))
+    backend: Backend,
+    jobs: usize,
+    service_first: bool,
+    wait: bool,
+) -> anyhow::Result<(Duration, Duration)> {
+    let service_namespace = Scratch::create(client, "service").await?;
+    let direct_namespace = Scratch::create(client, "direct").await?;
+    let measured = async {
+        if service_first {
+            let service =
+                through_service(kubeconfig, client, backend, &service_namespace.name, jobs).await?;
+            let direct = watched_direct(client, &direct_namespace.name, jobs).await?;
+            Ok((service, direct))
+        } else {
+            let direct = watched_direct(client, &direct_namespace.name, jobs).await?;
+            let service =
+                through_service(kubeconfig, client, backend, &service_namespace.name, jobs).await?;
+            Ok((service, direct))
+        }
+    }
+    .await;
+    service_namespace.clear(client, wait).await?;
+    direct_namespace.clear(client, wait).await?;
+    measured
+}
+
+/// A namespace of one measurement. `lone-`: the simulated node of the test suite leaves these
+/// namespaces alone, so no payload runs; the job controller still creates every pod.
+struct Scratch {
+    name: String,
+}
+
+impl Scratch {
+    async fn create(client: &Client, kind: &str) -> anyhow::Result<Self> {
+        let suffix = uuid::Uuid::now_v7().simple().to_string();
+        let name = format!("lone-bench-{kind}-{}", &suffix[suffix.len() - 8..]);
+        let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await?;
+        Ok(Scratch { name })
+    }
+
+    /// Deletes the namespace and, if `wait`, waits until it is gone, its Jobs and pods with
+    /// it, so the next measurement starts on an API server without them (the smoke run
+    /// measures nothing, and does not wait).
+    async fn clear(self, client: &Client, wait: bool) -> anyhow::Result<()> {
+        let api = Api::<Namespace>::all(client.clone());
+        api.delete(&self.name, &DeleteParams::background()).await?;
+        if !wait {
+            return Ok(());
+        }
+        let deadline = Instant::now() + CLEARED_WITHIN;
+        while api.get_opt(&self.name).await?.is_some() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "namespace {} still there after {CLEARED_WITHIN:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(())
+    }
 }
 
 /// Time from the first submit until the last of `jobs` Jobs exists.
 async fn through_service(
     kubeconfig: &Path,
     client: &Client,
+    backend: Backend,
     namespace: &str,
     jobs: usize,
 ) -> anyhow::Result<Duration> {
-    let database = Database::create(Backend::Sqlite).await?;
+    let database = Database::create(backend).await?;
     let secret = token(&database, "bench", false).await?;
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
     let took = time_until_jobs(
@@ -122,6 +194,22 @@ async fn through_service(
     took
 }
 
+/// Time from the plain client's first create until the last of `jobs` Jobs exists, seen by
+/// the same independent watch as the service's (which the API server also streams every Job
+/// to).
+async fn watched_direct(client: &Client, namespace: &str, jobs: usize) -> anyhow::Result<Duration> {
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let manifests = manifests(namespace, jobs)?;
+    time_until_jobs(
+        client,
+        namespace,
+        jobs,
+        |_| true,
+        || create_jobs(&api, manifests, CLIENT_CONCURRENCY),
+    )
+    .await
+}
+
 /// Time for `concurrency` loops of creates to create `jobs` Jobs.
 pub async fn direct(
     client: &Client,
@@ -130,14 +218,19 @@ pub async fn direct(
     concurrency: usize,
 ) -> anyhow::Result<Duration> {
     let api: Api<Job> = Api::namespaced(client.clone(), namespace);
-    let manifests = (0..jobs)
+    let manifests = manifests(namespace, jobs)?;
+    let started = Instant::now();
+    create_jobs(&api, manifests, concurrency).await?;
+    Ok(started.elapsed())
+}
+
+/// The Jobs the service would create for `jobs` submissions, in `namespace`.
+fn manifests(namespace: &str, jobs: usize) -> anyhow::Result<Vec<Job>> {
+    (0..jobs)
         .map(|n| {
             let mut submission = submission("e2e", n, "bench")?;
             submission.namespace = namespace.to_owned();
             Ok(manifest::job(&submission, &PodSettings::default()))
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let started = Instant::now();
-    create_jobs(&api, manifests, concurrency).await?;
-    Ok(started.elapsed())
+        .collect()
 }

@@ -32,8 +32,12 @@ pub struct Scale {
     pub rows: usize,
     /// Submissions cancelled by one label.
     pub cancel_rows: usize,
-    /// Jobs created end to end.
+    /// Jobs created end to end (the smaller size).
     pub jobs: usize,
+    /// Jobs created end to end, the larger size (none in the smoke run).
+    pub jobs_large: usize,
+    /// Runs of each end-to-end size on each database.
+    pub runs: usize,
     /// Submissions of the section over two clusters.
     pub clusters_jobs: usize,
     /// Submissions admitted through Kueue.
@@ -63,6 +67,8 @@ impl Scale {
             rows: 1_000_000,
             cancel_rows: 10_000,
             jobs: 500,
+            jobs_large: 5000,
+            runs: 3,
             clusters_jobs: 1000,
             kueue_jobs: 1000,
             live: 5_000,
@@ -75,6 +81,14 @@ impl Scale {
         }
     }
 
+    /// The sizes of the end-to-end section.
+    pub fn e2e_sizes(&self) -> Vec<usize> {
+        [self.jobs, self.jobs_large]
+            .into_iter()
+            .filter(|jobs| *jobs > 0)
+            .collect()
+    }
+
     pub fn smoke() -> Self {
         Scale {
             full: false,
@@ -84,6 +98,8 @@ impl Scale {
             rows: 5_000,
             cancel_rows: 200,
             jobs: 20,
+            jobs_large: 0,
+            runs: 1,
             clusters_jobs: 20,
             kueue_jobs: 20,
             live: 10,

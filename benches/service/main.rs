@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Scale::smoke()
     };
     let mut only: Option<Vec<String>> = None;
+    let mut database: Option<String> = None;
     let mut arguments = arguments.into_iter();
     while let Some(argument) = arguments.next() {
         match argument.as_str() {
@@ -81,6 +82,28 @@ async fn main() -> anyhow::Result<()> {
                     .parse()
                     .context("--backlog needs a number")?;
             }
+            "--runs" => {
+                scale.runs = arguments
+                    .next()
+                    .context("--runs needs a number")?
+                    .parse()
+                    .context("--runs needs a number")?;
+            }
+            "--jobs" => {
+                let sizes = arguments
+                    .next()
+                    .context("--jobs needs sizes, as 500,5000")?;
+                let mut sizes = sizes.split(',').map(str::parse::<usize>);
+                scale.jobs = sizes.next().context("--jobs needs a size")??;
+                scale.jobs_large = sizes.next().transpose()?.unwrap_or(0);
+            }
+            "--database" => {
+                database = Some(
+                    arguments
+                        .next()
+                        .context("--database needs sqlite or postgres")?,
+                );
+            }
             "--rows" => {
                 scale.rows = arguments
                     .next()
@@ -116,6 +139,9 @@ async fn main() -> anyhow::Result<()> {
     } else if wanted("accept") || wanted("queries") || wanted("campaign") {
         skip("Postgres (SH_TEST_POSTGRES_URL)")?;
     }
+    if let Some(database) = &database {
+        backends.retain(|backend| backend.to_string().eq_ignore_ascii_case(database));
+    }
 
     let mut memory = Vec::new();
     if wanted("accept") {
@@ -135,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("e2e") {
         match harness::kubeconfig() {
-            Some(kubeconfig) => cluster::run(&kubeconfig, scale).await?,
+            Some(kubeconfig) => cluster::run(&kubeconfig, &backends, scale).await?,
             None => skip("a control plane (SH_TEST_KUBECONFIG)")?,
         }
     }
