@@ -64,8 +64,7 @@ pub async fn run(kubeconfig: &Path, backends: &[Backend], scale: Scale) -> anyho
                     format!("{ratio:.2}"),
                 ]);
             }
-            ratios.sort_by(f64::total_cmp);
-            if let Some(median) = ratios.get(ratios.len() / 2) {
+            if let Some(median) = median(&mut ratios) {
                 table.row(&[
                     "median".into(),
                     String::new(),
@@ -233,4 +232,15 @@ fn manifests(namespace: &str, jobs: usize) -> anyhow::Result<Vec<Job>> {
             Ok(manifest::job(&submission, &PodSettings::default()))
         })
         .collect()
+}
+
+/// The middle of `figures`, or the mean of the two middle ones when their number is even.
+fn median(figures: &mut [f64]) -> Option<f64> {
+    figures.sort_by(f64::total_cmp);
+    let middle = figures.len() / 2;
+    match figures.len() {
+        0 => None,
+        n if n % 2 == 1 => figures.get(middle).copied(),
+        _ => Some((figures[middle - 1] + figures[middle]) / 2.0),
+    }
 }

@@ -280,27 +280,39 @@ async fn dispatch_one(
 /// (which may mean its Job must go), one at a time. Returns false if the cluster or the
 /// database could not be reached.
 async fn record_all(store: &Store, answered: Vec<(Cluster, Attempt)>) -> bool {
-    let created: Vec<&Submission> = answered
+    let (created, others): (Vec<_>, Vec<_>) = answered.into_iter().partition(|(_, attempt)| {
+        matches!(attempt, Attempt::Sent(sent) if Outcome::of(&sent.created, sent.attempts) == Outcome::Created)
+    });
+    let submissions: Vec<&Submission> = created
         .iter()
         .filter_map(|(_, attempt)| match attempt {
-            Attempt::Sent(sent) if sent.created.is_ok() => Some(&sent.submission),
+            Attempt::Sent(sent) => Some(&sent.submission),
             _ => None,
         })
         .collect();
-    let marked = match store.record_created(&created).await {
-        Ok(marked) => marked,
+    let mut reached = true;
+    let marked = match store.record_created(&submissions).await {
+        Ok(marked) => Some(marked),
         Err(error) => {
-            tracing::warn!(%error, "could not record created Jobs together; recording each");
-            std::collections::HashSet::new()
+            // Recorded one by one, each would wait for the database in turn and hold up the
+            // creates. The controller records them from its watch of their Jobs once the
+            // database answers (and deletes a cancelled one's), and their claims lapse.
+            tracing::error!(%error, jobs = submissions.len(), "could not record the Jobs created; the controller will");
+            reached = false;
+            None
         }
     };
-    let mut reached = true;
-    for (cluster, attempt) in answered {
+    drop(submissions);
+    for (cluster, attempt) in created {
         if let Attempt::Sent(sent) = &attempt
-            && marked.contains(&sent.submission.id)
+            && marked
+                .as_ref()
+                .is_some_and(|marked| !marked.contains(&sent.submission.id))
         {
-            continue;
+            reached &= record(&cluster, store, attempt).await;
         }
+    }
+    for (cluster, attempt) in others {
         reached &= record(&cluster, store, attempt).await;
     }
     reached
@@ -388,37 +400,25 @@ async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
         attempts,
         created,
     } = sent;
-    let outcome = match &created {
-        Ok(_) => Outcome::Created,
-        Err(error) if error.is_invalid() => {
-            tracing::warn!(%error, "the API server refused a Job");
-            Outcome::Refused(format!("the API server refused the Job: {error}"))
-        }
-        Err(error) if error.is_refused() && attempts + 1 < MAX_ATTEMPTS => {
-            defer(store, &submission, attempts + 1, error).await;
-            return true;
-        }
-        Err(error) if error.is_refused() => {
-            tracing::warn!(%error, "the API server refused a create for the last time");
-            Outcome::Refused(format!(
-                "the API server refused the Job {} times: {error}",
-                attempts + 1
-            ))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "could not create a Job; will retry");
-            if let Err(error) = store
-                .release_claim(submission.id, &submission.job_name)
-                .await
-            {
-                tracing::warn!(%error, "could not give up a claim; it lapses by itself");
+    let outcome = Outcome::of(&created, attempts);
+    if let Err(error) = &created {
+        match outcome {
+            Outcome::Deferred => {
+                defer(store, &submission, attempts + 1, error).await;
+                return true;
             }
-            Outcome::Unreached(format!(
-                "waiting to create the Job: {}",
-                error.short_cause()
-            ))
+            Outcome::Refused(_) => tracing::warn!(%error, attempts, "the API server refused a Job"),
+            _ => {
+                tracing::warn!(%error, "could not create a Job; will retry");
+                if let Err(error) = store
+                    .release_claim(submission.id, &submission.job_name)
+                    .await
+                {
+                    tracing::warn!(%error, "could not give up a claim; it lapses by itself");
+                }
+            }
         }
-    };
+    }
     match store
         .update(submission.id, |stored| {
             outcome.progress(stored, &submission.job_name)
@@ -474,14 +474,35 @@ async fn defer(store: &Store, submission: &Submission, attempts: i64, error: &Cl
 enum Outcome {
     /// Created now, or found created before (409).
     Created,
-    /// Refused as invalid: retrying cannot help.
+    /// Refused as invalid (retrying cannot help), or refused for the last time.
     Refused(String),
+    /// Refused for now (a quota, a webhook): tried again after a backoff.
+    Deferred,
     /// The API server could not be reached or failed; the submission stays queued, saying why
     /// in short (the error itself is logged: it names hosts and the client library's errors).
     Unreached(String),
 }
 
 impl Outcome {
+    /// What the answer to a create calls for, after `attempts` refused ones before it.
+    fn of(created: &Result<Created, ClusterError>, attempts: i64) -> Outcome {
+        match created {
+            Ok(_) => Outcome::Created,
+            Err(error) if error.is_invalid() => {
+                Outcome::Refused(format!("the API server refused the Job: {error}"))
+            }
+            Err(error) if error.is_refused() && attempts + 1 < MAX_ATTEMPTS => Outcome::Deferred,
+            Err(error) if error.is_refused() => Outcome::Refused(format!(
+                "the API server refused the Job {} times: {error}",
+                attempts + 1
+            )),
+            Err(error) => Outcome::Unreached(format!(
+                "waiting to create the Job: {}",
+                error.short_cause()
+            )),
+        }
+    }
+
     /// The submission's next progress, if its run's Job is `job_name`; only a still-queued
     /// submission is touched, so a cancel (or a cancel and a rerun) that raced with the create
     /// is never overwritten.
@@ -506,6 +527,7 @@ impl Outcome {
                 message: Some(message.clone()),
                 ..current
             },
+            Outcome::Deferred => return None,
         })
     }
 }
@@ -651,6 +673,46 @@ mod tests {
             handle.next_request().await.is_none(),
             "no request reached the API server"
         );
+    }
+
+    /// A database that refuses to record the Jobs created (a trigger here; the fault suite
+    /// stops a real one) leaves them to the controller's watch: the dispatcher reports the
+    /// database unreached at once, rather than trying each Job in turn, and the submission
+    /// stays queued with no Job name lost.
+    #[tokio::test]
+    async fn jobs_created_that_cannot_be_recorded_together_are_left_to_the_controller() {
+        let scenario = stored_submission().await;
+        let url = format!(
+            "sqlite://{}",
+            scenario._dir.path().join("db.sqlite").display()
+        );
+        let beside = sqlx::SqlitePool::connect(&url).await.expect("connect");
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF state ON submissions \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        )
+        .execute(&beside)
+        .await
+        .expect("trigger");
+        let (service, _handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let created = Attempt::Sent(Box::new(Sent {
+            submission: scenario.submission.clone(),
+            attempts: 0,
+            created: Ok(Created::Now),
+        }));
+
+        let reached = record_all(&scenario.store, vec![(cluster, created)]).await;
+
+        assert!(!reached, "the database refused: not reached");
+        let stored = scenario
+            .store
+            .get(scenario.submission.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(stored.progress.state, State::Queued);
+        assert_eq!(stored.job_name, scenario.submission.job_name);
     }
 
     #[tokio::test]

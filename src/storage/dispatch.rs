@@ -124,7 +124,6 @@ impl Store {
                         limit: wanted,
                         with_room: &with_room,
                         taken: &taken,
-                        withdrawals,
                     },
                     &full_users,
                     &full_groups,
@@ -213,6 +212,9 @@ impl Store {
             }
         }
         tx.commit().await?;
+        for queued in &mut claimed {
+            queued.withdrawals = withdrawals;
+        }
         Ok(claimed)
     }
 
@@ -232,7 +234,6 @@ impl Store {
             limit,
             with_room,
             taken,
-            withdrawals,
         } = wanted;
         let mut builder = QueryBuilder::new(concat!(
             "SELECT ",
@@ -279,7 +280,7 @@ impl Store {
                 Ok(Queued {
                     submission: from_row(row)?.0,
                     attempts: row.try_get("dispatch_attempts")?,
-                    withdrawals,
+                    withdrawals: 0,
                 })
             })
             .collect()
@@ -442,8 +443,6 @@ struct Wanted<'a> {
     limit: i64,
     with_room: &'a [String],
     taken: &'a [SubmissionId],
-    /// [`Store::withdrawals`] when the claim began.
-    withdrawals: u64,
 }
 
 /// [`Store::count_suspended`] read through `reader` (the pool, or a claim's transaction),
