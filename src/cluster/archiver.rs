@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use super::cached_pod::Pod;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 

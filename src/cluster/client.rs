@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::client::ClientBuilder;
 use kube::core::Selector;
@@ -17,6 +17,7 @@ use kube::{Client, Config};
 use parking_lot::Mutex;
 
 use super::cache::{Caches, Writers};
+use super::cached_pod::Pod;
 use super::error::{ClusterError, Result};
 use super::kueue_settings::KueueSettings;
 use super::metrics::{self, ClusterMetrics};
@@ -259,7 +260,13 @@ impl Cluster {
         Ok(Api::namespaced(self.client()?, &self.namespace))
     }
 
-    pub fn pods(&self) -> Result<Api<Pod>> {
+    /// The pods, whole (their logs are read through these).
+    pub fn pods(&self) -> Result<Api<k8s_openapi::api::core::v1::Pod>> {
+        Ok(Api::namespaced(self.client()?, &self.namespace))
+    }
+
+    /// The pods as the caches keep them, for the watch.
+    pub fn cached_pods(&self) -> Result<Api<Pod>> {
         Ok(Api::namespaced(self.client()?, &self.namespace))
     }
 

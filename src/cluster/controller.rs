@@ -13,10 +13,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cached_pod::Pod;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::scheduler::{ScheduleRequest, scheduler};
@@ -49,7 +49,7 @@ pub async fn run(
         tracing::error!("the cluster's caches are already being filled");
         return;
     };
-    let (Ok(jobs), Ok(pods)) = (cluster.jobs(), cluster.pods()) else {
+    let (Ok(jobs), Ok(pods)) = (cluster.jobs(), cluster.cached_pods()) else {
         return;
     };
     let Writers {

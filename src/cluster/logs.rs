@@ -10,10 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cached_pod::{ContainerStatus, Pod};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{AsyncBufRead, StreamExt as _};
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::api::LogParams;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tokio_util::io::ReaderStream;

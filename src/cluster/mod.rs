@@ -8,6 +8,7 @@
 pub mod archiver;
 pub mod attempts;
 pub mod cache;
+pub mod cached_pod;
 pub mod cancels;
 pub mod client;
 pub mod clusters;

@@ -3,7 +3,7 @@
 //! again with more memory, or fails saying that the cap or the count is reached. Pure: the
 //! reconciler applies it.
 
-use k8s_openapi::api::core::v1::Pod;
+use super::cached_pod::Pod;
 
 use super::logs;
 use crate::domain::{AfterOom, Progress, State, Submission, after_oom as decide};

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use super::cached_pod::{ContainerStatus, Pod};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::client::Cluster;

@@ -4,18 +4,16 @@
 //! The watches deliver whole objects, and most of each is never read here: the Job's pod
 //! template (command, environment, volumes, security settings), a pod's spec beyond its
 //! containers' names and resources and its node, its addresses and its containers' images,
-//! ids and mounts, annotations and `managedFields`. At 5,000
-//! live Jobs those were most of what the service held (BENCHMARKS.md). Each event's object is
-//! trimmed before the reflector stores it, so a cached object costs a fraction of a decoded one.
+//! ids and mounts, annotations and `managedFields`. At 5,000 live Jobs those were most of what
+//! the service held (BENCHMARKS.md). A pod is decoded into a type of our own that declares
+//! only what is kept ([`super::cached_pod`]); a Job is trimmed before the reflector stores it.
 //! A field read anywhere below `cluster/` or in the views must be kept here: the tests below
 //! name them.
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Container, ContainerStatus, Pod, PodSpec, PodStatus, ResourceRequirements,
-};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use super::cached_pod::Pod;
 use crate::domain::ADMISSION_GATE_ANNOTATION;
 
 /// Keeps a Job's metadata, its completions, suspension and limits, and its whole status.
@@ -34,57 +32,17 @@ pub fn job(job: &mut Job) {
     }
 }
 
-/// Keeps a pod's metadata, its node, its containers' names and resources (init containers
-/// first, as they run), its phase, reason, conditions and start, and its containers' states.
+/// Keeps a pod's metadata but what no reader looks at, and its containers' resources but
+/// their claims. (The rest of the pod is not even decoded: [`Pod`] declares what is kept.)
 pub fn pod(pod: &mut Pod) {
     metadata(&mut pod.metadata);
-    if let Some(status) = pod.status.take() {
-        let statuses = |statuses: Vec<ContainerStatus>| -> Vec<ContainerStatus> {
-            statuses
-                .into_iter()
-                .map(|status| ContainerStatus {
-                    name: status.name,
-                    ready: status.ready,
-                    restart_count: status.restart_count,
-                    started: status.started,
-                    state: status.state,
-                    last_state: status.last_state,
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        };
-        pod.status = Some(PodStatus {
-            phase: status.phase,
-            reason: status.reason,
-            message: status.message,
-            conditions: status.conditions,
-            start_time: status.start_time,
-            init_container_statuses: status.init_container_statuses.map(statuses),
-            container_statuses: status.container_statuses.map(statuses),
-            ..PodStatus::default()
-        });
-    }
-    if let Some(spec) = pod.spec.take() {
-        let containers = |containers: Vec<Container>| -> Vec<Container> {
-            containers
-                .into_iter()
-                .map(|container| Container {
-                    name: container.name,
-                    resources: container.resources.map(|resources| ResourceRequirements {
-                        limits: resources.limits,
-                        requests: resources.requests,
-                        ..ResourceRequirements::default()
-                    }),
-                    ..Container::default()
-                })
-                .collect()
-        };
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            init_containers: spec.init_containers.map(containers),
-            containers: containers(spec.containers),
-            ..PodSpec::default()
-        });
+    if let Some(spec) = &mut pod.spec {
+        let containers = spec.init_containers.iter_mut().flatten();
+        for container in containers.chain(spec.containers.iter_mut()) {
+            if let Some(resources) = &mut container.resources {
+                resources.claims = None;
+            }
+        }
     }
 }
 
@@ -244,7 +202,7 @@ mod tests {
                 "phase": "Failed", "reason": "Evicted", "message": "low on memory",
                 "startTime": "2026-12-06T10:00:02Z",
                 "conditions": [{"type": "DisruptionTarget", "status": "True"}],
-                "containerStatuses": [{"name": "payload", "image": "", "imageID": "",
+                "containerStatuses": [{"name": "payload",
                                        "ready": false, "restartCount": 1, "started": false,
                                        "state": {"terminated": {"exitCode": 137,
                                                                 "reason": "OOMKilled"}},

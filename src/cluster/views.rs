@@ -6,7 +6,9 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::ContainerState;
+
+use super::cached_pod::{ContainerStatus, Pod};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
