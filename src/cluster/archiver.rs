@@ -6,11 +6,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::cached_pod::Pod;
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
 use super::attempts;
+use super::cached_pod::Pod;
 use super::client::Cluster;
 use super::logs;
 use super::tes_logs;

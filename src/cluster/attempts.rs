@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::cached_pod::Pod;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::cached_pod::Pod;
 use super::logs;
 use crate::domain::{PodEnd, SubmissionId};
 use crate::storage::Store;

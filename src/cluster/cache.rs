@@ -10,7 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cached_pod::Pod;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
 use kube::core::{Selector, SelectorExt};
@@ -18,6 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::cached_pod::Pod;
 use super::error::ClusterError;
 use super::workloads::WorkloadFacts;
 use crate::domain::SubmissionId;

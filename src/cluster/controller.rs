@@ -13,7 +13,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cached_pod::Pod;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -26,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::cache::Writers;
+use super::cached_pod::Pod;
 use super::client::{Cluster, app_selector};
 use super::logs;
 use super::progress::submission_id;

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cached_pod::{ContainerStatus, Pod};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{AsyncBufRead, StreamExt as _};
@@ -18,6 +17,7 @@ use kube::api::LogParams;
 use tokio_util::compat::FuturesAsyncReadCompatExt as _;
 use tokio_util::io::ReaderStream;
 
+use super::cached_pod::{ContainerStatus, Pod};
 use super::client::{Cluster, bounded};
 use super::error::ClusterError;
 use crate::domain::{SUBMISSION_ID_LABEL, SubmissionId};

@@ -4,7 +4,6 @@
 //! reconciler applies it.
 
 use super::cached_pod::Pod;
-
 use super::logs;
 use crate::domain::{AfterOom, Progress, State, Submission, after_oom as decide};
 use crate::storage::Next;

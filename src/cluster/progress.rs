@@ -3,12 +3,12 @@
 
 use std::str::FromStr;
 
-use super::cached_pod::Pod;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 
+use super::cached_pod::Pod;
 use crate::domain::{Progress, SUBMISSION_ID_LABEL, State, Submission, SubmissionId};
 
 /// The message recorded when a Job disappears before it ended and nobody cancelled it.

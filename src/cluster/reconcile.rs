@@ -7,11 +7,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cached_pod::Pod;
 use k8s_openapi::api::batch::v1::Job;
 use parking_lot::Mutex;
 
 use super::archiver::Archiver;
+use super::cached_pod::Pod;
 use super::cancels::Cancels;
 use super::client::Cluster;
 use super::error::ClusterError;

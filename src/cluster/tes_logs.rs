@@ -6,10 +6,10 @@
 
 use std::sync::Arc;
 
-use super::cached_pod::{ContainerStatus, Pod};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::cached_pod::{ContainerStatus, Pod};
 use super::client::Cluster;
 use super::logs;
 use crate::domain::SubmissionId;
