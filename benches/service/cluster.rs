@@ -1,19 +1,27 @@
 //! End to end on the local control plane: how fast submissions become Jobs through the
 //! service, beside a plain kube client creating the same Jobs with 16 concurrent requests (the
-//! ceiling) and one at a time (how the command-line helper created them).
+//! ceiling), the same client while it also watches its namespace's Jobs and pods as the
+//! service's caches do (what the service's reads cost the API server), and one create at a time
+//! (how the command-line helper created them).
 //!
 //! Each size runs several times on each database; every run measures the service and the plain
-//! client seconds apart, each until an independent watch has seen its last Job, on an API server cleared of the previous run's Jobs, and the two take
-//! turns going first (an API server holding more objects answers a little slower).
+//! client seconds apart, each until an independent watch has seen its last Job, on an API
+//! server cleared of the previous run's Jobs, and the service takes turns going first and last
+//! (an API server holding more objects answers a little slower). The service's CPU time and its
+//! reconciles are those of its whole life, from its start to the last Job seen.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use futures::TryStreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{DeleteParams, PostParams};
-use kube::{Api, Client};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
 use serde_json::json;
+use submission_helper::cluster::client::app_selector;
 use submission_helper::cluster::manifest::{self, PodSettings};
 
 use crate::accept::{request_body, submission};
@@ -21,6 +29,7 @@ use crate::harness::{
     Backend, Database, Scale, Service, Table, create_jobs, kube_client, rate, submit_batches,
     time_until_jobs, token,
 };
+use crate::live::metrics;
 
 const CLIENT_CONCURRENCY: usize = 16;
 /// Submissions per batch request when submitting to the service.
@@ -36,16 +45,20 @@ pub async fn run(kubeconfig: &Path, backends: &[Backend], scale: Scale) -> anyho
                 &format!("End to end: {jobs} submissions to {jobs} Jobs ({backend})"),
                 &[
                     "run",
-                    "first",
+                    "service",
                     "through the service (batches of 100)",
+                    "its CPU / reconciles",
                     "direct kube client, 16 concurrent creates",
-                    "ratio to the direct client",
+                    "ratio",
+                    "the same client watching Jobs and pods",
+                    "ratio",
                 ],
             );
             let mut ratios = Vec::new();
+            let mut watched_ratios = Vec::new();
             for run in 0..scale.runs {
                 let service_first = run % 2 == 0;
-                let (service, direct) = one_run(
+                let measured = one_run(
                     kubeconfig,
                     &client,
                     *backend,
@@ -54,23 +67,37 @@ pub async fn run(kubeconfig: &Path, backends: &[Backend], scale: Scale) -> anyho
                     scale.full,
                 )
                 .await?;
-                let ratio = direct.as_secs_f64() / service.as_secs_f64();
+                let ratio = measured.direct.as_secs_f64() / measured.service.took.as_secs_f64();
+                let watched_ratio =
+                    measured.watched.as_secs_f64() / measured.service.took.as_secs_f64();
                 ratios.push(ratio);
+                watched_ratios.push(watched_ratio);
                 table.row(&[
                     format!("{}", run + 1),
-                    if service_first { "service" } else { "direct" }.into(),
-                    figure(jobs, service),
-                    figure(jobs, direct),
+                    if service_first { "first" } else { "last" }.into(),
+                    figure(jobs, measured.service.took),
+                    format!(
+                        "{:.1} s / {}",
+                        measured.service.cpu_seconds, measured.service.reconciles
+                    ),
+                    figure(jobs, measured.direct),
                     format!("{ratio:.2}"),
+                    figure(jobs, measured.watched),
+                    format!("{watched_ratio:.2}"),
                 ]);
             }
-            if let Some(median) = median(&mut ratios) {
+            if let (Some(median), Some(watched)) =
+                (median(&mut ratios), median(&mut watched_ratios))
+            {
                 table.row(&[
                     "median".into(),
                     String::new(),
                     String::new(),
                     String::new(),
+                    String::new(),
                     format!("{median:.2}"),
+                    String::new(),
+                    format!("{watched:.2}"),
                 ]);
             }
         }
@@ -97,8 +124,15 @@ fn figure(jobs: usize, took: Duration) -> String {
     )
 }
 
-/// One run: the service's time and the plain client's, for `jobs` Jobs each, each in a
-/// namespace of its own, deleted before the run ends (and gone, if `wait`).
+/// What one run measured.
+struct Measured {
+    service: Served,
+    direct: Duration,
+    watched: Duration,
+}
+
+/// One run: the service's time, the plain client's and the watching client's, for `jobs` Jobs
+/// each, each in a namespace of its own, deleted before the run ends (and gone, if `wait`).
 async fn one_run(
     kubeconfig: &Path,
     client: &Client,
@@ -106,25 +140,34 @@ async fn one_run(
     jobs: usize,
     service_first: bool,
     wait: bool,
-) -> anyhow::Result<(Duration, Duration)> {
+) -> anyhow::Result<Measured> {
     let service_namespace = Scratch::create(client, "service").await?;
     let direct_namespace = Scratch::create(client, "direct").await?;
+    let watched_namespace = Scratch::create(client, "watched").await?;
     let measured = async {
-        if service_first {
-            let service =
-                through_service(kubeconfig, client, backend, &service_namespace.name, jobs).await?;
-            let direct = watched_direct(client, &direct_namespace.name, jobs).await?;
-            Ok((service, direct))
+        let service = if service_first {
+            Some(through_service(kubeconfig, client, backend, &service_namespace.name, jobs).await?)
         } else {
-            let direct = watched_direct(client, &direct_namespace.name, jobs).await?;
-            let service =
-                through_service(kubeconfig, client, backend, &service_namespace.name, jobs).await?;
-            Ok((service, direct))
-        }
+            None
+        };
+        let direct = timed_direct(client, &direct_namespace.name, jobs).await?;
+        let watched = timed_watching(client, &watched_namespace.name, jobs).await?;
+        let service = match service {
+            Some(service) => service,
+            None => {
+                through_service(kubeconfig, client, backend, &service_namespace.name, jobs).await?
+            }
+        };
+        Ok(Measured {
+            service,
+            direct,
+            watched,
+        })
     }
     .await;
     service_namespace.clear(client, wait).await?;
     direct_namespace.clear(client, wait).await?;
+    watched_namespace.clear(client, wait).await?;
     measured
 }
 
@@ -167,6 +210,13 @@ impl Scratch {
     }
 }
 
+/// The service's run: how long, and what it spent.
+struct Served {
+    took: Duration,
+    cpu_seconds: f64,
+    reconciles: f64,
+}
+
 /// Time from the first submit until the last of `jobs` Jobs exists.
 async fn through_service(
     kubeconfig: &Path,
@@ -174,7 +224,7 @@ async fn through_service(
     backend: Backend,
     namespace: &str,
     jobs: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Served> {
     let database = Database::create(backend).await?;
     let secret = token(&database, "bench", false).await?;
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
@@ -189,14 +239,28 @@ async fn through_service(
         },
     )
     .await;
+    let spent = async {
+        let metrics = metrics(&service).await?;
+        let reconciles = metrics
+            .get("submission_helper_reconciles_total{result=\"ok\"}")
+            .copied()
+            .unwrap_or(0.0);
+        anyhow::Ok((service.cpu_seconds()?, reconciles))
+    }
+    .await;
     service.stop().await?;
-    took
+    let (cpu_seconds, reconciles) = spent?;
+    Ok(Served {
+        took: took?,
+        cpu_seconds,
+        reconciles,
+    })
 }
 
 /// Time from the plain client's first create until the last of `jobs` Jobs exists, seen by
 /// the same independent watch as the service's (which the API server also streams every Job
 /// to).
-async fn watched_direct(client: &Client, namespace: &str, jobs: usize) -> anyhow::Result<Duration> {
+async fn timed_direct(client: &Client, namespace: &str, jobs: usize) -> anyhow::Result<Duration> {
     let api: Api<Job> = Api::namespaced(client.clone(), namespace);
     let manifests = manifests(namespace, jobs)?;
     time_until_jobs(
@@ -207,6 +271,60 @@ async fn watched_direct(client: &Client, namespace: &str, jobs: usize) -> anyhow
         || create_jobs(&api, manifests, CLIENT_CONCURRENCY),
     )
     .await
+}
+
+/// [`timed_direct`] while the client also watches the namespace's Jobs and pods of the app, as
+/// the service's caches do: what streaming them costs the API server and the machine, which the
+/// service cannot do without (its views, `/pods` and log follows read them).
+async fn timed_watching(client: &Client, namespace: &str, jobs: usize) -> anyhow::Result<Duration> {
+    let selector = watcher::Config::default().labels(&app_selector());
+    let jobs_watch =
+        watch_listed(Api::<Job>::namespaced(client.clone(), namespace), &selector).await?;
+    let pods_watch =
+        watch_listed(Api::<Pod>::namespaced(client.clone(), namespace), &selector).await?;
+    let took = timed_direct(client, namespace, jobs).await;
+    jobs_watch.abort();
+    pods_watch.abort();
+    took
+}
+
+/// A watch that decodes every object of `api` and keeps it, running once it has listed.
+async fn watch_listed<K>(
+    api: Api<K>,
+    config: &watcher::Config,
+) -> anyhow::Result<tokio::task::JoinHandle<()>>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (listed, listed_rx) = tokio::sync::oneshot::channel();
+    let config = config.clone();
+    let task = tokio::spawn(async move {
+        let mut listed = Some(listed);
+        let mut kept = std::collections::HashMap::new();
+        let mut events = std::pin::pin!(watcher(api, config));
+        while let Ok(Some(event)) = events.try_next().await {
+            match event {
+                watcher::Event::InitDone => {
+                    if let Some(listed) = listed.take() {
+                        let _ = listed.send(());
+                    }
+                }
+                watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                    kept.insert(kube::ResourceExt::name_any(&object), object);
+                }
+                watcher::Event::Delete(object) => {
+                    kept.remove(&kube::ResourceExt::name_any(&object));
+                }
+                watcher::Event::Init => {}
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), listed_rx)
+        .await
+        .context("the watch did not list within a minute")?
+        .context("the watch stopped before it listed")?;
+    Ok(task)
 }
 
 /// Time for `concurrency` loops of creates to create `jobs` Jobs.

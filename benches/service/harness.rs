@@ -335,6 +335,20 @@ impl Service {
         })
     }
 
+    /// CPU time the process has used so far, user and system, in seconds (from /proc).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let pid = self.child.id().context("the service has exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // The fields after the command's name, which is in parentheses and may hold spaces:
+        // utime and stime are the 14th and 15th of the line, in clock ticks (100 a second).
+        let after_name = stat.rsplit_once(')').context("no command name")?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |index: usize| -> anyhow::Result<f64> {
+            Ok(fields.get(index).context("a short stat line")?.parse()?)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(profile) = self.profile.take() {
             profile.finish().await?;

@@ -2,12 +2,13 @@
 //!
 //! One watch per kind (kube's `watcher`, which re-lists after a restart or an expired resource
 //! version) feeds a reflector, the caches every view reads, and asks for the submission each
-//! event belongs to to be reconciled. kube's scheduler holds each submission once, however many
-//! events arrive meanwhile, until it is due; at most [`CONCURRENCY`] reconciles run at once and
-//! never two of the same submission; one that fails (the database down, the API server
-//! unreachable) is scheduled again with backoff until it gets through. After every (re)list, the
-//! live submissions the list did not contain are reconciled too: their Job was deleted while
-//! nobody watched, and no delete event will ever say so.
+//! event belongs to to be reconciled, a moment later ([`super::triggers::COALESCE`]) so that
+//! one reconcile reads a burst of them. kube's scheduler holds each submission once, however
+//! many events arrive meanwhile, until it is due; at most [`CONCURRENCY`] reconciles run at
+//! once and never two of the same submission; one that fails (the database down, the API
+//! server unreachable) is scheduled again with backoff until it gets through. After every
+//! (re)list, the live submissions the list did not contain are reconciled too: their Job was
+//! deleted while nobody watched, and no delete event will ever say so.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -146,7 +147,7 @@ async fn follow_workloads(reconciler: Arc<Reconciler>, triggers: Triggers) {
         }
         caches.set_workload(&job_name, (!deleted).then_some(facts));
         if let Some(id) = submission_id(job.as_ref()) {
-            triggers.reconcile(id);
+            triggers.observed(id);
         }
     }
 }
@@ -167,7 +168,7 @@ async fn follow_jobs(
                     if let Some(listed) = listed.as_mut() {
                         listed.insert(id);
                     }
-                    triggers.reconcile(id);
+                    triggers.observed(id);
                 }
             }
             Ok(Event::InitDone) => {
@@ -177,13 +178,13 @@ async fn follow_jobs(
             }
             Ok(Event::Apply(job)) => {
                 if let Some(id) = submission_id(&job) {
-                    triggers.reconcile(id);
+                    triggers.observed(id);
                 }
             }
             Ok(Event::Delete(job)) => {
                 if let Some(id) = submission_id(&job) {
                     reconciler.job_deleted(id, job);
-                    triggers.reconcile(id);
+                    triggers.observed(id);
                 }
             }
             Err(error) => tracing::warn!(%error, "watching Jobs failed; retrying"),
@@ -257,7 +258,7 @@ async fn follow_pods(
         } else if deleted && logs::has_started(&pod) {
             reconciler.pod_deleted_after_end(id, Arc::new(pod));
         }
-        triggers.reconcile(id);
+        triggers.observed(id);
     }
 }
 

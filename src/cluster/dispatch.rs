@@ -555,6 +555,17 @@ mod tests {
         _dir: tempfile::TempDir,
     }
 
+    impl Scenario {
+        /// The submission as it is stored now.
+        async fn stored(&self) -> Submission {
+            self.store
+                .get(self.submission.id)
+                .await
+                .expect("read")
+                .expect("stored")
+        }
+    }
+
     async fn stored_submission() -> Scenario {
         let dir = tempfile::tempdir().expect("temporary directory");
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
@@ -629,12 +640,7 @@ mod tests {
             .await
             .expect("the fake API server was never called")
             .expect("the fake API server's checks");
-        let stored = scenario
-            .store
-            .get(scenario.submission.id)
-            .await
-            .expect("read")
-            .expect("stored");
+        let stored = scenario.stored().await;
         (stored.progress, reached, scenario)
     }
 
@@ -705,12 +711,7 @@ mod tests {
         let reached = record_all(&scenario.store, vec![(cluster, created)]).await;
 
         assert!(!reached, "the database refused: not reached");
-        let stored = scenario
-            .store
-            .get(scenario.submission.id)
-            .await
-            .expect("read")
-            .expect("stored");
+        let stored = scenario.stored().await;
         assert_eq!(stored.progress.state, State::Queued);
         assert_eq!(stored.job_name, scenario.submission.job_name);
     }

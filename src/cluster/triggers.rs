@@ -2,10 +2,20 @@
 //! (a retry, a stuck pod's deadline) ask through [`Triggers`]; the controller's loop drains the
 //! [`Receiver`] into kube's scheduler.
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::domain::SubmissionId;
+
+/// How long a change a watch saw waits for the ones that follow it. A Job and its pod change
+/// in bursts: a pod's creation, scheduling, start and end each move the Job's status after
+/// them, about ten events per Job in all; one reconcile per burst reads the row once instead of
+/// once per event. Kubernetes's job controller batches its pod events per Job the same way, for
+/// a second; this is short enough that the recorded state trails the cluster by less than a
+/// second.
+pub const COALESCE: Duration = Duration::from_millis(200);
 
 /// Where anyone asks for a submission to be reconciled. Cheap to clone.
 #[derive(Clone)]
@@ -31,6 +41,14 @@ impl Triggers {
     /// Reconciles `id` as soon as possible.
     pub fn reconcile(&self, id: SubmissionId) {
         self.at(id, Instant::now());
+    }
+
+    /// Reconciles `id` after a watch saw its Job or a pod of it change, once [`COALESCE`] has
+    /// passed: the changes that follow within it (a pod's next status, the Job's count of it)
+    /// are read by the same reconcile, since the scheduler keeps a submission's earliest time.
+    /// A reconcile asked for at once meanwhile (a cancel's) is not held back.
+    pub fn observed(&self, id: SubmissionId) {
+        self.at(id, Instant::now() + COALESCE);
     }
 
     /// Reconciles `id` at `run_at`.

@@ -7,11 +7,10 @@
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ContainerState;
-
-use super::cached_pod::{ContainerStatus, Pod};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cached_pod::{ContainerStatus, Pod};
 use crate::domain::SUBMISSION_ID_LABEL;
 use crate::duration::human_duration;
 

@@ -280,6 +280,7 @@ impl Store {
                 Ok(Queued {
                     submission: from_row(row)?.0,
                     attempts: row.try_get("dispatch_attempts")?,
+                    // Set by the claim, once it holds these rows.
                     withdrawals: 0,
                 })
             })
