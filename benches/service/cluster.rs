@@ -249,9 +249,11 @@ async fn through_service(
     }
     .await;
     service.stop().await?;
+    // The timing's error first: a scrape that failed after it is only a consequence.
+    let took = took?;
     let (cpu_seconds, reconciles) = spent?;
     Ok(Served {
-        took: took?,
+        took,
         cpu_seconds,
         reconciles,
     })
@@ -281,7 +283,13 @@ async fn timed_watching(client: &Client, namespace: &str, jobs: usize) -> anyhow
     let jobs_watch =
         watch_listed(Api::<Job>::namespaced(client.clone(), namespace), &selector).await?;
     let pods_watch =
-        watch_listed(Api::<Pod>::namespaced(client.clone(), namespace), &selector).await?;
+        match watch_listed(Api::<Pod>::namespaced(client.clone(), namespace), &selector).await {
+            Ok(watch) => watch,
+            Err(error) => {
+                jobs_watch.abort();
+                return Err(error);
+            }
+        };
     let took = timed_direct(client, namespace, jobs).await;
     jobs_watch.abort();
     pods_watch.abort();
@@ -320,11 +328,14 @@ where
             }
         }
     });
-    tokio::time::timeout(Duration::from_secs(60), listed_rx)
+    let listed = tokio::time::timeout(Duration::from_secs(60), listed_rx)
         .await
-        .context("the watch did not list within a minute")?
-        .context("the watch stopped before it listed")?;
-    Ok(task)
+        .context("the watch did not list within a minute")
+        .and_then(|sent| sent.context("the watch stopped before it listed"));
+    if listed.is_err() {
+        task.abort();
+    }
+    listed.map(|()| task)
 }
 
 /// Time for `concurrency` loops of creates to create `jobs` Jobs.

@@ -166,7 +166,7 @@ impl ClusterMetrics {
         );
         registry.register(
             "reconcile_lag_seconds",
-            "From a Job or pod event to its submission's recorded change",
+            "From a Job or pod event to its submission's recorded change, including the 200 ms a reconcile waits for the events that follow",
             self.lag.clone(),
         );
         registry.register(

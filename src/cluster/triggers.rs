@@ -71,3 +71,65 @@ impl Triggers {
         let _ = self.0.send(trigger);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use kube::runtime::scheduler::{ScheduleRequest, scheduler};
+
+    use super::*;
+
+    /// The triggers drained into kube's scheduler as the controller's loop drains them, on
+    /// tokio's paused clock.
+    fn scheduled(Receiver(mut incoming): Receiver) -> impl futures::Stream<Item = SubmissionId> {
+        let requests =
+            futures::stream::poll_fn(move |context| incoming.poll_recv(context)).map(|trigger| {
+                ScheduleRequest {
+                    message: trigger.id,
+                    run_at: trigger.run_at,
+                }
+            });
+        scheduler(requests)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_watch_events_is_reconciled_once_after_the_window() {
+        let (triggers, receiver) = Triggers::new();
+        let id = SubmissionId::new();
+        let start = Instant::now();
+        let mut due = Box::pin(scheduled(receiver));
+        for _ in 0..10 {
+            triggers.observed(id);
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        assert_eq!(due.next().await, Some(id));
+        assert_eq!(
+            start.elapsed(),
+            COALESCE,
+            "the first event's window decides"
+        );
+        drop(triggers);
+        assert_eq!(due.next().await, None, "one reconcile for the burst");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_asked_for_at_once_is_not_held_back_by_the_window() {
+        let (triggers, receiver) = Triggers::new();
+        let (watched, cancelled) = (SubmissionId::new(), SubmissionId::new());
+        let start = Instant::now();
+        let mut due = Box::pin(scheduled(receiver));
+        triggers.observed(watched);
+        triggers.observed(cancelled);
+        triggers.reconcile(cancelled);
+        assert_eq!(due.next().await, Some(cancelled));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(due.next().await, Some(watched));
+        assert_eq!(start.elapsed(), COALESCE);
+        drop(triggers);
+        assert_eq!(
+            due.next().await,
+            None,
+            "the cancelled one is not reconciled again"
+        );
+    }
+}
