@@ -115,7 +115,7 @@ pub async fn run(store: Store, settings: Settings, metrics: Arc<metrics::Webhook
             return;
         }
     };
-    let mut wakes = store.event_wakes();
+    let mut wakes = store.delivery_wakes();
     let mut sending = JoinSet::new();
     loop {
         let free = sender.settings.concurrency.saturating_sub(sending.len());

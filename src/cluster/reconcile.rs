@@ -106,11 +106,13 @@ impl Reconciler {
     /// Reconciles one submission: records what its Job and pods say, fails it if a pod of it
     /// has been stuck before its start for longer than the pending timeout.
     pub async fn reconcile(&self, id: SubmissionId) -> Result<Reconciled, ReconcileError> {
-        let Some(submission) = self.store.get(id).await? else {
+        let Some(read) = self.store.read(id).await? else {
             // A Job of ours with no row (another database's service shares the namespace).
             self.forget(id);
             return Ok(Reconciled::default());
         };
+        // The row is written (below) as read here, unless it changed meanwhile: one read.
+        let submission = read.submission.clone();
         if submission.namespace != self.cluster.namespace()
             || submission
                 .cluster
@@ -249,7 +251,7 @@ impl Reconciler {
             .any(|pod| oom::killed_for_memory(pod));
         let updated = self
             .store
-            .advance(id, |current| {
+            .advance_read(read, |current| {
                 // Rerun since it was read: what was seen is of the earlier run's Job.
                 if current.job_name != submission.job_name {
                     return None;

@@ -69,6 +69,7 @@ impl Store {
             lookups: None,
             dispatch: Arc::default(),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
+            deliveries: Arc::new(tokio::sync::watch::Sender::new(0)),
             withdrawals: Arc::default(),
         };
         store.commits = Some(commits::start(store.clone()));

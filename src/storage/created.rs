@@ -67,12 +67,10 @@ impl Store {
                 notifies: submission.spec.notify.is_some(),
             })
             .collect();
-        self.record_events(&mut tx, &changes).await?;
+        let recorded = self.record_events(&mut tx, &changes).await?;
         tx.commit().await?;
         drop(turn);
-        if !changes.is_empty() {
-            self.events_committed();
-        }
+        self.events_committed(recorded);
         Ok(marked)
     }
 }

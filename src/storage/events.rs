@@ -10,7 +10,8 @@
 //! events up to it therefore sees every revision up to it, and never skips one.
 //!
 //! After a commit with events, this process's reader of new events (the event feed) is woken at
-//! once ([`Store::event_wakes`]); another replica's within a second, by their own process's one
+//! once ([`Store::event_wakes`]), and its webhook sender too if the commit queued notifications
+//! ([`Store::delivery_wakes`]); another replica's within a second, by their own process's one
 //! reader of the counter ([`Store::watch_other_replicas`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,16 @@ const SCAN_WINDOW: i64 = 10_000;
 const PRUNE_CHUNK: i64 = 10_000;
 
 type Tx<'t> = sqlx::Transaction<'t, Any>;
+
+/// What a transaction recorded, for [`Store::events_committed`] once it has committed.
+#[must_use = "pass it to `events_committed` after the commit"]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Recorded {
+    /// Whether any event was recorded.
+    events: bool,
+    /// Whether notifications were queued with them.
+    notifies: bool,
+}
 
 /// A change of one submission's state, to be recorded.
 #[derive(Debug, Clone)]
@@ -148,9 +159,9 @@ impl Store {
         &self,
         tx: &mut Tx<'_>,
         changes: &[StateChange],
-    ) -> Result<()> {
+    ) -> Result<Recorded> {
         if changes.is_empty() {
-            return Ok(());
+            return Ok(Recorded::default());
         }
         // Before the commit, so a dispatcher that reads the count after it sees it.
         if changes.iter().any(StateChange::withdraws) {
@@ -187,21 +198,40 @@ impl Store {
         }
         // The notifications of these events, in the same transaction (see `webhooks`); most
         // changes are of submissions that notify nobody, and skip the statement.
-        if changes.iter().any(|change| change.notifies) {
+        let notifies = changes.iter().any(|change| change.notifies);
+        if notifies {
             self.record_deliveries(tx, last - count, last).await?;
         }
-        Ok(())
+        Ok(Recorded {
+            events: true,
+            notifies,
+        })
     }
 
-    /// Tells this process's reader of new events that events were committed.
-    pub(super) fn events_committed(&self) {
-        self.events
-            .send_modify(|generation| *generation = generation.wrapping_add(1));
+    /// Wakes this process's event feed after a commit that recorded events, and its webhook
+    /// sender if the commit queued notifications: most commits queue none, and under a burst of
+    /// submissions waking the sender for each was a statement per commit that found nothing.
+    pub(super) fn events_committed(&self, recorded: Recorded) {
+        if recorded.events {
+            self.events
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
+        if recorded.notifies {
+            self.deliveries
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
     }
 
-    /// Changes each time this process commits events; the event feed waits on it between reads.
+    /// Changes each time this process commits events, or sees another replica's; the event
+    /// feed waits on it between reads.
     pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.events.subscribe()
+    }
+
+    /// Changes when notifications may have been queued: by this process's commits, or (for
+    /// all this process knows) by another replica's. The webhook sender waits on it.
+    pub fn delivery_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.deliveries.subscribe()
     }
 
     /// The newest revision, and the newest one pruned.
@@ -397,7 +427,11 @@ impl Store {
                 Ok(Revisions { latest, .. }) => {
                     if known != Some(latest) {
                         known = Some(latest);
-                        self.events_committed();
+                        // Another replica's commits may have queued notifications too.
+                        self.events_committed(Recorded {
+                            events: true,
+                            notifies: true,
+                        });
                     }
                 }
                 Err(error) => tracing::debug!(%error, "could not read the newest event revision"),

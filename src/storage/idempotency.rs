@@ -46,11 +46,11 @@ impl Store {
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
         if claim_key(&mut tx, key, ids).await? {
-            self.insert_rows(&mut tx, &mut submissions).await?;
+            let recorded = self.insert_rows(&mut tx, &mut submissions).await?;
             tx.commit().await?;
             self.wal.wrote(submissions.len());
             self.dispatchable(&submissions);
-            self.events_committed();
+            self.events_committed(recorded);
             return Ok(Stored::New(submissions));
         }
         tx.rollback().await?;

@@ -72,7 +72,7 @@ pub use placing::Placing;
 pub use queue_place::Unfinished;
 pub use service_lock::{ServiceLock, ServiceLockError};
 pub use store::{PoolStats, Store};
-pub use submissions::{Cancelled, Filter, Group, Next, Page, Reran, RerunStored, Updated};
+pub use submissions::{Cancelled, Filter, Group, Next, Page, Read, Reran, RerunStored, Updated};
 pub use tes_tasks::StoredTask;
 pub use throughput::PerMinute;
 pub use token_row::Token;

@@ -53,6 +53,8 @@ pub struct Store {
     pub(super) dispatch: Arc<Notify>,
     /// Changes after each commit that recorded events, waking this process's event feed.
     pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Changes after each commit that queued notifications, waking the webhook sender.
+    pub(super) deliveries: Arc<tokio::sync::watch::Sender<u64>>,
     /// Counts the writes of this process that took a queued submission out of the queue for
     /// another reason than its Job (a cancel, a failure): see [`Store::withdrawals`].
     pub(super) withdrawals: Arc<AtomicU64>,

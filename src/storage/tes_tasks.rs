@@ -42,7 +42,7 @@ impl Store {
         let mut submissions = [submission];
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
-        self.insert_rows(&mut tx, &mut submissions).await?;
+        let recorded = self.insert_rows(&mut tx, &mut submissions).await?;
         let [submission] = submissions;
         let id = submission.id.to_string();
         sqlx::query(
@@ -67,7 +67,7 @@ impl Store {
         tx.commit().await?;
         self.wal.wrote(1);
         self.dispatchable(std::slice::from_ref(&submission));
-        self.events_committed();
+        self.events_committed(recorded);
         Ok(submission)
     }
 

@@ -10,7 +10,7 @@ use submission_helper::domain::{
     Caller, Progress, State, Submission, SubmissionId, SubmissionRequest, SubmissionSpec,
     SubmitDefaults,
 };
-use submission_helper::storage::{Checkpoint, Filter, Page, Store};
+use submission_helper::storage::{Checkpoint, Filter, Next, Page, Store};
 
 use crate::on_both_databases;
 use crate::support::{
@@ -773,3 +773,69 @@ async fn creations_recorded_together_move_only_what_still_waits_for_that_job(bac
     );
 }
 on_both_databases!(creations_recorded_together_move_only_what_still_waits_for_that_job);
+
+/// A reconcile reads its submission once and writes what it decided on that read; a cancel
+/// committed in between is not overwritten: the write finds another version, and the decision
+/// is taken again on the row as it is now.
+async fn a_write_decided_on_an_older_read_decides_again_on_the_row_as_it_is(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("store");
+    let fresh = submission("alice", "fresh", &[], "true");
+    let raced = submission("alice", "raced", &[], "true");
+    store
+        .insert(vec![fresh.clone(), raced.clone()])
+        .await
+        .expect("insert");
+    let running = |current: &Submission| {
+        (!current.progress.state.is_final()).then(|| {
+            Next::Progress(Progress {
+                state: State::Running,
+                active: 1,
+                ..current.progress.clone()
+            })
+        })
+    };
+
+    let read = store.read(fresh.id).await.expect("read").expect("stored");
+    let mut decided_on = Vec::new();
+    let updated = store
+        .advance_read(read, |current| {
+            decided_on.push(current.progress.state);
+            running(current)
+        })
+        .await
+        .expect("advance")
+        .expect("stored");
+    assert!(updated.changed);
+    assert_eq!(decided_on, [State::Queued], "decided once, on the read");
+    let stored = store.get(fresh.id).await.expect("get").expect("stored");
+    assert_eq!(stored.progress.state, State::Running);
+
+    let read = store.read(raced.id).await.expect("read").expect("stored");
+    let only_raced = Filter {
+        ids: vec![raced.id],
+        ..Filter::default()
+    };
+    store
+        .cancel_matching(&only_raced, "by hand")
+        .await
+        .expect("cancel");
+    let mut decided_on = Vec::new();
+    let updated = store
+        .advance_read(read, |current| {
+            decided_on.push(current.progress.state);
+            running(current)
+        })
+        .await
+        .expect("advance")
+        .expect("stored");
+    assert!(!updated.changed);
+    assert_eq!(
+        decided_on,
+        [State::Queued, State::Cancelled],
+        "decided again on the cancelled row"
+    );
+    let stored = store.get(raced.id).await.expect("get").expect("stored");
+    assert_eq!(stored.progress.state, State::Cancelled);
+}
+on_both_databases!(a_write_decided_on_an_older_read_decides_again_on_the_row_as_it_is);

@@ -396,3 +396,26 @@ async fn a_submission_shows_where_and_which_changes_it_notifies(backend: Backend
     );
 }
 on_both_databases!(a_submission_shows_where_and_which_changes_it_notifies);
+
+/// The commit that queues a notification wakes the sender: it goes out at once, not at the
+/// sender's next look at the outbox (an hour away here), though commits that notify nobody no
+/// longer wake it.
+async fn a_notification_goes_out_when_its_change_is_committed(backend: Backend) {
+    let receiver = Receiver::start(0).await;
+    let app = spawn_notifying_app_tuned(TestDatabase::new(backend).await, |settings| {
+        settings.poll = Duration::from_secs(3600);
+    })
+    .await;
+    submit(&app, body!({"image": "busybox", "command": "true"})).await;
+    let notifying = submit(
+        &app,
+        body!({"image": "busybox", "command": "true", "notify_url": receiver.url}),
+    )
+    .await;
+    let accepted = receiver.wait_for(1).await;
+    let secret = webhook_secret(&app.database.url).await;
+    let event = verified(&accepted[0], &secret);
+    assert_eq!(event["id"], notifying.as_str());
+    assert_eq!(event["state"], "queued");
+}
+on_both_databases!(a_notification_goes_out_when_its_change_is_committed);

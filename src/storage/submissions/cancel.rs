@@ -77,12 +77,10 @@ impl Store {
             .end_dependents(&mut tx, &ended, State::Cancelled)
             .await?;
         changes.extend(ended_waiting(&dependents));
-        self.record_events(&mut tx, &changes).await?;
+        let recorded = self.record_events(&mut tx, &changes).await?;
         tx.commit().await?;
         drop(turn);
-        if !changes.is_empty() {
-            self.events_committed();
-        }
+        self.events_committed(recorded);
         if !matched.is_empty() {
             self.wake_dispatcher();
         }

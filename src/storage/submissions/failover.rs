@@ -74,10 +74,10 @@ impl Store {
             tx.rollback().await?;
             return Ok(moved);
         }
-        self.record_events(&mut tx, &changes).await?;
+        let recorded = self.record_events(&mut tx, &changes).await?;
         tx.commit().await?;
         drop(turn);
-        self.events_committed();
+        self.events_committed(recorded);
         self.wake_dispatcher();
         Ok(moved)
     }

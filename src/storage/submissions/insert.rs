@@ -7,7 +7,7 @@ use sqlx::{Any, QueryBuilder};
 
 use crate::domain::Submission;
 use crate::storage::error::{Result, StorageError};
-use crate::storage::events::StateChange;
+use crate::storage::events::{Recorded, StateChange};
 use crate::storage::store::Store;
 
 /// Rows per multi-row INSERT: 19 values a row stays well under SQLite's limit of 32766 bound
@@ -41,7 +41,7 @@ impl Store {
     ) -> Result<()> {
         let _turn = self.turn_to_write().await;
         let mut tx = self.pool.begin().await?;
-        self.insert_rows(&mut tx, submissions).await?;
+        let recorded = self.insert_rows(&mut tx, submissions).await?;
         if abandoned() {
             tx.rollback().await?;
             return Err(StorageError::Abandoned);
@@ -49,7 +49,7 @@ impl Store {
         tx.commit().await?;
         self.wal.wrote(submissions.len());
         self.dispatchable(submissions);
-        self.events_committed();
+        self.events_committed(recorded);
         Ok(())
     }
 
@@ -60,7 +60,7 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
         submissions: &mut [Submission],
-    ) -> Result<()> {
+    ) -> Result<Recorded> {
         let waiting_on = self.starting_states(tx, submissions).await?;
         let now = Timestamp::now();
         for (chunk, waiting_on) in submissions

@@ -30,4 +30,4 @@ pub use filter::Filter;
 pub use groups::Group;
 pub use read::Page;
 pub use rerun::{Reran, RerunStored};
-pub use update::{Next, Updated};
+pub use update::{Next, Read, Updated};

@@ -7,6 +7,7 @@ use sqlx::{Any, QueryBuilder, Row};
 
 use super::filter::{Conditions, Filter, push_states};
 use super::row::{columns, from_row};
+use super::update::Read;
 use crate::domain::{State, Submission, SubmissionId};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::store::{Backend, Store};
@@ -24,6 +25,17 @@ impl Store {
             .get_versioned(id)
             .await?
             .map(|(submission, _)| submission))
+    }
+
+    /// One submission, with its version for [`Store::advance_read`].
+    pub async fn read(&self, id: SubmissionId) -> Result<Option<Read>> {
+        Ok(self
+            .get_versioned(id)
+            .await?
+            .map(|(submission, version)| Read {
+                submission,
+                version,
+            }))
     }
 
     pub(super) async fn get_versioned(

@@ -16,7 +16,7 @@ use crate::domain::{
     plan_rerun, rerun_job_name,
 };
 use crate::storage::error::{Result, StorageError};
-use crate::storage::events::StateChange;
+use crate::storage::events::{Recorded, StateChange};
 use crate::storage::idempotency::{IdempotencyKey, claim_key};
 use crate::storage::store::Store;
 
@@ -188,7 +188,7 @@ impl Store {
                 drop(turn);
                 return self.replay(key).await;
             }
-            let Some(reran) = self.rerun_in(&mut tx, filter, &spec_of).await? else {
+            let Some((reran, recorded)) = self.rerun_in(&mut tx, filter, &spec_of).await? else {
                 tx.rollback().await?;
                 continue;
             };
@@ -215,7 +215,7 @@ impl Store {
             }
             tx.commit().await?;
             drop(turn);
-            self.events_committed();
+            self.events_committed(recorded);
             self.wake_dispatcher();
             return Ok(RerunStored::New(reran));
         }
@@ -224,13 +224,14 @@ impl Store {
         ))
     }
 
-    /// One try of [`Store::rerun_matching`] inside `tx`; `None` if a row changed meanwhile.
+    /// One try of [`Store::rerun_matching`] inside `tx`, and the events it recorded; `None` if
+    /// a row changed meanwhile.
     async fn rerun_in(
         &self,
         tx: &mut Tx<'_>,
         filter: &Filter,
         spec_of: &impl Fn(&Submission) -> std::result::Result<SubmissionSpec, String>,
-    ) -> Result<Option<Reran>> {
+    ) -> Result<Option<(Reran, Recorded)>> {
         let mut builder = QueryBuilder::new(concat!(
             "SELECT s.cascaded AS ended_by_dependency, ",
             columns!(),
@@ -359,14 +360,14 @@ impl Store {
                 reran.dependents.push(submission);
             }
         }
-        self.record_events(tx, &changes).await?;
+        let recorded = self.record_events(tx, &changes).await?;
         reran
             .matched
             .sort_by_key(|submission| std::cmp::Reverse(submission.id));
         reran
             .dependents
             .sort_by_key(|submission| std::cmp::Reverse(submission.id));
-        Ok(Some(reran))
+        Ok(Some((reran, recorded)))
     }
 
     /// The dependencies of each of `ids` that has any.

@@ -16,6 +16,13 @@ pub struct Updated {
     pub submission: Submission,
 }
 
+/// A submission as it was read, and the version a write of it must still find.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub submission: Submission,
+    pub(super) version: i64,
+}
+
 /// Retries of an optimistic update before giving up; contention on one row is brief.
 const UPDATE_ATTEMPTS: usize = 20;
 
@@ -49,11 +56,40 @@ impl Store {
     pub async fn advance(
         &self,
         id: SubmissionId,
+        decide: impl FnMut(&Submission) -> Option<Next>,
+    ) -> Result<Option<Updated>> {
+        self.advance_from(id, None, decide).await
+    }
+
+    /// As [`Store::advance`], deciding first on a row the caller has just read
+    /// ([`Store::read`]) instead of reading it again: a reconcile reads its submission before it
+    /// looks at the cluster. If the row changed since, the write finds another version and the
+    /// row is read again, as after any other writer.
+    pub async fn advance_read(
+        &self,
+        read: Read,
+        decide: impl FnMut(&Submission) -> Option<Next>,
+    ) -> Result<Option<Updated>> {
+        let id = read.submission.id;
+        self.advance_from(id, Some(read), decide).await
+    }
+
+    async fn advance_from(
+        &self,
+        id: SubmissionId,
+        mut read: Option<Read>,
         mut decide: impl FnMut(&Submission) -> Option<Next>,
     ) -> Result<Option<Updated>> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let Some((mut submission, version)) = self.get_versioned(id).await? else {
-                return Ok(None);
+            let (mut submission, version) = match read.take() {
+                Some(Read {
+                    submission,
+                    version,
+                }) => (submission, version),
+                None => match self.get_versioned(id).await? {
+                    Some(read) => read,
+                    None => return Ok(None),
+                },
             };
             let progress = match decide(&submission) {
                 Some(Next::Progress(progress)) => Some(progress),
@@ -135,12 +171,10 @@ impl Store {
                 .iter()
                 .any(|change| change.state == State::Queued);
             changes.extend(dependents);
-            self.record_events(&mut tx, &changes).await?;
+            let recorded = self.record_events(&mut tx, &changes).await?;
             tx.commit().await?;
             drop(turn);
-            if !changes.is_empty() {
-                self.events_committed();
-            }
+            self.events_committed(recorded);
             if ends || queued || (progress.admitted && !submission.progress.admitted) {
                 // A slot under a limit is free, or dependents are queued, or Kueue admitted a
                 // Job (one fewer waits suspended).
@@ -172,11 +206,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(None);
         }
-        self.record_events(&mut tx, &[row.change(submission)])
+        let recorded = self
+            .record_events(&mut tx, &[row.change(submission)])
             .await?;
         tx.commit().await?;
         drop(turn);
-        self.events_committed();
+        self.events_committed(recorded);
         self.wake_dispatcher();
         Ok(Some(row.into_submission(submission)))
     }
