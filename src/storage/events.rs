@@ -222,18 +222,6 @@ impl Store {
         }
     }
 
-    /// Changes each time this process commits events, or sees another replica's; the event
-    /// feed waits on it between reads.
-    pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.events.subscribe()
-    }
-
-    /// Changes when notifications may have been queued: by this process's commits, or (for
-    /// all this process knows) by another replica's. The webhook sender waits on it.
-    pub fn delivery_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.deliveries.subscribe()
-    }
-
     /// The newest revision, and the newest one pruned.
     pub async fn revisions(&self) -> Result<Revisions> {
         let rows = sqlx::query("SELECT name, revision FROM event_revisions")

@@ -112,6 +112,18 @@ impl Store {
         self.dispatch.notify_one();
     }
 
+    /// Changes each time this process commits events, or sees another replica's; the event
+    /// feed waits on it between reads.
+    pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    /// Changes when notifications may have been queued: by this process's commits, or (for
+    /// all this process knows) by another replica's. The webhook sender waits on it.
+    pub fn delivery_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.deliveries.subscribe()
+    }
+
     /// Wakes the dispatcher if any of these newly stored submissions is queued.
     pub(super) fn dispatchable(&self, stored: &[Submission]) {
         if stored
