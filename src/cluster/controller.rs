@@ -19,7 +19,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::scheduler::{ScheduleRequest, scheduler};
+use kube::runtime::scheduler::scheduler;
 use kube::runtime::watcher::{self, Event};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -282,10 +282,7 @@ async fn reconcile_forever(
     let mut failures: HashMap<SubmissionId, u32> = HashMap::new();
     let requests = futures::stream::poll_fn(|context| incoming.poll_recv(context)).map(|trigger| {
         waiting.lock().entry(trigger.id).or_insert(trigger.seen);
-        ScheduleRequest {
-            message: trigger.id,
-            run_at: trigger.run_at,
-        }
+        trigger.request()
     });
     let mut due = std::pin::pin!(scheduler(requests));
     let mut reconciles = FuturesUnordered::new();

@@ -112,7 +112,7 @@ impl Reconciler {
             return Ok(Reconciled::default());
         };
         // The row is written (below) as read here, unless it changed meanwhile: one read.
-        let submission = read.submission.clone();
+        let submission = &read.submission;
         if submission.namespace != self.cluster.namespace()
             || submission
                 .cluster
@@ -249,11 +249,13 @@ impl Reconciler {
             .iter()
             .chain(&deleted_after_end)
             .any(|pod| oom::killed_for_memory(pod));
+        // What is still needed of the read once the write has taken it.
+        let (run, was) = (submission.job(), submission.progress.state);
         let updated = self
             .store
             .advance_read(read, |current| {
                 // Rerun since it was read: what was seen is of the earlier run's Job.
-                if current.job_name != submission.job_name {
+                if current.job_name != run.job_name {
                     return None;
                 }
                 let next = match &deadline {
@@ -278,7 +280,7 @@ impl Reconciler {
             if changed {
                 tracing::info!(submission_id = %id, %state, "submission progressed");
             }
-            if updated.submission.job_name != submission.job_name {
+            if updated.submission.job_name != run.job_name {
                 tracing::info!(submission_id = %id, job = %updated.submission.job_name, "rerun for memory");
                 self.cluster
                     .metrics()
@@ -286,12 +288,12 @@ impl Reconciler {
                     .get_or_create(&super::metrics::RerunCause { cause: "memory" })
                     .inc();
             }
-            if changed && state == State::Running && submission.progress.state != State::Running {
+            if changed && state == State::Running && was != State::Running {
                 self.note_running(&seen);
             }
             if let (Deadline::Passed(stuck), true, State::Failed) = (&deadline, changed, state) {
                 tracing::warn!(submission_id = %id, pod = %stuck.pod, why = %stuck.why, "a pod could not start in time; deleting its Job");
-                self.cancels.delete_jobs([submission.job()]);
+                self.cancels.delete_jobs([run]);
             }
             if state.is_final() {
                 self.forget(id);

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kube::runtime::scheduler::ScheduleRequest;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -26,6 +27,17 @@ pub struct Trigger {
     pub id: SubmissionId,
     pub seen: Instant,
     pub run_at: Instant,
+}
+
+impl Trigger {
+    /// What kube's scheduler is handed: it keeps the earliest `run_at` of a submission's
+    /// requests, which is what makes a burst of [`Triggers::observed`] one reconcile.
+    pub fn request(&self) -> ScheduleRequest<SubmissionId> {
+        ScheduleRequest {
+            message: self.id,
+            run_at: self.run_at,
+        }
+    }
 }
 
 /// The receiving end of [`Triggers`].
@@ -75,20 +87,15 @@ impl Triggers {
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
-    use kube::runtime::scheduler::{ScheduleRequest, scheduler};
+    use kube::runtime::scheduler::scheduler;
 
     use super::*;
 
     /// The triggers drained into kube's scheduler as the controller's loop drains them, on
     /// tokio's paused clock.
     fn scheduled(Receiver(mut incoming): Receiver) -> impl futures::Stream<Item = SubmissionId> {
-        let requests =
-            futures::stream::poll_fn(move |context| incoming.poll_recv(context)).map(|trigger| {
-                ScheduleRequest {
-                    message: trigger.id,
-                    run_at: trigger.run_at,
-                }
-            });
+        let requests = futures::stream::poll_fn(move |context| incoming.poll_recv(context))
+            .map(|trigger| trigger.request());
         scheduler(requests)
     }
 

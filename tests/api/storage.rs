@@ -786,27 +786,29 @@ async fn a_write_decided_on_an_older_read_decides_again_on_the_row_as_it_is(back
         .insert(vec![fresh.clone(), raced.clone()])
         .await
         .expect("insert");
-    let running = |current: &Submission| {
-        (!current.progress.state.is_final()).then(|| {
-            Next::Progress(Progress {
-                state: State::Running,
-                active: 1,
-                ..current.progress.clone()
+    // Advances to Running what is not final yet, noting each state the decision was taken on.
+    let advance_to_running = async |read| {
+        let mut decided_on = Vec::new();
+        let updated = store
+            .advance_read(read, |current: &Submission| {
+                decided_on.push(current.progress.state);
+                (!current.progress.state.is_final()).then(|| {
+                    Next::Progress(Progress {
+                        state: State::Running,
+                        active: 1,
+                        ..current.progress.clone()
+                    })
+                })
             })
-        })
+            .await
+            .expect("advance")
+            .expect("stored");
+        (updated.changed, decided_on)
     };
 
     let read = store.read(fresh.id).await.expect("read").expect("stored");
-    let mut decided_on = Vec::new();
-    let updated = store
-        .advance_read(read, |current| {
-            decided_on.push(current.progress.state);
-            running(current)
-        })
-        .await
-        .expect("advance")
-        .expect("stored");
-    assert!(updated.changed);
+    let (changed, decided_on) = advance_to_running(read).await;
+    assert!(changed);
     assert_eq!(decided_on, [State::Queued], "decided once, on the read");
     let stored = store.get(fresh.id).await.expect("get").expect("stored");
     assert_eq!(stored.progress.state, State::Running);
@@ -820,16 +822,8 @@ async fn a_write_decided_on_an_older_read_decides_again_on_the_row_as_it_is(back
         .cancel_matching(&only_raced, "by hand")
         .await
         .expect("cancel");
-    let mut decided_on = Vec::new();
-    let updated = store
-        .advance_read(read, |current| {
-            decided_on.push(current.progress.state);
-            running(current)
-        })
-        .await
-        .expect("advance")
-        .expect("stored");
-    assert!(!updated.changed);
+    let (changed, decided_on) = advance_to_running(read).await;
+    assert!(!changed);
     assert_eq!(
         decided_on,
         [State::Queued, State::Cancelled],

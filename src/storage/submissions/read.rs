@@ -21,27 +21,11 @@ pub struct Page {
 
 impl Store {
     pub async fn get(&self, id: SubmissionId) -> Result<Option<Submission>> {
-        Ok(self
-            .get_versioned(id)
-            .await?
-            .map(|(submission, _)| submission))
+        Ok(self.read(id).await?.map(|read| read.submission))
     }
 
     /// One submission, with its version for [`Store::advance_read`].
     pub async fn read(&self, id: SubmissionId) -> Result<Option<Read>> {
-        Ok(self
-            .get_versioned(id)
-            .await?
-            .map(|(submission, version)| Read {
-                submission,
-                version,
-            }))
-    }
-
-    pub(super) async fn get_versioned(
-        &self,
-        id: SubmissionId,
-    ) -> Result<Option<(Submission, i64)>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             columns!(),
@@ -50,7 +34,12 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| from_row(&row)).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let (submission, version) = from_row(&row)?;
+        Ok(Some(Read {
+            submission,
+            version,
+        }))
     }
 
     /// Newest first, filtered, one page.

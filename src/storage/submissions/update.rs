@@ -81,16 +81,17 @@ impl Store {
         mut decide: impl FnMut(&Submission) -> Option<Next>,
     ) -> Result<Option<Updated>> {
         for _ in 0..UPDATE_ATTEMPTS {
-            let (mut submission, version) = match read.take() {
-                Some(Read {
-                    submission,
-                    version,
-                }) => (submission, version),
-                None => match self.get_versioned(id).await? {
+            let read = match read.take() {
+                Some(read) => read,
+                None => match self.read(id).await? {
                     Some(read) => read,
                     None => return Ok(None),
                 },
             };
+            let Read {
+                mut submission,
+                version,
+            } = read;
             let progress = match decide(&submission) {
                 Some(Next::Progress(progress)) => Some(progress),
                 Some(Next::RerunForMemory { spec, message }) => {
