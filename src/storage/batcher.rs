@@ -1,8 +1,8 @@
 //! A queue whose requests are served in batches: the requests waiting at the same moment are
 //! taken together, so that one statement or one transaction serves them all.
 //!
-//! The group commit of single submissions (`commits`) and the token lookups (`lookups`) are
-//! built on it. A worker takes the first request waiting, then every other one already queued
+//! The group commits of single submissions (`commits`) and of the controller's progress writes
+//! (`progress_commits`), and the token lookups (`lookups`), are built on it. A worker takes the first request waiting, then every other one already queued
 //! until the batch is full, and hands the batch to the function it was started with, which
 //! answers each request. No request waits for others to arrive: under light load a batch is
 //! one request, and batches grow only while requests queue up behind busy workers.

@@ -9,7 +9,7 @@ use sqlx::any::AnyPoolOptions;
 
 use super::error::Result;
 use super::store::{Backend, Store};
-use super::{commits, lookups, wal};
+use super::{commits, lookups, progress_commits, wal};
 
 /// How long a statement waits for a connection before it fails: a database that is down makes
 /// requests answer 500/503 and the watchers hand their changes to the reconcile queue within
@@ -66,6 +66,7 @@ impl Store {
             wal: Arc::default(),
             writer: Arc::default(),
             commits: None,
+            progress_commits: None,
             lookups: None,
             dispatch: Arc::default(),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -73,6 +74,7 @@ impl Store {
             withdrawals: Arc::default(),
         };
         store.commits = Some(commits::start(store.clone()));
+        store.progress_commits = Some(progress_commits::start(store.clone()));
         store.lookups = Some(lookups::start(store.clone()));
         Ok(store)
     }

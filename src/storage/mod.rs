@@ -28,7 +28,8 @@
 //! - `service_lock`: one running service per SQLite file (a lock beside the database).
 //!
 //! Requests arriving together share work through one queue (`batcher`): single submissions
-//! share a transaction (`commits`), token lookups a statement (`lookups`).
+//! share a transaction (`commits`), so do the controller's progress writes
+//! (`progress_commits`, each a `progress_write`), and token lookups a statement (`lookups`).
 //!
 //! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends
 //! on a request (filters, multi-row inserts) are assembled with sqlx's
@@ -50,6 +51,8 @@ mod limits;
 mod logs;
 mod lookups;
 mod placing;
+mod progress_commits;
+mod progress_write;
 mod queue_place;
 mod service_lock;
 mod store;

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::batcher::Batcher;
 use super::error::Result;
+use super::progress_write::{ProgressWrite, Written};
 use super::token_row::Token;
 use crate::domain::{State, Submission};
 
@@ -45,6 +46,9 @@ pub struct Store {
     /// Where one-submission inserts wait for the next group commit (none in the writers'
     /// own store; see `commits`).
     pub(super) commits: Option<Batcher<Vec<Submission>, Vec<Submission>>>,
+    /// Where the controller's progress writes wait for the next group commit (none in the
+    /// writers' own store; see `progress_commits`).
+    pub(super) progress_commits: Option<Batcher<ProgressWrite, Written>>,
     /// Where token lookups wait for the next shared statement, by the hash of the secret
     /// (none in the workers' own store; see `lookups`).
     pub(super) lookups: Option<Batcher<String, Option<Token>>>,

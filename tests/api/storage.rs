@@ -833,3 +833,73 @@ async fn a_write_decided_on_an_older_read_decides_again_on_the_row_as_it_is(back
     assert_eq!(stored.progress.state, State::Cancelled);
 }
 on_both_databases!(a_write_decided_on_an_older_read_decides_again_on_the_row_as_it_is);
+
+/// Progress decided for many submissions at the same moment (a burst of Jobs changing) is
+/// written for each, with one event each; and increments of one row racing one another, some
+/// of them in the same shared transaction, each land once: a write whose row changed since it
+/// was read is decided again, never written over the change.
+async fn progress_decided_together_is_written_for_each_and_loses_no_race(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("store");
+    let many: Vec<Submission> = (0..40)
+        .map(|n| submission("alice", &format!("sample-{n}"), &[], "true"))
+        .collect();
+    let raced = submission("alice", "raced", &[], "true");
+    let mut all = many.clone();
+    all.push(raced.clone());
+    store.insert(all).await.expect("insert");
+    let before = store.revisions().await.expect("revisions").latest;
+
+    let running = |current: &Submission| {
+        Some(Progress {
+            state: State::Running,
+            active: current.progress.active + 1,
+            ..current.progress.clone()
+        })
+    };
+    let writes = many
+        .iter()
+        .map(|submission| submission.id)
+        .chain(std::iter::repeat_n(raced.id, 10))
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move { store.update(id, running).await })
+        })
+        .collect::<Vec<_>>();
+    for write in writes {
+        let updated = write.await.expect("task").expect("update").expect("stored");
+        assert!(updated.changed);
+    }
+
+    for submission in &many {
+        let stored = store
+            .get(submission.id)
+            .await
+            .expect("get")
+            .expect("stored");
+        assert_eq!(
+            (stored.progress.state, stored.progress.active),
+            (State::Running, 1)
+        );
+    }
+    let stored = store.get(raced.id).await.expect("get").expect("stored");
+    assert_eq!(
+        stored.progress.active, 10,
+        "every racing increment landed once"
+    );
+    let events = store
+        .events_after(before, &Default::default(), 100)
+        .await
+        .expect("events")
+        .events;
+    let mut moved: Vec<SubmissionId> = events.iter().map(|event| event.id).collect();
+    moved.sort();
+    let mut expected: Vec<SubmissionId> = many.iter().map(|submission| submission.id).collect();
+    expected.push(raced.id);
+    expected.sort();
+    assert_eq!(
+        moved, expected,
+        "one event per submission that started running"
+    );
+}
+on_both_databases!(progress_decided_together_is_written_for_each_and_loses_no_race);

@@ -7,6 +7,7 @@ use super::rerun::{RerunRow, write_rerun};
 use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
+use crate::storage::progress_write::ProgressWrite;
 use crate::storage::store::Store;
 
 /// The result of asking for an update: whether the row changed, and the row as it is now.
@@ -89,7 +90,7 @@ impl Store {
                 },
             };
             let Read {
-                mut submission,
+                submission,
                 version,
             } = read;
             let progress = match decide(&submission) {
@@ -122,9 +123,45 @@ impl Store {
                     submission,
                 }));
             }
-            let ends = progress.state.is_final();
-            let turn = self.turn_to_write().await;
-            let mut tx = self.pool.begin().await?;
+            let write = ProgressWrite {
+                submission,
+                version,
+                progress,
+            };
+            let outcome = match &self.progress_commits {
+                Some(queue) => queue.send(write).await?,
+                None => {
+                    let written = self.write_progress(&[&write]).await?;
+                    write.outcome(written.first().copied().unwrap_or(false))
+                }
+            };
+            if outcome.written {
+                return Ok(Some(Updated {
+                    changed: true,
+                    submission: outcome.submission,
+                }));
+            }
+        }
+        Err(StorageError::Contended(id))
+    }
+
+    /// Writes each of `writes` whose row is still at the version it was read at, in one
+    /// transaction; says for each whether it was written. What waited for a submission that
+    /// ends moves on in the same transaction: a dependency's end and its dependents' next step
+    /// are recorded together or not at all.
+    pub(in crate::storage) async fn write_progress(
+        &self,
+        writes: &[&ProgressWrite],
+    ) -> Result<Vec<bool>> {
+        let turn = self.turn_to_write().await;
+        let mut tx = self.pool.begin().await?;
+        let mut written = Vec::with_capacity(writes.len());
+        let mut changes = Vec::new();
+        let mut wake = false;
+        let now = Timestamp::now().to_string();
+        for write in writes {
+            let (submission, progress) = (&write.submission, &write.progress);
+            let id = submission.id;
             let result = sqlx::query(
                 "UPDATE submissions SET state = $1, message = $2, active = $3, succeeded = $4, \
                  failed = $5, started_at = $6, finished_at = $7, updated_at = $8, \
@@ -138,26 +175,25 @@ impl Store {
             .bind(progress.failed)
             .bind(progress.started_at.map(|at| at.to_string()))
             .bind(progress.finished_at.map(|at| at.to_string()))
-            .bind(Timestamp::now().to_string())
+            .bind(now.clone())
             .bind(i64::from(progress.admitted))
             .bind(progress.evictions)
             .bind(id.to_string())
-            .bind(version)
+            .bind(write.version)
             .execute(&mut *tx)
             .await?;
             if result.rows_affected() != 1 {
-                tx.rollback().await?;
-                drop(turn);
+                // Changed since it was read: its caller decides again.
+                written.push(false);
                 continue;
             }
-            // What waited for it moves on in the same transaction: a dependency's end and its
-            // dependents' next step are recorded together or not at all.
+            written.push(true);
+            let ends = progress.state.is_final();
             let dependents = if ends {
                 self.dependency_ended(&mut tx, id, progress.state).await?
             } else {
                 Vec::new()
             };
-            let mut changes = Vec::with_capacity(dependents.len() + 1);
             if progress.state != submission.progress.state {
                 changes.push(StateChange {
                     id,
@@ -172,22 +208,18 @@ impl Store {
                 .iter()
                 .any(|change| change.state == State::Queued);
             changes.extend(dependents);
-            let recorded = self.record_events(&mut tx, &changes).await?;
-            tx.commit().await?;
-            drop(turn);
-            self.events_committed(recorded);
-            if ends || queued || (progress.admitted && !submission.progress.admitted) {
-                // A slot under a limit is free, or dependents are queued, or Kueue admitted a
-                // Job (one fewer waits suspended).
-                self.wake_dispatcher();
-            }
-            submission.progress = progress;
-            return Ok(Some(Updated {
-                changed: true,
-                submission,
-            }));
+            // A slot under a limit is free, or dependents are queued, or Kueue admitted a Job
+            // (one fewer waits suspended).
+            wake |= ends || queued || (progress.admitted && !submission.progress.admitted);
         }
-        Err(StorageError::Contended(id))
+        let recorded = self.record_events(&mut tx, &changes).await?;
+        tx.commit().await?;
+        drop(turn);
+        self.events_committed(recorded);
+        if wake {
+            self.wake_dispatcher();
+        }
+        Ok(written)
     }
 
     /// Queues `submission` (read at `version`) for a new run under `spec`; `None` if another
