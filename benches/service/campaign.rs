@@ -2,11 +2,14 @@
 //! (10,000 submissions in one batch request; 4 x 5 + 1 in the smoke run). How long the batch
 //! takes to store, and what recording each end costs while the merges wait on them, beside the
 //! same ends of as many submissions with no dependencies. A flat cost per end, from the first
-//! to the last, is the proof that a fan-in of any width costs one update per edge.
+//! to the last, is the proof that a fan-in of any width costs one update per edge. The same
+//! ends again from 16 writers at once, as the controller's 16 reconciles write, show what the
+//! group commit of progress shares among them.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use submission_helper::domain::{Progress, State, SubmissionId};
@@ -25,8 +28,9 @@ struct Measured {
 
 pub async fn run(backend: Backend, scale: Scale) -> anyhow::Result<()> {
     let (merges, width) = if scale.full { (99, 100) } else { (4, 5) };
-    let campaign = measure(backend, merges, width, true).await?;
-    let reference = measure(backend, merges, width, false).await?;
+    let campaign = measure(backend, merges, width, true, 1).await?;
+    let reference = measure(backend, merges, width, false, 1).await?;
+    let together = measure(backend, merges, width, false, WRITERS).await?;
     let total = merges * width + merges + 1;
     let table = Table::start(
         &format!(
@@ -36,37 +40,49 @@ pub async fn run(backend: Backend, scale: Scale) -> anyhow::Result<()> {
             "figure",
             "campaign (depends_on)",
             "the same without dependencies",
+            "the same, 16 writers at once",
         ],
     );
     table.row(&[
         "stored, one batch request".into(),
         ms(campaign.stored),
         ms(reference.stored),
+        ms(together.stored),
     ]);
     let tenth = (merges * width / 10).max(1);
-    for (what, campaign, reference) in [
+    for (what, campaign, reference, together) in [
         (
             format!("an end recorded, p50 / p99, first {tenth} samples"),
             &campaign.first,
             &reference.first,
+            &together.first,
         ),
         (
             format!("an end recorded, p50 / p99, last {tenth} samples"),
             &campaign.last,
             &reference.last,
+            &together.last,
         ),
     ] {
-        table.row(&[what, p50_p99(campaign), p50_p99(reference)]);
+        table.row(&[
+            what,
+            p50_p99(campaign),
+            p50_p99(reference),
+            p50_p99(together),
+        ]);
     }
     table.row(&[
         "the end that queues a merge (its last sample's), p50 / p99".into(),
         p50_p99(&campaign.releasing),
         "-".into(),
+        "-".into(),
     ]);
+    let seconds = |measured: &Measured| format!("{:.2} s", measured.all_ended.as_secs_f64());
     table.row(&[
         format!("every end recorded, {total} in all"),
-        format!("{:.2} s", campaign.all_ended.as_secs_f64()),
-        format!("{:.2} s", reference.all_ended.as_secs_f64()),
+        seconds(&campaign),
+        seconds(&reference),
+        seconds(&together),
     ]);
     Ok(())
 }
@@ -83,11 +99,17 @@ fn p50_p99(samples: &[Duration]) -> String {
     format!("{} / {}", ms(at(0.5)), ms(at(0.99)))
 }
 
+/// Writers recording ends at once in the last column: the controller's reconciles at once.
+const WRITERS: usize = 16;
+
+/// Stores the campaign (or the same submissions without dependencies), then records every end,
+/// from `writers` writers at once (without dependencies only: their order does not matter).
 async fn measure(
     backend: Backend,
     merges: usize,
     width: usize,
     with_dependencies: bool,
+    writers: usize,
 ) -> anyhow::Result<Measured> {
     let database = Database::create(backend).await?;
     let secret = token(&database, "bench", false).await?;
@@ -141,13 +163,31 @@ async fn measure(
     let mut ends = Vec::with_capacity(ids.len());
     let mut releasing = Vec::new();
     let all = Instant::now();
-    for (n, id) in ids.iter().enumerate() {
-        let one = Instant::now();
-        succeed(&store, *id).await?;
-        let took = one.elapsed();
-        ends.push(took);
-        if with_dependencies && n < samples && (n + 1) % width == 0 {
-            releasing.push(took);
+    if writers > 1 {
+        if with_dependencies {
+            bail!("a campaign's ends are recorded in order, by one writer");
+        }
+        let mut timed = futures::stream::iter(&ids)
+            .map(|id| {
+                let store = &store;
+                async move {
+                    let one = Instant::now();
+                    succeed(store, *id).await.map(|()| one.elapsed())
+                }
+            })
+            .buffered(writers);
+        while let Some(took) = timed.next().await {
+            ends.push(took?);
+        }
+    } else {
+        for (n, id) in ids.iter().enumerate() {
+            let one = Instant::now();
+            succeed(&store, *id).await?;
+            let took = one.elapsed();
+            ends.push(took);
+            if with_dependencies && n < samples && (n + 1) % width == 0 {
+                releasing.push(took);
+            }
         }
     }
     let all_ended = all.elapsed();
