@@ -37,18 +37,21 @@ pub(super) fn start(store: Store) -> Batcher<ProgressWrite, Written> {
 async fn write_group(store: Store, group: Vec<Waiting<ProgressWrite, Written>>) {
     if group.len() > 1 {
         let writes: Vec<&ProgressWrite> = group.iter().map(|waiting| &waiting.request).collect();
-        if let Ok(written) = store.write_progress(&writes).await {
-            for (waiting, written) in group.into_iter().zip(written) {
-                waiting.answer.send(Ok(waiting.request.outcome(written)));
+        match store.write_progress(&writes).await {
+            Ok(written) => {
+                for (waiting, written) in group.into_iter().zip(written) {
+                    waiting.answer.send(Ok(waiting.request.outcome(written)));
+                }
+                return;
             }
-            return;
+            // Each write's own error, if it has one, reaches its caller below.
+            Err(error) => {
+                tracing::debug!(%error, writes = group.len(), "a shared commit of progress failed; writing each on its own")
+            }
         }
     }
     for waiting in group {
-        let result = store.write_progress(&[&waiting.request]).await;
-        waiting.answer.send(result.map(|written| {
-            let written = written.first().copied().unwrap_or(false);
-            waiting.request.outcome(written)
-        }));
+        let written = store.write_one(waiting.request).await;
+        waiting.answer.send(written);
     }
 }

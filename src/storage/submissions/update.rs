@@ -7,7 +7,7 @@ use super::rerun::{RerunRow, write_rerun};
 use crate::domain::{Progress, State, Submission, SubmissionId, SubmissionSpec};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::events::StateChange;
-use crate::storage::progress_write::ProgressWrite;
+use crate::storage::progress_write::{ProgressWrite, Written};
 use crate::storage::store::Store;
 
 /// The result of asking for an update: whether the row changed, and the row as it is now.
@@ -130,10 +130,7 @@ impl Store {
             };
             let outcome = match &self.progress_commits {
                 Some(queue) => queue.send(write).await?,
-                None => {
-                    let written = self.write_progress(&[&write]).await?;
-                    write.outcome(written.first().copied().unwrap_or(false))
-                }
+                None => self.write_one(write).await?,
             };
             if outcome.written {
                 return Ok(Some(Updated {
@@ -143,6 +140,12 @@ impl Store {
             }
         }
         Err(StorageError::Contended(id))
+    }
+
+    /// [`Store::write_progress`] of a single write, in a transaction of its own.
+    pub(in crate::storage) async fn write_one(&self, write: ProgressWrite) -> Result<Written> {
+        let written = self.write_progress(&[&write]).await?;
+        Ok(write.outcome(written.first().copied().unwrap_or(false)))
     }
 
     /// Writes each of `writes` whose row is still at the version it was read at, in one
