@@ -5,12 +5,20 @@
 //! steady load of readers (watchers, list requests) a log once grew to 840 MiB beside a 250 MiB
 //! database. Two things keep it small here: `journal_size_limit` cuts the file back whenever the
 //! log starts over, and [`Store::keep_wal_bounded`] runs a `TRUNCATE` checkpoint (which waits for
-//! readers, up to the busy timeout, then empties the file) every [`CHECKPOINT_EVERY`] and soon
-//! after a large batch was stored (the store counts the rows it writes). PostgreSQL manages its own log: all of this is a no-op there.
+//! readers, then empties the file) every [`CHECKPOINT_EVERY`] and soon after a large batch was
+//! stored (the store counts the rows it writes). PostgreSQL manages its own log: all of this is
+//! a no-op there.
+//!
+//! A `TRUNCATE` checkpoint holds SQLite's write lock while it waits for readers, so every writer
+//! waits with it: one waiting out the whole busy timeout for a reader left open (an `sqlite3`
+//! shell, a long list) held the `token` command's writes up until they failed with "database is
+//! locked", and would fail the service's own transactions that read before they write at once.
+//! It therefore copies what it can first without that lock, takes this process's turn to write,
+//! and waits for readers only [`READERS_WAIT_MS`]; a reader still open then leaves it to the next.
 
 use std::time::Duration;
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use tokio::time::MissedTickBehavior;
 
 use super::error::Result;
@@ -26,6 +34,10 @@ pub(super) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 30000; \
 /// How often the log is emptied when nothing else asks for it.
 pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_secs(45);
 
+/// How long a `TRUNCATE` checkpoint waits for readers (and other processes' writers), holding
+/// every writer up meanwhile.
+const READERS_WAIT_MS: u32 = 200;
+
 /// What a checkpoint did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checkpoint {
@@ -39,16 +51,39 @@ pub enum Checkpoint {
 
 impl Store {
     /// Copies the SQLite write-ahead log into the database and truncates it to zero bytes,
-    /// waiting for readers up to the busy timeout. A no-op on PostgreSQL.
+    /// waiting for readers at most [`READERS_WAIT_MS`]. A no-op on PostgreSQL.
     pub async fn checkpoint(&self) -> Result<Checkpoint> {
         if self.backend != Backend::Sqlite {
             return Ok(Checkpoint::NotNeeded);
         }
-        // Answers one row: busy (0 or 1), pages in the log, pages copied back.
-        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        // Copies what readers allow without holding writers up, so little is left below.
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .fetch_one(&self.pool)
             .await?;
-        let busy: i64 = row.try_get(0)?;
+        // This process's writers wait for their turn rather than fail inside a transaction.
+        let _turn = self.turn_to_write().await;
+        let mut connection = self.pool.acquire().await?;
+        let usual: i64 = sqlx::query("PRAGMA busy_timeout")
+            .fetch_one(&mut *connection)
+            .await?
+            .try_get(0)?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "PRAGMA busy_timeout = {READERS_WAIT_MS}"
+        )))
+        .execute(&mut *connection)
+        .await?;
+        // Answers one row: busy (0 or 1), pages in the log, pages copied back.
+        let checkpointed = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *connection)
+            .await;
+        let restored = sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA busy_timeout = {usual}")))
+            .execute(&mut *connection)
+            .await;
+        if restored.is_err() {
+            // Not back in the pool with writes that give up after 200 ms.
+            connection.close_on_drop();
+        }
+        let busy: i64 = checkpointed?.try_get(0)?;
         Ok(if busy == 0 {
             Checkpoint::Truncated
         } else {

@@ -239,6 +239,62 @@ async fn a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal(backend: Backen
 }
 on_both_databases!(a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal);
 
+/// A reader that stays open (here another process's, such as an `sqlite3` shell) keeps a
+/// checkpoint from emptying the log, and the checkpoint must not hold every writer up meanwhile:
+/// it holds SQLite's write lock while it waits for readers, so waiting as long as a write may
+/// would fail other processes' writes (the `token` command's) with "database is locked" and the
+/// service's own transactions at once. Writes from this process and another go on throughout.
+#[tokio::test]
+async fn a_checkpoint_waiting_for_a_reader_does_not_hold_writers_up() {
+    use sqlx::Connection as _;
+
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let other_process = Store::connect(&database.url).await.expect("database");
+    store.insert(bulky_batch(200)).await.expect("insert");
+    let mut reader = sqlx::SqliteConnection::connect(&database.url)
+        .await
+        .expect("a reader's connection");
+    sqlx::raw_sql("BEGIN; SELECT count(*) FROM submissions;")
+        .execute(&mut reader)
+        .await
+        .expect("a read left open");
+
+    let checkpoint = tokio::spawn({
+        let store = store.clone();
+        async move { store.checkpoint().await }
+    });
+    let mut writes = 0;
+    while writes < 3 || !checkpoint.is_finished() {
+        let write = async {
+            store
+                .insert(vec![submission("alice", "beside", &[], "true")])
+                .await
+                .expect("this process's write");
+            other_process
+                .create_token("carol", false, false)
+                .await
+                .expect("another process's write");
+        };
+        tokio::time::timeout(Duration::from_secs(5), write)
+            .await
+            .expect("writes go on while a checkpoint waits for a reader");
+        writes += 1;
+    }
+    let outcome = checkpoint.await.expect("joined").expect("checkpoint");
+    assert_eq!(outcome, Checkpoint::Busy, "the open read kept the log");
+
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut reader)
+        .await
+        .expect("end the read");
+    assert_eq!(
+        store.checkpoint().await.expect("checkpoint"),
+        Checkpoint::Truncated,
+        "once the reader is gone the log is emptied"
+    );
+}
+
 /// The service checkpoints on its own soon after a large batch, well before its periodic
 /// checkpoint (every 45 s) would: the log of a 6000-submission batch is emptied within 20 s.
 #[tokio::test]
