@@ -7,7 +7,7 @@
 //! stream reads the database itself only to catch up: from the revision a client resumes
 //! after, or when it fell behind the channel's buffer (a slow client). Sending never waits for
 //! a stream, so a slow client holds up nobody but itself. With no stream open, nothing is read
-//! but the newest revision.
+//! at all: each commit tells the feed the newest revision it committed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,23 +80,16 @@ impl EventFeed {
         let everything = EventFilter::default();
         loop {
             // Marked seen before reading, so a commit during the read wakes the wait below.
-            wakes.borrow_and_update();
+            let committed = *wakes.borrow_and_update();
             if self.pages.receiver_count() == 0 {
-                // Nobody listens: no page is read (under a burst of submissions that is a
-                // read of every new event and its labels per commit), only how far the feed
-                // is. A stream subscribing meanwhile finds itself behind `through` and reads
-                // what it needs from the database, as after falling behind.
-                match store.revisions().await {
-                    Ok(revisions) if revisions.latest > position => {
-                        position = revisions.latest;
-                        self.through.send_replace(position);
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "the event feed could not read; trying again");
-                        tokio::time::sleep(RETRY).await;
-                        continue;
-                    }
+                // Nobody listens: no page is read (under a burst of submissions that would be
+                // a read of every new event and its labels per commit), and how far the feed
+                // is comes with the wake. A stream subscribing meanwhile finds itself behind
+                // `through` and reads what it needs from the database, as after falling
+                // behind.
+                if committed > position {
+                    position = committed;
+                    self.through.send_replace(position);
                 }
                 if wakes.changed().await.is_err() {
                     return;

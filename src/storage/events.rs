@@ -41,8 +41,8 @@ type Tx<'t> = sqlx::Transaction<'t, Any>;
 #[must_use = "pass it to `events_committed` after the commit"]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Recorded {
-    /// Whether any event was recorded.
-    events: bool,
+    /// The last revision recorded, if any event was.
+    through: Option<i64>,
     /// Whether notifications were queued with them.
     notifies: bool,
 }
@@ -203,7 +203,7 @@ impl Store {
             self.record_deliveries(tx, last - count, last).await?;
         }
         Ok(Recorded {
-            events: true,
+            through: Some(last),
             notifies,
         })
     }
@@ -212,9 +212,14 @@ impl Store {
     /// sender if the commit queued notifications: most commits queue none, and under a burst of
     /// submissions waking the sender for each was a statement per commit that found nothing.
     pub(super) fn events_committed(&self, recorded: Recorded) {
-        if recorded.events {
-            self.events
-                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        if let Some(through) = recorded.through {
+            // Transactions commit in revision order, so every revision up to the newest one
+            // reported is committed, whichever commit reports first.
+            self.events.send_if_modified(|newest| {
+                let newer = through > *newest;
+                *newest = (*newest).max(through);
+                newer
+            });
         }
         if recorded.notifies {
             self.deliveries
@@ -417,7 +422,7 @@ impl Store {
                         known = Some(latest);
                         // Another replica's commits may have queued notifications too.
                         self.events_committed(Recorded {
-                            events: true,
+                            through: Some(latest),
                             notifies: true,
                         });
                     }

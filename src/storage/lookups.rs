@@ -18,8 +18,10 @@ const BATCH: usize = 128;
 /// Starts the workers, which look up through `store` (one without lookups of its own) and
 /// stop when every handle to the queue is gone. Each request is the hash of a secret.
 pub(super) fn start(store: Store) -> Batcher<String, Option<Token>> {
+    // On SQLite a lookup is no round trip but a hand-off to a connection's thread and back:
+    // one worker lets the lookups that arrive meanwhile share its next statement.
     let workers = match store.backend {
-        Backend::Sqlite => 2,
+        Backend::Sqlite => 1,
         Backend::Postgres => 4,
     };
     let size = BatchSize {

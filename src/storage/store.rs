@@ -55,8 +55,9 @@ pub struct Store {
     /// Wakes this process's dispatcher when something may be dispatched: submissions were
     /// queued, or an active one ended and freed a slot under a limit.
     pub(super) dispatch: Arc<Notify>,
-    /// Changes after each commit that recorded events, waking this process's event feed.
-    pub(super) events: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The newest event revision committed by this process or seen committed by another,
+    /// raised after each commit that recorded events; the event feed waits on it.
+    pub(super) events: Arc<tokio::sync::watch::Sender<i64>>,
     /// Changes after each commit that queued notifications, waking the webhook sender.
     pub(super) deliveries: Arc<tokio::sync::watch::Sender<u64>>,
     /// Counts the writes of this process that took a queued submission out of the queue for
@@ -116,9 +117,9 @@ impl Store {
         self.dispatch.notify_one();
     }
 
-    /// Changes each time this process commits events, or sees another replica's; the event
-    /// feed waits on it between reads.
-    pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<u64> {
+    /// The newest event revision known committed: raised each time this process commits
+    /// events, or sees another replica's. The event feed waits on it between reads.
+    pub fn event_wakes(&self) -> tokio::sync::watch::Receiver<i64> {
         self.events.subscribe()
     }
 

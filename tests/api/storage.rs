@@ -239,6 +239,36 @@ async fn a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal(backend: Backen
 }
 on_both_databases!(a_checkpoint_keeps_every_row_and_empties_the_sqlite_wal);
 
+/// The event feed learns how far the events go from the commits themselves (with no stream
+/// open it reads nothing at all): after each commit the newest revision it was told is the
+/// newest one stored, whether the commit was a single submission's, a batch's or a cancel's.
+async fn each_commit_tells_the_newest_revision_it_stored(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let told = store.event_wakes();
+    let newest = |store: Store| async move { store.revisions().await.expect("revisions").latest };
+
+    let one = store
+        .insert(vec![submission("alice", "one", &[], "true")])
+        .await
+        .expect("insert");
+    assert_eq!(*told.borrow(), newest(store.clone()).await);
+    store.insert(bulky_batch(30)).await.expect("insert");
+    assert_eq!(*told.borrow(), newest(store.clone()).await);
+    let before = *told.borrow();
+    let filter = Filter {
+        ids: vec![one[0].id],
+        ..Filter::default()
+    };
+    store
+        .cancel_matching(&filter, "cancelled by its owner")
+        .await
+        .expect("cancel");
+    assert!(*told.borrow() > before, "a cancel records its event");
+    assert_eq!(*told.borrow(), newest(store.clone()).await);
+}
+on_both_databases!(each_commit_tells_the_newest_revision_it_stored);
+
 /// A reader that stays open (here another process's, such as an `sqlite3` shell) keeps a
 /// checkpoint from emptying the log, and the checkpoint must not hold every writer up meanwhile:
 /// it holds SQLite's write lock while it waits for readers, so waiting as long as a write may
