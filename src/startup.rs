@@ -21,7 +21,7 @@ use crate::http::follows::FollowLimits;
 use crate::http::rate_limit::RateLimiter;
 use crate::http::registry::Metrics;
 use crate::http::request_metrics::HttpMetrics;
-use crate::http::{self, Context};
+use crate::http::{self, Context, Parts};
 use crate::storage::Store;
 use crate::webhooks::metrics::WebhookMetrics;
 
@@ -184,7 +184,7 @@ impl Application {
             &clusters,
             &webhook_metrics,
         ));
-        let context = Context {
+        let context = Context::new(Parts {
             store,
             clusters,
             defaults: Arc::new(settings.defaults),
@@ -205,7 +205,7 @@ impl Application {
             token_use: crate::http::token_use::TokenUse::new(settings.token_use_resolution),
             log_requests: settings.log_requests,
             oidc,
-        };
+        });
         Ok(Application {
             listener,
             context,

@@ -20,9 +20,27 @@ use crate::cluster::cancels::Cancels;
 use crate::domain::SubmitDefaults;
 use crate::storage::Store;
 
-/// What every handler can reach. Cheap to clone: the pool and the client are shared handles.
+/// What every handler can reach, shared: each request clones it a few times (its extractors
+/// and handler each take their own), one reference count rather than one per field.
 #[derive(Clone)]
-pub struct Context {
+pub struct Context(Arc<Parts>);
+
+impl Context {
+    pub fn new(parts: Parts) -> Self {
+        Context(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+/// The parts of a [`Context`].
+pub struct Parts {
     pub store: Store,
     pub clusters: Clusters,
     pub defaults: Arc<SubmitDefaults>,

@@ -37,5 +37,5 @@ pub mod token_use;
 pub mod tokens;
 mod ui;
 
-pub use context::Context;
+pub use context::{Context, Parts};
 pub use router::{openapi_json, router};
