@@ -2,6 +2,7 @@
 //! (an admission policy, RBAC) waits its own backoff and fails after a few attempts, and never
 //! holds up the submissions behind it.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,28 @@ use crate::harness::{PAYLOAD_IMAGE, TestCluster, eventually};
 use crate::on_the_cluster;
 use crate::support::Backend;
 
+/// An admission policy of a test, deleted when the test ends, whether it passed or not: the
+/// policy is cluster-wide, and one left behind is evaluated for every Job created after it.
+struct Policy {
+    name: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["delete", "--ignore-not-found", "--wait=false"])
+            .arg(format!("validatingadmissionpolicybinding/{}", self.name))
+            .arg(format!("validatingadmissionpolicy/{}", self.name))
+            .output();
+    }
+}
+
 /// An admission policy, bound to this test's namespace only, that refuses (403) every Job
 /// labelled `campaign=blocked`; returns once the API server enforces it.
-async fn refuse_blocked_campaign(cluster: &TestCluster) -> String {
+async fn refuse_blocked_campaign(cluster: &TestCluster) -> Policy {
     let name = format!("refuse-blocked-{}", cluster.namespace);
     let manifest = format!(
         r#"apiVersion: admissionregistration.k8s.io/v1
@@ -48,6 +68,10 @@ spec:
         namespace = cluster.namespace
     );
     kubectl(cluster, &manifest, &["apply", "-f"]).expect("apply the admission policy");
+    let policy = Policy {
+        name,
+        kubeconfig: cluster.kubeconfig().to_owned(),
+    };
     let probe = format!(
         r#"apiVersion: batch/v1
 kind: Job
@@ -76,7 +100,7 @@ spec:
         },
     )
     .await;
-    name
+    policy
 }
 
 /// Runs kubectl on a manifest; its stderr when it fails.
@@ -112,7 +136,7 @@ fn batch(campaign: &str, count: usize) -> Value {
 
 async fn submissions_behind_refused_ones_are_dispatched_at_once(backend: Backend) {
     let cluster = TestCluster::new().await;
-    let policy = refuse_blocked_campaign(&cluster).await;
+    let _policy = refuse_blocked_campaign(&cluster).await;
     let app = cluster.spawn_service(backend).await;
 
     let blocked = app
@@ -163,13 +187,6 @@ async fn submissions_behind_refused_ones_are_dispatched_at_once(backend: Backend
         explained > 0,
         "refused submissions say why they wait: {}",
         items[0]
-    );
-    let _ = kubectl(
-        &cluster,
-        &format!(
-            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\nmetadata: {{name: {policy}}}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicy\nmetadata: {{name: {policy}}}\n"
-        ),
-        &["delete", "--ignore-not-found", "-f"],
     );
 }
 on_the_cluster!(submissions_behind_refused_ones_are_dispatched_at_once);
