@@ -146,16 +146,38 @@ async fn dispatch_queued(
             },
             None => Claiming::Runnable,
         };
-        let claimed = store
-            .claim_for(
-                clusters.namespace(),
-                Timestamp::now(),
-                wanted,
-                limits.per_user,
-                claiming,
-                placing,
-            )
-            .await;
+        // In a task of its own: the claim holds this process's turn to write until it
+        // commits, and this stream is not polled while the creates' outcomes wait for the
+        // recording, which needs that turn too. Polled only here, a claim caught between its
+        // statements, or waiting for the turn when it was handed over (tokio's mutex gives it
+        // to the next waiter, polled or not), held it for good, and the dispatcher stopped.
+        let claim = tokio::spawn({
+            let (store, namespace, placing) = (
+                store.clone(),
+                clusters.namespace().to_owned(),
+                placing.clone(),
+            );
+            async move {
+                store
+                    .claim_for(
+                        &namespace,
+                        Timestamp::now(),
+                        wanted,
+                        limits.per_user,
+                        claiming,
+                        &placing,
+                    )
+                    .await
+            }
+        });
+        let claimed = match claim.await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(%error, "a claim of queued submissions did not finish");
+                reached.store(false, Ordering::Relaxed);
+                return None;
+            }
+        };
         match claimed {
             Ok(batch) if batch.is_empty() => None,
             Ok(batch) => {
