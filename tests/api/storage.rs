@@ -246,15 +246,15 @@ async fn each_commit_tells_the_newest_revision_it_stored(backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let store = Store::connect(&database.url).await.expect("database");
     let told = store.event_wakes();
-    let newest = |store: Store| async move { store.revisions().await.expect("revisions").latest };
+    let newest = async || store.revisions().await.expect("revisions").latest;
 
     let one = store
         .insert(vec![submission("alice", "one", &[], "true")])
         .await
         .expect("insert");
-    assert_eq!(*told.borrow(), newest(store.clone()).await);
+    assert_eq!(*told.borrow(), newest().await);
     store.insert(bulky_batch(30)).await.expect("insert");
-    assert_eq!(*told.borrow(), newest(store.clone()).await);
+    assert_eq!(*told.borrow(), newest().await);
     let before = *told.borrow();
     let filter = Filter {
         ids: vec![one[0].id],
@@ -265,7 +265,7 @@ async fn each_commit_tells_the_newest_revision_it_stored(backend: Backend) {
         .await
         .expect("cancel");
     assert!(*told.borrow() > before, "a cancel records its event");
-    assert_eq!(*told.borrow(), newest(store.clone()).await);
+    assert_eq!(*told.borrow(), newest().await);
 }
 on_both_databases!(each_commit_tells_the_newest_revision_it_stored);
 
