@@ -26,7 +26,7 @@ impl Store {
         }
         let now = Timestamp::now().to_string();
         let turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for chunk in created.chunks(CHUNK) {
             // A Job name is its submission's id and run (`sh-ID`, `sh-ID-rN`), so the pairs of
             // id and name match as the two lists do, and the id's index finds the rows.

@@ -90,7 +90,7 @@ impl Store {
         let stale = now.as_millisecond() - lease_millis();
         let withdrawals = self.withdrawals();
         let _turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         take_turn(&mut tx, namespace, now).await?;
         let mut places = Places::count(self, &mut tx, placing, stale).await?;
         let limit = match claiming {

@@ -89,7 +89,7 @@ impl Store {
     /// Saves `counts` unless newer ones are saved (another replica's). Returns whether it did.
     pub async fn save_final_counts(&self, counts: &FinalCounts) -> Result<bool> {
         let _turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
             "UPDATE event_revisions SET revision = $1 WHERE name = 'counted' AND revision < $1",
         )

@@ -45,7 +45,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let _turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         take_turn(&mut tx, namespace, now).await?;
         sqlx::query(
             "UPDATE submissions SET gated = 0 WHERE gated = 1 AND namespace = $1 \

@@ -44,7 +44,7 @@ impl Store {
             reason: error.to_string(),
         })?;
         let _turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if claim_key(&mut tx, key, ids).await? {
             let recorded = self.insert_rows(&mut tx, &mut submissions).await?;
             tx.commit().await?;

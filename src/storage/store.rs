@@ -96,6 +96,18 @@ impl Store {
         }
     }
 
+    /// Begins a transaction that writes. On SQLite it takes the write lock as it begins
+    /// (`BEGIN IMMEDIATE`): one begun deferred that reads before it writes cannot wait for
+    /// another process's lock (SQLite calls no busy handler then, as what it read may be
+    /// stale) and failed at once with "database is locked"; taking the lock first waits for it
+    /// as every other write does.
+    pub(super) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// How many times this process has taken a queued submission out of the queue for another
     /// reason than its Job. A claim notes it ([`Queued::withdrawals`]); while it has not
     /// changed, no claimed submission can have been cancelled here since, and the dispatcher

@@ -41,7 +41,7 @@ impl Store {
         let notes = serde_json::to_string(notes).map_err(corrupt)?;
         let mut submissions = [submission];
         let _turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let recorded = self.insert_rows(&mut tx, &mut submissions).await?;
         let [submission] = submissions;
         let id = submission.id.to_string();

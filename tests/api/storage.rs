@@ -325,6 +325,66 @@ async fn a_checkpoint_waiting_for_a_reader_does_not_hold_writers_up() {
     );
 }
 
+/// Another process that holds SQLite's write lock for a moment (the `token` command, an
+/// `sqlite3` shell) makes the service's writes wait, not fail: a rerun reads what it reruns
+/// before it writes, and a transaction that has read cannot wait for the lock (SQLite calls no
+/// busy handler then, as what it read may be stale), so it failed at once with "database is
+/// locked" unless it took the lock when it began.
+#[tokio::test]
+async fn a_write_that_reads_first_waits_for_another_processs_write_lock() {
+    use sqlx::Connection as _;
+    use submission_helper::storage::RerunStored;
+
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let stored = store
+        .insert(vec![submission("alice", "again", &[], "false")])
+        .await
+        .expect("insert");
+    let filter = Filter {
+        ids: vec![stored[0].id],
+        ..Filter::default()
+    };
+    store
+        .cancel_matching(&filter, "cancelled by its owner")
+        .await
+        .expect("cancel");
+    let mut other_process = sqlx::SqliteConnection::connect(&database.url)
+        .await
+        .expect("another process's connection");
+    sqlx::raw_sql("BEGIN IMMEDIATE; UPDATE submissions SET name = name;")
+        .execute(&mut other_process)
+        .await
+        .expect("another process's write, not yet committed");
+
+    let rerun = tokio::spawn({
+        let (store, filter) = (store.clone(), filter.clone());
+        async move {
+            store
+                .rerun_matching(&filter, |s| Ok(s.spec.clone()), None)
+                .await
+        }
+    });
+    // The other process's write takes a moment; the rerun starts meanwhile.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut other_process)
+        .await
+        .expect("the other process commits");
+
+    let rerun = tokio::time::timeout(Duration::from_secs(10), rerun)
+        .await
+        .expect("the rerun ends once the lock is free")
+        .expect("joined")
+        .expect("the rerun waits for the lock instead of failing");
+    let RerunStored::New(reran) = rerun else {
+        panic!("a rerun without a key is new");
+    };
+    assert_eq!(ids(&reran.matched), vec![stored[0].id]);
+    let now = store.get(stored[0].id).await.expect("get").expect("stored");
+    assert_eq!(now.progress.state, State::Queued);
+}
+
 /// The service checkpoints on its own soon after a large batch, well before its periodic
 /// checkpoint (every 45 s) would: the log of a 6000-submission batch is emptied within 20 s.
 #[tokio::test]

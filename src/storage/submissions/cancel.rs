@@ -51,7 +51,7 @@ impl Store {
         push_states(&mut builder, "state", &State::ACTIVE);
         builder.push(concat!(" RETURNING cancelled_from, ", columns!()));
         let turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = self.built(&mut builder)?.fetch_all(&mut *tx).await?;
         let mut changes = Vec::with_capacity(rows.len());
         let mut matched = Vec::with_capacity(rows.len());

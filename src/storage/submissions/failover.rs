@@ -23,7 +23,7 @@ impl Store {
         message: &str,
     ) -> Result<Vec<Submission>> {
         let turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),

@@ -40,7 +40,7 @@ impl Store {
         abandoned: impl Fn() -> bool,
     ) -> Result<()> {
         let _turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let recorded = self.insert_rows(&mut tx, submissions).await?;
         if abandoned() {
             tx.rollback().await?;

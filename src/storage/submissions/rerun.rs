@@ -180,7 +180,7 @@ impl Store {
     ) -> Result<RerunStored> {
         for _ in 0..RERUN_ATTEMPTS {
             let turn = self.turn_to_write().await;
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             if let Some(key) = key
                 && !claim_key(&mut tx, key, r#"{"rerun":[],"also_rerun":[]}"#.into()).await?
             {

@@ -157,7 +157,7 @@ impl Store {
         writes: &[&ProgressWrite],
     ) -> Result<Vec<bool>> {
         let turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut written = Vec::with_capacity(writes.len());
         let mut changes = Vec::new();
         let mut wake = false;
@@ -237,7 +237,7 @@ impl Store {
         let row = RerunRow::new(submission, spec, State::Queued, Some(message), 0)
             .for_memory(submission.oom_reruns);
         let turn = self.turn_to_write().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if !write_rerun(&mut tx, &row, submission.id, version).await? {
             tx.rollback().await?;
             return Ok(None);
