@@ -23,11 +23,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::client::{Cluster, Created};
 use super::clusters::Clusters;
-use super::error::ClusterError;
+use super::create_outcomes::{Attempt, MAX_BACKOFF, Sent, record_all};
 use super::manifest::{self, PodSettings};
 use crate::backoff::Backoff;
-use crate::domain::{Progress, State, Submission};
-use crate::storage::{Claiming, Queued, Store};
+use crate::domain::State;
+use crate::storage::{Claiming, Placing, Queued, StorageError, Store};
 
 /// Jobs created at the same time, per cluster: as many as a plain client needs to reach an API
 /// server's throughput (BENCHMARKS.md); its own limits make more pointless.
@@ -40,21 +40,10 @@ const RECORDING: usize = 4 * CONCURRENCY;
 /// Submissions taken from the database per round: enough to keep [`CONCURRENCY`] creates busy,
 /// few enough that a claim is soon followed by its create.
 const BATCH: u32 = 2 * CONCURRENCY as u32;
-/// How long to wait before retrying, at most.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How the dispatcher waits for a cluster or database it could not reach.
 const UNREACHED: Backoff = Backoff::doubling(Duration::from_millis(500), MAX_BACKOFF);
 /// How often to look for queued submissions even without a wake-up (e.g. after a restart).
 const IDLE_POLL: Duration = Duration::from_secs(5);
-/// Refused creates of one submission before it fails: after 1, 2, 4, 8 and 16 s of backoff,
-/// about half a minute after the first.
-pub const MAX_ATTEMPTS: i64 = 6;
-const REFUSED: Backoff = Backoff::doubling(Duration::from_secs(1), MAX_BACKOFF);
-
-/// How long a submission waits after its `attempts`-th refused create.
-fn retry_delay(attempts: i64) -> Duration {
-    REFUSED.after(u32::try_from(attempts.max(0)).unwrap_or(u32::MAX))
-}
 
 /// What the dispatcher obeys besides each submission's own settings.
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,30 +135,14 @@ async fn dispatch_queued(
             },
             None => Claiming::Runnable,
         };
-        // In a task of its own: the claim holds this process's turn to write until it
-        // commits, and this stream is not polled while the creates' outcomes wait for the
-        // recording, which needs that turn too. Polled only here, a claim caught between its
-        // statements, or waiting for the turn when it was handed over (tokio's mutex gives it
-        // to the next waiter, polled or not), held it for good, and the dispatcher stopped.
-        let claim = tokio::spawn({
-            let (store, namespace, placing) = (
-                store.clone(),
-                clusters.namespace().to_owned(),
-                placing.clone(),
-            );
-            async move {
-                store
-                    .claim_for(
-                        &namespace,
-                        Timestamp::now(),
-                        wanted,
-                        limits.per_user,
-                        claiming,
-                        &placing,
-                    )
-                    .await
-            }
-        });
+        let claim = claim_next(
+            store,
+            clusters.namespace(),
+            wanted,
+            limits,
+            claiming,
+            placing,
+        );
         let claimed = match claim.await {
             Ok(claimed) => claimed,
             Err(error) => {
@@ -235,6 +208,35 @@ async fn dispatch_queued(
     reached.load(Ordering::Relaxed)
 }
 
+/// Claims the next batch of a round ([`Store::claim_for`]), in a task of its own. The claim
+/// holds this process's turn to write until it commits, and the round stops polling its claims
+/// while the creates' outcomes wait for the recording, which needs that turn too. Polled only
+/// by the round, a claim caught between its statements, or waiting for the turn when it was
+/// handed over (tokio's mutex gives it to the next waiter, polled or not), held it for good,
+/// and the dispatcher stopped.
+fn claim_next(
+    store: &Store,
+    namespace: &str,
+    wanted: u32,
+    limits: Limits,
+    claiming: Claiming,
+    placing: &Placing,
+) -> tokio::task::JoinHandle<Result<Vec<Queued>, StorageError>> {
+    let (store, namespace, placing) = (store.clone(), namespace.to_owned(), placing.clone());
+    tokio::spawn(async move {
+        store
+            .claim_for(
+                &namespace,
+                Timestamp::now(),
+                wanted,
+                limits.per_user,
+                claiming,
+                &placing,
+            )
+            .await
+    })
+}
+
 /// Lifts Kueue's admission gate from the Jobs whose limits have room now, oldest first (the
 /// database decides which, [`Store::open_gates`]). A gate that could not be lifted is put back
 /// in the books for the next round. Returns false if the cluster or the database could not be
@@ -297,66 +299,6 @@ async fn dispatch_one(
     record_all(store, vec![(cluster.clone(), attempt)]).await
 }
 
-/// Records the outcomes of creates answered together: the Jobs created, in one transaction
-/// ([`Store::record_created`]); the rest, and a created one whose submission changed meanwhile
-/// (which may mean its Job must go), one at a time. Returns false if the cluster or the
-/// database could not be reached.
-async fn record_all(store: &Store, answered: Vec<(Cluster, Attempt)>) -> bool {
-    let (created, others): (Vec<_>, Vec<_>) = answered.into_iter().partition(|(_, attempt)| {
-        matches!(attempt, Attempt::Sent(sent) if Outcome::of(&sent.created, sent.attempts) == Outcome::Created)
-    });
-    let submissions: Vec<&Submission> = created
-        .iter()
-        .filter_map(|(_, attempt)| match attempt {
-            Attempt::Sent(sent) => Some(&sent.submission),
-            _ => None,
-        })
-        .collect();
-    let mut reached = true;
-    let marked = match store.record_created(&submissions).await {
-        Ok(marked) => Some(marked),
-        Err(error) => {
-            // Recorded one by one, each would wait for the database in turn and hold up the
-            // creates. The controller records them from its watch of their Jobs once the
-            // database answers (and deletes a cancelled one's), and their claims lapse.
-            tracing::error!(%error, jobs = submissions.len(), "could not record the Jobs created; the controller will");
-            reached = false;
-            None
-        }
-    };
-    drop(submissions);
-    for (cluster, attempt) in created {
-        if let Attempt::Sent(sent) = &attempt
-            && marked
-                .as_ref()
-                .is_some_and(|marked| !marked.contains(&sent.submission.id))
-        {
-            reached &= record(&cluster, store, attempt).await;
-        }
-    }
-    for (cluster, attempt) in others {
-        reached &= record(&cluster, store, attempt).await;
-    }
-    reached
-}
-
-/// A create, before it is recorded.
-enum Attempt {
-    /// The submission is no longer queued (cancelled since it was claimed): no Job.
-    Skipped,
-    /// The submission could not be read again before its create.
-    Unread,
-    /// The API server answered (or could not be reached).
-    Sent(Box<Sent>),
-}
-
-/// A create that was sent, and its answer.
-struct Sent {
-    submission: Submission,
-    attempts: i64,
-    created: Result<Created, ClusterError>,
-}
-
 /// Creates one submission's Job, if it is still queued.
 #[tracing::instrument(skip_all, fields(submission_id = %queued.submission.id))]
 async fn create_one(
@@ -405,155 +347,6 @@ async fn create_one(
     }))
 }
 
-/// Records what came of a create. Returns false if the cluster or the database could not be
-/// reached (the submission stays queued).
-async fn record(cluster: &Cluster, store: &Store, attempt: Attempt) -> bool {
-    match attempt {
-        Attempt::Skipped => true,
-        Attempt::Unread => false,
-        Attempt::Sent(sent) => record_sent(cluster, store, *sent).await,
-    }
-}
-
-#[tracing::instrument(skip_all, fields(submission_id = %sent.submission.id))]
-async fn record_sent(cluster: &Cluster, store: &Store, sent: Sent) -> bool {
-    let Sent {
-        submission,
-        attempts,
-        created,
-    } = sent;
-    let outcome = Outcome::of(&created, attempts);
-    if let Err(error) = &created {
-        match outcome {
-            Outcome::Deferred => {
-                defer(store, &submission, attempts + 1, error).await;
-                return true;
-            }
-            Outcome::Refused(_) => tracing::warn!(%error, attempts, "the API server refused a Job"),
-            _ => {
-                tracing::warn!(%error, "could not create a Job; will retry");
-                if let Err(error) = store
-                    .release_claim(submission.id, &submission.job_name)
-                    .await
-                {
-                    tracing::warn!(%error, "could not give up a claim; it lapses by itself");
-                }
-            }
-        }
-    }
-    match store
-        .update(submission.id, |stored| {
-            outcome.progress(stored, &submission.job_name)
-        })
-        .await
-    {
-        // Cancelled (or cancelled and rerun) while this call created its Job: the Job must not
-        // stay. (Any other state than `queued` is fine: the controller may have recorded the
-        // new Job first.)
-        Ok(Some(updated))
-            if matches!(created, Ok(Created::Now))
-                && (updated.submission.progress.state == State::Cancelled
-                    || updated.submission.job_name != submission.job_name) =>
-        {
-            if let Err(error) = cluster.delete_job(&submission.job_name).await {
-                tracing::warn!(%error, "could not delete the Job of a cancelled submission");
-            }
-        }
-        Ok(_) => {}
-        Err(error) => tracing::error!(%error, "could not record a Job's creation"),
-    }
-    !matches!(outcome, Outcome::Unreached(_))
-}
-
-/// Records a refused create that is to be tried again: the submission stays queued, says why,
-/// and is not due again until its backoff is over.
-async fn defer(store: &Store, submission: &Submission, attempts: i64, error: &ClusterError) {
-    tracing::warn!(%error, attempts, "the API server refused a create");
-    let wait = retry_delay(attempts);
-    let message = format!(
-        "the API server refused the Job (attempt {attempts} of {MAX_ATTEMPTS}, next in {} s): {error}",
-        wait.as_secs()
-    );
-    let next = Timestamp::now()
-        .checked_add(wait)
-        .unwrap_or_else(|_| Timestamp::now());
-    if let Err(error) = store
-        .defer_dispatch(
-            submission.id,
-            &submission.job_name,
-            attempts,
-            next,
-            &message,
-        )
-        .await
-    {
-        tracing::error!(%error, "could not record a refused create");
-    }
-}
-
-/// What became of one create.
-#[derive(Debug, PartialEq)]
-enum Outcome {
-    /// Created now, or found created before (409).
-    Created,
-    /// Refused as invalid (retrying cannot help), or refused for the last time.
-    Refused(String),
-    /// Refused for now (a quota, a webhook): tried again after a backoff.
-    Deferred,
-    /// The API server could not be reached or failed; the submission stays queued, saying why
-    /// in short (the error itself is logged: it names hosts and the client library's errors).
-    Unreached(String),
-}
-
-impl Outcome {
-    /// What the answer to a create calls for, after `attempts` refused ones before it.
-    fn of(created: &Result<Created, ClusterError>, attempts: i64) -> Outcome {
-        match created {
-            Ok(_) => Outcome::Created,
-            Err(error) if error.is_invalid() => {
-                Outcome::Refused(format!("the API server refused the Job: {error}"))
-            }
-            Err(error) if error.is_refused() && attempts + 1 < MAX_ATTEMPTS => Outcome::Deferred,
-            Err(error) if error.is_refused() => Outcome::Refused(format!(
-                "the API server refused the Job {} times: {error}",
-                attempts + 1
-            )),
-            Err(error) => Outcome::Unreached(format!(
-                "waiting to create the Job: {}",
-                error.short_cause()
-            )),
-        }
-    }
-
-    /// The submission's next progress, if its run's Job is `job_name`; only a still-queued
-    /// submission is touched, so a cancel (or a cancel and a rerun) that raced with the create
-    /// is never overwritten.
-    fn progress(&self, submission: &Submission, job_name: &str) -> Option<Progress> {
-        if submission.progress.state != State::Queued || submission.job_name != job_name {
-            return None;
-        }
-        let current = submission.progress.clone();
-        Some(match self {
-            Outcome::Created => Progress {
-                state: State::Pending,
-                message: None,
-                ..current
-            },
-            Outcome::Refused(message) => Progress {
-                state: State::Failed,
-                message: Some(message.clone()),
-                finished_at: Some(Timestamp::now()),
-                ..current
-            },
-            Outcome::Unreached(message) => Progress {
-                message: Some(message.clone()),
-                ..current
-            },
-            Outcome::Deferred => return None,
-        })
-    }
-}
-
 /// Fast tests of how each answer to a create is recorded, against a fake API server (kube's
 /// `tower_test` mock, one scenario per answer). The end-to-end suite runs the real one.
 #[cfg(test)]
@@ -567,9 +360,10 @@ mod tests {
     use serde_json::json;
     use tower_test::mock;
 
+    use super::super::create_outcomes::{MAX_ATTEMPTS, retry_delay};
     use super::*;
 
-    use crate::domain::{SubmissionRequest, SubmissionSpec, SubmitDefaults};
+    use crate::domain::{Progress, Submission, SubmissionRequest, SubmissionSpec, SubmitDefaults};
 
     struct Scenario {
         store: Store,
@@ -964,6 +758,42 @@ mod tests {
             .expect("the fake API server's checks");
         let stored = scenario.store.get(id).await.expect("read").expect("stored");
         assert_eq!(stored.progress.state, State::Cancelled);
+    }
+
+    /// The round plays no part here: the test polls a claim once, as a round does before the
+    /// creates' outcomes fill the channel to the recording, and then never again, as the round
+    /// does while they wait. A write (here a cancel; the recording in a round) must still get
+    /// its turn: the claim commits on its own and gives the turn back.
+    #[tokio::test]
+    async fn a_claim_no_longer_polled_still_gives_the_turn_to_write_back() {
+        let scenario = stored_submission().await;
+        let (service, _handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let cluster = Cluster::new(Client::new(service, "default"), "default".into());
+        let placing = Clusters::from(cluster).placing();
+        let mut claim = pin!(claim_next(
+            &scenario.store,
+            "default",
+            BATCH,
+            Limits::default(),
+            Claiming::Runnable,
+            &placing,
+        ));
+        assert!(
+            futures::poll!(&mut claim).is_pending(),
+            "a claim waits for the database"
+        );
+
+        let filter = crate::storage::Filter {
+            ids: vec![scenario.submission.id],
+            ..crate::storage::Filter::default()
+        };
+        let cancel = scenario.store.cancel_matching(&filter, "cancelled");
+        let cancelled = tokio::time::timeout(Duration::from_secs(10), cancel).await;
+
+        cancelled
+            .expect("the cancel waited for a turn held by a claim no one polled")
+            .expect("cancel");
+        assert_eq!(scenario.stored().await.progress.state, State::Cancelled);
     }
 
     /// The creates are one pipeline, against a fake API server that holds every create until

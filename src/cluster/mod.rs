@@ -13,6 +13,7 @@ pub mod cancels;
 pub mod client;
 pub mod clusters;
 pub mod controller;
+mod create_outcomes;
 pub mod dispatch;
 pub mod error;
 pub mod events;
