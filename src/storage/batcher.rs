@@ -2,10 +2,11 @@
 //! taken together, so that one statement or one transaction serves them all.
 //!
 //! The group commits of single submissions (`commits`) and of the controller's progress writes
-//! (`progress_commits`), and the token lookups (`lookups`), are built on it. A worker takes the first request waiting, then every other one already queued
-//! until the batch is full, and hands the batch to the function it was started with, which
-//! answers each request. No request waits for others to arrive: under light load a batch is
-//! one request, and batches grow only while requests queue up behind busy workers.
+//! (`progress_commits`), the token lookups (`lookups`) and the reads of one submission
+//! (`reads`) are built on it. A worker takes the first request waiting, then every other one
+//! already queued until the batch is full, and hands the batch to the function it was started
+//! with, which answers each request. No request waits for others to arrive: under light load a
+//! batch is one request, and batches grow only while requests queue up behind busy workers.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -123,5 +124,22 @@ async fn work<R, A, S, F>(
             }
         }
         serve(batch).await;
+    }
+}
+
+/// The same failure for every request a statement served: unavailable stays unavailable (a 503
+/// with Retry-After), anything else is an error with the same text.
+pub(super) fn again(error: &StorageError) -> StorageError {
+    match error {
+        StorageError::Database(sqlx::Error::PoolTimedOut) => {
+            StorageError::Database(sqlx::Error::PoolTimedOut)
+        }
+        StorageError::Database(sqlx::Error::PoolClosed) => {
+            StorageError::Database(sqlx::Error::PoolClosed)
+        }
+        StorageError::Database(sqlx::Error::Io(io)) => StorageError::Database(sqlx::Error::Io(
+            std::io::Error::new(io.kind(), io.to_string()),
+        )),
+        other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }

@@ -9,7 +9,7 @@ use sqlx::any::AnyPoolOptions;
 
 use super::error::Result;
 use super::store::{Backend, Store};
-use super::{commits, lookups, progress_commits, wal};
+use super::{commits, lookups, progress_commits, reads, wal};
 
 /// How long a statement waits for a connection before it fails: a database that is down makes
 /// requests answer 500/503 and the watchers hand their changes to the reconcile queue within
@@ -68,6 +68,7 @@ impl Store {
             commits: None,
             progress_commits: None,
             lookups: None,
+            reads: None,
             dispatch: Arc::default(),
             events: Arc::new(tokio::sync::watch::Sender::new(0)),
             deliveries: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -76,6 +77,7 @@ impl Store {
         store.commits = Some(commits::start(store.clone()));
         store.progress_commits = Some(progress_commits::start(store.clone()));
         store.lookups = Some(lookups::start(store.clone()));
+        store.reads = Some(reads::start(store.clone()));
         Ok(store)
     }
 }

@@ -7,8 +7,7 @@
 //! query; each is still sent after its request arrived, so a revocation committed before a
 //! request is always seen by it. The queue is a [`Batcher`].
 
-use super::batcher::{BatchSize, Batcher, Waiting};
-use super::error::StorageError;
+use super::batcher::{BatchSize, Batcher, Waiting, again};
 use super::store::{Backend, Store};
 use super::token_row::Token;
 
@@ -49,22 +48,5 @@ async fn answer(store: Store, group: Vec<Waiting<String, Option<Token>>>) {
                 waiting.answer.send(Err(again(&error)));
             }
         }
-    }
-}
-
-/// The same failure for every lookup of the statement: unavailable stays unavailable (a 503
-/// with Retry-After), anything else is an error with the same text.
-fn again(error: &StorageError) -> StorageError {
-    match error {
-        StorageError::Database(sqlx::Error::PoolTimedOut) => {
-            StorageError::Database(sqlx::Error::PoolTimedOut)
-        }
-        StorageError::Database(sqlx::Error::PoolClosed) => {
-            StorageError::Database(sqlx::Error::PoolClosed)
-        }
-        StorageError::Database(sqlx::Error::Io(io)) => StorageError::Database(sqlx::Error::Io(
-            std::io::Error::new(io.kind(), io.to_string()),
-        )),
-        other => StorageError::Database(sqlx::Error::Protocol(other.to_string())),
     }
 }

@@ -29,7 +29,8 @@
 //!
 //! Requests arriving together share work through one queue (`batcher`): single submissions
 //! share a transaction (`commits`), so do the controller's progress writes
-//! (`progress_commits`, each a `progress_write`), and token lookups a statement (`lookups`).
+//! (`progress_commits`, each a `progress_write`), and token lookups (`lookups`) and reads of
+//! one submission (`reads`) a statement.
 //!
 //! Fixed statements are string literals with `$n` placeholders. Statements whose shape depends
 //! on a request (filters, multi-row inserts) are assembled with sqlx's
@@ -54,6 +55,7 @@ mod placing;
 mod progress_commits;
 mod progress_write;
 mod queue_place;
+mod reads;
 mod service_lock;
 mod store;
 mod submissions;

@@ -3,6 +3,13 @@
 
 use crate::domain::{Progress, Submission};
 
+/// A submission as it was read, and the version a write of it must still find.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub submission: Submission,
+    pub(super) version: i64,
+}
+
 /// `progress` for `submission`, to be written only if its row is still at `version`.
 pub(super) struct ProgressWrite {
     pub(super) submission: Submission,

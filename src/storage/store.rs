@@ -13,9 +13,9 @@ use tokio::sync::Notify;
 
 use super::batcher::Batcher;
 use super::error::Result;
-use super::progress_write::{ProgressWrite, Written};
+use super::progress_write::{ProgressWrite, Read, Written};
 use super::token_row::Token;
-use crate::domain::{State, Submission};
+use crate::domain::{State, Submission, SubmissionId};
 
 /// Arguments of the largest built statement kept prepared (see [`Store::built`]).
 const KEPT_PREPARED_ARGUMENTS: usize = 64;
@@ -52,6 +52,9 @@ pub struct Store {
     /// Where token lookups wait for the next shared statement, by the hash of the secret
     /// (none in the workers' own store; see `lookups`).
     pub(super) lookups: Option<Batcher<String, Option<Token>>>,
+    /// Where reads of one submission wait for the next shared statement (none in the
+    /// workers' own store; see `reads`).
+    pub(super) reads: Option<Batcher<SubmissionId, Option<Read>>>,
     /// Wakes this process's dispatcher when something may be dispatched: submissions were
     /// queued, or an active one ended and freed a slot under a limit.
     pub(super) dispatch: Arc<Notify>,

@@ -269,6 +269,41 @@ async fn each_commit_tells_the_newest_revision_it_stored(backend: Backend) {
 }
 on_both_databases!(each_commit_tells_the_newest_revision_it_stored);
 
+/// Reads of one submission asked for at the same moment (the reconciles one burst of events
+/// makes due) share a statement; each still gets its own row, none for an id never stored, and
+/// an id asked for twice gets its row twice.
+async fn reads_asked_for_together_each_get_their_own_row(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let stored = store
+        .insert(
+            (0..40)
+                .map(|n| submission("alice", &format!("read-{n}"), &[], "true"))
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let never = submission("alice", "never-stored", &[], "true").id;
+    let mut asked = ids(&stored);
+    asked.extend([stored[7].id, never, stored[7].id]);
+
+    let answers = futures::future::join_all(asked.iter().map(|id| store.get(*id))).await;
+
+    for (id, answer) in asked.iter().zip(answers) {
+        match answer.expect("read") {
+            Some(read) => {
+                let name = stored
+                    .iter()
+                    .find(|s| s.id == *id)
+                    .and_then(|s| s.spec.name.clone());
+                assert_eq!((read.id, read.spec.name), (*id, name));
+            }
+            None => assert_eq!(*id, never, "a stored submission was not found"),
+        }
+    }
+}
+on_both_databases!(reads_asked_for_together_each_get_their_own_row);
+
 /// A reader that stays open (here another process's, such as an `sqlite3` shell) keeps a
 /// checkpoint from emptying the log, and the checkpoint must not hold every writer up meanwhile:
 /// it holds SQLite's write lock while it waits for readers, so waiting as long as a write may

@@ -26,6 +26,14 @@ impl Store {
 
     /// One submission, with its version for [`Store::advance_read`].
     pub async fn read(&self, id: SubmissionId) -> Result<Option<Read>> {
+        match &self.reads {
+            Some(reads) => reads.send(id).await,
+            None => self.read_one(id).await,
+        }
+    }
+
+    /// [`Store::read`] in a statement of its own.
+    pub(in crate::storage) async fn read_one(&self, id: SubmissionId) -> Result<Option<Read>> {
         let row = sqlx::query(concat!(
             "SELECT ",
             columns!(),

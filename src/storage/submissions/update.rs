@@ -17,12 +17,7 @@ pub struct Updated {
     pub submission: Submission,
 }
 
-/// A submission as it was read, and the version a write of it must still find.
-#[derive(Debug, Clone)]
-pub struct Read {
-    pub submission: Submission,
-    pub(super) version: i64,
-}
+pub use crate::storage::progress_write::Read;
 
 /// Retries of an optimistic update before giving up; contention on one row is brief.
 const UPDATE_ATTEMPTS: usize = 20;
