@@ -26,8 +26,8 @@ use submission_helper::cluster::manifest::{self, PodSettings};
 
 use crate::accept::{request_body, submission};
 use crate::harness::{
-    Backend, Database, Scale, Service, Table, create_jobs, kube_client, rate, submit_batches,
-    time_until_jobs, token,
+    Backend, Database, Scale, Service, Table, create_jobs, kube_client, postgres_cpu_seconds, rate,
+    submit_batches, time_until_jobs, token,
 };
 use crate::live::metrics;
 
@@ -47,7 +47,7 @@ pub async fn run(kubeconfig: &Path, backends: &[Backend], scale: Scale) -> anyho
                     "run",
                     "service",
                     "through the service (batches of 100)",
-                    "its CPU / reconciles",
+                    "its CPU (Postgres server's) / reconciles",
                     "direct kube client, 16 concurrent creates",
                     "ratio",
                     "the same client watching Jobs and pods",
@@ -77,8 +77,14 @@ pub async fn run(kubeconfig: &Path, backends: &[Backend], scale: Scale) -> anyho
                     if service_first { "first" } else { "last" }.into(),
                     figure(jobs, measured.service.took),
                     format!(
-                        "{:.1} s / {}",
-                        measured.service.cpu_seconds, measured.service.reconciles
+                        "{:.1} s{} / {}",
+                        measured.service.cpu_seconds,
+                        measured
+                            .service
+                            .database_cpu_seconds
+                            .map(|seconds| format!(" ({seconds:.1} s)"))
+                            .unwrap_or_default(),
+                        measured.service.reconciles
                     ),
                     figure(jobs, measured.direct),
                     format!("{ratio:.2}"),
@@ -214,6 +220,8 @@ impl Scratch {
 struct Served {
     took: Duration,
     cpu_seconds: f64,
+    /// The Postgres server's, over the same time; none on SQLite (in the service's process).
+    database_cpu_seconds: Option<f64>,
     reconciles: f64,
 }
 
@@ -227,6 +235,7 @@ async fn through_service(
 ) -> anyhow::Result<Served> {
     let database = Database::create(backend).await?;
     let secret = token(&database, "bench", false).await?;
+    let database_before = postgres_cpu_seconds().filter(|_| backend == Backend::Postgres);
     let service = Service::start(&database, Some((kubeconfig, namespace))).await?;
     let took = time_until_jobs(
         client,
@@ -245,16 +254,18 @@ async fn through_service(
             .get("submission_helper_reconciles_total{result=\"ok\"}")
             .copied()
             .unwrap_or(0.0);
-        anyhow::Ok((service.cpu_seconds()?, reconciles))
+        let database = database_before.and_then(|before| Some(postgres_cpu_seconds()? - before));
+        anyhow::Ok((service.cpu_seconds()?, database, reconciles))
     }
     .await;
     service.stop().await?;
     // The timing's error first: a scrape that failed after it is only a consequence.
     let took = took?;
-    let (cpu_seconds, reconciles) = spent?;
+    let (cpu_seconds, database_cpu_seconds, reconciles) = spent?;
     Ok(Served {
         took,
         cpu_seconds,
+        database_cpu_seconds,
         reconciles,
     })
 }

@@ -201,6 +201,42 @@ pub fn postgres_server() -> Option<String> {
         .filter(|url| !url.is_empty())
 }
 
+/// CPU time the Postgres server set up by `tests/postgres.sh` has used so far, in seconds: its
+/// postmaster's, its live backends' and those of the backends that have ended (from /proc).
+/// `None` without one, or where /proc does not say.
+pub fn postgres_cpu_seconds() -> Option<f64> {
+    let dir = std::env::var_os("SH_TEST_POSTGRES_DIR")?;
+    let pid_file = std::fs::read_to_string(Path::new(&dir).join("data/postmaster.pid")).ok()?;
+    let postmaster: u32 = pid_file.lines().next()?.trim().parse().ok()?;
+    // utime, stime, cutime and cstime (14th-17th fields), and the parent (4th), in clock ticks.
+    let stat = |pid: &str| -> Option<(u32, [f64; 4])> {
+        let line = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = line.rsplit_once(')')?.1.split_whitespace().collect();
+        let tick = |index: usize| fields.get(index)?.parse::<f64>().ok();
+        Some((
+            fields.get(1)?.parse().ok()?,
+            [tick(11)?, tick(12)?, tick(13)?, tick(14)?],
+        ))
+    };
+    let (_, [user, system, children_user, children_system]) = stat(&postmaster.to_string())?;
+    let mut ticks = user + system + children_user + children_system;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Some((parent, [user, system, ..])) = stat(pid)
+            && parent == postmaster
+        {
+            ticks += user + system;
+        }
+    }
+    Some(ticks / 100.0)
+}
+
 /// The control plane's kubeconfig, if one is set up (`tests/control-plane.sh`).
 pub fn kubeconfig() -> Option<PathBuf> {
     std::env::var_os("SH_TEST_KUBECONFIG")
