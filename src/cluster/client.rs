@@ -280,8 +280,17 @@ impl Cluster {
         Ok(())
     }
 
+    /// Creates a Job. The answer, the Job as stored (a few KiB with its template and its
+    /// managed fields), is skipped rather than decoded: the dispatcher needs its status code
+    /// only, and the watch brings the Job to the caches anyway.
     pub async fn create_job(&self, job: &Job) -> Result<Created> {
-        match bounded(self.jobs()?.create(&PostParams::default(), job)).await? {
+        let body = serde_json::to_vec(job).map_err(kube::Error::SerdeError)?;
+        let mut request = kube::core::Request::new(self.jobs()?.resource_url())
+            .create(&PostParams::default(), body)
+            .map_err(kube::Error::BuildRequest)?;
+        request.extensions_mut().insert("create");
+        let client = self.client()?;
+        match bounded(client.request::<serde::de::IgnoredAny>(request)).await? {
             Ok(_) => Ok(Created::Now),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(Created::Before),
             Err(error) => Err(error.into()),

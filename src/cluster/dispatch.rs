@@ -37,6 +37,12 @@ const CONCURRENCY: usize = 16;
 /// its row is written (which waits its turn behind the controller's writes); more than
 /// [`CONCURRENCY`], so that recording seldom holds up the creates.
 const RECORDING: usize = 4 * CONCURRENCY;
+/// How long the recording waits for more answers after the first, so that creates answered
+/// close together are recorded together. Without it a transaction recorded one or two Jobs
+/// (those answered while the last one was written), five statements each: more than the
+/// reconciles of those Jobs (BENCHMARKS.md). Their Jobs exist meanwhile; only the `pending`
+/// shows this much later, and a round's last answers are recorded as soon as it ends.
+const LINGER: Duration = Duration::from_millis(10);
 /// Submissions taken from the database per round: enough to keep [`CONCURRENCY`] creates busy,
 /// few enough that a claim is soon followed by its create.
 const BATCH: u32 = 2 * CONCURRENCY as u32;
@@ -194,8 +200,22 @@ async fn dispatch_queued(
             .await;
     };
     let recording = async {
-        let mut answered = Vec::with_capacity(RECORDING * width);
-        while received.recv_many(&mut answered, RECORDING * width).await > 0 {
+        let most = RECORDING * width;
+        let mut answered = Vec::with_capacity(most);
+        while received.recv_many(&mut answered, most).await > 0 {
+            let lingered = tokio::time::sleep(LINGER);
+            tokio::pin!(lingered);
+            while answered.len() < most {
+                let room = most - answered.len();
+                tokio::select! {
+                    got = received.recv_many(&mut answered, room) => {
+                        if got == 0 {
+                            break;
+                        }
+                    }
+                    () = &mut lingered => break,
+                }
+            }
             if !record_all(store, std::mem::take(&mut answered)).await {
                 reached.store(false, Ordering::Relaxed);
             }
