@@ -7,7 +7,8 @@
 //! back; when it refuses a Job as invalid, the submission fails with the API server's message.
 //! A create refused for another reason (403 from RBAC, a quota or an admission policy; 404 for a
 //! missing namespace) is tried again with a backoff of its own submission's, recorded in its row,
-//! and fails it after [`MAX_ATTEMPTS`]; meanwhile the submissions behind it are dispatched.
+//! and fails it after a few attempts (`create_outcomes`); meanwhile the submissions behind it
+//! are dispatched.
 //!
 //! Submissions are taken from the database a few at a time, just before their Jobs are
 //! created ([`Store::claim`]), within each user's and batch group's limit of active Jobs, in

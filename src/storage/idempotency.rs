@@ -43,7 +43,7 @@ impl Store {
             id: "new".into(),
             reason: error.to_string(),
         })?;
-        let _turn = self.turn_to_write().await;
+        let turn = self.turn_to_write().await;
         let mut tx = self.begin_write().await?;
         if claim_key(&mut tx, key, ids).await? {
             let recorded = self.insert_rows(&mut tx, &mut submissions).await?;
@@ -54,6 +54,8 @@ impl Store {
             return Ok(Stored::New(submissions));
         }
         tx.rollback().await?;
+        // The replay only reads: this process's other writers need not wait for it.
+        drop(turn);
 
         let Some(ids_text) = self.stored_under(key).await? else {
             return Ok(Stored::KeyReused);

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use sqlx::QueryBuilder;
 
 use super::batcher::{BatchSize, Batcher, Waiting, again};
-use super::error::Result;
+use super::error::{Result, StorageError};
 use super::progress_write::Read;
 use super::store::{Backend, Store};
 use super::submissions::row::{columns, from_row};
@@ -41,7 +41,21 @@ pub(super) fn start(store: Store) -> Batcher<SubmissionId, Option<Read>> {
 /// Answers every read of `group` from one statement.
 async fn answer(store: Store, group: Vec<Waiting<SubmissionId, Option<Read>>>) {
     let ids: Vec<SubmissionId> = group.iter().map(|waiting| waiting.request).collect();
-    match store.read_many(&ids).await {
+    let shared = match store.read_many(&ids).await {
+        // A row that cannot be read fails its own read only: each is read again apart.
+        Err(
+            StorageError::Corrupt { .. }
+            | StorageError::Database(sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_)),
+        ) => {
+            for waiting in group {
+                let read = store.read_one(waiting.request).await;
+                waiting.answer.send(read);
+            }
+            return;
+        }
+        shared => shared,
+    };
+    match shared {
         Ok(mut found) => {
             // The same id twice in a batch (two reconciles of one submission never run at
             // once, but requests may ask for it): the last to be answered takes the row.

@@ -304,6 +304,41 @@ async fn reads_asked_for_together_each_get_their_own_row(backend: Backend) {
 }
 on_both_databases!(reads_asked_for_together_each_get_their_own_row);
 
+/// A row that cannot be read (here its time spoiled by hand) fails its own read only, not the
+/// reads that happened to share its statement.
+#[tokio::test]
+async fn a_row_that_cannot_be_read_fails_only_its_own_read() {
+    let database = TestDatabase::new(Backend::Sqlite).await;
+    let store = Store::connect(&database.url).await.expect("database");
+    let stored = store
+        .insert(
+            (0..20)
+                .map(|n| submission("alice", &format!("read-{n}"), &[], "true"))
+                .collect(),
+        )
+        .await
+        .expect("insert");
+    let spoiled = stored[3].id;
+    let beside = sqlx::SqlitePool::connect(&database.url)
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE submissions SET created_at = 'not a time' WHERE id = ?")
+        .bind(spoiled.to_string())
+        .execute(&beside)
+        .await
+        .expect("spoil a row");
+
+    let answers = futures::future::join_all(stored.iter().map(|s| store.get(s.id))).await;
+
+    for (submission, answer) in stored.iter().zip(answers) {
+        match answer {
+            Ok(read) => assert_eq!(read.map(|read| read.id), Some(submission.id)),
+            Err(error) => assert_eq!(submission.id, spoiled, "{error}"),
+        }
+    }
+    assert!(store.get(spoiled).await.is_err(), "the spoiled row fails");
+}
+
 /// A reader that stays open (here another process's, such as an `sqlite3` shell) keeps a
 /// checkpoint from emptying the log, and the checkpoint must not hold every writer up meanwhile:
 /// it holds SQLite's write lock while it waits for readers, so waiting as long as a write may
